@@ -1,0 +1,220 @@
+// Two Devices wired back to back in memory (no sockets): the protocol state machine on its own —
+// handshakes, data, rekey, the initiation race, cookies under load, replay, AllowedIPs, hostile input.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { generateKeyPair } from '../../main/engine/wg/crypto.ts';
+import { Device, type DeviceEvent } from '../../main/engine/wg/device.ts';
+import { type Endpoint, endpointOf } from '../../main/engine/wg/endpoint.ts';
+import { receiveDatagram } from '../../main/engine/wg/receive.ts';
+import { tickTimers } from '../../main/engine/wg/timers.ts';
+import { parsePrefix } from '../../main/engine/packet/ip.ts';
+
+function ipv4Packet(src: string, dst: string, payload: Uint8Array): Uint8Array {
+  const p = new Uint8Array(20 + payload.length);
+  p[0] = 0x45;
+  p[2] = p.length >> 8;
+  p[3] = p.length & 0xff;
+  p[8] = 64;
+  p[9] = 17;
+  p.set(src.split('.').map(Number), 12);
+  p.set(dst.split('.').map(Number), 16);
+  p.set(payload, 20);
+  return p;
+}
+
+interface Side {
+  dev: Device;
+  ep: Endpoint;
+  received: Uint8Array[];
+  wire: Uint8Array[]; // every datagram this side sent
+  events: DeviceEvent[];
+}
+
+/** Wires two devices; datagrams are delivered by pump(), optionally through a tamper hook. */
+function pair(opts: { psk?: boolean; timers?: Record<string, number>; underLoadRateB?: number } = {}) {
+  const ka = generateKeyPair();
+  const kb = generateKeyPair();
+  const queue: Array<{ to: Side; msg: Uint8Array; from: Endpoint }> = [];
+  const mk = (priv: Uint8Array, addr: string, underLoadRate?: number): Side => {
+    const s: Side = {
+      dev: undefined as unknown as Device,
+      ep: endpointOf(addr, 51820),
+      received: [],
+      wire: [],
+      events: [],
+    };
+    s.dev = new Device({ privateKey: priv, mtu: 1420, timers: opts.timers, underLoadRate, onEvent: (e) => s.events.push(e) });
+    return s;
+  };
+  const a = mk(ka.privateKey, '192.0.2.1');
+  const b = mk(kb.privateKey, '192.0.2.2', opts.underLoadRateB);
+  const psk = opts.psk ? randomBytes(32) : undefined;
+  a.dev.setPeer({ publicKey: kb.publicKey, presharedKey: psk, endpoint: b.ep, allowedIPs: [parsePrefix('198.51.100.2/32')] });
+  b.dev.setPeer({ publicKey: ka.publicKey, presharedKey: psk, endpoint: a.ep, allowedIPs: [parsePrefix('198.51.100.1/32')] });
+  for (const [self, other] of [[a, b], [b, a]] as const) {
+    self.dev.attach({
+      sendDatagram: (msg, to) => {
+        assert.equal(to.address, other.ep.address);
+        self.wire.push(new Uint8Array(msg));
+        queue.push({ to: other, msg: new Uint8Array(msg), from: self.ep });
+      },
+      writePacket: (p) => self.received.push(new Uint8Array(p)),
+      flush: () => {},
+    });
+  }
+  const pump = (tamper?: (m: Uint8Array) => Uint8Array | undefined): number => {
+    let n = 0;
+    for (let guard = 0; queue.length > 0 && guard < 10_000; guard++) {
+      const { to, msg, from } = queue.shift()!;
+      const m = tamper ? tamper(msg) : msg;
+      if (m) receiveDatagram(to.dev, m, from);
+      n++;
+    }
+    return n;
+  };
+  const peerOf = (s: Side) => [...s.dev.peers.values()][0];
+  return { a, b, pump, queue, peerOf };
+}
+
+const A_IP = '198.51.100.1';
+const B_IP = '198.51.100.2';
+
+test('handshake on first packet, data both ways, keepalive confirms the responder', () => {
+  for (const psk of [false, true]) {
+    const { a, b, pump, peerOf } = pair({ psk });
+    const payload = randomBytes(100);
+    a.dev.sendPacket(ipv4Packet(A_IP, B_IP, payload));
+    pump();
+    assert.equal(b.received.length, 1, `packet delivered (psk=${psk})`);
+    assert.deepEqual(b.received[0].subarray(20), new Uint8Array(payload));
+    assert.ok(peerOf(b).current, 'responder confirmed its session');
+    assert.ok(a.events.some((e) => e.kind === 'handshake' && e.role === 'initiator'));
+    b.dev.sendPacket(ipv4Packet(B_IP, A_IP, payload));
+    pump();
+    assert.equal(a.received.length, 1);
+  }
+});
+
+test('mismatched pre-shared keys never complete a handshake', () => {
+  const { a, b, pump, peerOf } = pair({ psk: true });
+  peerOf(b).presharedKey = randomBytes(32);
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  assert.equal(b.received.length, 0);
+  assert.equal(peerOf(a).current, undefined);
+  assert.equal(a.dev.drops.badHandshake, 1);
+});
+
+test('replayed data, foreign inner source, and hostile datagrams are dropped and counted', () => {
+  const { a, b, pump } = pair();
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(50)));
+  pump();
+  const dataMsg = a.wire[a.wire.length - 1];
+  assert.equal(b.received.length, 1);
+  receiveDatagram(b.dev, dataMsg, a.ep);
+  assert.equal(b.dev.drops.replay, 1);
+  assert.equal(b.received.length, 1);
+
+  // A peer may only send from its AllowedIPs: B's rule for A is 198.51.100.1/32.
+  a.dev.routes.insert(parsePrefix('203.0.113.0/24'), [...a.dev.peers.values()][0]);
+  a.dev.sendPacket(ipv4Packet('203.0.113.9', B_IP, randomBytes(20)));
+  pump();
+  assert.equal(b.dev.drops.notAllowedSource, 1);
+  assert.equal(b.received.length, 1);
+
+  const before = { ...b.dev.drops };
+  for (let i = 0; i < 2000; i++) receiveDatagram(b.dev, randomBytes(i % 200), a.ep);
+  for (const size of [3, 31, 147, 149, 91, 63]) {
+    const m = randomBytes(size);
+    m[0] = size < 100 ? 4 : 1;
+    m[1] = m[2] = m[3] = 0;
+    receiveDatagram(b.dev, m, a.ep);
+  }
+  const init = new Uint8Array(148);
+  init[0] = 1;
+  receiveDatagram(b.dev, init, a.ep); // right size, wrong MAC1
+  const counted = Object.values(b.dev.drops).reduce((x, y) => x + y, 0) - Object.values(before).reduce((x, y) => x + y, 0);
+  assert.equal(counted, 2000 + 6 + 1, 'every hostile datagram is counted as a drop');
+  assert.ok(b.dev.drops.badMac1 >= 1);
+  // The session still works afterwards.
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(20)));
+  pump();
+  assert.equal(b.received.length, 2);
+});
+
+test('simultaneous initiation converges to one working session', () => {
+  const { a, b, pump, peerOf, queue } = pair({ timers: { rekeyTimeout: 50, rekeyTimeoutJitterMax: 30 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  b.dev.sendPacket(ipv4Packet(B_IP, A_IP, randomBytes(10)));
+  assert.equal(queue.length, 2, 'both initiations in flight');
+  pump();
+  // Both responded to the other and dropped the crossing responses; retransmission resolves it.
+  const deadline = Date.now() + 3000;
+  while ((a.received.length === 0 || b.received.length === 0) && Date.now() < deadline) {
+    const until = performance.now() + 60;
+    while (performance.now() < until) {}
+    tickTimers(a.dev);
+    tickTimers(b.dev);
+    pump();
+  }
+  assert.equal(a.received.length, 1);
+  assert.equal(b.received.length, 1);
+  assert.ok(peerOf(a).current && peerOf(b).current);
+});
+
+test('rekey after REKEY_AFTER_TIME keeps traffic flowing and rotates keypairs', () => {
+  const { a, b, pump, peerOf } = pair({ timers: { rekeyAfterTime: 100, rekeyTimeout: 20 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  const first = peerOf(a).current;
+  const until = performance.now() + 130;
+  while (performance.now() < until) {}
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10))); // sent on the old key, then triggers a rekey
+  pump();
+  assert.notEqual(peerOf(a).current, first, 'a new keypair is current');
+  assert.equal(peerOf(a).previous, first, 'the old one is kept to receive stragglers');
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  b.dev.sendPacket(ipv4Packet(B_IP, A_IP, randomBytes(10)));
+  pump();
+  assert.equal(b.received.length, 3);
+  assert.equal(a.received.length, 1);
+});
+
+test('under load, an initiation without MAC2 gets a cookie reply; the retry with MAC2 succeeds', () => {
+  const { a, b, pump, peerOf } = pair({ underLoadRateB: 0, timers: { rekeyTimeout: 20, rekeyTimeoutJitterMax: 1 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  assert.equal(b.dev.drops.cookieSent, 1, 'B answered with a cookie');
+  assert.equal(b.received.length, 0);
+  const until = performance.now() + 30;
+  while (performance.now() < until) {}
+  tickTimers(a.dev); // retransmission carries MAC2
+  pump();
+  assert.equal(b.dev.drops.cookieSent, 1, 'no second cookie');
+  assert.equal(b.received.length, 1);
+  assert.ok(peerOf(b).current);
+});
+
+test('the endpoint follows the latest authenticated packet (roaming)', () => {
+  const { a, b, pump, peerOf } = pair();
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  const kp = peerOf(a).current!;
+  const moved = endpointOf('203.0.113.77', 40000);
+  receiveDatagram(b.dev, kp.seal(ipv4Packet(A_IP, B_IP, randomBytes(5)), 1420), moved);
+  assert.deepEqual(peerOf(b).endpoint, moved);
+  // Garbage from yet another address does not move it.
+  receiveDatagram(b.dev, randomBytes(80), endpointOf('203.0.113.78', 1));
+  assert.deepEqual(peerOf(b).endpoint, moved);
+  assert.ok(b.events.some((e) => e.kind === 'roamed'));
+});
+
+test('a replayed initiation is refused (TAI64N)', () => {
+  const { a, b, pump } = pair();
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  const initiation = new Uint8Array(a.wire[0]);
+  pump();
+  receiveDatagram(b.dev, initiation, a.ep);
+  assert.equal(b.dev.drops.replayedInitiation, 1);
+});
