@@ -1,0 +1,206 @@
+// A plain WireGuard interface from a wg-quick file: TUN device + UDP sockets + the WireGuard device,
+// with the OS addresses and routes the file asks for. `trellis wg up` runs one of these in the foreground.
+import { lookup } from 'node:dns/promises';
+import { formatAddress } from '../packet/ip.ts';
+import { type NativeSystemError, type NativeTunDevice, TunDevice } from '../tun/native.ts';
+import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
+import type { WgQuickConfig } from '../wg/config-file.ts';
+import type { WgTimers } from '../wg/constants.ts';
+import { Device, type DeviceEvent, type DropCounters } from '../wg/device.ts';
+import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
+import { formatKey } from '../wg/keys.ts';
+import { receiveDatagram } from '../wg/receive.ts';
+import { TICK_MS, tickTimers } from '../wg/timers.ts';
+import { UdpTransport } from './udp.ts';
+
+export const DEFAULT_MTU = 1420;
+
+export class TunnelError extends Error {
+  override readonly name = 'TunnelError';
+  constructor(
+    message: string,
+    readonly kind: 'privilege' | 'busy' | 'resolve' | 'config' | 'os',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface TunnelOptions {
+  name: string;
+  config: WgQuickConfig;
+  log: (line: string) => void;
+  /** Test-only timer overrides; production leaves this out. */
+  timers?: Partial<WgTimers>;
+}
+
+export interface PeerStatus {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIPs: string[];
+  /** Unix seconds of the latest handshake, 0 = never. */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number;
+}
+
+export interface TunnelStatus {
+  name: string;
+  publicKey: string;
+  listenPort: number;
+  mtu: number;
+  peers: PeerStatus[];
+  drops: DropCounters;
+}
+
+async function resolveEndpoint(host: string, port: number, line: number): Promise<Endpoint> {
+  try {
+    const { address } = await lookup(host);
+    return endpointOf(address, port);
+  } catch (e) {
+    throw new TunnelError(`line ${line}: cannot resolve Endpoint host ${JSON.stringify(host)}`, 'resolve', { cause: e });
+  }
+}
+
+function openTun(name: string): NativeTunDevice {
+  try {
+    return new TunDevice(name);
+  } catch (e) {
+    const code = (e as NativeSystemError).code;
+    if (code === 'EPERM' || code === 'EACCES') {
+      throw new TunnelError('creating a TUN device needs root or CAP_NET_ADMIN: run trellis with sudo', 'privilege', { cause: e });
+    }
+    if (code === 'EBUSY') throw new TunnelError(`an interface named ${name} is already in use`, 'busy', { cause: e });
+    throw new TunnelError(`cannot open TUN device ${name}: ${(e as Error).message}`, 'os', { cause: e });
+  }
+}
+
+export class WgTunnel {
+  private tickTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    private readonly device: Device,
+    private readonly tun: NativeTunDevice,
+    private readonly udp: UdpTransport,
+    private readonly mtu: number,
+  ) {}
+
+  static async up(o: TunnelOptions): Promise<WgTunnel> {
+    const cfg = o.config;
+    const mtu = cfg.mtu ?? DEFAULT_MTU;
+    const endpoints = await Promise.all(
+      cfg.peers.map((p) => (p.endpoint ? resolveEndpoint(p.endpoint.host, p.endpoint.port, p.line) : undefined)),
+    );
+    const onEvent = (e: DeviceEvent): void => o.log(describeEvent(e));
+    const device = new Device({ privateKey: cfg.privateKey, mtu, timers: o.timers, onEvent });
+    cfg.peers.forEach((p, i) =>
+      device.setPeer({
+        publicKey: p.publicKey,
+        presharedKey: p.presharedKey,
+        endpoint: endpoints[i],
+        allowedIPs: p.allowedIPs,
+        persistentKeepalive: p.persistentKeepalive,
+      }),
+    );
+    // Privilege first: a TUN device is what needs root, and its error is the clearest.
+    const tun = openTun(o.name);
+    let udp: UdpTransport;
+    try {
+      udp = await UdpTransport.open(cfg.listenPort ?? 0, (msg, from) => receiveDatagram(device, msg, from));
+    } catch (e) {
+      tun.close();
+      throw new TunnelError((e as Error).message, 'busy', { cause: e });
+    }
+    const tunnel = new WgTunnel(tun.name, device, tun, udp, mtu);
+    device.attach({
+      sendDatagram: (msg, to) => udp.send(msg, to),
+      writePacket: (pkt) => {
+        tun.write(pkt);
+      },
+      flush: () => {},
+    });
+    const routes = cfg.peers.flatMap((p) => p.allowedIPs.map((a) => `${formatAddress(a.address)}/${a.bits}`));
+    const skipped = unsupportedRoutes(routes);
+    for (const r of skipped) o.log(`warning: not routing ${r} (full-tunnel routing is not supported yet)`);
+    try {
+      await configureInterface({
+        name: tun.name,
+        mtu,
+        addresses: cfg.addresses.map((a) => a.text),
+        routes: routes.filter((r) => !skipped.includes(r)),
+      });
+    } catch (e) {
+      await tunnel.down();
+      throw new TunnelError((e as Error).message, 'os', { cause: e });
+    }
+    tun.start(
+      (buf, lengths, count) => {
+        let off = 0;
+        for (let i = 0; i < count; i++) {
+          const len = lengths[i];
+          device.sendPacket(buf.subarray(off, off + len));
+          off += len;
+        }
+      },
+      (err) => {
+        o.log(`error: TUN read failed: ${err.message}`);
+        void tunnel.down();
+      },
+    );
+    tunnel.tickTimer = setInterval(() => tickTimers(device), TICK_MS);
+    for (const peer of device.peers.values()) {
+      if (peer.persistentKeepaliveMs > 0 && peer.endpoint) device.sendKeepalive(peer);
+    }
+    o.log(`interface ${tun.name} up: listening on UDP ${udp.port}, MTU ${mtu}, ${cfg.peers.length} peer(s)`);
+    return tunnel;
+  }
+
+  status(): TunnelStatus {
+    const byPeer = new Map<string, string[]>();
+    for (const { prefix, value } of this.device.routes.entries()) {
+      const list = byPeer.get(value.publicKeyB64) ?? [];
+      list.push(`${formatAddress(prefix.address)}/${prefix.bits}`);
+      byPeer.set(value.publicKeyB64, list);
+    }
+    return {
+      name: this.name,
+      publicKey: formatKey(this.device.identity.staticPublic),
+      listenPort: this.udp.port,
+      mtu: this.mtu,
+      peers: [...this.device.peers.values()].map((p) => ({
+        publicKey: p.publicKeyB64,
+        endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+        allowedIPs: byPeer.get(p.publicKeyB64) ?? [],
+        latestHandshake: Math.floor(p.lastHandshakeWall / 1000),
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        persistentKeepalive: p.persistentKeepaliveMs / 1000,
+      })),
+      drops: { ...this.device.drops },
+    };
+  }
+
+  /** Tears down everything; the interface disappears with its TUN file descriptor. Idempotent. */
+  async down(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tun.close();
+    this.udp.close();
+  }
+}
+
+function describeEvent(e: DeviceEvent): string {
+  switch (e.kind) {
+    case 'handshake':
+      return `handshake completed with peer ${e.peer} (${e.role})${e.endpoint ? ` at ${formatEndpoint(e.endpoint)}` : ''}`;
+    case 'handshakeGiveUp':
+      return `handshake with peer ${e.peer} did not complete after 90 s; giving up until there is traffic`;
+    case 'roamed':
+      return `peer ${e.peer} is now at ${formatEndpoint(e.endpoint)}`;
+  }
+}
+
