@@ -2,7 +2,11 @@
 export function formatDuration(seconds: number): string {
   let s = Math.max(0, Math.floor(seconds));
   const parts: string[] = [];
-  for (const [unit, size] of [['day', 86400], ['hour', 3600], ['minute', 60]] as const) {
+  for (const [unit, size] of [
+    ['day', 86400],
+    ['hour', 3600],
+    ['minute', 60],
+  ] as const) {
     if (s >= size) {
       const n = Math.floor(s / size);
       parts.push(`${n} ${unit}${n === 1 ? '' : 's'}`);

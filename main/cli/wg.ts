@@ -5,7 +5,7 @@ import { closeControl, listInterfaces, requestStatus, serveControl } from '../en
 import { type TunnelStatus, WgTunnel } from '../engine/plainwg/tunnel.ts';
 import { ConfigError, parseWgQuick } from '../engine/wg/config-file.ts';
 import type { WgTimers } from '../engine/wg/constants.ts';
-import { formatDuration, formatBytes } from './format.ts';
+import { formatBytes, formatDuration } from './format.ts';
 
 const WG_USAGE = 'usage: trellis wg up <file.conf> [--name NAME] | trellis wg show [NAME] [--json]';
 
@@ -56,7 +56,9 @@ async function wgUp(args: string[]): Promise<number> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    process.stderr.write(`trellis: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    process.stderr.write(
+      `trellis: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`,
+    );
     return 1;
   }
   let config: ReturnType<typeof parseWgQuick>;
@@ -98,7 +100,8 @@ function printStatus(s: TunnelStatus): void {
     if (p.endpoint) out.push(`  endpoint: ${p.endpoint}`);
     out.push(`  allowed ips: ${p.allowedIPs.length > 0 ? p.allowedIPs.join(', ') : '(none)'}`);
     if (p.latestHandshake > 0) out.push(`  latest handshake: ${formatDuration(nowS - p.latestHandshake)} ago`);
-    if (p.rxBytes + p.txBytes > 0) out.push(`  transfer: ${formatBytes(p.rxBytes)} received, ${formatBytes(p.txBytes)} sent`);
+    if (p.rxBytes + p.txBytes > 0)
+      out.push(`  transfer: ${formatBytes(p.rxBytes)} received, ${formatBytes(p.txBytes)} sent`);
     if (p.persistentKeepalive > 0) out.push(`  persistent keepalive: every ${p.persistentKeepalive} seconds`);
   }
   process.stdout.write(`${out.join('\n')}\n`);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { CONSTRUCTION, IDENTIFIER } from '../../main/engine/wg/constants.ts';
-import { CryptoError, aeadOpen, aeadSeal, dh, hash, kdf, mac, publicKeyOf } from '../../main/engine/wg/crypto.ts';
+import { aeadOpen, aeadSeal, CryptoError, dh, hash, kdf, mac, publicKeyOf } from '../../main/engine/wg/crypto.ts';
 import { Keypair } from '../../main/engine/wg/keypair.ts';
 import { tai64n, tai64nAfter } from '../../main/engine/wg/tai64n.ts';
 
@@ -48,12 +48,27 @@ test('BLAKE2s self-test over keyed and unkeyed lengths (RFC 7693 appendix E)', (
 
 test('HKDF over HMAC-BLAKE2s (wireguard-go kdf vectors)', () => {
   const cases = [
-    ['746573742d6b6579', '746573742d696e707574', '6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633',
-      'df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a', 'fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24'],
-    ['776972656775617264', '776972656775617264', '491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8',
-      '1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f', '31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160'],
-    ['', '', '8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0',
-      '58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e', '0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e'],
+    [
+      '746573742d6b6579',
+      '746573742d696e707574',
+      '6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633',
+      'df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a',
+      'fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24',
+    ],
+    [
+      '776972656775617264',
+      '776972656775617264',
+      '491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8',
+      '1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f',
+      '31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160',
+    ],
+    [
+      '',
+      '',
+      '8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0',
+      '58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e',
+      '0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e',
+    ],
   ];
   for (const [key, input, t1, t2, t3] of cases) {
     assert.deepEqual(kdf(3, hex(key), hex(input)).map(toHex), [t1, t2, t3]);
@@ -66,7 +81,10 @@ test('initial chaining key and hash match the protocol constants', () => {
   const enc = new TextEncoder();
   const ck = hash(enc.encode(CONSTRUCTION));
   assert.equal(toHex(ck), '60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36');
-  assert.equal(toHex(hash(ck, enc.encode(IDENTIFIER))), '2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3');
+  assert.equal(
+    toHex(hash(ck, enc.encode(IDENTIFIER))),
+    '2211b361081ac566691243db458ad5322d9c6c662293e8b70ee19c65ba079ef3',
+  );
 });
 
 test('X25519 (RFC 7748 §6.1)', () => {

@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { parsePrefix } from '../../main/engine/packet/ip.ts';
 import { generateKeyPair } from '../../main/engine/wg/crypto.ts';
 import { Device, type DeviceEvent } from '../../main/engine/wg/device.ts';
 import { type Endpoint, endpointOf } from '../../main/engine/wg/endpoint.ts';
 import { receiveDatagram } from '../../main/engine/wg/receive.ts';
 import { tickTimers } from '../../main/engine/wg/timers.ts';
-import { parsePrefix } from '../../main/engine/packet/ip.ts';
 
 function ipv4Packet(src: string, dst: string, payload: Uint8Array): Uint8Array {
   const p = new Uint8Array(20 + payload.length);
@@ -44,15 +44,34 @@ function pair(opts: { psk?: boolean; timers?: Record<string, number>; underLoadR
       wire: [],
       events: [],
     };
-    s.dev = new Device({ privateKey: priv, mtu: 1420, timers: opts.timers, underLoadRate, onEvent: (e) => s.events.push(e) });
+    s.dev = new Device({
+      privateKey: priv,
+      mtu: 1420,
+      timers: opts.timers,
+      underLoadRate,
+      onEvent: (e) => s.events.push(e),
+    });
     return s;
   };
   const a = mk(ka.privateKey, '192.0.2.1');
   const b = mk(kb.privateKey, '192.0.2.2', opts.underLoadRateB);
   const psk = opts.psk ? randomBytes(32) : undefined;
-  a.dev.setPeer({ publicKey: kb.publicKey, presharedKey: psk, endpoint: b.ep, allowedIPs: [parsePrefix('198.51.100.2/32')] });
-  b.dev.setPeer({ publicKey: ka.publicKey, presharedKey: psk, endpoint: a.ep, allowedIPs: [parsePrefix('198.51.100.1/32')] });
-  for (const [self, other] of [[a, b], [b, a]] as const) {
+  a.dev.setPeer({
+    publicKey: kb.publicKey,
+    presharedKey: psk,
+    endpoint: b.ep,
+    allowedIPs: [parsePrefix('198.51.100.2/32')],
+  });
+  b.dev.setPeer({
+    publicKey: ka.publicKey,
+    presharedKey: psk,
+    endpoint: a.ep,
+    allowedIPs: [parsePrefix('198.51.100.1/32')],
+  });
+  for (const [self, other] of [
+    [a, b],
+    [b, a],
+  ] as const) {
     self.dev.attach({
       sendDatagram: (msg, to) => {
         assert.equal(to.address, other.ep.address);
@@ -134,7 +153,8 @@ test('replayed data, foreign inner source, and hostile datagrams are dropped and
   const init = new Uint8Array(148);
   init[0] = 1;
   receiveDatagram(b.dev, init, a.ep); // right size, wrong MAC1
-  const counted = Object.values(b.dev.drops).reduce((x, y) => x + y, 0) - Object.values(before).reduce((x, y) => x + y, 0);
+  const counted =
+    Object.values(b.dev.drops).reduce((x, y) => x + y, 0) - Object.values(before).reduce((x, y) => x + y, 0);
   assert.equal(counted, 2000 + 6 + 1, 'every hostile datagram is counted as a drop');
   assert.ok(b.dev.drops.badMac1 >= 1);
   // The session still works afterwards.

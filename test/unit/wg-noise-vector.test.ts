@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { dh, publicKeyOf } from '../../main/engine/wg/crypto.ts';
-import { consumeInitiation, consumeResponse, createInitiation, createResponse } from '../../main/engine/wg/handshake.ts';
+import {
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+} from '../../main/engine/wg/handshake.ts';
 import { Keypair } from '../../main/engine/wg/keypair.ts';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h, 'hex'));
@@ -18,10 +23,14 @@ const V = {
   respEphemeral: 'bbdb4cdbd309f1a1f2e1456967fe288cadd6f712d65dc7b7793d5e63da6b375b',
   handshakeHash: 'f5191b875290abcd41347ac3622d9679688a7e980229cb937ef748336cfde0e5',
   messages: [
-    ['4c756477696720766f6e204d69736573',
-      'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944001e21de9f98ddd8e2ad57527207feb56253c9c94a9e496782ecfcb2a75fbcaf1b52948cc48daefe660c62119ab5000980c84831215f2441eba616548e832985464cf17e51ee93109008399a21f7e13f'],
-    ['4d757272617920526f746862617264',
-      '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843cb765f2caef0751b8f007572dab0322217755c0632f365717edbf34d33e87a'],
+    [
+      '4c756477696720766f6e204d69736573',
+      'ca35def5ae56cec33dc2036731ab14896bc4c75dbb07a61f879f8e3afa4c7944001e21de9f98ddd8e2ad57527207feb56253c9c94a9e496782ecfcb2a75fbcaf1b52948cc48daefe660c62119ab5000980c84831215f2441eba616548e832985464cf17e51ee93109008399a21f7e13f',
+    ],
+    [
+      '4d757272617920526f746862617264',
+      '95ebc60d2b1fa672c1f46a8aa265ef51bfe38e7ccb39ec5be34069f144808843cb765f2caef0751b8f007572dab0322217755c0632f365717edbf34d33e87a',
+    ],
     ['462e20412e20486179656b', '8153ca9833bc3c1b91a7e66e5f4d4f5b59bf9e64c2f20d15f0bba7'],
     ['4361726c204d656e676572', '07af0c9c86e1b4e80f36b04ff7688d51141af3debd0332f0a705ef'],
   ],
@@ -29,8 +38,16 @@ const V = {
 
 test('Noise IKpsk2 cacophony vector reproduces bit for bit', () => {
   const key = (priv: string) => ({ privateKey: hex(priv), publicKey: publicKeyOf(hex(priv)) });
-  const initiator = { staticPrivate: hex(V.initStatic), staticPublic: publicKeyOf(hex(V.initStatic)), prologue: hex(V.prologue) };
-  const responder = { staticPrivate: hex(V.respStatic), staticPublic: publicKeyOf(hex(V.respStatic)), prologue: hex(V.prologue) };
+  const initiator = {
+    staticPrivate: hex(V.initStatic),
+    staticPublic: publicKeyOf(hex(V.initStatic)),
+    prologue: hex(V.prologue),
+  };
+  const responder = {
+    staticPrivate: hex(V.respStatic),
+    staticPublic: publicKeyOf(hex(V.respStatic)),
+    prologue: hex(V.prologue),
+  };
   const psk = hex(V.psk);
 
   const p1 = hex(V.messages[0][0]);

@@ -1,7 +1,7 @@
 // The local control socket of a running `trellis wg up`: `trellis wg show` asks it for status.
 // One JSON request line, one JSON reply line. Unix socket 0600 in a 0700 directory (named pipe on Windows).
 import { chmodSync, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { type Server, createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { TunnelStatus } from './tunnel.ts';
 
@@ -23,7 +23,9 @@ export function socketPath(name: string): string {
 export function listInterfaces(): string[] {
   try {
     if (process.platform === 'win32') {
-      return readdirSync('\\\\.\\pipe\\').filter((f) => f.startsWith('trellis-wg-')).map((f) => f.slice(11));
+      return readdirSync('\\\\.\\pipe\\')
+        .filter((f) => f.startsWith('trellis-wg-'))
+        .map((f) => f.slice(11));
     }
     return readdirSync(runDir())
       .filter((f) => f.startsWith('wg-') && f.endsWith('.sock'))
@@ -39,7 +41,12 @@ export async function serveControl(name: string, status: () => TunnelStatus): Pr
   if (process.platform !== 'win32') {
     mkdirSync(runDir(), { recursive: true, mode: 0o700 });
     chmodSync(runDir(), 0o700);
-    if (await requestStatus(name).then(() => true, () => false)) {
+    if (
+      await requestStatus(name).then(
+        () => true,
+        () => false,
+      )
+    ) {
       throw new ControlError(`interface ${name} is already managed by a running trellis`);
     }
     try {

@@ -2,7 +2,7 @@
 // with the OS addresses and routes the file asks for. `trellis wg up` runs one of these in the foreground.
 import { lookup } from 'node:dns/promises';
 import { formatAddress } from '../packet/ip.ts';
-import { type NativeSystemError, type NativeTunDevice, TunDevice } from '../tun/native.ts';
+import { type NativeSystemError, type NativeTunDevice, TunDevice, udpBatchAvailable } from '../tun/native.ts';
 import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
 import type { WgQuickConfig } from '../wg/config-file.ts';
 import type { WgTimers } from '../wg/constants.ts';
@@ -11,7 +11,8 @@ import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
 import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
-import { UdpTransport } from './udp.ts';
+import { BatchUdpTransport } from './batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from './udp.ts';
 
 export const DEFAULT_MTU = 1420;
 
@@ -59,7 +60,9 @@ async function resolveEndpoint(host: string, port: number, line: number): Promis
     const { address } = await lookup(host);
     return endpointOf(address, port);
   } catch (e) {
-    throw new TunnelError(`line ${line}: cannot resolve Endpoint host ${JSON.stringify(host)}`, 'resolve', { cause: e });
+    throw new TunnelError(`line ${line}: cannot resolve Endpoint host ${JSON.stringify(host)}`, 'resolve', {
+      cause: e,
+    });
   }
 }
 
@@ -69,7 +72,9 @@ function openTun(name: string): NativeTunDevice {
   } catch (e) {
     const code = (e as NativeSystemError).code;
     if (code === 'EPERM' || code === 'EACCES') {
-      throw new TunnelError('creating a TUN device needs root or CAP_NET_ADMIN: run trellis with sudo', 'privilege', { cause: e });
+      throw new TunnelError('creating a TUN device needs root or CAP_NET_ADMIN: run trellis with sudo', 'privilege', {
+        cause: e,
+      });
     }
     if (code === 'EBUSY') throw new TunnelError(`an interface named ${name} is already in use`, 'busy', { cause: e });
     throw new TunnelError(`cannot open TUN device ${name}: ${(e as Error).message}`, 'os', { cause: e });
@@ -84,7 +89,7 @@ export class WgTunnel {
     readonly name: string,
     private readonly device: Device,
     private readonly tun: NativeTunDevice,
-    private readonly udp: UdpTransport,
+    private readonly udp: DatagramTransport,
     private readonly mtu: number,
   ) {}
 
@@ -96,20 +101,37 @@ export class WgTunnel {
     );
     const onEvent = (e: DeviceEvent): void => o.log(describeEvent(e));
     const device = new Device({ privateKey: cfg.privateKey, mtu, timers: o.timers, onEvent });
-    cfg.peers.forEach((p, i) =>
+    cfg.peers.forEach((p, i) => {
       device.setPeer({
         publicKey: p.publicKey,
         presharedKey: p.presharedKey,
         endpoint: endpoints[i],
         allowedIPs: p.allowedIPs,
         persistentKeepalive: p.persistentKeepalive,
-      }),
-    );
+      });
+    });
     // Privilege first: a TUN device is what needs root, and its error is the clearest.
     const tun = openTun(o.name);
-    let udp: UdpTransport;
+    // Decrypted packets are written to the TUN in one batch per received batch of datagrams.
+    const toTun: Uint8Array[] = [];
+    const flushTun = (): void => {
+      if (toTun.length === 0) return;
+      tun.writeMany(toTun, toTun.length);
+      toTun.length = 0;
+    };
+    const onDatagram = (msg: Uint8Array, from: Endpoint): void => receiveDatagram(device, msg, from);
+    const onBatchEnd = (): void => {
+      flushTun();
+      udp.flush();
+    };
+    let udp: DatagramTransport;
     try {
-      udp = await UdpTransport.open(cfg.listenPort ?? 0, (msg, from) => receiveDatagram(device, msg, from));
+      udp = udpBatchAvailable()
+        ? BatchUdpTransport.open(cfg.listenPort ?? 0, onDatagram, onBatchEnd)
+        : await UdpTransport.open(cfg.listenPort ?? 0, (msg, from) => {
+            onDatagram(msg, from);
+            onBatchEnd();
+          });
     } catch (e) {
       tun.close();
       throw new TunnelError((e as Error).message, 'busy', { cause: e });
@@ -118,9 +140,10 @@ export class WgTunnel {
     device.attach({
       sendDatagram: (msg, to) => udp.send(msg, to),
       writePacket: (pkt) => {
-        tun.write(pkt);
+        toTun.push(pkt);
+        if (toTun.length >= 64) flushTun();
       },
-      flush: () => {},
+      flush: () => udp.flush(),
     });
     const routes = cfg.peers.flatMap((p) => p.allowedIPs.map((a) => `${formatAddress(a.address)}/${a.bits}`));
     const skipped = unsupportedRoutes(routes);
@@ -144,6 +167,7 @@ export class WgTunnel {
           device.sendPacket(buf.subarray(off, off + len));
           off += len;
         }
+        udp.flush();
       },
       (err) => {
         o.log(`error: TUN read failed: ${err.message}`);
@@ -203,4 +227,3 @@ function describeEvent(e: DeviceEvent): string {
       return `peer ${e.peer} is now at ${formatEndpoint(e.endpoint)}`;
   }
 }
-

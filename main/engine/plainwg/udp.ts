@@ -1,6 +1,6 @@
 // The UDP side of a plain WireGuard interface: one socket per address family on the listen port,
 // through node:dgram. Errors at bind time become UdpBindError with a sentence a user can act on.
-import { type Socket, createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
 
 export class UdpBindError extends Error {
@@ -46,7 +46,17 @@ function bindSocket(type: 'udp4' | 'udp6', port: number, onMessage: DatagramHand
   });
 }
 
-export class UdpTransport {
+/** What the tunnel needs from a UDP implementation. */
+export interface DatagramTransport {
+  readonly port: number;
+  send(msg: Uint8Array, to: Endpoint): void;
+  /** Sends anything buffered. */
+  flush(): void;
+  close(): void;
+}
+
+/** node:dgram sockets: the portable fallback when the batching addon socket is unavailable. */
+export class UdpTransport implements DatagramTransport {
   private constructor(
     private readonly v4: Socket,
     private readonly v6: Socket | undefined,
@@ -74,6 +84,8 @@ export class UdpTransport {
     const s = to.family === 6 ? this.v6 : this.v4;
     s?.send(msg, to.port, to.address);
   }
+
+  flush(): void {}
 
   close(): void {
     this.v4.close();

@@ -1,8 +1,9 @@
 // Parser for wg-quick style configuration files. Pure: text in, typed config out, or a ConfigError that
 // names the line and the reason. Host names in Endpoint are kept as text; the caller resolves them.
-import { type Prefix } from './allowedips.ts';
-import { KeyFormatError, parseKey } from './keys.ts';
+
 import { AddressError, parsePrefix } from '../packet/ip.ts';
+import type { Prefix } from './allowedips.ts';
+import { KeyFormatError, parseKey } from './keys.ts';
 
 export interface InterfaceAddress {
   prefix: Prefix;
@@ -38,10 +39,22 @@ export class ConfigError extends Error {
 }
 
 // Keys wg-quick knows but that Trellis does not act on; accepted so existing files load.
-const IGNORED_INTERFACE_KEYS = new Set(['dns', 'table', 'preup', 'postup', 'predown', 'postdown', 'saveconfig', 'fwmark']);
+const IGNORED_INTERFACE_KEYS = new Set([
+  'dns',
+  'table',
+  'preup',
+  'postup',
+  'predown',
+  'postdown',
+  'saveconfig',
+  'fwmark',
+]);
 
 function splitList(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 function integer(value: string, line: number, what: string, min: number, max: number): number {
@@ -83,7 +96,10 @@ export function parseWgQuick(text: string): WgQuickConfig {
   let listenPort: number | undefined;
   let mtu: number | undefined;
   const peers: PeerSection[] = [];
-  let peer: Partial<PeerSection> & { line: number; allowedIPs: PeerSection['allowedIPs'] } = { line: 0, allowedIPs: [] };
+  let peer: Partial<PeerSection> & { line: number; allowedIPs: PeerSection['allowedIPs'] } = {
+    line: 0,
+    allowedIPs: [],
+  };
 
   const finishPeer = (): void => {
     if (section !== 'peer') return;
@@ -119,16 +135,20 @@ export function parseWgQuick(text: string): WgQuickConfig {
     if (section === 'none') throw new ConfigError(n, 'setting outside of [Interface] or [Peer]');
     if (section === 'interface') {
       if (k === 'privatekey') privateKey = key(v, n, 'PrivateKey');
-      else if (k === 'address') for (const a of splitList(v)) addresses.push({ prefix: prefix(a, n, 'Address'), text: a });
+      else if (k === 'address')
+        for (const a of splitList(v)) addresses.push({ prefix: prefix(a, n, 'Address'), text: a });
       else if (k === 'listenport') listenPort = integer(v, n, 'ListenPort', 0, 65535);
       else if (k === 'mtu') mtu = integer(v, n, 'MTU', 576, 65535);
-      else if (!IGNORED_INTERFACE_KEYS.has(k)) throw new ConfigError(n, `unknown [Interface] key ${JSON.stringify(raw.slice(0, eq).trim())}`);
+      else if (!IGNORED_INTERFACE_KEYS.has(k))
+        throw new ConfigError(n, `unknown [Interface] key ${JSON.stringify(raw.slice(0, eq).trim())}`);
     } else {
       if (k === 'publickey') peer.publicKey = key(v, n, 'PublicKey');
       else if (k === 'presharedkey') peer.presharedKey = key(v, n, 'PresharedKey');
-      else if (k === 'allowedips') for (const a of splitList(v)) peer.allowedIPs.push({ ...prefix(a, n, 'AllowedIPs'), text: a });
+      else if (k === 'allowedips')
+        for (const a of splitList(v)) peer.allowedIPs.push({ ...prefix(a, n, 'AllowedIPs'), text: a });
       else if (k === 'endpoint') peer.endpoint = parseEndpointText(v, n);
-      else if (k === 'persistentkeepalive') peer.persistentKeepalive = v === 'off' ? 0 : integer(v, n, 'PersistentKeepalive', 0, 65535);
+      else if (k === 'persistentkeepalive')
+        peer.persistentKeepalive = v === 'off' ? 0 : integer(v, n, 'PersistentKeepalive', 0, 65535);
       else throw new ConfigError(n, `unknown [Peer] key ${JSON.stringify(raw.slice(0, eq).trim())}`);
     }
   }

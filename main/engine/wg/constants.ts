@@ -1,6 +1,6 @@
 // Protocol constants (whitepaper §6, wireguard-go device/constants.go).
 
-export const enum MessageType {
+export enum MessageType {
   Initiation = 1,
   Response = 2,
   CookieReply = 3,

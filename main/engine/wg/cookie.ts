@@ -2,7 +2,7 @@
 // a generator exists per peer and stamps the MACs on what we send to that peer.
 import { randomBytes } from 'node:crypto';
 import { COOKIE_REPLY_SIZE, LABEL_COOKIE, LABEL_MAC1, MessageType } from './constants.ts';
-import { MAC_LEN, equalBytes, hash, mac, xaeadOpen, xaeadSeal } from './crypto.ts';
+import { equalBytes, hash, MAC_LEN, mac, xaeadOpen, xaeadSeal } from './crypto.ts';
 
 const enc = new TextEncoder();
 
@@ -18,7 +18,7 @@ function macOffsets(message: Uint8Array): { m1: number; m2: number } {
   return { m1: message.length - 2 * MAC_LEN, m2: message.length - MAC_LEN };
 }
 
-export const enum MacVerdict {
+export enum MacVerdict {
   Invalid = 0,
   Mac1Only = 1,
   Mac1AndMac2 = 2,

@@ -1,17 +1,17 @@
 // A WireGuard device: our static identity, the peers, the index table, and the outbound path.
 // Inbound datagrams are handled in receive.ts, timers in timers.ts; both act on a Device.
 import { performance } from 'node:perf_hooks';
+import { DST_OFFSET, ipVersion } from '../packet/ip.ts';
 import { AllowedIPs, type Prefix } from './allowedips.ts';
 import { DEFAULT_TIMERS, REKEY_AFTER_MESSAGES, UNDER_LOAD_QUEUE, type WgTimers } from './constants.ts';
 import { CookieChecker } from './cookie.ts';
 import { publicKeyOf, randomIndex } from './crypto.ts';
 import type { Endpoint } from './endpoint.ts';
-import { type Identity, createInitiation } from './handshake.ts';
-import { COUNTER_LIMIT, Keypair } from './keypair.ts';
+import { createInitiation, type Identity } from './handshake.ts';
+import { COUNTER_LIMIT, type Keypair } from './keypair.ts';
 import { Peer, type PeerConfig } from './peer.ts';
-import { tai64n } from './tai64n.ts';
-import { DST_OFFSET, ipVersion } from '../packet/ip.ts';
 import { RateLimiter } from './ratelimiter.ts';
+import { tai64n } from './tai64n.ts';
 
 /** Where the device's output goes: datagrams to the network, decrypted packets to the TUN. */
 export interface DeviceIO {
@@ -72,9 +72,23 @@ export class Device {
   readonly cookieChecker: CookieChecker;
   readonly rateLimiter = new RateLimiter(20, 5);
   readonly drops: DropCounters = {
-    short: 0, badType: 0, badSize: 0, badMac1: 0, cookieSent: 0, rateLimited: 0, unknownPeer: 0,
-    badHandshake: 0, replayedInitiation: 0, unknownIndex: 0, expiredKeypair: 0, authFailed: 0, replay: 0,
-    malformedInner: 0, notAllowedSource: 0, noRoute: 0, noEndpoint: 0,
+    short: 0,
+    badType: 0,
+    badSize: 0,
+    badMac1: 0,
+    cookieSent: 0,
+    rateLimited: 0,
+    unknownPeer: 0,
+    badHandshake: 0,
+    replayedInitiation: 0,
+    unknownIndex: 0,
+    expiredKeypair: 0,
+    authFailed: 0,
+    replay: 0,
+    malformedInner: 0,
+    notAllowedSource: 0,
+    noRoute: 0,
+    noEndpoint: 0,
   };
   readonly underLoadRate: number;
   handshakeWindowStart = 0;

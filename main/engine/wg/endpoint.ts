@@ -6,6 +6,8 @@ export interface Endpoint {
   readonly address: string;
   readonly port: number;
   readonly family: 4 | 6;
+  /** The address as 16 bytes (IPv4 mapped into ::ffff:0:0/96), the form batched socket calls take. */
+  readonly mapped: Uint8Array;
 }
 
 export class EndpointError extends Error {
@@ -16,7 +18,15 @@ export function endpointOf(address: string, port: number): Endpoint {
   const family = isIP(address);
   if (family === 0) throw new EndpointError(`not an IP address: ${JSON.stringify(address)}`);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new EndpointError(`bad UDP port ${port}`);
-  return { address, port, family: family as 4 | 6 };
+  const bytes = parseAddress(address);
+  const mapped = new Uint8Array(16);
+  if (bytes.length === 4) {
+    mapped[10] = mapped[11] = 0xff;
+    mapped.set(bytes, 12);
+  } else {
+    mapped.set(bytes);
+  }
+  return { address, port, family: family as 4 | 6, mapped };
 }
 
 /** Parses "1.2.3.4:51820" or "[2001:db8::1]:51820". Host names are resolved by the caller. */

@@ -1,7 +1,7 @@
 // The Noise_IKpsk2 handshake of WireGuard (whitepaper §5.4.2–5.4.5), as pure functions over explicit
 // state: no I/O, no timers, no peer table. MACs are added by cookie.ts; the device wires it together.
 import { CONSTRUCTION, IDENTIFIER, INITIATION_SIZE, MessageType, RESPONSE_SIZE } from './constants.ts';
-import { type KeyPair, aeadOpen, aeadSeal, dh, generateKeyPair, hash, kdf } from './crypto.ts';
+import { aeadOpen, aeadSeal, dh, generateKeyPair, hash, type KeyPair, kdf } from './crypto.ts';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -98,7 +98,8 @@ export function consumeInitiation(
   lookupStaticShared: (remoteStatic: Uint8Array) => Uint8Array | undefined,
   payloadLength = 12,
 ): ConsumedInitiation {
-  if (message.length !== INITIATION_SIZE - 12 + payloadLength) throw new HandshakeError('initiation has the wrong size');
+  if (message.length !== INITIATION_SIZE - 12 + payloadLength)
+    throw new HandshakeError('initiation has the wrong size');
   const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
   const init = initialChainAndHash(id.prologue ?? WIREGUARD_PROLOGUE);
   let c = init.chainKey;

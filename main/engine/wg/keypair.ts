@@ -1,7 +1,7 @@
 // A transport session: the pair of keys one handshake derived, its counters and replay window.
 // seal/open are the per-packet hot path: one node:crypto context per packet (OpenSSL ChaCha20-Poly1305),
 // keys held as KeyObjects so OpenSSL does not re-import them each time.
-import { type KeyObject, createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { MessageType, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from './constants.ts';
 import { TAG_LEN } from './crypto.ts';
 import { ReplayFilter } from './replay.ts';

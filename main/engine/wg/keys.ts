@@ -5,7 +5,8 @@ export class KeyFormatError extends Error {
 
 export function parseKey(text: string): Uint8Array {
   const t = text.trim();
-  if (!/^[A-Za-z0-9+/]{43}=$/.test(t)) throw new KeyFormatError('a key is 32 bytes of base64 (44 characters ending in "=")');
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(t))
+    throw new KeyFormatError('a key is 32 bytes of base64 (44 characters ending in "=")');
   return new Uint8Array(Buffer.from(t, 'base64'));
 }
 

@@ -1,13 +1,7 @@
 // Inbound: demultiplex one UDP datagram by message type and act on it. Nothing here throws on hostile
 // input: every rejection is counted in device.drops and the datagram is dropped.
-import { SRC_OFFSET, ipTotalLength, ipVersion } from '../packet/ip.ts';
-import {
-  COOKIE_REPLY_SIZE,
-  INITIATION_SIZE,
-  MessageType,
-  RESPONSE_SIZE,
-  TRANSPORT_MIN_SIZE,
-} from './constants.ts';
+import { ipTotalLength, ipVersion, SRC_OFFSET } from '../packet/ip.ts';
+import { COOKIE_REPLY_SIZE, INITIATION_SIZE, MessageType, RESPONSE_SIZE, TRANSPORT_MIN_SIZE } from './constants.ts';
 import { MacVerdict } from './cookie.ts';
 import type { Device } from './device.ts';
 import { type Endpoint, endpointBytes, sameEndpoint } from './endpoint.ts';
@@ -114,10 +108,7 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   const { message, keys } = createResponse(consumed, { localIndex, psk: peer.presharedKey });
   peer.cookies.addMacs(message);
   peer.handshake = { kind: 'responded', localIndex };
-  dev.installSession(
-    peer,
-    new Keypair(keys.sendKey, keys.receiveKey, false, localIndex, consumed.remoteIndex, now),
-  );
+  dev.installSession(peer, new Keypair(keys.sendKey, keys.receiveKey, false, localIndex, consumed.remoteIndex, now));
   peer.handshake = { kind: 'none' };
   peer.lastHandshakeSent = now;
   dev.sendHandshakeMessage(peer, message);
@@ -219,4 +210,3 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
   else peer.keepaliveAgain = true;
   dev.io?.writePacket(len === plain.length ? plain : plain.subarray(0, len));
 }
-

@@ -1,0 +1,120 @@
+// UDP through the native addon's recvmmsg/sendmmsg sockets (Linux): one system call moves up to 64
+// datagrams each way. Sends are buffered until flush(), which the device calls at the end of each batch.
+import { formatAddress } from '../packet/ip.ts';
+import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UDP_TRUNCATED, UdpBatchSocket } from '../tun/native.ts';
+import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
+import { UdpBindError } from './udp.ts';
+
+export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint) => void;
+
+const MAX_PENDING = 64;
+
+function bind(family: 4 | 6, port: number): NativeUdpBatchSocket {
+  try {
+    return new UdpBatchSocket(family, family === 4 ? '0.0.0.0' : '::', port);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? `UDP port ${port} is already in use (is another WireGuard interface listening on it?)`
+        : `cannot bind UDP port ${port}: ${(e as Error).message}`;
+    throw new UdpBindError(why, code);
+  }
+}
+
+/** Remembers the last source so that steady traffic from one peer allocates no Endpoint per datagram. */
+class SourceCache {
+  private readonly addr = new Uint8Array(16);
+  private port = -1;
+  private endpoint: Endpoint | undefined;
+
+  lookup(addrs: Uint8Array, at: number, port: number): Endpoint | undefined {
+    if (port === this.port && this.endpoint) {
+      let same = true;
+      for (let i = 0; i < 16; i++) {
+        if (addrs[at + i] !== this.addr[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.endpoint;
+    }
+    const raw = addrs.subarray(at, at + 16);
+    const isMapped = raw.subarray(0, 10).every((b) => b === 0) && raw[10] === 0xff && raw[11] === 0xff;
+    let ep: Endpoint;
+    try {
+      ep = endpointOf(formatAddress(isMapped ? raw.subarray(12) : raw), port);
+    } catch {
+      return undefined; // port 0 or similar nonsense: not a peer we can answer
+    }
+    this.addr.set(raw);
+    this.port = port;
+    this.endpoint = ep;
+    return ep;
+  }
+}
+
+export class BatchUdpTransport {
+  private readonly pending: Uint8Array[] = [];
+  private pendingTo: Endpoint | undefined;
+
+  private constructor(
+    private readonly v4: NativeUdpBatchSocket,
+    private readonly v6: NativeUdpBatchSocket | undefined,
+    readonly port: number,
+  ) {}
+
+  static open(port: number, onMessage: DatagramBatchHandler, onBatchEnd: () => void): BatchUdpTransport {
+    const v4 = bind(4, port);
+    let v6: NativeUdpBatchSocket | undefined;
+    try {
+      v6 = bind(6, v4.port);
+    } catch (e) {
+      if ((e as UdpBindError).code === 'EADDRINUSE') {
+        v4.close();
+        throw e;
+      }
+      v6 = undefined; // no IPv6 on this host
+    }
+    const t = new BatchUdpTransport(v4, v6, v4.port);
+    for (const s of [v4, v6]) {
+      if (!s) continue;
+      const cache = new SourceCache();
+      s.start((buf, lengths, addrs, ports, count) => {
+        for (let i = 0; i < count; i++) {
+          const len = lengths[i];
+          if (len === UDP_TRUNCATED) continue;
+          const from = cache.lookup(addrs, i * 16, ports[i]);
+          if (from) onMessage(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + len), from);
+        }
+        onBatchEnd();
+      });
+    }
+    return t;
+  }
+
+  send(msg: Uint8Array, to: Endpoint): void {
+    if (this.pendingTo !== to || this.pending.length >= MAX_PENDING) this.flush();
+    this.pendingTo = to;
+    this.pending.push(msg);
+  }
+
+  flush(): void {
+    const to = this.pendingTo;
+    const n = this.pending.length;
+    if (!to || n === 0) return;
+    const s = to.family === 6 ? this.v6 : this.v4;
+    try {
+      s?.sendMany(this.pending, n, to.mapped, to.port);
+    } catch {
+      // A send error (no route, unreachable) concerns these datagrams only; WireGuard retries by itself.
+    }
+    this.pending.length = 0;
+    this.pendingTo = undefined;
+  }
+
+  close(): void {
+    this.v4.close();
+    this.v6?.close();
+  }
+}

@@ -1,0 +1,82 @@
+// Linux TUN backend: /dev/net/tun with IFF_TUN | IFF_NO_PI, non-blocking, one packet per read()/write().
+#if defined(__linux__)
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common.h"
+
+namespace trellis {
+namespace {
+
+class LinuxTun final : public FdTunBackend {
+ public:
+  int Open(const std::string& requested, std::string* syscall) {
+    if (requested.size() >= IFNAMSIZ) {
+      *syscall = "TUNSETIFF";
+      return UV_ENAMETOOLONG;
+    }
+    if (requested.find('/') != std::string::npos || requested == "." || requested == "..") {
+      *syscall = "TUNSETIFF";
+      return UV_EINVAL;
+    }
+    fd_ = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      *syscall = "open /dev/net/tun";
+      return -errno;
+    }
+    struct ifreq ifr;
+    std::memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    std::memcpy(ifr.ifr_name, requested.data(), requested.size());
+    if (::ioctl(fd_, TUNSETIFF, &ifr) < 0) {
+      *syscall = "ioctl(TUNSETIFF)";
+      return -errno;
+    }
+    ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+    name_ = ifr.ifr_name;
+    return 0;
+  }
+
+  int Read(uint8_t* dst, size_t cap) override {
+    for (;;) {
+      ssize_t n = ::read(fd_, dst, cap);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+  }
+
+  int Write(const uint8_t* pkt, size_t len) override {
+    for (;;) {
+      ssize_t n = ::write(fd_, pkt, len);
+      if (n >= 0) return 0;
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) return UV_EAGAIN;
+      return -errno;
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<TunBackend> OpenTun(const std::string& name, int* uv_err, std::string* syscall) {
+  auto tun = std::make_unique<LinuxTun>();
+  int r = tun->Open(name, syscall);
+  if (r != 0) {
+    *uv_err = r;
+    return nullptr;  // the destructor closes the fd
+  }
+  return tun;
+}
+
+}  // namespace trellis
+
+#endif  // __linux__
