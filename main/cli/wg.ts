@@ -1,5 +1,5 @@
 // `trellis wg up|show`: plain WireGuard interfaces from wg-quick files, no tailnet involved.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { closeControl, listInterfaces, requestStatus, serveControl } from '../engine/plainwg/control.ts';
 import { type TunnelStatus, WgTunnel } from '../engine/plainwg/tunnel.ts';
@@ -54,6 +54,9 @@ async function wgUp(args: string[]): Promise<number> {
   }
   let text: string;
   try {
+    if (process.platform !== 'win32' && ((await stat(file)).mode & 0o007) !== 0) {
+      process.stderr.write(`warning: ${file} is readable by other users, and it holds a private key\n`);
+    }
     text = await readFile(file, 'utf8');
   } catch (e) {
     process.stderr.write(

@@ -89,6 +89,12 @@ describe('trellis wg ↔ trellis wg', () => {
         assert.ok(sa.peers[0].latestHandshake > 0 && sb.peers[0].latestHandshake > 0);
         assert.equal(sa.peers[0].endpoint, '192.0.2.2:51820');
         assert.equal(sb.peers[0].endpoint, '192.0.2.1:51820');
+
+        // SIGTERM tears everything down: the process exits 0 and the interface is gone.
+        await a.stop();
+        assert.equal(a.process.exitCode, 0, a.process.output());
+        assert.match(a.process.output(), /SIGTERM: taking tra down/);
+        assert.doesNotMatch(await nsA.exec(['ip', '-o', 'link', 'show']), /\btra\b/);
       });
     });
   }

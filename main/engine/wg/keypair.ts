@@ -34,22 +34,25 @@ export class Keypair {
    */
   seal(packet: Uint8Array, mtu: number): Buffer {
     const counter = this.sendCounter++;
-    let padded = packet.length;
-    const rem = padded % PADDING_MULTIPLE;
-    if (rem !== 0) padded = Math.max(packet.length, Math.min(padded + PADDING_MULTIPLE - rem, mtu));
+    const len = packet.length;
+    let padded = len;
+    const rem = len % PADDING_MULTIPLE;
+    if (rem !== 0) padded = Math.max(len, Math.min(len + PADDING_MULTIPLE - rem, mtu));
+    const lo = counter % TWO32;
+    const hi = Math.floor(counter / TWO32);
+    nonce.writeUInt32LE(lo, 4);
+    nonce.writeUInt32LE(hi, 8);
+    const c = createCipheriv('chacha20-poly1305', this.sendKey, nonce, AEAD_OPTIONS);
+    const body = c.update(packet);
+    const pad = padded > len ? c.update(ZERO_PAD.subarray(0, padded - len)) : undefined;
+    c.final();
     const out = Buffer.allocUnsafe(TRANSPORT_HEADER_SIZE + padded + TAG_LEN);
     out.writeUInt32LE(MessageType.Transport, 0);
     out.writeUInt32LE(this.remoteIndex, 4);
-    out.writeUInt32LE(counter % TWO32, 8);
-    out.writeUInt32LE(Math.floor(counter / TWO32), 12);
-    nonce.writeUInt32LE(counter % TWO32, 4);
-    nonce.writeUInt32LE(Math.floor(counter / TWO32), 8);
-    const c = createCipheriv('chacha20-poly1305', this.sendKey, nonce, { authTagLength: TAG_LEN });
-    out.set(packet, TRANSPORT_HEADER_SIZE);
-    out.fill(0, TRANSPORT_HEADER_SIZE + packet.length, TRANSPORT_HEADER_SIZE + padded);
-    const body = c.update(out.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + padded));
-    c.final();
+    out.writeUInt32LE(lo, 8);
+    out.writeUInt32LE(hi, 12);
     out.set(body, TRANSPORT_HEADER_SIZE);
+    if (pad) out.set(pad, TRANSPORT_HEADER_SIZE + len);
     out.set(c.getAuthTag(), TRANSPORT_HEADER_SIZE + padded);
     return out;
   }
@@ -61,7 +64,7 @@ export class Keypair {
   open(message: Uint8Array, counter: number): Buffer | undefined {
     nonce.writeUInt32LE(counter % TWO32, 4);
     nonce.writeUInt32LE(Math.floor(counter / TWO32), 8);
-    const d = createDecipheriv('chacha20-poly1305', this.receiveKey, nonce, { authTagLength: TAG_LEN });
+    const d = createDecipheriv('chacha20-poly1305', this.receiveKey, nonce, AEAD_OPTIONS);
     const end = message.length - TAG_LEN;
     d.setAuthTag(message.subarray(end));
     const body = d.update(message.subarray(TRANSPORT_HEADER_SIZE, end));
@@ -76,6 +79,8 @@ export class Keypair {
 
 // One scratch nonce: createCipheriv copies the IV, and JS runs one packet at a time.
 const nonce = Buffer.alloc(12);
+const AEAD_OPTIONS = { authTagLength: TAG_LEN } as const;
+const ZERO_PAD = new Uint8Array(PADDING_MULTIPLE);
 
 /** Reads the 64-bit LE counter of a transport message as a number (exact below 2^53). */
 export function transportCounter(message: Uint8Array): number {
