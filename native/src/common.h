@@ -103,6 +103,8 @@ class TunBackend {
  public:
   virtual ~TunBackend() = default;
   const std::string& name() const { return name_; }
+  // True when every packet read or written carries a 10-byte virtio_net_hdr first (Linux IFF_VNET_HDR).
+  bool vnet_hdr() const { return vnet_hdr_; }
   virtual int fd() const { return -1; }
   // One packet into dst (cap >= kTunMaxPacket): its length (> 0), 0 if none is queued, or a negative uv error.
   virtual int Read(uint8_t* dst, size_t cap) = 0;
@@ -118,10 +120,12 @@ class TunBackend {
 
  protected:
   std::string name_;
+  bool vnet_hdr_ = false;
 };
 
-// Opens the platform TUN device. On failure returns nullptr with *uv_err and *syscall set.
-std::unique_ptr<TunBackend> OpenTun(const std::string& name, int* uv_err, std::string* syscall);
+// Opens the platform TUN device. want_vnet_hdr asks for virtio_net_hdr framing where the OS has it (Linux);
+// elsewhere it is ignored and vnet_hdr() stays false. On failure returns nullptr with *uv_err and *syscall set.
+std::unique_ptr<TunBackend> OpenTun(const std::string& name, bool want_vnet_hdr, int* uv_err, std::string* syscall);
 
 #ifndef _WIN32
 // A TUN backend that is a plain non-blocking fd (Linux /dev/net/tun, macOS utun control socket).

@@ -102,7 +102,7 @@ class DarwinTun final : public FdTunBackend {
 
 }  // namespace
 
-std::unique_ptr<TunBackend> OpenTun(const std::string& name, int* uv_err, std::string* syscall) {
+std::unique_ptr<TunBackend> OpenTun(const std::string& name, bool /*want_vnet_hdr*/, int* uv_err, std::string* syscall) {
   auto tun = std::make_unique<DarwinTun>();
   int r = tun->Open(name, syscall);
   if (r != 0) {

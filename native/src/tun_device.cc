@@ -20,6 +20,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
  private:
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value GetVnetHdr(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !backend_); }
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
@@ -48,6 +49,7 @@ Napi::Function TunDevice::Define(Napi::Env env) {
                      {
                          InstanceAccessor<&TunDevice::GetName>("name"),
                          InstanceAccessor<&TunDevice::GetFd>("fd"),
+                         InstanceAccessor<&TunDevice::GetVnetHdr>("vnetHdr"),
                          InstanceAccessor<&TunDevice::GetClosed>("closed"),
                          InstanceMethod<&TunDevice::Start>("start"),
                          InstanceMethod<&TunDevice::Stop>("stop"),
@@ -67,15 +69,24 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevic
     }
     requested = info[0].As<Napi::String>().Utf8Value();
   }
+  bool want_vnet_hdr = false;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Value v = info[1].As<Napi::Object>().Get("vnetHdr");
+    want_vnet_hdr = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+  }
   int err = 0;
   std::string syscall;
-  backend_ = OpenTun(requested, &err, &syscall);
+  backend_ = OpenTun(requested, want_vnet_hdr, &err, &syscall);
   if (!backend_) {
     SysError(env, err, syscall.c_str(), requested.empty() ? std::string("(any)") : requested)
         .ThrowAsJavaScriptException();
     return;
   }
   name_ = backend_->name();
+}
+
+Napi::Value TunDevice::GetVnetHdr(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), backend_ ? backend_->vnet_hdr() : false);
 }
 
 Napi::Value TunDevice::GetFd(const Napi::CallbackInfo& info) {

@@ -1,4 +1,5 @@
-// Linux TUN backend: /dev/net/tun with IFF_TUN | IFF_NO_PI, non-blocking, one packet per read()/write().
+// Linux TUN backend: /dev/net/tun with IFF_TUN | IFF_NO_PI (and IFF_VNET_HDR on request), non-blocking, one
+// packet per read()/write(). With the vnet header the engine may write GRO-coalesced TCP super-packets.
 #if defined(__linux__)
 
 #include <fcntl.h>
@@ -17,7 +18,7 @@ namespace {
 
 class LinuxTun final : public FdTunBackend {
  public:
-  int Open(const std::string& requested, std::string* syscall) {
+  int Open(const std::string& requested, bool want_vnet_hdr, std::string* syscall) {
     if (requested.size() >= IFNAMSIZ) {
       *syscall = "TUNSETIFF";
       return UV_ENAMETOOLONG;
@@ -33,7 +34,7 @@ class LinuxTun final : public FdTunBackend {
     }
     struct ifreq ifr;
     std::memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (want_vnet_hdr ? IFF_VNET_HDR : 0);
     std::memcpy(ifr.ifr_name, requested.data(), requested.size());
     if (::ioctl(fd_, TUNSETIFF, &ifr) < 0) {
       *syscall = "ioctl(TUNSETIFF)";
@@ -41,6 +42,14 @@ class LinuxTun final : public FdTunBackend {
     }
     ifr.ifr_name[IFNAMSIZ - 1] = '\0';
     name_ = ifr.ifr_name;
+    if (want_vnet_hdr) {
+      int size = 10;  // struct virtio_net_hdr, without the num_buffers field
+      if (::ioctl(fd_, TUNSETVNETHDRSZ, &size) < 0) {
+        *syscall = "ioctl(TUNSETVNETHDRSZ)";
+        return -errno;
+      }
+      vnet_hdr_ = true;
+    }
     return 0;
   }
 
@@ -67,9 +76,9 @@ class LinuxTun final : public FdTunBackend {
 
 }  // namespace
 
-std::unique_ptr<TunBackend> OpenTun(const std::string& name, int* uv_err, std::string* syscall) {
+std::unique_ptr<TunBackend> OpenTun(const std::string& name, bool want_vnet_hdr, int* uv_err, std::string* syscall) {
   auto tun = std::make_unique<LinuxTun>();
-  int r = tun->Open(name, syscall);
+  int r = tun->Open(name, want_vnet_hdr, syscall);
   if (r != 0) {
     *uv_err = r;
     return nullptr;  // the destructor closes the fd

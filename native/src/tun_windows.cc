@@ -218,7 +218,7 @@ class WindowsTun final : public TunBackend {
 
 }  // namespace
 
-std::unique_ptr<TunBackend> OpenTun(const std::string& name, int* uv_err, std::string* syscall) {
+std::unique_ptr<TunBackend> OpenTun(const std::string& name, bool /*want_vnet_hdr*/, int* uv_err, std::string* syscall) {
   auto tun = std::make_unique<WindowsTun>();
   int r = tun->Open(name, syscall);
   if (r != 0) {

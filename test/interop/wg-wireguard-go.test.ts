@@ -196,13 +196,19 @@ describe('trellis wg ↔ wireguard-go', () => {
       const afterReplay = await trellis.show();
       assert.ok(afterReplay.drops.replay >= 2, `replayed datagrams dropped (${afterReplay.drops.replay})`);
 
-      const sum = (d: Record<string, number>) => Object.values(d).reduce((a, b) => a + b, 0);
-      const beforeGarbage = sum({ ...afterReplay.drops });
+      // Only the counters of inbound datagrams: the kernel's own IPv6 chatter on the TUN (neighbour
+      // discovery, MLD) is counted too, as outbound packets with no route.
+      const outbound = new Set(['noRoute', 'noEndpoint', 'malformedInner']);
+      const sum = (d: object) =>
+        Object.entries(d)
+          .filter(([k]) => !outbound.has(k))
+          .reduce((a, [, n]) => a + (n as number), 0);
+      const beforeGarbage = sum(afterReplay.drops);
       const out = await nsG.exec(['node', GARBAGE_MJS, '192.0.2.1', '51820']);
       const { sent } = JSON.parse(out) as { sent: number };
       await delay(300);
       const afterGarbage = await trellis.show();
-      assert.equal(sum({ ...afterGarbage.drops }) - beforeGarbage, sent, 'every hostile datagram is counted');
+      assert.equal(sum(afterGarbage.drops) - beforeGarbage, sent, 'every hostile datagram is counted');
       assert.ok(afterGarbage.drops.badMac1 >= 1 && afterGarbage.drops.badSize >= 5);
       assert.ok(await waitPing(nsT, G4, 3_000), 'still works after the abuse');
       assert.equal(trellis.process.hasExited, false);

@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { formatAddress } from '../packet/ip.ts';
 import { type NativeSystemError, type NativeTunDevice, TunDevice, udpBatchAvailable } from '../tun/native.ts';
 import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
+import { TunOpenError, TunPort } from '../tun/tun-port.ts';
 import type { WgQuickConfig } from '../wg/config-file.ts';
 import type { WgTimers } from '../wg/constants.ts';
 import { Device, type DeviceEvent, type DropCounters } from '../wg/device.ts';
@@ -66,21 +67,6 @@ async function resolveEndpoint(host: string, port: number, line: number): Promis
   }
 }
 
-function openTun(name: string): NativeTunDevice {
-  try {
-    return new TunDevice(name);
-  } catch (e) {
-    const code = (e as NativeSystemError).code;
-    if (code === 'EPERM' || code === 'EACCES') {
-      throw new TunnelError('creating a TUN device needs root or CAP_NET_ADMIN: run trellis with sudo', 'privilege', {
-        cause: e,
-      });
-    }
-    if (code === 'EBUSY') throw new TunnelError(`an interface named ${name} is already in use`, 'busy', { cause: e });
-    throw new TunnelError(`cannot open TUN device ${name}: ${(e as Error).message}`, 'os', { cause: e });
-  }
-}
-
 export class WgTunnel {
   private tickTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -88,7 +74,7 @@ export class WgTunnel {
   private constructor(
     readonly name: string,
     private readonly device: Device,
-    private readonly tun: NativeTunDevice,
+    private readonly tun: TunPort,
     private readonly udp: DatagramTransport,
     private readonly mtu: number,
   ) {}
@@ -111,17 +97,17 @@ export class WgTunnel {
       });
     });
     // Privilege first: a TUN device is what needs root, and its error is the clearest.
-    const tun = openTun(o.name);
-    // Decrypted packets are written to the TUN in one batch per received batch of datagrams.
-    const toTun: Uint8Array[] = [];
-    const flushTun = (): void => {
-      if (toTun.length === 0) return;
-      tun.writeMany(toTun, toTun.length);
-      toTun.length = 0;
-    };
+    let tun: TunPort;
+    try {
+      tun = TunPort.open({ name: o.name });
+    } catch (e) {
+      if (e instanceof TunOpenError) throw new TunnelError(e.message, e.kind, { cause: e });
+      throw e;
+    }
+    // Decrypted packets go to the TUN in one batch per received batch of datagrams.
     const onDatagram = (msg: Uint8Array, from: Endpoint): void => receiveDatagram(device, msg, from);
     const onBatchEnd = (): void => {
-      flushTun();
+      tun.flush();
       udp.flush();
     };
     let udp: DatagramTransport;
@@ -139,10 +125,7 @@ export class WgTunnel {
     const tunnel = new WgTunnel(tun.name, device, tun, udp, mtu);
     device.attach({
       sendDatagram: (msg, to) => udp.send(msg, to),
-      writePacket: (pkt) => {
-        toTun.push(pkt);
-        if (toTun.length >= 64) flushTun();
-      },
+      writePacket: (pkt) => tun.write(pkt),
       flush: () => udp.flush(),
     });
     const routes = cfg.peers.flatMap((p) => p.allowedIPs.map((a) => `${formatAddress(a.address)}/${a.bits}`));
@@ -160,15 +143,8 @@ export class WgTunnel {
       throw new TunnelError((e as Error).message, 'os', { cause: e });
     }
     tun.start(
-      (buf, lengths, count) => {
-        let off = 0;
-        for (let i = 0; i < count; i++) {
-          const len = lengths[i];
-          device.sendPacket(buf.subarray(off, off + len));
-          off += len;
-        }
-        udp.flush();
-      },
+      (pkt) => device.sendPacket(pkt),
+      () => udp.flush(),
       (err) => {
         o.log(`error: TUN read failed: ${err.message}`);
         void tunnel.down();

@@ -55,6 +55,11 @@ export interface NativeTunDevice {
   readonly name: string;
   /** The file descriptor (-1 on Windows and after close()). */
   readonly fd: number;
+  /**
+   * True when packets read and written carry a 10-byte virtio_net_hdr first (Linux, when asked for): reads
+   * then start with that header, and writes must supply it (zeros for a plain packet).
+   */
+  readonly vnetHdr: boolean;
   readonly closed: boolean;
   /** Starts (or re-targets) reading; keeps the object and the event loop alive until stop() or close(). */
   start(onPackets: TunPacketsCallback, onError?: NativeErrorCallback): void;
@@ -83,7 +88,7 @@ export interface NativeUdpBatchSocket {
 
 export interface NativeTunDeviceConstructor {
   /** Opens a TUN device; an empty name lets the OS pick (on macOS a name must be 'utunN'). */
-  new (name: string): NativeTunDevice;
+  new (name: string, options?: { vnetHdr?: boolean }): NativeTunDevice;
 }
 
 export interface NativeUdpBatchSocketConstructor {
