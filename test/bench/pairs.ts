@@ -1,21 +1,19 @@
-// Tunnel pairs for the throughput benchmark: two namespaces joined by a veth, a WireGuard implementation on each
-// side (Trellis `wg up` or wireguard-go), and one iperf3 TCP measurement with the tunnel processes' CPU time.
-import { readFileSync } from 'node:fs';
+// Tunnel pairs for the throughput benchmark: two namespaces joined by a veth, Trellis (`wg up`) or wireguard-go on
+// each side, and one iperf3 TCP measurement with the CPU time both tunnel processes spent meanwhile.
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
 import { ping, waitListening, waitPing } from '../interop/lab/traffic.ts';
-import { startTrellisWg, type TrellisWg } from '../interop/lab/trellis.ts';
-import { genKey, pubKey, startWireguardGo, type WireguardGo } from '../interop/lab/wggo.ts';
+import { startTrellisWg, TRELLIS_BIN } from '../interop/lab/trellis.ts';
+import { genKey, pubKey, startWireguardGo } from '../interop/lab/wggo.ts';
 
 export type Impl = 'trellis' | 'wggo';
-
-export const OUTER = { a: '192.0.2.1', b: '192.0.2.2' };
-export const INNER = { a: '203.0.113.1', b: '203.0.113.2' };
-const PORT = 51820;
+const OUTER = { a: '192.0.2.1', b: '192.0.2.2' };
+const INNER = { a: '203.0.113.1', b: '203.0.113.2' };
 const IPERF_PORT = 5201;
-const CLK_TCK = 100; // USER_HZ on Linux; /proc/<pid>/stat reports times in these ticks
 
-/** One side of a pair: its namespace, the tunnel process (for CPU time) and its interface name. */
 interface Side {
   ns: Namespace;
   proc: ManagedProcess;
@@ -26,100 +24,92 @@ interface Side {
 export interface Pair {
   a: Side;
   b: Side;
-  /** Stops both tunnels and removes the namespaces. */
   close(): Promise<void>;
-  /** Output of every process of the pair, for error reports. */
   diagnostics(): string;
 }
 
 export interface Measurement {
   mbps: number;
-  /** Mbit received during the test (iperf3 sum_received). */
+  /** Mbit received during the test. */
   mbit: number;
   retransmits: number;
   wallS: number;
-  /** CPU seconds (user + system) of the tunnel process on the data sender's and the receiver's side. */
+  /** CPU seconds (user + system) of the tunnel process on the data sender's and on the receiver's side. */
   cpuSenderS: number;
   cpuReceiverS: number;
 }
 
-/** utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat, counted after the comm). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so utime (14) and stime (15) are at indexes 11 and 12
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+const openLabs = new Set<Lab>();
+
+/**
+ * For a signal handler: removes the temp dirs holding Trellis's generated wg-quick files (startTrellisWg deletes
+ * them only in stop(), which a signal never reaches). The config file is the last argument of `trellis wg up`.
+ */
+export function removeTrellisConfigDirs(): void {
+  for (const lab of openLabs) {
+    for (const p of lab.processes) {
+      const file = p.child.spawnargs.at(-1) ?? '';
+      const dir = path.dirname(file);
+      const ours = p.child.spawnargs.includes(TRELLIS_BIN) && file.endsWith('.conf');
+      if (ours && dir.startsWith(path.join(tmpdir(), 'trellis-wg-'))) rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }
 
-async function startSide(
-  impl: Impl,
-  ns: Namespace,
-  o: { key: string; peerPub: string; self: 'a' | 'b'; mtu: number },
-): Promise<Side> {
-  const peer = o.self === 'a' ? 'b' : 'a';
-  // Only side a (the iperf3 client, which pings first) is told the endpoint; side b learns it from the handshake.
-  const endpoint = o.self === 'a' ? `${OUTER.b}:${PORT}` : undefined;
+/** utime + stime in seconds: fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised comm. */
+function cpuSeconds(proc: ManagedProcess): number {
+  if (proc.hasExited) throw new Error(`${proc.label} exited (${proc.exitCode ?? proc.exitSignal}):\n${proc.output()}`);
+  const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+async function startSide(impl: Impl, ns: Namespace, self: 'a' | 'b', key: string, peerPub: string, mtu: number) {
+  const peer = self === 'a' ? 'b' : 'a';
+  // Only side a (the iperf3 client, which pings first) knows the endpoint; side b learns it from the handshake.
+  const peers = [
+    { publicKey: peerPub, allowedIPs: [`${INNER[peer]}/32`], endpoint: self === 'a' ? `${OUTER.b}:51820` : undefined },
+  ];
+  const cfg = { privateKey: key, listenPort: 51820, mtu, peers };
   if (impl === 'trellis') {
-    const t: TrellisWg = await startTrellisWg(ns, {
-      name: 'trwg0',
-      privateKey: o.key,
-      listenPort: PORT,
-      addresses: [`${INNER[o.self]}/24`],
-      mtu: o.mtu,
-      peers: [{ publicKey: o.peerPub, allowedIPs: [`${INNER[peer]}/32`], endpoint }],
-    });
+    const t = await startTrellisWg(ns, { ...cfg, name: 'trwg0', addresses: [`${INNER[self]}/24`] });
     return { ns, proc: t.process, ifname: t.name, stop: () => t.stop() };
   }
-  const g: WireguardGo = await startWireguardGo(ns, {
-    privateKey: o.key,
-    listenPort: PORT,
-    address4: `${INNER[o.self]}/24`,
-    mtu: o.mtu,
-    peers: [{ publicKey: o.peerPub, allowedIPs: [`${INNER[peer]}/32`], endpoint }],
-  });
+  const g = await startWireguardGo(ns, { ...cfg, address4: `${INNER[self]}/24` });
   if (!g.process) throw new Error('wireguard-go has no process after start');
   return { ns, proc: g.process, ifname: g.ifname, stop: () => g.stop() };
 }
 
-/** The MTU the kernel reports for the interface, so a config that was silently ignored is caught. */
-async function linkMtu(ns: Namespace, ifname: string): Promise<number> {
-  const line = await ns.exec(['ip', '-o', 'link', 'show', 'dev', ifname], { timeoutMs: 5_000 });
-  return Number(/ mtu (\d+)/.exec(line)?.[1] ?? Number.NaN);
-}
-
-/** Sets up a fresh lab with implementation implA on 192.0.2.1 and implB on 192.0.2.2 and waits for the tunnel. */
+/** A fresh lab with implA on 192.0.2.1 and implB on 192.0.2.2; resolves once a ping crosses the tunnel. */
 export async function openPair(implA: Impl, implB: Impl, mtu: number): Promise<Pair> {
   const lab = new Lab();
+  openLabs.add(lab);
   const sides: Side[] = [];
-  const pair = {
-    close: async () => {
-      for (const s of sides) await s.stop().catch(() => {});
-      await lab.cleanup();
-    },
-    diagnostics: () => lab.diagnostics(),
+  const close = async () => {
+    for (const s of sides) await s.stop().catch(() => {});
+    await lab.cleanup();
+    openLabs.delete(lab);
   };
   try {
     const nsA = await lab.addNamespace('a');
     const nsB = await lab.addNamespace('b');
     await lab.linkVeth(nsA, nsB, { a: `${OUTER.a}/24`, b: `${OUTER.b}/24` });
     const [kA, kB] = [await genKey(), await genKey()];
-    const [pA, pB] = [await pubKey(kA), await pubKey(kB)];
-    sides.push(await startSide(implB, nsB, { key: kB, peerPub: pA, self: 'b', mtu }));
-    sides.push(await startSide(implA, nsA, { key: kA, peerPub: pB, self: 'a', mtu }));
+    sides.push(await startSide(implB, nsB, 'b', kB, await pubKey(kA), mtu));
+    sides.push(await startSide(implA, nsA, 'a', kA, await pubKey(kB), mtu));
     const [b, a] = sides as [Side, Side];
     for (const s of [a, b]) {
-      const got = await linkMtu(s.ns, s.ifname);
-      if (got !== mtu) throw new Error(`${s.proc.label}: interface ${s.ifname} has MTU ${got}, configured ${mtu}`);
+      const line = await s.ns.exec(['ip', '-o', 'link', 'show', 'dev', s.ifname], { timeoutMs: 5_000 });
+      const got = / mtu (\d+)/.exec(line)?.[1];
+      if (got !== String(mtu)) throw new Error(`${s.proc.label}: ${s.ifname} has MTU ${got}, configured ${mtu}`);
     }
-    if (!(await waitPing(a.ns, INNER.b, 10_000))) {
-      throw new Error(`no ping reply from ${INNER.b} through the tunnel within 10 s (handshake failed?)`);
-    }
-    return { a, b, ...pair };
+    if (!(await waitPing(a.ns, INNER.b, 10_000))) throw new Error(`no ping reply from ${INNER.b} within 10 s`);
+    return { a, b, close, diagnostics: () => lab.diagnostics() };
   } catch (err) {
-    const msg = `${implA} ↔ ${implB} tunnel at MTU ${mtu} did not come up: ${(err as Error).message}`;
     const diag = lab.diagnostics();
-    await pair.close().catch(() => {});
-    throw new Error(`${msg}\n--- process output ---\n${diag}`);
+    await close().catch(() => {});
+    const what = `${implA} ↔ ${implB} tunnel at MTU ${mtu} did not come up`;
+    throw new Error(`${what}: ${(err as Error).message}\n--- process output ---\n${diag}`);
   }
 }
 
@@ -128,10 +118,7 @@ interface IperfReport {
   end?: { sum_received?: { bytes?: number; bits_per_second?: number }; sum_sent?: { retransmits?: number } };
 }
 
-/**
- * One iperf3 TCP test from side a to side b (reverse: b sends, a receives) after a 1 s warm-up ping, sampling the
- * CPU time of both tunnel processes around the client run.
- */
+/** One iperf3 TCP test a → b (reverse: b → a) after a 1 s warm-up ping, timing both tunnel processes' CPU. */
 export async function measure(pair: Pair, seconds: number, reverse: boolean): Promise<Measurement> {
   const { a, b } = pair;
   if (!(await ping(a.ns, INNER.b, { count: 5, timeoutS: 3 }))) {
@@ -140,34 +127,30 @@ export async function measure(pair: Pair, seconds: number, reverse: boolean): Pr
   const port = String(IPERF_PORT);
   const server = b.ns.spawn(['iperf3', '-s', '-1', '-B', INNER.b, '-p', port], { label: 'iperf3 -s' });
   try {
-    if (!(await waitListening(b.ns, IPERF_PORT, 10_000, server))) {
-      throw new Error(`iperf3 server did not start:\n${server.output()}`);
-    }
+    if (!(await waitListening(b.ns, IPERF_PORT, 10_000, server)))
+      throw new Error(`iperf3 -s failed:\n${server.output()}`);
     const args = ['iperf3', '-4', '-c', INNER.b, '-p', port, '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])];
-    const [pidA, pidB] = [a.proc.pid ?? 0, b.proc.pid ?? 0];
-    const cpu0 = [cpuSeconds(pidA), cpuSeconds(pidB)];
-    const t0 = performance.now();
+    const [cpuA, cpuB, t0] = [cpuSeconds(a.proc), cpuSeconds(b.proc), performance.now()];
     const r = await a.ns.run(args, { timeoutMs: (seconds + 30) * 1000 });
     const wallS = (performance.now() - t0) / 1000;
-    const cpuA = cpuSeconds(pidA) - (cpu0[0] ?? 0);
-    const cpuB = cpuSeconds(pidB) - (cpu0[1] ?? 0);
-    let rep: IperfReport;
+    const [dA, dB] = [cpuSeconds(a.proc) - cpuA, cpuSeconds(b.proc) - cpuB];
+    let rep: IperfReport = {};
     try {
       rep = JSON.parse(r.stdout) as IperfReport;
-    } catch {
-      throw new Error(`iperf3 output is not JSON (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr}`);
-    }
+    } catch {}
     const recv = rep.end?.sum_received;
-    if (r.code !== 0 || rep.error || typeof recv?.bits_per_second !== 'number' || typeof recv.bytes !== 'number') {
-      throw new Error(`iperf3 failed (exit ${r.code}): ${rep.error ?? r.stderr}`);
+    if (r.code !== 0 || typeof recv?.bits_per_second !== 'number' || typeof recv.bytes !== 'number') {
+      throw new Error(`iperf3 failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${rep.error ?? r.stderr}`);
     }
+    const [cpuSenderS, cpuReceiverS] = reverse ? [dB, dA] : [dA, dB];
+    const retransmits = rep.end?.sum_sent?.retransmits ?? 0;
     return {
       mbps: recv.bits_per_second / 1e6,
       mbit: (recv.bytes * 8) / 1e6,
-      retransmits: rep.end?.sum_sent?.retransmits ?? 0,
+      retransmits,
       wallS,
-      cpuSenderS: reverse ? cpuB : cpuA,
-      cpuReceiverS: reverse ? cpuA : cpuB,
+      cpuSenderS,
+      cpuReceiverS,
     };
   } finally {
     await server.stop();

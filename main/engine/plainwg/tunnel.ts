@@ -2,7 +2,7 @@
 // with the OS addresses and routes the file asks for. `trellis wg up` runs one of these in the foreground.
 import { lookup } from 'node:dns/promises';
 import { formatAddress } from '../packet/ip.ts';
-import { type NativeSystemError, type NativeTunDevice, TunDevice, udpBatchAvailable } from '../tun/native.ts';
+import { udpBatchAvailable } from '../tun/native.ts';
 import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
 import { TunOpenError, TunPort } from '../tun/tun-port.ts';
 import type { WgQuickConfig } from '../wg/config-file.ts';
