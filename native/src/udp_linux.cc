@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +47,8 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
 
   int fd_ = -1;
   int family_ = AF_INET;
+  // Runs of equal-sized datagrams go out as one UDP_SEGMENT (GSO) message until the kernel refuses it.
+  bool gso_ok_ = true;
   uint16_t port_ = 0;
   bool reading_ = false;
   FdWatch watch_;
@@ -349,6 +352,8 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
   }
   struct mmsghdr msgs[kUdpMaxBatch];
   struct iovec iov[kUdpMaxBatch];
+  uint32_t group_size[kUdpMaxBatch];
+  alignas(struct cmsghdr) char cbuf[kUdpMaxBatch][CMSG_SPACE(sizeof(uint16_t))];
   uint32_t sent = 0;
   while (sent < static_cast<uint32_t>(want)) {
     uint32_t k = std::min<uint32_t>(kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
@@ -363,23 +368,54 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
       }
       iov[j].iov_base = const_cast<uint8_t*>(data);
       iov[j].iov_len = len;
-      std::memset(&msgs[j], 0, sizeof msgs[j]);
-      msgs[j].msg_hdr.msg_name = &dest;
-      msgs[j].msg_hdr.msg_namelen = dlen;
-      msgs[j].msg_hdr.msg_iov = &iov[j];
-      msgs[j].msg_hdr.msg_iovlen = 1;
     }
-    int n = sendmmsg(fd_, msgs, k, MSG_DONTWAIT);
+    // One message per run of equal-sized datagrams (the last of a run may be shorter): the kernel cuts it
+    // at the segment size, so the stack is walked once per run instead of once per datagram.
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < k; m++) {
+      size_t seg = iov[j].iov_len;
+      size_t total = seg;
+      uint32_t run = 1;
+      while (gso_ok_ && seg > 0 && j + run < k && run < kUdpMaxGsoSegments && iov[j + run].iov_len > 0 &&
+             iov[j + run].iov_len <= seg && total + iov[j + run].iov_len <= kUdpMaxGsoBytes) {
+        total += iov[j + run].iov_len;
+        bool shorter = iov[j + run].iov_len < seg;
+        run++;
+        if (shorter) break;
+      }
+      std::memset(&msgs[m], 0, sizeof msgs[m]);
+      msgs[m].msg_hdr.msg_name = &dest;
+      msgs[m].msg_hdr.msg_namelen = dlen;
+      msgs[m].msg_hdr.msg_iov = &iov[j];
+      msgs[m].msg_hdr.msg_iovlen = run;
+      if (run > 1) {
+        msgs[m].msg_hdr.msg_control = cbuf[m];
+        msgs[m].msg_hdr.msg_controllen = sizeof cbuf[m];
+        struct cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gso = static_cast<uint16_t>(seg);
+        std::memcpy(CMSG_DATA(c), &gso, sizeof gso);
+      }
+      group_size[m] = run;
+      j += run;
+    }
+    int n = sendmmsg(fd_, msgs, m, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+      if (gso_ok_ && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+        gso_ok_ = false;  // this kernel or route cannot segment for us: plain sendmmsg from now on
+        continue;
+      }
       Napi::Error e = SysError(env, -errno, "sendmmsg", "");
       e.Set("sent", Napi::Number::New(env, sent));
       e.ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (n == 0) break;
-    sent += static_cast<uint32_t>(n);
+    for (int i = 0; i < n; i++) sent += group_size[i];
   }
   return Napi::Number::New(env, sent);
 }

@@ -144,26 +144,25 @@ describe('trellis wg ↔ wireguard-go', () => {
   test('wireguard-go restarted while only Trellis sends: the new-handshake timer (15 s) recovers the session', async (t) => {
     if (!requireTools(t, TOOLS)) return;
     await withLab(t, async (lab) => {
-      const { trellis, wggo, nsT, nsG } = await setup(lab, { psk: false, initiator: 'trellis' });
+      const { trellis, wggo, nsT } = await setup(lab, { psk: false, initiator: 'trellis' });
       assert.ok(await waitPing(nsT, G4, 10_000));
       const before = trellis.handshakes();
-      const transfer = tcpTransfer({
-        fromNs: nsT,
-        toNs: nsG,
-        toAddr: G4,
-        port: 5004,
-        bytes: 40 * MB,
-        timeoutMs: 90_000,
-      });
-      await delay(700);
-      await wggo.restart(); // no endpoint for Trellis: only Trellis can start the new session
-      const back = Date.now();
-      const r = await transfer;
-      assert.equal(r.receivedSha256, r.sentSha256, 'the transfer survives the restart intact');
-      assert.ok(trellis.handshakes() > before, 'Trellis re-handshook on its own');
-      const recovered = (Date.now() - back) / 1000;
-      assert.ok(recovered < 60, `transfer finished ${recovered.toFixed(1)} s after the restart`);
-      t.diagnostic(`sender-only recovery: transfer done ${recovered.toFixed(2)} s after restart`);
+      await wggo.restart(); // it has no endpoint for Trellis: only Trellis can start the new session
+      const restarted = Date.now();
+      // Trellis keeps sending on its old session, which the new wireguard-go cannot decrypt; after
+      // KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (15 s) without an answer it must initiate again.
+      const pinger = nsT.spawn(['ping', '-i', '0.2', '-w', '25', G4], { label: 'steady ping' });
+      let rehandshake = false;
+      for (let i = 0; i < 250 && Date.now() - restarted < 25_000 && !rehandshake; i++) {
+        await delay(100);
+        rehandshake = trellis.handshakes() > before;
+      }
+      const took = (Date.now() - restarted) / 1000;
+      await pinger.stop();
+      assert.ok(rehandshake, 'Trellis initiated a new handshake on its own');
+      assert.ok(took <= 17, `new handshake ${took.toFixed(1)} s after the restart (15 s + jitter + tick)`);
+      assert.ok(await waitPing(nsT, G4, 3_000), 'traffic flows on the new session');
+      t.diagnostic(`sender-only recovery: new session ${took.toFixed(2)} s after restart`);
     });
   });
 

@@ -270,6 +270,23 @@ function collect(sock: NativeUdpBatchSocket): Got[] {
   return got;
 }
 
+test('UdpBatchSocket: runs of equal-sized datagrams (sent as UDP GSO) arrive as separate datagrams', {
+  skip: linuxOnly,
+}, async (t) => {
+  const [a, b] = await udpPair(t, 4);
+  const got = collect(b);
+  // 70 full-size datagrams, a shorter one that ends a run, then another run: the sender groups them.
+  const sizes = [...Array(70).fill(1452), 300, ...Array(10).fill(1000), 1000, 7];
+  const bufs = sizes.map((n, i) => {
+    const d = Buffer.alloc(n);
+    for (let j = 0; j < n; j++) d[j] = (i * 13 + j) & 0xff;
+    return d;
+  });
+  assert.equal(a.sendMany(bufs, bufs.length, mapped('127.0.0.1'), b.port), bufs.length);
+  await waitFor(`${bufs.length} datagrams`, () => got.length === bufs.length);
+  got.forEach((g, i) => assert.deepEqual(g.data, bufs[i], `datagram ${i} (${sizes[i]} bytes)`));
+});
+
 test('UdpBatchSocket: 100 datagrams of different sizes with sendMany', { skip: linuxOnly }, async (t) => {
   const [a, b] = await udpPair(t, 4);
   assert.ok(a.port > 0 && b.port > 0 && a.port !== b.port);
