@@ -284,7 +284,7 @@ test('UdpBatchSocket: runs of equal-sized datagrams (sent as UDP GSO) arrive as 
   });
   assert.equal(a.sendMany(bufs, bufs.length, mapped('127.0.0.1'), b.port), bufs.length);
   await waitFor(`${bufs.length} datagrams`, () => got.length === bufs.length);
-  got.forEach((g, i) => assert.deepEqual(g.data, bufs[i], `datagram ${i} (${sizes[i]} bytes)`));
+  for (const [i, g] of got.entries()) assert.deepEqual(g.data, bufs[i], `datagram ${i} (${sizes[i]} bytes)`);
 });
 
 test('UdpBatchSocket: 100 datagrams of different sizes with sendMany', { skip: linuxOnly }, async (t) => {
