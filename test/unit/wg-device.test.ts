@@ -171,10 +171,12 @@ test('simultaneous initiation converges to one working session', () => {
   pump();
   // Both responded to the other and dropped the crossing responses; retransmission resolves it.
   const deadline = Date.now() + 3000;
+  // Each side's retransmission timer has its own jitter, so one initiation soon lands alone and wins.
   while ((a.received.length === 0 || b.received.length === 0) && Date.now() < deadline) {
-    const until = performance.now() + 60;
+    const until = performance.now() + 2;
     while (performance.now() < until) {}
     tickTimers(a.dev);
+    pump();
     tickTimers(b.dev);
     pump();
   }
@@ -237,4 +239,68 @@ test('a replayed initiation is refused (TAI64N)', () => {
   pump();
   receiveDatagram(b.dev, initiation, a.ep);
   assert.equal(b.dev.drops.replayedInitiation, 1);
+});
+
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {}
+}
+
+test('passive keepalive: a receiver with nothing to say answers data with a keepalive after KEEPALIVE_TIMEOUT', () => {
+  const { a, b, pump } = pair({ timers: { keepaliveTimeout: 40 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  const sentByB = b.wire.length;
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  tickTimers(b.dev);
+  assert.equal(b.wire.length, sentByB, 'not before the timeout');
+  spin(50);
+  tickTimers(b.dev);
+  assert.equal(b.wire.length, sentByB + 1, 'one keepalive');
+  assert.equal(b.wire[b.wire.length - 1].length, 32, 'an empty transport message');
+});
+
+test('persistent keepalive is sent after the configured silence, without any data', () => {
+  const { a, b, pump, peerOf } = pair();
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  peerOf(a).persistentKeepaliveMs = 30;
+  const before = a.wire.length;
+  spin(40);
+  tickTimers(a.dev);
+  assert.equal(a.wire.length, before + 1);
+  assert.equal(a.wire[a.wire.length - 1].length, 32);
+});
+
+test('an unanswered handshake is retried every REKEY_TIMEOUT and given up after REKEY_ATTEMPT_TIME', () => {
+  const { a, queue, peerOf } = pair({ timers: { rekeyTimeout: 10, rekeyTimeoutJitterMax: 1, rekeyAttemptTime: 50 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  queue.length = 0; // B never hears anything
+  for (let i = 0; i < 40 && !a.events.some((e) => e.kind === 'handshakeGiveUp'); i++) {
+    spin(12);
+    tickTimers(a.dev);
+    queue.length = 0;
+  }
+  const initiations = a.wire.filter((m) => m[0] === 1).length;
+  assert.equal(initiations, 1 + 5, 'first initiation plus rekeyAttemptTime / rekeyTimeout retries');
+  assert.ok(a.events.some((e) => e.kind === 'handshakeGiveUp'));
+  assert.equal(peerOf(a).staged.length, 0, 'queued packets dropped on give-up');
+  assert.ok(peerOf(a).zeroKeysAt !== undefined, 'key material will be zeroed');
+});
+
+test('a keypair past REJECT_AFTER_TIME is neither used to send nor accepted', () => {
+  const { a, b, pump, peerOf } = pair({ timers: { rejectAfterTime: 60, rekeyAfterTime: 1000, rekeyTimeout: 10 } });
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  const old = peerOf(a).current!;
+  const stale = old.seal(ipv4Packet(A_IP, B_IP, randomBytes(10)), 1420);
+  spin(70);
+  receiveDatagram(b.dev, stale, a.ep);
+  assert.equal(b.dev.drops.expiredKeypair, 1);
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  assert.equal(a.wire[a.wire.length - 1][0], 1, 'a fresh handshake instead of the expired key');
+  pump();
+  assert.notEqual(peerOf(a).current, old);
+  assert.equal(b.received.length, 2);
 });
