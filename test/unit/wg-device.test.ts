@@ -262,7 +262,7 @@ test('passive keepalive: a receiver with nothing to say answers data with a keep
 });
 
 test('persistent keepalive is sent after the configured silence, without any data', () => {
-  const { a, b, pump, peerOf } = pair();
+  const { a, pump, peerOf } = pair();
   a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   peerOf(a).persistentKeepaliveMs = 30;
