@@ -3,7 +3,7 @@
 import { formatAddress } from '../packet/ip.ts';
 import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UDP_TRUNCATED, UdpBatchSocket } from '../tun/native.ts';
 import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
-import { UdpBindError } from './udp.ts';
+import { bindError, type UdpBindError } from './udp.ts';
 
 export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint) => void;
 
@@ -13,12 +13,7 @@ function bind(family: 4 | 6, port: number): NativeUdpBatchSocket {
   try {
     return new UdpBatchSocket(family, family === 4 ? '0.0.0.0' : '::', port);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'EADDRINUSE'
-        ? `UDP port ${port} is already in use (is another WireGuard interface listening on it?)`
-        : `cannot bind UDP port ${port}: ${(e as Error).message}`;
-    throw new UdpBindError(why, code);
+    throw bindError(e as NodeJS.ErrnoException, port);
   }
 }
 

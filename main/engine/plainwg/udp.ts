@@ -13,6 +13,17 @@ export class UdpBindError extends Error {
   }
 }
 
+/** Turns a bind failure of either socket implementation into a UdpBindError a user can act on. */
+export function bindError(e: NodeJS.ErrnoException, port: number): UdpBindError {
+  const why =
+    e.code === 'EADDRINUSE'
+      ? `UDP port ${port} is already in use (is another WireGuard interface listening on it?)`
+      : e.code === 'EACCES'
+        ? `not allowed to bind UDP port ${port}`
+        : `cannot bind UDP port ${port}: ${e.message}`;
+  return new UdpBindError(why, e.code);
+}
+
 export type DatagramHandler = (msg: Uint8Array, from: Endpoint) => void;
 
 function bindSocket(type: 'udp4' | 'udp6', port: number, onMessage: DatagramHandler): Promise<Socket> {
@@ -20,13 +31,7 @@ function bindSocket(type: 'udp4' | 'udp6', port: number, onMessage: DatagramHand
     const s = createSocket({ type, ipv6Only: type === 'udp6', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
     const fail = (e: NodeJS.ErrnoException) => {
       s.close();
-      const why =
-        e.code === 'EADDRINUSE'
-          ? `UDP port ${port} is already in use (is another WireGuard interface listening on it?)`
-          : e.code === 'EACCES'
-            ? `not allowed to bind UDP port ${port}`
-            : `cannot bind UDP port ${port}: ${e.message}`;
-      reject(new UdpBindError(why, e.code));
+      reject(bindError(e, port));
     };
     s.once('error', fail);
     s.on('message', (msg, rinfo) => {
