@@ -1,0 +1,152 @@
+// The engine's message protocol: the one contract between the engine and whoever drives it — the app's
+// controller over a worker MessagePort, or the CLI over the daemon's local socket. Plain JSON-safe values only.
+
+/** Tailscale's backend states, with the same meaning. */
+export type EngineState = 'NoState' | 'NeedsLogin' | 'NeedsMachineAuth' | 'Starting' | 'Running' | 'Stopped';
+
+export interface Prefs {
+  /** Control server base URL, e.g. "https://headscale.example.com" or "http://127.0.0.1:8080". */
+  controlURL: string;
+  /** Requested host name; empty = the OS host name. */
+  hostname: string;
+  acceptDNS: boolean;
+  /** Connect as soon as the engine starts (when logged in). */
+  autoConnect: boolean;
+  /** The user wants to be connected (up) rather than disconnected (down). */
+  wantRunning: boolean;
+}
+
+export interface SelfNode {
+  id: number;
+  /** Fully qualified MagicDNS name without the trailing dot. */
+  dnsName: string;
+  /** Short host name (first label of dnsName). */
+  name: string;
+  /** Tailnet addresses, e.g. ["100.64.0.1", "fd7a:115c:a1e0::1"]. */
+  addresses: string[];
+  user: string;
+  /** ISO time when the node key expires; undefined = never. */
+  keyExpiry?: string;
+}
+
+export interface PeerSummary {
+  id: number;
+  name: string;
+  dnsName: string;
+  addresses: string[];
+  /** null = the server did not say. */
+  online: boolean | null;
+  os: string;
+  user: string;
+  lastSeen?: string;
+  keyExpiry?: string;
+  expired: boolean;
+}
+
+export interface Health {
+  /** Stable identifier, e.g. "control-unreachable", "no-tun-privilege". */
+  code: string;
+  message: string;
+}
+
+export interface StatusSnapshot {
+  state: EngineState;
+  prefs: Prefs;
+  self?: SelfNode;
+  peers: PeerSummary[];
+  /** Tailnet domain (MagicDNS suffix), when known. */
+  domain?: string;
+  /** Pending interactive-login URL. */
+  authURL?: string;
+  /** Why the state is what it is when that is an error (e.g. "node key expired"). */
+  reason?: string;
+  health: Health[];
+}
+
+export interface StartOptions {
+  /** Directory holding keys and prefs (created 0700 if missing). */
+  stateDir: string;
+}
+
+export interface LoginOptions {
+  /** Pre-auth key; absent = interactive login (a browseToURL event follows). */
+  authKey?: string;
+}
+
+/** Commands and their replies. */
+export interface CommandMap {
+  start: { args: StartOptions; result: StatusSnapshot };
+  setPrefs: { args: Partial<Prefs>; result: Prefs };
+  login: { args: LoginOptions; result: StatusSnapshot };
+  logout: { args: Record<string, never>; result: StatusSnapshot };
+  up: { args: Record<string, never>; result: StatusSnapshot };
+  down: { args: Record<string, never>; result: StatusSnapshot };
+  status: { args: Record<string, never>; result: StatusSnapshot };
+}
+
+export type CommandName = keyof CommandMap;
+
+export interface Request<C extends CommandName = CommandName> {
+  type: 'request';
+  id: number;
+  cmd: C;
+  args: CommandMap[C]['args'];
+}
+
+/** Error codes every UI can map to a sentence; message is already a sentence. */
+export type ErrorCode =
+  | 'bad-request'
+  | 'not-started'
+  | 'no-control-url'
+  | 'control-unreachable'
+  | 'control-protocol'
+  | 'login-failed'
+  | 'auth-key-invalid'
+  | 'permission-denied'
+  | 'internal';
+
+export interface EngineErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Reply =
+  | { type: 'reply'; id: number; ok: true; result: unknown }
+  | { type: 'reply'; id: number; ok: false; error: EngineErrorBody };
+
+export type EngineEvent =
+  | { type: 'event'; event: 'state'; state: EngineState; reason?: string }
+  | { type: 'event'; event: 'browseToURL'; url: string }
+  | { type: 'event'; event: 'netmap'; self?: SelfNode; peers: PeerSummary[]; domain?: string }
+  | { type: 'event'; event: 'health'; health: Health[] }
+  | { type: 'event'; event: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+
+export type EngineMessage = Reply | EngineEvent;
+
+/** A typed error carried across the protocol. */
+export class EngineError extends Error {
+  override readonly name = 'EngineError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  toBody(): EngineErrorBody {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** What the engine exposes to a transport (worker port or socket): one handler per command, and events. */
+export interface EngineApi {
+  handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']>;
+  onEvent(listener: (e: EngineEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+export const COMMANDS: readonly CommandName[] = ['start', 'setPrefs', 'login', 'logout', 'up', 'down', 'status'];
+
+export function isCommandName(v: unknown): v is CommandName {
+  return typeof v === 'string' && (COMMANDS as readonly string[]).includes(v);
+}
