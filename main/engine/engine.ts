@@ -1,30 +1,463 @@
-// PLACEHOLDER (being replaced by the real engine): the minimum EngineApi so transports can be built and tested.
-import type { CommandMap, CommandName, EngineApi, EngineEvent, Prefs, StatusSnapshot } from './protocol.ts';
-import { EngineError } from './protocol.ts';
+// The engine: Tailscale's backend state machine over the control client. It persists keys and prefs,
+// logs in (auth key or interactive), keeps the map stream running while the user wants to be connected,
+// and reports state, netmap and health as events. It speaks only the protocol in protocol.ts.
+import { hostname as osHostname, release } from 'node:os';
+import { CAPABILITY_VERSION, ControlError } from './control/dial.ts';
+import { ensureStateDir, keyToText, loadOrCreateKeys, type NodeKeys, publicText, saveKeys } from './control/keys.ts';
+import { MapLoop } from './control/map-loop.ts';
+import { NetMap } from './control/netmap.ts';
+import { ControlSession } from './control/session.ts';
+import { type Hostinfo, LOGOUT_TIME, type MapRequest, type RegisterRequest, ZERO_TIME } from './control/tailcfg.ts';
+import { loadState, type PersistedState, saveState } from './prefs-store.ts';
+import {
+  type CommandMap,
+  type CommandName,
+  type EngineApi,
+  EngineError,
+  type EngineEvent,
+  type EngineState,
+  type Health,
+  type LoginOptions,
+  type Prefs,
+  type StatusSnapshot,
+} from './protocol.ts';
+import { keyExpired, peerSummaries, selfSummary } from './status.ts';
+import { generatePrivateKey } from './wg/crypto.ts';
 
 export interface EngineOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Test-only: faster reconnects. */
+  backoff?: { minMs: number; maxMs: number };
 }
 
-export function createEngine(_opts: EngineOptions = {}): EngineApi {
-  const listeners = new Set<(e: EngineEvent) => void>();
-  let started = false;
-  const prefs: Prefs = { controlURL: '', hostname: '', acceptDNS: true, autoConnect: true, wantRunning: false };
-  const snapshot = (): StatusSnapshot => ({ state: started ? 'NeedsLogin' : 'NoState', prefs, peers: [], health: [] });
-  return {
-    async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
-      if (cmd === 'start') started = true;
-      else if (!started) throw new EngineError('not-started', 'the engine has not been started');
-      if (cmd === 'setPrefs') {
-        Object.assign(prefs, args);
-        return prefs as CommandMap[C]['result'];
+const ZERO_NODE_KEY = keyToText('nodekey', new Uint8Array(32));
+const INTERACTIVE_LOGIN_TIMEOUT_MS = 15 * 60_000;
+const REGISTER_TIMEOUT_MS = 30_000;
+
+function controlErrorToEngine(e: unknown, what: string): EngineError {
+  if (e instanceof EngineError) return e;
+  if (e instanceof ControlError) {
+    const code = e.kind === 'unreachable' || e.kind === 'timeout' ? 'control-unreachable' : 'control-protocol';
+    return new EngineError(code, `${what}: ${e.message}`);
+  }
+  return new EngineError('internal', `${what}: ${(e as Error)?.message ?? String(e)}`);
+}
+
+function osName(): string {
+  return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
+}
+
+class Engine implements EngineApi {
+  private readonly listeners = new Set<(e: EngineEvent) => void>();
+  private stateDir: string | undefined;
+  private keys: NodeKeys | undefined;
+  private persisted: PersistedState | undefined;
+  private state: EngineState = 'NoState';
+  private reason: string | undefined;
+  private authURL: string | undefined;
+  private netmap = new NetMap();
+  private mapLoop: MapLoop | undefined;
+  private loginAbort: AbortController | undefined;
+  private readonly health = new Map<string, string>();
+  private readonly discoPrivate = generatePrivateKey();
+
+  constructor(private readonly o: EngineOptions) {}
+
+  onEvent(listener: (e: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: EngineEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure is its own
       }
-      return snapshot() as CommandMap[C]['result'];
-    },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    async close() {},
-  };
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string): void {
+    this.o.log?.(level, message);
+    this.emit({ type: 'event', event: 'log', level, message });
+  }
+
+  private setState(state: EngineState, reason?: string): void {
+    if (state === this.state && reason === this.reason) return;
+    this.state = state;
+    this.reason = reason;
+    this.log('info', `state ${state}${reason ? `: ${reason}` : ''}`);
+    this.emit({ type: 'event', event: 'state', state, reason });
+  }
+
+  private setHealth(code: string, message: string | undefined): void {
+    const had = this.health.get(code);
+    if (message === undefined) this.health.delete(code);
+    else this.health.set(code, message);
+    if (had !== message) this.emit({ type: 'event', event: 'health', health: this.healthList() });
+  }
+
+  private healthList(): Health[] {
+    return [...this.health].map(([code, message]) => ({ code, message }));
+  }
+
+  private get prefs(): Prefs {
+    if (!this.persisted) throw new EngineError('not-started', 'the engine has not been started');
+    return this.persisted.prefs;
+  }
+
+  private snapshot(): StatusSnapshot {
+    return {
+      state: this.state,
+      prefs: { ...this.prefs },
+      self: selfSummary(this.netmap),
+      peers: peerSummaries(this.netmap),
+      domain: this.netmap.domain || undefined,
+      authURL: this.authURL,
+      reason: this.reason,
+      health: this.healthList(),
+    };
+  }
+
+  private async persist(): Promise<void> {
+    if (this.stateDir && this.persisted) await saveState(this.stateDir, this.persisted);
+  }
+
+  private hostinfo(): Hostinfo {
+    return {
+      IPNVersion: '0.1.0-trellis',
+      OS: osName(),
+      OSVersion: release(),
+      Hostname: this.prefs.hostname || osHostname(),
+      App: 'trellis',
+    };
+  }
+
+  private mapRequest(): MapRequest {
+    const keys = this.requireKeys();
+    return {
+      Version: CAPABILITY_VERSION,
+      KeepAlive: true,
+      NodeKey: publicText('nodekey', keys.nodePrivate),
+      DiscoKey: publicText('discokey', this.discoPrivate),
+      Stream: true,
+      Hostinfo: this.hostinfo(),
+      Endpoints: [],
+      EndpointTypes: [],
+    };
+  }
+
+  private requireKeys(): NodeKeys {
+    if (!this.keys) throw new EngineError('not-started', 'the engine has not been started');
+    return this.keys;
+  }
+
+  async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+    if (cmd !== 'start' && !this.persisted) throw new EngineError('not-started', 'the engine has not been started');
+    switch (cmd) {
+      case 'start':
+        return (await this.start((args as CommandMap['start']['args']).stateDir)) as CommandMap[C]['result'];
+      case 'setPrefs':
+        return (await this.setPrefs(args as Partial<Prefs>)) as CommandMap[C]['result'];
+      case 'login':
+        return (await this.login(args as LoginOptions)) as CommandMap[C]['result'];
+      case 'logout':
+        return (await this.logout()) as CommandMap[C]['result'];
+      case 'up':
+        return (await this.up()) as CommandMap[C]['result'];
+      case 'down':
+        return (await this.down()) as CommandMap[C]['result'];
+      case 'status':
+        return this.snapshot() as CommandMap[C]['result'];
+      default:
+        throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
+    }
+  }
+
+  private async start(stateDir: string): Promise<StatusSnapshot> {
+    if (typeof stateDir !== 'string' || stateDir === '') throw new EngineError('bad-request', 'start needs a stateDir');
+    if (this.persisted) {
+      if (stateDir !== this.stateDir) throw new EngineError('bad-request', `already started with ${this.stateDir}`);
+      return this.snapshot();
+    }
+    try {
+      await ensureStateDir(stateDir);
+      this.keys = await loadOrCreateKeys(stateDir);
+      this.persisted = await loadState(stateDir);
+    } catch (e) {
+      throw new EngineError('permission-denied', `cannot use state directory ${stateDir}: ${(e as Error).message}`);
+    }
+    this.stateDir = stateDir;
+    const { loggedIn, prefs } = this.persisted;
+    if (loggedIn && prefs.controlURL && prefs.wantRunning) this.startMap();
+    else this.setState(loggedIn && prefs.controlURL ? 'Stopped' : 'NeedsLogin');
+    return this.snapshot();
+  }
+
+  private async setPrefs(p: Partial<Prefs>): Promise<Prefs> {
+    const prefs = this.prefs;
+    if (p.controlURL !== undefined) {
+      if (typeof p.controlURL !== 'string' || (p.controlURL !== '' && !/^https?:\/\/[^\s/]+/.test(p.controlURL))) {
+        throw new EngineError('bad-request', 'the control server URL must start with http:// or https://');
+      }
+      const url = p.controlURL.replace(/\/+$/, '');
+      if (url !== prefs.controlURL) {
+        // Another server: this node's registration does not carry over.
+        this.stopMap();
+        this.cancelLogin();
+        this.persisted = { prefs: { ...prefs, controlURL: url }, loggedIn: false };
+        this.netmap = new NetMap();
+        this.setState('NeedsLogin');
+      }
+    }
+    const next = this.prefs;
+    const hostnameChanged = typeof p.hostname === 'string' && p.hostname !== next.hostname;
+    if (typeof p.hostname === 'string') next.hostname = p.hostname;
+    if (typeof p.acceptDNS === 'boolean') next.acceptDNS = p.acceptDNS;
+    if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
+    if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
+    await this.persist();
+    if (hostnameChanged) this.sendHostinfo();
+    return { ...next };
+  }
+
+  /** Tells control about a Hostinfo change on the running session (a one-shot lite map request). */
+  private sendHostinfo(): void {
+    const s = this.mapLoop?.currentSession;
+    if (!s || s.closed) return;
+    s.updateNode(this.mapRequest()).catch((e: Error) => this.log('warn', `hostinfo update failed: ${e.message}`));
+  }
+
+  private registerRequest(extra: Partial<RegisterRequest>): RegisterRequest {
+    const keys = this.requireKeys();
+    return {
+      Version: CAPABILITY_VERSION,
+      NodeKey: publicText('nodekey', keys.nodePrivate),
+      OldNodeKey: keys.oldNodePrivate ? publicText('nodekey', keys.oldNodePrivate) : ZERO_NODE_KEY,
+      Expiry: ZERO_TIME,
+      Followup: '',
+      Hostinfo: this.hostinfo(),
+      ...extra,
+    };
+  }
+
+  private async rotateNodeKey(): Promise<void> {
+    const keys = this.requireKeys();
+    keys.oldNodePrivate = keys.nodePrivate;
+    keys.nodePrivate = generatePrivateKey();
+    if (this.stateDir) await saveKeys(this.stateDir, keys);
+  }
+
+  private async login(o: LoginOptions): Promise<StatusSnapshot> {
+    const { controlURL } = this.prefs;
+    if (!controlURL) throw new EngineError('no-control-url', 'set a control server URL first');
+    if (o.authKey !== undefined && (typeof o.authKey !== 'string' || o.authKey.trim() === '')) {
+      throw new EngineError('bad-request', 'the auth key is empty');
+    }
+    this.cancelLogin();
+    this.stopMap();
+    this.authURL = undefined;
+    let session: ControlSession;
+    try {
+      session = await ControlSession.open(controlURL, this.requireKeys().machinePrivate);
+    } catch (e) {
+      const err = controlErrorToEngine(e, 'login failed');
+      this.setState('NeedsLogin', err.message);
+      throw err;
+    }
+    try {
+      const auth = o.authKey ? { Auth: { AuthKey: o.authKey.trim() } } : {};
+      let resp = await session.register(this.registerRequest(auth), REGISTER_TIMEOUT_MS);
+      if (resp.NodeKeyExpired && !resp.Error && !resp.AuthURL) {
+        await this.rotateNodeKey(); // our key is dead on the server: present a fresh one
+        resp = await session.register(this.registerRequest(auth), REGISTER_TIMEOUT_MS);
+      }
+      if (resp.Error) {
+        const code = o.authKey ? 'auth-key-invalid' : 'login-failed';
+        this.setState('NeedsLogin', resp.Error);
+        throw new EngineError(code, `control server refused the login: ${resp.Error}`);
+      }
+      if (resp.AuthURL) {
+        if (!/^https?:\/\//.test(resp.AuthURL))
+          throw new EngineError('control-protocol', 'control sent a non-http login URL');
+        this.authURL = resp.AuthURL;
+        this.setState('NeedsLogin', 'waiting for the login to be approved');
+        this.emit({ type: 'event', event: 'browseToURL', url: resp.AuthURL });
+        this.waitForApproval(session, resp.AuthURL);
+        return this.snapshot();
+      }
+      session.close();
+      if (!resp.MachineAuthorized) {
+        this.setState('NeedsMachineAuth', 'the control server has not authorized this machine yet');
+        return this.snapshot();
+      }
+      await this.loggedIn();
+      return this.snapshot();
+    } catch (e) {
+      session.close();
+      throw controlErrorToEngine(e, 'login failed');
+    }
+  }
+
+  private waitForApproval(session: ControlSession, authURL: string): void {
+    const abort = new AbortController();
+    this.loginAbort = abort;
+    session
+      .register(this.registerRequest({ Followup: authURL }), INTERACTIVE_LOGIN_TIMEOUT_MS, abort.signal)
+      .then(async (resp) => {
+        if (abort.signal.aborted) return;
+        if (resp.Error || !resp.MachineAuthorized || resp.AuthURL) {
+          this.authURL = resp.AuthURL;
+          this.setState('NeedsLogin', resp.Error || 'the login was not approved in time; log in again');
+          return;
+        }
+        this.authURL = undefined;
+        await this.loggedIn();
+      })
+      .catch((e: Error) => {
+        if (!abort.signal.aborted) this.setState('NeedsLogin', `login failed: ${e.message}`);
+      })
+      .finally(() => {
+        session.close();
+        if (this.loginAbort === abort) this.loginAbort = undefined;
+      });
+  }
+
+  private cancelLogin(): void {
+    this.loginAbort?.abort();
+    this.loginAbort = undefined;
+  }
+
+  private async loggedIn(): Promise<void> {
+    const keys = this.requireKeys();
+    keys.oldNodePrivate = undefined;
+    if (this.stateDir) await saveKeys(this.stateDir, keys);
+    if (!this.persisted) return;
+    this.persisted.loggedIn = true;
+    await this.persist();
+    if (this.prefs.wantRunning) this.startMap();
+    else this.setState('Stopped');
+  }
+
+  private startMap(): void {
+    this.stopMap();
+    this.setState('Starting');
+    const { controlURL } = this.prefs;
+    this.mapLoop = new MapLoop({
+      serverUrl: controlURL,
+      machinePrivate: this.requireKeys().machinePrivate,
+      request: () => this.mapRequest(),
+      minBackoffMs: this.o.backoff?.minMs,
+      maxBackoffMs: this.o.backoff?.maxMs,
+      onMessage: (m) => this.onMapMessage(m),
+      onDisconnect: (err, retryInMs) => {
+        const why = err ? err.message : 'the server closed the map stream';
+        this.setHealth(
+          'control-unreachable',
+          `lost the control server (${why}); retrying in ${Math.round(retryInMs / 1000)} s`,
+        );
+        this.log('warn', `map stream lost: ${why}; retry in ${retryInMs} ms`);
+      },
+      onFatal: (err) => {
+        this.mapLoop = undefined;
+        void this.loggedOut(`the control server no longer knows this node (${err.status})`);
+      },
+    });
+  }
+
+  private onMapMessage(m: Parameters<NetMap['apply']>[0]): void {
+    if (!this.netmap.apply(m)) return;
+    this.setHealth('control-unreachable', undefined);
+    const self = this.netmap.self;
+    if (!self) return; // nothing usable until the first full map
+    if (keyExpired(self)) {
+      this.stopMap();
+      void this.expired();
+      return;
+    }
+    if (this.state !== 'Running') this.setState('Running');
+    this.emit({
+      type: 'event',
+      event: 'netmap',
+      self: selfSummary(this.netmap),
+      peers: peerSummaries(this.netmap),
+      domain: this.netmap.domain || undefined,
+    });
+  }
+
+  private async expired(): Promise<void> {
+    await this.rotateNodeKey();
+    await this.loggedOut('node key expired: log in again');
+  }
+
+  private async loggedOut(reason: string | undefined): Promise<void> {
+    this.stopMap();
+    this.netmap = new NetMap();
+    if (this.persisted) this.persisted.loggedIn = false;
+    await this.persist();
+    this.setState('NeedsLogin', reason);
+  }
+
+  private stopMap(): void {
+    this.mapLoop?.stop();
+    this.mapLoop = undefined;
+    this.setHealth('control-unreachable', undefined);
+  }
+
+  private async logout(): Promise<StatusSnapshot> {
+    this.cancelLogin();
+    this.stopMap();
+    const { controlURL } = this.prefs;
+    if (controlURL && this.persisted?.loggedIn) {
+      try {
+        const s = await ControlSession.open(controlURL, this.requireKeys().machinePrivate, 10_000);
+        try {
+          await s.register(this.registerRequest({ Expiry: LOGOUT_TIME }), 10_000);
+        } finally {
+          s.close();
+        }
+      } catch (e) {
+        this.log('warn', `could not tell the control server about the logout: ${(e as Error).message}`);
+      }
+    }
+    // The old node key is dead on the server; the next login starts with a fresh one.
+    const keys = this.requireKeys();
+    keys.nodePrivate = generatePrivateKey();
+    keys.oldNodePrivate = undefined;
+    if (this.stateDir) await saveKeys(this.stateDir, keys);
+    this.prefs.wantRunning = false;
+    this.authURL = undefined;
+    await this.loggedOut(undefined);
+    return this.snapshot();
+  }
+
+  private async up(): Promise<StatusSnapshot> {
+    this.prefs.wantRunning = true;
+    await this.persist();
+    if (this.persisted?.loggedIn && this.prefs.controlURL) {
+      if (!this.mapLoop) this.startMap();
+    } else {
+      this.setState('NeedsLogin', this.reason);
+    }
+    return this.snapshot();
+  }
+
+  private async down(): Promise<StatusSnapshot> {
+    this.prefs.wantRunning = false;
+    await this.persist();
+    this.cancelLogin();
+    this.stopMap();
+    this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');
+    return this.snapshot();
+  }
+
+  async close(): Promise<void> {
+    this.cancelLogin();
+    this.stopMap();
+  }
+}
+
+export function createEngine(opts: EngineOptions = {}): EngineApi {
+  return new Engine(opts);
 }

@@ -1,0 +1,173 @@
+// The ts2021 record layer as a Duplex over the upgraded socket: writes are cut into records of at most
+// 4077 plaintext bytes; reads reassemble records across TCP reads. The server's EarlyNoise preamble is
+// taken off the front of the plaintext stream, so what comes out is pure HTTP/2.
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { MAX_PLAINTEXT, MAX_RECORD, MSG_RECORD, NoiseError, RECORD_HEADER, recordNonce, TAG } from './noise.ts';
+
+export const EARLY_MAGIC = Uint8Array.of(0xff, 0xff, 0xff, 0x54, 0x53);
+const EARLY_HEADER = 9;
+const EARLY_MAX_JSON = 1 << 20;
+
+export interface EarlyNoise {
+  nodeKeyChallenge?: string;
+}
+
+/**
+ * Splits the EarlyNoise preamble off a plaintext stream. Feed it bytes; it returns the bytes that
+ * belong to HTTP/2 once it has decided, or undefined while it still needs more.
+ */
+export class EarlyNoiseParser {
+  private buf: Buffer = Buffer.alloc(0);
+  done = false;
+  early: EarlyNoise | undefined;
+
+  push(chunk: Buffer): Buffer | undefined {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length < EARLY_HEADER) return undefined;
+    if (!this.buf.subarray(0, 5).equals(EARLY_MAGIC)) return this.finish(this.buf);
+    const len = this.buf.readUInt32BE(5);
+    if (len > EARLY_MAX_JSON) throw new NoiseError(`EarlyNoise of ${len} bytes is too large`);
+    if (this.buf.length < EARLY_HEADER + len) return undefined;
+    try {
+      this.early = JSON.parse(this.buf.subarray(EARLY_HEADER, EARLY_HEADER + len).toString('utf8')) as EarlyNoise;
+    } catch {
+      throw new NoiseError('EarlyNoise is not valid JSON');
+    }
+    return this.finish(this.buf.subarray(EARLY_HEADER + len));
+  }
+
+  private finish(rest: Buffer): Buffer {
+    this.done = true;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+export class NoiseConn extends Duplex {
+  private sendCounter = 0n;
+  private recvCounter = 0n;
+  private inbox: Buffer = Buffer.alloc(0);
+  private readonly early = new EarlyNoiseParser();
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly sendKey: Uint8Array,
+    private readonly receiveKey: Uint8Array,
+    /** Bytes already read from the socket after the handshake response. */
+    leftover: Buffer,
+  ) {
+    super();
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('end', () => this.push(null));
+    socket.on('error', (e) => this.destroy(e));
+    socket.on('close', () => {
+      if (!this.destroyed) this.destroy();
+    });
+    if (leftover.length > 0) queueMicrotask(() => this.onData(leftover));
+  }
+
+  get earlyNoise(): EarlyNoise | undefined {
+    return this.early.early;
+  }
+
+  private onData(d: Buffer): void {
+    if (this.destroyed) return;
+    this.inbox = this.inbox.length === 0 ? d : Buffer.concat([this.inbox, d]);
+    try {
+      for (let guard = 0; guard < 100_000 && this.inbox.length >= RECORD_HEADER; guard++) {
+        if (this.inbox[0] !== MSG_RECORD) throw new NoiseError(`unexpected record type ${this.inbox[0]}`);
+        const len = this.inbox.readUInt16BE(1);
+        if (len < TAG || len + RECORD_HEADER > MAX_RECORD) throw new NoiseError(`bad record length ${len}`);
+        if (this.inbox.length < RECORD_HEADER + len) break;
+        const plain = this.open(this.inbox.subarray(RECORD_HEADER, RECORD_HEADER + len));
+        this.inbox = this.inbox.subarray(RECORD_HEADER + len);
+        this.deliver(plain);
+      }
+    } catch (e) {
+      this.destroy(e instanceof Error ? e : new NoiseError(String(e)));
+    }
+  }
+
+  private deliver(plain: Buffer): void {
+    if (plain.length === 0) return;
+    if (!this.early.done) {
+      const rest = this.early.push(plain);
+      if (rest === undefined || rest.length === 0) return;
+      plain = rest;
+    }
+    if (!this.push(plain)) this.socket.pause();
+  }
+
+  private open(cipher: Buffer): Buffer {
+    const d = createDecipheriv('chacha20-poly1305', this.receiveKey, recordNonce(this.recvCounter++), {
+      authTagLength: TAG,
+    });
+    d.setAuthTag(cipher.subarray(cipher.length - TAG));
+    const body = d.update(cipher.subarray(0, cipher.length - TAG));
+    try {
+      d.final();
+    } catch {
+      throw new NoiseError('control record does not authenticate');
+    }
+    return body;
+  }
+
+  private seal(plain: Buffer): Buffer {
+    const c = createCipheriv('chacha20-poly1305', this.sendKey, recordNonce(this.sendCounter++), {
+      authTagLength: TAG,
+    });
+    const body = c.update(plain);
+    c.final();
+    const rec = Buffer.allocUnsafe(RECORD_HEADER + body.length + TAG);
+    rec[0] = MSG_RECORD;
+    rec.writeUInt16BE(body.length + TAG, 1);
+    body.copy(rec, RECORD_HEADER);
+    c.getAuthTag().copy(rec, RECORD_HEADER + body.length);
+    return rec;
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    const records: Buffer[] = [];
+    for (let off = 0; off < chunk.length; off += MAX_PLAINTEXT) {
+      records.push(this.seal(chunk.subarray(off, off + MAX_PLAINTEXT)));
+    }
+    this.socket.write(records.length === 1 ? records[0] : Buffer.concat(records), cb);
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.socket.end(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    this.socket.destroy();
+    cb(err);
+  }
+
+  // node:http2 treats its connection like a net.Socket; these keep it content.
+  setNoDelay(): this {
+    this.socket.setNoDelay(true);
+    return this;
+  }
+  setKeepAlive(enable?: boolean, delay?: number): this {
+    this.socket.setKeepAlive(enable, delay);
+    return this;
+  }
+  setTimeout(ms: number, cb?: () => void): this {
+    this.socket.setTimeout(ms, cb);
+    return this;
+  }
+  ref(): this {
+    this.socket.ref();
+    return this;
+  }
+  unref(): this {
+    this.socket.unref();
+    return this;
+  }
+}

@@ -1,0 +1,45 @@
+// Preferences and login state persisted in the state directory (prefs.json, 0600).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writePrivateFile } from './control/keys.ts';
+import type { Prefs } from './protocol.ts';
+
+export interface PersistedState {
+  prefs: Prefs;
+  /** The node key is registered with prefs.controlURL and was valid when last seen. */
+  loggedIn: boolean;
+}
+
+export const DEFAULT_PREFS: Readonly<Prefs> = Object.freeze({
+  controlURL: '',
+  hostname: '',
+  acceptDNS: true,
+  autoConnect: true,
+  wantRunning: false,
+});
+
+const FILE = 'prefs.json';
+
+export async function loadState(stateDir: string): Promise<PersistedState> {
+  try {
+    const raw = JSON.parse(await readFile(join(stateDir, FILE), 'utf8')) as Partial<PersistedState>;
+    const p = (raw.prefs ?? {}) as Partial<Prefs>;
+    return {
+      prefs: {
+        controlURL: typeof p.controlURL === 'string' ? p.controlURL : DEFAULT_PREFS.controlURL,
+        hostname: typeof p.hostname === 'string' ? p.hostname : DEFAULT_PREFS.hostname,
+        acceptDNS: typeof p.acceptDNS === 'boolean' ? p.acceptDNS : DEFAULT_PREFS.acceptDNS,
+        autoConnect: typeof p.autoConnect === 'boolean' ? p.autoConnect : DEFAULT_PREFS.autoConnect,
+        wantRunning: typeof p.wantRunning === 'boolean' ? p.wantRunning : DEFAULT_PREFS.wantRunning,
+      },
+      loggedIn: raw.loggedIn === true,
+    };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+    return { prefs: { ...DEFAULT_PREFS }, loggedIn: false };
+  }
+}
+
+export async function saveState(stateDir: string, s: PersistedState): Promise<void> {
+  await writePrivateFile(join(stateDir, FILE), `${JSON.stringify(s, null, 2)}\n`);
+}
