@@ -28,6 +28,8 @@ export interface EngineOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Test-only: faster reconnects. */
   backoff?: { minMs: number; maxMs: number };
+  /** Timeout for each control connection attempt (default 15 s). */
+  controlTimeoutMs?: number;
 }
 
 const ZERO_NODE_KEY = keyToText('nodekey', new Uint8Array(32));
@@ -260,7 +262,7 @@ class Engine implements EngineApi {
     this.authURL = undefined;
     let session: ControlSession;
     try {
-      session = await ControlSession.open(controlURL, this.requireKeys().machinePrivate);
+      session = await ControlSession.open(controlURL, this.requireKeys().machinePrivate, this.o.controlTimeoutMs);
     } catch (e) {
       const err = controlErrorToEngine(e, 'login failed');
       this.setState('NeedsLogin', err.message);
@@ -348,6 +350,7 @@ class Engine implements EngineApi {
       serverUrl: controlURL,
       machinePrivate: this.requireKeys().machinePrivate,
       request: () => this.mapRequest(),
+      connectTimeoutMs: this.o.controlTimeoutMs,
       minBackoffMs: this.o.backoff?.minMs,
       maxBackoffMs: this.o.backoff?.maxMs,
       onMessage: (m) => this.onMapMessage(m),

@@ -16,6 +16,8 @@ export interface MapLoopOptions {
   onFatal: (err: HttpStatusError) => void;
   onSession?: (s: ControlSession) => void;
   watchdogMs?: number;
+  /** Per-connection timeout for dialing control. */
+  connectTimeoutMs?: number;
   minBackoffMs?: number;
   maxBackoffMs?: number;
 }
@@ -65,7 +67,7 @@ export class MapLoop {
       let error: Error | undefined;
       try {
         if (!this.session || this.session.closed) {
-          this.session = await ControlSession.open(this.o.serverUrl, this.o.machinePrivate);
+          this.session = await ControlSession.open(this.o.serverUrl, this.o.machinePrivate, this.o.connectTimeoutMs);
           this.o.onSession?.(this.session);
         }
         if (this.stopped) break;
