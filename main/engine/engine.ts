@@ -109,11 +109,17 @@ class Engine implements EngineApi {
     return this.persisted.prefs;
   }
 
+  private selfNode(): ReturnType<typeof selfSummary> {
+    const self = selfSummary(this.netmap);
+    if (self && !self.user) self.user = this.persisted?.loginName ?? '';
+    return self;
+  }
+
   private snapshot(): StatusSnapshot {
     return {
       state: this.state,
       prefs: { ...this.prefs },
-      self: selfSummary(this.netmap),
+      self: this.selfNode(),
       peers: peerSummaries(this.netmap),
       domain: this.netmap.domain || undefined,
       authURL: this.authURL,
@@ -294,7 +300,7 @@ class Engine implements EngineApi {
         this.setState('NeedsMachineAuth', 'the control server has not authorized this machine yet');
         return this.snapshot();
       }
-      await this.loggedIn();
+      await this.loggedIn(resp.Login?.LoginName);
       return this.snapshot();
     } catch (e) {
       session.close();
@@ -315,7 +321,7 @@ class Engine implements EngineApi {
           return;
         }
         this.authURL = undefined;
-        await this.loggedIn();
+        await this.loggedIn(resp.Login?.LoginName);
       })
       .catch((e: Error) => {
         if (!abort.signal.aborted) this.setState('NeedsLogin', `login failed: ${e.message}`);
@@ -331,12 +337,13 @@ class Engine implements EngineApi {
     this.loginAbort = undefined;
   }
 
-  private async loggedIn(): Promise<void> {
+  private async loggedIn(loginName: string | undefined): Promise<void> {
     const keys = this.requireKeys();
     keys.oldNodePrivate = undefined;
     if (this.stateDir) await saveKeys(this.stateDir, keys);
     if (!this.persisted) return;
     this.persisted.loggedIn = true;
+    if (loginName) this.persisted.loginName = loginName;
     await this.persist();
     if (this.prefs.wantRunning) this.startMap();
     else this.setState('Stopped');
@@ -383,7 +390,7 @@ class Engine implements EngineApi {
     this.emit({
       type: 'event',
       event: 'netmap',
-      self: selfSummary(this.netmap),
+      self: this.selfNode(),
       peers: peerSummaries(this.netmap),
       domain: this.netmap.domain || undefined,
     });

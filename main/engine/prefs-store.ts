@@ -8,6 +8,8 @@ export interface PersistedState {
   prefs: Prefs;
   /** The node key is registered with prefs.controlURL and was valid when last seen. */
   loggedIn: boolean;
+  /** The login name the server gave at registration (shown for self when the map has no profile). */
+  loginName?: string;
 }
 
 export const DEFAULT_PREFS: Readonly<Prefs> = Object.freeze({
@@ -33,6 +35,7 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
         wantRunning: typeof p.wantRunning === 'boolean' ? p.wantRunning : DEFAULT_PREFS.wantRunning,
       },
       loggedIn: raw.loggedIn === true,
+      loginName: typeof raw.loginName === 'string' ? raw.loginName : undefined,
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;

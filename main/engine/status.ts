@@ -9,12 +9,17 @@ function bareAddress(prefix: string): string {
 }
 
 function dnsNameOf(n: TailNode): string {
-  return typeof n.Name === 'string' ? n.Name.replace(/\.$/, '') : '';
+  const name = n.Name;
+  if (typeof name !== 'string') return '';
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
-function shortName(n: TailNode): string {
-  const dns = dnsNameOf(n);
-  return dns ? dns.split('.')[0] : (n.Hostinfo?.Hostname ?? `node-${n.ID}`);
+function shortName(n: TailNode, dns: string): string {
+  if (dns) {
+    const dot = dns.indexOf('.');
+    return dot < 0 ? dns : dns.slice(0, dot);
+  }
+  return typeof n.Hostinfo?.Hostname === 'string' ? n.Hostinfo.Hostname : `node-${n.ID}`;
 }
 
 function userName(nm: NetMap, n: TailNode): string {
@@ -35,31 +40,48 @@ export function keyExpired(n: TailNode, now = Date.now()): boolean {
 export function selfSummary(nm: NetMap): SelfNode | undefined {
   const n = nm.self;
   if (!n) return undefined;
+  const dnsName = dnsNameOf(n);
   return {
     id: n.ID,
-    dnsName: dnsNameOf(n),
-    name: shortName(n),
+    dnsName,
+    name: shortName(n, dnsName),
     addresses: (n.Addresses ?? []).map(bareAddress),
     user: userName(nm, n),
     keyExpiry: validTime(n.KeyExpiry),
   };
 }
 
+function peerSummary(nm: NetMap, n: TailNode): PeerSummary {
+  const dnsName = dnsNameOf(n);
+  return {
+    id: n.ID,
+    name: shortName(n, dnsName),
+    dnsName,
+    addresses: (n.Addresses ?? []).map(bareAddress),
+    online: typeof n.Online === 'boolean' ? n.Online : null,
+    os: typeof n.Hostinfo?.OS === 'string' ? n.Hostinfo.OS : '',
+    user: userName(nm, n),
+    lastSeen: validTime(n.LastSeen),
+    keyExpiry: validTime(n.KeyExpiry),
+    expired: keyExpired(n),
+  };
+}
+
+// Summaries per peer object: the netmap replaces a peer's object whenever it changes, so a delta that
+// touches one peer of 10,000 recomputes one summary. (Expiry is judged when the summary is made.)
+const cache = new WeakMap<TailNode, { usersVersion: number; summary: PeerSummary }>();
+
 export function peerSummaries(nm: NetMap): PeerSummary[] {
   const out: PeerSummary[] = [];
   for (const n of nm.peers.values()) {
-    out.push({
-      id: n.ID,
-      name: shortName(n),
-      dnsName: dnsNameOf(n),
-      addresses: (n.Addresses ?? []).map(bareAddress),
-      online: typeof n.Online === 'boolean' ? n.Online : null,
-      os: typeof n.Hostinfo?.OS === 'string' ? n.Hostinfo.OS : '',
-      user: userName(nm, n),
-      lastSeen: validTime(n.LastSeen),
-      keyExpiry: validTime(n.KeyExpiry),
-      expired: keyExpired(n),
-    });
+    const hit = cache.get(n);
+    if (hit && hit.usersVersion === nm.usersVersion) {
+      out.push(hit.summary);
+      continue;
+    }
+    const summary = peerSummary(nm, n);
+    cache.set(n, { usersVersion: nm.usersVersion, summary });
+    out.push(summary);
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name) || a.id - b.id);
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id - b.id));
 }

@@ -41,6 +41,8 @@ export class NetMap {
   skipped = 0;
   /** Messages applied (keep-alives excluded). */
   version = 0;
+  /** Bumped when user profiles change, so cached peer summaries know their user names may be stale. */
+  usersVersion = 0;
 
   /** Applies one MapResponse. Returns false for a keep-alive that changed nothing. */
   apply(m: MapResponse): boolean {
@@ -60,6 +62,7 @@ export class NetMap {
         if (u && Number.isSafeInteger(u.ID)) this.users.set(u.ID, u);
         else this.skipped++;
       }
+      this.usersVersion++;
     }
     if (Array.isArray(m.Peers) && m.Peers.length > 0) {
       this.peers.clear();
@@ -69,13 +72,13 @@ export class NetMap {
       if (Array.isArray(m.PeersChanged)) for (const p of m.PeersChanged) this.upsert(p);
       if (m.PeerSeenChange && typeof m.PeerSeenChange === 'object') {
         for (const [id, seen] of Object.entries(m.PeerSeenChange)) {
-          const p = this.peers.get(Number(id));
+          const p = this.changing(Number(id));
           if (p) p.LastSeen = seen ? new Date().toISOString() : null;
         }
       }
       if (m.OnlineChange && typeof m.OnlineChange === 'object') {
         for (const [id, online] of Object.entries(m.OnlineChange)) {
-          const p = this.peers.get(Number(id));
+          const p = this.changing(Number(id));
           if (p) p.Online = online === true;
         }
       }
@@ -107,12 +110,24 @@ export class NetMap {
     this.peers.set(p.ID, normalizeNode(p));
   }
 
+  /**
+   * The peer about to be changed in place, as a fresh copy: a changed peer is a new object, so
+   * anything cached per peer object (summaries) sees the change.
+   */
+  private changing(id: number): TailNode | undefined {
+    const p = this.peers.get(id);
+    if (!p) return undefined;
+    const copy = { ...p };
+    this.peers.set(id, copy);
+    return copy;
+  }
+
   private patch(c: PeerChange): void {
     if (!c || !Number.isSafeInteger(c.NodeID)) {
       this.skipped++;
       return;
     }
-    const p = this.peers.get(c.NodeID);
+    const p = this.changing(c.NodeID);
     if (!p) return; // unknown node: ignore, as the Go client does
     if (c.DERPRegion) p.HomeDERP = c.DERPRegion;
     if (c.Cap) p.Cap = c.Cap;
