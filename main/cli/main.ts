@@ -1,11 +1,22 @@
 // Entry point of the `trellis` command: dispatches verbs.
+import { runDaemon } from './daemon.ts';
+import { runTailnet } from './tailnet.ts';
 import { runWg } from './wg.ts';
 
 const USAGE = `usage: trellis <command> [args]
 
 commands:
+  daemon --state-dir DIR [--socket PATH]
+                                    run the engine as a service on a local socket (foreground)
+  up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--timeout SECONDS]
+                                    connect to the tailnet, logging in if needed
+  down                              disconnect from the tailnet (stay logged in)
+  logout                            disconnect and log out
+  status [--json]                   show this node and its peers
   wg up <file.conf> [--name NAME]   bring up a WireGuard interface from a wg-quick file (foreground)
   wg show [NAME] [--json]           show running WireGuard interfaces
+
+The tailnet verbs take --socket PATH (or TRELLIS_SOCKET) to reach a daemon on another socket.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -13,6 +24,13 @@ async function main(argv: string[]): Promise<number> {
   switch (verb) {
     case 'wg':
       return runWg(rest);
+    case 'daemon':
+      return runDaemon(rest);
+    case 'up':
+    case 'down':
+    case 'logout':
+    case 'status':
+      return runTailnet(verb, rest);
     case undefined:
     case '-h':
     case '--help':

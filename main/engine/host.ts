@@ -96,7 +96,16 @@ function spawnWorker(): Worker {
   const entry = new URL('./worker.ts', here).href;
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, execArgv: withoutTsxLoader(process.execArgv) });
+  const execArgv = withoutTsxLoader(process.execArgv);
+  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true });
+  try {
+    return new Worker(boot, { eval: true, execArgv });
+  } catch (e) {
+    // An explicit execArgv may not hold process-wide flags (--title, --max-old-space-size...) that inheriting
+    // tolerates: inherit then, tsx's loader flag included (a second registration is harmless).
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    return new Worker(boot, { eval: true });
+  }
 }
 
 /** execArgv minus tsx loader flags, so tsx is never registered twice in the thread. */

@@ -1,0 +1,191 @@
+// `trellis daemon`: the engine as a service. The engine runs in a worker thread; the daemon serves the engine
+// protocol on a local socket (0600 in a 0700 directory; a named pipe on Windows), proxying each client's
+// requests to the engine and fanning the engine's events out to every client.
+import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { EngineHost } from '../engine/host.ts';
+import type { CommandMap, CommandName, EngineApi, EngineEvent } from '../engine/protocol.ts';
+import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
+import { daemonListening } from './client.ts';
+import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
+
+export const DAEMON_USAGE = 'trellis daemon --state-dir DIR [--socket PATH]';
+/** How long a socket client's request may wait for the engine (an interactive login takes minutes). */
+const PROXY_TIMEOUT_MS = 10 * 60_000;
+const isWindows = process.platform === 'win32';
+
+function log(line: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function runDaemon(args: string[]): Promise<number> {
+  if (args.includes('-h') || args.includes('--help')) {
+    process.stdout.write(`usage: ${DAEMON_USAGE}\n`);
+    return 0;
+  }
+  let stateDir: string | undefined;
+  let socketPath: string;
+  try {
+    stateDir = takeOption(args, '--state-dir');
+    socketPath = resolveSocketPath(takeOption(args, '--socket'));
+    noMoreArgs(args);
+    if (!stateDir) throw new UsageError('--state-dir is required');
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`trellis daemon: ${e.message}\nusage: ${DAEMON_USAGE}\n`);
+    return 2;
+  }
+  stateDir = resolve(stateDir);
+
+  try {
+    await prepareSocketPath(socketPath);
+  } catch (e) {
+    log(`error: ${message(e)}`);
+    return 1;
+  }
+  let host: EngineHost;
+  try {
+    host = await EngineHost.start();
+  } catch (e) {
+    log(`error: ${message(e)}`);
+    return 1;
+  }
+  const offEvents = host.client.on(logEvent);
+  try {
+    const snap = await host.client.request('start', { stateDir }, { timeoutMs: 60_000 });
+    log(`engine started (state directory ${stateDir}): ${snap.state}`);
+  } catch (e) {
+    log(`error: cannot start the engine: ${message(e)}`);
+    await host.stop();
+    return 1;
+  }
+
+  const connections = new Set<Socket>();
+  const api = proxyApi(host.client);
+  const server = createServer((socket) => {
+    connections.add(socket);
+    socket.on('close', () => connections.delete(socket));
+    serveEngine(api, new SocketTransport(socket), { log: (level, m) => log(`${level}: ${m}`) });
+  });
+  try {
+    await listen(server, socketPath);
+  } catch (e) {
+    log(`error: cannot listen on ${socketPath}: ${message(e)}`);
+    await host.stop();
+    return 1;
+  }
+  server.on('error', (e) => log(`error: ${message(e)}`));
+  log(`listening on ${socketPath}`);
+
+  const code = await new Promise<number>((done) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      log(`${signal}: stopping`);
+      done(0);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    host.onExit((error) => {
+      if (!error) return;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      log(`error: ${error.message}`);
+      done(1);
+    });
+  });
+
+  server.close();
+  for (const c of connections) c.destroy();
+  await host.stop();
+  offEvents();
+  if (!isWindows) removeSocket(socketPath);
+  log('stopped');
+  return code;
+}
+
+/** Socket clients speak to the worker's engine. The daemon already started it with its own state directory,
+ *  so a client's `start` only reads the status. */
+function proxyApi(client: EngineClient): EngineApi {
+  return {
+    handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+      if (cmd === 'start') return client.request('status', {}) as Promise<CommandMap[C]['result']>;
+      return client.request(cmd, args, { timeoutMs: PROXY_TIMEOUT_MS });
+    },
+    onEvent: (listener) => client.on(listener),
+    close: async () => {},
+  };
+}
+
+/** State changes reach the log through the engine's own 'log' events. */
+function logEvent(e: EngineEvent): void {
+  if (e.event === 'log') log(e.level === 'info' ? e.message : `${e.level}: ${e.message}`);
+  else if (e.event === 'browseToURL') log('interactive login: waiting for the user to visit the login URL');
+  else if (e.event === 'health') log(`health: ${e.health.map((h) => h.code).join(', ') || 'ok'}`);
+}
+
+/** Creates the socket's directory (0700) if missing, refuses a path where a daemon answers, removes a stale socket. */
+async function prepareSocketPath(path: string): Promise<void> {
+  if (!isWindows) {
+    const dir = dirname(path);
+    let created = false;
+    try {
+      statSync(dir);
+    } catch {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(dir, 0o700);
+      created = true;
+    }
+    const mode = statSync(dir).mode;
+    if (!created && (mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+      log(`warning: ${dir} is writable by other users, who could replace the socket`);
+    }
+  }
+  if (await daemonListening(path)) throw new Error(`another trellis daemon is already listening on ${path}`);
+  if (isWindows) return;
+  try {
+    if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  unlinkSync(path); // a daemon that died left it behind
+  log(`removed the stale socket ${path}`);
+}
+
+/** Listens with a umask that keeps the socket owner-only from its first moment, then sets 0600 explicitly. */
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const oldMask = isWindows ? undefined : process.umask(0o177);
+    const restore = () => {
+      if (oldMask !== undefined) process.umask(oldMask);
+    };
+    server.once('error', (e) => {
+      restore();
+      reject(e);
+    });
+    server.listen(path, () => {
+      restore();
+      try {
+        if (!isWindows) chmodSync(path, 0o600);
+        resolvePromise();
+      } catch (e) {
+        server.close();
+        reject(e);
+      }
+    });
+  });
+}
+
+function removeSocket(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log(`warning: cannot remove ${path}: ${message(e)}`);
+  }
+}

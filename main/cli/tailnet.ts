@@ -1,0 +1,247 @@
+// `trellis up | down | logout | status`: the tailnet verbs. Each talks to `trellis daemon` over its socket.
+import { readFile } from 'node:fs/promises';
+import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot } from '../engine/protocol.ts';
+import { type EngineClient, RpcError } from '../engine/rpc.ts';
+import { connectDaemon } from './client.ts';
+import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
+
+export type TailnetVerb = 'up' | 'down' | 'logout' | 'status';
+
+export const TAILNET_USAGE: Record<TailnetVerb, string> = {
+  up: 'trellis up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--timeout SECONDS] [--socket PATH]',
+  down: 'trellis down [--socket PATH]',
+  logout: 'trellis logout [--socket PATH]',
+  status: 'trellis status [--json] [--socket PATH]',
+};
+
+/** Runs one verb; returns the exit code (2 = usage, 1 = failure). */
+export async function runTailnet(verb: TailnetVerb, args: string[]): Promise<number> {
+  if (args.includes('-h') || args.includes('--help')) {
+    process.stdout.write(`usage: ${TAILNET_USAGE[verb]}\n`);
+    return 0;
+  }
+  try {
+    const socket = resolveSocketPath(takeOption(args, '--socket'));
+    if (verb === 'up') return await up(socket, args);
+    if (verb === 'status') return await status(socket, args);
+    noMoreArgs(args);
+    return await withClient(socket, async (client) => {
+      const snap = await client.request(verb, {});
+      process.stdout.write(`${stateHeader(snap) ?? 'Running.'}\n`);
+      return 0;
+    });
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`trellis ${verb}: ${e.message}\nusage: ${TAILNET_USAGE[verb]}\n`);
+      return 2;
+    }
+    process.stderr.write(`trellis ${verb}: ${printable(e instanceof Error ? e.message : String(e))}\n`);
+    return 1;
+  }
+}
+
+async function withClient(socket: string, f: (client: EngineClient) => Promise<number>): Promise<number> {
+  const client = await connectDaemon(socket);
+  try {
+    return await f(client);
+  } finally {
+    client.close();
+  }
+}
+
+async function status(socket: string, args: string[]): Promise<number> {
+  const json = takeSwitch(args, '--json');
+  noMoreArgs(args);
+  return withClient(socket, async (client) => {
+    const snap = await client.request('status', {});
+    process.stdout.write(json ? `${JSON.stringify(snap, null, 2)}\n` : formatStatus(snap));
+    return 0;
+  });
+}
+
+interface UpOptions {
+  controlURL?: string;
+  authKey?: string;
+  hostname?: string;
+  timeoutMs: number;
+}
+
+async function up(socket: string, args: string[]): Promise<number> {
+  const loginServer = takeOption(args, '--login-server');
+  let authKey = takeOption(args, '--auth-key');
+  const hostname = takeOption(args, '--hostname');
+  const timeout = takeOption(args, '--timeout');
+  noMoreArgs(args);
+  if (loginServer !== undefined) checkControlURL(loginServer);
+  if (authKey?.startsWith('file:')) authKey = (await readFile(authKey.slice(5), 'utf8')).trim();
+  if (authKey === '') throw new UsageError('the auth key is empty');
+  let seconds = authKey ? 60 : 600;
+  if (timeout !== undefined) {
+    seconds = Number(timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout needs a positive number of seconds');
+  }
+  const o: UpOptions = { controlURL: loginServer?.replace(/\/+$/, ''), authKey, hostname, timeoutMs: seconds * 1000 };
+  return withClient(socket, (client) => bringUp(client, o));
+}
+
+function checkControlURL(text: string): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--login-server ${JSON.stringify(text)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError('--login-server must be an http:// or https:// URL');
+  }
+}
+
+/** Sets the prefs, logs in when needed, and waits for the engine's 'state' events to say Running. */
+async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
+  const deadline = Date.now() + o.timeoutMs;
+  let lastState: EngineState | undefined;
+  let shownURL: string | undefined;
+  let approvalNoted = false;
+  let loginSent = false;
+  let settle: (error?: Error) => void = () => {};
+  const running = new Promise<void>((resolve, reject) => {
+    settle = (e) => (e ? reject(e) : resolve());
+  });
+  running.catch(() => {}); // a failure before anyone awaits it is reported by the await below
+  const timedOut = () =>
+    new Error(
+      `timed out after ${o.timeoutMs / 1000} s waiting for the node to come up (state ${lastState ?? 'unknown'})`,
+    );
+  const ask = <C extends CommandName>(cmd: C, args: CommandMap[C]['args']) =>
+    client.request(cmd, args, { timeoutMs: Math.max(1, deadline - Date.now()) }).catch((e: unknown) => {
+      throw e instanceof RpcError && e.kind === 'timeout' ? timedOut() : e;
+    });
+
+  const showURL = (url: string | undefined) => {
+    if (!url || url === shownURL) return;
+    shownURL = url;
+    process.stdout.write(`\nTo authenticate, visit:\n\n\t${printable(url)}\n\n`);
+  };
+  const onState = (state: EngineState, reason: string | undefined) => {
+    lastState = state;
+    if (state === 'Running') settle();
+    else if (state === 'NeedsMachineAuth' && !approvalNoted) {
+      approvalNoted = true;
+      process.stdout.write('Waiting for an admin of the tailnet to approve this machine...\n');
+    } else if (state === 'NeedsLogin' && reason && loginSent) {
+      // An error, unless it is an interactive login still waiting for the browser.
+      void ask('status', {}).then(
+        (s) => s.state === 'NeedsLogin' && !s.authURL && settle(new Error(s.reason ?? reason)),
+        () => {},
+      );
+    }
+  };
+  const offEvents = client.on((e) => {
+    if (e.event === 'state') onState(e.state, e.reason);
+    else if (e.event === 'browseToURL') showURL(e.url);
+  });
+  const offClose = client.onClose(() => settle(new Error('lost the connection to the trellis daemon')));
+  const timer = setTimeout(() => settle(timedOut()), o.timeoutMs);
+  try {
+    const before = await ask('status', {});
+    if (!o.controlURL && !before.prefs.controlURL)
+      throw new UsageError('--login-server is needed: no control server is set yet');
+    const prefs: CommandMap['setPrefs']['args'] = { wantRunning: true };
+    if (o.controlURL) prefs.controlURL = o.controlURL;
+    if (o.hostname !== undefined) prefs.hostname = o.hostname;
+    await ask('setPrefs', prefs);
+    let current = await ask('status', {});
+    if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});
+    if (o.authKey || current.state === 'NeedsLogin' || current.state === 'NeedsMachineAuth') {
+      loginSent = true;
+      await ask('login', o.authKey ? { authKey: o.authKey } : {});
+    }
+    // Events may have passed before we listened: look once more, then wait for them.
+    const now = await ask('status', {});
+    showURL(now.authURL);
+    onState(now.state, now.reason);
+    await running;
+    const done = await client.request('status', {}, { timeoutMs: 10_000 });
+    const addresses = done.self?.addresses ?? [];
+    process.stdout.write(`Running.${addresses.length > 0 ? ` Addresses: ${addresses.join(', ')}` : ''}\n`);
+    return 0;
+  } finally {
+    clearTimeout(timer);
+    offEvents();
+    offClose();
+  }
+}
+
+/** The line(s) describing a state other than Running; undefined when Running. */
+export function stateHeader(s: StatusSnapshot): string | undefined {
+  const because = s.reason ? `: ${printable(s.reason)}` : '';
+  switch (s.state) {
+    case 'Running':
+      return undefined;
+    case 'NoState':
+      return 'The engine has not started.';
+    case 'Stopped':
+      return 'Stopped.';
+    case 'Starting':
+      return `Starting${because || '.'}`;
+    case 'NeedsMachineAuth':
+      return `NeedsMachineAuth${because || ': waiting for an admin of the tailnet to approve this machine'}`;
+    case 'NeedsLogin': {
+      const head = because ? `NeedsLogin${because}` : 'Logged out.';
+      return s.authURL ? `${head}\nLog in at: ${printable(s.authURL)}` : head;
+    }
+  }
+}
+
+/** `tailscale status`-style text: state header unless Running, then self and peers in aligned columns. */
+export function formatStatus(s: StatusSnapshot): string {
+  const lines: string[] = [];
+  const header = stateHeader(s);
+  if (header) lines.push(header);
+  if (s.self) {
+    const self = [s.self.addresses[0] ?? '-', s.self.name || shortName(s.self.dnsName), s.self.user || '-', '-', '-'];
+    const peers = [...s.peers].sort((a, b) => peerName(a).localeCompare(peerName(b)) || a.id - b.id);
+    lines.push(...alignColumns([self, ...peers.map(peerRow)]));
+  } else if (s.state === 'Running') {
+    lines.push('Running; waiting for the network map.');
+  }
+  if (s.health.length > 0) {
+    lines.push('', '# Health check:', ...s.health.map((h) => `#     - ${printable(h.message)}`));
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+function peerRow(p: PeerSummary): string[] {
+  const online = p.online === true ? 'online' : p.online === false ? 'offline' : '-';
+  const shown = p.expired ? (online === '-' ? 'expired' : `${online}, expired`) : online;
+  return [p.addresses[0] ?? '-', peerName(p), p.user || '-', p.os || '-', shown];
+}
+
+function peerName(p: PeerSummary): string {
+  return p.name || shortName(p.dnsName);
+}
+
+function shortName(dnsName: string): string {
+  return dnsName.split('.')[0] || '-';
+}
+
+/** Pads every column but the last to its widest cell; two spaces between columns. */
+export function alignColumns(rows: string[][]): string[] {
+  const cells = rows.map((r) => r.map(printable));
+  const widths: number[] = [];
+  for (const r of cells) {
+    for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  }
+  return cells.map((r) =>
+    r
+      .map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** Names and reasons come from the control server: never let them drive the terminal. */
+function printable(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
