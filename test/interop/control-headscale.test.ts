@@ -48,6 +48,16 @@ describe('control plane against Headscale', () => {
       assert.deepEqual([...(s.self?.addresses ?? [])].sort(), [...nodes[0].ipAddresses].sort());
       assert.equal(s.self?.name, 'alpha');
       assert.equal(s.self?.user, 'alice');
+
+      // A Hostinfo change on a running node goes back to control (a lite map update).
+      const r = await a.cli(['up', '--login-server', hs.url, '--hostname', 'alpha2'], 30_000);
+      assert.equal(r.code, 0, r.stderr);
+      let renamed = '';
+      for (let i = 0; i < 50 && renamed !== 'alpha2'; i++) {
+        renamed = (await hs.nodes())[0]?.name ?? '';
+        if (renamed !== 'alpha2') await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(renamed, 'alpha2', 'Headscale saw the new host name');
     });
   });
 
@@ -110,6 +120,10 @@ describe('control plane against Headscale', () => {
       const expired = await b.waitFor((s) => s.state === 'NeedsLogin', 10_000);
       assert.equal(expired.state, 'NeedsLogin');
       assert.match(expired.reason ?? '', /expired/);
+      // Logging in again re-registers with a fresh node key: the same node, running again.
+      await up(b, hs, key, 'expiring');
+      const again = await hs.nodes();
+      assert.equal(again.filter((n) => n.name === 'expiring').length, 1, 'no duplicate node');
 
       const out = await a.cli(['logout']);
       assert.equal(out.code, 0, out.stderr);
