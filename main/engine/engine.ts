@@ -2,12 +2,12 @@
 // logs in (auth key or interactive), keeps the map stream running while the user wants to be connected,
 // and reports state, netmap and health as events. It speaks only the protocol in protocol.ts.
 import { hostname as osHostname, release } from 'node:os';
-import { CAPABILITY_VERSION, ControlError } from './control/dial.ts';
-import { ensureStateDir, keyToText, loadOrCreateKeys, type NodeKeys, publicText, saveKeys } from './control/keys.ts';
+import { CAPABILITY_VERSION } from './control/dial.ts';
+import { ensureStateDir, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
 import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
-import { ControlSession } from './control/session.ts';
-import { type Hostinfo, LOGOUT_TIME, type MapRequest, type RegisterRequest, ZERO_TIME } from './control/tailcfg.ts';
+import { Registrar, toEngineError } from './control/registrar.ts';
+import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -32,19 +32,6 @@ export interface EngineOptions {
   controlTimeoutMs?: number;
 }
 
-const ZERO_NODE_KEY = keyToText('nodekey', new Uint8Array(32));
-const INTERACTIVE_LOGIN_TIMEOUT_MS = 15 * 60_000;
-const REGISTER_TIMEOUT_MS = 30_000;
-
-function controlErrorToEngine(e: unknown, what: string): EngineError {
-  if (e instanceof EngineError) return e;
-  if (e instanceof ControlError) {
-    const code = e.kind === 'unreachable' || e.kind === 'timeout' ? 'control-unreachable' : 'control-protocol';
-    return new EngineError(code, `${what}: ${e.message}`);
-  }
-  return new EngineError('internal', `${what}: ${(e as Error)?.message ?? String(e)}`);
-}
-
 function osName(): string {
   return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
 }
@@ -59,7 +46,7 @@ class Engine implements EngineApi {
   private authURL: string | undefined;
   private netmap = new NetMap();
   private mapLoop: MapLoop | undefined;
-  private loginAbort: AbortController | undefined;
+  private registrar: Registrar | undefined;
   private readonly health = new Map<string, string>();
   private readonly discoPrivate = generatePrivateKey();
 
@@ -156,6 +143,11 @@ class Engine implements EngineApi {
     };
   }
 
+  private requireRegistrar(): Registrar {
+    if (!this.registrar) throw new EngineError('not-started', 'the engine has not been started');
+    return this.registrar;
+  }
+
   private requireKeys(): NodeKeys {
     if (!this.keys) throw new EngineError('not-started', 'the engine has not been started');
     return this.keys;
@@ -197,6 +189,12 @@ class Engine implements EngineApi {
       throw new EngineError('permission-denied', `cannot use state directory ${stateDir}: ${(e as Error).message}`);
     }
     this.stateDir = stateDir;
+    this.registrar = new Registrar({
+      stateDir,
+      keys: this.keys,
+      hostinfo: () => this.hostinfo(),
+      timeoutMs: this.o.controlTimeoutMs,
+    });
     const { loggedIn, prefs } = this.persisted;
     if (loggedIn && prefs.controlURL && prefs.wantRunning) this.startMap();
     else this.setState(loggedIn && prefs.controlURL ? 'Stopped' : 'NeedsLogin');
@@ -237,110 +235,47 @@ class Engine implements EngineApi {
     s.updateNode(this.mapRequest()).catch((e: Error) => this.log('warn', `hostinfo update failed: ${e.message}`));
   }
 
-  private registerRequest(extra: Partial<RegisterRequest>): RegisterRequest {
-    const keys = this.requireKeys();
-    return {
-      Version: CAPABILITY_VERSION,
-      NodeKey: publicText('nodekey', keys.nodePrivate),
-      OldNodeKey: keys.oldNodePrivate ? publicText('nodekey', keys.oldNodePrivate) : ZERO_NODE_KEY,
-      Expiry: ZERO_TIME,
-      Followup: '',
-      Hostinfo: this.hostinfo(),
-      ...extra,
-    };
-  }
-
-  private async rotateNodeKey(): Promise<void> {
-    const keys = this.requireKeys();
-    keys.oldNodePrivate = keys.nodePrivate;
-    keys.nodePrivate = generatePrivateKey();
-    if (this.stateDir) await saveKeys(this.stateDir, keys);
-  }
-
   private async login(o: LoginOptions): Promise<StatusSnapshot> {
     const { controlURL } = this.prefs;
     if (!controlURL) throw new EngineError('no-control-url', 'set a control server URL first');
     if (o.authKey !== undefined && (typeof o.authKey !== 'string' || o.authKey.trim() === '')) {
       throw new EngineError('bad-request', 'the auth key is empty');
     }
-    this.cancelLogin();
+    const registrar = this.requireRegistrar();
     this.stopMap();
     this.authURL = undefined;
-    let session: ControlSession;
+    let outcome: Awaited<ReturnType<Registrar['login']>>;
     try {
-      session = await ControlSession.open(controlURL, this.requireKeys().machinePrivate, this.o.controlTimeoutMs);
+      outcome = await registrar.login(controlURL, o.authKey?.trim());
     } catch (e) {
-      const err = controlErrorToEngine(e, 'login failed');
+      const err = toEngineError(e, 'login failed');
       this.setState('NeedsLogin', err.message);
       throw err;
     }
-    try {
-      const auth = o.authKey ? { Auth: { AuthKey: o.authKey.trim() } } : {};
-      let resp = await session.register(this.registerRequest(auth), REGISTER_TIMEOUT_MS);
-      if (resp.NodeKeyExpired && !resp.Error && !resp.AuthURL) {
-        await this.rotateNodeKey(); // our key is dead on the server: present a fresh one
-        resp = await session.register(this.registerRequest(auth), REGISTER_TIMEOUT_MS);
-      }
-      if (resp.Error) {
-        const code = o.authKey ? 'auth-key-invalid' : 'login-failed';
-        this.setState('NeedsLogin', resp.Error);
-        throw new EngineError(code, `control server refused the login: ${resp.Error}`);
-      }
-      if (resp.AuthURL) {
-        if (!/^https?:\/\//.test(resp.AuthURL))
-          throw new EngineError('control-protocol', 'control sent a non-http login URL');
-        this.authURL = resp.AuthURL;
-        this.setState('NeedsLogin', 'waiting for the login to be approved');
-        this.emit({ type: 'event', event: 'browseToURL', url: resp.AuthURL });
-        this.waitForApproval(session, resp.AuthURL);
-        return this.snapshot();
-      }
-      session.close();
-      if (!resp.MachineAuthorized) {
-        this.setState('NeedsMachineAuth', 'the control server has not authorized this machine yet');
-        return this.snapshot();
-      }
-      await this.loggedIn(resp.Login?.LoginName);
-      return this.snapshot();
-    } catch (e) {
-      session.close();
-      throw controlErrorToEngine(e, 'login failed');
-    }
-  }
-
-  private waitForApproval(session: ControlSession, authURL: string): void {
-    const abort = new AbortController();
-    this.loginAbort = abort;
-    session
-      .register(this.registerRequest({ Followup: authURL }), INTERACTIVE_LOGIN_TIMEOUT_MS, abort.signal)
-      .then(async (resp) => {
-        if (abort.signal.aborted) return;
-        if (resp.Error || !resp.MachineAuthorized || resp.AuthURL) {
-          this.authURL = resp.AuthURL;
-          this.setState('NeedsLogin', resp.Error || 'the login was not approved in time; log in again');
-          return;
-        }
-        this.authURL = undefined;
-        await this.loggedIn(resp.Login?.LoginName);
-      })
-      .catch((e: Error) => {
-        if (!abort.signal.aborted) this.setState('NeedsLogin', `login failed: ${e.message}`);
-      })
-      .finally(() => {
-        session.close();
-        if (this.loginAbort === abort) this.loginAbort = undefined;
+    if (outcome.kind === 'needsMachineAuth') {
+      this.setState('NeedsMachineAuth', 'the control server has not authorized this machine yet');
+    } else if (outcome.kind === 'authorized') {
+      await this.loggedIn(outcome.loginName);
+    } else {
+      this.authURL = outcome.authURL;
+      this.setState('NeedsLogin', 'waiting for the login to be approved');
+      this.emit({ type: 'event', event: 'browseToURL', url: outcome.authURL });
+      void outcome.approval.then(async (r) => {
+        if (r.kind === 'cancelled') return;
+        this.authURL = r.kind === 'failed' ? r.authURL : undefined;
+        if (r.kind === 'failed') this.setState('NeedsLogin', r.reason);
+        else await this.loggedIn(r.loginName);
       });
+    }
+    return this.snapshot();
   }
 
   private cancelLogin(): void {
-    this.loginAbort?.abort();
-    this.loginAbort = undefined;
+    this.registrar?.cancel();
   }
 
   private async loggedIn(loginName: string | undefined): Promise<void> {
-    const keys = this.requireKeys();
-    keys.oldNodePrivate = undefined;
-    if (this.stateDir) await saveKeys(this.stateDir, keys);
+    await this.requireRegistrar().settled();
     if (!this.persisted) return;
     this.persisted.loggedIn = true;
     if (loginName) this.persisted.loginName = loginName;
@@ -397,7 +332,7 @@ class Engine implements EngineApi {
   }
 
   private async expired(): Promise<void> {
-    await this.rotateNodeKey();
+    await this.requireRegistrar().rotateNodeKey();
     await this.loggedOut('node key expired: log in again');
   }
 
@@ -419,23 +354,16 @@ class Engine implements EngineApi {
     this.cancelLogin();
     this.stopMap();
     const { controlURL } = this.prefs;
+    const registrar = this.requireRegistrar();
     if (controlURL && this.persisted?.loggedIn) {
       try {
-        const s = await ControlSession.open(controlURL, this.requireKeys().machinePrivate, 10_000);
-        try {
-          await s.register(this.registerRequest({ Expiry: LOGOUT_TIME }), 10_000);
-        } finally {
-          s.close();
-        }
+        await registrar.logout(controlURL);
       } catch (e) {
         this.log('warn', `could not tell the control server about the logout: ${(e as Error).message}`);
       }
     }
     // The old node key is dead on the server; the next login starts with a fresh one.
-    const keys = this.requireKeys();
-    keys.nodePrivate = generatePrivateKey();
-    keys.oldNodePrivate = undefined;
-    if (this.stateDir) await saveKeys(this.stateDir, keys);
+    await registrar.freshNodeKey();
     this.prefs.wantRunning = false;
     this.authURL = undefined;
     await this.loggedOut(undefined);
