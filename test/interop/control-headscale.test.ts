@@ -41,6 +41,19 @@ describe('control plane against Headscale', () => {
   test('auth key: up reaches Running, Headscale lists the node with the addresses status reports', async (t) => {
     if (!requireTools(t, ['headscale'])) return;
     await withParts(1, async (hs, [a], key) => {
+      // A wrong key first: Headscale's refusal reaches the user as a sentence, and nothing is registered.
+      const bad = await a.cli([
+        'up',
+        '--login-server',
+        hs.url,
+        '--auth-key',
+        'hskey-auth-bogus-0000',
+        '--hostname',
+        'alpha',
+      ]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /refused the login/);
+      assert.equal((await hs.nodes()).length, 0);
       const s = await up(a, hs, key, 'alpha');
       const nodes = await hs.nodes();
       assert.equal(nodes.length, 1);
