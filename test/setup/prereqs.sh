@@ -40,6 +40,35 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 gobin=$(go env GOBIN)
 [ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+# go install "$mod/cmd/<name>@$ver" for each name, CGO off. `go install m@v` also asks the proxy for m's version
+# list (deprecation check); some proxies refuse that for a module while serving the pinned version. Then retry
+# through a local file proxy that lists only the pinned version (its zip is still verified against sum.golang.org);
+# every other module comes from GOPROXY.
+go_install_pinned() {
+  local mod=$1 ver=$2 log pin src
+  shift 2
+  local pkgs=()
+  for name in "$@"; do pkgs+=("$mod/cmd/$name@$ver"); done
+  log=$(mktemp)
+  if ! CGO_ENABLED=0 go install "${pkgs[@]}" 2>"$log"; then
+    cat "$log" >&2
+    if ! grep -q 'loading deprecation\|@v/list' "$log"; then rm -f "$log"; return 1; fi
+    echo "prereqs: version list of $mod refused; retrying through a local proxy pinned to $ver"
+    pin=$(mktemp -d)
+    (cd "$pin" && go mod download "$mod@$ver")
+    src="$(go env GOMODCACHE)/cache/download/$mod/@v"
+    mkdir -p "$pin/$mod/@v"
+    cp "$src/$ver.info" "$src/$ver.mod" "$src/$ver.zip" "$pin/$mod/@v/"
+    echo "$ver" >"$pin/$mod/@v/list"
+    if ! GOPROXY="file://$pin,$(go env GOPROXY)" CGO_ENABLED=0 go install "${pkgs[@]}"; then
+      rm -rf "$pin" "$log"
+      return 1
+    fi
+    rm -rf "$pin"
+  fi
+  rm -f "$log"
+}
+
 hs=""
 if command -v headscale >/dev/null 2>&1; then
   hs=$(command -v headscale)
@@ -49,25 +78,7 @@ fi
 if [ -z "$hs" ] || ! "$hs" version 2>/dev/null | grep -qF "$HEADSCALE_VERSION"; then
   echo "prereqs: go install headscale@$HEADSCALE_VERSION (${hs:-not installed}; this takes a few minutes)"
   started=$(date +%s)
-  hs_mod=github.com/juanfont/headscale
-  hs_log=$(mktemp)
-  if ! CGO_ENABLED=0 go install "$hs_mod/cmd/headscale@$HEADSCALE_VERSION" 2>"$hs_log"; then
-    cat "$hs_log" >&2
-    if ! grep -q 'loading deprecation\|@v/list' "$hs_log"; then rm -f "$hs_log"; exit 1; fi
-    # `go install m@v` also asks the proxy for m's version list (deprecation check); some proxies refuse that
-    # for headscale while serving the pinned version. Retry through a local file proxy that lists only the
-    # pinned version (its zip is still verified against sum.golang.org); every other module comes from GOPROXY.
-    echo "prereqs: version list refused; retrying through a local proxy pinned to $HEADSCALE_VERSION"
-    hs_pin=$(mktemp -d)
-    (cd "$hs_pin" && go mod download "$hs_mod@$HEADSCALE_VERSION")
-    hs_src="$(go env GOMODCACHE)/cache/download/$hs_mod/@v"
-    mkdir -p "$hs_pin/$hs_mod/@v"
-    cp "$hs_src/$HEADSCALE_VERSION.info" "$hs_src/$HEADSCALE_VERSION.mod" "$hs_src/$HEADSCALE_VERSION.zip" "$hs_pin/$hs_mod/@v/"
-    echo "$HEADSCALE_VERSION" >"$hs_pin/$hs_mod/@v/list"
-    GOPROXY="file://$hs_pin,$(go env GOPROXY)" CGO_ENABLED=0 go install "$hs_mod/cmd/headscale@$HEADSCALE_VERSION"
-    rm -rf "$hs_pin"
-  fi
-  rm -f "$hs_log"
+  go_install_pinned github.com/juanfont/headscale "$HEADSCALE_VERSION" headscale
   echo "prereqs: headscale $HEADSCALE_VERSION installed in $gobin in $(($(date +%s) - started)) s"
   if [ -n "$hs" ] && [ "$hs" != "$gobin/headscale" ]; then
     echo "prereqs: warning: $hs on PATH shadows $gobin/headscale; remove it or put $gobin first" >&2
@@ -75,4 +86,21 @@ if [ -z "$hs" ] || ! "$hs" version 2>/dev/null | grep -qF "$HEADSCALE_VERSION"; 
   hs="$gobin/headscale"
 fi
 echo "prereqs: headscale ok ($("$hs" version 2>/dev/null | head -n1))"
+# The official client (tailscaled + tailscale, pinned) for the client interop lab: built the same way. v1.102.3
+# needs Go >= 1.26.6 (its go.mod). test/interop/lab/tailscaled.ts looks for both on PATH, then in the Go bin dir.
+# A go-install build reports "1.102.3-ERR-BuildInfo" (no release ldflags): compare the part before the dash.
+TAILSCALE_VERSION=v1.102.3
+ts_is_pinned() { [ -x "$1" ] && [ "$("$1" "$2" 2>/dev/null | head -n1 | cut -d- -f1)" = "${TAILSCALE_VERSION#v}" ]; }
+if ! ts_is_pinned "$gobin/tailscale" version || ! ts_is_pinned "$gobin/tailscaled" --version; then
+  echo "prereqs: go install tailscaled+tailscale@$TAILSCALE_VERSION (this takes a long time on 2 cores)"
+  started=$(date +%s)
+  go_install_pinned tailscale.com "$TAILSCALE_VERSION" tailscaled tailscale
+  echo "prereqs: tailscaled+tailscale $TAILSCALE_VERSION installed in $gobin in $(($(date +%s) - started)) s"
+fi
+for b in tailscaled tailscale; do
+  if command -v "$b" >/dev/null 2>&1 && [ "$(command -v "$b")" != "$gobin/$b" ]; then
+    echo "prereqs: warning: $(command -v "$b") on PATH shadows $gobin/$b; remove it or put $gobin first" >&2
+  fi
+done
+echo "prereqs: tailscale ok ($("$gobin/tailscale" version 2>/dev/null | head -n1))"
 echo "prereqs: ok"
