@@ -1,45 +1,21 @@
-// A real Headscale (pinned v0.29.2, built by test/setup/prereqs.sh) for control-plane tests: a generated config
-// (sqlite, embedded DERP region 999, nothing fetched from the internet; keys per shared/protocol/control.md §8.1)
-// in a temp dir per instance, and typed wrappers over its CLI, which talks gRPC over the unix socket in that dir.
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { accessSync, constants, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Lab, Namespace } from './netns.ts';
 import { delay, execCommand, ManagedProcess, withTimeout } from './proc.ts';
-import { which } from './tools.ts';
+import { goBinary } from './tools.ts';
 
 export const HEADSCALE_VERSION = 'v0.29.2';
 
-/** Absolute path of headscale: PATH, then $GOBIN, $(go env GOPATH)/bin, ~/go/bin, /root/go/bin; null if absent. */
-export function headscaleBinary(): string | null {
-  const onPath = which('headscale');
-  if (onPath) return onPath;
-  const dirs = process.env.GOBIN ? [process.env.GOBIN] : [];
-  for (const go of [which('go'), '/usr/local/go/bin/go']) {
-    try {
-      if (!go) continue;
-      const gopath = execFileSync(go, ['env', 'GOPATH'], { encoding: 'utf8', timeout: 5_000 }).trim();
-      dirs.push(...gopath.split(path.delimiter).map((p) => path.join(p, 'bin')));
-      break;
-    } catch {}
-  }
-  for (const dir of [...dirs, path.join(homedir(), 'go', 'bin'), '/root/go/bin']) {
-    try {
-      accessSync(path.join(dir, 'headscale'), constants.X_OK);
-      return path.join(dir, 'headscale');
-    } catch {}
-  }
-  return null;
-}
+/** Absolute path of headscale: PATH, then the Go bin directories; null if absent. */
+export const headscaleBinary = (): string | null => goBinary('headscale');
 
-// requireTools(t, ['headscale']) looks on PATH only: make a Go-installed headscale visible there.
-const found = headscaleBinary();
-if (found && !which('headscale')) process.env.PATH = `${process.env.PATH ?? ''}${path.delimiter}${path.dirname(found)}`;
+// Make a Go-installed headscale visible on PATH for requireTools(t, ['headscale']).
+headscaleBinary();
 
 export type YamlValue = string | number | boolean | null | YamlValue[] | { [key: string]: YamlValue };
 export type YamlMap = { [key: string]: YamlValue };

@@ -1,57 +1,21 @@
-// The official Tailscale client (tailscaled + tailscale, pinned v1.102.3, built by test/setup/prereqs.sh) as a lab
-// node: tailscaled runs inside a namespace with a real TUN (or userspace networking), its state, socket and logs in
-// a temp dir per instance; the CLI talks to it over that socket. See shared/protocol/control.md §8.5.
-import { execFileSync } from 'node:child_process';
-import { accessSync, constants, existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Namespace } from './netns.ts';
 import { delay, type ManagedProcess, type RunResult, withTimeout } from './proc.ts';
-import { which } from './tools.ts';
+import { goBinary } from './tools.ts';
 
 export const TAILSCALE_VERSION = 'v1.102.3';
 
-let goBinDirsCache: string[] | null = null;
-
-/** $GOBIN, $(go env GOPATH)/bin, ~/go/bin, /root/go/bin. */
-function goBinDirs(): string[] {
-  if (goBinDirsCache) return goBinDirsCache;
-  const dirs = process.env.GOBIN ? [process.env.GOBIN] : [];
-  for (const go of [which('go'), '/usr/local/go/bin/go']) {
-    try {
-      if (!go) continue;
-      const gopath = execFileSync(go, ['env', 'GOPATH'], { encoding: 'utf8', timeout: 5_000 }).trim();
-      dirs.push(...gopath.split(path.delimiter).map((p) => path.join(p, 'bin')));
-      break;
-    } catch {}
-  }
-  goBinDirsCache = [...dirs, path.join(homedir(), 'go', 'bin'), '/root/go/bin'];
-  return goBinDirsCache;
-}
-
-function findBinary(name: string): string | null {
-  const onPath = which(name);
-  if (onPath) return onPath;
-  for (const dir of goBinDirs()) {
-    try {
-      accessSync(path.join(dir, name), constants.X_OK);
-      return path.join(dir, name);
-    } catch {}
-  }
-  return null;
-}
-
-/** Absolute path of tailscaled: PATH, then $GOBIN, $(go env GOPATH)/bin, ~/go/bin, /root/go/bin; null if absent. */
-export const tailscaledBinary = (): string | null => findBinary('tailscaled');
+/** Absolute path of tailscaled: PATH, then the Go bin directories; null if absent. */
+export const tailscaledBinary = (): string | null => goBinary('tailscaled');
 /** Absolute path of the tailscale CLI, looked up like tailscaledBinary(). */
-export const tailscaleBinary = (): string | null => findBinary('tailscale');
+export const tailscaleBinary = (): string | null => goBinary('tailscale');
 
-// requireTools(t, ['tailscaled', 'tailscale']) looks on PATH only: make Go-installed binaries visible there.
-for (const name of ['tailscaled', 'tailscale']) {
-  const found = findBinary(name);
-  if (found && !which(name)) process.env.PATH = `${process.env.PATH ?? ''}${path.delimiter}${path.dirname(found)}`;
-}
+// Make Go-installed binaries visible on PATH for requireTools(t, ['tailscaled', 'tailscale']).
+tailscaledBinary();
+tailscaleBinary();
 
 export interface TailscaledOptions {
   name: string; // [a-z0-9]{1,12}; the TUN is ts-<name>
