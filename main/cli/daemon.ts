@@ -4,13 +4,14 @@
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import type { DataPathSettings } from '../engine/engine.ts';
 import { EngineHost } from '../engine/host.ts';
 import type { CommandMap, CommandName, EngineApi, EngineEvent } from '../engine/protocol.ts';
 import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
 import { daemonListening } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
 
-export const DAEMON_USAGE = 'trellis daemon --state-dir DIR [--socket PATH]';
+export const DAEMON_USAGE = 'trellis daemon --state-dir DIR [--socket PATH] [--tun NAME|off] [--port UDP_PORT]';
 /** How long a socket client's request may wait for the engine (an interactive login takes minutes). */
 const PROXY_TIMEOUT_MS = 10 * 60_000;
 const isWindows = process.platform === 'win32';
@@ -30,9 +31,16 @@ export async function runDaemon(args: string[]): Promise<number> {
   }
   let stateDir: string | undefined;
   let socketPath: string;
+  let dataPath: DataPathSettings | undefined;
   try {
     stateDir = takeOption(args, '--state-dir');
     socketPath = resolveSocketPath(takeOption(args, '--socket'));
+    const tun = takeOption(args, '--tun') ?? 'trellis0';
+    const portText = takeOption(args, '--port') ?? '41641';
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be 0-65535, got ${portText}`);
+    if (tun !== 'off' && !/^[A-Za-z0-9_.-]{1,15}$/.test(tun)) throw new UsageError(`bad --tun name ${tun}`);
+    dataPath = tun === 'off' ? undefined : { tunName: tun, port };
     noMoreArgs(args);
     if (!stateDir) throw new UsageError('--state-dir is required');
   } catch (e) {
@@ -50,7 +58,7 @@ export async function runDaemon(args: string[]): Promise<number> {
   }
   let host: EngineHost;
   try {
-    host = await EngineHost.start();
+    host = await EngineHost.start({ dataPath });
   } catch (e) {
     log(`error: ${message(e)}`);
     return 1;

@@ -8,6 +8,7 @@ import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
 import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
+import { DataPath } from './datapath.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -24,7 +25,15 @@ import {
 import { keyExpired, peerSummaries, selfSummary } from './status.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
+/** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
+export interface DataPathSettings {
+  tunName: string;
+  port: number;
+}
+
 export interface EngineOptions {
+  /** The data path; absent = control plane only (no TUN, no packets). */
+  dataPath?: DataPathSettings;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Test-only: faster reconnects. */
   backoff?: { minMs: number; maxMs: number };
@@ -47,6 +56,9 @@ class Engine implements EngineApi {
   private netmap = new NetMap();
   private mapLoop: MapLoop | undefined;
   private registrar: Registrar | undefined;
+  private dataPath: DataPath | undefined;
+  private mapGeneration = 0;
+  private homeDERP = 0;
   private readonly health = new Map<string, string>();
   private readonly discoPrivate = generatePrivateKey();
 
@@ -126,11 +138,13 @@ class Engine implements EngineApi {
       OSVersion: release(),
       Hostname: this.prefs.hostname || osHostname(),
       App: 'trellis',
+      ...(this.homeDERP ? { NetInfo: { PreferredDERP: this.homeDERP } } : {}),
     };
   }
 
   private mapRequest(): MapRequest {
     const keys = this.requireKeys();
+    const endpoints = this.dataPath?.localEndpoints() ?? [];
     return {
       Version: CAPABILITY_VERSION,
       KeepAlive: true,
@@ -138,8 +152,8 @@ class Engine implements EngineApi {
       DiscoKey: publicText('discokey', this.discoPrivate),
       Stream: true,
       Hostinfo: this.hostinfo(),
-      Endpoints: [],
-      EndpointTypes: [],
+      Endpoints: endpoints,
+      EndpointTypes: endpoints.map(() => 1),
     };
   }
 
@@ -287,6 +301,38 @@ class Engine implements EngineApi {
   private startMap(): void {
     this.stopMap();
     this.setState('Starting');
+    const generation = ++this.mapGeneration;
+    void this.openDataPath().then(() => {
+      if (generation === this.mapGeneration) this.startMapLoop();
+    });
+  }
+
+  /** Opens the UDP side of the data path before the map stream, so the first MapRequest carries endpoints. */
+  private async openDataPath(): Promise<void> {
+    const settings = this.o.dataPath;
+    if (!settings || this.dataPath) return;
+    try {
+      this.dataPath = await DataPath.open({
+        tunName: settings.tunName,
+        port: settings.port,
+        nodePrivate: this.requireKeys().nodePrivate,
+        discoPrivate: this.discoPrivate,
+        derpPlainHTTP: this.prefs.controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
+        log: (m) => this.log('info', m),
+      });
+      this.setHealth('data-path', undefined);
+    } catch (e) {
+      this.setHealth('data-path', `cannot open the data path: ${(e as Error).message}`);
+    }
+  }
+
+  private closeDataPath(): void {
+    this.dataPath?.close();
+    this.dataPath = undefined;
+    this.homeDERP = 0;
+  }
+
+  private startMapLoop(): void {
     const { controlURL } = this.prefs;
     this.mapLoop = new MapLoop({
       serverUrl: controlURL,
@@ -322,6 +368,7 @@ class Engine implements EngineApi {
       return;
     }
     if (this.state !== 'Running') this.setState('Running');
+    this.updateDataPath();
     this.emit({
       type: 'event',
       event: 'netmap',
@@ -344,9 +391,26 @@ class Engine implements EngineApi {
     this.setState('NeedsLogin', reason);
   }
 
+  /** Applies the netmap to the data path; a new home DERP goes back to control in Hostinfo.NetInfo. */
+  private updateDataPath(): void {
+    const dp = this.dataPath;
+    if (!dp) return;
+    const home = dp.homeRegion(this.netmap)?.id ?? 0;
+    if (home !== this.homeDERP) {
+      this.homeDERP = home;
+      this.sendHostinfo();
+    }
+    dp.update(this.netmap).then(
+      () => this.setHealth('data-path', undefined),
+      (e: Error) => this.setHealth('data-path', `data path: ${e.message}`),
+    );
+  }
+
   private stopMap(): void {
+    this.mapGeneration++;
     this.mapLoop?.stop();
     this.mapLoop = undefined;
+    this.closeDataPath();
     this.setHealth('control-unreachable', undefined);
   }
 

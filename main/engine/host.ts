@@ -1,6 +1,7 @@
 // Runs the engine in a worker_thread and speaks the engine protocol to it: host.client sends commands and
 // receives events. Used by the daemon and by the app's main process alike.
 import { Worker } from 'node:worker_threads';
+import type { DataPathSettings } from './engine.ts';
 import { EngineClient, PortTransport } from './rpc.ts';
 
 /** Messages between host and worker outside the engine protocol (serveEngine ignores them: they carry no id). */
@@ -11,6 +12,8 @@ export interface EngineHostOptions {
   startTimeoutMs?: number;
   /** How long stop() lets the engine close before the thread is terminated; default 3 s. */
   stopTimeoutMs?: number;
+  /** The tailnet data path (TUN + UDP); absent = control plane only. Passed to the worker as workerData. */
+  dataPath?: DataPathSettings;
 }
 
 export class EngineHost {
@@ -43,7 +46,7 @@ export class EngineHost {
 
   /** Spawns the worker and resolves once the engine in it listens. */
   static async start(opts: EngineHostOptions = {}): Promise<EngineHost> {
-    const host = new EngineHost(spawnWorker(), opts.stopTimeoutMs ?? 3000);
+    const host = new EngineHost(spawnWorker({ dataPath: opts.dataPath }), opts.stopTimeoutMs ?? 3000);
     await host.#ready(opts.startTimeoutMs ?? 20_000);
     return host;
   }
@@ -90,21 +93,21 @@ export class EngineHost {
 
 /** From compiled JavaScript the worker is worker.js; from TypeScript sources (under tsx) a one-line bootstrap
  *  registers tsx inside the thread first: loader flags in execArgv do not reach worker threads on Node 20. */
-function spawnWorker(): Worker {
+function spawnWorker(workerData: { dataPath?: DataPathSettings }): Worker {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here));
+  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here), { workerData });
   const entry = new URL('./worker.ts', here).href;
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
   const execArgv = withoutTsxLoader(process.execArgv);
-  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true });
+  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true, workerData });
   try {
-    return new Worker(boot, { eval: true, execArgv });
+    return new Worker(boot, { eval: true, execArgv, workerData });
   } catch (e) {
     // An explicit execArgv may not hold process-wide flags (--title, --max-old-space-size...) that inheriting
     // tolerates: inherit then, tsx's loader flag included (a second registration is harmless).
     if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
-    return new Worker(boot, { eval: true });
+    return new Worker(boot, { eval: true, workerData });
   }
 }
 

@@ -1,7 +1,7 @@
 // The engine's worker_thread entry: one engine served over parentPort with the engine protocol. The host's
 // { type: 'shutdown' } closes the engine and ends the thread.
-import { parentPort } from 'node:worker_threads';
-import { createEngine } from './engine.ts';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createEngine, type DataPathSettings } from './engine.ts';
 import type { WorkerControl } from './host.ts';
 import type { EngineEvent } from './protocol.ts';
 import { PortTransport, serveEngine } from './rpc.ts';
@@ -14,7 +14,8 @@ const log = (level: 'info' | 'warn' | 'error', message: string): void => {
 };
 
 // The engine reports its own log lines as 'log' events; `log` here is for failures of the serving itself.
-const engine = createEngine();
+const data = (workerData ?? {}) as { dataPath?: DataPathSettings };
+const engine = createEngine({ dataPath: data.dataPath });
 serveEngine(engine, new PortTransport(port), { log });
 
 let closing = false;

@@ -23,9 +23,13 @@ test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-daemon-'));
   const runDir = join(dir, 'run');
   const socket = join(runDir, 'd.sock');
-  const daemon = spawn(process.execPath, [TRELLIS, 'daemon', '--state-dir', join(dir, 'state'), '--socket', socket], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const daemon = spawn(
+    process.execPath,
+    [TRELLIS, 'daemon', '--state-dir', join(dir, 'state'), '--socket', socket, '--tun', 'off'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   daemon.stdout?.on('data', (d) => (output += d));
   daemon.stderr?.on('data', (d) => (output += d));
@@ -53,6 +57,8 @@ test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
       join(dir, 's2'),
       '--socket',
       socket,
+      '--tun',
+      'off',
     ]).then(
       () => 0,
       (e: { code: number; stdout: string }) => {

@@ -133,11 +133,19 @@ export class ControlSession {
         stream.close();
         reject(e);
       };
+      const errorBody: Buffer[] = [];
+      // DATA can be emitted before the 'response' event when both arrive in one read: hold it until the
+      // status is known, or the first part of the map is lost.
+      const early: Buffer[] = [];
       stream.on('response', (h) => {
         status = Number(h[':status']);
+        for (const d of early.splice(0)) onData(d);
       });
-      const errorBody: Buffer[] = [];
       stream.on('data', (d: Buffer) => {
+        if (status === 0) early.push(d);
+        else onData(d);
+      });
+      const onData = (d: Buffer): void => {
         if (failed) return;
         if (status !== 200) {
           errorBody.push(d);
@@ -166,7 +174,7 @@ export class ControlSession {
             return fail(e instanceof Error ? e : new Error(String(e)));
           }
         }
-      });
+      };
       stream.on('error', (e) => fail(new ControlError('unreachable', `map stream failed: ${e.message}`, { cause: e })));
       stream.on('close', () => {
         if (failed) return;

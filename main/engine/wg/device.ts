@@ -15,7 +15,8 @@ import { tai64n } from './tai64n.ts';
 
 /** Where the device's output goes: datagrams to the network, decrypted packets to the TUN. */
 export interface DeviceIO {
-  sendDatagram(message: Uint8Array, to: Endpoint): void;
+  /** peer is set for everything but cookie replies; a path-choosing transport (magicsock) routes by it. */
+  sendDatagram(message: Uint8Array, to: Endpoint, peer?: Peer): void;
   writePacket(packet: Uint8Array): void;
   /** Called at the end of each batch so an implementation may buffer and send in bulk. */
   flush(): void;
@@ -209,7 +210,7 @@ export class Device {
       return;
     }
     const msg = kp.seal(packet, this.mtu);
-    this.io.sendDatagram(msg, peer.endpoint);
+    this.io.sendDatagram(msg, peer.endpoint, peer);
     peer.txBytes += msg.length;
     const now = this.now();
     peer.keepaliveAt = undefined;
@@ -254,7 +255,7 @@ export class Device {
 
   sendHandshakeMessage(peer: Peer, message: Uint8Array): void {
     if (!peer.endpoint || !this.io) return;
-    this.io.sendDatagram(message, peer.endpoint);
+    this.io.sendDatagram(message, peer.endpoint, peer);
     peer.txBytes += message.length;
     peer.keepaliveAt = undefined;
     peer.lastAuthenticatedTraversal = this.now();

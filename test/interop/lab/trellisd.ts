@@ -29,9 +29,14 @@ process.on('exit', () => {
 });
 
 async function spawnDaemon(stateDir: string, socket: string): Promise<ManagedProcess> {
-  const p = new ManagedProcess('node', [TRELLIS_BIN, 'daemon', '--state-dir', stateDir, '--socket', socket], {
-    label: `trellis daemon ${path.basename(stateDir)}`,
-  });
+  // Control-plane tests run on the host: no TUN, nothing touches the host's network.
+  const p = new ManagedProcess(
+    'node',
+    [TRELLIS_BIN, 'daemon', '--state-dir', stateDir, '--socket', socket, '--tun', 'off'],
+    {
+      label: `trellis daemon ${path.basename(stateDir)}`,
+    },
+  );
   for (let i = 0; i < 150; i++) {
     const r = await runCommand('node', [TRELLIS_BIN, 'status', '--json', '--socket', socket], { timeoutMs: 10_000 });
     if (r.code === 0) return p;

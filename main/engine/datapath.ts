@@ -1,0 +1,188 @@
+// The tailnet data path: the TUN device with this node's addresses and the tailnet routes, a WireGuard
+// device whose peers are the netmap's peers (keyed by node key), magicsock for the paths, and the netmap's
+// packet filter on everything that comes in. The engine creates one while it runs with a TUN.
+
+import { keyFromText } from './control/keys.ts';
+import type { NetMap } from './control/netmap.ts';
+import type { DERPNode } from './control/tailcfg.ts';
+import { compileFilter } from './filter/compile.ts';
+import { FlowTable } from './filter/conntrack.ts';
+import type { CompiledFilter, FilterEnv } from './filter/filter.ts';
+import { AddrSet } from './filter/prefix.ts';
+import { DERP_MAGIC_IP, MagicSock, type PathInfo } from './magicsock/magicsock.ts';
+import { parsePrefix } from './packet/ip.ts';
+import { PacketInfo, parsePacket } from './packet/parse.ts';
+import { configureInterface } from './tun/os-config.ts';
+import { TunPort } from './tun/tun-port.ts';
+import { Device } from './wg/device.ts';
+import { endpointOf } from './wg/endpoint.ts';
+import { receiveDatagram } from './wg/receive.ts';
+import { TICK_MS, tickTimers } from './wg/timers.ts';
+
+export const TAILNET_MTU = 1280;
+const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];
+
+export interface DataPathOptions {
+  tunName: string;
+  port: number;
+  nodePrivate: Uint8Array;
+  discoPrivate: Uint8Array;
+  derpPlainHTTP: boolean;
+  log: (message: string) => void;
+}
+
+export interface PeerPathSummary extends PathInfo {
+  lastHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export class DataPath {
+  private tun: TunPort | undefined;
+  private readonly device: Device;
+  private readonly magic: MagicSock;
+  private tick: NodeJS.Timeout | undefined;
+  private filter: CompiledFilter = compileFilter([]);
+  private readonly env: FilterEnv = { local: new AddrSet([]), conntrack: new FlowTable() };
+  private readonly scratch = new PacketInfo();
+  private configuredFor = '';
+  /** Inbound packets the netmap filter dropped. */
+  filtered = 0;
+
+  private constructor(private readonly o: DataPathOptions) {
+    this.device = new Device({ privateKey: o.nodePrivate, mtu: TAILNET_MTU });
+    this.magic = new MagicSock({
+      port: o.port,
+      nodePrivate: o.nodePrivate,
+      discoPrivate: o.discoPrivate,
+      derpPlainHTTP: o.derpPlainHTTP,
+      log: o.log,
+      onWireGuard: (msg, from) => {
+        receiveDatagram(this.device, msg, from);
+        this.tun?.flush();
+      },
+    });
+    this.device.attach({
+      sendDatagram: (msg, _to, peer) => {
+        if (peer) this.magic.send(msg, peer.publicKey);
+      },
+      writePacket: (pkt) => {
+        const p = parsePacket(pkt, this.scratch);
+        if (p.status !== 'ok' || this.filter.checkInbound(p, this.env) === 'drop') {
+          this.filtered++;
+          return;
+        }
+        this.tun?.write(pkt);
+      },
+      flush: () => this.tun?.flush(),
+    });
+  }
+
+  static async open(o: DataPathOptions): Promise<DataPath> {
+    const dp = new DataPath(o);
+    await dp.magic.open();
+    dp.tick = setInterval(() => tickTimers(dp.device), TICK_MS);
+    return dp;
+  }
+
+  /** Endpoints to report to control ("ip:port"). */
+  localEndpoints(): string[] {
+    return this.magic.localEndpoints(new Set());
+  }
+
+  /** Applies the netmap: TUN addresses (once), WireGuard peers, magicsock peers and DERP, the filter. */
+  async update(nm: NetMap): Promise<void> {
+    const self = nm.self;
+    if (!self) return;
+    const addresses = (self.Addresses ?? []).filter((a) => typeof a === 'string');
+    const key = addresses.join(',');
+    if (key !== this.configuredFor && addresses.length > 0) {
+      if (!this.tun) {
+        this.tun = TunPort.open({ name: this.o.tunName });
+        this.tun.start(
+          (pkt) => this.sendFromTun(pkt),
+          () => {},
+          (e) => this.o.log(`TUN read failed: ${e.message}`),
+        );
+      }
+      await configureInterface({ name: this.tun.name, mtu: TAILNET_MTU, addresses, routes: TAILNET_ROUTES });
+      this.configuredFor = key;
+      this.o.log(`${this.tun.name} up with ${addresses.join(', ')}`);
+    }
+    this.env.local = new AddrSet(addresses);
+    this.filter = compileFilter(nm.packetFilter());
+
+    const wanted = new Set<string>();
+    const magicPeers = [];
+    for (const p of nm.peers.values()) {
+      if (typeof p.Key !== 'string' || p.Expired === true) continue;
+      let nodeKey: Uint8Array;
+      try {
+        nodeKey = keyFromText('nodekey', p.Key);
+      } catch {
+        continue;
+      }
+      const allowed = [];
+      for (const a of p.AllowedIPs ?? p.Addresses ?? []) {
+        try {
+          allowed.push(parsePrefix(a));
+        } catch {}
+      }
+      wanted.add(Buffer.from(nodeKey).toString('base64'));
+      // The WireGuard endpoint is a placeholder: magicsock routes by the peer's key.
+      this.device.setPeer({
+        publicKey: nodeKey,
+        allowedIPs: allowed,
+        endpoint: endpointOf(DERP_MAGIC_IP, Math.max(1, p.HomeDERP ?? 1)),
+      });
+      let discoKey: Uint8Array | undefined;
+      try {
+        discoKey = typeof p.DiscoKey === 'string' ? keyFromText('discokey', p.DiscoKey) : undefined;
+      } catch {}
+      magicPeers.push({
+        nodeKey,
+        discoKey,
+        endpoints: (p.Endpoints ?? []).filter((e) => typeof e === 'string'),
+        homeDERP: p.HomeDERP ?? 0,
+      });
+    }
+    for (const [b64, peer] of this.device.peers) if (!wanted.has(b64)) this.device.removePeer(peer.publicKey);
+    this.magic.setPeers(magicPeers);
+
+    const home = this.homeRegion(nm);
+    if (home) this.magic.setHomeDERP(home.id, home.node);
+  }
+
+  /** Our home DERP region: the lowest-numbered region with a usable node (latency measurement comes later). */
+  homeRegion(nm: NetMap): { id: number; node: DERPNode } | undefined {
+    const regions = Object.values(nm.derpMap.Regions ?? {})
+      .filter((r) => r && Array.isArray(r.Nodes) && r.Nodes.some((n) => !n.STUNOnly))
+      .sort((a, b) => (a?.RegionID ?? 0) - (b?.RegionID ?? 0));
+    const r = regions[0];
+    const node = r?.Nodes?.find((n) => !n.STUNOnly);
+    return r && node ? { id: r.RegionID, node } : undefined;
+  }
+
+  private sendFromTun(pkt: Uint8Array): void {
+    const p = parsePacket(pkt, this.scratch);
+    if (p.status === 'ok') this.filter.checkOutbound(p, this.env); // records UDP flows for reply admission
+    this.device.sendPacket(pkt);
+  }
+
+  /** Per-peer path and WireGuard stats for status. */
+  peerPath(nodeKey: Uint8Array): PeerPathSummary {
+    const peer = this.device.peerByStatic(nodeKey);
+    return {
+      ...this.magic.path(nodeKey),
+      lastHandshake: peer ? Math.floor(peer.lastHandshakeWall / 1000) : 0,
+      rxBytes: peer?.rxBytes ?? 0,
+      txBytes: peer?.txBytes ?? 0,
+    };
+  }
+
+  close(): void {
+    clearInterval(this.tick);
+    this.magic.close();
+    this.tun?.close();
+  }
+}
