@@ -154,8 +154,10 @@ export class ControlSession {
         buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
         for (let guard = 0; guard < 100_000 && buf.length >= 4 && !failed; guard++) {
           const len = buf.readUInt32LE(0);
-          if (len > MAX_MAP_MESSAGE)
-            return fail(new ControlError('protocol', `map message of ${len} bytes is too large`));
+          if (len > MAX_MAP_MESSAGE) {
+            fail(new ControlError('protocol', `map message of ${len} bytes is too large`));
+            return;
+          }
           if (buf.length < 4 + len) break;
           const raw = buf.subarray(4, 4 + len);
           buf = buf.subarray(4 + len);
@@ -163,15 +165,18 @@ export class ControlSession {
           try {
             msg = JSON.parse(raw.toString('utf8'));
           } catch {
-            return fail(new ControlError('protocol', 'map message is not JSON'));
+            fail(new ControlError('protocol', 'map message is not JSON'));
+            return;
           }
           if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-            return fail(new ControlError('protocol', 'map message is not a JSON object'));
+            fail(new ControlError('protocol', 'map message is not a JSON object'));
+            return;
           }
           try {
             onMessage(msg as MapResponse);
           } catch (e) {
-            return fail(e instanceof Error ? e : new Error(String(e)));
+            fail(e instanceof Error ? e : new Error(String(e)));
+            return;
           }
         }
       };
