@@ -214,7 +214,20 @@ export function formatStatus(s: StatusSnapshot): string {
 function peerRow(p: PeerSummary): string[] {
   const online = p.online === true ? 'online' : p.online === false ? 'offline' : '-';
   const shown = p.expired ? (online === '-' ? 'expired' : `${online}, expired`) : online;
-  return [p.addresses[0] ?? '-', peerName(p), p.user || '-', p.os || '-', shown];
+  const row = [p.addresses[0] ?? '-', peerName(p), p.user || '-', p.os || '-', shown];
+  if (p.path) row.push(pathText(p.path));
+  return row;
+}
+
+/** Like `tailscale status`: "direct ip:port", "relay "derp-999"", with traffic counters once there is any. */
+function pathText(path: NonNullable<PeerSummary['path']>): string {
+  const via =
+    path.via === 'direct'
+      ? `direct ${path.endpoint ?? ''}`
+      : path.via === 'derp'
+        ? `relay "derp-${path.derpRegion}"`
+        : '-';
+  return path.rxBytes + path.txBytes > 0 ? `${via}, tx ${path.txBytes} rx ${path.rxBytes}` : via;
 }
 
 function peerName(p: PeerSummary): string {

@@ -3,7 +3,7 @@
 // and reports state, netmap and health as events. It speaks only the protocol in protocol.ts.
 import { hostname as osHostname, release } from 'node:os';
 import { CAPABILITY_VERSION } from './control/dial.ts';
-import { ensureStateDir, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
+import { ensureStateDir, keyFromText, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
 import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
@@ -19,6 +19,7 @@ import {
   type EngineState,
   type Health,
   type LoginOptions,
+  type PeerSummary,
   type Prefs,
   type StatusSnapshot,
 } from './protocol.ts';
@@ -119,12 +120,28 @@ class Engine implements EngineApi {
       state: this.state,
       prefs: { ...this.prefs },
       self: this.selfNode(),
-      peers: peerSummaries(this.netmap),
+      peers: this.peersWithPaths(),
       domain: this.netmap.domain || undefined,
       authURL: this.authURL,
       reason: this.reason,
       health: this.healthList(),
     };
+  }
+
+  /** Peer summaries plus, when the data path runs, each peer's path and WireGuard stats. */
+  private peersWithPaths(): PeerSummary[] {
+    const peers = peerSummaries(this.netmap);
+    const dp = this.dataPath;
+    if (!dp) return peers;
+    return peers.map((p) => {
+      const key = this.netmap.peers.get(p.id)?.Key;
+      if (typeof key !== 'string') return p;
+      try {
+        return { ...p, path: dp.peerPath(keyFromText('nodekey', key)) };
+      } catch {
+        return p;
+      }
+    });
   }
 
   private async persist(): Promise<void> {

@@ -41,6 +41,20 @@ export interface PeerSummary {
   lastSeen?: string;
   keyExpiry?: string;
   expired: boolean;
+  /** How packets reach this peer, when the data path runs. */
+  path?: PeerPath;
+}
+
+export interface PeerPath {
+  via: 'direct' | 'derp' | 'none';
+  /** The direct endpoint "ip:port" in use. */
+  endpoint?: string;
+  derpRegion?: number;
+  latencyMs?: number;
+  /** Unix seconds of the latest WireGuard handshake; 0 = never. */
+  lastHandshake: number;
+  rxBytes: number;
+  txBytes: number;
 }
 
 export interface Health {

@@ -140,6 +140,15 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
       assert.ok(pong.ok, `tailscale ping failed:\n${pong.output}`);
       assert.equal(pong.via, 'direct', `same LAN should go direct:\n${pong.output}`);
       assert.equal(pong.endpoint, `${tn.addr('b')}:${tr.port}`, pong.output);
+
+      // Both sides agree on the path: Trellis reports tailscaled's LAN endpoint, tailscaled reports Trellis's.
+      const mine = (await tr.status()).peers.find((p) => p.addresses.includes(ipA.v4));
+      st.diagnostic(`trellis status: ${JSON.stringify(mine?.path)}`);
+      assert.equal(mine?.path?.via, 'direct');
+      assert.equal(mine?.path?.endpoint, `${tn.addr('a')}:41641`);
+      assert.ok((mine?.path?.lastHandshake ?? 0) > 0, 'Trellis reports a WireGuard handshake');
+      const theirs = (await ts.status()).peers.find((p) => p.TailscaleIPs.includes(ipB.v4));
+      assert.equal(theirs?.CurAddr, `${tn.addr('b')}:${tr.port}`, 'tailscale status shows the same direct path');
     });
 
     await step('4. 20 MB over TCP each way, sha256 intact', async (st) => {

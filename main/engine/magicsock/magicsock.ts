@@ -17,6 +17,8 @@ import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
 export const DERP_MAGIC_IP = '127.3.3.40';
 /** How long a pong keeps a direct path trusted without a fresh one (tailscale: trustUDPAddrDuration). */
 export const TRUST_DIRECT_MS = 6_500;
+/** Candidate endpoints a handshake is sent to directly before a path is proven. */
+const MAX_SPRAY = 4;
 /** Minimum spacing of disco pings to one peer. */
 const PING_INTERVAL_MS = 2_000;
 
@@ -174,7 +176,17 @@ export class MagicSock {
     if (this.derp && !this.derp.closed) {
       this.derp.send(p.info.nodeKey, msg);
       this.counters.derpOut++;
-    } else if (p.best) {
+    }
+    // No proven path yet: handshake messages also go straight to every candidate endpoint, so the
+    // first handshake does not wait for DERP (or for a retry 5 s later when DERP is not up yet).
+    if (msg[0] === 1 || msg[0] === 2) {
+      for (const text of p.info.endpoints.slice(0, MAX_SPRAY)) {
+        try {
+          this.udp?.send(msg, parseHostPort(text));
+          this.counters.udpOut++;
+        } catch {}
+      }
+    } else if (p.best && (!this.derp || this.derp.closed)) {
       this.udp?.send(msg, p.best); // stale but our only hope
     }
   }
