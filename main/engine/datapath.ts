@@ -15,7 +15,7 @@ import { PacketInfo, parsePacket } from './packet/parse.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
 import { Device } from './wg/device.ts';
-import { endpointOf } from './wg/endpoint.ts';
+import { type Endpoint, endpointOf } from './wg/endpoint.ts';
 import { receiveDatagram } from './wg/receive.ts';
 import { TICK_MS, tickTimers } from './wg/timers.ts';
 
@@ -29,12 +29,31 @@ export interface DataPathOptions {
   discoPrivate: Uint8Array;
   derpPlainHTTP: boolean;
   log: (message: string) => void;
+  /** Our endpoints changed (STUN): the engine tells control. */
+  onEndpointsChanged: () => void;
 }
 
 export interface PeerPathSummary extends PathInfo {
   lastHandshake: number;
   rxBytes: number;
   txBytes: number;
+}
+
+/** STUN servers of the DERP map: each non-disabled node with an IPv4 literal (or literal HostName). */
+function stunServers(nm: NetMap): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const r of Object.values(nm.derpMap.Regions ?? {})) {
+    for (const n of r?.Nodes ?? []) {
+      if (n.STUNPort === -1) continue;
+      const host = n.IPv4 && n.IPv4 !== 'none' ? n.IPv4 : n.HostName;
+      try {
+        out.push(endpointOf(host, n.STUNPort && n.STUNPort > 0 ? n.STUNPort : 3478));
+      } catch {
+        // a host name: resolving it is left for later; IP literals cover Headscale's embedded STUN
+      }
+    }
+  }
+  return out;
 }
 
 export class DataPath {
@@ -57,6 +76,7 @@ export class DataPath {
       discoPrivate: o.discoPrivate,
       derpPlainHTTP: o.derpPlainHTTP,
       log: o.log,
+      onEndpointsChanged: o.onEndpointsChanged,
       onWireGuard: (msg, from) => {
         receiveDatagram(this.device, msg, from);
         this.tun?.flush();
@@ -151,6 +171,7 @@ export class DataPath {
 
     const home = this.homeRegion(nm);
     if (home) this.magic.setHomeDERP(home.id, home.node);
+    this.magic.setSTUNServers(stunServers(nm));
   }
 
   /** Our home DERP region: the lowest-numbered region with a usable node (latency measurement comes later). */

@@ -336,6 +336,7 @@ class Engine implements EngineApi {
         discoPrivate: this.discoPrivate,
         derpPlainHTTP: this.prefs.controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
         log: (m) => this.log('info', m),
+        onEndpointsChanged: () => this.sendHostinfo(),
       });
       this.setHealth('data-path', undefined);
     } catch (e) {

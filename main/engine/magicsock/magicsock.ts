@@ -9,7 +9,7 @@ import type { DerpNode } from '../derp/dial.ts';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
 import { UdpTransport } from '../plainwg/udp.ts';
-import { looksLikeStun } from '../stun/stun.ts';
+import { bindingRequest, looksLikeStun, newTxID, parseBindingResponse } from '../stun/stun.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
 
@@ -54,7 +54,12 @@ export interface MagicSockOptions {
   log: (message: string) => void;
   /** Plain HTTP to DERP (a control server on http:// with its embedded DERP). */
   derpPlainHTTP: boolean;
+  /** Our endpoint set changed (a new STUN mapping): tell control. */
+  onEndpointsChanged?: () => void;
 }
+
+/** How often STUN is asked again for our public mapping (tailscale re-STUNs every 20-26 s). */
+const RESTUN_MS = 20_000;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -71,6 +76,10 @@ export class MagicSock {
   private derpRetry: NodeJS.Timeout | undefined;
   private closed = false;
   readonly counters = { discoIn: 0, discoOut: 0, stunIgnored: 0, derpIn: 0, derpOut: 0, udpOut: 0 };
+  private stunServers: Endpoint[] = [];
+  private readonly stunPending = new Map<string, number>(); // txID hex → sent at
+  private readonly stunEndpoints = new Set<string>();
+  private stunTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: MagicSockOptions) {
     this.disco = new DiscoCodec({
@@ -87,17 +96,55 @@ export class MagicSock {
     return this.udp?.port ?? 0;
   }
 
-  /** Our candidate endpoints: every non-loopback, non-tailnet interface address with the UDP port. */
+  /** Our candidate endpoints: what STUN saw (our public mapping), then every LAN interface address with the port. */
   localEndpoints(exclude: Set<string>): string[] {
-    const out: string[] = [];
+    const out: string[] = [...this.stunEndpoints];
     for (const addrs of Object.values(networkInterfaces())) {
       for (const a of addrs ?? []) {
         if (a.internal || exclude.has(a.address) || a.address.startsWith('fe80:')) continue;
         if (a.address.startsWith('100.') || a.address.startsWith('fd7a:115c:a1e0:')) continue;
-        out.push(formatEndpoint(endpointOf(a.address, this.port)));
+        const ep = formatEndpoint(endpointOf(a.address, this.port));
+        if (!out.includes(ep)) out.push(ep);
       }
     }
     return out;
+  }
+
+  /** STUN servers from the DERP map (node IPv4 or literal HostName, STUNPort 0 = 3478, -1 = none). */
+  setSTUNServers(servers: Endpoint[]): void {
+    const key = (e: Endpoint[]) => e.map(formatEndpoint).join(',');
+    if (key(servers) === key(this.stunServers)) return;
+    this.stunServers = servers;
+    this.restun();
+  }
+
+  /** Asks every STUN server for our mapping now, and again every RESTUN_MS. */
+  private restun(): void {
+    clearTimeout(this.stunTimer);
+    if (this.closed || this.stunServers.length === 0) return;
+    const now = performance.now();
+    for (const [tx, at] of this.stunPending) if (now - at > 10_000) this.stunPending.delete(tx);
+    for (const server of this.stunServers.slice(0, 3)) {
+      const tx = newTxID();
+      this.stunPending.set(hex(tx), now);
+      this.udp?.send(bindingRequest(tx), server);
+    }
+    this.stunTimer = setTimeout(() => this.restun(), RESTUN_MS * (0.9 + Math.random() * 0.3));
+    this.stunTimer.unref?.();
+  }
+
+  private onStun(msg: Uint8Array): void {
+    const r = parseBindingResponse(msg);
+    if (!r || !this.stunPending.delete(hex(r.txID))) {
+      this.counters.stunIgnored++; // unsolicited or forged: no transaction of ours
+      return;
+    }
+    const ep = formatEndpoint(endpointOf(r.address, r.port));
+    if (this.stunEndpoints.has(ep)) return;
+    this.stunEndpoints.clear(); // one current mapping per family is enough here
+    this.stunEndpoints.add(ep);
+    this.o.log(`STUN: our public endpoint is ${ep}`);
+    this.o.onEndpointsChanged?.();
   }
 
   setPeers(list: MagicPeer[]): void {
@@ -236,7 +283,7 @@ export class MagicSock {
       return;
     }
     if (looksLikeStun(msg)) {
-      this.counters.stunIgnored++;
+      this.onStun(msg);
       return;
     }
     this.o.onWireGuard(msg, from, undefined);
@@ -303,6 +350,7 @@ export class MagicSock {
   close(): void {
     this.closed = true;
     clearTimeout(this.derpRetry);
+    clearTimeout(this.stunTimer);
     this.derp?.close();
     this.udp?.close();
   }
