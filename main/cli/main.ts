@@ -1,18 +1,21 @@
 // Entry point of the `trellis` command: dispatches verbs.
 import { runDaemon } from './daemon.ts';
+import { runDiagnose } from './diagnose.ts';
 import { runTailnet } from './tailnet.ts';
 import { runWg } from './wg.ts';
 
 const USAGE = `usage: trellis <command> [args]
 
 commands:
-  daemon --state-dir DIR [--socket PATH]
+  daemon --state-dir DIR [--socket PATH] [--tun NAME|off] [--port UDP_PORT]
                                     run the engine as a service on a local socket (foreground)
   up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
   down                              disconnect from the tailnet (stay logged in)
   logout                            disconnect and log out
-  status [--json]                   show this node and its peers
+  status [--json]                   show this node and its peers, with each peer's path
+  ping <peer> [--count N]           disco ping: direct or via DERP, endpoint, latency
+  netcheck [--json]                 UDP, public endpoint, home DERP latency
   wg up <file.conf> [--name NAME]   bring up a WireGuard interface from a wg-quick file (foreground)
   wg show [NAME] [--json]           show running WireGuard interfaces
 
@@ -31,6 +34,9 @@ async function main(argv: string[]): Promise<number> {
     case 'logout':
     case 'status':
       return runTailnet(verb, rest);
+    case 'ping':
+    case 'netcheck':
+      return runDiagnose(verb, rest);
     case undefined:
     case '-h':
     case '--help':

@@ -201,6 +201,15 @@ export class DataPath {
     };
   }
 
+  discoPing(nodeKey: Uint8Array, timeoutMs: number): Promise<PathInfo | undefined> {
+    return this.magic.discoPing(nodeKey, timeoutMs);
+  }
+
+  async netcheck(): Promise<{ udp: boolean; publicEndpoints: string[]; derp?: { region: number; latencyMs: number } }> {
+    const publicEndpoints = this.magic.stunResults();
+    return { udp: publicEndpoints.length > 0, publicEndpoints, derp: await this.magic.derpLatency() };
+  }
+
   close(): void {
     clearInterval(this.tick);
     this.magic.close();

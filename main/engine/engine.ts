@@ -19,7 +19,9 @@ import {
   type EngineState,
   type Health,
   type LoginOptions,
+  type NetcheckReport,
   type PeerSummary,
+  type PingResult,
   type Prefs,
   type StatusSnapshot,
 } from './protocol.ts';
@@ -201,6 +203,10 @@ class Engine implements EngineApi {
         return (await this.down()) as CommandMap[C]['result'];
       case 'status':
         return this.snapshot() as CommandMap[C]['result'];
+      case 'ping':
+        return (await this.ping(args as CommandMap['ping']['args'])) as CommandMap[C]['result'];
+      case 'netcheck':
+        return (await this.netcheck()) as CommandMap[C]['result'];
       default:
         throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
     }
@@ -470,6 +476,43 @@ class Engine implements EngineApi {
     this.stopMap();
     this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');
     return this.snapshot();
+  }
+
+  private requireDataPath(): DataPath {
+    if (!this.dataPath || this.state !== 'Running') {
+      throw new EngineError(
+        'no-data-path',
+        'not connected: the data path is not running (trellis up, and a daemon with a TUN)',
+      );
+    }
+    return this.dataPath;
+  }
+
+  private async ping(o: { target: string; timeoutMs?: number }): Promise<PingResult> {
+    const dp = this.requireDataPath();
+    const target = typeof o.target === 'string' ? o.target.trim().replace(/\.$/, '') : '';
+    const peer = peerSummaries(this.netmap).find(
+      (p) => p.name === target || p.dnsName === target || p.addresses.includes(target),
+    );
+    const node = peer ? this.netmap.peers.get(peer.id) : undefined;
+    if (!peer || typeof node?.Key !== 'string')
+      throw new EngineError('no-such-peer', `no peer named ${JSON.stringify(target)}`);
+    const timeoutMs = Math.min(Math.max(o.timeoutMs ?? 5000, 100), 30_000);
+    const r = await dp.discoPing(keyFromText('nodekey', node.Key), timeoutMs);
+    if (!r || r.via === 'none') throw new EngineError('timeout', `no pong from ${peer.name} within ${timeoutMs} ms`);
+    return {
+      peer: peer.name,
+      address: peer.addresses[0] ?? '',
+      via: r.via,
+      endpoint: r.endpoint,
+      derpRegion: r.derpRegion,
+      latencyMs: Math.round((r.latencyMs ?? 0) * 10) / 10,
+    };
+  }
+
+  private async netcheck(): Promise<NetcheckReport> {
+    const dp = this.requireDataPath();
+    return { ...(await dp.netcheck()), endpoints: dp.localEndpoints() };
   }
 
   async close(): Promise<void> {

@@ -87,6 +87,26 @@ export interface LoginOptions {
   authKey?: string;
 }
 
+export interface PingResult {
+  peer: string;
+  address: string;
+  via: 'direct' | 'derp';
+  endpoint?: string;
+  derpRegion?: number;
+  latencyMs: number;
+}
+
+export interface NetcheckReport {
+  /** A STUN round trip worked over UDP. */
+  udp: boolean;
+  /** Our endpoints as STUN servers saw them. */
+  publicEndpoints: string[];
+  /** Home DERP region and its round-trip time. */
+  derp?: { region: number; latencyMs: number };
+  /** Endpoints reported to control (LAN and STUN). */
+  endpoints: string[];
+}
+
 /** Commands and their replies. */
 export interface CommandMap {
   start: { args: StartOptions; result: StatusSnapshot };
@@ -96,6 +116,8 @@ export interface CommandMap {
   up: { args: Record<string, never>; result: StatusSnapshot };
   down: { args: Record<string, never>; result: StatusSnapshot };
   status: { args: Record<string, never>; result: StatusSnapshot };
+  ping: { args: { target: string; timeoutMs?: number }; result: PingResult };
+  netcheck: { args: Record<string, never>; result: NetcheckReport };
 }
 
 export type CommandName = keyof CommandMap;
@@ -117,6 +139,9 @@ export type ErrorCode =
   | 'login-failed'
   | 'auth-key-invalid'
   | 'permission-denied'
+  | 'no-such-peer'
+  | 'no-data-path'
+  | 'timeout'
   | 'internal';
 
 export interface EngineErrorBody {
@@ -159,7 +184,17 @@ export interface EngineApi {
   close(): Promise<void>;
 }
 
-export const COMMANDS: readonly CommandName[] = ['start', 'setPrefs', 'login', 'logout', 'up', 'down', 'status'];
+export const COMMANDS: readonly CommandName[] = [
+  'start',
+  'setPrefs',
+  'login',
+  'logout',
+  'up',
+  'down',
+  'status',
+  'ping',
+  'netcheck',
+];
 
 export function isCommandName(v: unknown): v is CommandName {
   return typeof v === 'string' && (COMMANDS as readonly string[]).includes(v);

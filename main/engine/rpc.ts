@@ -311,6 +311,9 @@ const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'login-failed',
   'auth-key-invalid',
   'permission-denied',
+  'no-such-peer',
+  'no-data-path',
+  'timeout',
   'internal',
 ]);
 

@@ -151,6 +151,20 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
       assert.equal(theirs?.CurAddr, `${tn.addr('b')}:${tr.port}`, 'tailscale status shows the same direct path');
     });
 
+    await step('trellis ping and netcheck agree with what tailscaled sees', async (st) => {
+      const pong = await tr.cli(['ping', ipA.v4, '--count', '3']);
+      st.diagnostic(pong.stdout.trim());
+      assert.equal(pong.code, 0, `${pong.stdout}${pong.stderr}`);
+      assert.match(pong.stdout, new RegExp(`pong from ts-a \\(${ipA.v4.replaceAll('.', '\\.')}\\) via ${tn.addr('a').replaceAll('.', '\\.')}:41641 in`));
+      const nc = await tr.cli(['netcheck', '--json']);
+      assert.equal(nc.code, 0, nc.stderr);
+      const report = JSON.parse(nc.stdout) as { udp: boolean; publicEndpoints: string[]; derp?: { region: number } };
+      st.diagnostic(nc.stdout.replace(/\s+/g, ' '));
+      assert.equal(report.udp, true, 'STUN answered');
+      assert.deepEqual(report.publicEndpoints, [`${tn.addr('b')}:${tr.port}`], 'no NAT here: STUN sees our LAN address');
+      assert.equal(report.derp?.region, 999);
+    });
+
     await step('4. 20 MB over TCP each way, sha256 intact', async (st) => {
       const runs = [
         { what: 'a → b', fromNs: a, toNs: b, toAddr: ipB.v4, port: 5001 },

@@ -68,7 +68,10 @@ export class MagicSock {
   private readonly disco: DiscoCodec;
   private readonly peers = new Map<string, PeerPath>(); // by node key hex
   private readonly byDisco = new Map<string, PeerPath>(); // by disco key hex
-  private readonly pings = new Map<string, { peer: PeerPath; to: Endpoint; sentAt: number }>();
+  private readonly pings = new Map<
+    string,
+    { peer: PeerPath; to: Endpoint | undefined; sentAt: number; waiter?: (r: PathInfo) => void }
+  >();
   private derp: DerpClient | undefined;
   private derpRegion = 0;
   private derpNode: DerpNode | undefined;
@@ -313,9 +316,14 @@ export class MagicSock {
       if (from && !p.best) this.pingPeer(p, now - PING_INTERVAL_MS); // try the path it used, from our side
     } else if (m.type === 'pong') {
       const sent = this.pings.get(hex(m.txId));
-      if (!sent || sent.peer !== p || !from) return;
+      if (!sent || sent.peer !== p) return;
       this.pings.delete(hex(m.txId));
       const latency = now - sent.sentAt;
+      if (!from || !sent.to) {
+        sent.waiter?.({ via: 'derp', derpRegion: this.derpRegion, latencyMs: latency });
+        return;
+      }
+      sent.waiter?.({ via: 'direct', endpoint: formatEndpoint(from), latencyMs: latency });
       if (
         !p.best ||
         now >= p.bestUntil ||
@@ -336,6 +344,68 @@ export class MagicSock {
       };
       this.pingPeer(p, now - PING_INTERVAL_MS);
     }
+  }
+
+  /**
+   * One disco ping round for `trellis ping`: to every candidate endpoint and through DERP; resolves with
+   * the first pong (direct or DERP), or undefined after timeoutMs.
+   */
+  discoPing(nodeKey: Uint8Array, timeoutMs: number): Promise<PathInfo | undefined> {
+    const p = this.peers.get(hex(nodeKey));
+    if (!p?.info.discoKey) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const sent: string[] = [];
+      let done = false;
+      let derpAnswer: PathInfo | undefined;
+      let grace: NodeJS.Timeout | undefined;
+      const settle = (r: PathInfo | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        clearTimeout(grace);
+        for (const tx of sent) this.pings.delete(tx);
+        resolve(r);
+      };
+      // A DERP pong may beat the direct one on a LAN: give the direct path a moment before settling for DERP.
+      const finish = (r: PathInfo | undefined) => {
+        if (r?.via !== 'derp') return settle(r);
+        derpAnswer ??= r;
+        grace ??= setTimeout(() => settle(derpAnswer), 200);
+      };
+      const timer = setTimeout(() => settle(derpAnswer), timeoutMs);
+      const now = performance.now();
+      const targets: Array<Endpoint | undefined> = [];
+      if (p.best) targets.push(p.best);
+      for (const text of p.info.endpoints) {
+        try {
+          const ep = parseHostPort(text);
+          if (!targets.some((t) => t && sameAddr(t, ep))) targets.push(ep);
+        } catch {}
+      }
+      if (this.derp && !this.derp.closed) targets.push(undefined);
+      for (const to of targets) {
+        const txId = new Uint8Array(randomBytes(12));
+        sent.push(hex(txId));
+        this.pings.set(hex(txId), { peer: p, to, sentAt: now, waiter: finish });
+        this.sendDisco(p, { type: 'ping', txId, nodeKey: null, padding: 0 }, to);
+      }
+      if (targets.length === 0) settle(undefined);
+    });
+  }
+
+  /** Round-trip time to our home DERP server, or undefined when not connected. */
+  async derpLatency(): Promise<{ region: number; latencyMs: number } | undefined> {
+    if (!this.derp || this.derp.closed) return undefined;
+    try {
+      return { region: this.derpRegion, latencyMs: await this.derp.ping(3000) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What STUN told us (our public endpoints); empty when UDP to the STUN servers does not work. */
+  stunResults(): string[] {
+    return [...this.stunEndpoints];
   }
 
   path(nodeKey: Uint8Array): PathInfo {
