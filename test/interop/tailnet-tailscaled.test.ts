@@ -155,13 +155,22 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
       const pong = await tr.cli(['ping', ipA.v4, '--count', '3']);
       st.diagnostic(pong.stdout.trim());
       assert.equal(pong.code, 0, `${pong.stdout}${pong.stderr}`);
-      assert.match(pong.stdout, new RegExp(`pong from ts-a \\(${ipA.v4.replaceAll('.', '\\.')}\\) via ${tn.addr('a').replaceAll('.', '\\.')}:41641 in`));
+      assert.match(
+        pong.stdout,
+        new RegExp(
+          `pong from ts-a \\(${ipA.v4.replaceAll('.', '\\.')}\\) via ${tn.addr('a').replaceAll('.', '\\.')}:41641 in`,
+        ),
+      );
       const nc = await tr.cli(['netcheck', '--json']);
       assert.equal(nc.code, 0, nc.stderr);
       const report = JSON.parse(nc.stdout) as { udp: boolean; publicEndpoints: string[]; derp?: { region: number } };
       st.diagnostic(nc.stdout.replace(/\s+/g, ' '));
       assert.equal(report.udp, true, 'STUN answered');
-      assert.deepEqual(report.publicEndpoints, [`${tn.addr('b')}:${tr.port}`], 'no NAT here: STUN sees our LAN address');
+      assert.deepEqual(
+        report.publicEndpoints,
+        [`${tn.addr('b')}:${tr.port}`],
+        'no NAT here: STUN sees our LAN address',
+      );
       assert.equal(report.derp?.region, 999);
     });
 
