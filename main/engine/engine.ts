@@ -3,12 +3,13 @@
 // and reports state, netmap and health as events. It speaks only the protocol in protocol.ts.
 import { hostname as osHostname, release } from 'node:os';
 import { CAPABILITY_VERSION } from './control/dial.ts';
-import { ensureStateDir, keyFromText, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
+import { ensureStateDir, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
 import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
 import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
 import { DataPath } from './datapath.ts';
+import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -19,9 +20,6 @@ import {
   type EngineState,
   type Health,
   type LoginOptions,
-  type NetcheckReport,
-  type PeerSummary,
-  type PingResult,
   type Prefs,
   type StatusSnapshot,
 } from './protocol.ts';
@@ -122,28 +120,12 @@ class Engine implements EngineApi {
       state: this.state,
       prefs: { ...this.prefs },
       self: this.selfNode(),
-      peers: this.peersWithPaths(),
+      peers: peersWithPaths(this.netmap, this.dataPath),
       domain: this.netmap.domain || undefined,
       authURL: this.authURL,
       reason: this.reason,
       health: this.healthList(),
     };
-  }
-
-  /** Peer summaries plus, when the data path runs, each peer's path and WireGuard stats. */
-  private peersWithPaths(): PeerSummary[] {
-    const peers = peerSummaries(this.netmap);
-    const dp = this.dataPath;
-    if (!dp) return peers;
-    return peers.map((p) => {
-      const key = this.netmap.peers.get(p.id)?.Key;
-      if (typeof key !== 'string') return p;
-      try {
-        return { ...p, path: dp.peerPath(keyFromText('nodekey', key)) };
-      } catch {
-        return p;
-      }
-    });
   }
 
   private async persist(): Promise<void> {
@@ -204,9 +186,13 @@ class Engine implements EngineApi {
       case 'status':
         return this.snapshot() as CommandMap[C]['result'];
       case 'ping':
-        return (await this.ping(args as CommandMap['ping']['args'])) as CommandMap[C]['result'];
+        return (await pingPeer(
+          this.netmap,
+          this.requireDataPath(),
+          args as CommandMap['ping']['args'],
+        )) as CommandMap[C]['result'];
       case 'netcheck':
-        return (await this.netcheck()) as CommandMap[C]['result'];
+        return (await netcheck(this.requireDataPath())) as CommandMap[C]['result'];
       default:
         throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
     }
@@ -486,33 +472,6 @@ class Engine implements EngineApi {
       );
     }
     return this.dataPath;
-  }
-
-  private async ping(o: { target: string; timeoutMs?: number }): Promise<PingResult> {
-    const dp = this.requireDataPath();
-    const target = typeof o.target === 'string' ? o.target.trim().replace(/\.$/, '') : '';
-    const peer = peerSummaries(this.netmap).find(
-      (p) => p.name === target || p.dnsName === target || p.addresses.includes(target),
-    );
-    const node = peer ? this.netmap.peers.get(peer.id) : undefined;
-    if (!peer || typeof node?.Key !== 'string')
-      throw new EngineError('no-such-peer', `no peer named ${JSON.stringify(target)}`);
-    const timeoutMs = Math.min(Math.max(o.timeoutMs ?? 5000, 100), 30_000);
-    const r = await dp.discoPing(keyFromText('nodekey', node.Key), timeoutMs);
-    if (!r || r.via === 'none') throw new EngineError('timeout', `no pong from ${peer.name} within ${timeoutMs} ms`);
-    return {
-      peer: peer.name,
-      address: peer.addresses[0] ?? '',
-      via: r.via,
-      endpoint: r.endpoint,
-      derpRegion: r.derpRegion,
-      latencyMs: Math.round((r.latencyMs ?? 0) * 10) / 10,
-    };
-  }
-
-  private async netcheck(): Promise<NetcheckReport> {
-    const dp = this.requireDataPath();
-    return { ...(await dp.netcheck()), endpoints: dp.localEndpoints() };
   }
 
   async close(): Promise<void> {

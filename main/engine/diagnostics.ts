@@ -1,0 +1,50 @@
+// What the engine reports about the data path: each peer's path for status, `ping` and `netcheck`.
+// Pure functions over the netmap and the data path, so engine.ts keeps to the state machine.
+import { keyFromText } from './control/keys.ts';
+import type { NetMap } from './control/netmap.ts';
+import type { DataPath } from './datapath.ts';
+import { EngineError, type NetcheckReport, type PeerSummary, type PingResult } from './protocol.ts';
+import { peerSummaries } from './status.ts';
+
+/** Peer summaries plus, when the data path runs, each peer's path and WireGuard stats. */
+export function peersWithPaths(nm: NetMap, dp: DataPath | undefined): PeerSummary[] {
+  const peers = peerSummaries(nm);
+  if (!dp) return peers;
+  return peers.map((p) => {
+    const key = nm.peers.get(p.id)?.Key;
+    if (typeof key !== 'string') return p;
+    try {
+      return { ...p, path: dp.peerPath(keyFromText('nodekey', key)) };
+    } catch {
+      return p;
+    }
+  });
+}
+
+/** A disco ping to a peer named by host name, MagicDNS name or tailnet address. */
+export async function pingPeer(
+  nm: NetMap,
+  dp: DataPath,
+  o: { target: string; timeoutMs?: number },
+): Promise<PingResult> {
+  const target = typeof o.target === 'string' ? o.target.trim().replace(/\.$/, '') : '';
+  const peer = peerSummaries(nm).find((p) => p.name === target || p.dnsName === target || p.addresses.includes(target));
+  const node = peer ? nm.peers.get(peer.id) : undefined;
+  if (!peer || typeof node?.Key !== 'string')
+    throw new EngineError('no-such-peer', `no peer named ${JSON.stringify(target)}`);
+  const timeoutMs = Math.min(Math.max(o.timeoutMs ?? 5000, 100), 30_000);
+  const r = await dp.discoPing(keyFromText('nodekey', node.Key), timeoutMs);
+  if (!r || r.via === 'none') throw new EngineError('timeout', `no pong from ${peer.name} within ${timeoutMs} ms`);
+  return {
+    peer: peer.name,
+    address: peer.addresses[0] ?? '',
+    via: r.via,
+    endpoint: r.endpoint,
+    derpRegion: r.derpRegion,
+    latencyMs: Math.round((r.latencyMs ?? 0) * 10) / 10,
+  };
+}
+
+export async function netcheck(dp: DataPath): Promise<NetcheckReport> {
+  return { ...(await dp.netcheck()), endpoints: dp.localEndpoints() };
+}
