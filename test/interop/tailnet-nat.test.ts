@@ -258,10 +258,6 @@ test('nat 2: Trellis behind a UDP-blocking NAT, tailscaled on easy NAT: via DERP
   });
 });
 
-// Trellis ↔ Trellis behind hard NAT (via DERP) is not here yet: when both sides start sending at the same
-// moment, their handshakes keep superseding each other (every response is rejected as unknownIndex) in
-// about half of the runs. It lands with the fix; one-way starts work (~1.2 s).
-
 test('nat 4: Trellis and Trellis, both behind easy NAT: traffic; time to direct', { timeout: 60_000 }, async (t) => {
   if (!ready(t)) return;
   await withLab(t, async (lab) => {
@@ -284,6 +280,33 @@ test('nat 4: Trellis and Trellis, both behind easy NAT: traffic; time to direct'
       st.diagnostic(`trellis b → a: ${fmt(mb)}, path ${show(await trellisPath(tb, A.ip))}`);
       st.diagnostic(`trellis ping a → b: ${await trellisPing(ta, B.ip)}`);
       st.diagnostic(`nodes up ${secs(t0)} ago`);
+    });
+    await report();
+  });
+});
+
+test('nat 3: Trellis and Trellis, both behind hard NAT: via DERP', { timeout: 60_000 }, async (t) => {
+  if (!ready(t)) return;
+  await withLab(t, async (lab) => {
+    const { nl, trellis, dump } = await setup(lab, [
+      { name: 'a', nat: 'hard' },
+      { name: 'b', nat: 'hard' },
+    ]);
+    const [ta, tb] = [trellis.a, trellis.b];
+    if (!ta || !tb) throw new Error('setup did not start both nodes');
+    const A = trellisSide(nl, trellis, 'a', (await ta.ip()).v4);
+    const B = trellisSide(nl, trellis, 'b', (await tb.ip()).v4);
+    const { claim, report } = claims(t, dump);
+    const pinged = await claim('1. ICMP both ways over the tailnet (≤ 20 s)', (st) => pingBothWays(st, A, B, 20));
+    await claim('2. 5 MB over TCP each way, sha256 intact', async (st) => {
+      if (!pinged) assert.fail('not attempted: no ICMP both ways in claim 1');
+      await transferBothWays(st, A, B, 5 * MB, 20_000);
+    });
+    await claim('3. both report DERP', async (st) => {
+      const pa = await trellisPath(ta, B.ip);
+      const pb = await trellisPath(tb, A.ip);
+      st.diagnostic(`trellis a → b: ${show(pa)}; trellis b → a: ${show(pb)}`);
+      assert.deepEqual([pa?.via, pb?.via], ['derp', 'derp'], `hard↔hard NAT paths: a ${show(pa)}, b ${show(pb)}`);
     });
     await report();
   });

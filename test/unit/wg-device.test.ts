@@ -186,7 +186,7 @@ test('simultaneous initiation converges to one working session', () => {
 });
 
 test('rekey after REKEY_AFTER_TIME keeps traffic flowing and rotates keypairs', () => {
-  const { a, b, pump, peerOf } = pair({ timers: { rekeyAfterTime: 100, rekeyTimeout: 20 } });
+  const { a, b, pump, peerOf } = pair({ timers: { rekeyAfterTime: 100, rekeyTimeout: 20, rekeyTimeoutJitterMax: 1 } });
   a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const first = peerOf(a).current;
@@ -290,7 +290,9 @@ test('an unanswered handshake is retried every REKEY_TIMEOUT and given up after 
 });
 
 test('a keypair past REJECT_AFTER_TIME is neither used to send nor accepted', () => {
-  const { a, b, pump, peerOf } = pair({ timers: { rejectAfterTime: 60, rekeyAfterTime: 1000, rekeyTimeout: 10 } });
+  const { a, b, pump, peerOf } = pair({
+    timers: { rejectAfterTime: 60, rekeyAfterTime: 1000, rekeyTimeout: 10, rekeyTimeoutJitterMax: 1 },
+  });
   a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const old = peerOf(a).current!;

@@ -233,7 +233,9 @@ export class Device {
   /** Sends a handshake initiation unless one went out less than REKEY_TIMEOUT ago (retries bypass that). */
   initiateHandshake(peer: Peer, isRetry: boolean): void {
     const now = this.now();
-    if (!isRetry && now - peer.lastHandshakeSent < this.timers.rekeyTimeout) return;
+    // The rate limit carries the same random jitter as retries: two peers whose traffic is in step would
+    // otherwise initiate at the same instant after each crossing, reject each other's responses, and repeat.
+    if (!isRetry && now - peer.lastHandshakeSent < this.timers.rekeyTimeout + peer.handshakeJitter) return;
     if (!peer.endpoint || !this.io) {
       this.drops.noEndpoint++;
       return;
@@ -249,6 +251,7 @@ export class Device {
     peer.cookies.addMacs(message);
     peer.handshake = { kind: 'initiationSent', state };
     peer.lastHandshakeSent = now;
+    peer.handshakeJitter = this.jitter();
     peer.retransmitAt = now + this.timers.rekeyTimeout + this.jitter();
     this.sendHandshakeMessage(peer, message);
   }

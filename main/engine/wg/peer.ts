@@ -44,6 +44,8 @@ export class Peer {
 
   // Timer state (monotonic ms; undefined = not armed).
   lastHandshakeSent = Number.NEGATIVE_INFINITY;
+  /** Extra random delay (0 to REKEY_TIMEOUT jitter) on the initiation rate limit, drawn per handshake sent. */
+  handshakeJitter = 0;
   handshakeAttempts = 0;
   retransmitAt: number | undefined;
   keepaliveAt: number | undefined;

@@ -111,6 +111,7 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   dev.installSession(peer, new Keypair(keys.sendKey, keys.receiveKey, false, localIndex, consumed.remoteIndex, now));
   peer.handshake = { kind: 'none' };
   peer.lastHandshakeSent = now;
+  peer.handshakeJitter = dev.jitter();
   dev.sendHandshakeMessage(peer, message);
   dev.io?.flush();
 }
