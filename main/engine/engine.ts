@@ -1,15 +1,12 @@
-// The engine: Tailscale's backend state machine over the control client. It persists keys and prefs,
-// logs in (auth key or interactive), keeps the map stream running while the user wants to be connected,
-// and reports state, netmap and health as events. It speaks only the protocol in protocol.ts.
-import { hostname as osHostname, release } from 'node:os';
-import { CAPABILITY_VERSION } from './control/dial.ts';
-import { ensureStateDir, loadOrCreateKeys, type NodeKeys, publicText } from './control/keys.ts';
+import { ensureStateDir, loadOrCreateKeys, type NodeKeys } from './control/keys.ts';
 import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
+import { buildHostinfo, buildMapRequest } from './control/requests.ts';
 import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
 import { DataPath } from './datapath.ts';
 import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
+import { EngineEvents } from './events.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -18,7 +15,6 @@ import {
   EngineError,
   type EngineEvent,
   type EngineState,
-  type Health,
   type LoginOptions,
   type Prefs,
   type StatusSnapshot,
@@ -42,12 +38,7 @@ export interface EngineOptions {
   controlTimeoutMs?: number;
 }
 
-function osName(): string {
-  return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
-}
-
 class Engine implements EngineApi {
-  private readonly listeners = new Set<(e: EngineEvent) => void>();
   private stateDir: string | undefined;
   private keys: NodeKeys | undefined;
   private persisted: PersistedState | undefined;
@@ -60,48 +51,24 @@ class Engine implements EngineApi {
   private dataPath: DataPath | undefined;
   private mapGeneration = 0;
   private homeDERP = 0;
-  private readonly health = new Map<string, string>();
   private readonly discoPrivate = generatePrivateKey();
 
-  constructor(private readonly o: EngineOptions) {}
+  private readonly events: EngineEvents;
+
+  constructor(private readonly o: EngineOptions) {
+    this.events = new EngineEvents(o.log);
+  }
 
   onEvent(listener: (e: EngineEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(e: EngineEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch {
-        // a listener's failure is its own
-      }
-    }
-  }
-
-  private log(level: 'info' | 'warn' | 'error', message: string): void {
-    this.o.log?.(level, message);
-    this.emit({ type: 'event', event: 'log', level, message });
+    return this.events.on(listener);
   }
 
   private setState(state: EngineState, reason?: string): void {
     if (state === this.state && reason === this.reason) return;
     this.state = state;
     this.reason = reason;
-    this.log('info', `state ${state}${reason ? `: ${reason}` : ''}`);
-    this.emit({ type: 'event', event: 'state', state, reason });
-  }
-
-  private setHealth(code: string, message: string | undefined): void {
-    const had = this.health.get(code);
-    if (message === undefined) this.health.delete(code);
-    else this.health.set(code, message);
-    if (had !== message) this.emit({ type: 'event', event: 'health', health: this.healthList() });
-  }
-
-  private healthList(): Health[] {
-    return [...this.health].map(([code, message]) => ({ code, message }));
+    this.events.log('info', `state ${state}${reason ? `: ${reason}` : ''}`);
+    this.events.emit({ type: 'event', event: 'state', state, reason });
   }
 
   private get prefs(): Prefs {
@@ -124,7 +91,7 @@ class Engine implements EngineApi {
       domain: this.netmap.domain || undefined,
       authURL: this.authURL,
       reason: this.reason,
-      health: this.healthList(),
+      health: this.events.healthList(),
     };
   }
 
@@ -133,29 +100,16 @@ class Engine implements EngineApi {
   }
 
   private hostinfo(): Hostinfo {
-    return {
-      IPNVersion: '0.1.0-trellis',
-      OS: osName(),
-      OSVersion: release(),
-      Hostname: this.prefs.hostname || osHostname(),
-      App: 'trellis',
-      ...(this.homeDERP ? { NetInfo: { PreferredDERP: this.homeDERP } } : {}),
-    };
+    return buildHostinfo(this.prefs.hostname, this.homeDERP);
   }
 
   private mapRequest(): MapRequest {
-    const keys = this.requireKeys();
-    const endpoints = this.dataPath?.localEndpoints() ?? [];
-    return {
-      Version: CAPABILITY_VERSION,
-      KeepAlive: true,
-      NodeKey: publicText('nodekey', keys.nodePrivate),
-      DiscoKey: publicText('discokey', this.discoPrivate),
-      Stream: true,
-      Hostinfo: this.hostinfo(),
-      Endpoints: endpoints,
-      EndpointTypes: endpoints.map(() => 1),
-    };
+    return buildMapRequest({
+      nodePrivate: this.requireKeys().nodePrivate,
+      discoPrivate: this.discoPrivate,
+      hostinfo: this.hostinfo(),
+      endpoints: this.dataPath?.localEndpoints() ?? [],
+    });
   }
 
   private requireRegistrar(): Registrar {
@@ -255,7 +209,9 @@ class Engine implements EngineApi {
   private sendHostinfo(): void {
     const s = this.mapLoop?.currentSession;
     if (!s || s.closed) return;
-    s.updateNode(this.mapRequest()).catch((e: Error) => this.log('warn', `hostinfo update failed: ${e.message}`));
+    s.updateNode(this.mapRequest()).catch((e: Error) =>
+      this.events.log('warn', `hostinfo update failed: ${e.message}`),
+    );
   }
 
   private async login(o: LoginOptions): Promise<StatusSnapshot> {
@@ -282,7 +238,7 @@ class Engine implements EngineApi {
     } else {
       this.authURL = outcome.authURL;
       this.setState('NeedsLogin', 'waiting for the login to be approved');
-      this.emit({ type: 'event', event: 'browseToURL', url: outcome.authURL });
+      this.events.emit({ type: 'event', event: 'browseToURL', url: outcome.authURL });
       void outcome.approval.then(async (r) => {
         if (r.kind === 'cancelled') return;
         this.authURL = r.kind === 'failed' ? r.authURL : undefined;
@@ -327,12 +283,12 @@ class Engine implements EngineApi {
         nodePrivate: this.requireKeys().nodePrivate,
         discoPrivate: this.discoPrivate,
         derpPlainHTTP: this.prefs.controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
-        log: (m) => this.log('info', m),
+        log: (m) => this.events.log('info', m),
         onEndpointsChanged: () => this.sendHostinfo(),
       });
-      this.setHealth('data-path', undefined);
+      this.events.setHealth('data-path', undefined);
     } catch (e) {
-      this.setHealth('data-path', `cannot open the data path: ${(e as Error).message}`);
+      this.events.setHealth('data-path', `cannot open the data path: ${(e as Error).message}`);
     }
   }
 
@@ -354,11 +310,11 @@ class Engine implements EngineApi {
       onMessage: (m) => this.onMapMessage(m),
       onDisconnect: (err, retryInMs) => {
         const why = err ? err.message : 'the server closed the map stream';
-        this.setHealth(
+        this.events.setHealth(
           'control-unreachable',
           `lost the control server (${why}); retrying in ${Math.round(retryInMs / 1000)} s`,
         );
-        this.log('warn', `map stream lost: ${why}; retry in ${retryInMs} ms`);
+        this.events.log('warn', `map stream lost: ${why}; retry in ${retryInMs} ms`);
       },
       onFatal: (err) => {
         this.mapLoop = undefined;
@@ -369,7 +325,7 @@ class Engine implements EngineApi {
 
   private onMapMessage(m: Parameters<NetMap['apply']>[0]): void {
     if (!this.netmap.apply(m)) return;
-    this.setHealth('control-unreachable', undefined);
+    this.events.setHealth('control-unreachable', undefined);
     const self = this.netmap.self;
     if (!self) return; // nothing usable until the first full map
     if (keyExpired(self)) {
@@ -379,7 +335,7 @@ class Engine implements EngineApi {
     }
     if (this.state !== 'Running') this.setState('Running');
     this.updateDataPath();
-    this.emit({
+    this.events.emit({
       type: 'event',
       event: 'netmap',
       self: this.selfNode(),
@@ -411,8 +367,8 @@ class Engine implements EngineApi {
       this.sendHostinfo();
     }
     dp.update(this.netmap).then(
-      () => this.setHealth('data-path', undefined),
-      (e: Error) => this.setHealth('data-path', `data path: ${e.message}`),
+      () => this.events.setHealth('data-path', undefined),
+      (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),
     );
   }
 
@@ -421,7 +377,7 @@ class Engine implements EngineApi {
     this.mapLoop?.stop();
     this.mapLoop = undefined;
     this.closeDataPath();
-    this.setHealth('control-unreachable', undefined);
+    this.events.setHealth('control-unreachable', undefined);
   }
 
   private async logout(): Promise<StatusSnapshot> {
@@ -433,7 +389,7 @@ class Engine implements EngineApi {
       try {
         await registrar.logout(controlURL);
       } catch (e) {
-        this.log('warn', `could not tell the control server about the logout: ${(e as Error).message}`);
+        this.events.log('warn', `could not tell the control server about the logout: ${(e as Error).message}`);
       }
     }
     // The old node key is dead on the server; the next login starts with a fresh one.

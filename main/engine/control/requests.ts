@@ -1,0 +1,40 @@
+// The two descriptions of this node that control receives: Hostinfo, and the MapRequest that carries it
+// with our keys and endpoints. Pure builders over what the engine knows.
+import { hostname as osHostname, release } from 'node:os';
+import { CAPABILITY_VERSION } from './dial.ts';
+import { publicText } from './keys.ts';
+import type { Hostinfo, MapRequest } from './tailcfg.ts';
+
+function osName(): string {
+  return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
+}
+
+/** homeDERP 0 = not chosen yet (no NetInfo sent). */
+export function buildHostinfo(hostname: string, homeDERP: number): Hostinfo {
+  return {
+    IPNVersion: '0.1.0-trellis',
+    OS: osName(),
+    OSVersion: release(),
+    Hostname: hostname || osHostname(),
+    App: 'trellis',
+    ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
+  };
+}
+
+export function buildMapRequest(o: {
+  nodePrivate: Uint8Array;
+  discoPrivate: Uint8Array;
+  hostinfo: Hostinfo;
+  endpoints: string[];
+}): MapRequest {
+  return {
+    Version: CAPABILITY_VERSION,
+    KeepAlive: true,
+    NodeKey: publicText('nodekey', o.nodePrivate),
+    DiscoKey: publicText('discokey', o.discoPrivate),
+    Stream: true,
+    Hostinfo: o.hostinfo,
+    Endpoints: o.endpoints,
+    EndpointTypes: o.endpoints.map(() => 1),
+  };
+}
