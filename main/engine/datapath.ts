@@ -84,7 +84,7 @@ export class DataPath {
     });
     this.device.attach({
       sendDatagram: (msg, _to, peer) => {
-        if (peer) this.magic.send(msg, peer.publicKey);
+        if (peer) this.magic.send(msg, peer.publicKeyB64);
       },
       writePacket: (pkt) => {
         const p = parsePacket(pkt, this.scratch);

@@ -11,7 +11,7 @@ import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
 import { UdpTransport } from '../plainwg/udp.ts';
 import { bindingRequest, looksLikeStun, newTxID, parseBindingResponse } from '../stun/stun.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
-import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
+import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
 
 /** The address Tailscale uses to name "via DERP region N" as if it were an endpoint. */
 export const DERP_MAGIC_IP = '127.3.3.40';
@@ -62,11 +62,13 @@ export interface MagicSockOptions {
 const RESTUN_MS = 20_000;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+/** Node keys as WireGuard's Peer.publicKeyB64 spells them: the hot path passes that string straight in. */
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
 export class MagicSock {
   private udp: UdpTransport | undefined;
   private readonly disco: DiscoCodec;
-  private readonly peers = new Map<string, PeerPath>(); // by node key hex
+  private readonly peers = new Map<string, PeerPath>(); // by node key, base64
   private readonly byDisco = new Map<string, PeerPath>(); // by disco key hex
   private readonly pings = new Map<
     string,
@@ -153,7 +155,7 @@ export class MagicSock {
   setPeers(list: MagicPeer[]): void {
     const keep = new Set<string>();
     for (const info of list) {
-      const k = hex(info.nodeKey);
+      const k = b64(info.nodeKey);
       keep.add(k);
       const existing = this.peers.get(k);
       if (existing) existing.info = info;
@@ -211,9 +213,9 @@ export class MagicSock {
     this.derpRetry = setTimeout(() => void this.connectDERP(attempt), delay);
   }
 
-  /** Sends a WireGuard datagram to a peer on its best path. */
-  send(msg: Uint8Array, nodeKey: Uint8Array): void {
-    const p = this.peers.get(hex(nodeKey));
+  /** Sends a WireGuard datagram to a peer (node key in base64) on its best path. */
+  send(msg: Uint8Array, nodeKeyB64: string): void {
+    const p = this.peers.get(nodeKeyB64);
     if (!p) return;
     const now = performance.now();
     if (p.best && now < p.bestUntil) {
@@ -232,7 +234,7 @@ export class MagicSock {
     if (msg[0] === 1 || msg[0] === 2) {
       for (const text of p.info.endpoints.slice(0, MAX_SPRAY)) {
         try {
-          this.udp?.send(msg, parseHostPort(text));
+          this.udp?.send(msg, parseEndpoint(text));
           this.counters.udpOut++;
         } catch {}
       }
@@ -248,7 +250,7 @@ export class MagicSock {
     for (const text of p.info.endpoints) {
       let to: Endpoint;
       try {
-        to = parseHostPort(text);
+        to = parseEndpoint(text);
       } catch {
         continue;
       }
@@ -258,7 +260,7 @@ export class MagicSock {
     }
     if (this.derp && !this.derp.closed) {
       const endpoints = this.localEndpoints(new Set()).map((e) => {
-        const ep = parseHostPort(e);
+        const ep = parseEndpoint(e);
         return { ip: ep.address, port: ep.port };
       });
       this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
@@ -351,7 +353,7 @@ export class MagicSock {
    * the first pong (direct or DERP), or undefined after timeoutMs.
    */
   discoPing(nodeKey: Uint8Array, timeoutMs: number): Promise<PathInfo | undefined> {
-    const p = this.peers.get(hex(nodeKey));
+    const p = this.peers.get(b64(nodeKey));
     if (!p?.info.discoKey) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const sent: string[] = [];
@@ -378,7 +380,7 @@ export class MagicSock {
       if (p.best) targets.push(p.best);
       for (const text of p.info.endpoints) {
         try {
-          const ep = parseHostPort(text);
+          const ep = parseEndpoint(text);
           if (!targets.some((t) => t && sameAddr(t, ep))) targets.push(ep);
         } catch {}
       }
@@ -409,7 +411,7 @@ export class MagicSock {
   }
 
   path(nodeKey: Uint8Array): PathInfo {
-    const p = this.peers.get(hex(nodeKey));
+    const p = this.peers.get(b64(nodeKey));
     if (!p) return { via: 'none' };
     if (p.best && performance.now() < p.bestUntil) {
       return { via: 'direct', endpoint: formatEndpoint(p.best), latencyMs: p.latencyMs };
@@ -428,10 +430,4 @@ export class MagicSock {
 
 function sameAddr(a: Endpoint, b: Endpoint): boolean {
   return a.address === b.address && a.port === b.port;
-}
-
-export function parseHostPort(text: string): Endpoint {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) throw new Error(`bad endpoint ${text}`);
-  return endpointOf(m[1], Number(m[2]));
 }
