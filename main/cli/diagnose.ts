@@ -73,8 +73,16 @@ async function netcheck(socket: string, args: string[]): Promise<number> {
       'Report:',
       `\t* UDP: ${r.udp}`,
       `\t* Public endpoints: ${r.publicEndpoints.length > 0 ? r.publicEndpoints.join(', ') : '(none: STUN got no answer)'}`,
+      `\t* MappingVariesByDestIP: ${r.mappingVariesByDestIP}`,
       `\t* Endpoints reported to control: ${r.endpoints.join(', ') || '(none)'}`,
-      `\t* Nearest DERP: ${r.derp ? `region ${r.derp.region}, ${r.derp.latencyMs.toFixed(1)} ms` : '(not connected)'}`,
+      `\t* Nearest DERP: ${r.preferredDERP ? `region ${r.preferredDERP}` : '(none)'}${
+        r.derp ? `, ${r.derp.latencyMs.toFixed(1)} ms over DERP` : ' (not connected)'
+      }`,
+      `\t* DERP latency (${r.latencyMethod}):`,
+      ...Object.entries(r.regionLatencyMs)
+        .sort((a, b) => a[1] - b[1])
+        .map(([id, ms]) => `\t\t- region ${id}: ${ms.toFixed(1)} ms`),
+      `\t* DERP connections: ${r.derpConnected.length > 0 ? r.derpConnected.map((id) => `region ${id}`).join(', ') : '(none)'}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

@@ -4,18 +4,19 @@
 
 import { keyFromText } from './control/keys.ts';
 import type { NetMap } from './control/netmap.ts';
-import type { DERPNode } from './control/tailcfg.ts';
 import { compileFilter } from './filter/compile.ts';
 import { FlowTable } from './filter/conntrack.ts';
 import type { CompiledFilter, FilterEnv } from './filter/filter.ts';
 import { AddrSet } from './filter/prefix.ts';
 import { DERP_MAGIC_IP, MagicSock, type PathInfo } from './magicsock/magicsock.ts';
+import { netcheckRegions } from './magicsock/netcheck.ts';
 import { parsePrefix } from './packet/ip.ts';
 import { PacketInfo, parsePacket } from './packet/parse.ts';
+import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
-import { Device } from './wg/device.ts';
-import { type Endpoint, endpointOf } from './wg/endpoint.ts';
+import { Device, type DropCounters } from './wg/device.ts';
+import { endpointOf } from './wg/endpoint.ts';
 import { receiveDatagram } from './wg/receive.ts';
 import { TICK_MS, tickTimers } from './wg/timers.ts';
 
@@ -31,29 +32,35 @@ export interface DataPathOptions {
   log: (message: string) => void;
   /** Our endpoints changed (STUN): the engine tells control. */
   onEndpointsChanged: () => void;
+  /** Netcheck chose another home DERP region: the engine tells control. */
+  onHomeDERPChanged: (region: number) => void;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/** Inbound WireGuard refusals (the outbound ones, no route or endpoint, are not the network's doing). */
+function inboundDrops(d: DropCounters): number {
+  return (
+    d.short +
+    d.badType +
+    d.badSize +
+    d.badMac1 +
+    d.unknownPeer +
+    d.badHandshake +
+    d.replayedInitiation +
+    d.unknownIndex +
+    d.expiredKeypair +
+    d.authFailed +
+    d.replay +
+    d.malformedInner +
+    d.notAllowedSource
+  );
 }
 
 export interface PeerPathSummary extends PathInfo {
   lastHandshake: number;
   rxBytes: number;
   txBytes: number;
-}
-
-/** STUN servers of the DERP map: each non-disabled node with an IPv4 literal (or literal HostName). */
-function stunServers(nm: NetMap): Endpoint[] {
-  const out: Endpoint[] = [];
-  for (const r of Object.values(nm.derpMap.Regions ?? {})) {
-    for (const n of r?.Nodes ?? []) {
-      if (n.STUNPort === -1) continue;
-      const host = n.IPv4 && n.IPv4 !== 'none' ? n.IPv4 : n.HostName;
-      try {
-        out.push(endpointOf(host, n.STUNPort && n.STUNPort > 0 ? n.STUNPort : 3478));
-      } catch {
-        // a host name: resolving it is left for later; IP literals cover Headscale's embedded STUN
-      }
-    }
-  }
-  return out;
 }
 
 export class DataPath {
@@ -77,6 +84,7 @@ export class DataPath {
       derpPlainHTTP: o.derpPlainHTTP,
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
+      onHomeDERPChanged: o.onHomeDERPChanged,
       onWireGuard: (msg, from) => {
         receiveDatagram(this.device, msg, from);
         this.tun?.flush();
@@ -169,19 +177,7 @@ export class DataPath {
     for (const [b64, peer] of this.device.peers) if (!wanted.has(b64)) this.device.removePeer(peer.publicKey);
     this.magic.setPeers(magicPeers);
 
-    const home = this.homeRegion(nm);
-    if (home) this.magic.setHomeDERP(home.id, home.node);
-    this.magic.setSTUNServers(stunServers(nm));
-  }
-
-  /** Our home DERP region: the lowest-numbered region with a usable node (latency measurement comes later). */
-  homeRegion(nm: NetMap): { id: number; node: DERPNode } | undefined {
-    const regions = Object.values(nm.derpMap.Regions ?? {})
-      .filter((r) => r && Array.isArray(r.Nodes) && r.Nodes.some((n) => !n.STUNOnly))
-      .sort((a, b) => (a?.RegionID ?? 0) - (b?.RegionID ?? 0));
-    const r = regions[0];
-    const node = r?.Nodes?.find((n) => !n.STUNOnly);
-    return r && node ? { id: r.RegionID, node } : undefined;
+    this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
   }
 
   private sendFromTun(pkt: Uint8Array): void {
@@ -205,9 +201,35 @@ export class DataPath {
     return this.magic.discoPing(nodeKey, timeoutMs);
   }
 
-  async netcheck(): Promise<{ udp: boolean; publicEndpoints: string[]; derp?: { region: number; latencyMs: number } }> {
-    const publicEndpoints = this.magic.stunResults();
-    return { udp: publicEndpoints.length > 0, publicEndpoints, derp: await this.magic.derpLatency() };
+  /** A fresh netcheck: UDP, public endpoint, NAT kind, region latencies and the home region's DERP round trip. */
+  async netcheck(): Promise<Omit<NetcheckReport, 'endpoints'>> {
+    const r = await this.magic.report();
+    const n = r.netcheck;
+    return {
+      udp: n?.udp ?? false,
+      publicEndpoints: n?.publicEndpoints ?? [],
+      mappingVariesByDestIP: n?.mappingVariesByDestIP ?? false,
+      preferredDERP: r.home,
+      regionLatencyMs: Object.fromEntries([...(n?.regionLatencyMs ?? [])].map(([id, ms]) => [id, round1(ms)])),
+      latencyMethod: n?.method ?? 'none',
+      derpConnected: this.magic.derpConnected(),
+      ...(r.homeLatencyMs === undefined ? {} : { derp: { region: r.home, latencyMs: round1(r.homeLatencyMs) } }),
+    };
+  }
+
+  /** What the data path dropped or refused, for status: the filter, WireGuard, disco, STUN, DERP. */
+  counters(): DataPathCounters {
+    const m = this.magic.counters;
+    const d = this.magic.derpCounters;
+    return {
+      filterDropped: this.filtered,
+      discoRejected: m.discoRejected,
+      stunUnsolicited: m.stunUnsolicited,
+      derpFromUnknown: m.derpFromUnknown,
+      derpProtocolErrors: d.protocolErrors,
+      derpDialFailures: d.dialFailures,
+      wgRejected: inboundDrops(this.device.drops),
+    };
   }
 
   close(): void {

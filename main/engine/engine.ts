@@ -92,6 +92,7 @@ class Engine implements EngineApi {
       authURL: this.authURL,
       reason: this.reason,
       health: this.events.healthList(),
+      ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
     };
   }
 
@@ -285,6 +286,10 @@ class Engine implements EngineApi {
         derpPlainHTTP: this.prefs.controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
         log: (m) => this.events.log('info', m),
         onEndpointsChanged: () => this.sendHostinfo(),
+        onHomeDERPChanged: (region) => {
+          this.homeDERP = region;
+          this.sendHostinfo();
+        },
       });
       this.events.setHealth('data-path', undefined);
     } catch (e) {
@@ -361,11 +366,6 @@ class Engine implements EngineApi {
   private updateDataPath(): void {
     const dp = this.dataPath;
     if (!dp) return;
-    const home = dp.homeRegion(this.netmap)?.id ?? 0;
-    if (home !== this.homeDERP) {
-      this.homeDERP = home;
-      this.sendHostinfo();
-    }
     dp.update(this.netmap).then(
       () => this.events.setHealth('data-path', undefined),
       (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),

@@ -75,6 +75,25 @@ export interface StatusSnapshot {
   /** Why the state is what it is when that is an error (e.g. "node key expired"). */
   reason?: string;
   health: Health[];
+  /** What the data path dropped or refused since it opened (absent without a data path). */
+  counters?: DataPathCounters;
+}
+
+/** Drops and refusals of the data path: what a hostile or broken network costs, without crashing anything. */
+export interface DataPathCounters {
+  /** Inbound packets the netmap's packet filter dropped. */
+  filterDropped: number;
+  /** WireGuard datagrams refused (bad size or MAC, unknown peer or index, failed auth, replay, foreign source). */
+  wgRejected: number;
+  /** Disco packets refused: unknown sender key, box that does not open, malformed. */
+  discoRejected: number;
+  /** STUN packets answering no request of ours (forged, late or unsolicited). */
+  stunUnsolicited: number;
+  /** DERP packets from a key that is not a netmap peer. */
+  derpFromUnknown: number;
+  /** DERP connections ended because the server sent bytes we cannot accept. */
+  derpProtocolErrors: number;
+  derpDialFailures: number;
 }
 
 export interface StartOptions {
@@ -101,7 +120,16 @@ export interface NetcheckReport {
   udp: boolean;
   /** Our endpoints as STUN servers saw them. */
   publicEndpoints: string[];
-  /** Home DERP region and its round-trip time. */
+  /** STUN servers in different regions saw different mappings: a hard (endpoint-dependent) NAT. */
+  mappingVariesByDestIP: boolean;
+  /** The home DERP region netcheck chose (0 = none yet). */
+  preferredDERP: number;
+  /** Region id → round-trip ms, by STUN, or by TCP connect when UDP is blocked. */
+  regionLatencyMs: Record<string, number>;
+  latencyMethod: 'stun' | 'tcp' | 'none';
+  /** Regions with an open DERP connection (home, and peers' homes in use). */
+  derpConnected: number[];
+  /** Home DERP region and its round-trip time over the DERP connection. */
   derp?: { region: number; latencyMs: number };
   /** Endpoints reported to control (LAN and STUN). */
   endpoints: string[];

@@ -1,17 +1,18 @@
-// One UDP socket shared by WireGuard and disco, plus a DERP connection to the home region: datagrams for a
-// peer go to its best direct address once a disco ping/pong proved it, else through DERP. Incoming traffic
-// is told apart by its first bytes (disco magic, STUN, else WireGuard). Facts: datapath.md §2–§3.
+// One UDP socket shared by WireGuard, disco and STUN, plus DERP connections (home region, and the home regions of
+// peers we send to): datagrams for a peer go to its best direct address once a disco ping/pong proved it, else
+// through the peer's home DERP region. Incoming traffic is told apart by its first bytes (disco magic, STUN, else
+// WireGuard). Netcheck picks our home region. Facts: datapath.md §2–§3.
 
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
-import { DerpClient } from '../derp/client.ts';
-import type { DerpNode } from '../derp/dial.ts';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
 import { UdpTransport } from '../plainwg/udp.ts';
-import { bindingRequest, looksLikeStun, newTxID, parseBindingResponse } from '../stun/stun.ts';
+import { looksLikeStun } from '../stun/stun.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
+import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
+import { Netcheck, type NetcheckRegion, type NetcheckResult } from './netcheck.ts';
 
 /** The address Tailscale uses to name "via DERP region N" as if it were an endpoint. */
 export const DERP_MAGIC_IP = '127.3.3.40';
@@ -21,6 +22,10 @@ export const TRUST_DIRECT_MS = 6_500;
 const MAX_SPRAY = 4;
 /** Minimum spacing of disco pings to one peer. */
 const PING_INTERVAL_MS = 2_000;
+/** An unanswered disco ping is forgotten after this long (tailscale: pingTimeoutDuration). */
+const PING_TIMEOUT_MS = 5_000;
+/** Minimum spacing of pings sent early for a reason (so a chatty or hostile peer cannot make us flood). */
+const PING_SOON_MS = 250;
 
 export interface MagicPeer {
   nodeKey: Uint8Array;
@@ -56,10 +61,27 @@ export interface MagicSockOptions {
   derpPlainHTTP: boolean;
   /** Our endpoint set changed (a new STUN mapping): tell control. */
   onEndpointsChanged?: () => void;
+  /** Netcheck chose a new home DERP region: tell control (Hostinfo.NetInfo.PreferredDERP). */
+  onHomeDERPChanged?: (region: number) => void;
 }
 
-/** How often STUN is asked again for our public mapping (tailscale re-STUNs every 20-26 s). */
-const RESTUN_MS = 20_000;
+/** How often netcheck runs again (tailscale re-STUNs every 20-26 s). */
+const NETCHECK_MS = 20_000;
+
+/** What magicsock counted: the drops a hostile network can cause, and traffic by path. */
+export interface MagicCounters {
+  discoIn: number;
+  discoOut: number;
+  derpIn: number;
+  derpOut: number;
+  udpOut: number;
+  /** Disco packets refused: unknown sender key, bad box, malformed (detail in discoDetail). */
+  discoRejected: number;
+  /** STUN packets answering no request of ours (forged, late or unsolicited). */
+  stunUnsolicited: number;
+  /** DERP packets from a key that is not a peer in the netmap. */
+  derpFromUnknown: number;
+}
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 /** Node keys as WireGuard's Peer.publicKeyB64 spells them: the hot path passes that string straight in. */
@@ -74,23 +96,46 @@ export class MagicSock {
     string,
     { peer: PeerPath; to: Endpoint | undefined; sentAt: number; waiter?: (r: PathInfo) => void }
   >();
-  private derp: DerpClient | undefined;
-  private derpRegion = 0;
-  private derpNode: DerpNode | undefined;
-  private derpConnecting = false;
-  private derpRetry: NodeJS.Timeout | undefined;
+  private readonly derp: DerpPool;
+  private readonly netcheck: Netcheck;
+  private regions: NetcheckRegion[] = [];
+  private regionsKey = '';
+  private lastNetcheck: NetcheckResult | undefined;
+  private netcheckRunning = false;
+  private netcheckTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  readonly counters = { discoIn: 0, discoOut: 0, stunIgnored: 0, derpIn: 0, derpOut: 0, udpOut: 0 };
-  private stunServers: Endpoint[] = [];
-  private readonly stunPending = new Map<string, number>(); // txID hex → sent at
-  private readonly stunEndpoints = new Set<string>();
-  private stunTimer: NodeJS.Timeout | undefined;
+  private readonly traffic = { discoIn: 0, discoOut: 0, derpIn: 0, derpOut: 0, udpOut: 0, derpFromUnknown: 0 };
+  private stunEndpoints: string[] = [];
 
   constructor(private readonly o: MagicSockOptions) {
     this.disco = new DiscoCodec({
       privateKey: o.discoPrivate,
       isKnownDiscoKey: (k) => this.byDisco.has(hex(k)),
     });
+    this.derp = new DerpPool({
+      privateKey: o.nodePrivate,
+      useTLS: !o.derpPlainHTTP,
+      log: o.log,
+      onPacket: (region, src, pkt) => this.onDerp(region, src, pkt),
+      // Reconnected home: peers may have dropped our old connection; ping them so paths are re-proven.
+      onHomeConnected: () => {
+        for (const p of this.peers.values()) p.lastPing = 0;
+      },
+    });
+    this.netcheck = new Netcheck({ sendUdp: (msg, to) => this.udp?.send(msg, to), useTLS: !o.derpPlainHTTP });
+  }
+
+  get counters(): MagicCounters {
+    const d = this.disco.counters;
+    return {
+      ...this.traffic,
+      discoRejected: d.unknownKey + d.short + d.badKey + d.badBox + d.malformed,
+      stunUnsolicited: this.netcheck.stunUnsolicited,
+    };
+  }
+
+  get derpCounters(): DerpPoolCounters {
+    return this.derp.counters;
   }
 
   async open(): Promise<void> {
@@ -115,41 +160,52 @@ export class MagicSock {
     return out;
   }
 
-  /** STUN servers from the DERP map (node IPv4 or literal HostName, STUNPort 0 = 3478, -1 = none). */
-  setSTUNServers(servers: Endpoint[]): void {
-    const key = (e: Endpoint[]) => e.map(formatEndpoint).join(',');
-    if (key(servers) === key(this.stunServers)) return;
-    this.stunServers = servers;
-    this.restun();
+  /** The DERP map's regions: STUN targets for netcheck and the nodes the DERP pool dials. */
+  setDERPMap(regions: NetcheckRegion[]): void {
+    const key = JSON.stringify(regions);
+    if (key === this.regionsKey) return;
+    this.regionsKey = key;
+    this.regions = regions;
+    this.derp.setRegions(new Map(regions.filter((r) => r.derpNodes.length > 0).map((r) => [r.id, r.derpNodes])));
+    void this.runNetcheck();
   }
 
-  /** Asks every STUN server for our mapping now, and again every RESTUN_MS. */
-  private restun(): void {
-    clearTimeout(this.stunTimer);
-    if (this.closed || this.stunServers.length === 0) return;
-    const now = performance.now();
-    for (const [tx, at] of this.stunPending) if (now - at > 10_000) this.stunPending.delete(tx);
-    for (const server of this.stunServers.slice(0, 3)) {
-      const tx = newTxID();
-      this.stunPending.set(hex(tx), now);
-      this.udp?.send(bindingRequest(tx), server);
+  /** Runs netcheck now (and again every NETCHECK_MS): home region, public endpoint, region latencies. */
+  async runNetcheck(): Promise<NetcheckResult | undefined> {
+    if (this.closed || this.netcheckRunning || this.regions.length === 0) return this.lastNetcheck;
+    this.netcheckRunning = true;
+    clearTimeout(this.netcheckTimer);
+    try {
+      const r = await this.netcheck.run(this.regions, this.derp.home);
+      if (this.closed) return r;
+      this.lastNetcheck = r;
+      if (r.preferredDERP && r.preferredDERP !== this.derp.home) {
+        const ms = r.regionLatencyMs.get(r.preferredDERP);
+        this.o.log(
+          `home DERP region ${r.preferredDERP}${ms === undefined ? '' : ` (${ms.toFixed(1)} ms, ${r.method})`}`,
+        );
+        this.derp.setHome(r.preferredDERP);
+        this.o.onHomeDERPChanged?.(r.preferredDERP);
+      }
+      // A hard NAT's mapping is useless to peers; keep reporting only the LAN endpoints then.
+      const mapped = r.mappingVariesByDestIP ? [] : r.publicEndpoints;
+      if (mapped.join(',') !== this.stunEndpoints.join(',')) {
+        this.stunEndpoints = mapped;
+        if (mapped.length > 0) this.o.log(`STUN: our public endpoint is ${mapped.join(', ')}`);
+        this.o.onEndpointsChanged?.();
+      }
+      return r;
+    } finally {
+      this.netcheckRunning = false;
+      if (!this.closed) {
+        this.netcheckTimer = setTimeout(() => void this.runNetcheck(), NETCHECK_MS * (0.9 + Math.random() * 0.3));
+        this.netcheckTimer.unref();
+      }
     }
-    this.stunTimer = setTimeout(() => this.restun(), RESTUN_MS * (0.9 + Math.random() * 0.3));
-    this.stunTimer.unref?.();
   }
 
-  private onStun(msg: Uint8Array): void {
-    const r = parseBindingResponse(msg);
-    if (!r || !this.stunPending.delete(hex(r.txID))) {
-      this.counters.stunIgnored++; // unsolicited or forged: no transaction of ours
-      return;
-    }
-    const ep = formatEndpoint(endpointOf(r.address, r.port));
-    if (this.stunEndpoints.has(ep)) return;
-    this.stunEndpoints.clear(); // one current mapping per family is enough here
-    this.stunEndpoints.add(ep);
-    this.o.log(`STUN: our public endpoint is ${ep}`);
-    this.o.onEndpointsChanged?.();
+  get homeDERP(): number {
+    return this.derp.home;
   }
 
   setPeers(list: MagicPeer[]): void {
@@ -166,51 +222,9 @@ export class MagicSock {
     for (const p of this.peers.values()) if (p.info.discoKey) this.byDisco.set(hex(p.info.discoKey), p);
   }
 
-  /** The home DERP region and its first node; connects (and keeps reconnecting) to it. */
-  setHomeDERP(region: number, node: DerpNode | undefined): void {
-    if (region === this.derpRegion && this.derp && !this.derp.closed) return;
-    this.derpRegion = region;
-    this.derpNode = node;
-    this.derp?.close();
-    this.derp = undefined;
-    void this.connectDERP(0);
-  }
-
-  private async connectDERP(attempt: number): Promise<void> {
-    if (this.closed || !this.derpNode || this.derpConnecting) return;
-    this.derpConnecting = true;
-    try {
-      const c = await DerpClient.connect({
-        node: this.derpNode,
-        privateKey: this.o.nodePrivate,
-        useTLS: !this.o.derpPlainHTTP,
-      });
-      if (this.closed) {
-        c.close();
-        return;
-      }
-      this.derp = c;
-      c.notePreferred(true);
-      c.onPacket((src, pkt) => this.onDerp(src, pkt));
-      c.onClose((e) => {
-        this.o.log(`DERP region ${this.derpRegion} lost: ${e.message}`);
-        this.derp = undefined;
-        this.retryDERP(1);
-      });
-      this.o.log(`DERP region ${this.derpRegion} connected`);
-    } catch (e) {
-      this.o.log(`DERP region ${this.derpRegion}: ${(e as Error).message}`);
-      this.retryDERP(attempt + 1);
-    } finally {
-      this.derpConnecting = false;
-    }
-  }
-
-  private retryDERP(attempt: number): void {
-    if (this.closed) return;
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.8 + Math.random() * 0.4);
-    clearTimeout(this.derpRetry);
-    this.derpRetry = setTimeout(() => void this.connectDERP(attempt), delay);
+  /** The DERP region a peer is reached through: its home, else ours. */
+  private regionOf(p: PeerPath): number {
+    return p.info.homeDERP > 0 ? p.info.homeDERP : this.derp.home;
   }
 
   /** Sends a WireGuard datagram to a peer (node key in base64) on its best path. */
@@ -220,33 +234,34 @@ export class MagicSock {
     const now = performance.now();
     if (p.best && now < p.bestUntil) {
       this.udp?.send(msg, p.best);
-      this.counters.udpOut++;
+      this.traffic.udpOut++;
       if (now - p.lastPing > PING_INTERVAL_MS) this.pingPeer(p, now); // keep the path fresh
       return;
     }
     this.pingPeer(p, now);
-    if (this.derp && !this.derp.closed) {
-      this.derp.send(p.info.nodeKey, msg);
-      this.counters.derpOut++;
-    }
+    const region = this.regionOf(p);
+    this.derp.send(region, p.info.nodeKey, msg);
+    this.traffic.derpOut++;
     // No proven path yet: handshake messages also go straight to every candidate endpoint, so the
     // first handshake does not wait for DERP (or for a retry 5 s later when DERP is not up yet).
     if (msg[0] === 1 || msg[0] === 2) {
       for (const text of p.info.endpoints.slice(0, MAX_SPRAY)) {
         try {
           this.udp?.send(msg, parseEndpoint(text));
-          this.counters.udpOut++;
+          this.traffic.udpOut++;
         } catch {}
       }
-    } else if (p.best && (!this.derp || this.derp.closed)) {
+    } else if (p.best && !this.derp.isUp(region)) {
       this.udp?.send(msg, p.best); // stale but our only hope
     }
   }
 
   /** Disco pings to every candidate endpoint, and a CallMeMaybe through DERP so the peer pings us too. */
-  private pingPeer(p: PeerPath, now: number): void {
-    if (!p.info.discoKey || now - p.lastPing < PING_INTERVAL_MS) return;
+  private pingPeer(p: PeerPath, now: number, soon = false): void {
+    // `soon`: a reason to ping before the interval is up (a CallMeMaybe, a ping on a new path), still spaced.
+    if (!p.info.discoKey || now - p.lastPing < (soon ? PING_SOON_MS : PING_INTERVAL_MS)) return;
     p.lastPing = now;
+    for (const [tx, sent] of this.pings) if (now - sent.sentAt > PING_TIMEOUT_MS) this.pings.delete(tx);
     for (const text of p.info.endpoints) {
       let to: Endpoint;
       try {
@@ -258,22 +273,21 @@ export class MagicSock {
       this.pings.set(hex(txId), { peer: p, to, sentAt: now });
       this.sendDisco(p, { type: 'ping', txId, nodeKey: null, padding: 0 }, to);
     }
-    if (this.derp && !this.derp.closed) {
-      const endpoints = this.localEndpoints(new Set()).map((e) => {
-        const ep = parseEndpoint(e);
-        return { ip: ep.address, port: ep.port };
-      });
-      this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
-    }
+    const endpoints = this.localEndpoints(new Set()).map((e) => {
+      const ep = parseEndpoint(e);
+      return { ip: ep.address, port: ep.port };
+    });
+    this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
     if (this.pings.size > 1024) this.pings.clear(); // unanswered pings must not pile up
   }
 
-  private sendDisco(p: PeerPath, m: DiscoMessage, to: Endpoint | undefined): void {
+  /** Seals m for the peer and sends it to `to`, or through DERP `region` (default: the peer's). */
+  private sendDisco(p: PeerPath, m: DiscoMessage, to: Endpoint | undefined, region = this.regionOf(p)): void {
     if (!p.info.discoKey) return;
     const env = this.disco.seal(p.info.discoKey, m.type === 'ping' ? { ...m, nodeKey: this.nodePublic() } : m);
-    this.counters.discoOut++;
+    this.traffic.discoOut++;
     if (to) this.udp?.send(env, to);
-    else this.derp?.send(p.info.nodeKey, env);
+    else this.derp.send(region, p.info.nodeKey, env);
   }
 
   private nodePublicCache: Uint8Array | undefined;
@@ -284,59 +298,45 @@ export class MagicSock {
 
   private onUdp(msg: Uint8Array, from: Endpoint): void {
     if (looksLikeDisco(msg)) {
-      this.onDisco(msg, from);
+      this.onDisco(msg, from, 0);
       return;
     }
     if (looksLikeStun(msg)) {
-      this.onStun(msg);
+      this.netcheck.onStunPacket(msg);
       return;
     }
     this.o.onWireGuard(msg, from, undefined);
   }
 
-  private onDerp(src: Uint8Array, pkt: Uint8Array): void {
-    this.counters.derpIn++;
-    if (looksLikeDisco(pkt)) {
-      this.onDisco(pkt, undefined);
+  private onDerp(region: number, src: Uint8Array, pkt: Uint8Array): void {
+    this.traffic.derpIn++;
+    if (!this.peers.has(b64(src))) {
+      this.traffic.derpFromUnknown++; // not a tailnet peer: nothing of ours to say to it
       return;
     }
-    this.o.onWireGuard(pkt, endpointOf(DERP_MAGIC_IP, Math.max(1, this.derpRegion)), src);
+    if (looksLikeDisco(pkt)) {
+      this.onDisco(pkt, undefined, region);
+      return;
+    }
+    this.o.onWireGuard(pkt, endpointOf(DERP_MAGIC_IP, Math.max(1, region)), src);
   }
 
-  private onDisco(msg: Uint8Array, from: Endpoint | undefined): void {
+  /** A disco packet from `from` (UDP) or through DERP `region`. */
+  private onDisco(msg: Uint8Array, from: Endpoint | undefined, region: number): void {
     const got = this.disco.open(msg);
-    if (!got) return;
-    this.counters.discoIn++;
+    if (!got) return; // counted by the codec (unknown key, bad box, malformed)
+    this.traffic.discoIn++;
     const p = this.byDisco.get(hex(got.sender));
     if (!p) return;
     const m = got.message;
     const now = performance.now();
     if (m.type === 'ping') {
       // Answer on the path it came by, telling the peer where its ping came from.
-      const src = from ? { ip: from.address, port: from.port } : { ip: DERP_MAGIC_IP, port: this.derpRegion };
-      this.sendDisco(p, { type: 'pong', txId: m.txId, src }, from);
-      if (from && !p.best) this.pingPeer(p, now - PING_INTERVAL_MS); // try the path it used, from our side
+      const src = from ? { ip: from.address, port: from.port } : { ip: DERP_MAGIC_IP, port: region };
+      this.sendDisco(p, { type: 'pong', txId: m.txId, src }, from, region || this.regionOf(p));
+      if (from && !p.best) this.pingPeer(p, now, true); // try the path it used, from our side
     } else if (m.type === 'pong') {
-      const sent = this.pings.get(hex(m.txId));
-      if (!sent || sent.peer !== p) return;
-      this.pings.delete(hex(m.txId));
-      const latency = now - sent.sentAt;
-      if (!from || !sent.to) {
-        sent.waiter?.({ via: 'derp', derpRegion: this.derpRegion, latencyMs: latency });
-        return;
-      }
-      sent.waiter?.({ via: 'direct', endpoint: formatEndpoint(from), latencyMs: latency });
-      if (
-        !p.best ||
-        now >= p.bestUntil ||
-        latency < (p.latencyMs ?? Number.POSITIVE_INFINITY) - 1 ||
-        sameAddr(p.best, from)
-      ) {
-        if (!p.best || !sameAddr(p.best, from)) this.o.log(`direct path to peer via ${formatEndpoint(from)}`);
-        p.best = from;
-        p.latencyMs = latency;
-      }
-      p.bestUntil = now + TRUST_DIRECT_MS;
+      this.onPong(p, m.txId, from, region, now);
     } else if (m.type === 'callMeMaybe') {
       p.info = {
         ...p.info,
@@ -344,8 +344,34 @@ export class MagicSock {
           ...new Set([...p.info.endpoints, ...m.endpoints.map((e) => formatEndpoint(endpointOf(e.ip, e.port)))]),
         ],
       };
-      this.pingPeer(p, now - PING_INTERVAL_MS);
+      this.pingPeer(p, now, true);
     }
+  }
+
+  private onPong(p: PeerPath, txId: Uint8Array, from: Endpoint | undefined, region: number, now: number): void {
+    const sent = this.pings.get(hex(txId));
+    if (!sent || sent.peer !== p) return;
+    this.pings.delete(hex(txId));
+    const latency = now - sent.sentAt;
+    if (!from || !sent.to) {
+      sent.waiter?.({ via: 'derp', derpRegion: region, latencyMs: latency });
+      return;
+    }
+    sent.waiter?.({ via: 'direct', endpoint: formatEndpoint(from), latencyMs: latency });
+    // A pong to a ping from an earlier round says the path works but not how fast: it waited for the hole.
+    const fresh = sent.sentAt >= p.lastPing;
+    if (!p.best || now >= p.bestUntil || (fresh && latency < (p.latencyMs ?? Number.POSITIVE_INFINITY) - 1)) {
+      if (!p.best || !sameAddr(p.best, from)) {
+        this.o.log(`direct path to peer via ${formatEndpoint(from)}`);
+        p.latencyMs = undefined;
+      }
+      p.best = from;
+    }
+    if (sameAddr(p.best, from)) {
+      if (fresh) p.latencyMs = latency;
+      else if (p.latencyMs === undefined) this.pingPeer(p, now, true); // measure it now
+    }
+    p.bestUntil = now + TRUST_DIRECT_MS;
   }
 
   /**
@@ -384,7 +410,7 @@ export class MagicSock {
           if (!targets.some((t) => t && sameAddr(t, ep))) targets.push(ep);
         } catch {}
       }
-      if (this.derp && !this.derp.closed) targets.push(undefined);
+      targets.push(undefined); // and through the peer's DERP region
       for (const to of targets) {
         const txId = new Uint8Array(randomBytes(12));
         sent.push(hex(txId));
@@ -395,19 +421,16 @@ export class MagicSock {
     });
   }
 
-  /** Round-trip time to our home DERP server, or undefined when not connected. */
-  async derpLatency(): Promise<{ region: number; latencyMs: number } | undefined> {
-    if (!this.derp || this.derp.closed) return undefined;
-    try {
-      return { region: this.derpRegion, latencyMs: await this.derp.ping(3000) };
-    } catch {
-      return undefined;
-    }
+  /** The latest netcheck, run afresh, with the home DERP round trip over its open connection. */
+  async report(): Promise<{ netcheck: NetcheckResult | undefined; home: number; homeLatencyMs: number | undefined }> {
+    const netcheck = await this.runNetcheck();
+    const home = this.derp.home;
+    return { netcheck, home, homeLatencyMs: home ? await this.derp.latency(home) : undefined };
   }
 
-  /** What STUN told us (our public endpoints); empty when UDP to the STUN servers does not work. */
-  stunResults(): string[] {
-    return [...this.stunEndpoints];
+  /** DERP regions with an open connection. */
+  derpConnected(): number[] {
+    return this.derp.connected();
   }
 
   path(nodeKey: Uint8Array): PathInfo {
@@ -416,14 +439,14 @@ export class MagicSock {
     if (p.best && performance.now() < p.bestUntil) {
       return { via: 'direct', endpoint: formatEndpoint(p.best), latencyMs: p.latencyMs };
     }
-    return this.derp && !this.derp.closed ? { via: 'derp', derpRegion: this.derpRegion } : { via: 'none' };
+    const region = this.regionOf(p);
+    return region && this.derp.isUp(region) ? { via: 'derp', derpRegion: region } : { via: 'none' };
   }
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.derpRetry);
-    clearTimeout(this.stunTimer);
-    this.derp?.close();
+    clearTimeout(this.netcheckTimer);
+    this.derp.close();
     this.udp?.close();
   }
 }
