@@ -86,18 +86,20 @@ if [ -z "$hs" ] || ! "$hs" version 2>/dev/null | grep -qF "$HEADSCALE_VERSION"; 
   hs="$gobin/headscale"
 fi
 echo "prereqs: headscale ok ($("$hs" version 2>/dev/null | head -n1))"
-# The official client (tailscaled + tailscale, pinned) for the client interop lab: built the same way. v1.102.3
+# The official client (tailscaled + tailscale, pinned) and Tailscale's DERP server (derper, for the multi-region
+# lab) for the client interop lab: built the same way. v1.102.3
 # needs Go >= 1.26.6 (its go.mod). test/interop/lab/tailscaled.ts looks for both on PATH, then in the Go bin dir.
 # A go-install build reports "1.102.3-ERR-BuildInfo" (no release ldflags): compare the part before the dash.
 TAILSCALE_VERSION=v1.102.3
 ts_is_pinned() { [ -x "$1" ] && [ "$("$1" "$2" 2>/dev/null | head -n1 | cut -d- -f1)" = "${TAILSCALE_VERSION#v}" ]; }
-if ! ts_is_pinned "$gobin/tailscale" version || ! ts_is_pinned "$gobin/tailscaled" --version; then
-  echo "prereqs: go install tailscaled+tailscale@$TAILSCALE_VERSION (this takes a long time on 2 cores)"
+if ! ts_is_pinned "$gobin/tailscale" version || ! ts_is_pinned "$gobin/tailscaled" --version ||
+  ! ts_is_pinned "$gobin/derper" --version; then
+  echo "prereqs: go install tailscaled+tailscale+derper@$TAILSCALE_VERSION (this takes a long time on 2 cores)"
   started=$(date +%s)
-  go_install_pinned tailscale.com "$TAILSCALE_VERSION" tailscaled tailscale
-  echo "prereqs: tailscaled+tailscale $TAILSCALE_VERSION installed in $gobin in $(($(date +%s) - started)) s"
+  go_install_pinned tailscale.com "$TAILSCALE_VERSION" tailscaled tailscale derper
+  echo "prereqs: tailscaled+tailscale+derper $TAILSCALE_VERSION installed in $gobin in $(($(date +%s) - started)) s"
 fi
-for b in tailscaled tailscale; do
+for b in tailscaled tailscale derper; do
   if command -v "$b" >/dev/null 2>&1 && [ "$(command -v "$b")" != "$gobin/$b" ]; then
     echo "prereqs: warning: $(command -v "$b") on PATH shadows $gobin/$b; remove it or put $gobin first" >&2
   fi

@@ -31,6 +31,8 @@ export interface HeadscaleOptions {
    * points at 127.0.0.1:1 with STUN off (Headscale refuses an empty map): no usable relay. */
   derp?: boolean;
   stunAddr?: string; // embedded DERP's STUN; default <listen host>:<free UDP port>, in a namespace :3478
+  /** More DERP regions (Headscale's derp.paths YAML "regions" map, e.g. standalone derpers), next to region 999. */
+  derpRegions?: YamlMap;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   extraConfig?: YamlMap; // deep-merged over the generated config (objects merge, anything else replaces)
   startTimeoutMs?: number; // bound for the health wait; at most (and by default) 20 s
@@ -249,6 +251,7 @@ export async function startHeadscale(opts: HeadscaleOptions = {}): Promise<Heads
         toYaml({ regions: { 900: { regionid: 900, regioncode: 'none', nodes: [node] } } }),
       );
     }
+    if (opts.derpRegions) await writeFile(at('derp-extra.yaml'), toYaml({ regions: opts.derpRegions }));
     if (opts.policy) await writeFile(at('policy.json'), JSON.stringify(opts.policy, null, 2));
     const config: YamlMap = {
       server_url: url,
@@ -270,7 +273,7 @@ export async function startHeadscale(opts: HeadscaleOptions = {}): Promise<Heads
           automatically_add_embedded_derp_region: true,
         },
         urls: [],
-        paths: derp ? [] : [at('derp.yaml')],
+        paths: [...(derp ? [] : [at('derp.yaml')]), ...(opts.derpRegions ? [at('derp-extra.yaml')] : [])],
         auto_update_enabled: false,
         update_frequency: '24h',
       },
