@@ -76,7 +76,17 @@ export class DataPath {
   filtered = 0;
 
   private constructor(private readonly o: DataPathOptions) {
-    this.device = new Device({ privateKey: o.nodePrivate, mtu: TAILNET_MTU });
+    this.device = new Device({
+      privateKey: o.nodePrivate,
+      mtu: TAILNET_MTU,
+      onEvent: (e) => {
+        const peer = `peer ${e.peer.slice(0, 8)}…`;
+        if (e.kind === 'handshake') {
+          const via = e.endpoint?.address === DERP_MAGIC_IP ? `DERP region ${e.endpoint.port}` : 'UDP';
+          o.log(`WireGuard handshake with ${peer} done (${e.role}, last packet via ${via})`);
+        } else if (e.kind === 'handshakeGiveUp') o.log(`WireGuard gave up the handshake with ${peer} (no answer)`);
+      },
+    });
     this.magic = new MagicSock({
       port: o.port,
       nodePrivate: o.nodePrivate,

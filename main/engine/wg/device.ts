@@ -268,10 +268,6 @@ export class Device {
   dropHandshake(peer: Peer): void {
     const h = peer.handshake;
     if (h.kind === 'initiationSent') this.index.delete(h.state.localIndex);
-    else if (h.kind === 'responded') {
-      const e = this.index.get(h.localIndex);
-      if (e && !e.keypair) this.index.delete(h.localIndex);
-    }
     peer.handshake = { kind: 'none' };
   }
 

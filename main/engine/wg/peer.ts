@@ -20,8 +20,7 @@ export interface PeerConfig {
 
 export type HandshakeState =
   | { kind: 'none' }
-  | { kind: 'initiationSent'; state: InitiatorState }
-  | { kind: 'responded'; localIndex: number };
+  | { kind: 'initiationSent'; state: InitiatorState };
 
 export class Peer {
   readonly publicKey: Uint8Array;

@@ -102,14 +102,13 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   peer.newHandshakeAt = undefined;
   peer.lastAuthenticatedTraversal = now;
 
-  // Our own pending initiation, if any, is superseded (the simultaneous-initiation race).
-  dev.dropHandshake(peer);
+  // Our own initiation, if one is in flight, stays valid: when both sides initiate at once and each consumes the
+  // other's initiation first, a peer that (like wireguard-go) forgets its own leaves us only its response to
+  // ours. Dropping ours too would leave both sides holding unconfirmed responder keypairs until the 5 s retry.
   const localIndex = dev.newIndex(peer);
   const { message, keys } = createResponse(consumed, { localIndex, psk: peer.presharedKey });
   peer.cookies.addMacs(message);
-  peer.handshake = { kind: 'responded', localIndex };
   dev.installSession(peer, new Keypair(keys.sendKey, keys.receiveKey, false, localIndex, consumed.remoteIndex, now));
-  peer.handshake = { kind: 'none' };
   peer.lastHandshakeSent = now;
   peer.handshakeJitter = dev.jitter();
   dev.sendHandshakeMessage(peer, message);
