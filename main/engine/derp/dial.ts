@@ -67,7 +67,9 @@ export function resolveTarget(o: { url?: string; node?: DerpNode; useTLS?: boole
   for (const family of [4, 6] as const) {
     const lit = (family === 4 ? n.IPv4 : n.IPv6) ?? '';
     if (lit === '') {
-      if (n.HostName) addrs.push({ host: n.HostName, family });
+      // resolve HostName for this family; an IP-literal HostName only belongs to its own family
+      const hostFamily = isIP(n.HostName);
+      if (n.HostName && (hostFamily === 0 || hostFamily === family)) addrs.push({ host: n.HostName, family });
     } else if (isIP(lit) === family) addrs.push({ host: lit, family });
   }
   if (addrs.length === 0) {
