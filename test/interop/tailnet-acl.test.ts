@@ -195,13 +195,18 @@ test('tailnet ACL: only TCP 5001 from tailscaled to Trellis gets in', { timeout:
     });
 
     await step('6. the drops happen in Trellis: WireGuard receives them, the TUN gets none', async (st) => {
-      // no filter counter in `trellis status --json`: compare a's WireGuard rx bytes with the TUN's rx packets
+      // a's WireGuard rx bytes against the TUN's rx packets, and the filter's own drop counter in status
       const sample = async () => {
-        const peer = (await tr.status()).peers.find((p) => p.addresses.includes(IP_A));
+        const status = await tr.status();
+        const peer = status.peers.find((p) => p.addresses.includes(IP_A));
         const link = JSON.parse(await b.exec(['ip', '-s', '-j', 'link', 'show', 'dev', tr.tun])) as Array<{
           stats64?: { rx?: { packets?: number } };
         }>;
-        return { wgRx: peer?.path?.rxBytes ?? Number.NaN, tunRx: link[0]?.stats64?.rx?.packets ?? Number.NaN };
+        return {
+          wgRx: peer?.path?.rxBytes ?? Number.NaN,
+          tunRx: link[0]?.stats64?.rx?.packets ?? Number.NaN,
+          filtered: status.counters?.filterDropped ?? Number.NaN,
+        };
       };
       const c0 = await sample(); // control: accepted echoes do show up as TUN rx packets
       const ok = await pingFrom(a, IP_B, { count: 5, deadlineS: 5 });
@@ -214,10 +219,15 @@ test('tailnet ACL: only TCP 5001 from tailscaled to Trellis gets in', { timeout:
       const after = await sample();
       const wgRx = after.wgRx - before.wgRx;
       const tunRx = after.tunRx - before.tunRx;
-      st.diagnostic(`20 × 1000-byte echo to ${ipB.v6}: exit ${r.code}; wg rx +${wgRx} bytes, TUN rx +${tunRx} packets`);
+      const filtered = after.filtered - before.filtered;
+      st.diagnostic(
+        `20 × 1000-byte echo to ${ipB.v6}: exit ${r.code}; wg rx +${wgRx} bytes, TUN rx +${tunRx} packets, ` +
+          `filter drops +${filtered}`,
+      );
       assert.notEqual(r.code, 0, `ping got replies:\n${r.stdout}`);
       assert.ok(wgRx >= 20 * 1000, `WireGuard from a received only ${wgRx} bytes: the echoes did not reach Trellis`);
       assert.ok(tunRx <= 2, `${tunRx} packets were written to ${tr.tun}: the filter let echo requests through`);
+      assert.ok(filtered >= 18, `status counts ${filtered} filter drops for 20 refused echoes`);
     });
 
     report();
