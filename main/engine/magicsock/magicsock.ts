@@ -26,6 +26,11 @@ const PING_INTERVAL_MS = 2_000;
 const PING_TIMEOUT_MS = 5_000;
 /** Minimum spacing of pings sent early for a reason (so a chatty or hostile peer cannot make us flood). */
 const PING_SOON_MS = 250;
+/** Heartbeat pings keep a path proven while the peer was sent to within SESSION_ACTIVE_MS (tailscale's values). */
+const HEARTBEAT_MS = 3_000;
+const SESSION_ACTIVE_MS = 45_000;
+/** How often a trusted path is still checked against every candidate, for a better one (tailscale: 1 min). */
+const UPGRADE_INTERVAL_MS = 60_000;
 
 export interface MagicPeer {
   nodeKey: Uint8Array;
@@ -40,6 +45,10 @@ interface PeerPath {
   best: Endpoint | undefined;
   bestUntil: number;
   lastPing: number;
+  /** When we last pinged every candidate (not just the best path). */
+  lastFullPing: number;
+  /** When we last sent the peer a WireGuard datagram. */
+  lastSend: number;
   latencyMs: number | undefined;
 }
 
@@ -104,6 +113,7 @@ export class MagicSock {
   private netcheckRunning = false;
   private netcheckTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly traffic = { discoIn: 0, discoOut: 0, derpIn: 0, derpOut: 0, udpOut: 0, derpFromUnknown: 0 };
   private stunEndpoints: string[] = [];
 
@@ -140,6 +150,8 @@ export class MagicSock {
 
   async open(): Promise<void> {
     this.udp = await UdpTransport.open(this.o.port, (msg, from) => this.onUdp(msg, from));
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), 1_000);
+    this.heartbeatTimer.unref();
   }
 
   get port(): number {
@@ -214,8 +226,18 @@ export class MagicSock {
       const k = b64(info.nodeKey);
       keep.add(k);
       const existing = this.peers.get(k);
-      if (existing) existing.info = info;
-      else this.peers.set(k, { info, best: undefined, bestUntil: 0, lastPing: 0, latencyMs: undefined });
+      if (existing) {
+        const moved = existing.info.endpoints.join(',') !== info.endpoints.join(',');
+        existing.info = info;
+        // new candidates for a peer we are talking to: try them now rather than at the next round
+        if (moved && performance.now() - existing.lastSend < SESSION_ACTIVE_MS) {
+          this.pingPeer(existing, performance.now(), true);
+        }
+      }
+      else {
+        const fresh = { best: undefined, bestUntil: 0, lastPing: 0, lastFullPing: 0, lastSend: 0 };
+        this.peers.set(k, { info, ...fresh, latencyMs: undefined });
+      }
     }
     for (const k of this.peers.keys()) if (!keep.has(k)) this.peers.delete(k);
     this.byDisco.clear();
@@ -232,6 +254,7 @@ export class MagicSock {
     const p = this.peers.get(nodeKeyB64);
     if (!p) return;
     const now = performance.now();
+    p.lastSend = now;
     if (p.best && now < p.bestUntil) {
       this.udp?.send(msg, p.best);
       this.traffic.udpOut++;
@@ -256,12 +279,20 @@ export class MagicSock {
     }
   }
 
-  /** Disco pings to every candidate endpoint, and a CallMeMaybe through DERP so the peer pings us too. */
+  /**
+   * With a trusted direct path, a heartbeat ping to it alone; otherwise (or once a minute, to look for a better
+   * path) disco pings to every candidate endpoint and a CallMeMaybe through DERP so the peer pings us too.
+   */
   private pingPeer(p: PeerPath, now: number, soon = false): void {
     // `soon`: a reason to ping before the interval is up (a CallMeMaybe, a ping on a new path), still spaced.
     if (!p.info.discoKey || now - p.lastPing < (soon ? PING_SOON_MS : PING_INTERVAL_MS)) return;
     p.lastPing = now;
     for (const [tx, sent] of this.pings) if (now - sent.sentAt > PING_TIMEOUT_MS) this.pings.delete(tx);
+    if (p.best && now < p.bestUntil && !soon && now - p.lastFullPing < UPGRADE_INTERVAL_MS) {
+      this.pingOne(p, p.best, now);
+      return;
+    }
+    p.lastFullPing = now;
     for (const text of p.info.endpoints) {
       let to: Endpoint;
       try {
@@ -269,9 +300,7 @@ export class MagicSock {
       } catch {
         continue;
       }
-      const txId = new Uint8Array(randomBytes(12));
-      this.pings.set(hex(txId), { peer: p, to, sentAt: now });
-      this.sendDisco(p, { type: 'ping', txId, nodeKey: null, padding: 0 }, to);
+      this.pingOne(p, to, now);
     }
     const endpoints = this.localEndpoints(new Set()).map((e) => {
       const ep = parseEndpoint(e);
@@ -279,6 +308,20 @@ export class MagicSock {
     });
     this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
     if (this.pings.size > 1024) this.pings.clear(); // unanswered pings must not pile up
+  }
+
+  private pingOne(p: PeerPath, to: Endpoint, now: number): void {
+    const txId = new Uint8Array(randomBytes(12));
+    this.pings.set(hex(txId), { peer: p, to, sentAt: now });
+    this.sendDisco(p, { type: 'ping', txId, nodeKey: null, padding: 0 }, to);
+  }
+
+  /** Keeps paths of peers we talked to recently proven, as tailscale's heartbeat does (every 3 s for 45 s). */
+  private heartbeat(): void {
+    const now = performance.now();
+    for (const p of this.peers.values()) {
+      if (now - p.lastSend < SESSION_ACTIVE_MS && now - p.lastPing >= HEARTBEAT_MS) this.pingPeer(p, now);
+    }
   }
 
   /** Seals m for the peer and sends it to `to`, or through DERP `region` (default: the peer's). */
@@ -446,6 +489,7 @@ export class MagicSock {
   close(): void {
     this.closed = true;
     clearTimeout(this.netcheckTimer);
+    clearInterval(this.heartbeatTimer);
     this.derp.close();
     this.udp?.close();
   }
