@@ -125,7 +125,7 @@ export class DataPath {
 
   /** Endpoints to report to control ("ip:port"). */
   localEndpoints(): string[] {
-    return this.magic.localEndpoints(new Set());
+    return this.magic.localEndpoints();
   }
 
   /** Applies the netmap: TUN addresses (once), WireGuard peers, magicsock peers and DERP, the filter. */

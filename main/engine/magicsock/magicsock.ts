@@ -4,7 +4,6 @@
 // WireGuard). Netcheck picks our home region. Facts: datapath.md §2–§3.
 
 import { randomBytes } from 'node:crypto';
-import { networkInterfaces } from 'node:os';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
 import { UdpTransport } from '../plainwg/udp.ts';
@@ -12,7 +11,8 @@ import { looksLikeStun } from '../stun/stun.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
-import { Netcheck, type NetcheckRegion, type NetcheckResult } from './netcheck.ts';
+import { EndpointDiscovery } from './endpoints.ts';
+import type { NetcheckRegion, NetcheckResult } from './netcheck.ts';
 
 /** The address Tailscale uses to name "via DERP region N" as if it were an endpoint. */
 export const DERP_MAGIC_IP = '127.3.3.40';
@@ -49,6 +49,8 @@ interface PeerPath {
   lastFullPing: number;
   /** When we last sent the peer a WireGuard datagram. */
   lastSend: number;
+  /** When we last answered a ping on an unproven path with a ping of our own. */
+  lastPingBack: number;
   latencyMs: number | undefined;
 }
 
@@ -73,9 +75,6 @@ export interface MagicSockOptions {
   /** Netcheck chose a new home DERP region: tell control (Hostinfo.NetInfo.PreferredDERP). */
   onHomeDERPChanged?: (region: number) => void;
 }
-
-/** How often netcheck runs again (tailscale re-STUNs every 20-26 s). */
-const NETCHECK_MS = 20_000;
 
 /** What magicsock counted: the drops a hostile network can cause, and traffic by path. */
 export interface MagicCounters {
@@ -106,16 +105,9 @@ export class MagicSock {
     { peer: PeerPath; to: Endpoint | undefined; sentAt: number; waiter?: (r: PathInfo) => void }
   >();
   private readonly derp: DerpPool;
-  private readonly netcheck: Netcheck;
-  private regions: NetcheckRegion[] = [];
-  private regionsKey = '';
-  private lastNetcheck: NetcheckResult | undefined;
-  private netcheckRunning = false;
-  private netcheckTimer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly discovery: EndpointDiscovery;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly traffic = { discoIn: 0, discoOut: 0, derpIn: 0, derpOut: 0, udpOut: 0, derpFromUnknown: 0 };
-  private stunEndpoints: string[] = [];
 
   constructor(private readonly o: MagicSockOptions) {
     this.disco = new DiscoCodec({
@@ -132,7 +124,15 @@ export class MagicSock {
         for (const p of this.peers.values()) p.lastPing = 0;
       },
     });
-    this.netcheck = new Netcheck({ sendUdp: (msg, to) => this.udp?.send(msg, to), useTLS: !o.derpPlainHTTP });
+    this.discovery = new EndpointDiscovery({
+      derp: this.derp,
+      sendUdp: (msg, to) => this.udp?.send(msg, to),
+      useTLS: !o.derpPlainHTTP,
+      port: () => this.port,
+      log: o.log,
+      onEndpointsChanged: o.onEndpointsChanged,
+      onHomeDERPChanged: o.onHomeDERPChanged,
+    });
   }
 
   get counters(): MagicCounters {
@@ -140,7 +140,7 @@ export class MagicSock {
     return {
       ...this.traffic,
       discoRejected: d.unknownKey + d.short + d.badKey + d.badBox + d.malformed,
-      stunUnsolicited: this.netcheck.stunUnsolicited,
+      stunUnsolicited: this.discovery.netcheck.stunUnsolicited,
     };
   }
 
@@ -158,62 +158,14 @@ export class MagicSock {
     return this.udp?.port ?? 0;
   }
 
-  /** Our candidate endpoints: what STUN saw (our public mapping), then every LAN interface address with the port. */
-  localEndpoints(exclude: Set<string>): string[] {
-    const out: string[] = [...this.stunEndpoints];
-    for (const addrs of Object.values(networkInterfaces())) {
-      for (const a of addrs ?? []) {
-        if (a.internal || exclude.has(a.address) || a.address.startsWith('fe80:')) continue;
-        if (a.address.startsWith('100.') || a.address.startsWith('fd7a:115c:a1e0:')) continue;
-        const ep = formatEndpoint(endpointOf(a.address, this.port));
-        if (!out.includes(ep)) out.push(ep);
-      }
-    }
-    return out;
+  /** Our candidate endpoints (STUN mapping, LAN addresses), as reported to control and in CallMeMaybe. */
+  localEndpoints(): string[] {
+    return this.discovery.endpoints();
   }
 
   /** The DERP map's regions: STUN targets for netcheck and the nodes the DERP pool dials. */
   setDERPMap(regions: NetcheckRegion[]): void {
-    const key = JSON.stringify(regions);
-    if (key === this.regionsKey) return;
-    this.regionsKey = key;
-    this.regions = regions;
-    this.derp.setRegions(new Map(regions.filter((r) => r.derpNodes.length > 0).map((r) => [r.id, r.derpNodes])));
-    void this.runNetcheck();
-  }
-
-  /** Runs netcheck now (and again every NETCHECK_MS): home region, public endpoint, region latencies. */
-  async runNetcheck(): Promise<NetcheckResult | undefined> {
-    if (this.closed || this.netcheckRunning || this.regions.length === 0) return this.lastNetcheck;
-    this.netcheckRunning = true;
-    clearTimeout(this.netcheckTimer);
-    try {
-      const r = await this.netcheck.run(this.regions, this.derp.home);
-      if (this.closed) return r;
-      this.lastNetcheck = r;
-      if (r.preferredDERP && r.preferredDERP !== this.derp.home) {
-        const ms = r.regionLatencyMs.get(r.preferredDERP);
-        this.o.log(
-          `home DERP region ${r.preferredDERP}${ms === undefined ? '' : ` (${ms.toFixed(1)} ms, ${r.method})`}`,
-        );
-        this.derp.setHome(r.preferredDERP);
-        this.o.onHomeDERPChanged?.(r.preferredDERP);
-      }
-      // A hard NAT's mapping is useless to peers; keep reporting only the LAN endpoints then.
-      const mapped = r.mappingVariesByDestIP ? [] : r.publicEndpoints;
-      if (mapped.join(',') !== this.stunEndpoints.join(',')) {
-        this.stunEndpoints = mapped;
-        if (mapped.length > 0) this.o.log(`STUN: our public endpoint is ${mapped.join(', ')}`);
-        this.o.onEndpointsChanged?.();
-      }
-      return r;
-    } finally {
-      this.netcheckRunning = false;
-      if (!this.closed) {
-        this.netcheckTimer = setTimeout(() => void this.runNetcheck(), NETCHECK_MS * (0.9 + Math.random() * 0.3));
-        this.netcheckTimer.unref();
-      }
-    }
+    this.discovery.setRegions(regions);
   }
 
   get homeDERP(): number {
@@ -233,9 +185,15 @@ export class MagicSock {
         if (moved && performance.now() - existing.lastSend < SESSION_ACTIVE_MS) {
           this.pingPeer(existing, performance.now(), true);
         }
-      }
-      else {
-        const fresh = { best: undefined, bestUntil: 0, lastPing: 0, lastFullPing: 0, lastSend: 0 };
+      } else {
+        const fresh = {
+          best: undefined,
+          bestUntil: 0,
+          lastPing: 0,
+          lastFullPing: 0,
+          lastPingBack: 0,
+          lastSend: Number.NEGATIVE_INFINITY,
+        };
         this.peers.set(k, { info, ...fresh, latencyMs: undefined });
       }
     }
@@ -302,7 +260,7 @@ export class MagicSock {
       }
       this.pingOne(p, to, now);
     }
-    const endpoints = this.localEndpoints(new Set()).map((e) => {
+    const endpoints = this.localEndpoints().map((e) => {
       const ep = parseEndpoint(e);
       return { ip: ep.address, port: ep.port };
     });
@@ -345,7 +303,7 @@ export class MagicSock {
       return;
     }
     if (looksLikeStun(msg)) {
-      this.netcheck.onStunPacket(msg);
+      this.discovery.netcheck.onStunPacket(msg);
       return;
     }
     this.o.onWireGuard(msg, from, undefined);
@@ -377,7 +335,12 @@ export class MagicSock {
       // Answer on the path it came by, telling the peer where its ping came from.
       const src = from ? { ip: from.address, port: from.port } : { ip: DERP_MAGIC_IP, port: region };
       this.sendDisco(p, { type: 'pong', txId: m.txId, src }, from, region || this.regionOf(p));
-      if (from && !p.best) this.pingPeer(p, now, true); // try the path it used, from our side
+      // A ping on a path we do not use yet: ping it straight back, so our side of the hole is proven too
+      // without waiting for the next round (spaced per peer, so a flood of pings cannot make us flood).
+      if (from && (!p.best || now >= p.bestUntil) && now - p.lastPingBack >= PING_SOON_MS) {
+        p.lastPingBack = now;
+        this.pingOne(p, from, now);
+      }
     } else if (m.type === 'pong') {
       this.onPong(p, m.txId, from, region, now);
     } else if (m.type === 'callMeMaybe') {
@@ -466,7 +429,7 @@ export class MagicSock {
 
   /** The latest netcheck, run afresh, with the home DERP round trip over its open connection. */
   async report(): Promise<{ netcheck: NetcheckResult | undefined; home: number; homeLatencyMs: number | undefined }> {
-    const netcheck = await this.runNetcheck();
+    const netcheck = await this.discovery.run();
     const home = this.derp.home;
     return { netcheck, home, homeLatencyMs: home ? await this.derp.latency(home) : undefined };
   }
@@ -487,8 +450,7 @@ export class MagicSock {
   }
 
   close(): void {
-    this.closed = true;
-    clearTimeout(this.netcheckTimer);
+    this.discovery.close();
     clearInterval(this.heartbeatTimer);
     this.derp.close();
     this.udp?.close();
