@@ -137,10 +137,12 @@ describe('netcheck', () => {
     );
   });
 
-  test('home region: the fastest, unless the current one is within a third of it', () => {
+  test('home region: the fastest, unless the current one is within 10 ms or a third of it', () => {
     const lat = (o: Record<number, number>) => new Map(Object.entries(o).map(([k, v]) => [Number(k), v]));
     assert.equal(choosePreferred(lat({ 1: 30, 2: 10 }), 0, [1, 2]), 2);
     assert.equal(choosePreferred(lat({ 1: 12, 2: 10 }), 1, [1, 2]), 1, 'keeps a home that is nearly as fast');
+    assert.equal(choosePreferred(lat({ 1: 9, 2: 1 }), 1, [1, 2]), 1, 'keeps it when the gain is under 10 ms');
+    assert.equal(choosePreferred(lat({ 1: 40, 2: 29 }), 1, [1, 2]), 1, 'keeps it when the gain is under a third');
     assert.equal(choosePreferred(lat({ 1: 30, 2: 10 }), 1, [1, 2]), 2, 'moves when another is clearly faster');
     assert.equal(choosePreferred(lat({ 2: 10 }), 1, [1, 2]), 2, 'moves when the home stops answering');
     assert.equal(choosePreferred(lat({}), 2, [1, 2]), 2, 'no answers: keep the home');

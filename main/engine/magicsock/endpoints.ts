@@ -83,8 +83,9 @@ export class EndpointDiscovery {
       this.o.derp.setHome(r.preferredDERP);
       this.o.onHomeDERPChanged?.(r.preferredDERP);
     }
-    // A hard NAT's mapping is useless to peers; keep reporting only the LAN endpoints then.
-    const mapped = r.mappingVariesByDestIP ? [] : r.publicEndpoints;
+    // Reported even when the mapping varies by destination (a hard NAT), as tailscale does: harmless, and a
+    // peer behind a lenient filter may still get through on it.
+    const mapped = r.publicEndpoints;
     if (mapped.join(',') !== this.stunEndpoints.join(',')) {
       this.stunEndpoints = mapped;
       if (mapped.length > 0) this.o.log(`STUN: our public endpoint is ${mapped.join(', ')}`);

@@ -31,6 +31,8 @@ const HEARTBEAT_MS = 3_000;
 const SESSION_ACTIVE_MS = 45_000;
 /** How often a trusted path is still checked against every candidate, for a better one (tailscale: 1 min). */
 const UPGRADE_INTERVAL_MS = 60_000;
+/** A CallMeMaybe lists our endpoints; more than this from one peer is not a real node's list. */
+const MAX_CMM_ENDPOINTS = 16;
 
 export interface MagicPeer {
   nodeKey: Uint8Array;
@@ -51,6 +53,12 @@ interface PeerPath {
   lastSend: number;
   /** When we last answered a ping on an unproven path with a ping of our own. */
   lastPingBack: number;
+  /** Endpoints from the peer's latest CallMeMaybe (replaced by the next one, bounded). */
+  cmm: string[];
+  /** The DERP region we last heard the peer on (0 = never). */
+  lastDerpRegion: number;
+  /** When a CallMeMaybe last made us ping every candidate. */
+  lastCmmPing: number;
   latencyMs: number | undefined;
 }
 
@@ -192,6 +200,9 @@ export class MagicSock {
           lastPing: 0,
           lastFullPing: 0,
           lastPingBack: 0,
+          cmm: [],
+          lastDerpRegion: 0,
+          lastCmmPing: Number.NEGATIVE_INFINITY,
           lastSend: Number.NEGATIVE_INFINITY,
         };
         this.peers.set(k, { info, ...fresh, latencyMs: undefined });
@@ -204,7 +215,7 @@ export class MagicSock {
 
   /** The DERP region a peer is reached through: its home, else ours. */
   private regionOf(p: PeerPath): number {
-    return p.info.homeDERP > 0 ? p.info.homeDERP : this.derp.home;
+    return p.info.homeDERP > 0 ? p.info.homeDERP : p.lastDerpRegion || this.derp.home;
   }
 
   /** Sends a WireGuard datagram to a peer (node key in base64) on its best path. */
@@ -226,7 +237,7 @@ export class MagicSock {
     // No proven path yet: handshake messages also go straight to every candidate endpoint, so the
     // first handshake does not wait for DERP (or for a retry 5 s later when DERP is not up yet).
     if (msg[0] === 1 || msg[0] === 2) {
-      for (const text of p.info.endpoints.slice(0, MAX_SPRAY)) {
+      for (const text of this.candidates(p).slice(0, MAX_SPRAY)) {
         try {
           this.udp?.send(msg, parseEndpoint(text));
           this.traffic.udpOut++;
@@ -251,7 +262,7 @@ export class MagicSock {
       return;
     }
     p.lastFullPing = now;
-    for (const text of p.info.endpoints) {
+    for (const text of this.candidates(p)) {
       let to: Endpoint;
       try {
         to = parseEndpoint(text);
@@ -266,6 +277,11 @@ export class MagicSock {
     });
     this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
     if (this.pings.size > 1024) this.pings.clear(); // unanswered pings must not pile up
+  }
+
+  /** The peer's candidate endpoints: from the netmap, then from its latest CallMeMaybe. */
+  private candidates(p: PeerPath): string[] {
+    return p.cmm.length === 0 ? p.info.endpoints : [...new Set([...p.info.endpoints, ...p.cmm])];
   }
 
   private pingOne(p: PeerPath, to: Endpoint, now: number): void {
@@ -285,6 +301,7 @@ export class MagicSock {
   /** Seals m for the peer and sends it to `to`, or through DERP `region` (default: the peer's). */
   private sendDisco(p: PeerPath, m: DiscoMessage, to: Endpoint | undefined, region = this.regionOf(p)): void {
     if (!p.info.discoKey) return;
+    if (DEBUG_DISCO) this.o.log(`disco → ${peerName(p)} ${m.type} via ${to ? formatEndpoint(to) : `DERP ${region}`}`);
     const env = this.disco.seal(p.info.discoKey, m.type === 'ping' ? { ...m, nodeKey: this.nodePublic() } : m);
     this.traffic.discoOut++;
     if (to) this.udp?.send(env, to);
@@ -311,19 +328,21 @@ export class MagicSock {
 
   private onDerp(region: number, src: Uint8Array, pkt: Uint8Array): void {
     this.traffic.derpIn++;
-    if (!this.peers.has(b64(src))) {
+    const peer = this.peers.get(b64(src));
+    if (!peer) {
       this.traffic.derpFromUnknown++; // not a tailnet peer: nothing of ours to say to it
       return;
     }
+    if (peer) peer.lastDerpRegion = region; // the learned route, for a peer with no home in the netmap
     if (looksLikeDisco(pkt)) {
-      this.onDisco(pkt, undefined, region);
+      this.onDisco(pkt, undefined, region, src);
       return;
     }
     this.o.onWireGuard(pkt, endpointOf(DERP_MAGIC_IP, Math.max(1, region)), src);
   }
 
   /** A disco packet from `from` (UDP) or through DERP `region`. */
-  private onDisco(msg: Uint8Array, from: Endpoint | undefined, region: number): void {
+  private onDisco(msg: Uint8Array, from: Endpoint | undefined, region: number, derpSrc?: Uint8Array): void {
     const got = this.disco.open(msg);
     if (!got) return; // counted by the codec (unknown key, bad box, malformed)
     this.traffic.discoIn++;
@@ -331,6 +350,8 @@ export class MagicSock {
     if (!p) return;
     const m = got.message;
     const now = performance.now();
+    if (DEBUG_DISCO)
+      this.o.log(`disco ← ${peerName(p)} ${m.type} via ${from ? formatEndpoint(from) : `DERP ${region}`}`);
     if (m.type === 'ping') {
       // Answer on the path it came by, telling the peer where its ping came from.
       const src = from ? { ip: from.address, port: from.port } : { ip: DERP_MAGIC_IP, port: region };
@@ -344,13 +365,25 @@ export class MagicSock {
     } else if (m.type === 'pong') {
       this.onPong(p, m.txId, from, region, now);
     } else if (m.type === 'callMeMaybe') {
-      p.info = {
-        ...p.info,
-        endpoints: [
-          ...new Set([...p.info.endpoints, ...m.endpoints.map((e) => formatEndpoint(endpointOf(e.ip, e.port)))]),
-        ],
-      };
-      this.pingPeer(p, now, true);
+      // Only through DERP from the peer's own node key (datapath.md §3.7); its list replaces the previous one.
+      if (from || !derpSrc || !sameKey(derpSrc, p.info.nodeKey)) return;
+      p.cmm = [];
+      for (const e of m.endpoints) {
+        if (p.cmm.length >= MAX_CMM_ENDPOINTS) break;
+        if (e.ip.startsWith('fe80:')) continue;
+        try {
+          p.cmm.push(formatEndpoint(endpointOf(e.ip, e.port)));
+        } catch {}
+      }
+      // Ping every candidate now, whatever the round's spacing (its list may hold an endpoint our last round
+      // did not know), with no CallMeMaybe back; at most one such burst per PING_SOON_MS.
+      if (now - p.lastCmmPing < PING_SOON_MS) return;
+      p.lastCmmPing = now;
+      for (const text of this.candidates(p)) {
+        try {
+          this.pingOne(p, parseEndpoint(text), now);
+        } catch {}
+      }
     }
   }
 
@@ -410,7 +443,7 @@ export class MagicSock {
       const now = performance.now();
       const targets: Array<Endpoint | undefined> = [];
       if (p.best) targets.push(p.best);
-      for (const text of p.info.endpoints) {
+      for (const text of this.candidates(p)) {
         try {
           const ep = parseEndpoint(text);
           if (!targets.some((t) => t && sameAddr(t, ep))) targets.push(ep);
@@ -455,6 +488,14 @@ export class MagicSock {
     this.derp.close();
     this.udp?.close();
   }
+}
+
+/** TRELLIS_DEBUG_DISCO=1: log every disco message sent and received (path discovery, hole punching). */
+const DEBUG_DISCO = process.env.TRELLIS_DEBUG_DISCO === '1';
+const peerName = (p: PeerPath): string => `${b64(p.info.nodeKey).slice(0, 8)}…`;
+
+function sameKey(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
 }
 
 function sameAddr(a: Endpoint, b: Endpoint): boolean {

@@ -12,8 +12,9 @@ export const STUN_WAIT_MS = 1_000;
 /** A second request to every silent region, in case the first datagram was lost. */
 const STUN_RETRY_MS = 300;
 const TCP_TIMEOUT_MS = 1_500;
-/** Keep the current home unless another region is clearly closer (tailscale keeps it within a third). */
+/** Keep the current home unless another region is clearly closer: by 10 ms and a third (as tailscale does). */
 const SWITCH_RATIO = 2 / 3;
+const SWITCH_MIN_GAIN_MS = 10;
 
 export interface NetcheckRegion {
   id: number;
@@ -71,7 +72,7 @@ export function netcheckRegions(regions: Record<string, unknown> | null | undefi
   return out.sort((a, b) => a.id - b.id);
 }
 
-/** The home region for these latencies, keeping `current` unless another is clearly (a third) faster. */
+/** The home region for these latencies, keeping `current` unless another is clearly (10 ms and a third) faster. */
 export function choosePreferred(latency: Map<number, number>, current: number, regionIds: number[]): number {
   let best = 0;
   let bestMs = Number.POSITIVE_INFINITY;
@@ -80,7 +81,9 @@ export function choosePreferred(latency: Map<number, number>, current: number, r
   }
   if (best === 0) return regionIds.includes(current) ? current : (regionIds[0] ?? 0);
   const currentMs = latency.get(current);
-  if (currentMs !== undefined && current !== best && bestMs > currentMs * SWITCH_RATIO) return current;
+  const notMuchBetter =
+    currentMs !== undefined && (currentMs - bestMs < SWITCH_MIN_GAIN_MS || bestMs > currentMs * SWITCH_RATIO);
+  if (current !== best && notMuchBetter) return current;
   return best;
 }
 
