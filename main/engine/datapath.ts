@@ -95,9 +95,10 @@ export class DataPath {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
-      onWireGuard: (msg, from) => {
-        receiveDatagram(this.device, msg, from);
+      onWireGuard: (msg, from) => receiveDatagram(this.device, msg, from),
+      onBatchEnd: () => {
         this.tun?.flush();
+        this.magic.flush();
       },
     });
     this.device.attach({
@@ -112,7 +113,10 @@ export class DataPath {
         }
         this.tun?.write(pkt);
       },
-      flush: () => this.tun?.flush(),
+      flush: () => {
+        this.tun?.flush();
+        this.magic.flush();
+      },
     });
   }
 
@@ -139,7 +143,7 @@ export class DataPath {
         this.tun = TunPort.open({ name: this.o.tunName });
         this.tun.start(
           (pkt) => this.sendFromTun(pkt),
-          () => {},
+          () => this.magic.flush(),
           (e) => this.o.log(`TUN read failed: ${e.message}`),
         );
       }

@@ -6,8 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
-import { UdpTransport } from '../plainwg/udp.ts';
+import { BatchUdpTransport } from '../plainwg/batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from '../plainwg/udp.ts';
 import { looksLikeStun } from '../stun/stun.ts';
+import { udpBatchAvailable } from '../tun/native.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
@@ -78,6 +80,8 @@ export interface MagicSockOptions {
   log: (message: string) => void;
   /** Plain HTTP to DERP (a control server on http:// with its embedded DERP). */
   derpPlainHTTP: boolean;
+  /** The end of a batch of received datagrams (or of one DERP packet): flush what it produced. */
+  onBatchEnd?: () => void;
   /** Our endpoint set changed (a new STUN mapping): tell control. */
   onEndpointsChanged?: () => void;
   /** Netcheck chose a new home DERP region: tell control (Hostinfo.NetInfo.PreferredDERP). */
@@ -104,7 +108,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
 export class MagicSock {
-  private udp: UdpTransport | undefined;
+  private udp: DatagramTransport | undefined;
   private readonly disco: DiscoCodec;
   private readonly peers = new Map<string, PeerPath>(); // by node key, base64
   private readonly byDisco = new Map<string, PeerPath>(); // by disco key hex
@@ -134,7 +138,10 @@ export class MagicSock {
     });
     this.discovery = new EndpointDiscovery({
       derp: this.derp,
-      sendUdp: (msg, to) => this.udp?.send(msg, to),
+      sendUdp: (msg, to) => {
+        this.udp?.send(msg, to);
+        this.udp?.flush();
+      },
       useTLS: !o.derpPlainHTTP,
       port: () => this.port,
       log: o.log,
@@ -157,7 +164,14 @@ export class MagicSock {
   }
 
   async open(): Promise<void> {
-    this.udp = await UdpTransport.open(this.o.port, (msg, from) => this.onUdp(msg, from));
+    // recvmmsg/sendmmsg (and UDP GSO) through the addon where it exists; node:dgram otherwise.
+    const onBatchEnd = () => this.o.onBatchEnd?.();
+    this.udp = udpBatchAvailable()
+      ? BatchUdpTransport.open(this.o.port, (msg, from) => this.onUdp(msg, from), onBatchEnd)
+      : await UdpTransport.open(this.o.port, (msg, from) => {
+          this.onUdp(msg, from);
+          onBatchEnd();
+        });
     this.heartbeatTimer = setInterval(() => this.heartbeat(), 1_000);
     this.heartbeatTimer.unref();
   }
@@ -304,8 +318,10 @@ export class MagicSock {
     if (DEBUG_DISCO) this.o.log(`disco → ${peerName(p)} ${m.type} via ${to ? formatEndpoint(to) : `DERP ${region}`}`);
     const env = this.disco.seal(p.info.discoKey, m.type === 'ping' ? { ...m, nodeKey: this.nodePublic() } : m);
     this.traffic.discoOut++;
-    if (to) this.udp?.send(env, to);
-    else this.derp.send(region, p.info.nodeKey, env);
+    if (to) {
+      this.udp?.send(env, to);
+      this.udp?.flush(); // disco is rare and must not wait for the next WireGuard batch
+    } else this.derp.send(region, p.info.nodeKey, env);
   }
 
   private nodePublicCache: Uint8Array | undefined;
@@ -339,6 +355,12 @@ export class MagicSock {
       return;
     }
     this.o.onWireGuard(pkt, endpointOf(DERP_MAGIC_IP, Math.max(1, region)), src);
+    this.o.onBatchEnd?.();
+  }
+
+  /** Sends what WireGuard queued on the UDP socket. */
+  flush(): void {
+    this.udp?.flush();
   }
 
   /** A disco packet from `from` (UDP) or through DERP `region`. */
