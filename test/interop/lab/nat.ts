@@ -8,7 +8,7 @@
 //   udp-blocked MASQUERADE and every forwarded UDP packet dropped; TCP (Headscale's HTTP, DERP) passes
 //   none        plain routing: the LAN is reachable from the internet (routes in `net` and the other routers)
 // Only documentation ranges; no namespace has a default route except the site hosts (via their router).
-import type { Lab, Namespace } from './netns.ts';
+import { type Lab, type Namespace, waitLinkUp } from './netns.ts';
 import { buildTailnetLab, HEADSCALE_ADDR, pingFrom, type TailnetLab, type TailnetLabOptions } from './tailnet.ts';
 
 export type NatKind = 'easy' | 'hard' | 'none' | 'udp-blocked';
@@ -36,6 +36,16 @@ export interface NatSite {
   readonly lanIf: string;
   /** Diagnostics: the router's iptables rules with counters and its conntrack table (UDP entries). */
   natState(): Promise<string>;
+  /** `ip link set <wanIf> down|up` in the router (the site loses the internet); up waits for carrier. Going down
+   * also drops the router's routes via the link and MASQUERADE's conntrack entries (new mappings afterwards). */
+  setWan(up: boolean): Promise<void>;
+  /**
+   * url (http://203.0.113.x:port) rewritten to a private alias (10.255.0.x) that this site's host reaches by DNAT
+   * in its nat OUTPUT chain. Having dialled control within the last 2 minutes, tailscaled redials an http:// server
+   * on a non-private address on :443 only (tailscale control/ts2021 isPrivateHost, health.LastNoiseDialWasRecent;
+   * #14646), so it never gets back to a restarted lab Headscale; via a private address it reconnects as in the field.
+   */
+  privateAlias(url: string): Promise<string>;
 }
 
 export interface NatLab {
@@ -49,6 +59,7 @@ export interface NatLab {
 const RESOLV_CONF = '# trellis NAT lab namespace: no resolver\n';
 const INET_PREFIX = '203.0.113';
 const LAN_NET = '198.51.100';
+const PRIVATE_ALIAS_NET = '10.255.0'; // NatSite.privateAlias: 10.255.0.x stands for 203.0.113.x
 const MAX_SITES = 15; // 198.51.100.16/28 … 198.51.100.240/28
 
 /** iptables arguments (without `iptables`) that make the router a NAT of the given kind. */
@@ -124,6 +135,21 @@ export async function buildNatLab(lab: Lab, specs: NatSiteSpec[], opts: TailnetL
           .filter((l) => /\budp\b/.test(l))
           .join('\n');
         return `--- ${router.name} iptables-save -c:\n${rules.stdout.trim()}\n--- conntrack (udp):\n${udp || '(none)'}`;
+      },
+      async privateAlias(url) {
+        const u = new URL(url);
+        if (!u.hostname.startsWith(`${INET_PREFIX}.`)) throw new Error(`not an internet address of this lab: ${url}`);
+        const alias = `${PRIVATE_ALIAS_NET}.${Number(u.hostname.split('.')[3])}`;
+        const rule = ['-t', 'nat', '-A', 'OUTPUT', '-d', alias, '-j', 'DNAT', '--to-destination', u.hostname];
+        if ((await host.run(['iptables', '-t', 'nat', '-C', ...rule.slice(3)])).code !== 0) {
+          await host.exec(['iptables', ...rule]);
+        }
+        u.hostname = alias;
+        return u.toString().replace(/\/$/, '');
+      },
+      async setWan(up) {
+        await router.exec(['ip', 'link', 'set', wanIf, up ? 'up' : 'down']);
+        if (up) await waitLinkUp(router, wanIf);
       },
     };
   }
