@@ -2,61 +2,19 @@
 // NAT router, Headscale with its embedded DERP and STUN on the "internet". Each scenario breaks one thing — the
 // Trellis site's WAN link, Headscale (control), Headscale's DERP — and then requires ICMP both ways within
 // 10 s of it being back. The seconds from "back" to the first echo reply each way are reported as diagnostics.
-// tailscaled reaches Headscale through NatSite.privateAlias, so that it too reconnects after a restart.
+// tailscaled reaches Headscale through NatSite.loopbackControl, so that it too reconnects after a restart.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
 import type { PeerPath } from '../../main/engine/protocol.ts';
 import type { Headscale } from './lab/headscale.ts';
-import { buildNatLab, type NatKind, type NatLab } from './lab/nat.ts';
+import { buildNatLab, type NatKind } from './lab/nat.ts';
 import { type Lab, withLab } from './lab/netns.ts';
+import { claims, delay, ready, type Side, show, TS_ENV } from './lab/scenario.ts';
 import { pingFrom, startTrellisNode, type TrellisNode } from './lab/tailnet.ts';
 import { startTailscaled, type Tailscaled, type TsPeer } from './lab/tailscaled.ts';
-import { requireTools } from './lab/tools.ts';
 
-const TS_ENV = { TS_DEBUG_USE_DERP_HTTP: '1' };
 const RECOVERY_S = 10; // the requirement: traffic flows again within 10 s of the network coming back
-const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
-const show = (p: PeerPath | undefined): string => JSON.stringify(p ?? null);
-
-/** Checks the lab's preconditions; false when the test was skipped. */
-function ready(t: TestContext): boolean {
-  if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'ping'])) return false;
-  if (existsSync('/dev/net/tun')) return true;
-  if (process.env.CI === 'true') throw new Error('NAT lab needs /dev/net/tun');
-  t.skip('NAT lab needs /dev/net/tun');
-  return false;
-}
-
-/** Runs claims as subtests; on any failure prints the daemons' output and the routers' NAT state once. */
-function claims(t: TestContext, dump: () => Promise<string>) {
-  const failed: string[] = [];
-  return {
-    async claim(name: string, fn: (st: TestContext) => Promise<void>): Promise<boolean> {
-      let ok = false;
-      await t.test(name, async (st) => {
-        try {
-          await fn(st);
-          ok = true;
-        } catch (e) {
-          failed.push(name);
-          throw e;
-        }
-      });
-      return ok;
-    },
-    async report(): Promise<void> {
-      if (failed.length > 0) console.error(`[recovery lab] ${t.name}: failed: ${failed.join('; ')}\n${await dump()}`);
-    },
-  };
-}
-
-interface Side {
-  label: string;
-  host: NatLab['sites'][string]['host'];
-  ip: string; // tailnet IPv4
-}
 
 /**
  * Pings both ways at once (every 0.2 s) until one echo reply each, at most until t0 + withinS; the ms from t0 to
@@ -209,8 +167,8 @@ async function setup(lab: Lab, natA: NatKind) {
     startTrellisNode(nl.site('a').host, { hostname: 'trellis-a', loginServer: hs.url, authKey, upTimeoutS: 30 }),
     (async (): Promise<Tailscaled> => {
       const d = await startTailscaled(nl.site('b').host, { name: 'b', env: TS_ENV });
-      // through a private alias of Headscale's address, so that tailscaled redials it after a restart
-      const loginServer = await nl.site('b').privateAlias(hs.url);
+      // through a loopback relay to Headscale, so that tailscaled redials it after a restart
+      const loginServer = await nl.site('b').loopbackControl(hs.url);
       await d.up({ loginServer, authKey, hostname: 'ts-b', timeoutS: 30 });
       return d;
     })(),

@@ -40,12 +40,13 @@ export interface NatSite {
    * also drops the router's routes via the link and MASQUERADE's conntrack entries (new mappings afterwards). */
   setWan(up: boolean): Promise<void>;
   /**
-   * url (http://203.0.113.x:port) rewritten to a private alias (10.255.0.x) that this site's host reaches by DNAT
-   * in its nat OUTPUT chain. Having dialled control within the last 2 minutes, tailscaled redials an http:// server
-   * on a non-private address on :443 only (tailscale control/ts2021 isPrivateHost, health.LastNoiseDialWasRecent;
-   * #14646), so it never gets back to a restarted lab Headscale; via a private address it reconnects as in the field.
+   * url (http://203.0.113.x:port) made loopback: a TCP forwarder in this site's host listens on 127.0.0.1 and
+   * relays to url's host:port. Having dialled control within the last 2 minutes, tailscaled redials an http://
+   * server on a non-private, non-loopback address on :443 only (tailscale control/ts2021 isPrivateHost,
+   * health.LastNoiseDialWasRecent; #14646), so it never gets back to a restarted lab Headscale; through loopback
+   * it reconnects as it would to a LAN server. Only loopback and lab addresses are ever dialled.
    */
-  privateAlias(url: string): Promise<string>;
+  loopbackControl(url: string): Promise<string>;
 }
 
 export interface NatLab {
@@ -59,7 +60,11 @@ export interface NatLab {
 const RESOLV_CONF = '# trellis NAT lab namespace: no resolver\n';
 const INET_PREFIX = '203.0.113';
 const LAN_NET = '198.51.100';
-const PRIVATE_ALIAS_NET = '10.255.0'; // NatSite.privateAlias: 10.255.0.x stands for 203.0.113.x
+/** node -e: a TCP relay 127.0.0.1:<argv1> → <argv2>:<argv3>, printing "listening" once bound. */
+const TCP_RELAY_JS =
+  "const net=require('net');const [lp,h,p]=process.argv.slice(1);net.createServer((c)=>{const u=net.connect(+p,h);" +
+  "c.pipe(u).pipe(c);const end=()=>{c.destroy();u.destroy()};c.on('error',end);u.on('error',end);c.on('close',end);" +
+  "u.on('close',end)}).listen(+lp,'127.0.0.1',()=>console.log('listening'))";
 const MAX_SITES = 15; // 198.51.100.16/28 … 198.51.100.240/28
 
 /** iptables arguments (without `iptables`) that make the router a NAT of the given kind. */
@@ -136,16 +141,15 @@ export async function buildNatLab(lab: Lab, specs: NatSiteSpec[], opts: TailnetL
           .join('\n');
         return `--- ${router.name} iptables-save -c:\n${rules.stdout.trim()}\n--- conntrack (udp):\n${udp || '(none)'}`;
       },
-      async privateAlias(url) {
+      async loopbackControl(url) {
         const u = new URL(url);
         if (!u.hostname.startsWith(`${INET_PREFIX}.`)) throw new Error(`not an internet address of this lab: ${url}`);
-        const alias = `${PRIVATE_ALIAS_NET}.${Number(u.hostname.split('.')[3])}`;
-        const rule = ['-t', 'nat', '-A', 'OUTPUT', '-d', alias, '-j', 'DNAT', '--to-destination', u.hostname];
-        if ((await host.run(['iptables', '-t', 'nat', '-C', ...rule.slice(3)])).code !== 0) {
-          await host.exec(['iptables', ...rule]);
-        }
-        u.hostname = alias;
-        return u.toString().replace(/\/$/, '');
+        const port = Number(u.port || 80);
+        const relay = host.spawn([process.execPath, '-e', TCP_RELAY_JS, String(port), u.hostname, String(port)], {
+          label: `relay 127.0.0.1:${port} → ${u.hostname}:${port} @${host.short}`,
+        });
+        if (!(await relay.waitForOutput(/^listening$/m, 5_000))) throw new Error(`relay failed:\n${relay.output()}`);
+        return `http://127.0.0.1:${port}`;
       },
       async setWan(up) {
         await router.exec(['ip', 'link', 'set', wanIf, up ? 'up' : 'down']);
