@@ -1,13 +1,14 @@
 // Tunnel pairs for the throughput benchmark: two namespaces joined by a veth, Trellis (`wg up`) or wireguard-go on
 // each side, and one iperf3 TCP measurement with the CPU time both tunnel processes spent meanwhile.
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
-import { ping, waitListening, waitPing } from '../interop/lab/traffic.ts';
+import { ping, waitPing } from '../interop/lab/traffic.ts';
 import { startTrellisWg, TRELLIS_BIN } from '../interop/lab/trellis.ts';
 import { genKey, pubKey, startWireguardGo } from '../interop/lab/wggo.ts';
+import { iperfWithCpu } from './iperf.ts';
 
 export type Impl = 'trellis' | 'wggo';
 const OUTER = { a: '192.0.2.1', b: '192.0.2.2' };
@@ -54,14 +55,6 @@ export function removeTrellisConfigDirs(): void {
       if (ours && dir.startsWith(path.join(tmpdir(), 'trellis-wg-'))) rmSync(dir, { recursive: true, force: true });
     }
   }
-}
-
-/** utime + stime in seconds: fields 14 and 15 of /proc/<pid>/stat, counted after the parenthesised comm. */
-function cpuSeconds(proc: ManagedProcess): number {
-  if (proc.hasExited) throw new Error(`${proc.label} exited (${proc.exitCode ?? proc.exitSignal}):\n${proc.output()}`);
-  const stat = readFileSync(`/proc/${proc.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
 }
 
 async function startSide(impl: Impl, ns: Namespace, self: 'a' | 'b', key: string, peerPub: string, mtu: number) {
@@ -113,46 +106,22 @@ export async function openPair(implA: Impl, implB: Impl, mtu: number): Promise<P
   }
 }
 
-interface IperfReport {
-  error?: string;
-  end?: { sum_received?: { bytes?: number; bits_per_second?: number }; sum_sent?: { retransmits?: number } };
-}
-
 /** One iperf3 TCP test a → b (reverse: b → a) after a 1 s warm-up ping, timing both tunnel processes' CPU. */
 export async function measure(pair: Pair, seconds: number, reverse: boolean): Promise<Measurement> {
   const { a, b } = pair;
   if (!(await ping(a.ns, INNER.b, { count: 5, timeoutS: 3 }))) {
     throw new Error(`warm-up ping ${INNER.a} → ${INNER.b} failed: the tunnel stopped passing traffic`);
   }
-  const port = String(IPERF_PORT);
-  const server = b.ns.spawn(['iperf3', '-s', '-1', '-B', INNER.b, '-p', port], { label: 'iperf3 -s' });
-  try {
-    if (!(await waitListening(b.ns, IPERF_PORT, 10_000, server)))
-      throw new Error(`iperf3 -s failed:\n${server.output()}`);
-    const args = ['iperf3', '-4', '-c', INNER.b, '-p', port, '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])];
-    const [cpuA, cpuB, t0] = [cpuSeconds(a.proc), cpuSeconds(b.proc), performance.now()];
-    const r = await a.ns.run(args, { timeoutMs: (seconds + 30) * 1000 });
-    const wallS = (performance.now() - t0) / 1000;
-    const [dA, dB] = [cpuSeconds(a.proc) - cpuA, cpuSeconds(b.proc) - cpuB];
-    let rep: IperfReport = {};
-    try {
-      rep = JSON.parse(r.stdout) as IperfReport;
-    } catch {}
-    const recv = rep.end?.sum_received;
-    if (r.code !== 0 || typeof recv?.bits_per_second !== 'number' || typeof recv.bytes !== 'number') {
-      throw new Error(`iperf3 failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${rep.error ?? r.stderr}`);
-    }
-    const [cpuSenderS, cpuReceiverS] = reverse ? [dB, dA] : [dA, dB];
-    const retransmits = rep.end?.sum_sent?.retransmits ?? 0;
-    return {
-      mbps: recv.bits_per_second / 1e6,
-      mbit: (recv.bytes * 8) / 1e6,
-      retransmits,
-      wallS,
-      cpuSenderS,
-      cpuReceiverS,
-    };
-  } finally {
-    await server.stop();
-  }
+  const r = await iperfWithCpu({
+    clientNs: a.ns,
+    serverNs: b.ns,
+    addr: INNER.b,
+    seconds,
+    reverse,
+    port: IPERF_PORT,
+    watch: [a.proc, b.proc],
+  });
+  const [dA, dB] = [r.cpuS[0] ?? Number.NaN, r.cpuS[1] ?? Number.NaN];
+  const [cpuSenderS, cpuReceiverS] = reverse ? [dB, dA] : [dA, dB];
+  return { mbps: r.mbps, mbit: r.mbit, retransmits: r.retransmits, wallS: r.wallS, cpuSenderS, cpuReceiverS };
 }

@@ -1,4 +1,5 @@
 // Medians, ratios and the Markdown report of the throughput benchmark.
+import { fix, median, mdTable as table } from './common.ts';
 import type { Impl, Measurement } from './pairs.ts';
 
 export type PathId = 'tt' | 'tg' | 'gt' | 'gg';
@@ -24,20 +25,8 @@ export interface RunInfo {
   engineChanged: boolean;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] ?? Number.NaN) : ((s[m - 1] ?? Number.NaN) + (s[m] ?? Number.NaN)) / 2;
-}
-
-const fix = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const pick = (ss: Sample[], path: PathId, mtu: number) => ss.filter((s) => s.path === path && s.mtu === mtu);
 const medianOf = (ss: Sample[], f: (s: Sample) => number) => median(ss.map(f));
-
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
 
 export function resultsTable(samples: Sample[], mtus: number[]): string {
   const rows: string[][] = [];
@@ -97,7 +86,8 @@ TCP throughput through a WireGuard tunnel between two Linux network namespaces j
 addresses 192.0.2.1/24 and 192.0.2.2/24, tunnel addresses 203.0.113.1/24 and 203.0.113.2/24), for Trellis's
 TypeScript engine (\`trellis wg up\`) and wireguard-go, the reference userspace implementation, in each pairing, at
 tunnel MTU ${run.mtus.join(' and ')}. Regenerate this file as root with \`npm run bench\`
-(defaults \`--seconds 8 --runs 2\`; \`npm run bench -- --seconds 5 --runs 1\` is a quick pass).
+(this part alone: \`node --import tsx test/bench/throughput.ts\`, defaults \`--seconds 8 --runs 2\`;
+\`--seconds 5 --runs 1\` is a quick pass).
 
 Each measurement is one \`iperf3 -t ${run.seconds}\` TCP stream from the 192.0.2.1 side (the iperf3 client) to the
 192.0.2.2 side, after a 1 s warm-up ping; \`-R\` reverses the data direction. Every tunnel is started fresh in every

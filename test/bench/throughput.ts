@@ -1,18 +1,14 @@
 // `npm run bench`: iperf3 TCP throughput through Trellis and wireguard-go tunnels between two network namespaces at
 // MTU 1280 and 1420, interleaved over several runs; prints the medians and writes docs/benchmarks.md. Needs root.
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Lab } from '../interop/lab/netns.ts';
-import { runCommand } from '../interop/lab/proc.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
+import { firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
 import { type Impl, measure, openPair, type Pair, removeTrellisConfigDirs } from './pairs.ts';
 import { PATHS, type PathId, renderMarkdown, resultsTable, type Sample, targetLines } from './report.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const MTUS = [1280, 1420];
 
@@ -21,39 +17,7 @@ type Unit = { a: Impl; b: Impl; mtu: number; paths: PathId[] };
 
 function options(): { seconds: number; runs: number } {
   const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' } } });
-  const int = (name: string, v: string | undefined, dflt: number) => {
-    const n = Number(v ?? dflt);
-    if (Number.isInteger(n) && n >= 1 && n <= 3600) return n;
-    throw new Error(`--${name} wants a whole number from 1 to 3600, got ${v}`);
-  };
-  return { seconds: int('seconds', values.seconds, 8), runs: int('runs', values.runs, 2) };
-}
-
-/** sha256 over the file names and contents under main/, to notice an engine edited while the benchmark runs. */
-function sourceFingerprint(): string {
-  const dir = path.join(ROOT, 'main');
-  const h = createHash('sha256');
-  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()) {
-    if (!/\.(ts|mjs|js)$/.test(f) || !statSync(path.join(dir, f)).isFile()) continue;
-    h.update(`\0${f}\0`).update(readFileSync(path.join(dir, f)));
-  }
-  return h.digest('hex').slice(0, 12);
-}
-
-async function firstLine(cmd: string, args: string[]): Promise<string> {
-  const r = await runCommand(cmd, args, { timeoutMs: 5_000 });
-  return (r.stdout || r.stderr).trim().split('\n')[0] || '?';
-}
-
-async function machine(fingerprint: string): Promise<string[]> {
-  const cpus = os.cpus();
-  const versions = [await firstLine('wireguard-go', ['--version']), await firstLine('iperf3', ['--version'])];
-  const commit = await firstLine('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
-  return [
-    `- CPU: ${cpus[0]?.model.trim() ?? '?'}, ${cpus.length} cores; memory ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `- Linux ${await firstLine('uname', ['-r'])}; Node ${process.version}; ${versions.join('; ')}`,
-    `- Commit ${commit} (\`main/\` fingerprint ${fingerprint}); run started ${new Date().toISOString().slice(0, 19)}Z`,
-  ];
+  return { seconds: intOption('seconds', values.seconds, 8), runs: intOption('runs', values.runs, 2) };
 }
 
 /** Every run visits every unit; odd runs go in reverse order so slow drift does not favour one configuration. */
@@ -85,8 +49,9 @@ async function main(): Promise<number> {
   const stale = await Lab.removeStale();
   if (stale.length > 0) console.log(`removed stale lab namespaces: ${stale.join(', ')}`);
   const fingerprint = sourceFingerprint();
-  const machineLines = await machine(fingerprint);
-  console.log(`bench: ${runs} run(s) × 8 measurements × ${seconds} s\n${machineLines.join('\n')}`);
+  const versions = [await firstLine('wireguard-go', ['--version']), await firstLine('iperf3', ['--version'])];
+  const machine = await machineLines(fingerprint, versions);
+  console.log(`bench: ${runs} run(s) × 8 measurements × ${seconds} s\n${machine.join('\n')}`);
 
   const samples: Sample[] = [];
   for (const [r, units] of schedule(runs).entries()) {
@@ -121,7 +86,7 @@ async function main(): Promise<number> {
     `\n${resultsTable(samples, MTUS)}\n\n${targetLines(samples, MTUS).join('\n')}\n\nwall time ${wallS.toFixed(0)} s`,
   );
   if (engineChanged) console.log('WARNING: sources under main/ changed during the run; rows may mix engine versions');
-  const md = renderMarkdown(samples, { seconds, runs, mtus: MTUS, wallS, machine: machineLines, engineChanged });
+  const md = renderMarkdown(samples, { seconds, runs, mtus: MTUS, wallS, machine, engineChanged });
   writeFileSync(DOC, md);
   console.log(`wrote ${path.relative(ROOT, DOC)}`);
   return 0;

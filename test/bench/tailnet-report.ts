@@ -1,0 +1,249 @@
+// Medians, ratios and the Markdown report of the tailnet benchmark (test/bench/tailnet.ts).
+import { fix, mdTable, median } from './common.ts';
+import { KIND_LABEL, type Kind } from './tailnet-nodes.ts';
+
+/** One iperf3 test between two nodes of the same kind on the lab LAN, a (client, sender) → b. */
+export interface TputSample {
+  pair: Kind;
+  run: number;
+  mbps: number;
+  mbit: number;
+  retransmits: number;
+  wallS: number;
+  cpuSenderS: number;
+  cpuReceiverS: number;
+  /** CPU seconds of the other (idle) pair's two daemons during the test. */
+  cpuIdleS: number;
+  /** The sender's direct endpoint for the receiver before the test. */
+  endpoint: string;
+  /** Both sides still reported that direct path after the test. */
+  stayedDirect: boolean;
+}
+
+export type DirectId = 'tt' | 'ts' | 'ss';
+export const DIRECT_CONFIGS: Record<DirectId, { a: Kind; b: Kind; label: string }> = {
+  tt: { a: 'trellis', b: 'trellis', label: 'Trellis ↔ Trellis' },
+  ts: { a: 'trellis', b: 'tailscaled', label: 'Trellis ↔ tailscaled' },
+  ss: { a: 'tailscaled', b: 'tailscaled', label: 'tailscaled ↔ tailscaled (reference)' },
+};
+
+/** One trial behind two easy NATs: node a pings node b from t = 0 (the first packet). */
+export interface DirectSample {
+  id: DirectId;
+  trial: number;
+  /** ms until a reported a direct path to b; null: not within the limit. */
+  msA: number | null;
+  /** The same from b's side. */
+  msB: number | null;
+  /** ms until the first echo reply (over whatever path). */
+  firstReplyMs: number | null;
+  /** a's direct endpoint for b when it went direct. */
+  endpointA: string | null;
+}
+
+export interface RunInfo {
+  seconds: number;
+  runs: number;
+  trials: number;
+  limitMs: number;
+  wallS: number;
+  /** Markdown bullet lines describing the machine and software versions. */
+  machine: string[];
+  engineChanged: boolean;
+  measured: { throughput: boolean; direct: boolean };
+}
+
+export const TPUT_TARGET = 1.0;
+export const DIRECT_TARGET_MS = 3000;
+
+const PAIR_LABEL: Record<Kind, string> = {
+  trellis: 'Trellis → Trellis',
+  tailscaled: 'tailscaled → tailscaled (reference)',
+};
+
+const tputOf = (ss: TputSample[], k: Kind) => ss.filter((s) => s.pair === k);
+const pct = (cpuS: number, wallS: number) => `${fix((100 * cpuS) / wallS)} %`;
+/** Median throughput of a pair, NaN without samples. */
+const tputMedian = (ss: TputSample[], k: Kind) => median(tputOf(ss, k).map((s) => s.mbps));
+
+export function throughputTable(samples: TputSample[]): string {
+  const ref = tputMedian(samples, 'tailscaled');
+  const rows = (['trellis', 'tailscaled'] as Kind[]).flatMap((k) => {
+    const ss = tputOf(samples, k);
+    if (ss.length === 0) return [];
+    const m = (f: (s: TputSample) => number) => median(ss.map(f));
+    const held = ss.filter((s) => s.stayedDirect).length;
+    const endpoints = [...new Set(ss.map((s) => s.endpoint))].join(', ');
+    return [
+      [
+        PAIR_LABEL[k],
+        `**${fix(m((s) => s.mbps))}**`,
+        ss.map((s) => fix(s.mbps)).join(', '),
+        `${fix(m((s) => s.mbps) / ref, 2)}×`,
+        pct(
+          m((s) => s.cpuSenderS / s.wallS),
+          1,
+        ),
+        fix(m((s) => s.mbit / s.cpuSenderS)),
+        pct(
+          m((s) => s.cpuReceiverS / s.wallS),
+          1,
+        ),
+        fix(m((s) => s.mbit / s.cpuReceiverS)),
+        fix(m((s) => s.retransmits)),
+        pct(
+          m((s) => s.cpuIdleS / s.wallS),
+          1,
+        ),
+        `${endpoints}${held === ss.length ? '' : ` (**left it in ${ss.length - held} of ${ss.length}**)`}`,
+      ],
+    ];
+  });
+  const head = ['Data path', 'Mbit/s (median)', 'Runs', '× reference', 'Sender daemon CPU', 'Sender Mbit/CPU-s'];
+  return mdTable(
+    [...head, 'Receiver daemon CPU', 'Receiver Mbit/CPU-s', 'TCP retransmits', 'Idle pair CPU', 'Direct path'],
+    rows,
+  );
+}
+
+const msOf = (x: number | null) => x ?? Number.POSITIVE_INFINITY;
+const directOf = (ss: DirectSample[], id: DirectId) => ss.filter((s) => s.id === id);
+/** Median of a's ms to direct (a trial that never went direct counts as infinitely slow). */
+const directMedian = (ss: DirectSample[], id: DirectId) => median(directOf(ss, id).map((s) => msOf(s.msA)));
+
+function msText(x: number, limitMs: number): string {
+  if (Number.isNaN(x)) return '–';
+  return Number.isFinite(x) ? fix(x) : `> ${limitMs}`;
+}
+
+export function directTable(samples: DirectSample[], limitMs: number): string {
+  const ref = directMedian(samples, 'ss');
+  const rows = (Object.keys(DIRECT_CONFIGS) as DirectId[]).flatMap((id) => {
+    const ss = directOf(samples, id);
+    if (ss.length === 0) return [];
+    const cfg = DIRECT_CONFIGS[id];
+    const a = directMedian(samples, id);
+    const ratio = Number.isFinite(a) && Number.isFinite(ref) ? `${fix(a / ref, 2)}×` : '–';
+    const mB = median(ss.map((s) => msOf(s.msB)));
+    const reply = median(ss.map((s) => msOf(s.firstReplyMs)));
+    return [
+      [
+        cfg.label,
+        `${KIND_LABEL[cfg.a]} a`,
+        `**${msText(a, limitMs)}**`,
+        ss.map((s) => (s.msA === null ? 'never' : fix(s.msA))).join(', '),
+        ratio,
+        `${msText(mB, limitMs)} (${KIND_LABEL[cfg.b]} b)`,
+        msText(reply, limitMs),
+      ],
+    ];
+  });
+  return mdTable(
+    [
+      'Pair',
+      'Observer (pings)',
+      'First packet → direct, ms (median)',
+      'Trials',
+      '× reference',
+      "Peer's view, ms (median)",
+      'First echo reply, ms (median)',
+    ],
+    rows,
+  );
+}
+
+export function targetLines(tput: TputSample[], direct: DirectSample[], limitMs: number): string[] {
+  const lines: string[] = [];
+  if (tput.length > 0) {
+    const [tr, ts] = [tputMedian(tput, 'trellis'), tputMedian(tput, 'tailscaled')];
+    const r = tr / ts;
+    lines.push(
+      `- Throughput, direct path on one LAN: Trellis → Trellis ${fix(tr)} Mbit/s is ${fix(r, 2)}× tailscaled → ` +
+        `tailscaled (${fix(ts)} Mbit/s) in the same run; target ≥ ${fix(TPUT_TARGET, 1)}×: ` +
+        `${r >= TPUT_TARGET ? 'met' : '**not met**'}`,
+    );
+  }
+  if (direct.length > 0) {
+    const ref = directMedian(direct, 'ss');
+    for (const id of ['tt', 'ts'] as DirectId[]) {
+      if (directOf(direct, id).length === 0) continue;
+      const ms = directMedian(direct, id);
+      const vsRef =
+        Number.isFinite(ms) && Number.isFinite(ref)
+          ? `${fix(ms / ref, 2)}× tailscaled ↔ tailscaled (${fix(ref)} ms) in the same run`
+          : `tailscaled ↔ tailscaled: ${msText(ref, limitMs)} ms`;
+      lines.push(
+        `- Time to direct behind two easy NATs, ${DIRECT_CONFIGS[id].label}: ${msText(ms, limitMs)} ms, ${vsRef}; ` +
+          `target ≤ ${DIRECT_TARGET_MS} ms: ${ms <= DIRECT_TARGET_MS ? 'met' : '**not met**'}`,
+      );
+    }
+  }
+  return lines;
+}
+
+export function renderMarkdown(tput: TputSample[], direct: DirectSample[], run: RunInfo): string {
+  const notMeasured = '_Not measured in this run._';
+  return `# Tailnet benchmarks
+
+A tailnet run by a real Headscale (v0.29.2, with its embedded DERP and STUN) in a lab of Linux network namespaces
+(test/interop/lab), Trellis's engine (\`trellis daemon\` with its TUN) against the official \`tailscaled\` with its
+TUN. Regenerate this file as root with \`npm run bench\` (this part alone: \`node --import tsx
+test/bench/tailnet.ts\`, defaults \`--seconds 8 --runs 2 --trials 5\`; \`--seconds 3 --runs 1 --trials 2\` is a quick
+pass, \`--only throughput\` or \`--only direct\` runs one part, \`--verbose\` prints the daemons' logs of every
+trial; \`npm run bench -- <options>\` hands them to this part only, the last of the chain).
+Both clients use a TUN MTU of 1280.
+
+**Targets: Trellis → Trellis throughput ≥ ${fix(TPUT_TARGET, 1)}× tailscaled → tailscaled on a direct path; first
+packet to direct path ≤ ${DIRECT_TARGET_MS} ms behind two easy NATs (Trellis ↔ Trellis and Trellis ↔ tailscaled).**
+
+## Machine
+
+${run.machine.join('\n')}
+
+## Throughput on a direct path
+
+Four hosts on one bridge (203.0.113.0/24, Headscale on .1): two Trellis daemons and two tailscaled, all four in the
+same tailnet. Before measuring, each pair is made to use its direct path: a ping runs over the tailnet until both
+nodes report the other's LAN address as their direct endpoint (Trellis: status \`path.via = direct\`; tailscaled:
+\`CurAddr\`). Each measurement is one \`iperf3 -t ${run.seconds}\` TCP stream between the two nodes' tailnet
+addresses, after a 1 s warm-up ping; afterwards both sides must still report the same direct path ("Direct path").
+The ${run.runs} run(s) alternate the order of the two pairs; the daemons stay up across runs. CPU is the user +
+system time of each daemon process (all threads, \`/proc/<pid>/stat\`) while iperf3 ran, 100 % being one core;
+Mbit/CPU-s is the data received divided by that time. "Idle pair CPU" is what the other pair's two daemons used
+meanwhile (they share the machine).
+
+${tput.length > 0 ? throughputTable(tput) : notMeasured}
+
+## First packet to direct path behind two easy NATs
+
+Two sites, each a host behind its own router doing endpoint-independent NAT (\`MASQUERADE\`, lab/nat.ts "easy"),
+Headscale with DERP and STUN on the "internet" between them; a fresh lab per trial. Both nodes are started and
+logged in, and once each lists the other in its netmap with a way to reach it (Trellis: status shows a DERP or
+direct path; tailscaled: the peer's home DERP region is known — before that tailscaled drops its first WireGuard
+handshake, "no UDP or DERP addr", and retries 5 s later, which would time control-plane lag rather than path
+discovery), node a starts \`ping -i 0.2\` to b's tailnet address: that is t = 0, the first packet. Then both nodes'
+status is polled every 100 ms (Trellis over its daemon socket, tailscaled with \`tailscale status --json\`, a few
+tens of ms per call) until each reports a direct path to the other (limit ${run.limitMs} ms; "never" in a trial
+means not within it). "First packet → direct" is what node a reports, "Peer's view" what b reports.
+${run.trials} trial(s) per pair, interleaved in alternating order.
+
+${direct.length > 0 ? directTable(direct, run.limitMs) : notMeasured}
+
+## Against the targets
+
+${targetLines(tput, direct, run.limitMs).join('\n') || notMeasured}
+
+## Notes
+
+- This run took ${(run.wallS / 60).toFixed(1)} min.
+- All daemons, iperf3, Headscale and the kernel share the machine's cores, so absolute Mbit/s depend on the core
+  count and on whatever else runs; the ratio is measured in the same run, interleaved, to cancel most of that.
+- What bounds the times to direct: when a's first disco pings reach b's NAT before b has sent anything to a, they
+  are dropped; b, told by a's CallMeMaybe (through DERP), pings a and goes direct on a's answer, but a goes direct
+  only when it pings b again. tailscaled waits at least 5 s between pings to an endpoint
+  (\`tsconst.DefaultPingInterval\`, v1.102.3), so a reference trial is either fast (its first round got through)
+  or about 5 s on a's side; with few trials its median can land on either, so the ratio against it says less here
+  than for throughput, and the 3000 ms target is absolute.
+- The sources under \`main/\` were fingerprinted before and after the run: ${run.engineChanged ? '**they changed during the run, so the rows may mix engine versions.**' : 'unchanged.'}
+`;
+}
