@@ -18,9 +18,7 @@ export interface PeerConfig {
   persistentKeepalive?: number;
 }
 
-export type HandshakeState =
-  | { kind: 'none' }
-  | { kind: 'initiationSent'; state: InitiatorState };
+export type HandshakeState = { kind: 'none' } | { kind: 'initiationSent'; state: InitiatorState };
 
 export class Peer {
   readonly publicKey: Uint8Array;
