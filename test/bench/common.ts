@@ -5,6 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Lab } from '../interop/lab/netns.ts';
 import { runCommand } from '../interop/lab/proc.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -60,4 +61,24 @@ export const fix = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed
 export function mdTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/**
+ * The start every bench shares: false (after naming what is missing) when prerequisites are absent; else a signal
+ * hook that runs cleanup ahead of the lab's own (which removes the namespaces and re-raises the signal; this one
+ * re-raises when no lab hook is installed yet), and stale lab namespaces of crashed runs removed.
+ */
+export async function benchPreamble(label: string, missing: string[], cleanup: () => void): Promise<boolean> {
+  if (missing.length > 0) {
+    console.error(`${label}: missing prerequisites: ${missing.join(', ')} (run test/setup/prereqs.sh as root)`);
+    return false;
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    cleanup();
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
+  const stale = await Lab.removeStale();
+  if (stale.length > 0) console.log(`removed stale lab namespaces: ${stale.join(', ')}`);
+  return true;
 }

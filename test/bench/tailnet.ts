@@ -14,7 +14,7 @@ import { buildTailnetLab } from '../interop/lab/tailnet.ts';
 import { tailscaledBinary } from '../interop/lab/tailscaled.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
 import { ping } from '../interop/lab/traffic.ts';
-import { firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
+import { benchPreamble, firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
 import { iperfWithCpu } from './iperf.ts';
 import {
   type BenchNode,
@@ -310,21 +310,8 @@ async function timeToDirect(trials: number, verbose: boolean, out: DirectSample[
 
 async function main(): Promise<number> {
   const opts = options();
-  const missing = prerequisites();
-  if (missing.length > 0) {
-    console.error(`bench (tailnet): missing prerequisites: ${missing.join(', ')} (run test/setup/prereqs.sh as root)`);
-    return 1;
-  }
-  // Registered before the first Lab exists, so this runs ahead of the lab's own signal hook (which removes the
-  // namespaces and re-raises the signal); re-raises itself when no lab hook is installed yet.
-  const onSignal = (sig: NodeJS.Signals) => {
-    removeLiveDirs();
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
+  if (!(await benchPreamble('bench (tailnet)', prerequisites(), removeLiveDirs))) return 1;
   const started = performance.now();
-  const stale = await Lab.removeStale();
-  if (stale.length > 0) console.log(`removed stale lab namespaces: ${stale.join(', ')}`);
   const fingerprint = sourceFingerprint();
   const versions = [
     `tailscaled ${await firstLine(tailscaledBinary() ?? 'tailscaled', ['--version'])}`,

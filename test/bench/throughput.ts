@@ -3,9 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Lab } from '../interop/lab/netns.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
-import { firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
+import { benchPreamble, firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
 import { type Impl, measure, openPair, type Pair, removeTrellisConfigDirs } from './pairs.ts';
 import { PATHS, type PathId, renderMarkdown, resultsTable, type Sample, targetLines } from './report.ts';
 
@@ -34,20 +33,8 @@ function schedule(runs: number): Unit[][] {
 async function main(): Promise<number> {
   const { seconds, runs } = options();
   const missing = missingPrerequisites(['wireguard-go', 'wg', 'ip', 'iperf3', 'ping', 'ss']);
-  if (missing.length > 0) {
-    console.error(`bench: missing prerequisites: ${missing.join(', ')} (run test/setup/prereqs.sh as root)`);
-    return 1;
-  }
-  // Registered before the first Lab exists, so this runs ahead of the lab's own signal hook (which removes the
-  // namespaces and re-raises the signal); re-raises itself when no lab hook is installed yet.
-  const onSignal = (sig: NodeJS.Signals) => {
-    removeTrellisConfigDirs();
-    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
+  if (!(await benchPreamble('bench', missing, removeTrellisConfigDirs))) return 1;
   const started = performance.now();
-  const stale = await Lab.removeStale();
-  if (stale.length > 0) console.log(`removed stale lab namespaces: ${stale.join(', ')}`);
   const fingerprint = sourceFingerprint();
   const versions = [await firstLine('wireguard-go', ['--version']), await firstLine('iperf3', ['--version'])];
   const machine = await machineLines(fingerprint, versions);

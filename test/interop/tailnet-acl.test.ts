@@ -8,8 +8,9 @@
 // direction (b → a:5003/tcp, never connected to) exists only to show tailscaled does the same as a receiver.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { type TestContext, test } from 'node:test';
-import { type Lab, type Namespace, withLab } from './lab/netns.ts';
+import { test } from 'node:test';
+import { type Namespace, withLab } from './lab/netns.ts';
+import { claims } from './lab/scenario.ts';
 import { buildTailnetLab, pingFrom, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
@@ -52,25 +53,6 @@ async function probe(ns: Namespace, host: string, port: number): Promise<string>
   return r.code === 0 ? r.stdout.trim() : `probe exit ${r.code ?? r.signal}: ${r.stderr.trim().slice(0, 500)}`;
 }
 
-/** Subtests that remember their failures, so the processes' output is printed once at the end. */
-function stepper(t: TestContext, lab: Lab) {
-  const failed: string[] = [];
-  return {
-    step: (name: string, fn: (st: TestContext) => Promise<void>) =>
-      t.test(name, async (st) => {
-        try {
-          await fn(st);
-        } catch (e) {
-          failed.push(name);
-          throw e;
-        }
-      }),
-    report: () => {
-      if (failed.length > 0) console.error(`[acl lab] failed: ${failed.join('; ')}\n${lab.diagnostics()}`);
-    },
-  };
-}
-
 test('tailnet ACL: only TCP 5001 from tailscaled to Trellis gets in', { timeout: 300_000 }, async (t) => {
   if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'ping'])) return;
   if (!existsSync('/dev/net/tun')) {
@@ -94,7 +76,7 @@ test('tailnet ACL: only TCP 5001 from tailscaled to Trellis gets in', { timeout:
     const ipA = await ts.ip();
     const ipB = await tr.ip();
     t.diagnostic(`tailscaled a: ${ipA.v4} ${ipA.v6}; trellis b: ${ipB.v4} ${ipB.v6}`);
-    const { step, report } = stepper(t, lab);
+    const { claim: step, report } = claims(t, async () => lab.diagnostics());
 
     await step('1. policy addresses as predicted; peers see each other; a tunnel path exists', async (st) => {
       assert.deepEqual([ipA.v4, ipB.v4], [IP_A, IP_B], 'the policy names the addresses Headscale was to allocate');
@@ -230,6 +212,6 @@ test('tailnet ACL: only TCP 5001 from tailscaled to Trellis gets in', { timeout:
       assert.ok(filtered >= 18, `status counts ${filtered} filter drops for 20 refused echoes`);
     });
 
-    report();
+    await report();
   });
 });

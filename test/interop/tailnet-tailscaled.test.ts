@@ -3,9 +3,10 @@
 // one claim with a bounded wait, so a failing run says which layer is missing (control, data path, disco, bulk).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
-import { type Lab, withLab } from './lab/netns.ts';
+import { withLab } from './lab/netns.ts';
+import { claims } from './lab/scenario.ts';
 import { buildTailnetLab, pingFrom, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
@@ -14,31 +15,6 @@ import { tcpTransfer } from './lab/traffic.ts';
 const TS_HOST = 'ts-a';
 const TRELLIS_HOST = 'trellis-b';
 const BULK_BYTES = 20 * 1024 * 1024;
-
-/** Runs a numbered claim as a subtest; remembers failures so the processes' output is printed once at the end. */
-function stepper(t: TestContext, lab: Lab) {
-  const failed: string[] = [];
-  return {
-    failed,
-    async step(name: string, fn: (st: TestContext) => Promise<void>): Promise<boolean> {
-      let ok = false;
-      await t.test(name, async (st) => {
-        try {
-          await fn(st);
-          ok = true;
-        } catch (e) {
-          failed.push(name);
-          throw e;
-        }
-      });
-      return ok;
-    },
-    report(): void {
-      if (failed.length === 0) return;
-      console.error(`[tailnet lab] failed: ${failed.join('; ')}\nprocess output:\n${lab.diagnostics()}`);
-    },
-  };
-}
 
 test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420_000 }, async (t) => {
   if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'ping'])) return;
@@ -62,7 +38,7 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
     const ipA = await ts.ip();
     const ipB = await tr.ip();
     t.diagnostic(`tailscaled a: ${ipA.v4} ${ipA.v6}; trellis b: ${ipB.v4} ${ipB.v6}`);
-    const { step, report } = stepper(t, lab);
+    const { claim: step, report } = claims(t, async () => lab.diagnostics());
 
     await step('1. both nodes registered; each client lists the other', async (st) => {
       assert.match(ipB.v4, /^100\.\d+\.\d+\.\d+$/, `trellis self addresses: ${JSON.stringify(ipB)}`);
@@ -201,6 +177,6 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
       assert.deepEqual(bad, [], bad.join('\n'));
     });
 
-    report();
+    await report();
   });
 });
