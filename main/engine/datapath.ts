@@ -4,6 +4,8 @@
 
 import { keyFromText } from './control/keys.ts';
 import type { NetMap } from './control/netmap.ts';
+import { Quad100 } from './dns/quad100.ts';
+import { buildDnsTable } from './dns/table.ts';
 import { compileFilter } from './filter/compile.ts';
 import { FlowTable } from './filter/conntrack.ts';
 import type { CompiledFilter, FilterEnv } from './filter/filter.ts';
@@ -74,6 +76,10 @@ export class DataPath {
   private configuredFor = '';
   /** Inbound packets the netmap filter dropped. */
   filtered = 0;
+  private readonly quad100 = new Quad100((pkt) => {
+    this.tun?.write(pkt);
+    this.tun?.flush();
+  });
 
   private constructor(private readonly o: DataPathOptions) {
     this.device = new Device({
@@ -152,6 +158,7 @@ export class DataPath {
       this.o.log(`${this.tun.name} up with ${addresses.join(', ')}`);
     }
     this.env.local = new AddrSet(addresses);
+    this.quad100.table = buildDnsTable(nm.self, nm.peers.values(), nm.dns);
     this.filter = compileFilter(nm.packetFilter());
 
     const wanted = new Set<string>();
@@ -196,6 +203,10 @@ export class DataPath {
 
   private sendFromTun(pkt: Uint8Array): void {
     const p = parsePacket(pkt, this.scratch);
+    if (p.status === 'ok' && Quad100.isFor(p)) {
+      this.quad100.handle(pkt, p); // MagicDNS: answered here, never sent to a peer
+      return;
+    }
     if (p.status === 'ok') this.filter.checkOutbound(p, this.env); // records UDP flows for reply admission
     this.device.sendPacket(pkt);
   }
@@ -243,6 +254,8 @@ export class DataPath {
       derpProtocolErrors: d.protocolErrors,
       derpDialFailures: d.dialFailures,
       wgRejected: inboundDrops(this.device.drops),
+      dnsQueries: this.quad100.counters.queries,
+      dnsDropped: this.quad100.counters.dropped,
     };
   }
 

@@ -94,6 +94,9 @@ export interface DataPathCounters {
   /** DERP connections ended because the server sent bytes we cannot accept. */
   derpProtocolErrors: number;
   derpDialFailures: number;
+  /** DNS queries to quad-100 (100.100.100.100 / fd7a:115c:a1e0::53), and those dropped without an answer. */
+  dnsQueries: number;
+  dnsDropped: number;
 }
 
 export interface StartOptions {
