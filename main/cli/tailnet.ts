@@ -8,7 +8,9 @@ import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } fro
 export type TailnetVerb = 'up' | 'down' | 'logout' | 'status';
 
 export const TAILNET_USAGE: Record<TailnetVerb, string> = {
-  up: 'trellis up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--timeout SECONDS] [--socket PATH]',
+  up:
+    'trellis up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--accept-dns=true|false] ' +
+    '[--timeout SECONDS] [--socket PATH]',
   down: 'trellis down [--socket PATH]',
   logout: 'trellis logout [--socket PATH]',
   status: 'trellis status [--json] [--socket PATH]',
@@ -63,6 +65,7 @@ interface UpOptions {
   controlURL?: string;
   authKey?: string;
   hostname?: string;
+  acceptDNS?: boolean;
   timeoutMs: number;
 }
 
@@ -71,6 +74,7 @@ async function up(socket: string, args: string[]): Promise<number> {
   let authKey = takeOption(args, '--auth-key');
   const hostname = takeOption(args, '--hostname');
   const timeout = takeOption(args, '--timeout');
+  const acceptDNS = takeAcceptDns(args);
   noMoreArgs(args);
   if (loginServer !== undefined) checkControlURL(loginServer);
   if (authKey?.startsWith('file:')) authKey = (await readFile(authKey.slice(5), 'utf8')).trim();
@@ -80,8 +84,19 @@ async function up(socket: string, args: string[]): Promise<number> {
     seconds = Number(timeout);
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout needs a positive number of seconds');
   }
-  const o: UpOptions = { controlURL: loginServer?.replace(/\/+$/, ''), authKey, hostname, timeoutMs: seconds * 1000 };
+  const controlURL = loginServer?.replace(/\/+$/, '');
+  const o: UpOptions = { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
   return withClient(socket, (client) => bringUp(client, o));
+}
+
+/** --accept-dns, --accept-dns=true|false (point the OS resolver at MagicDNS while connected); undefined = unchanged. */
+function takeAcceptDns(args: string[]): boolean | undefined {
+  const i = args.findIndex((a) => a === '--accept-dns' || a.startsWith('--accept-dns='));
+  if (i < 0) return undefined;
+  const [arg = ''] = args.splice(i, 1);
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : 'true';
+  if (value !== 'true' && value !== 'false') throw new UsageError('--accept-dns takes true or false');
+  return value === 'true';
 }
 
 function checkControlURL(text: string): void {
@@ -149,6 +164,7 @@ async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
     const prefs: CommandMap['setPrefs']['args'] = { wantRunning: true };
     if (o.controlURL) prefs.controlURL = o.controlURL;
     if (o.hostname !== undefined) prefs.hostname = o.hostname;
+    if (o.acceptDNS !== undefined) prefs.acceptDNS = o.acceptDNS;
     await ask('setPrefs', prefs);
     let current = await ask('status', {});
     if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});

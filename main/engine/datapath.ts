@@ -4,6 +4,7 @@
 
 import { keyFromText } from './control/keys.ts';
 import type { NetMap } from './control/netmap.ts';
+import type { TailNode } from './control/tailcfg.ts';
 import { Quad100 } from './dns/quad100.ts';
 import { buildDnsTable } from './dns/table.ts';
 import { compileFilter } from './filter/compile.ts';
@@ -76,6 +77,12 @@ export class DataPath {
   private configuredFor = '';
   /** Inbound packets the netmap filter dropped. */
   filtered = 0;
+  private osResolvers: string[] = [];
+  private lastDnsInput: { self: NetMap['self']; peers: TailNode[]; dns: NetMap['dns'] } = {
+    self: undefined,
+    peers: [],
+    dns: undefined,
+  };
   private readonly quad100 = new Quad100((pkt) => {
     this.tun?.write(pkt);
     this.tun?.flush();
@@ -158,7 +165,8 @@ export class DataPath {
       this.o.log(`${this.tun.name} up with ${addresses.join(', ')}`);
     }
     this.env.local = new AddrSet(addresses);
-    this.quad100.table = buildDnsTable(nm.self, nm.peers.values(), nm.dns);
+    this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns };
+    this.rebuildDnsTable();
     this.filter = compileFilter(nm.packetFilter());
 
     const wanted = new Set<string>();
@@ -199,6 +207,18 @@ export class DataPath {
     this.magic.setPeers(magicPeers);
 
     this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
+  }
+
+  /** The OS's own nameservers from before we pointed it at quad-100: its default route when control sets none. */
+  setOsResolvers(list: string[]): void {
+    if (list.join(',') === this.osResolvers.join(',')) return;
+    this.osResolvers = list;
+    this.rebuildDnsTable();
+  }
+
+  private rebuildDnsTable(): void {
+    const i = this.lastDnsInput;
+    this.quad100.table = buildDnsTable(i.self, i.peers, i.dns, this.osResolvers);
   }
 
   private sendFromTun(pkt: Uint8Array): void {

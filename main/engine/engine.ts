@@ -6,6 +6,7 @@ import { buildHostinfo, buildMapRequest } from './control/requests.ts';
 import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
 import { DataPath } from './datapath.ts';
 import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
+import { OsDns } from './dns/os-dns.ts';
 import { EngineEvents } from './events.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
@@ -51,6 +52,7 @@ class Engine implements EngineApi {
   private dataPath: DataPath | undefined;
   private mapGeneration = 0;
   private homeDERP = 0;
+  private osDns: OsDns | undefined;
   private readonly discoPrivate = generatePrivateKey();
 
   private readonly events: EngineEvents;
@@ -167,6 +169,10 @@ class Engine implements EngineApi {
       throw new EngineError('permission-denied', `cannot use state directory ${stateDir}: ${(e as Error).message}`);
     }
     this.stateDir = stateDir;
+    if (this.o.dataPath) {
+      this.osDns = new OsDns(stateDir, (m) => this.events.log('info', m));
+      await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+    }
     this.registrar = new Registrar({
       stateDir,
       keys: this.keys,
@@ -198,11 +204,13 @@ class Engine implements EngineApi {
     const next = this.prefs;
     const hostnameChanged = typeof p.hostname === 'string' && p.hostname !== next.hostname;
     if (typeof p.hostname === 'string') next.hostname = p.hostname;
+    const acceptDNSChanged = typeof p.acceptDNS === 'boolean' && p.acceptDNS !== next.acceptDNS;
     if (typeof p.acceptDNS === 'boolean') next.acceptDNS = p.acceptDNS;
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
     await this.persist();
     if (hostnameChanged) this.sendHostinfo();
+    if (acceptDNSChanged) await this.syncOsDns();
     return { ...next };
   }
 
@@ -298,9 +306,28 @@ class Engine implements EngineApi {
   }
 
   private closeDataPath(): void {
+    if (this.dataPath && this.osDns && this.o.dataPath) void this.osDns.restore(this.o.dataPath.tunName);
     this.dataPath?.close();
     this.dataPath = undefined;
     this.homeDERP = 0;
+  }
+
+  /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
+  private async syncOsDns(): Promise<void> {
+    const settings = this.o.dataPath;
+    const dp = this.dataPath;
+    if (!this.osDns || !settings) return;
+    try {
+      if (dp && this.prefs.acceptDNS && this.state === 'Running') {
+        await this.osDns.apply({ searchDomains: this.netmap.dns?.Domains ?? [], interfaceName: settings.tunName });
+        dp.setOsResolvers(this.osDns.previousNameservers);
+      } else {
+        await this.osDns.restore(settings.tunName);
+      }
+      this.events.setHealth('dns', undefined);
+    } catch (e) {
+      this.events.setHealth('dns', `cannot configure the OS resolver: ${(e as Error).message}`);
+    }
   }
 
   private startMapLoop(): void {
@@ -367,7 +394,10 @@ class Engine implements EngineApi {
     const dp = this.dataPath;
     if (!dp) return;
     dp.update(this.netmap).then(
-      () => this.events.setHealth('data-path', undefined),
+      () => {
+        this.events.setHealth('data-path', undefined);
+        void this.syncOsDns();
+      },
       (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),
     );
   }
@@ -433,6 +463,7 @@ class Engine implements EngineApi {
   async close(): Promise<void> {
     this.cancelLogin();
     this.stopMap();
+    if (this.o.dataPath) await this.osDns?.restore(this.o.dataPath.tunName);
   }
 }
 

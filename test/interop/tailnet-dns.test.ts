@@ -4,6 +4,8 @@
 // addresses back, and the answers agree with tailscaled's own quad-100; other names are forwarded to the lab
 // server; junk to port 53 is counted and harms nothing.
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Namespace } from './lab/netns.ts';
@@ -11,9 +13,12 @@ import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, HEADSCALE_ADDR, startTrellisNode } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
+import { TRELLIS_BIN } from './lab/trellis.ts';
 
 const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
 const OUTSIDE = { 'outside.example': '192.0.2.123' };
+/** What the namespace's resolv.conf holds before Trellis touches it: a nameserver of its own, and options. */
+const LAB_RESOLV_CONF = '# lab resolver\nnameserver 192.0.2.53\noptions timeout:1 attempts:1\n';
 
 interface Dig {
   status: string;
@@ -134,6 +139,77 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         assert.deepEqual(r, { status: 'NOERROR', answers: [`A ${tsIp.v4}`] });
       },
     );
+    await claim(
+      '5. accept-DNS: the OS resolver points at quad-100 (getent works); down restores it byte for byte',
+      async (st) => {
+        const resolvConf = path.join('/etc/netns', ha.name, 'resolv.conf');
+        const original = LAB_RESOLV_CONF;
+        await writeFile(resolvConf, original);
+        await tr.cli(['down'], 15_000);
+        await tr.cli(['up', '--accept-dns=true'], 30_000);
+        const ours = await waitFor(
+          () => readFile(resolvConf, 'utf8'),
+          (c) => c.includes('nameserver 100.100.100.100'),
+        );
+        st.diagnostic(`while up:\n${ours}`);
+        assert.match(ours, /^search tailnet\.test$/m);
+        const g = await ha.run(['getent', 'hosts', 'ts-b'], { timeoutMs: 10_000 });
+        st.diagnostic(`getent hosts ts-b: ${g.stdout.trim()}`);
+        assert.match(g.stdout, new RegExp(`^${tsIp.v4.replaceAll('.', '\\.')}\\s+ts-b\\.tailnet\\.test`, 'm'));
+        await tr.cli(['down'], 15_000);
+        const after = await waitFor(
+          () => readFile(resolvConf, 'utf8'),
+          (c) => c === original,
+        );
+        assert.equal(after, original, 'resolv.conf after trellis down');
+      },
+    );
+    await claim('6. a daemon killed while up: the next start restores resolv.conf byte for byte', async (st) => {
+      const resolvConf = path.join('/etc/netns', ha.name, 'resolv.conf');
+      const original = await readFile(resolvConf, 'utf8');
+      await tr.cli(['up'], 30_000);
+      await waitFor(
+        () => readFile(resolvConf, 'utf8'),
+        (c) => c.includes('nameserver 100.100.100.100'),
+      );
+      tr.process.signal('SIGKILL');
+      await tr.process.exited;
+      assert.match(await readFile(resolvConf, 'utf8'), /nameserver 100\.100\.100\.100/, 'left pointing at quad-100');
+      const args = [
+        'daemon',
+        '--state-dir',
+        tr.stateDir,
+        '--socket',
+        tr.socket,
+        '--tun',
+        tr.tun,
+        '--port',
+        String(tr.port),
+      ];
+      const again = ha.spawn([process.execPath, TRELLIS_BIN, ...args], { label: 'trellis daemon (restarted)' });
+      // it restores at start, then (still wanting to run) connects and points the OS at quad-100 again
+      await waitFor(
+        () => tr.status().catch(() => undefined),
+        (s) => s?.state === 'Running',
+      );
+      await tr.cli(['down'], 15_000);
+      const after = await waitFor(
+        () => readFile(resolvConf, 'utf8'),
+        (c) => c === original,
+      );
+      st.diagnostic(`restarted daemon output:\n${again.output().slice(-1500)}`);
+      assert.equal(after, original, 'resolv.conf after restart and down');
+    });
     await report();
   });
 });
+
+/** Polls get() every 200 ms (≤ 15 s) until pred holds; returns the last value either way. */
+async function waitFor<T>(get: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {
+  let v = await get();
+  for (let i = 0; i < 75 && !pred(v); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    v = await get();
+  }
+  return v;
+}

@@ -34,7 +34,13 @@ export const TAILNET_REVERSE_ZONES = [
   '0.e.1.a.c.5.1.1.a.7.d.f.ip6.arpa',
 ];
 
-export function buildDnsTable(self: Node | undefined, peers: Iterable<Node>, dns: DNSConfig | undefined): DnsTable {
+export function buildDnsTable(
+  self: Node | undefined,
+  peers: Iterable<Node>,
+  dns: DNSConfig | undefined,
+  /** The OS's previous nameservers: the default route when control sets no resolvers (services.md §3.4.5). */
+  osResolvers: string[] = [],
+): DnsTable {
   const selfName = typeof self?.Name === 'string' ? lower(self.Name) : '';
   const suffix = selfName.includes('.') ? selfName.slice(selfName.indexOf('.') + 1) : '';
   const proxied = dns?.Proxied === true;
@@ -81,7 +87,8 @@ export function buildDnsTable(self: Node | undefined, peers: Iterable<Node>, dns
   }
   if (proxied) authoritative.push(...(suffix ? [suffix] : []), ...TAILNET_REVERSE_ZONES);
   const defaults = resolverAddrs(dns?.Resolvers);
-  routes.push({ suffix: '', resolvers: defaults.length > 0 ? defaults : resolverAddrs(dns?.FallbackResolvers) });
+  const fallback = resolverAddrs(dns?.FallbackResolvers);
+  routes.push({ suffix: '', resolvers: defaults.length ? defaults : fallback.length ? fallback : osResolvers });
   routes.sort((a, b) => b.suffix.length - a.suffix.length);
   const searchDomains = (Array.isArray(dns?.Domains) ? dns.Domains : []).filter((d) => typeof d === 'string');
   return { suffix, proxied, hosts, reverse, authoritative: [...new Set(authoritative)], routes, searchDomains };
