@@ -1,6 +1,7 @@
 // Entry point of the `trellis` command: dispatches verbs.
 import { runDaemon } from './daemon.ts';
 import { runDiagnose } from './diagnose.ts';
+import { runFile } from './file.ts';
 import { runTailnet } from './tailnet.ts';
 import { runWg } from './wg.ts';
 
@@ -15,7 +16,9 @@ commands:
   logout                            disconnect and log out
   status [--json]                   show this node and its peers, with each peer's path
   ping <peer> [--count N]           disco ping: direct or via DERP, endpoint, latency
-  netcheck [--json]                 UDP, public endpoint, home DERP latency
+  netcheck [--json]                 UDP, public endpoint, NAT kind, DERP region latencies
+  file cp <file>... <peer>:         send files with Taildrop (progress on a terminal)
+  file get [--wait] <dir>           move received files into dir (--wait: until one arrives)
   wg up <file.conf> [--name NAME]   bring up a WireGuard interface from a wg-quick file (foreground)
   wg show [NAME] [--json]           show running WireGuard interfaces
 
@@ -37,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ping':
     case 'netcheck':
       return runDiagnose(verb, rest);
+    case 'file':
+      return runFile(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -221,6 +221,9 @@ export function formatStatus(s: StatusSnapshot): string {
   } else if (s.state === 'Running') {
     lines.push('Running; waiting for the network map.');
   }
+  if (s.fileTargets && s.fileTargets.length > 0) {
+    lines.push('', `# Taildrop targets (trellis file cp <file> <peer>:): ${s.fileTargets.map(printable).join(', ')}`);
+  }
   if (s.health.length > 0) {
     lines.push('', '# Health check:', ...s.health.map((h) => `#     - ${printable(h.message)}`));
   }

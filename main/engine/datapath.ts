@@ -14,7 +14,7 @@ import { AddrSet } from './filter/prefix.ts';
 import { DERP_MAGIC_IP, MagicSock, type PathInfo } from './magicsock/magicsock.ts';
 import { netcheckRegions } from './magicsock/netcheck.ts';
 import { parsePrefix } from './packet/ip.ts';
-import { PacketInfo, parsePacket } from './packet/parse.ts';
+import { IPPROTO, PacketInfo, parsePacket } from './packet/parse.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
@@ -78,6 +78,7 @@ export class DataPath {
   /** Inbound packets the netmap filter dropped. */
   filtered = 0;
   private osResolvers: string[] = [];
+  private peerApi = { v4: 0, v6: 0 };
   private lastDnsInput: { self: NetMap['self']; peers: TailNode[]; dns: NetMap['dns'] } = {
     self: undefined,
     peers: [],
@@ -120,7 +121,7 @@ export class DataPath {
       },
       writePacket: (pkt) => {
         const p = parsePacket(pkt, this.scratch);
-        if (p.status !== 'ok' || this.filter.checkInbound(p, this.env) === 'drop') {
+        if (p.status !== 'ok' || (this.filter.checkInbound(p, this.env) === 'drop' && !this.toPeerApi(p))) {
           this.filtered++;
           return;
         }
@@ -207,6 +208,17 @@ export class DataPath {
     this.magic.setPeers(magicPeers);
 
     this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
+  }
+
+  /** The PeerAPI's ports: TCP to them is let in whatever the ACLs say; the PeerAPI checks its callers. */
+  setPeerApiPorts(ports: { v4: number; v6: number }): void {
+    this.peerApi = ports;
+  }
+
+  private toPeerApi(p: PacketInfo): boolean {
+    if (p.proto !== IPPROTO.TCP || p.fragment || p.version === 0) return false;
+    const port = p.version === 4 ? this.peerApi.v4 : this.peerApi.v6;
+    return port !== 0 && p.dstPort === port && this.env.local.has(p.version, p.dst);
   }
 
   /** The OS's own nameservers from before we pointed it at quad-100: its default route when control sets none. */

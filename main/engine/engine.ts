@@ -8,6 +8,7 @@ import { DataPath } from './datapath.ts';
 import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
 import { OsDns } from './dns/os-dns.ts';
 import { EngineEvents } from './events.ts';
+import { handleFileCommand } from './files.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -21,6 +22,7 @@ import {
   type StatusSnapshot,
 } from './protocol.ts';
 import { keyExpired, peerSummaries, selfSummary } from './status.ts';
+import { Taildrop } from './taildrop/service.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
 /** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
@@ -53,6 +55,7 @@ class Engine implements EngineApi {
   private mapGeneration = 0;
   private homeDERP = 0;
   private osDns: OsDns | undefined;
+  private taildrop: Taildrop | undefined;
   private readonly discoPrivate = generatePrivateKey();
 
   private readonly events: EngineEvents;
@@ -95,6 +98,7 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
+      ...(this.taildrop && this.state === 'Running' ? { fileTargets: this.taildrop.targets().map((t) => t.name) } : {}),
     };
   }
 
@@ -103,7 +107,7 @@ class Engine implements EngineApi {
   }
 
   private hostinfo(): Hostinfo {
-    return buildHostinfo(this.prefs.hostname, this.homeDERP);
+    return buildHostinfo(this.prefs.hostname, this.homeDERP, this.taildrop?.services() ?? []);
   }
 
   private mapRequest(): MapRequest {
@@ -150,6 +154,13 @@ class Engine implements EngineApi {
         )) as CommandMap[C]['result'];
       case 'netcheck':
         return (await netcheck(this.requireDataPath())) as CommandMap[C]['result'];
+      case 'fileTargets':
+      case 'fileSend':
+      case 'fileList':
+      case 'fileTake': {
+        const running = this.state === 'Running' && !!this.dataPath;
+        return (await handleFileCommand(this.taildrop, running, this.events, cmd, args)) as CommandMap[C]['result'];
+      }
       default:
         throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
     }
@@ -170,6 +181,10 @@ class Engine implements EngineApi {
     }
     this.stateDir = stateDir;
     if (this.o.dataPath) {
+      this.taildrop = new Taildrop(stateDir, {
+        log: (m) => this.events.log('info', m),
+        onReceived: (f) => this.events.emit({ type: 'event', event: 'fileReceived', ...f }),
+      });
       this.osDns = new OsDns(stateDir, (m) => this.events.log('info', m));
       await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
     }
@@ -307,9 +322,27 @@ class Engine implements EngineApi {
 
   private closeDataPath(): void {
     if (this.dataPath && this.osDns && this.o.dataPath) void this.osDns.restore(this.o.dataPath.tunName);
+    this.taildrop?.close();
     this.dataPath?.close();
     this.dataPath = undefined;
     this.homeDERP = 0;
+  }
+
+  /** The PeerAPI (Taildrop) on our tailnet addresses once the TUN has them; its ports go to control. */
+  private async startPeerApi(dp: DataPath): Promise<void> {
+    const td = this.taildrop;
+    const addrs = (this.netmap.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
+    if (!td || addrs.length === 0 || dp !== this.dataPath) return;
+    td.setNetMap(this.netmap);
+    try {
+      if (await td.listen(addrs)) {
+        dp.setPeerApiPorts(td.ports());
+        this.sendHostinfo();
+      }
+      this.events.setHealth('peerapi', undefined);
+    } catch (e) {
+      this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);
+    }
   }
 
   /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
@@ -397,6 +430,7 @@ class Engine implements EngineApi {
       () => {
         this.events.setHealth('data-path', undefined);
         void this.syncOsDns();
+        void this.startPeerApi(dp);
       },
       (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),
     );

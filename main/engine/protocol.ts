@@ -75,6 +75,8 @@ export interface StatusSnapshot {
   /** Why the state is what it is when that is an error (e.g. "node key expired"). */
   reason?: string;
   health: Health[];
+  /** Taildrop targets (names) when connected. */
+  fileTargets?: string[];
   /** What the data path dropped or refused since it opened (absent without a data path). */
   counters?: DataPathCounters;
 }
@@ -149,6 +151,34 @@ export interface CommandMap {
   status: { args: Record<string, never>; result: StatusSnapshot };
   ping: { args: { target: string; timeoutMs?: number }; result: PingResult };
   netcheck: { args: Record<string, never>; result: NetcheckReport };
+  /** Taildrop: peers we may send files to. */
+  fileTargets: { args: Record<string, never>; result: FileTarget[] };
+  /** Sends a file (a path the engine can read) to a target; fileProgress events while it goes. */
+  fileSend: { args: { target: string; path: string; name?: string }; result: FileSendResult };
+  /** Files received and waiting in the inbox. */
+  fileList: { args: Record<string, never>; result: ReceivedFile[] };
+  /** Moves every received file into dir; the paths they got. */
+  fileTake: { args: { dir: string }; result: string[] };
+}
+
+export interface FileTarget {
+  name: string;
+  online: boolean;
+}
+
+export interface FileSendResult {
+  target: string;
+  name: string;
+  total: number;
+  /** Bytes the receiver already had from an interrupted attempt (not sent again). */
+  resumedFrom: number;
+}
+
+export interface ReceivedFile {
+  name: string;
+  size: number;
+  /** Unix ms. */
+  modified: number;
 }
 
 export type CommandName = keyof CommandMap;
@@ -173,6 +203,7 @@ export type ErrorCode =
   | 'no-such-peer'
   | 'no-data-path'
   | 'timeout'
+  | 'transfer-failed'
   | 'internal';
 
 export interface EngineErrorBody {
@@ -189,7 +220,17 @@ export type EngineEvent =
   | { type: 'event'; event: 'browseToURL'; url: string }
   | { type: 'event'; event: 'netmap'; self?: SelfNode; peers: PeerSummary[]; domain?: string }
   | { type: 'event'; event: 'health'; health: Health[] }
-  | { type: 'event'; event: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+  | { type: 'event'; event: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | {
+      type: 'event';
+      event: 'fileProgress';
+      target: string;
+      name: string;
+      sent: number;
+      total: number;
+      bytesPerSecond: number;
+    }
+  | { type: 'event'; event: 'fileReceived'; name: string; size: number; from: string };
 
 export type EngineMessage = Reply | EngineEvent;
 
@@ -225,6 +266,10 @@ export const COMMANDS: readonly CommandName[] = [
   'status',
   'ping',
   'netcheck',
+  'fileTargets',
+  'fileSend',
+  'fileList',
+  'fileTake',
 ];
 
 export function isCommandName(v: unknown): v is CommandName {

@@ -314,6 +314,7 @@ const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'no-such-peer',
   'no-data-path',
   'timeout',
+  'transfer-failed',
   'internal',
 ]);
 

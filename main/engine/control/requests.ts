@@ -10,7 +10,11 @@ function osName(): string {
 }
 
 /** homeDERP 0 = not chosen yet (no NetInfo sent). */
-export function buildHostinfo(hostname: string, homeDERP: number): Hostinfo {
+export function buildHostinfo(
+  hostname: string,
+  homeDERP: number,
+  services: Array<{ Proto: string; Port: number }> = [],
+): Hostinfo {
   return {
     IPNVersion: '0.1.0-trellis',
     OS: osName(),
@@ -18,6 +22,7 @@ export function buildHostinfo(hostname: string, homeDERP: number): Hostinfo {
     Hostname: hostname || osHostname(),
     App: 'trellis',
     ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
+    ...(services.length > 0 ? { Services: services } : {}),
   };
 }
 

@@ -1,0 +1,68 @@
+// The engine's Taildrop commands (fileTargets, fileSend, fileList, fileTake): argument checks and error mapping
+// around taildrop/service.ts, so engine.ts keeps to the state machine.
+import type { EngineEvents } from './events.ts';
+import { type CommandMap, EngineError, type FileSendResult, type FileTarget, type ReceivedFile } from './protocol.ts';
+import { type Taildrop, TaildropError } from './taildrop/service.ts';
+
+export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileTake';
+
+export function isFileCommand(cmd: string): cmd is FileCommand {
+  return cmd === 'fileTargets' || cmd === 'fileSend' || cmd === 'fileList' || cmd === 'fileTake';
+}
+
+export async function handleFileCommand(
+  td: Taildrop | undefined,
+  running: boolean,
+  events: EngineEvents,
+  cmd: FileCommand,
+  args: unknown,
+): Promise<FileTarget[] | FileSendResult | ReceivedFile[] | string[]> {
+  if (!td) throw new EngineError('no-data-path', 'Taildrop needs a daemon with a TUN (the data path)');
+  const a = (args ?? {}) as Record<string, unknown>;
+  switch (cmd) {
+    case 'fileList':
+      return td.list();
+    case 'fileTake': {
+      if (typeof a.dir !== 'string' || a.dir === '') throw new EngineError('bad-request', 'fileTake needs a dir');
+      return td.take(a.dir);
+    }
+    case 'fileTargets':
+      if (!running) throw new EngineError('no-data-path', 'not connected');
+      return td.targets().map((t) => ({ name: t.name, online: t.online }));
+    case 'fileSend': {
+      if (!running) throw new EngineError('no-data-path', 'not connected');
+      const { target, path, name } = a as CommandMap['fileSend']['args'];
+      if (typeof target !== 'string' || typeof path !== 'string' || (name !== undefined && typeof name !== 'string')) {
+        throw new EngineError('bad-request', 'fileSend needs a target and a path');
+      }
+      try {
+        return await td.send({
+          target,
+          file: path,
+          name,
+          onProgress: (p) =>
+            events.emit({
+              type: 'event',
+              event: 'fileProgress',
+              target,
+              name: p.name,
+              sent: p.sent,
+              total: p.total,
+              bytesPerSecond: Math.round(p.bytesPerSecond),
+            }),
+        });
+      } catch (e) {
+        if (e instanceof TaildropError) {
+          const code =
+            e.code === 'failed' ? 'transfer-failed' : e.code === 'not-permitted' ? 'permission-denied' : e.code;
+          throw new EngineError(code, e.message);
+        }
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EACCES') {
+          throw new EngineError('bad-request', `cannot read ${path}: ${err.message}`);
+        }
+        throw new EngineError('transfer-failed', `sending ${path} to ${target} failed: ${err.message}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+// Sending one file to a peer's PeerAPI as tailscaled does (services.md §2.5–§2.6): ask for the block hashes of a
+// partial the receiver may hold from an earlier attempt, skip the blocks that match, PUT the rest with
+// `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { request } from 'node:http';
+import { BLOCK_SIZE } from './inbox.ts';
+
+export interface SendProgress {
+  name: string;
+  sent: number;
+  total: number;
+  /** Bytes skipped because the receiver already had them. */
+  resumedFrom: number;
+  bytesPerSecond: number;
+}
+
+export interface SendOptions {
+  /** http://ip:port (peerapi4) or http://[ip]:port (peerapi6). */
+  base: string;
+  file: string;
+  name: string;
+  onProgress?: (p: SendProgress) => void;
+  signal?: AbortSignal;
+}
+
+export class TaildropSendError extends Error {
+  override readonly name = 'TaildropSendError';
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Sends the file; resolves with the byte counts once the receiver answered 200. */
+export async function sendFile(o: SendOptions): Promise<{ total: number; resumedFrom: number }> {
+  const total = (await stat(o.file)).size;
+  const put = `${o.base}/v0/put/${encodeURIComponent(o.name)}`;
+  const resumedFrom = await matchingPrefix(o.file, total, await remoteBlocks(put, o.signal));
+  const started = performance.now();
+  let sent = resumedFrom;
+  let lastReport = 0;
+  const report = (force = false) => {
+    const now = performance.now();
+    if (!force && now - lastReport < 250) return;
+    lastReport = now;
+    const secs = Math.max((now - started) / 1000, 1e-3);
+    o.onProgress?.({ name: o.name, sent, total, resumedFrom, bytesPerSecond: (sent - resumedFrom) / secs });
+  };
+  await new Promise<void>((resolve, reject) => {
+    const headers: Record<string, string | number> = { host: 'peer', 'content-length': total - resumedFrom };
+    if (resumedFrom > 0) headers.range = `bytes=${resumedFrom}-`;
+    const req = request(put, { method: 'PUT', headers, agent: false, signal: o.signal }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        if (body.length < 4096) body += d;
+      });
+      res.on('end', () => {
+        if (res.statusCode === 200) resolve();
+        else reject(new TaildropSendError(`${res.statusCode} ${body.trim()}`, res.statusCode));
+      });
+    });
+    req.on('error', (e) => reject(o.signal?.aborted ? new TaildropSendError('cancelled') : e));
+    const src = createReadStream(o.file, { start: resumedFrom, highWaterMark: 256 * 1024 });
+    src.on('data', (chunk) => {
+      sent += chunk.length;
+      report();
+    });
+    src.on('error', (e) => req.destroy(e));
+    src.pipe(req);
+  });
+  report(true);
+  return { total, resumedFrom };
+}
+
+/** The receiver's block hashes for our partial; none when it has none, is older than resume, or says nothing. */
+async function remoteBlocks(url: string, signal?: AbortSignal): Promise<Array<{ checksum: string; size: number }>> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      { method: 'GET', headers: { host: 'peer' }, agent: false, timeout: 10_000, signal },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          return resolve([]);
+        }
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          if (text.length < 1 << 24) text += d;
+        });
+        res.on('end', () => {
+          const out: Array<{ checksum: string; size: number }> = [];
+          for (const line of text.split('\n')) {
+            if (!line.trim()) continue;
+            try {
+              const r = JSON.parse(line) as { checksum?: unknown; algo?: unknown; size?: unknown };
+              const ok = r.algo === 'sha256' && typeof r.checksum === 'string' && typeof r.size === 'number';
+              if (!ok || (r.size as number) < 0 || (r.size as number) > BLOCK_SIZE) break;
+              out.push({ checksum: r.checksum as string, size: r.size as number });
+            } catch {
+              break;
+            }
+          }
+          resolve(out);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve([]));
+    req.end();
+  });
+}
+
+/** How many leading bytes of the local file the receiver's blocks already hold. */
+async function matchingPrefix(file: string, total: number, blocks: Array<{ checksum: string; size: number }>) {
+  if (blocks.length === 0) return 0;
+  const fh = await open(file, 'r');
+  try {
+    let offset = 0;
+    const buf = Buffer.alloc(BLOCK_SIZE);
+    for (const b of blocks) {
+      if (offset + b.size > total) break;
+      const { bytesRead } = await fh.read(buf, 0, b.size, offset);
+      if (bytesRead !== b.size) break;
+      if (createHash('sha256').update(buf.subarray(0, b.size)).digest('hex') !== b.checksum) break;
+      offset += b.size;
+    }
+    return offset;
+  } finally {
+    await fh.close();
+  }
+}

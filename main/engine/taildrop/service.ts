@@ -1,0 +1,192 @@
+// Taildrop for the engine: the PeerAPI server on our tailnet addresses with the inbox behind it, who may send to
+// us and whom we may send to (services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
+// with progress and cancel, and the received files.
+import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { NetMap } from '../control/netmap.ts';
+import type { TailNode } from '../control/tailcfg.ts';
+import { Inbox, type ReceivedFile } from './inbox.ts';
+import { invalidNameReason, numberedName } from './names.ts';
+import { type Caller, PeerApi } from './peerapi.ts';
+import { type SendProgress, sendFile } from './send.ts';
+
+export const FILE_SHARING_CAP = 'https://tailscale.com/cap/file-sharing';
+
+export interface FileTarget {
+  id: number;
+  name: string;
+  /** http://ip:port of its PeerAPI. */
+  base: string;
+  online: boolean;
+}
+
+export class TaildropError extends Error {
+  override readonly name = 'TaildropError';
+  constructor(
+    readonly code: 'no-such-peer' | 'bad-request' | 'not-permitted' | 'failed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Taildrop {
+  readonly inbox: Inbox;
+  private nm: NetMap | undefined;
+  private api: PeerApi | undefined;
+  private listening = '';
+
+  constructor(
+    stateDir: string,
+    private readonly o: {
+      log: (message: string) => void;
+      onReceived: (file: { name: string; size: number; from: string }) => void;
+    },
+  ) {
+    this.inbox = new Inbox(stateDir);
+  }
+
+  setNetMap(nm: NetMap): void {
+    this.nm = nm;
+  }
+
+  /** PeerAPI ports for Hostinfo.Services (empty until listening). */
+  services(): Array<{ Proto: string; Port: number }> {
+    const out: Array<{ Proto: string; Port: number }> = [];
+    if (this.api?.port4) out.push({ Proto: 'peerapi4', Port: this.api.port4 });
+    if (this.api?.port6) out.push({ Proto: 'peerapi6', Port: this.api.port6 });
+    return out;
+  }
+
+  /** Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. */
+  async listen(addresses: string[]): Promise<boolean> {
+    const key = addresses.join(',');
+    if (key === this.listening) return false;
+    this.api?.close();
+    await this.inbox.ensure();
+    const api = new PeerApi({
+      inbox: this.inbox,
+      identify: (ip) => this.identify(ip),
+      fileSharing: () => hasFileSharing(this.nm?.self),
+      log: this.o.log,
+      onReceived: this.o.onReceived,
+    });
+    await api.listen(addresses.map((a) => a.split('/')[0] ?? a));
+    this.api = api;
+    this.listening = key;
+    return true;
+  }
+
+  ports(): { v4: number; v6: number } {
+    return { v4: this.api?.port4 ?? 0, v6: this.api?.port6 ?? 0 };
+  }
+
+  close(): void {
+    this.api?.close();
+    this.api = undefined;
+    this.listening = '';
+  }
+
+  /** The netmap node at this address and whether it may send us files. */
+  private identify(ip: string): Caller | undefined {
+    const nm = this.nm;
+    const self = nm?.self;
+    if (!nm || !self) return undefined;
+    const holds = (n: TailNode) => (n.Addresses ?? []).some((a) => typeof a === 'string' && a.split('/')[0] === ip);
+    const node = holds(self) ? self : [...nm.peers.values()].find(holds);
+    if (!node) return undefined;
+    return {
+      senderId: node.StableID || String(node.ID),
+      name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
+      mayFileSend: sameUntaggedUser(self, node),
+    };
+  }
+
+  /** Peers we may send files to (§2.2), by name. */
+  targets(): FileTarget[] {
+    const nm = this.nm;
+    const self = nm?.self;
+    if (!nm || !self || !hasFileSharing(self)) return [];
+    const own = (self.Addresses ?? []).map((a) => String(a));
+    const have4 = own.some((a) => !a.includes(':'));
+    const have6 = own.some((a) => a.includes(':'));
+    const out: FileTarget[] = [];
+    for (const p of nm.peers.values()) {
+      if (!sameUntaggedUser(self, p) || p.Hostinfo?.OS === 'tvOS') continue;
+      const port = (proto: string) => p.Hostinfo?.Services?.find((s) => s.Proto === proto)?.Port ?? 0;
+      const addrs = (p.Addresses ?? []).map((a) => String(a).split('/')[0] ?? '');
+      const v4 = addrs.find((a) => !a.includes(':'));
+      const v6 = addrs.find((a) => a.includes(':'));
+      const base =
+        have4 && v4 && port('peerapi4')
+          ? `http://${v4}:${port('peerapi4')}`
+          : have6 && v6 && port('peerapi6')
+            ? `http://[${v6}]:${port('peerapi6')}`
+            : '';
+      if (!base) continue;
+      const name = typeof p.Name === 'string' ? p.Name.replace(/\.$/, '') : String(p.ID);
+      out.push({ id: p.ID, name, base, online: p.Online === true });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Sends a file to a target named by host name, MagicDNS name or tailnet address. */
+  async send(o: {
+    target: string;
+    file: string;
+    name?: string;
+    onProgress?: (p: SendProgress) => void;
+    signal?: AbortSignal;
+  }): Promise<{ target: string; name: string; total: number; resumedFrom: number }> {
+    const want = o.target.replace(/\.$/, '').toLowerCase();
+    const t = this.targets().find((x) => {
+      const node = this.nm?.peers.get(x.id);
+      const addrs = (node?.Addresses ?? []).map((a) => String(a).split('/')[0]);
+      return x.name.toLowerCase() === want || x.name.split('.')[0]?.toLowerCase() === want || addrs.includes(want);
+    });
+    if (!t) throw new TaildropError('no-such-peer', `${o.target} is not a file target (same user, with a PeerAPI)`);
+    const name = o.name ?? path.basename(o.file);
+    const bad = invalidNameReason(name);
+    if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
+    const r = await sendFile({ base: t.base, file: o.file, name, onProgress: o.onProgress, signal: o.signal });
+    this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
+    return { target: t.name, name, ...r };
+  }
+
+  list(): Promise<ReceivedFile[]> {
+    return this.inbox.list();
+  }
+
+  /** Moves every received file into dir (numbered names on conflict); the names as moved. */
+  async take(dir: string): Promise<string[]> {
+    await mkdir(dir, { recursive: true });
+    const moved: string[] = [];
+    for (const f of await this.inbox.list()) {
+      const from = path.join(this.inbox.dir, f.name);
+      let to = path.join(dir, f.name);
+      for (let n = 1; n < 1000 && (await stat(to).catch(() => undefined)); n++)
+        to = path.join(dir, numberedName(f.name, n));
+      try {
+        await rename(from, to);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+        await copyFile(from, to);
+        await rm(from);
+      }
+      moved.push(to);
+    }
+    return moved;
+  }
+}
+
+function hasFileSharing(self: TailNode | undefined): boolean {
+  const caps = self?.CapMap;
+  if (caps && typeof caps === 'object' && FILE_SHARING_CAP in caps) return true;
+  const legacy = (self as { Capabilities?: unknown } | undefined)?.Capabilities;
+  return Array.isArray(legacy) && legacy.includes(FILE_SHARING_CAP);
+}
+
+function sameUntaggedUser(self: TailNode, peer: TailNode): boolean {
+  const tagged = (n: TailNode) => Array.isArray(n.Tags) && n.Tags.length > 0;
+  return typeof self.User === 'number' && self.User === peer.User && !tagged(self) && !tagged(peer);
+}
