@@ -1,0 +1,179 @@
+// Taildrop below the lab: file-name rules, and the PeerAPI with the sender on loopback — dedupe, numbered names,
+// resume after a cut, 409 for a concurrent upload of the same name, a bad Range, and a full disk (a small tmpfs).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { Inbox } from '../../main/engine/taildrop/inbox.ts';
+import { invalidNameReason, numberedName } from '../../main/engine/taildrop/names.ts';
+import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
+import { sendFile, TaildropSendError } from '../../main/engine/taildrop/send.ts';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('Taildrop names', () => {
+  test('ordinary names pass; hostile ones are refused with a reason', () => {
+    for (const ok of ['photo.jpg', 'résumé.pdf', 'a (1).tar.gz', '日本語.txt', 'with space.txt', 'x'.repeat(255)]) {
+      assert.equal(invalidNameReason(ok), undefined, ok);
+    }
+    const bad = [
+      '',
+      '.',
+      '..',
+      '../x',
+      'a/b',
+      'a\\b',
+      '/abs',
+      'nul\0',
+      'bell\x07',
+      'tab\tx',
+      'CON',
+      'com1.txt',
+      'lpt9',
+      ' x',
+      'x ',
+      'x.partial',
+      'x.deleted',
+      'a:b',
+      'a*b',
+      'a"b',
+      'a<b',
+      'a|b',
+      'x'.repeat(256),
+      'é'.repeat(128),
+      'dot.',
+    ];
+    for (const name of bad) assert.notEqual(invalidNameReason(name), undefined, JSON.stringify(name));
+  });
+
+  test('numbered names keep the whole extension run', () => {
+    assert.equal(numberedName('Foo.jpg', 1), 'Foo (1).jpg');
+    assert.equal(numberedName('a.tar.gz', 2), 'a (2).tar.gz');
+    assert.equal(numberedName('README', 1), 'README (1)');
+    assert.equal(numberedName('.bashrc', 1), '.bashrc (1)');
+  });
+});
+
+async function withPeerApi(stateDir: string, fn: (base: string, inbox: Inbox) => Promise<void>): Promise<void> {
+  const inbox = new Inbox(stateDir);
+  const api = new PeerApi({
+    inbox,
+    identify: (ip) => (ip === '127.0.0.1' ? { senderId: '7', name: 'sender', mayFileSend: true } : undefined),
+    fileSharing: () => true,
+    log: () => {},
+  });
+  await api.listen(['127.0.0.1']);
+  try {
+    await fn(`http://127.0.0.1:${api.port4}`, inbox);
+  } finally {
+    api.close();
+  }
+}
+
+/** A PUT that sends `send` of `declared` bytes and then cuts the connection: an interrupted transfer. */
+function cutPut(base: string, name: string, declared: number, send: Uint8Array): Promise<void> {
+  const u = new URL(base);
+  return new Promise((resolve) => {
+    const s = connect(Number(u.port), u.hostname, () => {
+      s.write(`PUT /v0/put/${encodeURIComponent(name)} HTTP/1.1\r\nHost: peer\r\nContent-Length: ${declared}\r\n\r\n`);
+      s.write(send, () => setTimeout(() => s.destroy(), 200));
+    });
+    s.on('close', () => resolve());
+    s.on('error', () => resolve());
+  });
+}
+
+describe('PeerAPI and sender on loopback', () => {
+  test('send, the same file again (deduplicated), other content under the same name (numbered)', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const a = randomBytes(300_000);
+    const b = randomBytes(1000);
+    await writeFile(path.join(dir, 'a.bin'), a);
+    await writeFile(path.join(dir, 'b.bin'), b);
+    await withPeerApi(path.join(dir, 'state'), async (base, inbox) => {
+      await sendFile({ base, file: path.join(dir, 'a.bin'), name: 'x.tar.gz' });
+      await sendFile({ base, file: path.join(dir, 'a.bin'), name: 'x.tar.gz' });
+      await sendFile({ base, file: path.join(dir, 'b.bin'), name: 'x.tar.gz' });
+      assert.deepEqual((await readdir(inbox.dir)).sort(), ['x (1).tar.gz', 'x.tar.gz']);
+      assert.equal(sha(await readFile(path.join(inbox.dir, 'x.tar.gz'))), sha(a));
+      assert.equal(sha(await readFile(path.join(inbox.dir, 'x (1).tar.gz'))), sha(b));
+      assert.equal((await stat(inbox.dir)).mode & 0o777, 0o700);
+    });
+  });
+
+  test('a cut transfer is resumed: only the missing blocks are sent, the result is intact', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const data = randomBytes(1 << 20);
+    await writeFile(path.join(dir, 'big.bin'), data);
+    await withPeerApi(path.join(dir, 'state'), async (base, inbox) => {
+      await cutPut(base, 'big.bin', data.length, data.subarray(0, 400_000));
+      const partial = await stat(inbox.partialPath('big.bin', '7'));
+      assert.ok(partial.size > 0 && partial.size <= 400_000, `partial kept: ${partial.size} bytes`);
+      assert.equal(partial.mode & 0o777, 0o600);
+      const r = await sendFile({ base, file: path.join(dir, 'big.bin'), name: 'big.bin' });
+      // every block the receiver hashed matches (the last one short), so all it holds is skipped
+      assert.equal(r.resumedFrom, partial.size, 'the bytes the receiver already had are not sent again');
+      assert.equal(sha(await readFile(path.join(inbox.dir, 'big.bin'))), sha(data));
+      assert.deepEqual(await readdir(inbox.dir), ['big.bin'], 'no partial left');
+    });
+  });
+
+  test('409 for a second upload of the same name while one runs; 400 for a bad Range', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'f.txt'), 'hello');
+    await withPeerApi(path.join(dir, 'state'), async (base) => {
+      const u = new URL(base);
+      const slow = connect(Number(u.port), u.hostname);
+      await new Promise<void>((r) => slow.once('connect', () => r()));
+      slow.write('PUT /v0/put/f.txt HTTP/1.1\r\nHost: peer\r\nContent-Length: 1000\r\n\r\nabc');
+      await new Promise((r) => setTimeout(r, 200));
+      await assert.rejects(sendFile({ base, file: path.join(dir, 'f.txt'), name: 'f.txt' }), (e: unknown) => {
+        return e instanceof TaildropSendError && e.status === 409;
+      });
+      slow.destroy();
+      const status = await new Promise<number>((resolve) => {
+        const s = connect(Number(u.port), u.hostname, () => {
+          s.write('PUT /v0/put/g.txt HTTP/1.1\r\nHost: peer\r\nRange: bytes=0-10\r\nContent-Length: 0\r\n\r\n');
+        });
+        s.setEncoding('utf8').on('data', (d: string) => {
+          resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(d)?.[1]));
+          s.destroy();
+        });
+      });
+      assert.equal(status, 400);
+    });
+  });
+
+  test('a full disk: a clear 500, no file, only the documented partial', async (t) => {
+    if (process.getuid?.() !== 0) {
+      if (process.env.CI === 'true') throw new Error('the full-disk test mounts a tmpfs: run as root');
+      t.skip('needs root to mount a small tmpfs');
+      return;
+    }
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
+    const mnt = path.join(dir, 'small');
+    await mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    t.after(async () => {
+      execFileSync('umount', [mnt]);
+      await rm(dir, { recursive: true, force: true });
+    });
+    const data = randomBytes(1 << 20);
+    await writeFile(path.join(dir, 'big.bin'), data);
+    await withPeerApi(mnt, async (base, inbox) => {
+      await assert.rejects(
+        sendFile({ base, file: path.join(dir, 'big.bin'), name: 'big.bin' }),
+        (e: unknown) => e instanceof TaildropSendError && e.status === 500 && /no space left/.test(e.message),
+      );
+      const left = await readdir(inbox.dir);
+      assert.deepEqual(left, ['big.bin.7.partial'], 'only the partial, kept for resuming');
+    });
+  });
+});
