@@ -144,7 +144,7 @@ export class PeerApi {
       const fh = await this.o.inbox.openPartial(name, caller.senderId, offset);
       try {
         for await (const chunk of req as AsyncIterable<Buffer>) {
-          await fh.write(chunk);
+          await fh.write(chunk, 0, chunk.length, offset + copied); // explicit position: r+ starts at 0
           copied += chunk.length;
         }
       } finally {
