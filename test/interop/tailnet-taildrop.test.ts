@@ -138,6 +138,55 @@ test('Taildrop: Trellis ↔ tailscaled both ways, hostile names refused, other u
       assert.equal(await rawPut(hc, base, 'from-other.txt', 'nope'), 403);
       assert.deepEqual(await readdir(inboxDir), before);
     });
+    await claim(
+      '6. the link cut mid-transfer and restored: the resend resumes and the file arrives intact',
+      async (st) => {
+        const data = randomBytes(60 << 20);
+        const file = path.join(work, 'resume.bin');
+        await writeFile(file, data);
+        const dev = /dev (\S+)/.exec(await ha.exec(['ip', 'route', 'get', '203.0.113.1']))?.[1];
+        if (!dev) throw new Error('no uplink device in namespace a');
+        // slow enough (40 Mbit/s) that the cut lands mid-transfer
+        await ha.exec([
+          'tc',
+          'qdisc',
+          'add',
+          'dev',
+          dev,
+          'root',
+          'tbf',
+          'rate',
+          '40mbit',
+          'burst',
+          '64kb',
+          'latency',
+          '400ms',
+        ]);
+        const first = tr.cli(['file', 'cp', file, 'ts-b:'], 120_000);
+        await new Promise((r) => setTimeout(r, 4_000));
+        await ha.exec(['ip', 'link', 'set', dev, 'down']);
+        const failed = await first;
+        st.diagnostic(`first attempt: exit ${failed.code}: ${failed.stderr.trim() || failed.stdout.trim()}`);
+        assert.notEqual(failed.code, 0, 'the first attempt must fail while the link is down');
+        await ha.exec(['ip', 'link', 'set', dev, 'up']);
+        await ha.exec(['tc', 'qdisc', 'del', 'dev', dev, 'root']);
+        await ha.exec(['ip', 'route', 'replace', 'default', 'dev', dev]).catch(() => '');
+        let again = await tr.cli(['file', 'cp', file, 'ts-b:'], 120_000);
+        // tailscaled may still hold the cut upload (409) until the FIN of the dead connection reaches it
+        for (let i = 0; i < 15 && again.code !== 0 && /409/.test(again.stderr); i++) {
+          await new Promise((r) => setTimeout(r, 2_000));
+          again = await tr.cli(['file', 'cp', file, 'ts-b:'], 120_000);
+        }
+        st.diagnostic(`second attempt: ${again.stdout.trim() || again.stderr.trim()}`);
+        assert.equal(again.code, 0, again.stderr);
+        const resumed = Number(/resumed after (\d+) bytes/.exec(again.stdout)?.[1] ?? 0);
+        assert.ok(resumed > 0 && resumed < data.length, `the resend skipped ${resumed} bytes`);
+        const inbox = path.join(work, 'b-resume');
+        await mkdir(inbox);
+        assert.equal((await tsB.cli(['file', 'get', inbox], 30_000)).code, 0);
+        assert.equal(sha(await readFile(path.join(inbox, 'resume.bin'))), sha(data));
+      },
+    );
     await report();
   });
 });

@@ -23,7 +23,12 @@ export interface SendOptions {
   name: string;
   onProgress?: (p: SendProgress) => void;
   signal?: AbortSignal;
+  /** Give up when no byte has gone out for this long (a dead link); default STALL_MS. */
+  stallMs?: number;
 }
+
+/** A transfer with no progress for this long has lost its path; the partial stays with the peer for a resume. */
+export const STALL_MS = 20_000;
 
 export class TaildropSendError extends Error {
   override readonly name = 'TaildropSendError';
@@ -64,10 +69,26 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
       });
     });
     req.on('error', (e) => reject(o.signal?.aborted ? new TaildropSendError('cancelled') : e));
+    req.on('response', () => {
+      lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
+    });
     const src = createReadStream(o.file, { start: resumedFrom, highWaterMark: 256 * 1024 });
+    let lastProgress = performance.now();
+    const stallMs = o.stallMs ?? STALL_MS;
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastProgress < stallMs) return;
+      req.destroy(
+        new TaildropSendError(`no progress for ${Math.round(stallMs / 1000)} s: the path to the peer is gone`),
+      );
+    }, 1_000);
+    req.on('close', () => clearInterval(watchdog));
     src.on('data', (chunk) => {
       sent += chunk.length;
+      lastProgress = performance.now();
       report();
+    });
+    src.on('end', () => {
+      lastProgress = performance.now() + 100_000; // all read: allow the peer two minutes to store it and answer
     });
     src.on('error', (e) => req.destroy(e));
     src.pipe(req);
