@@ -1,0 +1,207 @@
+// `npm run bench`, services part: Taildrop throughput of a 200 MB file from Trellis to tailscaled and to another
+// Trellis, each against the tunnel's own iperf3 figure for the same pair (target ≥ 90 %), and quad-100 queries per
+// second on Trellis against tailscaled's quad-100 on the same machine. Writes docs/services-benchmarks.md.
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { connectDaemon } from '../../main/cli/client.ts';
+import { Lab, type Namespace } from '../interop/lab/netns.ts';
+import { buildTailnetLab, pingFrom, startTrellisNode, type TrellisNode } from '../interop/lab/tailnet.ts';
+import { startTailscaled, type Tailscaled } from '../interop/lab/tailscaled.ts';
+import { missingPrerequisites } from '../interop/lab/tools.ts';
+import {
+  benchPreamble,
+  firstLine,
+  fix,
+  intOption,
+  machineLines,
+  mdTable,
+  median,
+  ROOT,
+  sourceFingerprint,
+} from './common.ts';
+import { iperfWithCpu } from './iperf.ts';
+
+const DOC = path.join(ROOT, 'docs', 'services-benchmarks.md');
+const FILE_MB = 200;
+const TAILDROP_TARGET = 0.9;
+const TS_ENV = { TS_DEBUG_USE_DERP_HTTP: '1' };
+
+/** Queries/s a client in ns gets from server for name: up to 64 outstanding UDP queries for `seconds`. */
+const QPS_JS = `
+const dgram=require('dgram');const [server,name,secs]=process.argv.slice(1);
+const s=dgram.createSocket(server.includes(':')?'udp6':'udp4');
+const labels=name.split('.');const q=(id)=>{const parts=[Buffer.from([id>>8,id&255,1,0,0,1,0,0,0,0,0,0])];
+for(const l of labels){parts.push(Buffer.from([l.length]),Buffer.from(l))}parts.push(Buffer.from([0,0,1,0,1]));return Buffer.concat(parts)};
+let answered=0,id=0,inflight=0;const end=Date.now()+secs*1000;
+const send=()=>{while(inflight<64&&Date.now()<end){inflight++;s.send(q((id++)&65535),53,server)}};
+s.on('message',()=>{answered++;inflight--;send()});
+setInterval(()=>{inflight=Math.min(inflight,32);send()},200).unref();
+send();setTimeout(()=>{console.log(JSON.stringify({qps:answered/secs}));process.exit(0)},secs*1000+200);
+`;
+
+async function qps(ns: Namespace, server: string, name: string, seconds: number): Promise<number> {
+  const out = await ns.exec([process.execPath, '-e', QPS_JS, server, name, String(seconds)], {
+    timeoutMs: (seconds + 15) * 1000,
+  });
+  return (JSON.parse(out.trim()) as { qps: number }).qps;
+}
+
+async function sendTimed(node: TrellisNode, file: string, target: string): Promise<number> {
+  const client = await connectDaemon(node.socket, 5_000);
+  try {
+    const t0 = performance.now();
+    await client.request('fileSend', { target, path: file }, { timeoutMs: 600_000 });
+    return (performance.now() - t0) / 1000;
+  } finally {
+    client.close();
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' } } });
+  const seconds = intOption('seconds', values.seconds, 6);
+  const runs = intOption('runs', values.runs, 2, 20);
+  const missing = missingPrerequisites(['headscale', 'tailscaled', 'tailscale', 'ip', 'iperf3', 'ping', 'ss']);
+  if (!(await benchPreamble('bench (services)', missing, () => {}))) return 1;
+  const started = performance.now();
+  const fingerprint = sourceFingerprint();
+  const machine = await machineLines(fingerprint, [await firstLine('iperf3', ['--version'])]);
+  console.log(`bench (services): ${runs} run(s); Taildrop ${FILE_MB} MB; iperf3 ${seconds} s\n${machine.join('\n')}`);
+  const work = await mkdtemp(path.join(tmpdir(), 'trellis-bench-svc-'));
+  const lab = new Lab();
+  const rows: Record<'trellis' | 'tailscaled', { taildrop: number[]; iperf: number[] }> = {
+    trellis: { taildrop: [], iperf: [] },
+    tailscaled: { taildrop: [], iperf: [] },
+  };
+  const resolver = { trellis: [] as number[], tailscaled: [] as number[] };
+  try {
+    const big = path.join(work, 'big.bin');
+    await writeFile(big, randomBytes(FILE_MB * 1_000_000));
+    const tn = await buildTailnetLab(lab, ['a', 'b', 'c']);
+    const [ha, hb, hc] = [tn.hosts.a, tn.hosts.b, tn.hosts.c];
+    if (!ha || !hb || !hc) throw new Error('lab without hosts');
+    const login = { loginServer: tn.headscale.url, authKey: tn.authKey };
+    const a = await startTrellisNode(ha, { hostname: 'trellis-a', ...login });
+    const b = await startTrellisNode(hb, { hostname: 'trellis-b', ...login });
+    const c: Tailscaled = await startTailscaled(hc, { name: 'c', env: TS_ENV });
+    await c.up({ loginServer: login.loginServer, authKey: login.authKey, hostname: 'ts-c' });
+    const ipB = (await b.ip()).v4;
+    const ipC = (await c.ip()).v4;
+    for (const ip of [ipB, ipC])
+      if (!(await pingFrom(ha, ip, { count: 3, deadlineS: 20 }))) throw new Error(`no ping ${ip}`);
+    const ready = await a.waitFor((s) => (s.fileTargets ?? []).length === 2, 30_000);
+    if ((ready.fileTargets ?? []).length !== 2) {
+      throw new Error(`file targets of a: ${JSON.stringify(ready.fileTargets)}\n${a.output().slice(-3000)}`);
+    }
+    for (let r = 0; r < runs; r++) {
+      for (const [kind, ns, ip, target] of [
+        ['trellis', hb, ipB, 'trellis-b'],
+        ['tailscaled', hc, ipC, 'ts-c'],
+      ] as const) {
+        const tunnel = await iperfWithCpu({ clientNs: ha, serverNs: ns, addr: ip, seconds, watch: [] });
+        const secs = await sendTimed(a, big, target);
+        const mbps = (FILE_MB * 8) / secs;
+        rows[kind].iperf.push(tunnel.mbps);
+        rows[kind].taildrop.push(mbps);
+        console.log(
+          `[run ${r + 1}/${runs}] Trellis a → ${target}: iperf3 ${fix(tunnel.mbps)} Mbit/s, Taildrop ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
+        );
+        // empty the receiver's inbox for the next run
+        const sink = path.join(work, `sink-${kind}-${r}`);
+        await mkdir(sink);
+        if (kind === 'trellis') await b.cli(['file', 'get', sink], 60_000);
+        else await c.cli(['file', 'get', sink], 60_000);
+        await rm(sink, { recursive: true, force: true });
+      }
+      resolver.trellis.push(await qps(ha, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
+      resolver.tailscaled.push(await qps(hc, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
+      console.log(
+        `[run ${r + 1}/${runs}] quad-100 queries/s: Trellis ${fix(resolver.trellis.at(-1) ?? 0)}, tailscaled ${fix(resolver.tailscaled.at(-1) ?? 0)}`,
+      );
+    }
+  } finally {
+    await lab.cleanup();
+    await rm(work, { recursive: true, force: true });
+  }
+  const table = mdTable(
+    ['Taildrop from Trellis a to', 'Taildrop Mbit/s (median)', 'Runs', 'iperf3 Mbit/s, same pair (median)', '× iperf3'],
+    (['trellis', 'tailscaled'] as const).map((k) => {
+      const td = median(rows[k].taildrop);
+      const ip = median(rows[k].iperf);
+      return [
+        k === 'trellis' ? 'Trellis b' : 'tailscaled c',
+        `**${fix(td)}**`,
+        rows[k].taildrop.map((x) => fix(x)).join(', '),
+        fix(ip),
+        `${fix(td / ip, 2)}×`,
+      ];
+    }),
+  );
+  const qTable = mdTable(
+    ['quad-100 resolver', 'queries/s (median)', 'Runs', '× reference'],
+    [
+      [
+        'Trellis (engine, in the packet path)',
+        `**${fix(median(resolver.trellis))}**`,
+        resolver.trellis.map((x) => fix(x)).join(', '),
+        `${fix(median(resolver.trellis) / median(resolver.tailscaled), 2)}×`,
+      ],
+      [
+        'tailscaled (reference)',
+        `**${fix(median(resolver.tailscaled))}**`,
+        resolver.tailscaled.map((x) => fix(x)).join(', '),
+        '1.00×',
+      ],
+    ],
+  );
+  const verdicts = (['trellis', 'tailscaled'] as const).map((k) => {
+    const ratio = median(rows[k].taildrop) / median(rows[k].iperf);
+    return `- Taildrop to ${k === 'trellis' ? 'Trellis' : 'tailscaled'}: ${fix(ratio, 2)}× the tunnel's iperf3 figure; target ≥ ${TAILDROP_TARGET}×: ${ratio >= TAILDROP_TARGET ? 'met' : '**not met**'}`;
+  });
+  const md = `# Services benchmarks
+
+Taildrop and MagicDNS in the tailnet lab (test/interop/lab): Headscale v0.29.2, Trellis daemons a and b and an
+official tailscaled c on one bridge, direct paths. Regenerate as root with \`npm run bench\` (this part alone:
+\`node --import tsx test/bench/services.ts [--seconds N] [--runs N]\`).
+
+**Targets: Taildrop of a ${FILE_MB} MB file ≥ ${TAILDROP_TARGET}× the tunnel's iperf3 figure for the same pair.** The resolver has
+no target; tailscaled's quad-100 on the same machine is the reference.
+
+## Machine
+
+${machine.join('\n')}
+
+## Taildrop
+
+Each run: one \`iperf3 -t ${String(seconds)}\` TCP stream from a to the receiver over the tailnet, then the same ${FILE_MB} MB file sent
+with Taildrop (the engine's fileSend, timed from request to the receiver's 200). The receiver's inbox is emptied
+between runs, so no resume or deduplication shortens a run.
+
+${table}
+
+${verdicts.join('\n')}
+
+## Resolver
+
+Queries for a peer's FQDN (A) to 100.100.100.100 from the node's own namespace, 64 outstanding over UDP, for
+${String(seconds)} s.
+
+${qTable}
+
+Wall time ${fix((performance.now() - started) / 1000)} s.
+`;
+  await writeFile(DOC, md);
+  console.log(`\n${table}\n\n${qTable}\n\n${verdicts.join('\n')}\nwrote ${path.relative(ROOT, DOC)}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench (services) FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
