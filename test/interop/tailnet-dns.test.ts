@@ -26,9 +26,9 @@ interface Dig {
 }
 
 /** `dig @server name type` in ns: the status and the answer section (name-independent: "TYPE data"). */
-async function dig(ns: Namespace, server: string, name: string, type: string): Promise<Dig> {
+async function dig(ns: Namespace, server: string, name: string, type: string, extra: string[] = []): Promise<Dig> {
   const r = await ns.run(
-    ['dig', `@${server}`, name, type, '+tries=2', '+time=3', '+nocmd', '+noall', '+answer', '+comments'],
+    ['dig', `@${server}`, name, type, '+tries=2', '+time=3', '+nocmd', '+noall', '+answer', '+comments', ...extra],
     {
       timeoutMs: 20_000,
     },
@@ -87,6 +87,11 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         st.diagnostic(`PTR ${ip}: ${r.status} ${r.answers.join(', ')}`);
         assert.deepEqual(r, { status: 'NOERROR', answers: [`PTR ${fqdn}.`] }, ip);
       }
+      for (const server of ['100.100.100.100', 'fd7a:115c:a1e0::53']) {
+        const tcp = await dig(ha, server, fqdn, 'A', ['+tcp']);
+        st.diagnostic(`A ${fqdn} over TCP to ${server}: ${tcp.status} ${tcp.answers.join(', ')}`);
+        assert.deepEqual(tcp, { status: 'NOERROR', answers: [`A ${assigned}`] }, `over TCP to ${server}`);
+      }
       const v6 = await dig(ha, 'fd7a:115c:a1e0::53', fqdn, 'A');
       assert.deepEqual(v6, { status: 'NOERROR', answers: [`A ${assigned}`] }, 'over IPv6 to fd7a:115c:a1e0::53');
     });
@@ -118,6 +123,8 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
       const out = await dig(ha, '100.100.100.100', 'outside.example', 'A');
       st.diagnostic(`outside.example: ${JSON.stringify(out)}`);
       assert.deepEqual(out, { status: 'NOERROR', answers: ['A 192.0.2.123'] });
+      const outTcp = await dig(ha, '100.100.100.100', 'outside.example', 'A', ['+tcp']);
+      assert.deepEqual(outTcp, { status: 'NOERROR', answers: ['A 192.0.2.123'] }, 'forwarded, asked over TCP');
       const missing = await dig(ha, '100.100.100.100', 'missing.example', 'A');
       assert.equal(missing.status, 'NXDOMAIN', 'the upstream NXDOMAIN is relayed');
     });

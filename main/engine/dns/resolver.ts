@@ -29,7 +29,8 @@ export function headerReply(query: Uint8Array, rcode: number): Uint8Array {
   return out;
 }
 
-export function answerQuery(query: Uint8Array, t: DnsTable): DnsOutcome {
+/** `tcp`: no truncation (a TCP answer may be up to 64 KiB). */
+export function answerQuery(query: Uint8Array, t: DnsTable, transport: 'udp' | 'tcp' = 'udp'): DnsOutcome {
   if (query.length < 12) return { kind: 'drop', why: 'shorter than a DNS header' };
   if (query[2] & 0x80) return { kind: 'drop', why: 'a response, not a query' };
   // One question, no answer or authority records, at most a few additional ones (EDNS): anything else is not a
@@ -50,7 +51,7 @@ export function answerQuery(query: Uint8Array, t: DnsTable): DnsOutcome {
   if (q.questions?.length !== 1 || !question || !validName(question.name)) {
     return { kind: 'reply', packet: headerReply(query, RCODE.FORMERR) };
   }
-  const maxSize = Math.min(MAX_RESPONSE, ednsSize(q));
+  const maxSize = transport === 'tcp' ? 0xffff : Math.min(MAX_RESPONSE, ednsSize(q));
   const name = question.name.toLowerCase().replace(/\.$/, '');
   const reply = (rcode: number, answers: Answer[] = []) => ({
     kind: 'reply' as const,
