@@ -52,8 +52,16 @@ async function cp(socket: string, args: string[]): Promise<number> {
     const pct = e.total > 0 ? Math.floor((100 * e.sent) / e.total) : 100;
     process.stderr.write(`\r${e.name}: ${mib(e.sent)} / ${mib(e.total)} (${pct} %) ${mib(e.bytesPerSecond)}/s   `);
   });
+  // Ctrl-C cancels the send in the daemon too (the engine would otherwise finish it on its own)
+  let current = '';
+  const onSigint = () => {
+    if (current) void client.request('fileCancel', { path: current }).catch(() => {});
+    process.stderr.write('\ncancelling\n');
+  };
+  process.on('SIGINT', onSigint);
   try {
     for (const f of files) {
+      current = f;
       const r = await client.request(
         'fileSend',
         { target, path: f, ...(name ? { name } : {}) },
@@ -65,6 +73,7 @@ async function cp(socket: string, args: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    process.off('SIGINT', onSigint);
     off();
     client.close();
   }

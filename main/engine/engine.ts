@@ -157,7 +157,8 @@ class Engine implements EngineApi {
       case 'fileTargets':
       case 'fileSend':
       case 'fileList':
-      case 'fileTake': {
+      case 'fileTake':
+      case 'fileCancel': {
         const running = this.state === 'Running' && !!this.dataPath;
         return (await handleFileCommand(this.taildrop, running, this.events, cmd, args)) as CommandMap[C]['result'];
       }

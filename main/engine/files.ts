@@ -4,11 +4,10 @@ import type { EngineEvents } from './events.ts';
 import { type CommandMap, EngineError, type FileSendResult, type FileTarget, type ReceivedFile } from './protocol.ts';
 import { type Taildrop, TaildropError } from './taildrop/service.ts';
 
-export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileTake';
+export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileTake' | 'fileCancel';
 
-export function isFileCommand(cmd: string): cmd is FileCommand {
-  return cmd === 'fileTargets' || cmd === 'fileSend' || cmd === 'fileList' || cmd === 'fileTake';
-}
+/** Sends in progress, by file path, so fileCancel can stop them. */
+const sending = new Map<string, Set<AbortController>>();
 
 export async function handleFileCommand(
   td: Taildrop | undefined,
@@ -16,7 +15,7 @@ export async function handleFileCommand(
   events: EngineEvents,
   cmd: FileCommand,
   args: unknown,
-): Promise<FileTarget[] | FileSendResult | ReceivedFile[] | string[]> {
+): Promise<FileTarget[] | FileSendResult | ReceivedFile[] | string[] | { cancelled: number }> {
   if (!td) throw new EngineError('no-data-path', 'Taildrop needs a daemon with a TUN (the data path)');
   const a = (args ?? {}) as Record<string, unknown>;
   switch (cmd) {
@@ -25,6 +24,18 @@ export async function handleFileCommand(
     case 'fileTake': {
       if (typeof a.dir !== 'string' || a.dir === '') throw new EngineError('bad-request', 'fileTake needs a dir');
       return td.take(a.dir);
+    }
+    case 'fileCancel': {
+      if (a.path !== undefined && typeof a.path !== 'string') throw new EngineError('bad-request', 'path must be text');
+      let cancelled = 0;
+      for (const [file, set] of sending) {
+        if (a.path !== undefined && a.path !== file) continue;
+        for (const ac of set) {
+          ac.abort();
+          cancelled++;
+        }
+      }
+      return { cancelled };
     }
     case 'fileTargets':
       if (!running) throw new EngineError('no-data-path', 'not connected');
@@ -35,11 +46,16 @@ export async function handleFileCommand(
       if (typeof target !== 'string' || typeof path !== 'string' || (name !== undefined && typeof name !== 'string')) {
         throw new EngineError('bad-request', 'fileSend needs a target and a path');
       }
+      const ac = new AbortController();
+      const set = sending.get(path) ?? new Set<AbortController>();
+      set.add(ac);
+      sending.set(path, set);
       try {
         return await td.send({
           target,
           file: path,
           name,
+          signal: ac.signal,
           onProgress: (p) =>
             events.emit({
               type: 'event',
@@ -52,6 +68,7 @@ export async function handleFileCommand(
             }),
         });
       } catch (e) {
+        if (ac.signal.aborted) throw new EngineError('transfer-failed', `sending ${path} was cancelled`);
         if (e instanceof TaildropError) {
           const code =
             e.code === 'failed' ? 'transfer-failed' : e.code === 'not-permitted' ? 'permission-denied' : e.code;
@@ -62,6 +79,9 @@ export async function handleFileCommand(
           throw new EngineError('bad-request', `cannot read ${path}: ${err.message}`);
         }
         throw new EngineError('transfer-failed', `sending ${path} to ${target} failed: ${err.message}`);
+      } finally {
+        set.delete(ac);
+        if (set.size === 0) sending.delete(path);
       }
     }
   }

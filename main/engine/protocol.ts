@@ -159,6 +159,8 @@ export interface CommandMap {
   fileList: { args: Record<string, never>; result: ReceivedFile[] };
   /** Moves every received file into dir; the paths they got. */
   fileTake: { args: { dir: string }; result: string[] };
+  /** Cancels sends in progress (all, or those of one file path); how many were cancelled. */
+  fileCancel: { args: { path?: string }; result: { cancelled: number } };
 }
 
 export interface FileTarget {
@@ -270,6 +272,7 @@ export const COMMANDS: readonly CommandName[] = [
   'fileSend',
   'fileList',
   'fileTake',
+  'fileCancel',
 ];
 
 export function isCommandName(v: unknown): v is CommandName {

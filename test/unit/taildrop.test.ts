@@ -124,6 +124,30 @@ describe('PeerAPI and sender on loopback', () => {
     });
   });
 
+  test('cancel: the send stops with a clear error and the receiver keeps the partial for a later resume', async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'big.bin'), randomBytes(64 << 20));
+    await withPeerApi(path.join(dir, 'state'), async (base, inbox) => {
+      const ac = new AbortController();
+      let progressed = 0;
+      const sending = sendFile({
+        base,
+        file: path.join(dir, 'big.bin'),
+        name: 'big.bin',
+        signal: ac.signal,
+        onProgress: (p) => {
+          progressed = p.sent;
+          if (p.sent > 4 << 20) ac.abort();
+        },
+      });
+      await assert.rejects(sending, (e: unknown) => e instanceof TaildropSendError && /cancelled/.test(e.message));
+      assert.ok(progressed > 0);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(await readdir(inbox.dir), ['big.bin.7.partial'], 'no file, only the partial');
+    });
+  });
+
   test('409 for a second upload of the same name while one runs; 400 for a bad Range', async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
