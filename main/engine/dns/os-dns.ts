@@ -2,9 +2,11 @@
 // Linux: through systemd-resolved when /etc/resolv.conf is its stub (per-link DNS on the TUN, reverted on down);
 // otherwise /etc/resolv.conf itself: the original is saved in the state directory first (0600) and written back byte
 // for byte on down — or, after a crash, when the engine next starts. Files are rewritten in place, never renamed
-// over, because /etc/resolv.conf may be a bind mount (containers, `ip netns exec`). macOS and Windows: not yet.
+// over, because /etc/resolv.conf may be a bind mount (containers, `ip netns exec`). macOS: /etc/resolver/<domain>
+// files (split DNS for the tailnet's domains, as non-sandboxed tailscaled does). Windows: the TUN interface's own DNS
+// server via netsh. The macOS and Windows paths are written but not yet run anywhere (no such machine here).
 import { execFile } from 'node:child_process';
-import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -30,7 +32,8 @@ export function nameserversOf(resolvConf: string): string[] {
 }
 
 export class OsDns {
-  private mode: 'none' | 'file' | 'resolved' = 'none';
+  private mode: 'none' | 'file' | 'resolved' | 'macos' | 'windows' = 'none';
+  private macosFiles: string[] = [];
   private written = '';
   /** Operations run one at a time, in order (apply, restore and recover all touch the same file). */
   private chain: Promise<unknown> = Promise.resolve();
@@ -70,6 +73,21 @@ export class OsDns {
   /** Points the OS at quad-100 (idempotent: rewrites only when the settings change). */
   apply(s: OsDnsSettings): Promise<void> {
     return this.serial(async () => {
+      if (process.platform === 'darwin') return this.applyMacos(s);
+      if (process.platform === 'win32') {
+        await run('netsh', [
+          'interface',
+          'ipv4',
+          'set',
+          'dnsservers',
+          `name=${s.interfaceName}`,
+          'static',
+          QUAD100,
+          'primary',
+        ]);
+        this.mode = 'windows';
+        return;
+      }
       if (process.platform !== 'linux') return;
       if (await this.usesResolved()) {
         await run('resolvectl', ['dns', s.interfaceName, QUAD100]);
@@ -101,7 +119,14 @@ export class OsDns {
   /** Puts the OS resolver back as it was. */
   restore(interfaceName: string): Promise<void> {
     return this.serial(async () => {
-      if (this.mode === 'resolved') {
+      if (this.mode === 'macos') {
+        for (const f of this.macosFiles) await rm(f, { force: true });
+        this.macosFiles = [];
+      } else if (this.mode === 'windows') {
+        await run('netsh', ['interface', 'ipv4', 'delete', 'dnsservers', `name=${interfaceName}`, 'all']).catch(
+          () => {},
+        );
+      } else if (this.mode === 'resolved') {
         await run('resolvectl', ['revert', interfaceName]).catch(() => {});
       } else if (this.mode === 'file') {
         const saved = await readFile(this.backupPath, 'utf8').catch(() => undefined);
@@ -114,6 +139,17 @@ export class OsDns {
       this.mode = 'none';
       this.written = '';
     });
+  }
+
+  /** One /etc/resolver/<domain> file per search domain: lookups under it go to quad-100. */
+  private async applyMacos(s: OsDnsSettings): Promise<void> {
+    const dir = '/etc/resolver';
+    await mkdir(dir, { recursive: true });
+    const wanted = s.searchDomains.filter((d) => /^[a-z0-9.-]+$/i.test(d)).map((d) => path.join(dir, d));
+    for (const f of this.macosFiles) if (!wanted.includes(f)) await rm(f, { force: true });
+    for (const f of wanted) await writeFile(f, `${HEADER}nameserver ${QUAD100}\n`);
+    this.macosFiles = wanted;
+    this.mode = 'macos';
   }
 
   private async usesResolved(): Promise<boolean> {
