@@ -72,7 +72,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     req.on('response', () => {
       lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
     });
-    const src = createReadStream(o.file, { start: resumedFrom, highWaterMark: 256 * 1024 });
+    const src = createReadStream(o.file, { start: resumedFrom, highWaterMark: 1 << 20 });
     let lastProgress = performance.now();
     const stallMs = o.stallMs ?? STALL_MS;
     const watchdog = setInterval(() => {
