@@ -56,6 +56,8 @@ class Engine implements EngineApi {
   private homeDERP = 0;
   private osDns: OsDns | undefined;
   private taildrop: Taildrop | undefined;
+  private hostinfoInFlight = false;
+  private hostinfoPending = false;
   private readonly discoPrivate = generatePrivateKey();
 
   private readonly events: EngineEvents;
@@ -231,12 +233,25 @@ class Engine implements EngineApi {
   }
 
   /** Tells control about a Hostinfo change on the running session (a one-shot lite map request). */
+  /**
+   * Sends our Hostinfo and endpoints to control, one update at a time: concurrent lite map requests may be applied
+   * out of order, and an older one (say, without the PeerAPI ports) would then overwrite a newer one.
+   */
   private sendHostinfo(): void {
+    if (this.hostinfoInFlight) {
+      this.hostinfoPending = true;
+      return;
+    }
     const s = this.mapLoop?.currentSession;
     if (!s || s.closed) return;
-    s.updateNode(this.mapRequest()).catch((e: Error) =>
-      this.events.log('warn', `hostinfo update failed: ${e.message}`),
-    );
+    this.hostinfoInFlight = true;
+    this.hostinfoPending = false;
+    s.updateNode(this.mapRequest())
+      .catch((e: Error) => this.events.log('warn', `hostinfo update failed: ${e.message}`))
+      .finally(() => {
+        this.hostinfoInFlight = false;
+        if (this.hostinfoPending) this.sendHostinfo();
+      });
   }
 
   private async login(o: LoginOptions): Promise<StatusSnapshot> {
