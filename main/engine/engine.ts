@@ -6,9 +6,9 @@ import { buildHostinfo, buildMapRequest } from './control/requests.ts';
 import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
 import { DataPath } from './datapath.ts';
 import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
-import { OsDns } from './dns/os-dns.ts';
 import { EngineEvents } from './events.ts';
 import { handleFileCommand } from './files.ts';
+import { NodeServices } from './node-services.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
 import {
   type CommandMap,
@@ -22,7 +22,6 @@ import {
   type StatusSnapshot,
 } from './protocol.ts';
 import { keyExpired, peerSummaries, selfSummary } from './status.ts';
-import { Taildrop } from './taildrop/service.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
 /** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
@@ -54,8 +53,7 @@ class Engine implements EngineApi {
   private dataPath: DataPath | undefined;
   private mapGeneration = 0;
   private homeDERP = 0;
-  private osDns: OsDns | undefined;
-  private taildrop: Taildrop | undefined;
+  private services: NodeServices | undefined;
   private hostinfoInFlight = false;
   private hostinfoPending = false;
   private readonly discoPrivate = generatePrivateKey();
@@ -100,7 +98,9 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
-      ...(this.taildrop && this.state === 'Running' ? { fileTargets: this.taildrop.targets().map((t) => t.name) } : {}),
+      ...(this.services && this.state === 'Running'
+        ? { fileTargets: this.services.taildrop.targets().map((t) => t.name) }
+        : {}),
     };
   }
 
@@ -109,7 +109,7 @@ class Engine implements EngineApi {
   }
 
   private hostinfo(): Hostinfo {
-    return buildHostinfo(this.prefs.hostname, this.homeDERP, this.taildrop?.services() ?? []);
+    return buildHostinfo(this.prefs.hostname, this.homeDERP, this.services?.services() ?? []);
   }
 
   private mapRequest(): MapRequest {
@@ -162,7 +162,13 @@ class Engine implements EngineApi {
       case 'fileTake':
       case 'fileCancel': {
         const running = this.state === 'Running' && !!this.dataPath;
-        return (await handleFileCommand(this.taildrop, running, this.events, cmd, args)) as CommandMap[C]['result'];
+        return (await handleFileCommand(
+          this.services?.taildrop,
+          running,
+          this.events,
+          cmd,
+          args,
+        )) as CommandMap[C]['result'];
       }
       default:
         throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
@@ -184,12 +190,8 @@ class Engine implements EngineApi {
     }
     this.stateDir = stateDir;
     if (this.o.dataPath) {
-      this.taildrop = new Taildrop(stateDir, {
-        log: (m) => this.events.log('info', m),
-        onReceived: (f) => this.events.emit({ type: 'event', event: 'fileReceived', ...f }),
-      });
-      this.osDns = new OsDns(stateDir, (m) => this.events.log('info', m));
-      await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+      this.services = new NodeServices(stateDir, this.o.dataPath.tunName, this.events, () => this.sendHostinfo());
+      await this.services.recover();
     }
     this.registrar = new Registrar({
       stateDir,
@@ -228,11 +230,13 @@ class Engine implements EngineApi {
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
     await this.persist();
     if (hostnameChanged) this.sendHostinfo();
-    if (acceptDNSChanged) await this.syncOsDns();
+    if (acceptDNSChanged) {
+      const running = this.state === 'Running' ? this.dataPath : undefined;
+      await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
+    }
     return { ...next };
   }
 
-  /** Tells control about a Hostinfo change on the running session (a one-shot lite map request). */
   /**
    * Sends our Hostinfo and endpoints to control, one update at a time: concurrent lite map requests may be applied
    * out of order, and an older one (say, without the PeerAPI ports) would then overwrite a newer one.
@@ -337,46 +341,10 @@ class Engine implements EngineApi {
   }
 
   private closeDataPath(): void {
-    if (this.dataPath && this.osDns && this.o.dataPath) void this.osDns.restore(this.o.dataPath.tunName);
-    this.taildrop?.close();
+    if (this.dataPath) void this.services?.dataPathClosed();
     this.dataPath?.close();
     this.dataPath = undefined;
     this.homeDERP = 0;
-  }
-
-  /** The PeerAPI (Taildrop) on our tailnet addresses once the TUN has them; its ports go to control. */
-  private async startPeerApi(dp: DataPath): Promise<void> {
-    const td = this.taildrop;
-    const addrs = (this.netmap.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
-    if (!td || addrs.length === 0 || dp !== this.dataPath) return;
-    td.setNetMap(this.netmap);
-    try {
-      if (await td.listen(addrs)) {
-        dp.setPeerApiPorts(td.ports());
-        this.sendHostinfo();
-      }
-      this.events.setHealth('peerapi', undefined);
-    } catch (e) {
-      this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);
-    }
-  }
-
-  /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
-  private async syncOsDns(): Promise<void> {
-    const settings = this.o.dataPath;
-    const dp = this.dataPath;
-    if (!this.osDns || !settings) return;
-    try {
-      if (dp && this.prefs.acceptDNS && this.state === 'Running') {
-        await this.osDns.apply({ searchDomains: this.netmap.dns?.Domains ?? [], interfaceName: settings.tunName });
-        dp.setOsResolvers(this.osDns.previousNameservers);
-      } else {
-        await this.osDns.restore(settings.tunName);
-      }
-      this.events.setHealth('dns', undefined);
-    } catch (e) {
-      this.events.setHealth('dns', `cannot configure the OS resolver: ${(e as Error).message}`);
-    }
   }
 
   private startMapLoop(): void {
@@ -445,8 +413,9 @@ class Engine implements EngineApi {
     dp.update(this.netmap).then(
       () => {
         this.events.setHealth('data-path', undefined);
-        void this.syncOsDns();
-        void this.startPeerApi(dp);
+        if (dp === this.dataPath && this.state === 'Running') {
+          void this.services?.dataPathUpdated(dp, this.netmap, this.prefs.acceptDNS);
+        }
       },
       (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),
     );
@@ -513,7 +482,7 @@ class Engine implements EngineApi {
   async close(): Promise<void> {
     this.cancelLogin();
     this.stopMap();
-    if (this.o.dataPath) await this.osDns?.restore(this.o.dataPath.tunName);
+    await this.services?.dataPathClosed();
   }
 }
 

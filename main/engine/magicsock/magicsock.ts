@@ -15,11 +15,18 @@ import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
 import { EndpointDiscovery } from './endpoints.ts';
 import type { NetcheckRegion, NetcheckResult } from './netcheck.ts';
+import {
+  candidates,
+  type MagicPeer,
+  newPeerPath,
+  notePong,
+  type PeerPath,
+  sameAddr,
+  setCallMeMaybe,
+} from './peer-path.ts';
 
 /** The address Tailscale uses to name "via DERP region N" as if it were an endpoint. */
 export const DERP_MAGIC_IP = '127.3.3.40';
-/** How long a pong keeps a direct path trusted without a fresh one (tailscale: trustUDPAddrDuration). */
-export const TRUST_DIRECT_MS = 6_500;
 /** Candidate endpoints a handshake is sent to directly before a path is proven. */
 const MAX_SPRAY = 4;
 /** Minimum spacing of disco pings to one peer. */
@@ -33,36 +40,6 @@ const HEARTBEAT_MS = 3_000;
 const SESSION_ACTIVE_MS = 45_000;
 /** How often a trusted path is still checked against every candidate, for a better one (tailscale: 1 min). */
 const UPGRADE_INTERVAL_MS = 60_000;
-/** A CallMeMaybe lists our endpoints; more than this from one peer is not a real node's list. */
-const MAX_CMM_ENDPOINTS = 16;
-
-export interface MagicPeer {
-  nodeKey: Uint8Array;
-  discoKey: Uint8Array | undefined;
-  /** Candidate direct endpoints from the netmap ("ip:port"). */
-  endpoints: string[];
-  homeDERP: number;
-}
-
-interface PeerPath {
-  info: MagicPeer;
-  best: Endpoint | undefined;
-  bestUntil: number;
-  lastPing: number;
-  /** When we last pinged every candidate (not just the best path). */
-  lastFullPing: number;
-  /** When we last sent the peer a WireGuard datagram. */
-  lastSend: number;
-  /** When we last answered a ping on an unproven path with a ping of our own. */
-  lastPingBack: number;
-  /** Endpoints from the peer's latest CallMeMaybe (replaced by the next one, bounded). */
-  cmm: string[];
-  /** The DERP region we last heard the peer on (0 = never). */
-  lastDerpRegion: number;
-  /** When a CallMeMaybe last made us ping every candidate. */
-  lastCmmPing: number;
-  latencyMs: number | undefined;
-}
 
 export interface PathInfo {
   via: 'direct' | 'derp' | 'none';
@@ -208,18 +185,7 @@ export class MagicSock {
           this.pingPeer(existing, performance.now(), true);
         }
       } else {
-        const fresh = {
-          best: undefined,
-          bestUntil: 0,
-          lastPing: 0,
-          lastFullPing: 0,
-          lastPingBack: 0,
-          cmm: [],
-          lastDerpRegion: 0,
-          lastCmmPing: Number.NEGATIVE_INFINITY,
-          lastSend: Number.NEGATIVE_INFINITY,
-        };
-        this.peers.set(k, { info, ...fresh, latencyMs: undefined });
+        this.peers.set(k, newPeerPath(info));
       }
     }
     for (const k of this.peers.keys()) if (!keep.has(k)) this.peers.delete(k);
@@ -251,7 +217,7 @@ export class MagicSock {
     // No proven path yet: handshake messages also go straight to every candidate endpoint, so the
     // first handshake does not wait for DERP (or for a retry 5 s later when DERP is not up yet).
     if (msg[0] === 1 || msg[0] === 2) {
-      for (const text of this.candidates(p).slice(0, MAX_SPRAY)) {
+      for (const text of candidates(p).slice(0, MAX_SPRAY)) {
         try {
           this.udp?.send(msg, parseEndpoint(text));
           this.traffic.udpOut++;
@@ -276,7 +242,7 @@ export class MagicSock {
       return;
     }
     p.lastFullPing = now;
-    for (const text of this.candidates(p)) {
+    for (const text of candidates(p)) {
       let to: Endpoint;
       try {
         to = parseEndpoint(text);
@@ -291,11 +257,6 @@ export class MagicSock {
     });
     this.sendDisco(p, { type: 'callMeMaybe', endpoints }, undefined);
     if (this.pings.size > 1024) this.pings.clear(); // unanswered pings must not pile up
-  }
-
-  /** The peer's candidate endpoints: from the netmap, then from its latest CallMeMaybe. */
-  private candidates(p: PeerPath): string[] {
-    return p.cmm.length === 0 ? p.info.endpoints : [...new Set([...p.info.endpoints, ...p.cmm])];
   }
 
   private pingOne(p: PeerPath, to: Endpoint, now: number): void {
@@ -389,19 +350,12 @@ export class MagicSock {
     } else if (m.type === 'callMeMaybe') {
       // Only through DERP from the peer's own node key (datapath.md §3.7); its list replaces the previous one.
       if (from || !derpSrc || !sameKey(derpSrc, p.info.nodeKey)) return;
-      p.cmm = [];
-      for (const e of m.endpoints) {
-        if (p.cmm.length >= MAX_CMM_ENDPOINTS) break;
-        if (e.ip.startsWith('fe80:')) continue;
-        try {
-          p.cmm.push(formatEndpoint(endpointOf(e.ip, e.port)));
-        } catch {}
-      }
+      setCallMeMaybe(p, m.endpoints);
       // Ping every candidate now, whatever the round's spacing (its list may hold an endpoint our last round
       // did not know), with no CallMeMaybe back; at most one such burst per PING_SOON_MS.
       if (now - p.lastCmmPing < PING_SOON_MS) return;
       p.lastCmmPing = now;
-      for (const text of this.candidates(p)) {
+      for (const text of candidates(p)) {
         try {
           this.pingOne(p, parseEndpoint(text), now);
         } catch {}
@@ -419,20 +373,9 @@ export class MagicSock {
       return;
     }
     sent.waiter?.({ via: 'direct', endpoint: formatEndpoint(from), latencyMs: latency });
-    // A pong to a ping from an earlier round says the path works but not how fast: it waited for the hole.
-    const fresh = sent.sentAt >= p.lastPing;
-    if (!p.best || now >= p.bestUntil || (fresh && latency < (p.latencyMs ?? Number.POSITIVE_INFINITY) - 1)) {
-      if (!p.best || !sameAddr(p.best, from)) {
-        this.o.log(`direct path to peer via ${formatEndpoint(from)}`);
-        p.latencyMs = undefined;
-      }
-      p.best = from;
-    }
-    if (sameAddr(p.best, from)) {
-      if (fresh) p.latencyMs = latency;
-      else if (p.latencyMs === undefined) this.pingPeer(p, now, true); // measure it now
-    }
-    p.bestUntil = now + TRUST_DIRECT_MS;
+    const { changed, measure } = notePong(p, from, latency, sent.sentAt >= p.lastPing, now);
+    if (changed) this.o.log(`direct path to peer via ${formatEndpoint(from)}`);
+    if (measure) this.pingPeer(p, now, true); // the pong proved the path but not its speed: measure it now
   }
 
   /**
@@ -465,7 +408,7 @@ export class MagicSock {
       const now = performance.now();
       const targets: Array<Endpoint | undefined> = [];
       if (p.best) targets.push(p.best);
-      for (const text of this.candidates(p)) {
+      for (const text of candidates(p)) {
         try {
           const ep = parseEndpoint(text);
           if (!targets.some((t) => t && sameAddr(t, ep))) targets.push(ep);
@@ -518,8 +461,4 @@ const peerName = (p: PeerPath): string => `${b64(p.info.nodeKey).slice(0, 8)}…
 
 function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
-}
-
-function sameAddr(a: Endpoint, b: Endpoint): boolean {
-  return a.address === b.address && a.port === b.port;
 }

@@ -1,0 +1,79 @@
+// What runs beside the data path once it is up: Taildrop's PeerAPI on our tailnet addresses (its ports go to
+// control in Hostinfo.Services) and the OS resolver pointed at quad-100 while accept-DNS is on. Both follow the
+// engine's data path: started after each netmap is applied, taken down with it, and recovered after a crash.
+import type { NetMap } from './control/netmap.ts';
+import type { DataPath } from './datapath.ts';
+import { OsDns } from './dns/os-dns.ts';
+import type { EngineEvents } from './events.ts';
+import { Taildrop } from './taildrop/service.ts';
+
+export class NodeServices {
+  readonly taildrop: Taildrop;
+  private readonly osDns: OsDns;
+
+  constructor(
+    stateDir: string,
+    private readonly tunName: string,
+    private readonly events: EngineEvents,
+    /** The PeerAPI moved (new ports): tell control. */
+    private readonly onServicesChanged: () => void,
+  ) {
+    const log = (m: string) => events.log('info', m);
+    this.taildrop = new Taildrop(stateDir, {
+      log,
+      onReceived: (f) => events.emit({ type: 'event', event: 'fileReceived', ...f }),
+    });
+    this.osDns = new OsDns(stateDir, log);
+  }
+
+  /** A resolv.conf left pointing at quad-100 by a crashed run is put back. */
+  recover(): Promise<void> {
+    return this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+  }
+
+  /** Hostinfo.Services entries (the PeerAPI ports; empty until it listens). */
+  services(): Array<{ Proto: string; Port: number }> {
+    return this.taildrop.services();
+  }
+
+  /** The data path applied a netmap: the PeerAPI on our addresses, and the OS resolver as accept-DNS says. */
+  async dataPathUpdated(dp: DataPath, nm: NetMap, acceptDNS: boolean): Promise<void> {
+    await Promise.all([this.startPeerApi(dp, nm), this.syncOsDns(dp, nm, acceptDNS)]);
+  }
+
+  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back. */
+  dataPathClosed(): Promise<void> {
+    this.taildrop.close();
+    return this.syncOsDns(undefined, undefined, false);
+  }
+
+  private async startPeerApi(dp: DataPath, nm: NetMap): Promise<void> {
+    const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
+    if (addrs.length === 0) return;
+    this.taildrop.setNetMap(nm);
+    try {
+      if (await this.taildrop.listen(addrs)) {
+        dp.setPeerApiPorts(this.taildrop.ports());
+        this.onServicesChanged();
+      }
+      this.events.setHealth('peerapi', undefined);
+    } catch (e) {
+      this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);
+    }
+  }
+
+  /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
+  async syncOsDns(dp: DataPath | undefined, nm: NetMap | undefined, acceptDNS: boolean): Promise<void> {
+    try {
+      if (dp && nm && acceptDNS) {
+        await this.osDns.apply({ searchDomains: nm.dns?.Domains ?? [], interfaceName: this.tunName });
+        dp.setOsResolvers(this.osDns.previousNameservers);
+      } else {
+        await this.osDns.restore(this.tunName);
+      }
+      this.events.setHealth('dns', undefined);
+    } catch (e) {
+      this.events.setHealth('dns', `cannot configure the OS resolver: ${(e as Error).message}`);
+    }
+  }
+}
