@@ -1,0 +1,264 @@
+// The one contract between the window (renderer) and the app's main side. Electron carries it over IPC
+// (preload/index.ts exposes it as window.trellis); `trellis web` carries the very same calls and events over a
+// WebSocket. Both sides import this file; it holds types and a few constants, no code that does I/O.
+import type { EngineState, Health, PeerPath, SelfNode } from '../main/engine/protocol.ts';
+
+export type { EngineState, Health, PeerPath, SelfNode };
+
+/** Preferences the user edits in Settings: the engine's own plus the app's. */
+export interface AppPrefs {
+  /** Control server base URL; '' = not chosen yet (the login view offers Tailscale's or a custom one). */
+  controlURL: string;
+  /** Requested host name; '' = the OS host name. */
+  hostname: string;
+  acceptDNS: boolean;
+  /** Connect when the app starts, if logged in. */
+  autoConnect: boolean;
+  /** Start the app when the user logs in to the desktop. */
+  startAtLogin: boolean;
+  /** Start with only the tray icon, no window. */
+  startHidden: boolean;
+  /** Received files are moved here as they arrive; '' = they wait in the inbox until saved. */
+  autoSaveDir: string;
+  /** Desktop notifications (file received, login needed, key expiring). */
+  notifications: boolean;
+}
+
+/** Tailscale's own control server, the default when the user does not pick a custom one. */
+export const TAILSCALE_CONTROL_URL = 'https://controlplane.tailscale.com';
+
+export interface PeerView {
+  id: number;
+  /** Short name (first label of dnsName). */
+  name: string;
+  dnsName: string;
+  addresses: string[];
+  os: string;
+  user: string;
+  /** null = the control server did not say. */
+  online: boolean | null;
+  /** ISO time the peer was last seen online, when the server said. */
+  lastSeen?: string;
+  keyExpiry?: string;
+  expired: boolean;
+  /** How packets reach the peer now (absent without a data path). */
+  path?: PeerPath;
+  /** Taildrop accepts files for this peer. */
+  fileTarget: boolean;
+}
+
+export type TransferState = 'queued' | 'sending' | 'done' | 'failed' | 'cancelled';
+
+/** One file being (or having been) sent with Taildrop. */
+export interface Transfer {
+  id: string;
+  /** The peer's short name. */
+  peer: string;
+  /** File name as the peer sees it. */
+  name: string;
+  sent: number;
+  /** Bytes in the file; 0 until known. */
+  total: number;
+  bytesPerSecond: number;
+  state: TransferState;
+  /** Bytes the peer already held from an interrupted attempt. */
+  resumedFrom?: number;
+  /** A sentence when state is 'failed'. */
+  error?: string;
+  /** Unix ms. */
+  startedAt: number;
+}
+
+/** A received file: waiting in the engine's inbox, or already in the auto-save folder. */
+export interface ReceivedItem {
+  name: string;
+  size: number;
+  /** Unix ms. */
+  modified: number;
+  where: 'inbox' | 'folder';
+  /** Full path, for files in the folder (open / reveal act on it). */
+  path?: string;
+  /** Sender's name, when the file arrived while the app watched. */
+  from?: string;
+}
+
+/** How the app reaches an engine. */
+export type EngineLinkKind = 'worker' | 'daemon' | 'none';
+
+/** What the main side can do on this platform; the UI hides what it cannot. */
+export interface Capabilities {
+  /** 'electron' = the desktop app; 'web' = `trellis web` in a browser. */
+  shell: 'electron' | 'web';
+  /** Opening and revealing files on this desktop. */
+  openFiles: boolean;
+  /** A native folder picker (else the UI asks for a path). */
+  chooseFolder: boolean;
+  /** Autostart and start-hidden apply. */
+  autostart: boolean;
+}
+
+/** Everything the window shows; the renderer's store is this plus the notices pushed to it. */
+export interface AppSnapshot {
+  link: EngineLinkKind;
+  /** Why no engine is reachable, as a sentence saying what to do (absent when one is). */
+  linkProblem?: string;
+  state: EngineState;
+  /** Why the state is what it is, when that is an error. */
+  reason?: string;
+  /** Interactive login: the URL the user must visit. */
+  authURL?: string;
+  /** A login or logout under way. */
+  loggingIn: boolean;
+  self?: SelfNode;
+  peers: PeerView[];
+  /** Tailnet domain (MagicDNS suffix). */
+  domain?: string;
+  health: Health[];
+  prefs: AppPrefs;
+  transfers: Transfer[];
+  received: ReceivedItem[];
+  /** Files handed to the app (second launch, command line) waiting for the user to pick a peer. */
+  pendingSend: string[];
+  capabilities: Capabilities;
+}
+
+export interface LoginRequest {
+  /** Control server; absent = keep the one in prefs (or Tailscale's when none). */
+  controlURL?: string;
+  /** Pre-auth key; absent = interactive login through the browser. */
+  authKey?: string;
+}
+
+/** The calls the window makes. Each takes at most one argument and resolves with its result. */
+export interface ApiCalls {
+  getSnapshot(): AppSnapshot;
+  connect(): void;
+  disconnect(): void;
+  login(req: LoginRequest): void;
+  logout(): void;
+  setPrefs(prefs: Partial<AppPrefs>): AppPrefs;
+  /** Sends files (paths the engine can read) to a peer; the new transfers' ids. */
+  sendFiles(req: { peer: string; paths: string[] }): string[];
+  cancelTransfer(id: string): void;
+  /** Forgets finished transfers (done, failed, cancelled). */
+  clearTransfers(): void;
+  /** Moves files waiting in the inbox (all, or those named) into dir (default: the auto-save folder). */
+  saveReceived(req: { dir?: string; names?: string[] }): string[];
+  openReceived(path: string): void;
+  revealReceived(path: string): void;
+  /** A native folder picker; null when the user cancels. */
+  chooseFolder(): string | null;
+  copyText(text: string): void;
+  /** Opens an http(s) URL in the user's browser; other schemes are refused. */
+  openExternal(url: string): void;
+  /** Drops the files waiting for a peer choice. */
+  dismissPendingSend(): void;
+}
+
+export type ApiCallName = keyof ApiCalls;
+export type ApiArg<K extends ApiCallName> = Parameters<ApiCalls[K]> extends [infer A] ? A : undefined;
+export type ApiResult<K extends ApiCallName> = ReturnType<ApiCalls[K]>;
+
+/** Every call name, for the transports to register and to validate what arrives. */
+export const API_CALLS: readonly ApiCallName[] = [
+  'getSnapshot',
+  'connect',
+  'disconnect',
+  'login',
+  'logout',
+  'setPrefs',
+  'sendFiles',
+  'cancelTransfer',
+  'clearTransfers',
+  'saveReceived',
+  'openReceived',
+  'revealReceived',
+  'chooseFolder',
+  'copyText',
+  'openExternal',
+  'dismissPendingSend',
+];
+
+export function isApiCallName(v: unknown): v is ApiCallName {
+  return typeof v === 'string' && (API_CALLS as readonly string[]).includes(v);
+}
+
+/** A short message for the user, shown as a toast. */
+export interface Notice {
+  level: 'info' | 'error';
+  message: string;
+}
+
+/** Events main pushes to the window. */
+export interface ApiEvents {
+  /** The whole snapshot, after any change (coalesced, at most ~10 per second). */
+  snapshot: AppSnapshot;
+  notice: Notice;
+}
+
+export type ApiEventName = keyof ApiEvents;
+
+/** Error codes a call may fail with; message is already a sentence for the user. */
+export type ApiErrorCode =
+  | 'bad-request'
+  | 'not-connected'
+  | 'no-engine'
+  | 'unsupported'
+  | 'refused'
+  | 'engine'
+  | 'internal';
+
+export interface ApiErrorBody {
+  code: ApiErrorCode;
+  message: string;
+}
+
+/** What a call carries back over any transport: errors as values, so none loses its code on the way. */
+export type ApiOutcome<T> = { ok: true; result: T } | { ok: false; error: ApiErrorBody };
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One pushed event, as a transport carries it. */
+export type ApiEventMessage = { [E in ApiEventName]: { event: E; payload: ApiEvents[E] } }[ApiEventName];
+
+/** A file dropped on the window (a DOM File has these and more; each transport reads it its own way). */
+export interface DroppedFile {
+  readonly name: string;
+  readonly size: number;
+}
+
+/** The API as the window sees it: every call returns a promise; on() subscribes to pushed events. */
+export type TrellisApi = {
+  [K in ApiCallName]: ApiArg<K> extends undefined
+    ? () => Promise<ApiResult<K>>
+    : (arg: ApiArg<K>) => Promise<ApiResult<K>>;
+} & {
+  on<E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void): () => void;
+  /** Sends files dropped on the window: Electron resolves their paths (webUtils.getPathForFile), the web
+   *  bridge streams their bytes to the machine first. Resolves with the transfers' ids. */
+  sendDroppedFiles(peer: string, files: readonly DroppedFile[]): Promise<string[]>;
+};
+
+/** What a transport serves: the controller implements it (one per app, shared by every window or socket). */
+export interface ApiBackend {
+  call<K extends ApiCallName>(name: K, arg: ApiArg<K>): Promise<ApiResult<K>>;
+  onEvent(listener: (message: ApiEventMessage) => void): () => void;
+}
+
+/** IPC channel names used by the Electron transport. */
+export const IPC_INVOKE_CHANNEL = 'trellis:call';
+export const IPC_EVENT_CHANNEL = 'trellis:event';
+
+/** Messages of the WebSocket transport (`trellis web`). */
+export type BridgeClientMessage = { type: 'call'; id: number; name: ApiCallName; arg?: unknown };
+export type BridgeServerMessage =
+  | { type: 'reply'; id: number; outcome: ApiOutcome<unknown> }
+  | { type: 'event'; event: ApiEventName; payload: unknown };
