@@ -1,0 +1,87 @@
+// The tray as data: which icon, tooltip and menu each app state gets. Electron's tray.ts only renders this,
+// so every state's menu is unit-tested without Electron.
+import type { AppSnapshot } from '../../preload/api.ts';
+
+export type TrayIconState = 'disconnected' | 'connecting' | 'connected' | 'needs-login' | 'file-received';
+export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'open' | 'quit';
+
+export type TrayItem =
+  | { kind: 'action'; action: TrayAction; label: string; enabled: boolean }
+  /** Clicking copies text to the clipboard. */
+  | { kind: 'copy'; label: string; text: string }
+  | { kind: 'submenu'; label: string; items: TrayItem[] }
+  | { kind: 'info'; label: string }
+  | { kind: 'separator' };
+
+export interface TrayModel {
+  icon: TrayIconState;
+  tooltip: string;
+  items: TrayItem[];
+}
+
+/** Network devices listed in the tray before the rest is left to the window. */
+const TRAY_PEER_LIMIT = 30;
+
+export function trayIcon(s: AppSnapshot, unseenFiles: boolean): TrayIconState {
+  if (s.link === 'none' || s.state === 'NoState' || s.state === 'Stopped') {
+    return unseenFiles ? 'file-received' : 'disconnected';
+  }
+  if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth') return 'needs-login';
+  if (s.state === 'Starting') return 'connecting';
+  return unseenFiles ? 'file-received' : 'connected';
+}
+
+function tooltipFor(s: AppSnapshot): string {
+  if (s.link === 'none') return 'Trellis: no engine';
+  switch (s.state) {
+    case 'Running':
+      return `Trellis: connected${s.self ? ` as ${s.self.name}` : ''}`;
+    case 'Starting':
+      return 'Trellis: connecting…';
+    case 'NeedsLogin':
+      return 'Trellis: log in needed';
+    case 'NeedsMachineAuth':
+      return 'Trellis: waiting for the admin to approve this device';
+    default:
+      return 'Trellis: disconnected';
+  }
+}
+
+export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
+  const items: TrayItem[] = [];
+  const loggedIn = s.state === 'Running' || s.state === 'Starting' || (s.state === 'Stopped' && s.self !== undefined);
+  if (s.link === 'none') {
+    items.push({ kind: 'info', label: s.linkProblem ?? 'No engine is running' });
+  } else if (s.state === 'Running' || s.state === 'Starting') {
+    items.push({ kind: 'action', action: 'disconnect', label: 'Disconnect', enabled: true });
+  } else if (loggedIn) {
+    items.push({ kind: 'action', action: 'connect', label: 'Connect', enabled: true });
+  }
+  if (s.self && s.state === 'Running') {
+    const ip = s.self.addresses.find((a) => !a.includes(':')) ?? s.self.addresses[0] ?? '';
+    items.push({ kind: 'separator' });
+    items.push({ kind: 'copy', label: `This device: ${s.self.name} (${ip})`, text: ip });
+    const peers = [...s.peers].sort((a, b) => a.name.localeCompare(b.name));
+    const peerItems: TrayItem[] = peers.slice(0, TRAY_PEER_LIMIT).map((p) => {
+      const pip = p.addresses.find((a) => !a.includes(':')) ?? p.addresses[0] ?? '';
+      const offline = p.online === false ? ' — offline' : '';
+      return { kind: 'copy', label: `${p.name} (${pip})${offline}`, text: pip };
+    });
+    if (peers.length > TRAY_PEER_LIMIT) {
+      peerItems.push({ kind: 'info', label: `${peers.length - TRAY_PEER_LIMIT} more in the window` });
+    }
+    if (peerItems.length === 0) peerItems.push({ kind: 'info', label: 'No other devices' });
+    items.push({ kind: 'submenu', label: 'Network devices', items: peerItems });
+  }
+  items.push({ kind: 'separator' });
+  if (s.link !== 'none') {
+    if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth' || s.state === 'NoState') {
+      items.push({ kind: 'action', action: 'login', label: 'Log in…', enabled: !s.loggingIn });
+    } else if (loggedIn) {
+      items.push({ kind: 'action', action: 'logout', label: 'Log out', enabled: !s.loggingIn });
+    }
+  }
+  items.push({ kind: 'action', action: 'open', label: 'Open Trellis', enabled: true });
+  items.push({ kind: 'action', action: 'quit', label: 'Quit', enabled: true });
+  return { icon: trayIcon(s, unseenFiles), tooltip: tooltipFor(s), items };
+}
