@@ -123,7 +123,8 @@ function proxyApi(client: EngineClient): EngineApi {
   return {
     handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
       if (cmd === 'start') return client.request('status', {}) as Promise<CommandMap[C]['result']>;
-      return client.request(cmd, args, { timeoutMs: PROXY_TIMEOUT_MS });
+      // A send may take longer than any fixed bound on a slow link; the engine ends one that stalls (20 s).
+      return client.request(cmd, args, { timeoutMs: cmd === 'fileSend' ? 0 : PROXY_TIMEOUT_MS });
     },
     onEvent: (listener) => client.on(listener),
     close: async () => {},

@@ -23,7 +23,11 @@ export async function handleFileCommand(
       return td.list();
     case 'fileTake': {
       if (typeof a.dir !== 'string' || a.dir === '') throw new EngineError('bad-request', 'fileTake needs a dir');
-      return td.take(a.dir);
+      const names = a.names;
+      if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
+        throw new EngineError('bad-request', 'names must be a list of file names');
+      }
+      return td.take(a.dir, names as string[] | undefined);
     }
     case 'fileCancel': {
       if (a.path !== undefined && typeof a.path !== 'string') throw new EngineError('bad-request', 'path must be text');

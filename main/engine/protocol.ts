@@ -157,8 +157,8 @@ export interface CommandMap {
   fileSend: { args: { target: string; path: string; name?: string }; result: FileSendResult };
   /** Files received and waiting in the inbox. */
   fileList: { args: Record<string, never>; result: ReceivedFile[] };
-  /** Moves every received file into dir; the paths they got. */
-  fileTake: { args: { dir: string }; result: string[] };
+  /** Moves received files (all, or those named) into dir; the paths they got. */
+  fileTake: { args: { dir: string; names?: string[] }; result: string[] };
   /** Cancels sends in progress (all, or those of one file path); how many were cancelled. */
   fileCancel: { args: { path?: string }; result: { cancelled: number } };
 }

@@ -1,7 +1,7 @@
 // Taildrop for the engine: the PeerAPI server on our tailnet addresses with the inbox behind it, who may send to
 // us and whom we may send to (services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
 // with progress and cancel, and the received files.
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chown, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
@@ -157,11 +157,14 @@ export class Taildrop {
     return this.inbox.list();
   }
 
-  /** Moves every received file into dir (numbered names on conflict); the names as moved. */
-  async take(dir: string): Promise<string[]> {
+  /** Moves received files (all, or those named) into dir (numbered names on conflict); the names as moved.
+   *  A daemon running as root gives each file to the folder's owner, so the user can delete or edit it. */
+  async take(dir: string, names?: readonly string[]): Promise<string[]> {
     await mkdir(dir, { recursive: true });
+    const owner = process.getuid?.() === 0 ? await stat(dir) : undefined;
     const moved: string[] = [];
     for (const f of await this.inbox.list()) {
+      if (names && !names.includes(f.name)) continue;
       const from = path.join(this.inbox.dir, f.name);
       let to = path.join(dir, f.name);
       for (let n = 1; n < 1000 && (await stat(to).catch(() => undefined)); n++)
@@ -173,6 +176,7 @@ export class Taildrop {
         await copyFile(from, to);
         await rm(from);
       }
+      if (owner) await chown(to, owner.uid, owner.gid).catch(() => {});
       moved.push(to);
     }
     return moved;

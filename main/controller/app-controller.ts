@@ -1,0 +1,481 @@
+// The app's brain, in plain Node: it owns the link to an engine (worker or daemon), keeps the snapshot the
+// window shows, turns engine events into UI events and notifications, and carries out the window's calls.
+// Electron's main process and `trellis web` are thin transports around it (ApiBackend).
+import {
+  type ApiArg,
+  type ApiBackend,
+  type ApiCallName,
+  ApiError,
+  type ApiEventMessage,
+  type ApiResult,
+  type AppPrefs,
+  type AppSnapshot,
+  type LoginRequest,
+  type Notice,
+  TAILSCALE_CONTROL_URL,
+} from '../../preload/api.ts';
+import { EngineError, type EngineEvent, type StatusSnapshot } from '../engine/protocol.ts';
+import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
+import type { ControllerDelegate } from './delegate.ts';
+import { type EngineLink, privilegeAdvice } from './engine-link.ts';
+import { ReceivedFiles } from './received.ts';
+import { TransferQueue } from './transfers.ts';
+import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
+import { peerViews, validatePrefs } from './views.ts';
+
+export interface AppControllerOptions {
+  delegate: ControllerDelegate;
+  link: EngineLink;
+  /** The app's own preferences file. */
+  prefsPath: string;
+  /** Opens a new link after the current one is lost (absent = stay without an engine). */
+  reopen?: () => Promise<EngineLink>;
+}
+
+/** Snapshots pushed to windows at most this often. */
+const PUSH_INTERVAL_MS = 100;
+/** Status polled this often while an engine is linked, for paths, handshakes and bytes. */
+const POLL_INTERVAL_MS = 2_000;
+/** A key expiring within this is worth a notification. */
+const KEY_EXPIRY_WARNING_MS = 24 * 3600_000;
+const LOGIN_TIMEOUT_MS = 90_000;
+
+export class AppController implements ApiBackend {
+  readonly #delegate: ControllerDelegate;
+  readonly #prefsPath: string;
+  readonly #reopen: (() => Promise<EngineLink>) | undefined;
+  readonly #listeners = new Set<(m: ApiEventMessage) => void>();
+  readonly #transfers: TransferQueue;
+  readonly #received: ReceivedFiles;
+  #link: EngineLink;
+  #offLink: (() => void)[] = [];
+  #status: StatusSnapshot | undefined;
+  #appPrefs: AppOnlyPrefs;
+  #pendingSend: string[] = [];
+  #loggingIn = false;
+  #unseenFiles = false;
+  #warnedExpiry: string | undefined;
+  #pushTimer: NodeJS.Timeout | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #refreshing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(o: AppControllerOptions, appPrefs: AppOnlyPrefs) {
+    this.#delegate = o.delegate;
+    this.#prefsPath = o.prefsPath;
+    this.#reopen = o.reopen;
+    this.#link = o.link;
+    this.#appPrefs = appPrefs;
+    const changed = () => this.#schedulePush();
+    this.#transfers = new TransferQueue(
+      {
+        send: (peer, path) => this.#client().request('fileSend', { target: peer, path }, { timeoutMs: 0 }),
+        cancel: async (path) => {
+          await this.#client().request('fileCancel', { path });
+        },
+      },
+      changed,
+    );
+    this.#received = new ReceivedFiles(changed);
+  }
+
+  static async open(o: AppControllerOptions): Promise<AppController> {
+    const c = new AppController(o, await loadAppPrefs(o.prefsPath));
+    await c.#received.watchFolder(c.#appPrefs.autoSaveDir);
+    await c.#attach(o.link);
+    c.#pollTimer = setInterval(() => void c.#refresh(), POLL_INTERVAL_MS);
+    c.#pollTimer.unref?.();
+    return c;
+  }
+
+  onEvent(listener: (m: ApiEventMessage) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  snapshot(): AppSnapshot {
+    const s = this.#status;
+    const prefs: AppPrefs = {
+      controlURL: s?.prefs.controlURL ?? '',
+      hostname: s?.prefs.hostname ?? '',
+      acceptDNS: s?.prefs.acceptDNS ?? true,
+      autoConnect: s?.prefs.autoConnect ?? true,
+      ...this.#appPrefs,
+    };
+    const health = [...(s?.health ?? [])];
+    for (const h of health) {
+      const advice = h.code === 'data-path' ? privilegeAdvice(h.message) : undefined;
+      if (advice) Object.assign(h, { code: 'no-tun-privilege', message: advice });
+    }
+    return {
+      link: this.#link.kind,
+      linkProblem: this.#link.kind === 'none' ? this.#link.problem : undefined,
+      state: s?.state ?? 'NoState',
+      reason: s?.reason,
+      authURL: s?.authURL,
+      loggingIn: this.#loggingIn,
+      self: s?.self,
+      peers: peerViews(s),
+      domain: s?.domain,
+      health,
+      prefs,
+      transfers: this.#transfers.list(),
+      received: this.#received.list(),
+      pendingSend: [...this.#pendingSend],
+      capabilities: this.#delegate.capabilities,
+    };
+  }
+
+  tray(): TrayModel {
+    return trayModel(this.snapshot(), this.#unseenFiles);
+  }
+
+  async trayAction(action: Exclude<TrayAction, 'open' | 'quit'>): Promise<void> {
+    try {
+      if (action === 'connect') await this.call('connect', undefined);
+      else if (action === 'disconnect') await this.call('disconnect', undefined);
+      else if (action === 'logout') await this.call('logout', undefined);
+      else await this.call('login', {});
+    } catch (e) {
+      this.#notice({ level: 'error', message: (e as Error).message });
+    }
+  }
+
+  addPendingSend(paths: string[]): void {
+    this.#pendingSend = [...new Set([...this.#pendingSend, ...paths])];
+    this.#schedulePush();
+  }
+
+  markFilesSeen(): void {
+    if (!this.#unseenFiles) return;
+    this.#unseenFiles = false;
+    this.#schedulePush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pollTimer);
+    clearTimeout(this.#pushTimer);
+    for (const off of this.#offLink) off();
+    await this.#received.close();
+    await this.#link.close();
+  }
+
+  async call<K extends ApiCallName>(name: K, arg: ApiArg<K>): Promise<ApiResult<K>> {
+    try {
+      return (await this.#dispatch(name, arg)) as ApiResult<K>;
+    } catch (e) {
+      throw toApiError(e);
+    }
+  }
+
+  async #dispatch(name: ApiCallName, arg: unknown): Promise<unknown> {
+    const d = this.#delegate;
+    switch (name) {
+      case 'getSnapshot':
+        return this.snapshot();
+      case 'connect':
+        await this.#engine('up');
+        return undefined;
+      case 'disconnect':
+        await this.#engine('down');
+        return undefined;
+      case 'login':
+        return this.#login(isRecord(arg) ? (arg as LoginRequest) : {});
+      case 'logout':
+        this.#loggingIn = true;
+        try {
+          await this.#engine('logout');
+        } finally {
+          this.#loggingIn = false;
+          this.#schedulePush();
+        }
+        return undefined;
+      case 'setPrefs':
+        return this.#setPrefs(arg);
+      case 'sendFiles': {
+        const a = isRecord(arg) ? arg : {};
+        const paths = a.paths;
+        if (typeof a.peer !== 'string' || !Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) {
+          throw new ApiError('bad-request', 'sendFiles needs a peer and a list of file paths');
+        }
+        if (paths.length === 0) throw new ApiError('bad-request', 'no files to send');
+        if (this.#status?.state !== 'Running') throw new ApiError('not-connected', 'connect first to send files');
+        return this.#transfers.add(a.peer, paths as string[]);
+      }
+      case 'cancelTransfer':
+        if (typeof arg !== 'string') throw new ApiError('bad-request', 'cancelTransfer needs a transfer id');
+        await this.#transfers.cancel(arg);
+        return undefined;
+      case 'clearTransfers':
+        this.#transfers.clearFinished();
+        return undefined;
+      case 'saveReceived':
+        return this.#saveReceived(isRecord(arg) ? arg : {});
+      case 'openReceived':
+        return d.openPath(this.#knownReceivedPath(arg));
+      case 'revealReceived':
+        d.revealPath(this.#knownReceivedPath(arg));
+        return undefined;
+      case 'chooseFolder':
+        return d.chooseFolder();
+      case 'copyText':
+        if (typeof arg !== 'string') throw new ApiError('bad-request', 'copyText needs text');
+        d.copyText(arg);
+        return undefined;
+      case 'openExternal':
+        if (typeof arg !== 'string' || !isHttpUrl(arg)) throw new ApiError('refused', 'only http(s) links are opened');
+        return d.openExternal(arg);
+      case 'dismissPendingSend':
+        this.#pendingSend = [];
+        this.#schedulePush();
+        return undefined;
+    }
+  }
+
+  async #login(req: LoginRequest): Promise<void> {
+    const controlURL = req.controlURL?.trim() || this.#status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
+    if (!isHttpUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
+    const authKey = req.authKey?.trim() || undefined;
+    this.#loggingIn = true;
+    this.#schedulePush();
+    try {
+      await this.#client().request('setPrefs', { controlURL, wantRunning: true });
+      await this.#client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
+    } finally {
+      this.#loggingIn = false;
+      await this.#refresh();
+    }
+  }
+
+  async #setPrefs(arg: unknown): Promise<AppPrefs> {
+    const { engine, app } = validatePrefs(arg);
+    if (Object.keys(engine).length > 0) await this.#client().request('setPrefs', engine);
+    if (Object.keys(app).length > 0) {
+      const before = this.#appPrefs;
+      this.#appPrefs = { ...before, ...app };
+      await saveAppPrefs(this.#prefsPath, this.#appPrefs);
+      if (app.startAtLogin !== undefined || app.startHidden !== undefined) {
+        this.#delegate.applyAutostart(this.#appPrefs.startAtLogin, this.#appPrefs.startHidden);
+      }
+      if (app.autoSaveDir !== undefined && app.autoSaveDir !== before.autoSaveDir) {
+        await this.#received.watchFolder(this.#appPrefs.autoSaveDir);
+        if (this.#appPrefs.autoSaveDir) await this.#autoSave();
+      }
+    }
+    await this.#refresh();
+    return this.snapshot().prefs;
+  }
+
+  async #saveReceived(a: Record<string, unknown>): Promise<string[]> {
+    const dir = typeof a.dir === 'string' && a.dir !== '' ? a.dir : this.#appPrefs.autoSaveDir;
+    if (!dir) throw new ApiError('bad-request', 'choose a folder to save the files in');
+    const names = a.names;
+    if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
+      throw new ApiError('bad-request', 'names must be a list of file names');
+    }
+    const moved = await this.#client().request('fileTake', { dir, names: names as string[] | undefined });
+    await this.#refreshInbox();
+    return moved;
+  }
+
+  /** Only paths the window was shown may be opened: a compromised window cannot open arbitrary files. */
+  #knownReceivedPath(arg: unknown): string {
+    const path = typeof arg === 'string' ? arg : '';
+    if (!this.#received.list().some((r) => r.path === path)) {
+      throw new ApiError('refused', 'that is not a received file');
+    }
+    return path;
+  }
+
+  async #engine(cmd: 'up' | 'down' | 'logout'): Promise<void> {
+    this.#status = await this.#client().request(cmd, {}, { timeoutMs: 30_000 });
+    this.#schedulePush();
+  }
+
+  #client() {
+    const c = this.#link.client;
+    if (!c || c.closed) throw new ApiError('no-engine', this.#link.problem ?? 'no engine is running');
+    return c;
+  }
+
+  async #attach(link: EngineLink): Promise<void> {
+    for (const off of this.#offLink) off();
+    this.#offLink = [];
+    this.#link = link;
+    this.#status = undefined;
+    const client = link.client;
+    if (client) {
+      this.#offLink.push(client.on((e) => this.#onEngineEvent(e)));
+      this.#offLink.push(client.onClose((error) => this.#onLinkLost(error)));
+      await this.#refresh();
+      await this.#refreshInbox();
+      if (this.#appPrefs.autoSaveDir) await this.#autoSave();
+    }
+    this.#schedulePush();
+  }
+
+  #onLinkLost(error?: Error): void {
+    if (this.#closed) return;
+    const why = error ? error.message : 'the engine closed the connection';
+    this.#link = {
+      kind: 'none',
+      problem: `Lost the engine (${why}); reconnecting…`,
+      where: this.#link.where,
+      close: async () => {},
+    };
+    this.#status = undefined;
+    this.#schedulePush();
+    const reopen = this.#reopen;
+    if (!reopen) return;
+    let delay = 1000;
+    const retry = async () => {
+      if (this.#closed) return;
+      const link = await reopen().catch((e: Error) => ({ kind: 'none', problem: e.message }) as EngineLink);
+      if (this.#closed) return void (await link.close?.());
+      if (link.kind !== 'none') return this.#attach(link);
+      this.#link = { ...link, problem: `${link.problem ?? 'no engine'} Retrying…` };
+      this.#schedulePush();
+      delay = Math.min(delay * 2, 10_000);
+      setTimeout(() => void retry(), delay).unref?.();
+    };
+    setTimeout(() => void retry(), delay).unref?.();
+  }
+
+  #onEngineEvent(e: EngineEvent): void {
+    switch (e.event) {
+      case 'fileProgress':
+        this.#transfers.progress(e.target, e.name, e.sent, e.total, e.bytesPerSecond);
+        return;
+      case 'fileReceived':
+        this.#received.noteSender(e.name, e.from);
+        this.#unseenFiles = true;
+        if (this.#appPrefs.notifications) {
+          this.#delegate.notify({ kind: 'file-received', title: 'File received', body: `${e.name} from ${e.from}` });
+        }
+        void (this.#appPrefs.autoSaveDir ? this.#autoSave() : this.#refreshInbox());
+        return;
+      case 'state': {
+        const was = this.#status?.state;
+        if (was && was !== e.state && (e.state === 'NeedsLogin' || e.state === 'NeedsMachineAuth')) {
+          if (this.#appPrefs.notifications && was === 'Running') {
+            this.#delegate.notify({ kind: 'login-needed', title: 'Trellis needs you to log in', body: e.reason ?? '' });
+          }
+        }
+        if (this.#status) Object.assign(this.#status, { state: e.state, reason: e.reason });
+        void this.#refresh();
+        return;
+      }
+      case 'browseToURL':
+        if (this.#status) this.#status.authURL = e.url;
+        this.#schedulePush();
+        return;
+      case 'netmap':
+      case 'health':
+        void this.#refresh();
+        return;
+      case 'log':
+        return;
+    }
+  }
+
+  /** One status request at a time; a refresh asked for meanwhile joins the running one. */
+  #refresh(): Promise<void> {
+    const client = this.#link.client;
+    if (!client || client.closed) return Promise.resolve();
+    this.#refreshing ??= client
+      .request('status', {}, { timeoutMs: 10_000 })
+      .then((s) => {
+        this.#status = s;
+        this.#checkKeyExpiry(s);
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.#refreshing = undefined;
+        this.#schedulePush();
+      });
+    return this.#refreshing;
+  }
+
+  async #refreshInbox(): Promise<void> {
+    const client = this.#link.client;
+    if (!client || client.closed) return;
+    const files = await client.request('fileList', {}).catch(() => undefined);
+    if (files) this.#received.setInbox(files);
+  }
+
+  /** Moves what waits in the inbox to the auto-save folder. */
+  async #autoSave(): Promise<void> {
+    const dir = this.#appPrefs.autoSaveDir;
+    const client = this.#link.client;
+    if (!dir || !client || client.closed) return;
+    try {
+      await client.request('fileTake', { dir });
+    } catch (e) {
+      this.#notice({ level: 'error', message: `Could not save received files to ${dir}: ${(e as Error).message}` });
+    }
+    await this.#refreshInbox();
+  }
+
+  #checkKeyExpiry(s: StatusSnapshot): void {
+    const expiry = s.self?.keyExpiry;
+    if (!expiry || expiry === this.#warnedExpiry || !this.#appPrefs.notifications) return;
+    const left = Date.parse(expiry) - Date.now();
+    if (!(left > 0 && left < KEY_EXPIRY_WARNING_MS)) return;
+    this.#warnedExpiry = expiry;
+    const hours = Math.max(1, Math.round(left / 3600_000));
+    this.#delegate.notify({
+      kind: 'key-expiring',
+      title: 'Trellis key expiring',
+      body: `This device's key expires in about ${hours} h; log in again to stay connected.`,
+    });
+  }
+
+  #notice(n: Notice): void {
+    this.#emit({ event: 'notice', payload: n });
+  }
+
+  #schedulePush(): void {
+    if (this.#pushTimer || this.#closed) return;
+    this.#pushTimer = setTimeout(() => {
+      this.#pushTimer = undefined;
+      this.#emit({ event: 'snapshot', payload: this.snapshot() });
+    }, PUSH_INTERVAL_MS);
+  }
+
+  #emit(m: ApiEventMessage): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l(m);
+      } catch {
+        // A broken window must not stop the others from hearing about changes.
+      }
+    }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Engine refusals keep their sentence; the rest becomes a typed API error. */
+function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof EngineError) {
+    const code = e.code === 'no-data-path' ? 'not-connected' : e.code === 'bad-request' ? 'bad-request' : 'engine';
+    return new ApiError(code, e.message);
+  }
+  const err = e as Error & { code?: unknown };
+  if (err?.name === 'RpcError') return new ApiError('no-engine', err.message);
+  return new ApiError('internal', err?.message ?? String(e));
+}

@@ -1,0 +1,61 @@
+// Pure shaping between the engine's types and the window's: peers as the window lists them, and the checks
+// on preferences the window sends (never trusted: a window is a sandboxed web page).
+import type { AppPrefs, PeerView } from '../../preload/api.ts';
+import { ApiError } from '../../preload/api.ts';
+import type { Prefs, StatusSnapshot } from '../engine/protocol.ts';
+import type { AppOnlyPrefs } from './app-prefs.ts';
+
+export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
+  if (!s) return [];
+  const targets = new Set(s.fileTargets ?? []);
+  return s.peers
+    .map((p) => ({
+      id: p.id,
+      name: p.name,
+      dnsName: p.dnsName,
+      addresses: p.addresses,
+      os: p.os,
+      user: p.user,
+      online: p.online,
+      lastSeen: p.lastSeen,
+      keyExpiry: p.keyExpiry,
+      expired: p.expired,
+      path: p.path,
+      fileTarget: targets.has(p.name),
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+const ENGINE_KEYS = ['controlURL', 'hostname', 'acceptDNS', 'autoConnect'] as const;
+const APP_KEYS = ['startAtLogin', 'startHidden', 'autoSaveDir', 'notifications'] as const;
+
+/** Splits a partial AppPrefs into the engine's and the app's parts, refusing unknown keys and wrong types. */
+export function validatePrefs(arg: unknown): { engine: Partial<Prefs>; app: Partial<AppOnlyPrefs> } {
+  if (typeof arg !== 'object' || arg === null || Array.isArray(arg)) {
+    throw new ApiError('bad-request', 'setPrefs needs an object of preferences');
+  }
+  const engine: Record<string, unknown> = {};
+  const app: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(arg)) {
+    const key = k as keyof AppPrefs;
+    const wantString = key === 'controlURL' || key === 'hostname' || key === 'autoSaveDir';
+    if (!(ENGINE_KEYS as readonly string[]).includes(k) && !(APP_KEYS as readonly string[]).includes(k)) {
+      throw new ApiError('bad-request', `unknown preference ${JSON.stringify(k)}`);
+    }
+    if (wantString ? typeof v !== 'string' : typeof v !== 'boolean') {
+      throw new ApiError('bad-request', `${k} must be ${wantString ? 'text' : 'true or false'}`);
+    }
+    if (key === 'hostname' && !/^[A-Za-z0-9-]{0,63}$/.test(v as string)) {
+      throw new ApiError('bad-request', 'a host name has only letters, digits and dashes (at most 63)');
+    }
+    if (key === 'autoSaveDir' && v !== '' && !isAbsolutePath(v as string)) {
+      throw new ApiError('bad-request', 'the auto-save folder must be an absolute path');
+    }
+    ((ENGINE_KEYS as readonly string[]).includes(k) ? engine : app)[k] = key === 'hostname' ? (v as string).trim() : v;
+  }
+  return { engine: engine as Partial<Prefs>, app: app as Partial<AppOnlyPrefs> };
+}
+
+function isAbsolutePath(p: string): boolean {
+  return p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
+}

@@ -1,0 +1,403 @@
+// The app controller under plain Node, against a scripted engine served over the real engine protocol (a
+// MessageChannel with rpc.ts on both ends): state transitions, the tray for each state, transfers, received
+// files, notifications, errors as typed values, a lost engine. The real engine, daemon and tailscaled are
+// exercised end to end by test/interop/app-web.test.ts.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
+import { AppController } from '../../main/controller/app-controller.ts';
+import type { ControllerDelegate, NotificationKind } from '../../main/controller/delegate.ts';
+import type { EngineLink } from '../../main/controller/engine-link.ts';
+import type { TrayItem } from '../../main/controller/tray-model.ts';
+import {
+  type CommandMap,
+  type CommandName,
+  type EngineApi,
+  EngineError,
+  type EngineEvent,
+  type PeerSummary,
+  type Prefs,
+  type StatusSnapshot,
+} from '../../main/engine/protocol.ts';
+import { EngineClient, PortTransport, serveEngine } from '../../main/engine/rpc.ts';
+import { ApiError, type AppSnapshot } from '../../preload/api.ts';
+
+const PEER: PeerSummary = {
+  id: 2,
+  name: 'laptop',
+  dnsName: 'laptop.tail.example',
+  addresses: ['100.64.0.2', 'fd7a:115c:a1e0::2'],
+  online: true,
+  os: 'linux',
+  user: 'alice',
+  expired: false,
+};
+
+/** An engine whose answers the test scripts; it records every command it was sent. */
+class ScriptedEngine implements EngineApi {
+  readonly calls: { cmd: CommandName; args: unknown }[] = [];
+  readonly #listeners = new Set<(e: EngineEvent) => void>();
+  prefs: Prefs = { controlURL: '', hostname: '', acceptDNS: true, autoConnect: true, wantRunning: false };
+  state: StatusSnapshot['state'] = 'NeedsLogin';
+  loggedIn = false;
+  inbox: { name: string; size: number; modified: number }[] = [];
+  loginError: EngineError | undefined;
+  /** Pending fileSends, oldest first: the test lets them finish one at a time. */
+  readonly sendGates: (() => void)[] = [];
+
+  finishOneSend(): void {
+    this.sendGates.shift()?.();
+  }
+
+  emit(e: EngineEvent): void {
+    for (const l of this.#listeners) l(e);
+  }
+
+  setState(state: StatusSnapshot['state']): void {
+    this.state = state;
+    this.emit({ type: 'event', event: 'state', state });
+  }
+
+  status(): StatusSnapshot {
+    const running = this.state === 'Running';
+    return {
+      state: this.state,
+      prefs: { ...this.prefs },
+      self: this.loggedIn
+        ? { id: 1, name: 'desk', dnsName: 'desk.tail.example', addresses: ['100.64.0.1'], user: 'alice' }
+        : undefined,
+      peers: this.loggedIn ? [PEER] : [],
+      health: [],
+      fileTargets: running ? ['laptop'] : [],
+    };
+  }
+
+  async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+    this.calls.push({ cmd, args });
+    const r = await this.#answer(cmd, args as Record<string, unknown>);
+    return r as CommandMap[C]['result'];
+  }
+
+  async #answer(cmd: CommandName, a: Record<string, unknown>): Promise<unknown> {
+    switch (cmd) {
+      case 'start':
+      case 'status':
+        return this.status();
+      case 'setPrefs':
+        Object.assign(this.prefs, a);
+        return { ...this.prefs };
+      case 'login':
+        if (this.loginError) throw this.loginError;
+        this.loggedIn = true;
+        this.setState('Running');
+        return this.status();
+      case 'up':
+        this.setState('Running');
+        return this.status();
+      case 'down':
+        this.setState('Stopped');
+        return this.status();
+      case 'logout':
+        this.loggedIn = false;
+        this.setState('NeedsLogin');
+        return this.status();
+      case 'fileList':
+        return this.inbox;
+      case 'fileTake': {
+        const taken = this.inbox.filter((f) => !a.names || (a.names as string[]).includes(f.name));
+        this.inbox = this.inbox.filter((f) => !taken.includes(f));
+        const paths: string[] = [];
+        await mkdir(a.dir as string, { recursive: true });
+        for (const f of taken) {
+          const to = join(a.dir as string, f.name);
+          await writeFile(to, 'x'.repeat(f.size));
+          paths.push(to);
+        }
+        return paths;
+      }
+      case 'fileSend': {
+        const name = (a.path as string).split('/').pop() as string;
+        this.emit({
+          type: 'event',
+          event: 'fileProgress',
+          target: a.target as string,
+          name,
+          sent: 4,
+          total: 10,
+          bytesPerSecond: 40,
+        });
+        await new Promise<void>((resolve) => this.sendGates.push(resolve));
+        return { target: a.target, name, total: 10, resumedFrom: 0 };
+      }
+      case 'fileCancel':
+        return { cancelled: 1 };
+      default:
+        throw new EngineError('bad-request', `not scripted: ${cmd}`);
+    }
+  }
+
+  onEvent(listener: (e: EngineEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Rig {
+  engine: ScriptedEngine;
+  controller: AppController;
+  notes: { kind: NotificationKind; body: string }[];
+  copied: string[];
+  dir: string;
+  /** Closes the engine's end of the channel, as a crashed daemon would. */
+  dropLink(): void;
+  done(): Promise<void>;
+}
+
+function linkTo(engine: ScriptedEngine): { link: EngineLink; drop: () => void } {
+  const { port1, port2 } = new MessageChannel();
+  serveEngine(engine, new PortTransport(port2));
+  const client = new EngineClient(new PortTransport(port1));
+  return {
+    link: { kind: 'daemon', client, where: 'test', close: async () => client.close() },
+    drop: () => port2.close(),
+  };
+}
+
+async function rig(engine = new ScriptedEngine(), reopen?: () => Promise<EngineLink>): Promise<Rig> {
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-'));
+  const notes: Rig['notes'] = [];
+  const copied: string[] = [];
+  const delegate: ControllerDelegate = {
+    capabilities: { shell: 'web', openFiles: true, chooseFolder: false, autostart: false },
+    notify: (n) => notes.push({ kind: n.kind, body: n.body }),
+    openExternal: async () => {},
+    openPath: async () => {},
+    revealPath: () => {},
+    chooseFolder: async () => null,
+    copyText: (t) => copied.push(t),
+    applyAutostart: () => {},
+  };
+  const { link, drop } = linkTo(engine);
+  const controller = await AppController.open({ delegate, link, prefsPath: join(dir, 'prefs', 'app.json'), reopen });
+  return {
+    engine,
+    controller,
+    notes,
+    copied,
+    dir,
+    dropLink: drop,
+    done: async () => {
+      await controller.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits (bounded) until the controller's snapshot satisfies check. */
+async function until(c: AppController, check: (s: AppSnapshot) => boolean, what: string): Promise<AppSnapshot> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const s = c.snapshot();
+    if (check(s)) return s;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; state ${s.state}, link ${s.link}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function labels(items: TrayItem[]): string[] {
+  return items.map((i) => (i.kind === 'separator' ? '—' : i.label));
+}
+
+test('logged out: the window and the tray ask for a login', async () => {
+  const r = await rig();
+  try {
+    const s = r.controller.snapshot();
+    assert.equal(s.state, 'NeedsLogin');
+    assert.equal(s.link, 'daemon');
+    const tray = r.controller.tray();
+    assert.equal(tray.icon, 'needs-login');
+    assert.deepEqual(labels(tray.items), ['—', 'Log in…', 'Open Trellis', 'Quit']);
+  } finally {
+    await r.done();
+  }
+});
+
+test('login with an auth key → Running; the tray lists this device and the peers; disconnect → Stopped', async () => {
+  const r = await rig();
+  try {
+    await r.controller.call('login', { controlURL: 'http://203.0.113.10:8080/', authKey: ' tskey-1 ' });
+    const setPrefs = r.engine.calls.find((c) => c.cmd === 'setPrefs');
+    assert.deepEqual(setPrefs?.args, { controlURL: 'http://203.0.113.10:8080/', wantRunning: true });
+    assert.deepEqual(r.engine.calls.find((c) => c.cmd === 'login')?.args, { authKey: 'tskey-1' });
+    const s = await until(r.controller, (x) => x.state === 'Running' && x.peers.length === 1, 'Running');
+    assert.equal(s.peers[0].fileTarget, true);
+    assert.equal(s.loggingIn, false);
+    let tray = r.controller.tray();
+    assert.equal(tray.icon, 'connected');
+    assert.equal(tray.items[0].kind === 'action' && tray.items[0].action, 'disconnect');
+    const self = tray.items.find((i) => i.kind === 'copy');
+    assert.deepEqual(self, { kind: 'copy', label: 'This device: desk (100.64.0.1)', text: '100.64.0.1' });
+    const devices = tray.items.find((i) => i.kind === 'submenu');
+    assert.ok(devices?.kind === 'submenu');
+    assert.deepEqual(devices.items, [{ kind: 'copy', label: 'laptop (100.64.0.2)', text: '100.64.0.2' }]);
+
+    await r.controller.trayAction('disconnect');
+    await until(r.controller, (x) => x.state === 'Stopped', 'Stopped');
+    tray = r.controller.tray();
+    assert.equal(tray.icon, 'disconnected');
+    assert.deepEqual(labels(tray.items), ['Connect', '—', 'Log out', 'Open Trellis', 'Quit']);
+    await r.controller.call('connect', undefined);
+    assert.equal((await until(r.controller, (x) => x.state === 'Running', 'Running again')).state, 'Running');
+  } finally {
+    await r.done();
+  }
+});
+
+test('a refused login keeps its sentence; bad calls are typed errors, never crashes', async () => {
+  const engine = new ScriptedEngine();
+  engine.loginError = new EngineError('auth-key-invalid', 'the control server refused the auth key');
+  const r = await rig(engine);
+  try {
+    await assert.rejects(r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'bad' }), (e) => {
+      assert.ok(e instanceof ApiError);
+      assert.equal(e.code, 'engine');
+      assert.equal(e.message, 'the control server refused the auth key');
+      return true;
+    });
+    assert.equal(r.controller.snapshot().loggingIn, false);
+    const refused = async (p: Promise<unknown>, code: string) =>
+      assert.rejects(p, (e) => e instanceof ApiError && e.code === code);
+    await refused(r.controller.call('login', { controlURL: 'ftp://x' }), 'bad-request');
+    await refused(r.controller.call('sendFiles', { peer: 'laptop', paths: ['/etc/hostname'] }), 'not-connected');
+    await refused(r.controller.call('setPrefs', { hostname: 'bad name!' }), 'bad-request');
+    await refused(r.controller.call('setPrefs', { nope: true } as never), 'bad-request');
+    await refused(r.controller.call('setPrefs', { autoSaveDir: 'relative/dir' }), 'bad-request');
+    await refused(r.controller.call('openExternal', 'javascript:alert(1)'), 'refused');
+    await refused(r.controller.call('openExternal', 'file:///etc/passwd'), 'refused');
+    await refused(r.controller.call('openReceived', '/etc/passwd'), 'refused');
+    await refused(r.controller.call('saveReceived', {}), 'bad-request');
+  } finally {
+    await r.done();
+  }
+});
+
+test('sending files: queued → sending with progress → done; cancel of a queued file', async () => {
+  const r = await rig();
+  try {
+    await r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'k' });
+    await until(r.controller, (x) => x.state === 'Running', 'Running');
+    const files = ['a.bin', 'b.bin', 'c.bin'].map((n) => join(r.dir, n));
+    for (const f of files) await writeFile(f, '0123456789');
+    const ids = await r.controller.call('sendFiles', { peer: 'laptop', paths: files });
+    assert.equal(ids.length, 3);
+    // Two at a time: the third waits.
+    let s = await until(r.controller, (x) => x.transfers.filter((t) => t.sent === 4).length === 2, 'progress');
+    assert.deepEqual(
+      s.transfers.map((t) => t.state),
+      ['sending', 'sending', 'queued'],
+    );
+    assert.equal(s.transfers[0].total, 10);
+    await r.controller.call('cancelTransfer', ids[2]);
+    r.engine.finishOneSend();
+    s = await until(r.controller, (x) => x.transfers.filter((t) => t.state === 'done').length >= 1, 'one done');
+    r.engine.finishOneSend();
+    s = await until(r.controller, (x) => x.transfers.filter((t) => t.state === 'done').length === 2, 'both done');
+    assert.deepEqual(
+      s.transfers.map((t) => t.state),
+      ['done', 'done', 'cancelled'],
+    );
+    assert.equal(s.transfers[0].sent, 10);
+    assert.equal(r.engine.calls.filter((c) => c.cmd === 'fileSend').length, 2, 'the cancelled file was never sent');
+    await r.controller.call('clearTransfers', undefined);
+    assert.equal(r.controller.snapshot().transfers.length, 0);
+    const missing = await r.controller.call('sendFiles', { peer: 'laptop', paths: [join(r.dir, 'missing')] });
+    const failed = r.controller.snapshot().transfers.find((t) => t.id === missing[0]);
+    assert.equal(failed?.state, 'failed');
+    assert.match(failed?.error ?? '', /not a readable file/);
+  } finally {
+    await r.done();
+  }
+});
+
+test('a received file: notification, tray badge until seen, auto-save folder watched', async () => {
+  const r = await rig();
+  try {
+    await r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'k' });
+    await until(r.controller, (x) => x.state === 'Running', 'Running');
+    r.engine.inbox = [{ name: 'photo.jpg', size: 3, modified: Date.now() }];
+    r.engine.emit({ type: 'event', event: 'fileReceived', name: 'photo.jpg', size: 3, from: 'laptop' });
+    let s = await until(r.controller, (x) => x.received.length === 1, 'inbox listed');
+    assert.deepEqual(s.received[0], {
+      name: 'photo.jpg',
+      size: 3,
+      modified: s.received[0].modified,
+      where: 'inbox',
+      from: 'laptop',
+    });
+    assert.deepEqual(r.notes, [{ kind: 'file-received', body: 'photo.jpg from laptop' }]);
+    assert.equal(r.controller.tray().icon, 'file-received');
+    r.controller.markFilesSeen();
+    assert.equal(r.controller.tray().icon, 'connected');
+
+    const folder = join(r.dir, 'Downloads');
+    await r.controller.call('setPrefs', { autoSaveDir: folder });
+    s = await until(r.controller, (x) => x.received.some((f) => f.where === 'folder'), 'moved to the folder');
+    assert.equal(s.received.length, 1);
+    assert.equal(s.received[0].path, join(folder, 'photo.jpg'));
+    assert.equal(await readFile(join(folder, 'photo.jpg'), 'utf8'), 'xxx');
+    // Persisted 0600.
+    assert.equal((await stat(join(r.dir, 'prefs', 'app.json'))).mode & 0o777, 0o600);
+    // The folder is watched: a file deleted outside the app leaves the list, a new one joins it.
+    await rm(join(folder, 'photo.jpg'));
+    await writeFile(join(folder, 'notes.txt'), 'hello');
+    s = await until(r.controller, (x) => x.received.length === 1 && x.received[0].name === 'notes.txt', 'watch');
+    await r.controller.call('openReceived', join(folder, 'notes.txt'));
+  } finally {
+    await r.done();
+  }
+});
+
+test('a lost engine link shows why, and the controller reattaches when the engine is back', async () => {
+  let reopened = 0;
+  const second = new ScriptedEngine();
+  second.state = 'Stopped';
+  second.loggedIn = true;
+  const r = await rig(new ScriptedEngine(), async () => {
+    reopened++;
+    return linkTo(second).link;
+  });
+  try {
+    r.dropLink();
+    const lost = await until(r.controller, (x) => x.link === 'none', 'link lost');
+    assert.match(lost.linkProblem ?? '', /Lost the engine/);
+    await assert.rejects(
+      r.controller.call('connect', undefined),
+      (e) => e instanceof ApiError && e.code === 'no-engine',
+    );
+    const back = await until(r.controller, (x) => x.link === 'daemon' && x.state === 'Stopped', 'reattached');
+    assert.equal(back.self?.name, 'desk');
+    assert.equal(reopened, 1);
+  } finally {
+    await r.done();
+  }
+});
+
+test('pending sends from a second launch are kept once each and can be dismissed', async () => {
+  const r = await rig();
+  try {
+    r.controller.addPendingSend(['/tmp/a', '/tmp/b']);
+    r.controller.addPendingSend(['/tmp/b']);
+    assert.deepEqual(r.controller.snapshot().pendingSend, ['/tmp/a', '/tmp/b']);
+    await r.controller.call('dismissPendingSend', undefined);
+    assert.deepEqual(r.controller.snapshot().pendingSend, []);
+    await r.controller.call('copyText', '100.64.0.2');
+    assert.deepEqual(r.copied, ['100.64.0.2']);
+  } finally {
+    await r.done();
+  }
+});
