@@ -124,6 +124,7 @@ export interface TrellisNodeOptions {
   env?: Record<string, string>; // extra environment for the daemon
   startTimeoutMs?: number; // bound for the first `status --json` answer, default 20 s
   upTimeoutS?: number; // trellis up --timeout, default 60
+  login?: boolean; // false = leave the daemon logged out (the app logs in); default true
 }
 
 export interface TrellisNode {
@@ -214,9 +215,19 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
       throw new Error(`trellis daemon ${args.join(' ')} in ${ns.name} ${why}\n--- output:\n${proc.output()}`);
     }
     const upS = opts.upTimeoutS ?? 60;
-    const upArgs = ['up', '--login-server', opts.loginServer, '--auth-key', opts.authKey, '--hostname', opts.hostname];
-    const r = await cli([...upArgs, '--timeout', String(upS)], (upS + 15) * 1000);
-    if (r.code !== 0) throw new Error(describe('up', r));
+    if (opts.login !== false) {
+      const upArgs = [
+        'up',
+        '--login-server',
+        opts.loginServer,
+        '--auth-key',
+        opts.authKey,
+        '--hostname',
+        opts.hostname,
+      ];
+      const r = await cli([...upArgs, '--timeout', String(upS)], (upS + 15) * 1000);
+      if (r.code !== 0) throw new Error(describe('up', r));
+    }
   } catch (e) {
     await stop();
     throw e;

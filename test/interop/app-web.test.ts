@@ -1,0 +1,145 @@
+// The window end to end, as a user meets it: `trellis web` bridging the UI to a real `trellis daemon` (TUN in
+// its namespace), Headscale as control server and an official tailscaled peer, driven in Debian's chromium.
+// Log in with an auth key through the UI, find the peer, disconnect and connect, drop a file on the peer
+// (tailscaled gets it whole), receive one from tailscaled. Screenshots of each view go to test-artifacts/app-web/.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { AppPage, buildRenderer, launchChromium, startWebUi } from './lab/app-page.ts';
+import { withLab } from './lab/netns.ts';
+import { claims, ready, TS_ENV } from './lab/scenario.ts';
+import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
+import { startTailscaled } from './lab/tailscaled.ts';
+import { requireTools } from './lab/tools.ts';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop both ways with tailscaled', {
+  timeout: 300_000,
+}, async (t) => {
+  if (!ready(t) || !requireTools(t, ['chromium'])) return;
+  await buildRenderer();
+  await withLab(t, async (lab) => {
+    const tn = await buildTailnetLab(lab, ['a', 'b']);
+    const [ha, hb] = [tn.hosts.a, tn.hosts.b];
+    if (!ha || !hb) throw new Error('tailnet lab without hosts a, b');
+    const hs = tn.headscale;
+    const node = await startTrellisNode(ha, {
+      hostname: 'unused',
+      loginServer: hs.url,
+      authKey: tn.authKey,
+      login: false,
+    });
+    const tsB = await startTailscaled(hb, { name: 'b', env: TS_ENV });
+    await tsB.up({ loginServer: hs.url, authKey: tn.authKey, hostname: 'ts-b' });
+    const ipB = (await tsB.status()).Self?.TailscaleIPs.find((a) => !a.includes(':')) ?? '';
+    assert.ok(ipB, 'tailscaled has a tailnet IPv4');
+    const web = await startWebUi(node.socket);
+    t.after(() => web.stop());
+    const browser = await launchChromium();
+    t.after(() => browser.close());
+    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') t.diagnostic(`[page] ${m.text()}`);
+    });
+    const app = new AppPage(page);
+    const work = await mkdtemp(path.join(tmpdir(), 'trellis-app-web-'));
+    t.after(() => rm(work, { recursive: true, force: true }));
+    const { claim, report } = claims(
+      t,
+      async () => `${lab.diagnostics()}
+--- trellis web:\n${web.process.output()}\n--- daemon:\n${node.output().slice(-4000)}`,
+    );
+
+    await claim(
+      '1. log in with an auth key through the UI → Running, the tailscaled peer listed with its address',
+      async (st) => {
+        await page.goto(web.url);
+        await app.screenshot('1-login');
+        await app.logIn(hs.url, tn.authKey);
+        await app.waitForState('Running', 90_000);
+        const row = app.peerRow('ts-b');
+        await row.waitFor({ timeout: 30_000 });
+        assert.equal((await row.getByTestId('peer-ip').textContent())?.trim(), ipB);
+        const s = await node.status();
+        assert.equal(s.state, 'Running', 'the daemon itself is Running');
+        assert.equal(s.prefs.controlURL, hs.url.replace(/\/+$/, ''));
+        st.diagnostic(`self ${s.self?.name} ${s.self?.addresses.join(' ')}; peer ts-b ${ipB}`);
+        await app.screenshot('2-peers');
+      },
+    );
+
+    await claim('2. search filters the peer list', async () => {
+      await app.search('no-such-device');
+      await page.getByTestId('peers-empty').waitFor({ timeout: 5000 });
+      assert.equal(await app.peerRows().count(), 0);
+      await app.search('TS-B');
+      await app.peerRow('ts-b').waitFor({ timeout: 5000 });
+      assert.equal(await app.peerRows().count(), 1);
+      await app.search(ipB);
+      await app.peerRow('ts-b').waitFor({ timeout: 5000 });
+      await app.screenshot('3-search');
+      await app.search('');
+    });
+
+    await claim('3. disconnect and connect from the UI change the daemon state', async () => {
+      await app.toggleConnection();
+      await app.waitForState('Stopped', 30_000);
+      assert.equal((await node.status()).state, 'Stopped');
+      await app.screenshot('4-disconnected');
+      await app.toggleConnection();
+      await app.waitForState('Running', 60_000);
+      assert.equal((await node.status()).state, 'Running');
+    });
+
+    await claim('4. a file dropped on the peer reaches tailscaled whole; the UI showed its progress', async (st) => {
+      const bytes = randomBytes(24 << 20);
+      const name = 'dropped.bin';
+      const row = app.peerRow('ts-b');
+      // Taildrop needs the peer as a file target (its PeerAPI in the netmap).
+      await waitUntil('ts-b is a Taildrop target', 30_000, async () =>
+        (await node.status()).fileTargets?.some((n) => n.startsWith('ts-b')) ? true : null,
+      );
+      const progress = await app.recordProgress();
+      await app.dropFile(row, name, bytes);
+      const done = page.locator(`[data-testid="transfer-row"][data-name="${name}"][data-state="done"]`);
+      await done.waitFor({ timeout: 120_000 });
+      const seen = await progress();
+      st.diagnostic(`progress values seen: ${seen.length}, e.g. ${JSON.stringify(seen.slice(0, 4))}`);
+      assert.ok(seen.length >= 1, 'the progress bar was rendered');
+      assert.ok(
+        seen.every((p) => p.max === 0 || p.max === bytes.length),
+        'progress counts the file size',
+      );
+      assert.equal(seen[seen.length - 1].now, bytes.length, 'the bar ended full');
+      await page.getByTestId('nav-files').click();
+      await app.screenshot('5-files-sent');
+      const inbox = path.join(work, 'b-got');
+      await mkdir(inbox);
+      const g = await tsB.cli(['file', 'get', '--wait', inbox], 60_000);
+      assert.equal(g.code, 0, `tailscale file get: ${g.stderr}`);
+      assert.equal(sha(await readFile(path.join(inbox, name))), sha(bytes), 'tailscaled received the dropped file');
+    });
+
+    await claim('5. a file sent from tailscaled appears in the received list', async () => {
+      const name = 'from-tailscaled.txt';
+      const file = path.join(work, name);
+      await writeFile(file, randomBytes(64 << 10));
+      const ipA = (await node.ip()).v4;
+      const r = await tsB.cli(['file', 'cp', file, `${ipA}:`], 60_000);
+      assert.equal(r.code, 0, `tailscale file cp: ${r.stderr}${r.stdout}`);
+      await page.getByTestId('nav-files').click();
+      await page.locator(`[data-testid="received-row"][data-name="${name}"]`).waitFor({ timeout: 30_000 });
+      await app.screenshot('6-files-received');
+      await page.getByTestId('nav-settings').click();
+      await app.screenshot('7-settings');
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await page.getByTestId('nav-peers').click();
+      await app.screenshot('8-peers-dark');
+    });
+    await report();
+  });
+});

@@ -1,0 +1,159 @@
+// The Trellis window as the end-to-end test drives it: `trellis web` started against a daemon, Debian's chromium
+// driven by playwright-core, and a page object that speaks in the user's terms (log in, search, drop a file).
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import { ManagedProcess, runCommand } from './proc.ts';
+import { TRELLIS_BIN } from './trellis.ts';
+
+export const CHROMIUM = '/usr/bin/chromium';
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'app-web');
+
+/** Builds renderer/dist with Vite unless it is newer than every renderer source. */
+export async function buildRenderer(): Promise<void> {
+  const out = path.join(ROOT, 'renderer', 'dist', 'index.html');
+  if (existsSync(out) && statSync(out).mtimeMs > newestSource(path.join(ROOT, 'renderer'))) return;
+  const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  const config = path.join(ROOT, 'renderer', 'vite.config.ts');
+  const r = await runCommand(process.execPath, [vite, 'build', '--config', config], { timeoutMs: 180_000 });
+  if (r.code !== 0) throw new Error(`vite build of the renderer failed:\n${r.stderr}\n${r.stdout}`);
+}
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      if (name === 'dist' || name === 'node_modules') continue;
+      const p = path.join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else newest = Math.max(newest, st.mtimeMs);
+    }
+  };
+  walk(dir);
+  return newest;
+}
+
+export interface WebUi {
+  url: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** `trellis web --port 0 --socket <socket>` in the root namespace (the daemon's socket is a file, reachable from
+ *  any namespace); resolves with the URL it prints. */
+export async function startWebUi(socket: string): Promise<WebUi> {
+  const proc = new ManagedProcess(process.execPath, [TRELLIS_BIN, 'web', '--port', '0', '--socket', socket], {
+    label: 'trellis web',
+  });
+  if (!(await proc.waitForOutput(/Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/, 20_000))) {
+    await proc.stop();
+    throw new Error(`trellis web printed no URL:\n${proc.output()}`);
+  }
+  const url = /Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(proc.output())?.[1] as string;
+  return { url, process: proc, stop: () => proc.stop() };
+}
+
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    timeout: 60_000,
+  });
+}
+
+/** The window, in the user's terms. */
+export class AppPage {
+  constructor(readonly page: Page) {}
+
+  get state(): Locator {
+    return this.page.getByTestId('connection-state');
+  }
+
+  async waitForState(state: string, timeoutMs = 60_000): Promise<void> {
+    await this.page.locator(`[data-testid="connection-state"][data-state="${state}"]`).waitFor({ timeout: timeoutMs });
+  }
+
+  async logIn(controlURL: string, authKey: string): Promise<void> {
+    await this.page.getByTestId('login-view').waitFor({ timeout: 30_000 });
+    await this.page.getByTestId('control-custom').check();
+    await this.page.getByTestId('control-url').fill(controlURL);
+    await this.page.getByTestId('auth-key').fill(authKey);
+    await this.page.getByTestId('login-submit').click();
+  }
+
+  peerRows(): Locator {
+    return this.page.getByTestId('peer-row');
+  }
+
+  peerRow(name: string): Locator {
+    return this.page.locator(`[data-testid="peer-row"][data-peer="${name}"]`);
+  }
+
+  async search(text: string): Promise<void> {
+    await this.page.getByTestId('peer-search').fill(text);
+  }
+
+  async toggleConnection(): Promise<void> {
+    await this.page.getByTestId('connect-toggle').click();
+  }
+
+  /** Drops a file with these bytes on target, as a user dragging it from their file manager would. */
+  async dropFile(target: Locator, name: string, bytes: Buffer): Promise<void> {
+    const dataTransfer = await this.page.evaluateHandle(
+      ({ name, b64 }) => {
+        const bin = atob(b64);
+        const u8 = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+        // In the page; the root tsconfig has no DOM types, so the few browser globals are typed here.
+        const w = globalThis as unknown as {
+          DataTransfer: new () => { items: { add(f: unknown): void } };
+          File: new (parts: Uint8Array[], name: string, o: { type: string }) => unknown;
+        };
+        const dt = new w.DataTransfer();
+        dt.items.add(new w.File([u8], name, { type: 'application/octet-stream' }));
+        return dt;
+      },
+      { name, b64: bytes.toString('base64') },
+    );
+    await target.dispatchEvent('dragenter', { dataTransfer });
+    await target.dispatchEvent('dragover', { dataTransfer });
+    await target.dispatchEvent('drop', { dataTransfer });
+  }
+
+  /** Records every value the transfer progress bars show from now on (a MutationObserver in the page). */
+  async recordProgress(): Promise<() => Promise<{ now: number; max: number }[]>> {
+    await this.page.evaluate(() => {
+      type El = { getAttribute(n: string): string | null };
+      const w = globalThis as unknown as {
+        document: { body: unknown; querySelectorAll(s: string): Iterable<El> };
+        MutationObserver: new (cb: () => void) => { observe(n: unknown, o: Record<string, boolean>): void };
+      };
+      const document = w.document;
+      const seen: { now: number; max: number }[] = [];
+      (globalThis as unknown as { __progress: typeof seen }).__progress = seen;
+      const grab = () => {
+        for (const el of document.querySelectorAll('[data-testid="transfer-progress"]')) {
+          const now = Number(el.getAttribute('aria-valuenow'));
+          const max = Number(el.getAttribute('aria-valuemax'));
+          const last = seen[seen.length - 1];
+          if (!last || last.now !== now || last.max !== max) seen.push({ now, max });
+        }
+      };
+      new w.MutationObserver(grab).observe(document.body, { subtree: true, childList: true, attributes: true });
+      grab();
+    });
+    return () =>
+      this.page.evaluate(() => (globalThis as unknown as { __progress: { now: number; max: number }[] }).__progress);
+  }
+
+  async screenshot(name: string): Promise<string> {
+    await mkdir(ARTIFACTS, { recursive: true });
+    const file = path.join(ARTIFACTS, `${name}.png`);
+    await this.page.screenshot({ path: file, fullPage: true });
+    return file;
+  }
+}
