@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { describe, test } from 'node:test';
 import { Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { invalidNameReason, numberedName } from '../../main/engine/taildrop/names.ts';
 import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
-import { sendFile, TaildropSendError } from '../../main/engine/taildrop/send.ts';
+import { sendFile, sendFileWithRetry, TaildropSendError } from '../../main/engine/taildrop/send.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -199,5 +200,63 @@ describe('PeerAPI and sender on loopback', () => {
       const left = await readdir(inbox.dir);
       assert.deepEqual(left, ['big.bin.7.partial'], 'only the partial, kept for resuming');
     });
+  });
+});
+
+describe('Taildrop upkeep', () => {
+  test('partials untouched for an hour are swept; fresh partials and complete files stay', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-sweep-'));
+    try {
+      const inbox = new Inbox(dir);
+      await inbox.ensure();
+      await writeFile(inbox.partialPath('old.bin', '7'), 'x');
+      await writeFile(inbox.partialPath('new.bin', '7'), 'y');
+      await writeFile(path.join(inbox.dir, 'done.txt'), 'z');
+      const hourAgo = (Date.now() - 3601_000) / 1000;
+      await utimes(inbox.partialPath('old.bin', '7'), hourAgo, hourAgo);
+      await utimes(path.join(inbox.dir, 'done.txt'), hourAgo, hourAgo);
+      assert.deepEqual(await inbox.sweepPartials(3600_000), ['old.bin.7.partial']);
+      assert.deepEqual((await readdir(inbox.dir)).sort(), ['done.txt', 'new.bin.7.partial']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a send the peer resets is retried and resumes; a peer that keeps resetting gives a clear error', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-retry-'));
+    const body = randomBytes(300_000);
+    await writeFile(path.join(dir, 'f.bin'), body);
+    let puts = 0;
+    let resetsLeft = 1;
+    let got = Buffer.alloc(0);
+    const server = createServer((req, res) => {
+      if (req.method === 'GET') return void res.writeHead(404).end();
+      puts++;
+      if (resetsLeft-- > 0) return void req.socket.destroy();
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        got = Buffer.concat(parts);
+        res.writeHead(200).end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const logs: string[] = [];
+    try {
+      const o = { base, file: path.join(dir, 'f.bin'), name: 'f.bin' };
+      const r = await sendFileWithRetry(o, { delayMs: 10, log: (l) => logs.push(l) });
+      assert.equal(r.total, body.length);
+      assert.equal(puts, 2);
+      assert.ok(got.equals(body), 'the second attempt delivered the file');
+      assert.match(logs[0], /retrying \(1\/3\)/);
+      resetsLeft = 10;
+      puts = 0;
+      await assert.rejects(sendFileWithRetry(o, { delayMs: 10 }), /kept resetting the connection \(3 attempts\)/);
+      assert.equal(puts, 3);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -108,6 +108,21 @@ export class Inbox {
     throw new Error(`no free name for ${name} in the inbox`);
   }
 
+  /** Removes partials nobody has written to for maxAgeMs (a sender that never came back to resume, as
+   *  tailscaled does after an hour); the names removed. */
+  async sweepPartials(maxAgeMs: number, now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.partial')) continue;
+      const file = path.join(this.dir, name);
+      const s = await stat(file).catch(() => undefined);
+      if (!s?.isFile() || now - s.mtimeMs < maxAgeMs) continue;
+      await rm(file, { force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   /** Complete files, oldest first. */
   async list(): Promise<ReceivedFile[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);

@@ -97,6 +97,35 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
   return { total, resumedFrom };
 }
 
+/**
+ * sendFile, again when the peer resets the connection: tailscaled does so while it still holds an interrupted
+ * upload of the same name (until that one times out). Each attempt asks again for the blocks the peer has, so a
+ * retry resumes rather than restarts.
+ */
+export async function sendFileWithRetry(
+  o: SendOptions,
+  r: { attempts?: number; delayMs?: number; log?: (line: string) => void } = {},
+): Promise<{ total: number; resumedFrom: number }> {
+  const attempts = r.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sendFile(o);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const reset = code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/.test((e as Error).message);
+      if (!reset || o.signal?.aborted) throw e;
+      if (attempt >= attempts) {
+        throw new TaildropSendError(
+          `the peer kept resetting the connection (${attempt} attempts); it may still be finishing an ` +
+            'interrupted upload of this file: try again in a minute',
+        );
+      }
+      r.log?.(`taildrop: ${o.name}: connection reset by the peer, retrying (${attempt}/${attempts})`);
+      await new Promise((done) => setTimeout(done, (r.delayMs ?? 2_000) * attempt));
+    }
+  }
+}
+
 /** The receiver's block hashes for our partial; none when it has none, is older than resume, or says nothing. */
 async function remoteBlocks(url: string, signal?: AbortSignal): Promise<Array<{ checksum: string; size: number }>> {
   return new Promise((resolve) => {

@@ -8,9 +8,12 @@ import type { TailNode } from '../control/tailcfg.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason, numberedName } from './names.ts';
 import { type Caller, PeerApi } from './peerapi.ts';
-import { type SendProgress, sendFile } from './send.ts';
+import { type SendProgress, sendFileWithRetry } from './send.ts';
 
 export const FILE_SHARING_CAP = 'https://tailscale.com/cap/file-sharing';
+/** A partial untouched this long is abandoned: its sender would have resumed by now. */
+export const PARTIAL_MAX_AGE_MS = 3600_000;
+const SWEEP_INTERVAL_MS = 10 * 60_000;
 
 export interface FileTarget {
   id: number;
@@ -35,6 +38,7 @@ export class Taildrop {
   private nm: NetMap | undefined;
   private api: PeerApi | undefined;
   private listening = '';
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     stateDir: string,
@@ -64,6 +68,11 @@ export class Taildrop {
     if (key === this.listening) return false;
     this.api?.close();
     await this.inbox.ensure();
+    if (!this.sweeper) {
+      void this.sweep();
+      this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
+      this.sweeper.unref?.();
+    }
     const api = new PeerApi({
       inbox: this.inbox,
       identify: (ip) => this.identify(ip),
@@ -81,7 +90,14 @@ export class Taildrop {
     return { v4: this.api?.port4 ?? 0, v6: this.api?.port6 ?? 0 };
   }
 
+  private async sweep(): Promise<void> {
+    const removed = await this.inbox.sweepPartials(PARTIAL_MAX_AGE_MS).catch(() => []);
+    if (removed.length > 0) this.o.log(`taildrop: removed ${removed.length} abandoned partial file(s)`);
+  }
+
   close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     this.api?.close();
     this.api = undefined;
     this.listening = '';
@@ -148,7 +164,10 @@ export class Taildrop {
     const name = o.name ?? path.basename(o.file);
     const bad = invalidNameReason(name);
     if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
-    const r = await sendFile({ base: t.base, file: o.file, name, onProgress: o.onProgress, signal: o.signal });
+    const r = await sendFileWithRetry(
+      { base: t.base, file: o.file, name, onProgress: o.onProgress, signal: o.signal },
+      { log: this.o.log },
+    );
     this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
     return { target: t.name, name, ...r };
   }
