@@ -1,0 +1,17 @@
+// How packets reach a peer, in a word: direct, or through which DERP relay region.
+import type { PeerPath } from '../../../preload/api.ts';
+
+export function pathText(path?: PeerPath): string {
+  if (!path || path.via === 'none') return '';
+  if (path.via === 'direct') return 'direct';
+  return path.derpRegion !== undefined ? `relay ${path.derpRegion}` : 'relay';
+}
+
+export function PathBadge({ path }: { path?: PeerPath }) {
+  const text = pathText(path);
+  return (
+    <span data-testid="peer-path" className={text ? `badge badge-${path?.via}` : 'badge-none'}>
+      {text}
+    </span>
+  );
+}

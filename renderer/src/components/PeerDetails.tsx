@@ -1,0 +1,105 @@
+// Everything known about one device, each value copyable; Escape or Close returns to the list. Also a drop
+// target, so files can go to the device being looked at.
+import { type ReactNode, useEffect, useRef } from 'react';
+import type { PeerView } from '../../../preload/api.ts';
+import { formatBytes, formatDate, relativeTime } from '../lib/format.ts';
+import { CopyButton } from './CopyButton.tsx';
+import { pathText } from './PathBadge.tsx';
+import { onlineTone } from './PeerRow.tsx';
+import { SendFilesButton } from './SendFilesButton.tsx';
+import { useFileDrop } from './use-file-drop.ts';
+
+function Field({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <>
+      <dt>{label}</dt>
+      <dd>{children}</dd>
+    </>
+  );
+}
+
+export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void }) {
+  const { dropState, handlers } = useFileDrop(peer);
+  const heading = useRef<HTMLHeadingElement>(null);
+
+  useEffect(() => {
+    heading.current?.focus();
+  }, []);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent): void => {
+      if (e.key === 'Escape') onClose();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [onClose]);
+
+  const path = peer.path;
+  const handshake = path && path.lastHandshake > 0 ? relativeTime(path.lastHandshake * 1000) : 'never';
+  const online = peer.online === true ? 'Online' : peer.online === false ? 'Offline' : 'Unknown';
+
+  return (
+    <aside
+      className={`details drop-${dropState}`}
+      data-testid="peer-details"
+      aria-labelledby="peer-details-title"
+      {...handlers}
+    >
+      <div className="details-head">
+        <h2 id="peer-details-title" ref={heading} tabIndex={-1}>
+          <span className={`dot dot-${onlineTone(peer.online)}`} aria-hidden="true" /> {peer.name}
+        </h2>
+        <button type="button" className="btn btn-small btn-ghost" onClick={onClose} aria-label="Close details">
+          Close
+        </button>
+      </div>
+      {dropState !== 'idle' && (
+        <p className="drop-banner">
+          {dropState === 'accept' ? `Drop to send to ${peer.name}` : `${peer.name} can't receive files`}
+        </p>
+      )}
+      <dl className="fields">
+        <Field label="Addresses">
+          <ul className="plain">
+            {peer.addresses.map((a) => (
+              <li key={a} className="copy-line">
+                <span className="mono">{a}</span>
+                <CopyButton value={a} label={`Copy ${a}`} />
+              </li>
+            ))}
+          </ul>
+        </Field>
+        <Field label="DNS name">
+          <span className="copy-line">
+            <span className="mono">{peer.dnsName}</span>
+            <CopyButton value={peer.dnsName} label={`Copy ${peer.dnsName}`} />
+          </span>
+        </Field>
+        <Field label="OS">{peer.os || '—'}</Field>
+        <Field label="User">{peer.user || '—'}</Field>
+        <Field label="Status">{online}</Field>
+        {peer.lastSeen && <Field label="Last seen">{formatDate(peer.lastSeen)}</Field>}
+        <Field label="Key expiry">
+          {peer.expired ? 'Expired' : peer.keyExpiry ? formatDate(peer.keyExpiry) : 'Never'}
+        </Field>
+        <Field label="Path">{pathText(path) || 'No data path'}</Field>
+        {path?.endpoint && (
+          <Field label="Endpoint">
+            <span className="mono">{path.endpoint}</span>
+          </Field>
+        )}
+        {path?.derpRegion !== undefined && <Field label="DERP region">{path.derpRegion}</Field>}
+        {path?.latencyMs !== undefined && <Field label="Latency">{path.latencyMs.toFixed(1)} ms</Field>}
+        {path && <Field label="Last handshake">{handshake}</Field>}
+        {path && (
+          <Field label="Traffic">
+            ↓ {formatBytes(path.rxBytes)} · ↑ {formatBytes(path.txBytes)}
+          </Field>
+        )}
+        <Field label="Taildrop">{peer.fileTarget ? 'Can receive files' : "Can't receive files"}</Field>
+      </dl>
+      <div className="details-actions">
+        <SendFilesButton peer={peer} className="btn" />
+      </div>
+    </aside>
+  );
+}

@@ -1,0 +1,66 @@
+// Makes an element a Taildrop drop target for one peer: highlights while files hover (or says the peer cannot
+// receive), and sends what is dropped.
+import { type DragEvent, useCallback, useRef, useState } from 'react';
+import type { PeerView } from '../../../preload/api.ts';
+import { useApi } from '../api/context.ts';
+import { attempt } from '../store.ts';
+
+export type DropState = 'idle' | 'accept' | 'refuse';
+
+export interface FileDrop {
+  dropState: DropState;
+  handlers: {
+    onDragEnter(e: DragEvent): void;
+    onDragOver(e: DragEvent): void;
+    onDragLeave(e: DragEvent): void;
+    onDrop(e: DragEvent): void;
+  };
+}
+
+const hasFiles = (e: DragEvent): boolean => Array.from(e.dataTransfer.types).includes('Files');
+
+export function useSendFiles(): (peer: PeerView, files: File[]) => void {
+  const api = useApi();
+  return useCallback(
+    (peer: PeerView, files: File[]) => {
+      if (files.length === 0) return;
+      const what = files.length === 1 ? files[0].name : `${files.length} files`;
+      void attempt(() => api.sendDroppedFiles(peer.name, files), `Sending ${what} to ${peer.name}`);
+    },
+    [api],
+  );
+}
+
+export function useFileDrop(peer: PeerView): FileDrop {
+  const send = useSendFiles();
+  const [dropState, setDropState] = useState<DropState>('idle');
+  // dragenter/dragleave fire for every child crossed; count them to know when the pointer really left.
+  const depth = useRef(0);
+
+  const onDragEnter = (e: DragEvent): void => {
+    if (!hasFiles(e)) return;
+    depth.current++;
+    setDropState(peer.fileTarget ? 'accept' : 'refuse');
+  };
+  const onDragOver = (e: DragEvent): void => {
+    if (!hasFiles(e)) return;
+    // dropEffect 'none' makes the browser refuse the drop (no-drop cursor) on a peer that cannot receive.
+    e.preventDefault();
+    e.stopPropagation();
+    e.dataTransfer.dropEffect = peer.fileTarget ? 'copy' : 'none';
+  };
+  const onDragLeave = (e: DragEvent): void => {
+    if (!hasFiles(e)) return;
+    depth.current = Math.max(0, depth.current - 1);
+    if (depth.current === 0) setDropState('idle');
+  };
+  const onDrop = (e: DragEvent): void => {
+    e.preventDefault();
+    e.stopPropagation();
+    depth.current = 0;
+    setDropState('idle');
+    if (!peer.fileTarget) return;
+    send(peer, Array.from(e.dataTransfer.files));
+  };
+  return { dropState, handlers: { onDragEnter, onDragOver, onDragLeave, onDrop } };
+}

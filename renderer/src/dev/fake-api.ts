@@ -1,0 +1,255 @@
+// Dev aid only (loaded with ?fake=1): an in-memory TrellisApi with a made-up tailnet, so every view can be looked
+// at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1.
+import {
+  ApiError,
+  type ApiEventName,
+  type ApiEvents,
+  type AppPrefs,
+  type AppSnapshot,
+  type DroppedFile,
+  type EngineState,
+  type PeerView,
+  type Transfer,
+  type TrellisApi,
+} from '../../../preload/api.ts';
+
+const OSES = ['linux', 'windows', 'macOS', 'iOS', 'android'];
+const NAMES = ['atlas', 'birch', 'cedar', 'delta', 'ember', 'fjord', 'grove', 'harbor', 'iris', 'juniper', 'kestrel'];
+
+function makePeers(n: number): PeerView[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => {
+    const name = i < NAMES.length ? NAMES[i] : `node-${i}`;
+    const online = i % 4 !== 3;
+    const direct = i % 3 !== 2;
+    return {
+      id: 100 + i,
+      name,
+      dnsName: `${name}.example.ts.net`,
+      addresses: [`100.64.0.${i + 2}`, `fd7a:115c:a1e0::${(i + 2).toString(16)}`],
+      os: OSES[i % OSES.length],
+      user: i % 2 ? 'alice@example.com' : 'bob@example.com',
+      online,
+      lastSeen: online ? undefined : new Date(now - (i + 1) * 3_700_000).toISOString(),
+      keyExpiry: new Date(now + 90 * 86_400_000).toISOString(),
+      expired: false,
+      path: online
+        ? {
+            via: direct ? 'direct' : 'derp',
+            endpoint: direct ? `192.168.1.${10 + i}:41641` : undefined,
+            derpRegion: direct ? undefined : 1 + (i % 5),
+            latencyMs: direct ? 2 + i : 40 + i,
+            lastHandshake: Math.floor(now / 1000) - 30,
+            rxBytes: 1_234_567 * (i + 1),
+            txBytes: 765_432 * (i + 1),
+          }
+        : undefined,
+      fileTarget: online && i % 5 !== 1,
+    };
+  });
+}
+
+export function createFakeApi(params: URLSearchParams): TrellisApi {
+  const web = params.get('shell') === 'web';
+  const listeners = new Map<ApiEventName, Set<(p: never) => void>>();
+  const prefs: AppPrefs = {
+    controlURL: params.get('control') ?? '',
+    hostname: '',
+    acceptDNS: true,
+    autoConnect: true,
+    startAtLogin: false,
+    startHidden: false,
+    autoSaveDir: '',
+    notifications: true,
+  };
+  const peers = makePeers(Number(params.get('peers') ?? 24));
+  const now = Date.now();
+  let snap: AppSnapshot = {
+    link: params.get('nolink') === '1' ? 'none' : 'worker',
+    linkProblem:
+      params.get('nolink') === '1' ? 'Run "sudo trellis daemon install" once, then reopen Trellis.' : undefined,
+    state: (params.get('state') as EngineState | null) ?? 'Running',
+    loggingIn: false,
+    self: {
+      id: 1,
+      name: 'workstation',
+      dnsName: 'workstation.example.ts.net',
+      addresses: ['100.64.0.1', 'fd7a:115c:a1e0::1'],
+      user: 'alice@example.com',
+    },
+    peers,
+    domain: 'example.ts.net',
+    health:
+      params.get('health') === '1'
+        ? [{ code: 'control-unreachable', message: 'Cannot reach the control server.' }]
+        : [],
+    prefs,
+    transfers: [
+      {
+        id: 't1',
+        peer: 'atlas',
+        name: 'holiday-photos.zip',
+        sent: 42e6,
+        total: 120e6,
+        bytesPerSecond: 11.3e6,
+        state: 'sending',
+        startedAt: now - 4000,
+      },
+      {
+        id: 't2',
+        peer: 'birch',
+        name: 'notes.pdf',
+        sent: 0,
+        total: 2e6,
+        bytesPerSecond: 0,
+        state: 'queued',
+        startedAt: now - 2000,
+      },
+      {
+        id: 't3',
+        peer: 'cedar',
+        name: 'report.docx',
+        sent: 1e6,
+        total: 1e6,
+        bytesPerSecond: 0,
+        state: 'done',
+        startedAt: now - 60_000,
+      },
+      {
+        id: 't4',
+        peer: 'delta',
+        name: 'video.mp4',
+        sent: 5e6,
+        total: 80e6,
+        bytesPerSecond: 0,
+        state: 'failed',
+        error: 'delta stopped answering for 20 s.',
+        startedAt: now - 90_000,
+      },
+    ],
+    received: [
+      { name: 'screenshot.png', size: 340_000, modified: now - 120_000, where: 'inbox', from: 'ember' },
+      {
+        name: 'invoice-2024.pdf',
+        size: 88_000,
+        modified: now - 7_200_000,
+        where: 'folder',
+        path: '/home/alice/Downloads/invoice-2024.pdf',
+        from: 'atlas',
+      },
+    ],
+    pendingSend: params.get('pending') === '1' ? ['/home/alice/a.txt', '/home/alice/b.txt'] : [],
+    capabilities: web
+      ? { shell: 'web', openFiles: false, chooseFolder: false, autostart: false }
+      : { shell: 'electron', openFiles: true, chooseFolder: true, autostart: true },
+  };
+
+  const emit = <E extends ApiEventName>(event: E, payload: ApiEvents[E]): void => {
+    for (const l of listeners.get(event) ?? []) (l as (p: ApiEvents[E]) => void)(payload);
+  };
+  const update = (patch: Partial<AppSnapshot>): void => {
+    snap = { ...snap, ...patch };
+    emit('snapshot', snap);
+  };
+  const later = (ms: number, f: () => void): void => void setTimeout(f, ms);
+
+  // Moves sending transfers along, so progress bars can be watched.
+  setInterval(() => {
+    if (!snap.transfers.some((t) => t.state === 'sending' || t.state === 'queued')) return;
+    const transfers = snap.transfers.map((t): Transfer => {
+      if (t.state === 'queued') return { ...t, state: 'sending' };
+      if (t.state !== 'sending') return t;
+      const sent = Math.min(t.total, t.sent + t.total / 40);
+      return sent >= t.total
+        ? { ...t, sent, state: 'done', bytesPerSecond: 0 }
+        : { ...t, sent, bytesPerSecond: 9e6 + Math.random() * 4e6 };
+    });
+    update({ transfers });
+  }, 500);
+
+  const send = (peer: string, names: string[]): string[] => {
+    if (!snap.peers.some((p) => p.name === peer && p.fileTarget))
+      throw new ApiError('bad-request', `${peer} can't receive files.`);
+    const added = names.map(
+      (name, i): Transfer => ({
+        id: `t${Date.now()}-${i}`,
+        peer,
+        name,
+        sent: 0,
+        total: 5e6,
+        bytesPerSecond: 0,
+        state: 'queued',
+        startedAt: Date.now(),
+      }),
+    );
+    update({ transfers: [...snap.transfers, ...added] });
+    return added.map((t) => t.id);
+  };
+
+  const impl = {
+    getSnapshot: async () => snap,
+    connect: async () => {
+      update({ state: 'Starting' });
+      later(800, () => update({ state: 'Running' }));
+    },
+    disconnect: async () => update({ state: 'Stopped' }),
+    login: async (req: { controlURL?: string; authKey?: string }) => {
+      if (req.controlURL?.includes('fail')) throw new ApiError('engine', 'The control server refused the login.');
+      update({ loggingIn: true, prefs: { ...snap.prefs, controlURL: req.controlURL ?? snap.prefs.controlURL } });
+      if (!req.authKey) {
+        later(600, () =>
+          update({
+            authURL: `${req.controlURL ?? 'https://login.example'}/register/nodekey:3f9a1c0e`,
+            state: 'NeedsLogin',
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 6000));
+      }
+      update({ loggingIn: false, authURL: undefined, state: 'Running' });
+    },
+    logout: async () => update({ state: 'NeedsLogin' }),
+    setPrefs: async (p: Partial<AppPrefs>) => {
+      update({ prefs: { ...snap.prefs, ...p } });
+      return snap.prefs;
+    },
+    sendFiles: async (req: { peer: string; paths: string[] }) =>
+      send(
+        req.peer,
+        req.paths.map((p) => p.split('/').pop() ?? p),
+      ),
+    cancelTransfer: async (id: string) =>
+      update({ transfers: snap.transfers.map((t) => (t.id === id ? { ...t, state: 'cancelled' } : t)) }),
+    clearTransfers: async () =>
+      update({ transfers: snap.transfers.filter((t) => t.state === 'queued' || t.state === 'sending') }),
+    saveReceived: async (req: { dir?: string; names?: string[] }) => {
+      const dir = req.dir ?? snap.prefs.autoSaveDir;
+      const saved: string[] = [];
+      const received = snap.received.map((r) => {
+        if (r.where !== 'inbox' || (req.names && !req.names.includes(r.name))) return r;
+        saved.push(`${dir}/${r.name}`);
+        return { ...r, where: 'folder' as const, path: `${dir}/${r.name}` };
+      });
+      update({ received });
+      return saved;
+    },
+    openReceived: async () => emit('notice', { level: 'info', message: 'Opened (fake).' }),
+    revealReceived: async () => emit('notice', { level: 'info', message: 'Revealed (fake).' }),
+    chooseFolder: async () => '/home/alice/Taildrop',
+    copyText: async () => {},
+    openExternal: async () => {},
+    dismissPendingSend: async () => update({ pendingSend: [] }),
+    sendDroppedFiles: async (peer: string, files: readonly DroppedFile[]) =>
+      send(
+        peer,
+        files.map((f) => f.name),
+      ),
+    on: <E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void) => {
+      let set = listeners.get(event);
+      if (!set) listeners.set(event, (set = new Set()));
+      const l = listener as (p: never) => void;
+      set.add(l);
+      return () => void set.delete(l);
+    },
+  };
+  return impl as TrellisApi;
+}

@@ -1,0 +1,161 @@
+// Preferences. The form holds only the fields the user changed (the rest show the live prefs), and Save sends
+// just those; log out asks for a second click instead of a blocking dialog.
+import { type FormEvent, useState } from 'react';
+import type { AppPrefs, AppSnapshot } from '../../../preload/api.ts';
+import { useApi } from '../api/context.ts';
+import { checkControlURL } from '../lib/format.ts';
+import { attempt, errorMessage } from '../store.ts';
+
+type Status = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved' } | { kind: 'error'; message: string };
+
+export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
+  const api = useApi();
+  const { prefs, capabilities } = snapshot;
+  const [draft, setDraft] = useState<Partial<AppPrefs>>({});
+  const [status, setStatus] = useState<Status>({ kind: 'idle' });
+  const [confirmLogout, setConfirmLogout] = useState(false);
+  const value = <K extends keyof AppPrefs>(k: K): AppPrefs[K] => draft[k] ?? prefs[k];
+  const edit = <K extends keyof AppPrefs>(k: K, v: AppPrefs[K]): void => {
+    setDraft((d) => ({ ...d, [k]: v }));
+    setStatus({ kind: 'idle' });
+  };
+  const dirty = Object.keys(draft).length > 0;
+
+  const save = async (e: FormEvent): Promise<void> => {
+    e.preventDefault();
+    const changes = { ...draft };
+    if (changes.controlURL !== undefined && changes.controlURL.trim() !== '') {
+      const checked = checkControlURL(changes.controlURL);
+      if ('error' in checked) {
+        setStatus({ kind: 'error', message: checked.error });
+        return;
+      }
+      changes.controlURL = checked.url;
+    }
+    setStatus({ kind: 'saving' });
+    try {
+      await api.setPrefs(changes);
+      setDraft({});
+      setStatus({ kind: 'saved' });
+    } catch (err) {
+      setStatus({ kind: 'error', message: errorMessage(err) });
+    }
+  };
+
+  const chooseFolder = async (): Promise<void> => {
+    const dir = await attempt(() => api.chooseFolder());
+    if (dir) edit('autoSaveDir', dir);
+  };
+
+  const check = (
+    k: 'acceptDNS' | 'autoConnect' | 'startAtLogin' | 'startHidden' | 'notifications',
+    label: string,
+    hint?: string,
+  ) => (
+    <label className="check">
+      <input type="checkbox" checked={value(k)} onChange={(e) => edit(k, e.currentTarget.checked)} />
+      <span>
+        {label}
+        {hint && <span className="muted small block">{hint}</span>}
+      </span>
+    </label>
+  );
+
+  return (
+    <div className="stack">
+      <form className="card settings" onSubmit={save}>
+        <h2>Network</h2>
+        <label className="field">
+          <span>Control server URL</span>
+          <input
+            type="url"
+            className="mono"
+            value={value('controlURL')}
+            placeholder="https://controlplane.tailscale.com"
+            onChange={(e) => edit('controlURL', e.currentTarget.value)}
+          />
+          <span className="muted small">A new server takes effect after you log out and log in again.</span>
+        </label>
+        <label className="field">
+          <span>Device name</span>
+          <input
+            type="text"
+            value={value('hostname')}
+            placeholder="This computer's host name"
+            onChange={(e) => edit('hostname', e.currentTarget.value)}
+          />
+        </label>
+        {check('acceptDNS', 'Use tailnet DNS (MagicDNS)', 'Resolve device names like laptop.tailnet.ts.net.')}
+        {check('autoConnect', 'Connect when Trellis starts')}
+
+        <h2>App</h2>
+        {capabilities.autostart && (
+          <>
+            {check('startAtLogin', 'Start Trellis when I log in')}
+            {check('startHidden', 'Start hidden in the tray', 'Only the tray icon appears; open the window from it.')}
+          </>
+        )}
+        {check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
+
+        <label className="field">
+          <span>Save received files to</span>
+          <span className="input-with-button">
+            <input
+              type="text"
+              className="mono"
+              value={value('autoSaveDir')}
+              placeholder="Keep them in the inbox"
+              onChange={(e) => edit('autoSaveDir', e.currentTarget.value)}
+            />
+            {capabilities.chooseFolder && (
+              <button type="button" className="btn btn-small" onClick={chooseFolder}>
+                Choose…
+              </button>
+            )}
+          </span>
+          <span className="muted small">Empty: files wait in the inbox until you save them from the Files tab.</span>
+        </label>
+
+        <div className="form-actions">
+          <button type="submit" className="btn btn-primary" disabled={!dirty || status.kind === 'saving'}>
+            Save
+          </button>
+          {dirty && (
+            <button type="button" className="btn btn-ghost" onClick={() => setDraft({})}>
+              Revert
+            </button>
+          )}
+          <span role="status" className={status.kind === 'error' ? 'error-text' : 'muted'}>
+            {status.kind === 'saving' && 'Saving…'}
+            {status.kind === 'saved' && 'Saved.'}
+            {status.kind === 'error' && status.message}
+          </span>
+        </div>
+      </form>
+
+      <section className="card account" aria-labelledby="account-title">
+        <h2 id="account-title">Account</h2>
+        {snapshot.self && (
+          <p className="muted">
+            Logged in as {snapshot.self.user || 'unknown user'} on {snapshot.domain ?? prefs.controlURL}
+          </p>
+        )}
+        {confirmLogout ? (
+          <div className="form-actions">
+            <span>Log out of this tailnet? This device disconnects.</span>
+            <button type="button" className="btn btn-danger" onClick={() => attempt(() => api.logout())}>
+              Log out
+            </button>
+            <button type="button" className="btn btn-ghost" onClick={() => setConfirmLogout(false)}>
+              Cancel
+            </button>
+          </div>
+        ) : (
+          <button type="button" className="btn" disabled={snapshot.loggingIn} onClick={() => setConfirmLogout(true)}>
+            Log out…
+          </button>
+        )}
+      </section>
+    </div>
+  );
+}
