@@ -19,7 +19,6 @@ function write(name: string, png: Buffer): void {
 // only for looking at (the app draws its tray icons in memory).
 write('icon.png', encodePng(drawIcon('app', APP_ICON_SIZE)));
 
-
 for (const state of TRAY_ICON_STATES) {
   for (const size of TRAY_ICON_SIZES) write(`tray/${state}-${size}.png`, encodePng(drawIcon(state, size)));
 }

@@ -1,0 +1,90 @@
+// Bundles the app's main side with esbuild (npm run build:main):
+//   main/electron/main.ts -> dist/electron/main.js   (ESM, Electron's main process)
+//   main/engine/worker.ts -> dist/electron/worker.js (ESM, the engine's worker thread)
+//   preload/index.ts      -> dist/preload/index.cjs  (CommonJS in one file: a sandboxed preload can only
+//                                                     require('electron') and a few built-ins)
+// Two source paths are relative to the module that holds them and would be wrong from dist/electron/, so the
+// build rewrites them (and fails if the text it rewrites is no longer there):
+//   - main/engine/tun/native.ts finds the addon at ../../../native/build/Release/trellis_tun.node; from
+//     dist/electron/ that is ../../native/build/Release/trellis_tun.node.
+//   - main/engine/host.ts spawns ./worker.js next to its own module. In a package, main.js is inside app.asar
+//     and the worker must run from a real file (worker threads and native addons do not load out of the
+//     archive), so host.ts looks in app.asar.unpacked, where electron-builder unpacks the worker (asarUnpack).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const ELECTRON_NODE = 'node22'; // Electron 45 runs Node 22
+const ELECTRON_CHROME = 'chrome140';
+
+/** The source rewrites described above: file (relative to the repo) -> [text, replacement]. */
+const REWRITES = {
+  'main/engine/tun/native.ts': [
+    "'../../../native/build/Release/trellis_tun.node'",
+    "'../../native/build/Release/trellis_tun.node'",
+  ],
+  'main/engine/host.ts': [
+    'const here = import.meta.url;',
+    "const here = import.meta.url.replace('/app.asar/', '/app.asar.unpacked/');",
+  ],
+};
+
+/** Applies REWRITES; a rewrite whose text is missing (or not unique) stops the build. */
+const rewritePaths = {
+  name: 'trellis-bundle-paths',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]main[\\/]engine[\\/](tun[\\/]native|host)\.ts$/ }, async (args) => {
+      const file = args.path.slice(root.length).replaceAll('\\', '/');
+      const rewrite = REWRITES[file];
+      const source = await readFile(args.path, 'utf8');
+      if (!rewrite) return { contents: source, loader: 'ts' };
+      const [text, replacement] = rewrite;
+      if (source.split(text).length !== 2) {
+        return { errors: [{ text: `${file} no longer holds ${text} exactly once: update build/build-main.mjs` }] };
+      }
+      return { contents: source.replace(text, replacement), loader: 'ts' };
+    });
+  },
+};
+
+// Bundled CommonJS dependencies call require(); an ESM bundle has none, so it gets one made for it.
+const esmRequire =
+  "import { createRequire as __trellisCreateRequire } from 'node:module';\n" +
+  'const require = __trellisCreateRequire(import.meta.url);';
+
+const nodeBundle = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: ELECTRON_NODE,
+  // The addon is loaded at run time from native/build/Release; ws's optional speed-ups are not installed.
+  external: ['electron', '*.node', 'bufferutil', 'utf-8-validate', 'fsevents'],
+  banner: { js: esmRequire },
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  plugins: [rewritePaths],
+  absWorkingDir: root,
+};
+
+await Promise.all([
+  build({ ...nodeBundle, entryPoints: ['main/electron/main.ts'], outfile: 'dist/electron/main.js' }),
+  build({ ...nodeBundle, entryPoints: ['main/engine/worker.ts'], outfile: 'dist/electron/worker.js' }),
+  build({
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: [ELECTRON_NODE, ELECTRON_CHROME],
+    external: ['electron'],
+    entryPoints: ['preload/index.ts'],
+    outfile: 'dist/preload/index.cjs',
+    sourcemap: 'inline',
+    logLevel: 'warning',
+    absWorkingDir: root,
+  }),
+]);
+
+// The worker runs from app.asar.unpacked, outside the archive's package.json: this one says its .js is ESM.
+await mkdir(`${root}dist/electron`, { recursive: true });
+await writeFile(`${root}dist/electron/package.json`, `${JSON.stringify({ type: 'module' })}\n`);
+console.log('built dist/electron/main.js, dist/electron/worker.js, dist/preload/index.cjs');
