@@ -13,9 +13,12 @@ export function PendingSend({ snapshot }: { snapshot: AppSnapshot }) {
   const targets = snapshot.peers.filter((p) => p.fileTarget);
 
   // A modal <dialog> traps focus and closes on Escape (its cancel event) without extra code.
+  // The first device gets focus (else the scrollable list would, which helps no one).
   useEffect(() => {
     const d = dialog.current;
-    if (d && !d.open) d.showModal();
+    if (!d || d.open) return;
+    d.showModal();
+    d.querySelector<HTMLButtonElement>('.target')?.focus();
   }, []);
 
   const dismiss = (): void => void attempt(() => api.dismissPendingSend());
