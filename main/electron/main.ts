@@ -23,7 +23,7 @@ const preloadPath = join(appRoot, 'dist', 'preload', 'index.cjs');
 
 let controller: AppController | undefined;
 let tray: TrayView | undefined;
-let window: BrowserWindow | undefined;
+let mainWindow: BrowserWindow | undefined;
 let offIpc: (() => void) | undefined;
 let quitting = false;
 let closed = false;
@@ -31,7 +31,7 @@ let closed = false;
 const earlyFiles: string[] = [];
 
 function currentWindow(): BrowserWindow | undefined {
-  return window && !window.isDestroyed() ? window : undefined;
+  return mainWindow && !mainWindow.isDestroyed() ? mainWindow : undefined;
 }
 
 function showWindow(): void {
@@ -47,7 +47,7 @@ function showWindow(): void {
     quitting: () => quitting,
     onShown: () => controller?.markFilesSeen(),
   });
-  window = created;
+  mainWindow = created;
   created.once('ready-to-show', () => bringToFront(created));
 }
 
