@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ApiErrorCode, Transfer } from '../../preload/api.ts';
+import { formatBytes } from '../cli/format.ts';
 
 export const DEFAULT_UPLOAD_LIMIT = 16 * 1024 ** 3;
 /** A file handed to sendFiles is kept this long after no send is queued or running (the snapshot may lag). */
@@ -122,7 +123,9 @@ export class UploadStore {
     const slot = join(this.dir, randomBytes(16).toString('hex'));
     const path = join(slot, name);
     await mkdir(slot, { mode: 0o700 });
-    req.socket.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error('the upload stalled')));
+    // Captured: a destroyed request lets go of its socket.
+    const socket = req.socket;
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error('the upload stalled')));
     try {
       await pipeline(
         req,
@@ -141,7 +144,7 @@ export class UploadStore {
       }
       throw e;
     } finally {
-      req.socket.setTimeout(0);
+      socket.setTimeout(0);
     }
     if (this.#closed) {
       await rm(slot, { recursive: true, force: true });
@@ -152,8 +155,11 @@ export class UploadStore {
   }
 
   #tooLarge(name: string): UploadError {
-    const gib = (this.limit / 1024 ** 3).toFixed(this.limit % 1024 ** 3 === 0 ? 0 : 2);
-    return new UploadError(413, 'refused', `${name} is larger than the ${gib} GiB this page may upload.`);
+    return new UploadError(
+      413,
+      'refused',
+      `${name} is larger than the ${formatBytes(this.limit)} this page may upload.`,
+    );
   }
 }
 
