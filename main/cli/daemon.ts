@@ -1,7 +1,7 @@
 // `trellis daemon`: the engine as a service. The engine runs in a worker thread; the daemon serves the engine
 // protocol on a local socket (0600 in a 0700 directory; a named pipe on Windows), proxying each client's
 // requests to the engine and fanning the engine's events out to every client.
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { DataPathSettings } from '../engine/engine.ts';
@@ -11,7 +11,8 @@ import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.t
 import { daemonListening } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
 
-export const DAEMON_USAGE = 'trellis daemon --state-dir DIR [--socket PATH] [--tun NAME|off] [--port UDP_PORT]';
+export const DAEMON_USAGE =
+  'trellis daemon --state-dir DIR [--socket PATH] [--socket-group GROUP] [--tun NAME|off] [--port UDP_PORT]';
 /** How long a socket client's request may wait for the engine (an interactive login takes minutes). */
 const PROXY_TIMEOUT_MS = 10 * 60_000;
 const isWindows = process.platform === 'win32';
@@ -32,8 +33,15 @@ export async function runDaemon(args: string[]): Promise<number> {
   let stateDir: string | undefined;
   let socketPath: string;
   let dataPath: DataPathSettings | undefined;
+  let socketGid: number | undefined;
   try {
     stateDir = takeOption(args, '--state-dir');
+    const group = takeOption(args, '--socket-group');
+    if (group !== undefined) {
+      if (isWindows) throw new UsageError('--socket-group is for Unix sockets');
+      socketGid = groupId(group);
+      if (socketGid === undefined) throw new UsageError(`no such group ${group}`);
+    }
     socketPath = resolveSocketPath(takeOption(args, '--socket'));
     const tun = takeOption(args, '--tun') ?? 'trellis0';
     const portText = takeOption(args, '--port') ?? '41641';
@@ -51,7 +59,7 @@ export async function runDaemon(args: string[]): Promise<number> {
   stateDir = resolve(stateDir);
 
   try {
-    await prepareSocketPath(socketPath);
+    await prepareSocketPath(socketPath, socketGid);
   } catch (e) {
     log(`error: ${message(e)}`);
     return 1;
@@ -81,7 +89,7 @@ export async function runDaemon(args: string[]): Promise<number> {
     serveEngine(api, new SocketTransport(socket), { log: (level, m) => log(`${level}: ${m}`) });
   });
   try {
-    await listen(server, socketPath);
+    await listen(server, socketPath, socketGid);
   } catch (e) {
     log(`error: cannot listen on ${socketPath}: ${message(e)}`);
     await host.stop();
@@ -138,8 +146,9 @@ function logEvent(e: EngineEvent): void {
   else if (e.event === 'health') log(`health: ${e.health.map((h) => h.code).join(', ') || 'ok'}`);
 }
 
-/** Creates the socket's directory (0700) if missing, refuses a path where a daemon answers, removes a stale socket. */
-async function prepareSocketPath(path: string): Promise<void> {
+/** Creates the socket's directory (0700, or 0750 owned by the socket's group) if missing, refuses a path where a
+ *  daemon answers, removes a stale socket. */
+async function prepareSocketPath(path: string, gid: number | undefined): Promise<void> {
   if (!isWindows) {
     const dir = dirname(path);
     let created = false;
@@ -149,6 +158,11 @@ async function prepareSocketPath(path: string): Promise<void> {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chmodSync(dir, 0o700);
       created = true;
+    }
+    if (gid !== undefined) {
+      // The group's members (the desktop app's users) must reach the socket; nobody else may.
+      chownSync(dir, -1, gid);
+      chmodSync(dir, 0o750);
     }
     const mode = statSync(dir).mode;
     if (!created && (mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
@@ -167,8 +181,9 @@ async function prepareSocketPath(path: string): Promise<void> {
   log(`removed the stale socket ${path}`);
 }
 
-/** Listens with a umask that keeps the socket owner-only from its first moment, then sets 0600 explicitly. */
-function listen(server: Server, path: string): Promise<void> {
+/** Listens with a umask that keeps the socket owner-only from its first moment, then sets 0600 explicitly — or
+ *  0660 for the group allowed to drive the daemon (--socket-group), such as the desktop app's users. */
+function listen(server: Server, path: string, gid: number | undefined): Promise<void> {
   return new Promise((resolvePromise, reject) => {
     const oldMask = isWindows ? undefined : process.umask(0o177);
     const restore = () => {
@@ -181,7 +196,10 @@ function listen(server: Server, path: string): Promise<void> {
     server.listen(path, () => {
       restore();
       try {
-        if (!isWindows) chmodSync(path, 0o600);
+        if (!isWindows && gid !== undefined) {
+          chownSync(path, -1, gid);
+          chmodSync(path, 0o660);
+        } else if (!isWindows) chmodSync(path, 0o600);
         resolvePromise();
       } catch (e) {
         server.close();
@@ -189,6 +207,18 @@ function listen(server: Server, path: string): Promise<void> {
       }
     });
   });
+}
+
+/** A group's id from /etc/group (a numeric id is taken as is). */
+export function groupId(group: string, groupFile = '/etc/group'): number | undefined {
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    for (const line of readFileSync(groupFile, 'utf8').split('\n')) {
+      const [name, , gid] = line.split(':');
+      if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
+    }
+  } catch {}
+  return undefined;
 }
 
 function removeSocket(path: string): void {

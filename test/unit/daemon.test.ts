@@ -1,14 +1,15 @@
-// `trellis daemon` as a process: it listens on an owner-only socket, answers `trellis status --json`,
+// `trellis daemon` as a process: it listens on an owner-only (or group-only) socket, answers `trellis status --json`,
 // and on SIGTERM stops the engine, removes the socket and exits 0.
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { groupId } from '../../main/cli/daemon.ts';
 
 const TRELLIS = fileURLToPath(new URL('../../main/cli/trellis.mjs', import.meta.url));
 const run = promisify(execFile);
@@ -77,6 +78,52 @@ test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
       (e: { stderr: string }) => e.stderr,
     );
     assert.match(noDaemon, /trellis daemon is not running \(no socket at /);
+  } finally {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('daemon --socket-group: the socket is 0660 for that group in a 0750 dir; group names resolve from /etc/group', {
+  skip: process.platform === 'win32',
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-daemon-group-'));
+  const groupFile = join(dir, 'group');
+  writeFileSync(groupFile, 'root:x:0:\ntrellis:x:4242:alice,bob\nbroken:x:notanumber:\n');
+  assert.equal(groupId('trellis', groupFile), 4242);
+  assert.equal(groupId('broken', groupFile), undefined);
+  assert.equal(groupId('nobody-here', groupFile), undefined);
+  assert.equal(groupId('77', groupFile), 77);
+  // A group other than the daemon's own needs root to chown to; our own primary group works for anyone.
+  const gid = process.getuid?.() === 0 ? 65534 : (process.getgid?.() ?? 0);
+  const runDir = join(dir, 'run');
+  const socket = join(runDir, 'd.sock');
+  const args = [TRELLIS, 'daemon', '--state-dir', join(dir, 'state'), '--socket', socket, '--tun', 'off'];
+  const daemon = spawn(process.execPath, [...args, '--socket-group', String(gid)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  daemon.stdout?.on('data', (d) => (output += d));
+  daemon.stderr?.on('data', (d) => (output += d));
+  const exit = exited(daemon);
+  try {
+    const end = Date.now() + 20_000;
+    while (!output.includes('listening on')) {
+      assert.ok(Date.now() < end, `daemon did not start:\n${output}`);
+      assert.equal(daemon.exitCode, null, `daemon exited:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(statSync(socket).mode & 0o777, 0o660);
+    assert.equal(statSync(socket).gid, gid);
+    assert.equal(statSync(runDir).mode & 0o777, 0o750);
+    assert.equal(statSync(runDir).gid, gid);
+    daemon.kill('SIGTERM');
+    assert.equal(await exit, 0, output);
+    const bad = await run(process.execPath, [...args, '--socket-group', 'no-such-group-here']).then(
+      () => '',
+      (e: { stderr: string }) => e.stderr,
+    );
+    assert.match(bad, /no such group no-such-group-here/);
   } finally {
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
