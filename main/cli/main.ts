@@ -3,6 +3,7 @@ import { runDaemon } from './daemon.ts';
 import { runDiagnose } from './diagnose.ts';
 import { runFile } from './file.ts';
 import { runTailnet } from './tailnet.ts';
+import { runWeb } from './web.ts';
 import { runWg } from './wg.ts';
 
 const USAGE = `usage: trellis <command> [args]
@@ -21,6 +22,8 @@ commands:
   file get [--wait] <dir>           move received files into dir (--wait: until one arrives)
   wg up <file.conf> [--name NAME]   bring up a WireGuard interface from a wg-quick file (foreground)
   wg show [NAME] [--json]           show running WireGuard interfaces
+  web [--port N] [--host ADDRESS] [--socket PATH]
+                                    the app's window in a browser, attached to the daemon (default port 8088)
 
 The tailnet verbs take --socket PATH (or TRELLIS_SOCKET) to reach a daemon on another socket.
 `;
@@ -42,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return runDiagnose(verb, rest);
     case 'file':
       return runFile(rest);
+    case 'web':
+      return runWeb(rest);
     case undefined:
     case '-h':
     case '--help':
