@@ -1,8 +1,10 @@
 // `trellis web`'s server against a small fake backend: who may connect (token, Host, Origin), the bridge's calls
 // and events, the static files, and uploads. The end-to-end test drives the real daemon through a browser.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -287,4 +289,36 @@ test('connections past the cap are refused', async () => {
   const open = await Promise.all([1, 2, 3, 4].map(() => connect(apiUrl)));
   await assert.rejects(connect(apiUrl), /status 503/);
   await closeAll(...open);
+});
+
+test('oversized messages close the socket', async () => {
+  const ws = await connect(apiUrl);
+  const closed = closeCode(ws);
+  ws.send(JSON.stringify({ type: 'call', id: 1, name: 'setPrefs', arg: { hostname: 'x'.repeat(1100 * 1024) } }));
+  assert.equal(await closed, 1009);
+});
+
+test('a socket that stops answering pings is dropped; a live one stays', async () => {
+  const quick = await startWebServer({ backend, staticDir, uploadDir: root, heartbeatMs: 50 });
+  try {
+    const live = await connect(`ws://127.0.0.1:${quick.port}/api?token=${quick.token}`);
+    // A raw client completes the handshake, then reads but never answers (no pong).
+    const dead = netConnect(quick.port, '127.0.0.1');
+    dead.resume();
+    const deadClosed = new Promise<number>((resolve) => {
+      const start = Date.now();
+      dead.on('close', () => resolve(Date.now() - start));
+    });
+    dead.on('error', () => {});
+    dead.write(
+      `GET /api?token=${quick.token} HTTP/1.1\r\nHost: 127.0.0.1:${quick.port}\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
+        'Sec-WebSocket-Version: 13\r\n\r\n',
+    );
+    assert.ok((await deadClosed) < 2000);
+    assert.equal(live.readyState, WebSocket.OPEN);
+    await closeAll(live);
+  } finally {
+    await quick.close();
+  }
 });
