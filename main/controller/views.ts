@@ -21,7 +21,8 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
       keyExpiry: p.keyExpiry,
       expired: p.expired,
       path: p.path,
-      fileTarget: targets.has(p.name),
+      // The engine names targets by MagicDNS name (FQDN); older engines by short name.
+      fileTarget: targets.has(p.dnsName) || targets.has(p.name),
     }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }

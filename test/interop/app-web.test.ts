@@ -99,23 +99,37 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       const bytes = randomBytes(24 << 20);
       const name = 'dropped.bin';
       const row = app.peerRow('ts-b');
-      // Taildrop needs the peer as a file target (its PeerAPI in the netmap).
-      await waitUntil('ts-b is a Taildrop target', 30_000, async () =>
-        (await node.status()).fileTargets?.some((n) => n.startsWith('ts-b')) ? true : null,
-      );
+      // Taildrop needs the peer as a file target (its PeerAPI in the netmap), and the window must know it.
+      await page.locator('[data-testid="peer-row"][data-peer="ts-b"][data-file-target="true"]').waitFor({
+        timeout: 30_000,
+      });
       const progress = await app.recordProgress();
       await app.dropFile(row, name, bytes);
+      // The upload and the send begin: a transfer row appears, or an error toast says why not.
+      const started = page.locator(`[data-testid="transfer-row"][data-name="${name}"]`);
+      const refused = page.locator('[data-testid="notice"][data-level="error"]');
+      await started.or(refused).first().waitFor({ timeout: 60_000 });
+      if (await refused.count()) assert.fail(`the drop failed: ${await refused.first().textContent()}`);
+      // The peers view shows only active transfers; the Files view keeps finished ones.
+      await page.getByTestId('nav-files').click();
       const done = page.locator(`[data-testid="transfer-row"][data-name="${name}"][data-state="done"]`);
-      await done.waitFor({ timeout: 120_000 });
+      await done.waitFor({ timeout: 120_000 }).catch(async (e) => {
+        await app.screenshot('fail-transfer');
+        const rows = await page.getByTestId('transfer-row').allTextContents();
+        throw new Error(`${(e as Error).message}\ntransfer rows: ${JSON.stringify(rows)}`);
+      });
       const seen = await progress();
       st.diagnostic(`progress values seen: ${seen.length}, e.g. ${JSON.stringify(seen.slice(0, 4))}`);
-      assert.ok(seen.length >= 1, 'the progress bar was rendered');
+      // The engine reports the first MiB at once, so a partly filled bar is always drawn before the full one.
+      assert.ok(
+        seen.some((p) => p.now > 0 && p.now < bytes.length),
+        'the bar showed the transfer part way',
+      );
       assert.ok(
         seen.every((p) => p.max === 0 || p.max === bytes.length),
         'progress counts the file size',
       );
       assert.equal(seen[seen.length - 1].now, bytes.length, 'the bar ended full');
-      await page.getByTestId('nav-files').click();
       await app.screenshot('5-files-sent');
       const inbox = path.join(work, 'b-got');
       await mkdir(inbox);

@@ -71,7 +71,7 @@ class ScriptedEngine implements EngineApi {
         : undefined,
       peers: this.loggedIn ? [PEER] : [],
       health: [],
-      fileTargets: running ? ['laptop'] : [],
+      fileTargets: running ? ['laptop.tail.example'] : [], // as the engine names them: MagicDNS names
     };
   }
 

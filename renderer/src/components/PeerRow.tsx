@@ -19,6 +19,7 @@ export function PeerRow({ peer, selected, onOpen }: { peer: PeerView; selected: 
       data-testid="peer-row"
       data-peer={peer.name}
       data-online={String(peer.online)}
+      data-file-target={String(peer.fileTarget)}
       {...handlers}
     >
       <button type="button" className="peer-main" onClick={onOpen} aria-label={`${peer.name} details`}>

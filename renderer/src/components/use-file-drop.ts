@@ -3,7 +3,7 @@
 import { type DragEvent, useCallback, useRef, useState } from 'react';
 import type { PeerView } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { attempt } from '../store.ts';
+import { attempt, useStore } from '../store.ts';
 
 export type DropState = 'idle' | 'accept' | 'refuse';
 
@@ -59,7 +59,13 @@ export function useFileDrop(peer: PeerView): FileDrop {
     e.stopPropagation();
     depth.current = 0;
     setDropState('idle');
-    if (!peer.fileTarget) return;
+    if (!peer.fileTarget) {
+      if (hasFiles(e)) {
+        const why = peer.online === false ? 'it is offline' : 'it does not accept files from this device';
+        useStore.getState().notify({ level: 'error', message: `${peer.name} cannot receive files: ${why}.` });
+      }
+      return;
+    }
     send(peer, Array.from(e.dataTransfer.files));
   };
   return { dropState, handlers: { onDragEnter, onDragOver, onDragLeave, onDrop } };

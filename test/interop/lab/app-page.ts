@@ -124,17 +124,12 @@ export class AppPage {
     await target.dispatchEvent('drop', { dataTransfer });
   }
 
-  /** Records every value the transfer progress bars show from now on (a MutationObserver in the page). */
+  /** Records every value the transfer progress bars show from now on (a MutationObserver in the page). Page code
+   *  goes as a string: tsx's name-keeping helper (__name) would not exist in the page. */
   async recordProgress(): Promise<() => Promise<{ now: number; max: number }[]>> {
-    await this.page.evaluate(() => {
-      type El = { getAttribute(n: string): string | null };
-      const w = globalThis as unknown as {
-        document: { body: unknown; querySelectorAll(s: string): Iterable<El> };
-        MutationObserver: new (cb: () => void) => { observe(n: unknown, o: Record<string, boolean>): void };
-      };
-      const document = w.document;
-      const seen: { now: number; max: number }[] = [];
-      (globalThis as unknown as { __progress: typeof seen }).__progress = seen;
+    await this.page.evaluate(`(() => {
+      const seen = [];
+      globalThis.__progress = seen;
       const grab = () => {
         for (const el of document.querySelectorAll('[data-testid="transfer-progress"]')) {
           const now = Number(el.getAttribute('aria-valuenow'));
@@ -143,11 +138,10 @@ export class AppPage {
           if (!last || last.now !== now || last.max !== max) seen.push({ now, max });
         }
       };
-      new w.MutationObserver(grab).observe(document.body, { subtree: true, childList: true, attributes: true });
+      new MutationObserver(grab).observe(document.body, { subtree: true, childList: true, attributes: true });
       grab();
-    });
-    return () =>
-      this.page.evaluate(() => (globalThis as unknown as { __progress: { now: number; max: number }[] }).__progress);
+    })()`);
+    return () => this.page.evaluate('globalThis.__progress') as Promise<{ now: number; max: number }[]>;
   }
 
   async screenshot(name: string): Promise<string> {
