@@ -63,9 +63,8 @@ export async function runWeb(args: string[]): Promise<number> {
   const linkOptions = { socketPath, stateDir: '', attachOnly: true };
   const link = await openEngineLink(linkOptions);
   if (link.kind === 'none') {
-    // The controller reattaches after a lost daemon, but does not retry one that was never there.
-    process.stderr.write(`trellis web: ${link.problem ?? `no daemon at ${socketPath}`}\n`);
-    return 1;
+    // The page says so too, and the controller attaches as soon as a daemon answers.
+    process.stderr.write(`trellis web: ${link.problem ?? `no daemon at ${socketPath}`} (waiting for one)\n`);
   }
   const controller = await AppController.open({
     delegate: webDelegate,

@@ -83,6 +83,7 @@ export class AppController implements ApiBackend {
     const c = new AppController(o, await loadAppPrefs(o.prefsPath));
     await c.#received.watchFolder(c.#appPrefs.autoSaveDir);
     await c.#attach(o.link);
+    if (o.link.kind === 'none') c.#retryLink();
     c.#pollTimer = setInterval(() => void c.#refresh(), POLL_INTERVAL_MS);
     c.#pollTimer.unref?.();
     return c;
@@ -327,6 +328,11 @@ export class AppController implements ApiBackend {
     };
     this.#status = undefined;
     this.#schedulePush();
+    this.#retryLink();
+  }
+
+  /** Opens links again (backing off to 10 s) until one reaches an engine or the controller closes. */
+  #retryLink(): void {
     const reopen = this.#reopen;
     if (!reopen) return;
     let delay = 1000;
@@ -335,7 +341,7 @@ export class AppController implements ApiBackend {
       const link = await reopen().catch((e: Error) => ({ kind: 'none', problem: e.message }) as EngineLink);
       if (this.#closed) return void (await link.close?.());
       if (link.kind !== 'none') return this.#attach(link);
-      this.#link = { ...link, problem: `${link.problem ?? 'no engine'} Retrying…` };
+      this.#link = { ...link, problem: `${link.problem ?? 'No engine.'} Retrying…` };
       this.#schedulePush();
       delay = Math.min(delay * 2, 10_000);
       setTimeout(() => void retry(), delay).unref?.();

@@ -401,3 +401,43 @@ test('pending sends from a second launch are kept once each and can be dismissed
     await r.done();
   }
 });
+
+test('no engine at start: the window says what to do, and the controller attaches once one answers', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-'));
+  let tries = 0;
+  const engine = new ScriptedEngine();
+  const none: EngineLink = {
+    kind: 'none',
+    problem: 'No Trellis daemon is running.',
+    where: 'test',
+    close: async () => {},
+  };
+  const controller = await AppController.open({
+    delegate: {
+      capabilities: { shell: 'web', openFiles: false, chooseFolder: false, autostart: false },
+      notify: () => {},
+      openExternal: async () => {},
+      openPath: async () => {},
+      revealPath: () => {},
+      chooseFolder: async () => null,
+      copyText: () => {},
+      applyAutostart: () => {},
+    },
+    link: none,
+    prefsPath: join(dir, 'app.json'),
+    reopen: async () => (++tries < 2 ? none : linkTo(engine).link),
+  });
+  try {
+    const first = controller.snapshot();
+    assert.equal(first.link, 'none');
+    assert.equal(first.linkProblem, 'No Trellis daemon is running.');
+    assert.equal(controller.tray().items[0].kind, 'info');
+    await assert.rejects(controller.call('connect', undefined), (e) => e instanceof ApiError && e.code === 'no-engine');
+    const s = await until(controller, (x) => x.link === 'daemon', 'attached');
+    assert.equal(s.state, 'NeedsLogin');
+    assert.equal(tries, 2);
+  } finally {
+    await controller.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
