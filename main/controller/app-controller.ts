@@ -18,6 +18,7 @@ import { EngineError, type EngineEvent, type StatusSnapshot } from '../engine/pr
 import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
+import { EngineMirror } from './engine-mirror.ts';
 import { ReceivedFiles } from './received.ts';
 import { TransferQueue } from './transfers.ts';
 import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
@@ -34,8 +35,6 @@ export interface AppControllerOptions {
 
 /** Snapshots pushed to windows at most this often. */
 const PUSH_INTERVAL_MS = 100;
-/** Status polled this often while an engine is linked, for paths, handshakes and bytes. */
-const POLL_INTERVAL_MS = 2_000;
 /** A key expiring within this is worth a notification. */
 const KEY_EXPIRY_WARNING_MS = 24 * 3600_000;
 const LOGIN_TIMEOUT_MS = 90_000;
@@ -43,35 +42,38 @@ const LOGIN_TIMEOUT_MS = 90_000;
 export class AppController implements ApiBackend {
   readonly #delegate: ControllerDelegate;
   readonly #prefsPath: string;
-  readonly #reopen: (() => Promise<EngineLink>) | undefined;
   readonly #listeners = new Set<(m: ApiEventMessage) => void>();
   readonly #transfers: TransferQueue;
   readonly #received: ReceivedFiles;
-  #link: EngineLink;
-  #offLink: (() => void)[] = [];
-  #status: StatusSnapshot | undefined;
+  readonly #engine: EngineMirror;
   #appPrefs: AppOnlyPrefs;
   #pendingSend: string[] = [];
   #loggingIn = false;
   #unseenFiles = false;
   #warnedExpiry: string | undefined;
   #pushTimer: NodeJS.Timeout | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
-  #refreshing: Promise<void> | undefined;
   #closed = false;
 
   private constructor(o: AppControllerOptions, appPrefs: AppOnlyPrefs) {
     this.#delegate = o.delegate;
     this.#prefsPath = o.prefsPath;
-    this.#reopen = o.reopen;
-    this.#link = o.link;
     this.#appPrefs = appPrefs;
     const changed = () => this.#schedulePush();
+    this.#engine = new EngineMirror(o.link, {
+      reopen: o.reopen,
+      changed,
+      onEvent: (e, previous) => this.#onEngineEvent(e, previous),
+      onAttached: async () => {
+        await this.#refreshInbox();
+        if (this.#appPrefs.autoSaveDir) await this.#autoSave();
+      },
+      onStatus: (s) => this.#checkKeyExpiry(s),
+    });
     this.#transfers = new TransferQueue(
       {
-        send: (peer, path) => this.#client().request('fileSend', { target: peer, path }, { timeoutMs: 0 }),
+        send: (peer, path) => this.#engine.client().request('fileSend', { target: peer, path }, { timeoutMs: 0 }),
         cancel: async (path) => {
-          await this.#client().request('fileCancel', { path });
+          await this.#engine.client().request('fileCancel', { path });
         },
       },
       changed,
@@ -82,10 +84,7 @@ export class AppController implements ApiBackend {
   static async open(o: AppControllerOptions): Promise<AppController> {
     const c = new AppController(o, await loadAppPrefs(o.prefsPath));
     await c.#received.watchFolder(c.#appPrefs.autoSaveDir);
-    await c.#attach(o.link);
-    if (o.link.kind === 'none') c.#retryLink();
-    c.#pollTimer = setInterval(() => void c.#refresh(), POLL_INTERVAL_MS);
-    c.#pollTimer.unref?.();
+    await c.#engine.start();
     return c;
   }
 
@@ -95,7 +94,8 @@ export class AppController implements ApiBackend {
   }
 
   snapshot(): AppSnapshot {
-    const s = this.#status;
+    const s = this.#engine.status;
+    const link = this.#engine.link;
     const prefs: AppPrefs = {
       controlURL: s?.prefs.controlURL ?? '',
       hostname: s?.prefs.hostname ?? '',
@@ -109,8 +109,8 @@ export class AppController implements ApiBackend {
       if (advice) Object.assign(h, { code: 'no-tun-privilege', message: advice });
     }
     return {
-      link: this.#link.kind,
-      linkProblem: this.#link.kind === 'none' ? this.#link.problem : undefined,
+      link: link.kind,
+      linkProblem: link.kind === 'none' ? link.problem : undefined,
       state: s?.state ?? 'NoState',
       reason: s?.reason,
       authURL: s?.authURL,
@@ -156,11 +156,9 @@ export class AppController implements ApiBackend {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#pollTimer);
     clearTimeout(this.#pushTimer);
-    for (const off of this.#offLink) off();
     await this.#received.close();
-    await this.#link.close();
+    await this.#engine.close();
   }
 
   async call<K extends ApiCallName>(name: K, arg: ApiArg<K>): Promise<ApiResult<K>> {
@@ -177,17 +175,17 @@ export class AppController implements ApiBackend {
       case 'getSnapshot':
         return this.snapshot();
       case 'connect':
-        await this.#engine('up');
+        await this.#command('up');
         return undefined;
       case 'disconnect':
-        await this.#engine('down');
+        await this.#command('down');
         return undefined;
       case 'login':
         return this.#login(isRecord(arg) ? (arg as LoginRequest) : {});
       case 'logout':
         this.#loggingIn = true;
         try {
-          await this.#engine('logout');
+          await this.#command('logout');
         } finally {
           this.#loggingIn = false;
           this.#schedulePush();
@@ -202,7 +200,8 @@ export class AppController implements ApiBackend {
           throw new ApiError('bad-request', 'sendFiles needs a peer and a list of file paths');
         }
         if (paths.length === 0) throw new ApiError('bad-request', 'no files to send');
-        if (this.#status?.state !== 'Running') throw new ApiError('not-connected', 'connect first to send files');
+        if (this.#engine.status?.state !== 'Running')
+          throw new ApiError('not-connected', 'connect first to send files');
         return this.#transfers.add(a.peer, paths as string[]);
       }
       case 'cancelTransfer':
@@ -236,23 +235,23 @@ export class AppController implements ApiBackend {
   }
 
   async #login(req: LoginRequest): Promise<void> {
-    const controlURL = req.controlURL?.trim() || this.#status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
+    const controlURL = req.controlURL?.trim() || this.#engine.status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
     if (!isHttpUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
     const authKey = req.authKey?.trim() || undefined;
     this.#loggingIn = true;
     this.#schedulePush();
     try {
-      await this.#client().request('setPrefs', { controlURL, wantRunning: true });
-      await this.#client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
+      await this.#engine.client().request('setPrefs', { controlURL, wantRunning: true });
+      await this.#engine.client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
     } finally {
       this.#loggingIn = false;
-      await this.#refresh();
+      await this.#engine.refresh();
     }
   }
 
   async #setPrefs(arg: unknown): Promise<AppPrefs> {
     const { engine, app } = validatePrefs(arg);
-    if (Object.keys(engine).length > 0) await this.#client().request('setPrefs', engine);
+    if (Object.keys(engine).length > 0) await this.#engine.client().request('setPrefs', engine);
     if (Object.keys(app).length > 0) {
       const before = this.#appPrefs;
       this.#appPrefs = { ...before, ...app };
@@ -265,7 +264,7 @@ export class AppController implements ApiBackend {
         if (this.#appPrefs.autoSaveDir) await this.#autoSave();
       }
     }
-    await this.#refresh();
+    await this.#engine.refresh();
     return this.snapshot().prefs;
   }
 
@@ -276,7 +275,7 @@ export class AppController implements ApiBackend {
     if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
       throw new ApiError('bad-request', 'names must be a list of file names');
     }
-    const moved = await this.#client().request('fileTake', { dir, names: names as string[] | undefined });
+    const moved = await this.#engine.client().request('fileTake', { dir, names: names as string[] | undefined });
     await this.#refreshInbox();
     return moved;
   }
@@ -290,66 +289,11 @@ export class AppController implements ApiBackend {
     return path;
   }
 
-  async #engine(cmd: 'up' | 'down' | 'logout'): Promise<void> {
-    this.#status = await this.#client().request(cmd, {}, { timeoutMs: 30_000 });
-    this.#schedulePush();
+  async #command(cmd: 'up' | 'down' | 'logout'): Promise<void> {
+    this.#engine.setStatus(await this.#engine.client().request(cmd, {}, { timeoutMs: 30_000 }));
   }
 
-  #client() {
-    const c = this.#link.client;
-    if (!c || c.closed) throw new ApiError('no-engine', this.#link.problem ?? 'no engine is running');
-    return c;
-  }
-
-  async #attach(link: EngineLink): Promise<void> {
-    for (const off of this.#offLink) off();
-    this.#offLink = [];
-    this.#link = link;
-    this.#status = undefined;
-    const client = link.client;
-    if (client) {
-      this.#offLink.push(client.on((e) => this.#onEngineEvent(e)));
-      this.#offLink.push(client.onClose((error) => this.#onLinkLost(error)));
-      await this.#refresh();
-      await this.#refreshInbox();
-      if (this.#appPrefs.autoSaveDir) await this.#autoSave();
-    }
-    this.#schedulePush();
-  }
-
-  #onLinkLost(error?: Error): void {
-    if (this.#closed) return;
-    const why = error ? error.message : 'the engine closed the connection';
-    this.#link = {
-      kind: 'none',
-      problem: `Lost the engine (${why}); reconnecting…`,
-      where: this.#link.where,
-      close: async () => {},
-    };
-    this.#status = undefined;
-    this.#schedulePush();
-    this.#retryLink();
-  }
-
-  /** Opens links again (backing off to 10 s) until one reaches an engine or the controller closes. */
-  #retryLink(): void {
-    const reopen = this.#reopen;
-    if (!reopen) return;
-    let delay = 1000;
-    const retry = async () => {
-      if (this.#closed) return;
-      const link = await reopen().catch((e: Error) => ({ kind: 'none', problem: e.message }) as EngineLink);
-      if (this.#closed) return void (await link.close?.());
-      if (link.kind !== 'none') return this.#attach(link);
-      this.#link = { ...link, problem: `${link.problem ?? 'No engine.'} Retrying…` };
-      this.#schedulePush();
-      delay = Math.min(delay * 2, 10_000);
-      setTimeout(() => void retry(), delay).unref?.();
-    };
-    setTimeout(() => void retry(), delay).unref?.();
-  }
-
-  #onEngineEvent(e: EngineEvent): void {
+  #onEngineEvent(e: EngineEvent, previous: StatusSnapshot | undefined): void {
     switch (e.event) {
       case 'fileProgress':
         this.#transfers.progress(e.target, e.name, e.sent, e.total, e.bytesPerSecond);
@@ -363,50 +307,21 @@ export class AppController implements ApiBackend {
         void (this.#appPrefs.autoSaveDir ? this.#autoSave() : this.#refreshInbox());
         return;
       case 'state': {
-        const was = this.#status?.state;
-        if (was && was !== e.state && (e.state === 'NeedsLogin' || e.state === 'NeedsMachineAuth')) {
-          if (this.#appPrefs.notifications && was === 'Running') {
-            this.#delegate.notify({ kind: 'login-needed', title: 'Trellis needs you to log in', body: e.reason ?? '' });
-          }
+        // Logged out behind the user's back (key expired, node deleted): say so, they will not be watching.
+        const lostLogin = e.state === 'NeedsLogin' || e.state === 'NeedsMachineAuth';
+        if (lostLogin && previous?.state === 'Running' && this.#appPrefs.notifications) {
+          this.#delegate.notify({ kind: 'login-needed', title: 'Trellis needs you to log in', body: e.reason ?? '' });
         }
-        if (this.#status) Object.assign(this.#status, { state: e.state, reason: e.reason });
-        void this.#refresh();
         return;
       }
-      case 'browseToURL':
-        if (this.#status) this.#status.authURL = e.url;
-        this.#schedulePush();
-        return;
-      case 'netmap':
-      case 'health':
-        void this.#refresh();
-        return;
-      case 'log':
+      default:
         return;
     }
   }
 
-  /** One status request at a time; a refresh asked for meanwhile joins the running one. */
-  #refresh(): Promise<void> {
-    const client = this.#link.client;
-    if (!client || client.closed) return Promise.resolve();
-    this.#refreshing ??= client
-      .request('status', {}, { timeoutMs: 10_000 })
-      .then((s) => {
-        this.#status = s;
-        this.#checkKeyExpiry(s);
-      })
-      .catch(() => {})
-      .finally(() => {
-        this.#refreshing = undefined;
-        this.#schedulePush();
-      });
-    return this.#refreshing;
-  }
-
   async #refreshInbox(): Promise<void> {
-    const client = this.#link.client;
-    if (!client || client.closed) return;
+    const client = this.#engine.maybeClient();
+    if (!client) return;
     const files = await client.request('fileList', {}).catch(() => undefined);
     if (files) this.#received.setInbox(files);
   }
@@ -414,8 +329,8 @@ export class AppController implements ApiBackend {
   /** Moves what waits in the inbox to the auto-save folder. */
   async #autoSave(): Promise<void> {
     const dir = this.#appPrefs.autoSaveDir;
-    const client = this.#link.client;
-    if (!dir || !client || client.closed) return;
+    const client = this.#engine.maybeClient();
+    if (!dir || !client) return;
     try {
       await client.request('fileTake', { dir });
     } catch (e) {
