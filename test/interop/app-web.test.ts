@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { AppPage, buildRenderer, launchChromium, startWebUi } from './lab/app-page.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
+import { buildTailnetLab, startTrellisNode } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
