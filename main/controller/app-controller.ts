@@ -103,11 +103,10 @@ export class AppController implements ApiBackend {
       autoConnect: s?.prefs.autoConnect ?? true,
       ...this.#appPrefs,
     };
-    const health = [...(s?.health ?? [])];
-    for (const h of health) {
+    const health = (s?.health ?? []).map((h) => {
       const advice = h.code === 'data-path' ? privilegeAdvice(h.message) : undefined;
-      if (advice) Object.assign(h, { code: 'no-tun-privilege', message: advice });
-    }
+      return advice ? { code: 'no-tun-privilege', message: advice } : h;
+    });
     return {
       link: link.kind,
       linkProblem: link.kind === 'none' ? link.problem : undefined,

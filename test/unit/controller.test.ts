@@ -441,3 +441,21 @@ test('no engine at start: the window says what to do, and the controller attache
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a TUN the engine may not open becomes advice on what to do', async () => {
+  const engine = new ScriptedEngine();
+  const status = engine.status.bind(engine);
+  engine.status = () => ({
+    ...status(),
+    health: [{ code: 'data-path', message: 'cannot open the data path: open /dev/net/tun: EPERM' }],
+  });
+  const r = await rig(engine);
+  try {
+    const [h] = r.controller.snapshot().health;
+    assert.equal(h.code, 'no-tun-privilege');
+    assert.match(h.message, /needs administrator rights/);
+    assert.match(h.message, process.platform === 'linux' ? /sudo trellis daemon/ : /./);
+  } finally {
+    await r.done();
+  }
+});
