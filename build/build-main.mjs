@@ -1,6 +1,7 @@
 // Bundles the app's main side with esbuild (npm run build:main):
 //   main/electron/main.ts -> dist/electron/main.js   (ESM, Electron's main process)
 //   main/engine/worker.ts -> dist/electron/worker.js (ESM, the engine's worker thread)
+//   main/engine/taildrop/send-worker.ts -> dist/electron/send-worker.js (the Taildrop send thread)
 //   preload/index.ts      -> dist/preload/index.cjs  (CommonJS in one file: a sandboxed preload can only
 //                                                     require('electron') and a few built-ins)
 // Two source paths are relative to the module that holds them and would be wrong from dist/electron/, so the
@@ -70,6 +71,12 @@ const nodeBundle = {
 await Promise.all([
   build({ ...nodeBundle, entryPoints: ['main/electron/main.ts'], outfile: 'dist/electron/main.js' }),
   build({ ...nodeBundle, entryPoints: ['main/engine/worker.ts'], outfile: 'dist/electron/worker.js' }),
+  // Taildrop sends run in a thread of their own, spawned by the engine's thread from its sibling file.
+  build({
+    ...nodeBundle,
+    entryPoints: ['main/engine/taildrop/send-worker.ts'],
+    outfile: 'dist/electron/send-worker.js',
+  }),
   build({
     bundle: true,
     platform: 'node',
@@ -87,4 +94,4 @@ await Promise.all([
 // The worker runs from app.asar.unpacked, outside the archive's package.json: this one says its .js is ESM.
 await mkdir(`${root}dist/electron`, { recursive: true });
 await writeFile(`${root}dist/electron/package.json`, `${JSON.stringify({ type: 'module' })}\n`);
-console.log('built dist/electron/main.js, dist/electron/worker.js, dist/preload/index.cjs');
+console.log('built dist/electron/main.js, worker.js, send-worker.js, dist/preload/index.cjs');

@@ -1,8 +1,9 @@
 // Runs the engine in a worker_thread and speaks the engine protocol to it: host.client sends commands and
 // receives events. Used by the daemon and by the app's main process alike.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { DataPathSettings } from './engine.ts';
 import { EngineClient, PortTransport } from './rpc.ts';
+import { spawnSiblingWorker } from './thread.ts';
 
 /** Messages between host and worker outside the engine protocol (serveEngine ignores them: they carry no id). */
 export type WorkerControl = { type: 'ready' } | { type: 'shutdown' };
@@ -91,38 +92,8 @@ export class EngineHost {
   }
 }
 
-/** From compiled JavaScript the worker is worker.js; from TypeScript sources (under tsx) a one-line bootstrap
- *  registers tsx inside the thread first: loader flags in execArgv do not reach worker threads on Node 20. */
+/** The engine's thread: worker.js next to this module when compiled, worker.ts under tsx. */
 function spawnWorker(workerData: { dataPath?: DataPathSettings }): Worker {
   const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./worker.js', here), { workerData });
-  const entry = new URL('./worker.ts', here).href;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  const execArgv = withoutTsxLoader(process.execArgv);
-  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true, workerData });
-  try {
-    return new Worker(boot, { eval: true, execArgv, workerData });
-  } catch (e) {
-    // An explicit execArgv may not hold process-wide flags (--title, --max-old-space-size...) that inheriting
-    // tolerates: inherit then, tsx's loader flag included (a second registration is harmless).
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
-    return new Worker(boot, { eval: true, workerData });
-  }
-}
-
-/** execArgv minus tsx loader flags, so tsx is never registered twice in the thread. */
-function withoutTsxLoader(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const eq = /^--(import|loader|experimental-loader)=(.*)$/.exec(a);
-    if (eq && /tsx/.test(eq[2])) continue;
-    if (/^--(import|loader|experimental-loader)$/.test(a) && /tsx/.test(argv[i + 1] ?? '')) {
-      i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return out;
+  return spawnSiblingWorker(here, 'worker', workerData);
 }

@@ -13,6 +13,7 @@ import { Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { invalidNameReason, numberedName } from '../../main/engine/taildrop/names.ts';
 import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
 import { sendFile, sendFileWithRetry, TaildropSendError } from '../../main/engine/taildrop/send.ts';
+import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -255,6 +256,60 @@ describe('Taildrop upkeep', () => {
       await assert.rejects(sendFileWithRetry(o, { delayMs: 10 }), /kept resetting the connection \(3 attempts\)/);
       assert.equal(puts, 3);
     } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Taildrop send thread', () => {
+  test('sends in its own thread with progress here; cancel stops it; a missing file keeps its error code', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-send-thread-'));
+    const body = randomBytes(3 << 20);
+    await writeFile(path.join(dir, 'f.bin'), body);
+    let got = Buffer.alloc(0);
+    let hold = false;
+    const server = createServer((req, res) => {
+      if (req.method === 'GET') return void res.writeHead(404).end();
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => {
+        parts.push(d);
+        if (hold) req.pause(); // a receiver that stops reading: the send stays in flight until cancelled
+      });
+      req.on('end', () => {
+        got = Buffer.concat(parts);
+        res.writeHead(200).end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const thread = new SendThread();
+    try {
+      const progress: number[] = [];
+      const r = await thread.send({
+        base,
+        file: path.join(dir, 'f.bin'),
+        name: 'f.bin',
+        onProgress: (p) => progress.push(p.sent),
+      });
+      assert.equal(r.total, body.length);
+      assert.equal(thread.threaded, true, 'the send ran in the send thread, not here');
+      assert.ok(got.equals(body), 'the receiver got the file');
+      assert.ok(progress.length > 0 && progress[progress.length - 1] === body.length, `progress ${progress}`);
+
+      hold = true;
+      const ac = new AbortController();
+      const pending = thread.send({ base, file: path.join(dir, 'f.bin'), name: 'f.bin', signal: ac.signal });
+      setTimeout(() => ac.abort(), 200);
+      await assert.rejects(pending, /cancelled/);
+
+      await assert.rejects(
+        thread.send({ base, file: path.join(dir, 'missing.bin'), name: 'missing.bin' }),
+        (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+      );
+    } finally {
+      await thread.close();
+      server.closeAllConnections();
       server.close();
       await rm(dir, { recursive: true, force: true });
     }

@@ -104,12 +104,19 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
  */
 export async function sendFileWithRetry(
   o: SendOptions,
-  r: { attempts?: number; delayMs?: number; log?: (line: string) => void } = {},
+  r: {
+    attempts?: number;
+    delayMs?: number;
+    log?: (line: string) => void;
+    /** What does one attempt (default: sendFile on this thread). */
+    send?: (o: SendOptions) => Promise<{ total: number; resumedFrom: number }>;
+  } = {},
 ): Promise<{ total: number; resumedFrom: number }> {
   const attempts = r.attempts ?? 3;
+  const send = r.send ?? sendFile;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await sendFile(o);
+      return await send(o);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const reset = code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/.test((e as Error).message);

@@ -9,6 +9,7 @@ import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason, numberedName } from './names.ts';
 import { type Caller, PeerApi } from './peerapi.ts';
 import { type SendProgress, sendFileWithRetry } from './send.ts';
+import { SendThread } from './send-thread.ts';
 
 export const FILE_SHARING_CAP = 'https://tailscale.com/cap/file-sharing';
 /** A partial untouched this long is abandoned: its sender would have resumed by now. */
@@ -39,6 +40,7 @@ export class Taildrop {
   private api: PeerApi | undefined;
   private listening = '';
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly sendThread = new SendThread();
 
   constructor(
     stateDir: string,
@@ -96,6 +98,7 @@ export class Taildrop {
   }
 
   close(): void {
+    void this.sendThread.close();
     clearInterval(this.sweeper);
     this.sweeper = undefined;
     this.api?.close();
@@ -166,7 +169,7 @@ export class Taildrop {
     if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
     const r = await sendFileWithRetry(
       { base: t.base, file: o.file, name, onProgress: o.onProgress, signal: o.signal },
-      { log: this.o.log },
+      { log: this.o.log, send: (x) => this.sendThread.send(x) },
     );
     this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
     return { target: t.name, name, ...r };
