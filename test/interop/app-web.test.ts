@@ -154,6 +154,28 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       await page.getByTestId('nav-peers').click();
       await app.screenshot('8-peers-dark');
     });
+    await claim(
+      '6. log out, then log in without a key: the window shows the login URL; approving it gives Running',
+      async (st) => {
+        await page.emulateMedia({ colorScheme: 'light' });
+        await page.getByTestId('nav-settings').click();
+        await page.getByRole('button', { name: 'Log out…' }).click();
+        await page.getByRole('button', { name: 'Log out', exact: true }).click();
+        await page.getByTestId('login-view').waitFor({ timeout: 30_000 });
+        assert.equal((await node.status()).state, 'NeedsLogin', 'the daemon logged out');
+        await app.logIn(hs.url, '');
+        const shown = page.getByTestId('auth-url');
+        await shown.waitFor({ timeout: 30_000 });
+        const url = (await shown.textContent())?.trim() ?? '';
+        st.diagnostic(`login URL shown: ${url}`);
+        assert.match(url, /\/register\/hskey-authreq-[A-Za-z0-9_-]+$/);
+        await app.screenshot('9-login-url');
+        await hs.approve(url.slice(url.lastIndexOf('/') + 1), tn.user);
+        await app.waitForState('Running', 60_000);
+        await page.getByTestId('nav-peers').click();
+        await app.peerRow('ts-b').waitFor({ timeout: 30_000 });
+      },
+    );
     await report();
   });
 });
