@@ -459,3 +459,30 @@ test('a TUN the engine may not open becomes advice on what to do', async () => {
     await r.done();
   }
 });
+
+test('notifications: a key expiring within a day (once), a login lost while connected', async () => {
+  const engine = new ScriptedEngine();
+  const status = engine.status.bind(engine);
+  const expiry = new Date(Date.now() + 2 * 3600_000).toISOString();
+  engine.status = () => {
+    const s = status();
+    return s.self ? { ...s, self: { ...s.self, keyExpiry: expiry } } : s;
+  };
+  const r = await rig(engine);
+  try {
+    await r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'k' });
+    await until(r.controller, (x) => x.state === 'Running', 'Running');
+    await until(r.controller, () => r.notes.length > 0, 'a notification');
+    assert.equal(r.notes[0].kind, 'key-expiring');
+    assert.match(r.notes[0].body, /expires in about 2 h/);
+    // More status refreshes do not repeat it.
+    await r.controller.call('setPrefs', { acceptDNS: false });
+    assert.equal(r.notes.filter((n) => n.kind === 'key-expiring').length, 1);
+
+    engine.setState('NeedsLogin');
+    await until(r.controller, () => r.notes.some((n) => n.kind === 'login-needed'), 'login-needed');
+    assert.equal(r.controller.tray().icon, 'needs-login');
+  } finally {
+    await r.done();
+  }
+});
