@@ -53,6 +53,7 @@ export class AppController implements ApiBackend {
   #warnedExpiry: string | undefined;
   #pushTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  #startedOwnEngine = false;
 
   private constructor(o: AppControllerOptions, appPrefs: AppOnlyPrefs) {
     this.#delegate = o.delegate;
@@ -64,6 +65,7 @@ export class AppController implements ApiBackend {
       changed,
       onEvent: (e, previous) => this.#onEngineEvent(e, previous),
       onAttached: async () => {
+        await this.#holdBackAutoConnect();
         await this.#refreshInbox();
         if (this.#appPrefs.autoSaveDir) await this.#autoSave();
       },
@@ -286,6 +288,19 @@ export class AppController implements ApiBackend {
       throw new ApiError('refused', 'that is not a received file');
     }
     return path;
+  }
+
+  /**
+   * An engine of the app's own (worker) reconnects on start when it was connected before; with auto-connect off
+   * the user asked to start disconnected (tailscale#12756), so it goes down once, at the app's start. A daemon
+   * is the machine's service and keeps its own state.
+   */
+  async #holdBackAutoConnect(): Promise<void> {
+    const s = this.#engine.status;
+    if (this.#startedOwnEngine || this.#engine.link.kind !== 'worker' || !s) return;
+    this.#startedOwnEngine = true;
+    if (s.prefs.autoConnect || (s.state !== 'Starting' && s.state !== 'Running')) return;
+    await this.#command('down').catch(() => {});
   }
 
   async #command(cmd: 'up' | 'down' | 'logout'): Promise<void> {

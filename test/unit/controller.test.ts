@@ -158,17 +158,21 @@ interface Rig {
   done(): Promise<void>;
 }
 
-function linkTo(engine: ScriptedEngine): { link: EngineLink; drop: () => void } {
+function linkTo(engine: ScriptedEngine, kind: 'daemon' | 'worker' = 'daemon'): { link: EngineLink; drop: () => void } {
   const { port1, port2 } = new MessageChannel();
   serveEngine(engine, new PortTransport(port2));
   const client = new EngineClient(new PortTransport(port1));
   return {
-    link: { kind: 'daemon', client, where: 'test', close: async () => client.close() },
+    link: { kind, client, where: 'test', close: async () => client.close() },
     drop: () => port2.close(),
   };
 }
 
-async function rig(engine = new ScriptedEngine(), reopen?: () => Promise<EngineLink>): Promise<Rig> {
+async function rig(
+  engine = new ScriptedEngine(),
+  reopen?: () => Promise<EngineLink>,
+  kind: 'daemon' | 'worker' = 'daemon',
+): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-'));
   const notes: Rig['notes'] = [];
   const copied: string[] = [];
@@ -182,7 +186,7 @@ async function rig(engine = new ScriptedEngine(), reopen?: () => Promise<EngineL
     copyText: (t) => copied.push(t),
     applyAutostart: () => {},
   };
-  const { link, drop } = linkTo(engine);
+  const { link, drop } = linkTo(engine, kind);
   const controller = await AppController.open({ delegate, link, prefsPath: join(dir, 'prefs', 'app.json'), reopen });
   return {
     engine,
@@ -484,5 +488,26 @@ test('notifications: a key expiring within a day (once), a login lost while conn
     assert.equal(r.controller.tray().icon, 'needs-login');
   } finally {
     await r.done();
+  }
+});
+
+test("auto-connect off: the app's own engine starts disconnected; a daemon keeps its state", async () => {
+  for (const kind of ['worker', 'daemon'] as const) {
+    const engine = new ScriptedEngine();
+    engine.loggedIn = true;
+    engine.state = 'Running';
+    engine.prefs = { ...engine.prefs, controlURL: 'https://hs.example', autoConnect: false, wantRunning: true };
+    const r = await rig(engine, undefined, kind);
+    try {
+      const s = r.controller.snapshot();
+      assert.equal(s.state, kind === 'worker' ? 'Stopped' : 'Running', kind);
+      assert.equal(
+        engine.calls.some((c) => c.cmd === 'down'),
+        kind === 'worker',
+        kind,
+      );
+    } finally {
+      await r.done();
+    }
   }
 });
