@@ -247,6 +247,19 @@ export type TrellisApi = {
   sendDroppedFiles(peer: string, files: readonly DroppedFile[]): Promise<string[]>;
 };
 
+/**
+ * What Electron's preload exposes as window.trellis: the IPC transport with outcomes as values. contextBridge
+ * copies a thrown Error's message but drops its other properties, so the window unwraps outcomes itself (into
+ * ApiError, code kept) and builds its TrellisApi from this.
+ */
+export interface TrellisIpc {
+  call(name: ApiCallName, arg?: unknown): Promise<ApiOutcome<unknown>>;
+  /** Subscribes to every pushed event; returns the unsubscribe function. */
+  onEvent(listener: (message: ApiEventMessage) => void): () => void;
+  /** The path on disk of each dropped file (webUtils.getPathForFile); '' for a file that has none. */
+  pathsOf(files: readonly DroppedFile[]): string[];
+}
+
 /** What a transport serves: the controller implements it (one per app, shared by every window or socket). */
 export interface ApiBackend {
   call<K extends ApiCallName>(name: K, arg: ApiArg<K>): Promise<ApiResult<K>>;

@@ -1,11 +1,12 @@
-// How the window gets its TrellisApi: Electron's preload exposes window.trellis; without it the page runs under
-// `trellis web` and talks to the bridge over a WebSocket, authenticated by the token in its URL.
-import type { TrellisApi } from '../../../preload/api.ts';
+// How the window gets its TrellisApi: Electron's preload exposes its IPC transport as window.trellis; without it
+// the page runs under `trellis web` and talks to the bridge over a WebSocket, authenticated by the token in its URL.
+import type { TrellisApi, TrellisIpc } from '../../../preload/api.ts';
+import { createElectronClient } from './electron-client.ts';
 import { type BridgeApi, type BridgeStatus, createWebClient } from './web-client.ts';
 
 declare global {
   interface Window {
-    trellis?: TrellisApi;
+    trellis?: TrellisIpc;
   }
 }
 
@@ -14,7 +15,11 @@ export type { BridgeStatus };
 let api: TrellisApi | null = null;
 
 export function getApi(): TrellisApi {
-  if (!api) api = window.trellis ?? createWebClient(new URLSearchParams(location.search).get('token') ?? '');
+  if (!api) {
+    api = window.trellis
+      ? createElectronClient(window.trellis)
+      : createWebClient(new URLSearchParams(location.search).get('token') ?? '');
+  }
   return api;
 }
 
