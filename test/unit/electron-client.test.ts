@@ -21,7 +21,10 @@ function fakeIpc() {
     },
     pathsOf: (files) => files.map((f) => (f.name === 'web-only.txt' ? '' : `/home/u/${f.name}`)),
   };
-  return { ipc, calls, push: (m: ApiEventMessage) => listeners.forEach((l) => l(m)) };
+  const push = (m: ApiEventMessage): void => {
+    for (const l of listeners) l(m);
+  };
+  return { ipc, calls, push };
 }
 
 test('a failed call rejects with ApiError and its code; results pass through', async () => {
