@@ -437,7 +437,8 @@ test('no engine at start: the window says what to do, and the controller attache
     assert.equal(first.linkProblem, 'No Trellis daemon is running.');
     assert.equal(controller.tray().items[0].kind, 'info');
     await assert.rejects(controller.call('connect', undefined), (e) => e instanceof ApiError && e.code === 'no-engine');
-    const s = await until(controller, (x) => x.link === 'daemon', 'attached');
+    // The link is in place a moment before the engine's first status arrives: wait for both.
+    const s = await until(controller, (x) => x.link === 'daemon' && x.state !== 'NoState', 'attached');
     assert.equal(s.state, 'NeedsLogin');
     assert.equal(tries, 2);
   } finally {
