@@ -173,8 +173,9 @@ test('Taildrop: Trellis ↔ tailscaled both ways, hostile names refused, other u
         await ha.exec(['ip', 'route', 'replace', 'default', 'dev', dev]).catch(() => '');
         let again = await tr.cli(['file', 'cp', file, 'ts-b:'], 120_000);
         // tailscaled may still hold the cut upload until the FIN of the dead connection reaches it: it answers 409,
-        // or resets the connection while our body is still going out (ECONNRESET/EPIPE)
-        for (let i = 0; i < 25 && again.code !== 0 && /409|ECONNRESET|EPIPE/.test(again.stderr); i++) {
+        // or resets the connection while our body is still going out (the engine retries twice, then says so)
+        const busy = /409|ECONNRESET|EPIPE|kept resetting|did not answer/;
+        for (let i = 0; i < 25 && again.code !== 0 && busy.test(again.stderr); i++) {
           await new Promise((r) => setTimeout(r, 2_000));
           again = await tr.cli(['file', 'cp', file, 'ts-b:'], 120_000);
         }

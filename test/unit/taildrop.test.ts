@@ -262,6 +262,40 @@ describe('Taildrop upkeep', () => {
   });
 });
 
+describe('Taildrop resume query', () => {
+  test('a resume query that gets no answer fails the attempt; the retry asks again before sending', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-noanswer-'));
+    await writeFile(path.join(dir, 'f.bin'), randomBytes(100_000));
+    let gets = 0;
+    let puts = 0;
+    const server = createServer((req, res) => {
+      if (req.method === 'GET') {
+        gets++;
+        if (gets === 1) return void req.socket.destroy(); // no answer: the path is not back yet
+        return void res.writeHead(404).end();
+      }
+      puts++;
+      req.resume();
+      req.on('end', () => res.writeHead(200).end('{}'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const logs: string[] = [];
+    try {
+      const r = await sendFileWithRetry(
+        { base, file: path.join(dir, 'f.bin'), name: 'f.bin' },
+        { delayMs: 10, log: (l) => logs.push(l) },
+      );
+      assert.equal(r.total, 100_000);
+      assert.deepEqual({ gets, puts }, { gets: 2, puts: 1 }, 'nothing was sent before the peer answered the query');
+      assert.equal(logs.length, 1);
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Taildrop send thread', () => {
   test('sends in its own thread with progress here; cancel stops it; a missing file keeps its error code', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-send-thread-'));

@@ -44,7 +44,13 @@ export class TaildropSendError extends Error {
 export async function sendFile(o: SendOptions): Promise<{ total: number; resumedFrom: number }> {
   const total = (await stat(o.file)).size;
   const put = `${o.base}/v0/put/${encodeURIComponent(o.name)}`;
-  const resumedFrom = await matchingPrefix(o.file, total, await remoteBlocks(put, o.signal));
+  const blocks = await remoteBlocks(put, o.signal);
+  if (blocks === null) {
+    // No answer at all (a path still coming back, a peer busy closing our cut upload): sending everything now
+    // would throw away what it holds, so this attempt fails and a retry asks again.
+    throw Object.assign(new TaildropSendError('the peer did not answer the resume query'), { code: 'ETIMEDOUT' });
+  }
+  const resumedFrom = await matchingPrefix(o.file, total, blocks);
   const started = performance.now();
   let sent = resumedFrom;
   let lastReport = 0;
@@ -119,12 +125,18 @@ export async function sendFileWithRetry(
       return await send(o);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const reset = code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/.test((e as Error).message);
+      const reset =
+        code === 'ECONNRESET' ||
+        code === 'EPIPE' ||
+        code === 'ETIMEDOUT' ||
+        /socket hang up/.test((e as Error).message);
       if (!reset || o.signal?.aborted) throw e;
       if (attempt >= attempts) {
         throw new TaildropSendError(
-          `the peer kept resetting the connection (${attempt} attempts); it may still be finishing an ` +
-            'interrupted upload of this file: try again in a minute',
+          code === 'ETIMEDOUT'
+            ? `the peer did not answer (${attempt} attempts): is it online and reachable?`
+            : `the peer kept resetting the connection (${attempt} attempts); it may still be finishing an ` +
+                'interrupted upload of this file: try again in a minute',
         );
       }
       r.log?.(`taildrop: ${o.name}: connection reset by the peer, retrying (${attempt}/${attempts})`);
@@ -133,8 +145,12 @@ export async function sendFileWithRetry(
   }
 }
 
-/** The receiver's block hashes for our partial; none when it has none, is older than resume, or says nothing. */
-async function remoteBlocks(url: string, signal?: AbortSignal): Promise<Array<{ checksum: string; size: number }>> {
+/** The receiver's block hashes for our partial: none when it has none or does not do resume; null when it did
+ *  not answer at all. */
+async function remoteBlocks(
+  url: string,
+  signal?: AbortSignal,
+): Promise<Array<{ checksum: string; size: number }> | null> {
   return new Promise((resolve) => {
     const req = request(
       url,
@@ -166,7 +182,7 @@ async function remoteBlocks(url: string, signal?: AbortSignal): Promise<Array<{ 
       },
     );
     req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve([]));
+    req.on('error', () => resolve(null));
     req.end();
   });
 }
