@@ -1,6 +1,7 @@
 // A minimal PNG encoder (8-bit RGBA, no interlace, filter 0 on every row) so the icons can be drawn in code and
 // written as files for electron-builder and the tray, with no image binaries in the repository.
 import { deflateSync } from 'node:zlib';
+import { crc32 } from '../engine/packet/crc32.ts';
 
 /** Pixels row by row, 4 bytes each (red, green, blue, alpha; not premultiplied). */
 export interface RgbaImage {
@@ -10,23 +11,6 @@ export interface RgbaImage {
 }
 
 export const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 as PNG (and zlib, gzip) defines it: reflected polynomial 0xEDB88320. */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** length, type, data, CRC over type and data. */
 function chunk(type: string, data: Uint8Array): Buffer {

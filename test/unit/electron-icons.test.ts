@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { inflateSync } from 'node:zlib';
 import { APP_ICON_SIZE, drawIcon, TRAY_ICON_SIZES, TRAY_ICON_STATES } from '../../main/electron/icons.ts';
-import { crc32, encodePng, PNG_SIGNATURE, type RgbaImage } from '../../main/electron/png.ts';
+import { encodePng, PNG_SIGNATURE, type RgbaImage } from '../../main/electron/png.ts';
+import { crc32 } from '../../main/engine/packet/crc32.ts';
 
 interface PngChunk {
   type: string;

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { bindingRequest, crc32, parseBindingResponse } from '../../main/engine/stun/stun.ts';
+import { crc32 } from '../../main/engine/packet/crc32.ts';
+import { bindingRequest, parseBindingResponse } from '../../main/engine/stun/stun.ts';
 
 const TXID = Uint8Array.from({ length: 12 }, (_, i) => i);
 const hex = (h: string) => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));

@@ -1,6 +1,7 @@
 // STUN binding requests in the form Tailscale's STUN servers answer (SOFTWARE "tailnode", FINGERPRINT
 // last), and response parsing (XOR-MAPPED-ADDRESS, else MAPPED-ADDRESS). Pure: bytes in, values out.
 import { randomBytes } from 'node:crypto';
+import { crc32 } from '../packet/crc32.ts';
 import { formatAddress } from '../packet/ip.ts';
 
 export const STUN_MAGIC_COOKIE = 0x2112a442;
@@ -15,23 +16,6 @@ const FINGERPRINT_XOR = 0x5354554e;
 const SOFTWARE = new TextEncoder().encode('tailnode');
 export const STUN_REQUEST_LEN = 40;
 export const STUN_TXID_LEN = 12;
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32/IEEE, as STUN's FINGERPRINT uses. */
-export function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 export function newTxID(): Uint8Array {
   return new Uint8Array(randomBytes(STUN_TXID_LEN));

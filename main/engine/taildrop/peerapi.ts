@@ -5,8 +5,8 @@
 import { readdir } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
-import { crc32 } from '../stun/stun.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
 
