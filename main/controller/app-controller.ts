@@ -22,7 +22,7 @@ import { EngineMirror } from './engine-mirror.ts';
 import { ReceivedFiles } from './received.ts';
 import { TransferQueue } from './transfers.ts';
 import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
-import { peerViews, validatePrefs } from './views.ts';
+import { isWebUrl, peerViews, validatePrefs } from './views.ts';
 
 export interface AppControllerOptions {
   delegate: ControllerDelegate;
@@ -226,7 +226,7 @@ export class AppController implements ApiBackend {
         d.copyText(arg);
         return undefined;
       case 'openExternal':
-        if (typeof arg !== 'string' || !isHttpUrl(arg)) throw new ApiError('refused', 'only http(s) links are opened');
+        if (typeof arg !== 'string' || !isWebUrl(arg)) throw new ApiError('refused', 'only http(s) links are opened');
         return d.openExternal(arg);
       case 'dismissPendingSend':
         this.#pendingSend = [];
@@ -237,7 +237,7 @@ export class AppController implements ApiBackend {
 
   async #login(req: LoginRequest): Promise<void> {
     const controlURL = req.controlURL?.trim() || this.#engine.status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
-    if (!isHttpUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
+    if (!isWebUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
     const authKey = req.authKey?.trim() || undefined;
     this.#loggingIn = true;
     this.#schedulePush();
@@ -392,15 +392,6 @@ export class AppController implements ApiBackend {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isHttpUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-  } catch {
-    return false;
-  }
 }
 
 /** Engine refusals keep their sentence; the rest becomes a typed API error. */

@@ -2,7 +2,7 @@
 // needs no privileges), else an engine in a worker thread of this process. When neither works the link is
 // 'none' with a sentence telling the user what to do; opening a link never throws for that.
 import type { EngineLinkKind } from '../../preload/api.ts';
-import { connectDaemon, daemonListening } from '../cli/client.ts';
+import { connectDaemon } from '../cli/client.ts';
 import { EngineHost } from '../engine/host.ts';
 import type { EngineClient } from '../engine/rpc.ts';
 
@@ -40,15 +40,19 @@ function daemonAdvice(socketPath: string): string {
 
 export async function openEngineLink(o: EngineLinkOptions): Promise<EngineLink> {
   let daemonError: string | undefined;
+  let client: EngineClient | undefined;
   try {
-    if (await daemonListening(o.socketPath)) {
-      const client = await connectDaemon(o.socketPath);
-      // The daemon started its engine with its own state directory; 'start' only reads the status there.
-      await client.request('start', { stateDir: o.stateDir || '/' }, { timeoutMs: 15_000 });
-      return { kind: 'daemon', client, where: o.socketPath, close: async () => client.close() };
-    }
+    client = await connectDaemon(o.socketPath);
+    // The daemon started its engine with its own state directory; 'start' only reads the status there.
+    await client.request('start', { stateDir: o.stateDir || '/' }, { timeoutMs: 15_000 });
+    const attached = client;
+    return { kind: 'daemon', client: attached, where: o.socketPath, close: async () => attached.close() };
   } catch (e) {
-    daemonError = (e as Error).message;
+    client?.close();
+    // No socket, or nothing listening on it: simply no daemon. Anything else (permissions, a daemon that does
+    // not answer) is worth telling the user.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ECONNREFUSED') daemonError = (e as Error).message;
   }
   if (o.attachOnly) {
     return {

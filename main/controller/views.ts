@@ -57,6 +57,17 @@ export function validatePrefs(arg: unknown): { engine: Partial<Prefs>; app: Part
   return { engine: engine as Partial<Prefs>, app: app as Partial<AppOnlyPrefs> };
 }
 
+/** True for http(s) URLs with a host; javascript:, file:, data:, custom schemes and garbage are refused. Both the
+ *  controller and the Electron shell (links leaving the window) open only these. */
+export function isWebUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 function isAbsolutePath(p: string): boolean {
   return p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
 }

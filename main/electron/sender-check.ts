@@ -36,13 +36,5 @@ export function isTrustedSender(frame: SenderFrameInfo | null | undefined, rende
   return sent.href === ours.href;
 }
 
-/** True for http(s) URLs with a host; javascript:, file:, data:, custom schemes and garbage are refused. */
-export function isSafeExternalUrl(url: string): boolean {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return false;
-  }
-  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-}
+/** http(s) URLs with a host, the only ones opened outside the window (the controller's rule, shared). */
+export { isWebUrl as isSafeExternalUrl } from '../controller/views.ts';

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { AppController } from '../../main/controller/app-controller.ts';
 import type { ControllerDelegate, NotificationKind } from '../../main/controller/delegate.ts';
-import type { EngineLink } from '../../main/controller/engine-link.ts';
+import { type EngineLink, openEngineLink } from '../../main/controller/engine-link.ts';
 import type { TrayItem } from '../../main/controller/tray-model.ts';
 import {
   type CommandMap,
@@ -510,5 +510,16 @@ test("auto-connect off: the app's own engine starts disconnected; a daemon keeps
     } finally {
       await r.done();
     }
+  }
+});
+
+test('openEngineLink: no daemon at the socket means advice, not an error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'trellis-link-'));
+  try {
+    const link = await openEngineLink({ socketPath: join(dir, 'none.sock'), stateDir: '', attachOnly: true });
+    assert.equal(link.kind, 'none');
+    assert.match(link.problem ?? '', /No Trellis daemon is running at .*none\.sock\. Start it as root/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
