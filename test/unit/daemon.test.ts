@@ -18,31 +18,43 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/** Spawns `trellis <args>` and resolves once it says it is listening (fails if it exits or takes over 20 s). */
+async function startListening(args: string[]) {
+  const daemon = spawn(process.execPath, [TRELLIS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { text: '' };
+  daemon.stdout?.on('data', (d) => (out.text += d));
+  daemon.stderr?.on('data', (d) => (out.text += d));
+  const exit = exited(daemon);
+  const end = Date.now() + 20_000;
+  while (!out.text.includes('listening on')) {
+    if (Date.now() >= end || daemon.exitCode !== null) daemon.kill('SIGKILL');
+    assert.ok(Date.now() < end, `daemon did not start:\n${out.text}`);
+    assert.equal(daemon.exitCode, null, `daemon exited:\n${out.text}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { daemon, exit, output: () => out.text };
+}
+
 test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
   skip: process.platform === 'win32',
 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-daemon-'));
   const runDir = join(dir, 'run');
   const socket = join(runDir, 'd.sock');
-  const daemon = spawn(
-    process.execPath,
-    [TRELLIS, 'daemon', '--state-dir', join(dir, 'state'), '--socket', socket, '--tun', 'off'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  daemon.stdout?.on('data', (d) => (output += d));
-  daemon.stderr?.on('data', (d) => (output += d));
-  const exit = exited(daemon);
+  const { daemon, exit, output } = await startListening([
+    'daemon',
+    '--state-dir',
+    join(dir, 'state'),
+    '--socket',
+    socket,
+    '--tun',
+    'off',
+  ]).catch(async (e) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  });
   try {
-    const end = Date.now() + 20_000;
-    while (!output.includes('listening on')) {
-      assert.ok(Date.now() < end, `daemon did not start:\n${output}`);
-      assert.equal(daemon.exitCode, null, `daemon exited:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.match(output, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /m);
+    assert.match(output(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /m);
     assert.equal(statSync(socket).mode & 0o777, 0o600);
     assert.equal(statSync(runDir).mode & 0o777, 0o700);
 
@@ -70,7 +82,7 @@ test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
     assert.equal(second, 1, 'a second daemon on the same socket must refuse to start');
 
     daemon.kill('SIGTERM');
-    assert.equal(await exit, 0, output);
+    assert.equal(await exit, 0, output());
     assert.equal(existsSync(socket), false, 'the socket file is removed');
 
     const noDaemon = await run(process.execPath, [TRELLIS, 'status', '--socket', socket]).then(
@@ -98,28 +110,19 @@ test('daemon --socket-group: the socket is 0660 for that group in a 0750 dir; gr
   const gid = process.getuid?.() === 0 ? 65534 : (process.getgid?.() ?? 0);
   const runDir = join(dir, 'run');
   const socket = join(runDir, 'd.sock');
-  const args = [TRELLIS, 'daemon', '--state-dir', join(dir, 'state'), '--socket', socket, '--tun', 'off'];
-  const daemon = spawn(process.execPath, [...args, '--socket-group', String(gid)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const args = ['daemon', '--state-dir', join(dir, 'state'), '--socket', socket, '--tun', 'off'];
+  const { daemon, exit, output } = await startListening([...args, '--socket-group', String(gid)]).catch(async (e) => {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
   });
-  let output = '';
-  daemon.stdout?.on('data', (d) => (output += d));
-  daemon.stderr?.on('data', (d) => (output += d));
-  const exit = exited(daemon);
   try {
-    const end = Date.now() + 20_000;
-    while (!output.includes('listening on')) {
-      assert.ok(Date.now() < end, `daemon did not start:\n${output}`);
-      assert.equal(daemon.exitCode, null, `daemon exited:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
     assert.equal(statSync(socket).mode & 0o777, 0o660);
     assert.equal(statSync(socket).gid, gid);
     assert.equal(statSync(runDir).mode & 0o777, 0o750);
     assert.equal(statSync(runDir).gid, gid);
     daemon.kill('SIGTERM');
-    assert.equal(await exit, 0, output);
-    const bad = await run(process.execPath, [...args, '--socket-group', 'no-such-group-here']).then(
+    assert.equal(await exit, 0, output());
+    const bad = await run(process.execPath, [TRELLIS, ...args, '--socket-group', 'no-such-group-here']).then(
       () => '',
       (e: { stderr: string }) => e.stderr,
     );
