@@ -1,9 +1,10 @@
 // The ts2021 record layer as a Duplex over the upgraded socket: writes are cut into records of at most
 // 4077 plaintext bytes; reads reassemble records across TCP reads. The server's EarlyNoise preamble is
 // taken off the front of the plaintext stream, so what comes out is pure HTTP/2.
-import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { ChaCha20Poly1305 } from '../wg/chacha20poly1305.ts';
+import { readU32LE } from '../wg/keypair.ts';
 import { MAX_PLAINTEXT, MAX_RECORD, MSG_RECORD, NoiseError, RECORD_HEADER, recordNonce, TAG } from './noise.ts';
 
 export const EARLY_MAGIC = Uint8Array.of(0xff, 0xff, 0xff, 0x54, 0x53);
@@ -50,15 +51,19 @@ export class NoiseConn extends Duplex {
   private recvCounter = 0n;
   private inbox: Buffer = Buffer.alloc(0);
   private readonly early = new EarlyNoiseParser();
+  private readonly sendAead: ChaCha20Poly1305;
+  private readonly receiveAead: ChaCha20Poly1305;
 
   constructor(
     private readonly socket: Socket,
-    private readonly sendKey: Uint8Array,
-    private readonly receiveKey: Uint8Array,
+    sendKey: Uint8Array,
+    receiveKey: Uint8Array,
     /** Bytes already read from the socket after the handshake response. */
     leftover: Buffer,
   ) {
     super();
+    this.sendAead = new ChaCha20Poly1305(sendKey);
+    this.receiveAead = new ChaCha20Poly1305(receiveKey);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.push(null));
     socket.on('error', (e) => this.destroy(e));
@@ -100,31 +105,23 @@ export class NoiseConn extends Duplex {
     if (!this.push(plain)) this.socket.pause();
   }
 
+  /** Decrypts a record's ciphertext‖tag in place; the plaintext is a view into `cipher`. */
   private open(cipher: Buffer): Buffer {
-    const d = createDecipheriv('chacha20-poly1305', this.receiveKey, recordNonce(this.recvCounter++), {
-      authTagLength: TAG,
-    });
-    d.setAuthTag(cipher.subarray(cipher.length - TAG));
-    const body = d.update(cipher.subarray(0, cipher.length - TAG));
-    try {
-      d.final();
-    } catch {
+    const n = recordNonce(this.recvCounter++);
+    const len = cipher.length - TAG;
+    if (len < 0 || !this.receiveAead.open(cipher, 0, len, readU32LE(n, 0), readU32LE(n, 4), readU32LE(n, 8))) {
       throw new NoiseError('control record does not authenticate');
     }
-    return body;
+    return cipher.subarray(0, len);
   }
 
   private seal(plain: Buffer): Buffer {
-    const c = createCipheriv('chacha20-poly1305', this.sendKey, recordNonce(this.sendCounter++), {
-      authTagLength: TAG,
-    });
-    const body = c.update(plain);
-    c.final();
-    const rec = Buffer.allocUnsafe(RECORD_HEADER + body.length + TAG);
+    const n = recordNonce(this.sendCounter++);
+    const rec = Buffer.allocUnsafe(RECORD_HEADER + plain.length + TAG);
     rec[0] = MSG_RECORD;
-    rec.writeUInt16BE(body.length + TAG, 1);
-    body.copy(rec, RECORD_HEADER);
-    c.getAuthTag().copy(rec, RECORD_HEADER + body.length);
+    rec.writeUInt16BE(plain.length + TAG, 1);
+    rec.set(plain, RECORD_HEADER);
+    this.sendAead.seal(rec, RECORD_HEADER, plain.length, readU32LE(n, 0), readU32LE(n, 4), readU32LE(n, 8));
     return rec;
   }
 

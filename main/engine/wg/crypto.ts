@@ -1,7 +1,7 @@
-// WireGuard's primitives (whitepaper §5.4). Handshake-rate work uses @noble/*; the bulk transport AEAD
-// lives in transport.ts and goes through node:crypto, which is several times faster per packet.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+// WireGuard's primitives (whitepaper §5.4). Handshake-rate work uses @noble/*, which also runs where node:crypto
+// lacks chacha20-poly1305 (Electron's BoringSSL); the per-packet transport AEAD is chacha20poly1305.ts.
+import { randomBytes } from 'node:crypto';
+import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
@@ -81,34 +81,25 @@ export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   return shared;
 }
 
-function nonce96(counter: bigint): Buffer {
-  const n = Buffer.alloc(12);
-  n.writeBigUInt64LE(counter, 4);
+function nonce96(counter: bigint): Uint8Array {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setBigUint64(4, counter, true);
   return n;
 }
 
 /** AEAD(k, counter, plaintext, ad) = ChaCha20-Poly1305 per RFC 8439; returns ciphertext‖tag. */
 export function aeadSeal(key: Uint8Array, counter: bigint, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
-  const c = createCipheriv('chacha20-poly1305', key, nonce96(counter), { authTagLength: TAG_LEN });
-  c.setAAD(ad, { plaintextLength: plaintext.length });
-  const body = c.update(plaintext);
-  c.final();
-  return Buffer.concat([body, c.getAuthTag()]);
+  return chacha20poly1305(key, nonce96(counter), ad).encrypt(plaintext);
 }
 
 /** Opens ciphertext‖tag; throws CryptoError when authentication fails. */
 export function aeadOpen(key: Uint8Array, counter: bigint, sealed: Uint8Array, ad: Uint8Array): Uint8Array {
   if (sealed.length < TAG_LEN) throw new CryptoError('sealed message shorter than its tag');
-  const d = createDecipheriv('chacha20-poly1305', key, nonce96(counter), { authTagLength: TAG_LEN });
-  d.setAuthTag(sealed.subarray(sealed.length - TAG_LEN));
-  d.setAAD(ad, { plaintextLength: sealed.length - TAG_LEN });
-  const body = d.update(sealed.subarray(0, sealed.length - TAG_LEN));
   try {
-    d.final();
+    return chacha20poly1305(key, nonce96(counter), ad).decrypt(sealed);
   } catch {
     throw new CryptoError('AEAD authentication failed');
   }
-  return body;
 }
 
 /** XAEAD: XChaCha20-Poly1305 (cookie replies only). */

@@ -170,7 +170,10 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   const stateDir = path.join(dir, 'state');
   const socket = path.join(dir, 'd.sock');
   const args = ['daemon', '--state-dir', stateDir, '--socket', socket, '--tun', tun, '--port', String(port)];
-  const proc = ns.spawn([process.execPath, TRELLIS_BIN, ...args], {
+  // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
+  const profDir = process.env.TRELLIS_CPU_PROF;
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const proc = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
     label: `trellis daemon ${opts.hostname}@${ns.short}`,
     ...(opts.env ? { env: opts.env } : {}),
   });
