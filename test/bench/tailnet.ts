@@ -14,6 +14,7 @@ import { buildTailnetLab } from '../interop/lab/tailnet.ts';
 import { tailscaledBinary } from '../interop/lab/tailscaled.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
 import { ping } from '../interop/lab/traffic.ts';
+import { measureAead } from './aead.ts';
 import { benchPreamble, firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
 import { iperfWithCpu } from './iperf.ts';
 import {
@@ -26,10 +27,12 @@ import {
   startNode,
 } from './tailnet-nodes.ts';
 import {
+  ceilingLines,
   DIRECT_CONFIGS,
   type DirectId,
   type DirectSample,
   directTable,
+  perPacketTable,
   renderMarkdown,
   type TputSample,
   targetLines,
@@ -326,6 +329,12 @@ async function main(): Promise<number> {
       `time to direct ${only === 'throughput' ? 'skipped' : `${trials} trial(s) × 3 pairs`}\n${machine.join('\n')}`,
   );
 
+  const aead = only === 'direct' ? [] : measureAead(1280);
+  for (const a of aead) {
+    console.log(
+      `ChaCha20-Poly1305, 1280 bytes, ${a.impl}: seal ${a.sealUs.toFixed(2)} µs, open ${a.openUs.toFixed(2)} µs`,
+    );
+  }
   const tput: TputSample[] = [];
   const direct: DirectSample[] = [];
   try {
@@ -341,7 +350,8 @@ async function main(): Promise<number> {
   const parts = [
     tput.length > 0 ? throughputTable(tput) : '',
     direct.length > 0 ? directTable(direct, DIRECT_LIMIT_MS) : '',
-    targetLines(tput, direct, DIRECT_LIMIT_MS).join('\n'),
+    tput.length > 0 ? perPacketTable(tput, aead) : '',
+    [...targetLines(tput, direct, DIRECT_LIMIT_MS), ...ceilingLines(tput, aead)].join('\n'),
   ];
   console.log(`\n${parts.filter(Boolean).join('\n\n')}\n\nwall time ${wallS.toFixed(0)} s`);
   if (engineChanged) console.log('WARNING: sources under main/ changed during the run; rows may mix engine versions');
@@ -354,6 +364,7 @@ async function main(): Promise<number> {
     machine,
     engineChanged,
     measured: { throughput: only !== 'direct', direct: only !== 'throughput' },
+    aead,
   });
   writeFileSync(DOC, md);
   console.log(`wrote ${path.relative(ROOT, DOC)}`);
