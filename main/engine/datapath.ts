@@ -163,7 +163,8 @@ export class DataPath {
       }
       await configureInterface({ name: this.tun.name, mtu: TAILNET_MTU, addresses, routes: TAILNET_ROUTES });
       this.configuredFor = key;
-      this.o.log(`${this.tun.name} up with ${addresses.join(', ')}`);
+      const tso = this.tun.tso ? ' (TCP segmentation offload on)' : '';
+      this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
     }
     this.env.local = new AddrSet(addresses);
     this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns };

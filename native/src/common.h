@@ -16,7 +16,7 @@ namespace trellis {
 
 // Batch geometry shared with the TypeScript side (exported as constants by the addon).
 constexpr size_t kTunBatchBytes = 256 * 1024;  // packets are packed back-to-back in this buffer
-constexpr size_t kTunMaxPacket = 65536;        // a read needs this much room left in the buffer
+constexpr size_t kTunMaxPacket = 65536 + 16;   // a read needs this much room: a 64 KiB TSO packet + vnet header
 constexpr size_t kTunMaxBatch = 64;            // packets per callback at most
 constexpr size_t kUdpSlotBytes = 4096;         // datagram i lives at offset i * kUdpSlotBytes
 constexpr size_t kUdpMaxBatch = 64;            // datagrams per recvmmsg / per callback
@@ -107,6 +107,10 @@ class TunBackend {
   const std::string& name() const { return name_; }
   // True when every packet read or written carries a 10-byte virtio_net_hdr first (Linux IFF_VNET_HDR).
   bool vnet_hdr() const { return vnet_hdr_; }
+  // With vnet_hdr: lets the kernel hand over TCP super-packets (TSO, up to 64 KiB) and packets whose L4
+  // checksum is left partial, as the header says, for the reader to split and finish. False when not available.
+  virtual bool EnableTso() { return false; }
+  bool tso() const { return tso_; }
   virtual int fd() const { return -1; }
   // One packet into dst (cap >= kTunMaxPacket): its length (> 0), 0 if none is queued, or a negative uv error.
   virtual int Read(uint8_t* dst, size_t cap) = 0;
@@ -123,6 +127,7 @@ class TunBackend {
  protected:
   std::string name_;
   bool vnet_hdr_ = false;
+  bool tso_ = false;
 };
 
 // Opens the platform TUN device. want_vnet_hdr asks for virtio_net_hdr framing where the OS has it (Linux);

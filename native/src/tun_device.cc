@@ -21,6 +21,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value GetVnetHdr(const Napi::CallbackInfo& info);
+  Napi::Value GetTso(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !backend_); }
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
@@ -50,6 +51,7 @@ Napi::Function TunDevice::Define(Napi::Env env) {
                          InstanceAccessor<&TunDevice::GetName>("name"),
                          InstanceAccessor<&TunDevice::GetFd>("fd"),
                          InstanceAccessor<&TunDevice::GetVnetHdr>("vnetHdr"),
+                         InstanceAccessor<&TunDevice::GetTso>("tso"),
                          InstanceAccessor<&TunDevice::GetClosed>("closed"),
                          InstanceMethod<&TunDevice::Start>("start"),
                          InstanceMethod<&TunDevice::Stop>("stop"),
@@ -70,9 +72,12 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevic
     requested = info[0].As<Napi::String>().Utf8Value();
   }
   bool want_vnet_hdr = false;
+  bool want_tso = false;
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Value v = info[1].As<Napi::Object>().Get("vnetHdr");
     want_vnet_hdr = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    Napi::Value t = info[1].As<Napi::Object>().Get("tso");
+    want_tso = t.IsBoolean() && t.As<Napi::Boolean>().Value();
   }
   int err = 0;
   std::string syscall;
@@ -83,10 +88,15 @@ TunDevice::TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevic
     return;
   }
   name_ = backend_->name();
+  if (want_tso) backend_->EnableTso();
 }
 
 Napi::Value TunDevice::GetVnetHdr(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), backend_ ? backend_->vnet_hdr() : false);
+}
+
+Napi::Value TunDevice::GetTso(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), backend_ ? backend_->tso() : false);
 }
 
 Napi::Value TunDevice::GetFd(const Napi::CallbackInfo& info) {

@@ -53,6 +53,14 @@ class LinuxTun final : public FdTunBackend {
     return 0;
   }
 
+  bool EnableTso() override {
+    if (!vnet_hdr_) return false;
+    // No TUN_F_TSO_ECN and no USO: the kernel segments those itself, so only plain TCP arrives coalesced.
+    unsigned int flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    tso_ = ::ioctl(fd_, TUNSETOFFLOAD, flags) == 0;
+    return tso_;
+  }
+
   int Read(uint8_t* dst, size_t cap) override {
     for (;;) {
       ssize_t n = ::read(fd_, dst, cap);

@@ -60,6 +60,11 @@ export interface NativeTunDevice {
    * then start with that header, and writes must supply it (zeros for a plain packet).
    */
   readonly vnetHdr: boolean;
+  /**
+   * True when TCP segmentation and checksum offload were turned on (Linux, vnetHdr and tso asked for): reads may
+   * then be TCP super-packets or packets with a partial checksum, as their virtio_net_hdr says.
+   */
+  readonly tso: boolean;
   readonly closed: boolean;
   /** Starts (or re-targets) reading; keeps the object and the event loop alive until stop() or close(). */
   start(onPackets: TunPacketsCallback, onError?: NativeErrorCallback): void;
@@ -88,7 +93,7 @@ export interface NativeUdpBatchSocket {
 
 export interface NativeTunDeviceConstructor {
   /** Opens a TUN device; an empty name lets the OS pick (on macOS a name must be 'utunN'). */
-  new (name: string, options?: { vnetHdr?: boolean }): NativeTunDevice;
+  new (name: string, options?: { vnetHdr?: boolean; tso?: boolean }): NativeTunDevice;
 }
 
 export interface NativeUdpBatchSocketConstructor {

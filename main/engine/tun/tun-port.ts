@@ -1,7 +1,9 @@
 // The engine's view of a TUN device: IP packets in, IP packets out, in batches. Hides the native addon and,
-// where the OS offers it (Linux), the virtio_net_hdr framing that lets received TCP be written coalesced.
+// where the OS offers it (Linux), the virtio_net_hdr framing: received TCP is written coalesced, and the kernel's
+// TCP super-packets (TSO) read from the device are split here (tso-split.ts).
 import { type NativeSystemError, type NativeTunDevice, TunDevice } from './native.ts';
 import { TcpCoalescer, VNET_HDR_LEN } from './tcp-coalesce.ts';
+import { TsoSplitter } from './tso-split.ts';
 
 export class TunOpenError extends Error {
   override readonly name = 'TunOpenError';
@@ -18,13 +20,14 @@ export interface TunPortOptions {
   name: string;
   /** Coalesce TCP on write when the OS allows it (default true). */
   coalesce?: boolean;
+  /** With coalescing: also take TCP super-packets and partial checksums on read (default true). */
+  tso?: boolean;
 }
 
 export class TunPort {
   private readonly coalescer: TcpCoalescer | undefined;
   private readonly pending: Uint8Array[] = [];
-  /** Packets read with an offload header we did not ask for (dropped). */
-  droppedOffloaded = 0;
+  private readonly splitter = new TsoSplitter();
 
   private constructor(private readonly dev: NativeTunDevice) {
     if (dev.vnetHdr) this.coalescer = new TcpCoalescer((pkts, n) => dev.writeMany(pkts, n));
@@ -32,7 +35,8 @@ export class TunPort {
 
   static open(o: TunPortOptions): TunPort {
     try {
-      return new TunPort(new TunDevice(o.name, { vnetHdr: o.coalesce ?? true }));
+      const vnetHdr = o.coalesce ?? true;
+      return new TunPort(new TunDevice(o.name, { vnetHdr, tso: vnetHdr && (o.tso ?? true) }));
     } catch (e) {
       const code = (e as NativeSystemError).code;
       if (code === 'EPERM' || code === 'EACCES') {
@@ -54,6 +58,17 @@ export class TunPort {
     return this.dev.name;
   }
 
+  /** True when the kernel may hand over TCP super-packets (they are split before onPacket sees them). */
+  get tso(): boolean {
+    return this.dev.tso;
+  }
+
+  /** Super-packets read and split, the segments they gave, and frames dropped for a malformed offload header. */
+  get tsoStats(): { superPackets: number; segments: number; dropped: number } {
+    const s = this.splitter;
+    return { superPackets: s.superPackets, segments: s.segments, dropped: s.dropped };
+  }
+
   /** Coalescing stats: super-packets written and the segments they carried. */
   get coalesceStats(): { superPackets: number; segments: number } {
     return { superPackets: this.coalescer?.coalesced ?? 0, segments: this.coalescer?.segmentsCoalesced ?? 0 };
@@ -70,9 +85,10 @@ export class TunPort {
         let off = 0;
         for (let i = 0; i < count; i++) {
           const len = lengths[i];
-          // Without offloads requested, the header is all zero; a GSO packet would be one we cannot split.
-          if (skip > 0 && buf[off + 1] !== 0) this.droppedOffloaded++;
-          else if (len > skip) onPacket(buf.subarray(off + skip, off + len));
+          // A plain packet has an all-zero header (flags and GSO type); anything else is offload work to finish.
+          if (skip === 0 || (buf[off] === 0 && buf[off + 1] === 0)) {
+            if (len > skip) onPacket(buf.subarray(off + skip, off + len));
+          } else this.splitter.split(buf.subarray(off, off + len), onPacket);
           off += len;
         }
         onBatchEnd();
