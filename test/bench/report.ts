@@ -121,12 +121,14 @@ ${efficiencyTable(samples, run.mtus)}
   processes and the kernel, so absolute Mbit/s depend heavily on the core count. The CPU columns and Mbit/CPU-s show
   each implementation's efficiency independently of that contention.
 - Why Trellis can beat a Go implementation here: the Debian wireguard-go (v0.0.20220316) predates TUN/UDP
-  offloads, while Trellis writes received TCP to the TUN coalesced into GSO super-packets (one write and one pass
-  through the kernel's TCP stack per up to 64 KiB, and far fewer ACKs back through the tunnel) and sends runs of
-  equal-sized datagrams as one UDP_SEGMENT message. Per packet, Trellis is the more expensive of the two.
-- Where Trellis's sender time goes (\`node --cpu-prof\`, Trellis → Trellis, MTU 1420): about 40 % in node:crypto
-  ChaCha20-Poly1305 (mostly creating one cipher context per packet, which node:crypto cannot reuse), about 9 % in
-  \`sendmmsg\`, 6 % garbage collection, 3 % TUN reads; the rest idle or spread thin.
+  offloads, while Trellis reads the kernel's TCP super-packets from the TUN (TSO) and splits them itself, writes
+  received TCP to the TUN coalesced into GSO super-packets (one pass through the kernel's TCP stack per up to
+  64 KiB either way, and far fewer ACKs back through the tunnel) and sends runs of equal-sized datagrams as one
+  UDP_SEGMENT message. Per packet, Trellis is the more expensive of the two.
+- Where Trellis's time goes (\`node --cpu-prof\` of the tailnet daemons, TRELLIS_CPU_PROF in
+  docs/tailnet-benchmarks.md; this WireGuard path is the same code): ChaCha20-Poly1305 in TypeScript about 40 % of
+  the sender's busy time and half the receiver's, \`sendmmsg\` about 18 % of the sender's, garbage collection
+  under 1 %. docs/tailnet-benchmarks.md sets the AEAD's cost per packet against node:crypto's.
 - The sources under \`main/\` were fingerprinted before and after the run: ${run.engineChanged ? '**they changed during the run, so the rows may mix engine versions.**' : 'unchanged.'}
 `;
 }

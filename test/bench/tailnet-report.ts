@@ -291,6 +291,8 @@ ${[...targetLines(tput, direct, run.limitMs), ...ceilingLines(tput, run.aead)].j
 ## Notes
 
 - This run took ${(run.wallS / 60).toFixed(1)} min.
+- \`TRELLIS_CPU_PROF=<dir>\` in the environment makes every Trellis daemon of the lab write a V8 CPU profile
+  (\`node --cpu-prof\`, one file per thread) into that directory when it stops.
 - All daemons, iperf3, Headscale and the kernel share the machine's cores, so absolute Mbit/s depend on the core
   count and on whatever else runs; the ratio is measured in the same run, interleaved, to cancel most of that.
 - What bounds the times to direct: when a's first disco pings reach b's NAT before b has sent anything to a, they

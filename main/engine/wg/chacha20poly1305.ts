@@ -1,8 +1,8 @@
 // ChaCha20-Poly1305 (RFC 8439) in TypeScript, in place and without allocating per message: the transport hot path
 // seals into its send buffer and opens in the receive buffer. It also runs where node:crypto has no
-// chacha20-poly1305 at all (Electron's BoringSSL). Poly1305 keeps its accumulator in six 22-bit limbs held as
-// doubles: every partial product sum stays below 2^53, so the arithmetic is exact without 64-bit integers.
-// No table lookups and no data-dependent branches on secrets (the final tag compare is constant time).
+// chacha20-poly1305 at all (Electron's BoringSSL). Poly1305 is poly1305.ts. No table lookups and no
+// data-dependent branches on secrets (the tag compare is constant time).
+import { Poly1305 } from './poly1305.ts';
 
 export const KEY_BYTES = 32;
 export const TAG_BYTES = 16;
@@ -11,11 +11,6 @@ const SIGMA0 = 0x61707865;
 const SIGMA1 = 0x3320646e;
 const SIGMA2 = 0x79622d32;
 const SIGMA3 = 0x6b206574;
-
-const LIMB = 4194304; // 2^22
-const INV_LIMB = 1 / LIMB;
-const MASK22 = 0x3fffff;
-const TWO32 = 4294967296;
 
 const EMPTY = new Uint8Array(0);
 /** Words are read through Int32Arrays, which use the host's byte order; every supported platform is LE. */
@@ -26,13 +21,7 @@ export class ChaCha20Poly1305 {
   /** One keystream block, little-endian words. */
   private readonly ks = new Int32Array(16);
   private readonly ksBytes = new Uint8Array(this.ks.buffer);
-  /** Poly1305 state: r limbs, 20·r limbs, s words, accumulator limbs. */
-  private readonly r = new Float64Array(6);
-  private readonly r20 = new Float64Array(6);
-  private readonly s = new Float64Array(4);
-  private readonly h = new Float64Array(6);
-  private readonly block16 = new Uint8Array(16);
-  private readonly block16Words = new Int32Array(this.block16.buffer);
+  private readonly poly = new Poly1305();
   private readonly tag = new Uint8Array(TAG_BYTES);
   private scratch = new Uint8Array(0);
 
@@ -183,186 +172,18 @@ export class ChaCha20Poly1305 {
     }
   }
 
-  /** Block 0 of the keystream gives the one-time Poly1305 key: r (clamped) and s. */
+  /** Block 0 of the keystream is the one-time Poly1305 key. */
   private polyKey(n0: number, n1: number, n2: number): void {
     this.block(0, n0, n1, n2);
-    const ks = this.ks;
-    const t0 = ks[0] & 0x0fffffff;
-    const t1 = ks[1] & 0x0ffffffc;
-    const t2 = ks[2] & 0x0ffffffc;
-    const t3 = ks[3] & 0x0ffffffc;
-    const r = this.r;
-    r[0] = t0 & MASK22;
-    r[1] = ((t0 >>> 22) | (t1 << 10)) & MASK22;
-    r[2] = ((t1 >>> 12) | (t2 << 20)) & MASK22;
-    r[3] = (t2 >>> 2) & MASK22;
-    r[4] = ((t2 >>> 24) | (t3 << 8)) & MASK22;
-    r[5] = t3 >>> 14;
-    for (let i = 0; i < 6; i++) this.r20[i] = r[i] * 20;
-    const s = this.s;
-    for (let i = 0; i < 4; i++) s[i] = ks[4 + i] >>> 0;
-    this.h.fill(0);
+    this.poly.reset(this.ks);
   }
 
   /** The AEAD's Poly1305 over aad‖pad‖ciphertext‖pad‖lengths, into this.tag. */
   private mac(region: Uint8Array, len: number, aad: Uint8Array): void {
-    if (aad.length > 0) this.polyBytes(aad, aad.length);
-    this.polyBytes(region, len);
-    const b = this.block16Words;
-    b[0] = aad.length;
-    b[1] = Math.floor(aad.length / TWO32);
-    b[2] = len;
-    b[3] = Math.floor(len / TWO32);
-    this.polyBlocks(b, 0, 1);
-    this.finish();
-  }
-
-  /** Absorbs data[0, len), zero-padded to whole 16-byte blocks (the AEAD's padding). */
-  private polyBytes(data: Uint8Array, len: number): void {
-    const full = len >>> 4;
-    if ((data.byteOffset & 3) === 0) {
-      if (full > 0) this.polyBlocks(new Int32Array(data.buffer, data.byteOffset, full * 4), 0, full);
-    } else {
-      for (let i = 0; i < full; i++) {
-        this.block16.set(data.subarray(i * 16, i * 16 + 16));
-        this.polyBlocks(this.block16Words, 0, 1);
-      }
-    }
-    const rest = len & 15;
-    if (rest > 0) {
-      const b = this.block16;
-      b.fill(0);
-      b.set(data.subarray(full * 16, len));
-      this.polyBlocks(this.block16Words, 0, 1);
-    }
-  }
-
-  /** h = (h + m) · r mod 2^130−5 for `count` full blocks m starting at word `at` (high bit 2^128 set). */
-  private polyBlocks(words: Int32Array, at: number, count: number): void {
-    const r = this.r;
-    const r0 = r[0];
-    const r1 = r[1];
-    const r2 = r[2];
-    const r3 = r[3];
-    const r4 = r[4];
-    const r5 = r[5];
-    const q = this.r20;
-    const q1 = q[1];
-    const q2 = q[2];
-    const q3 = q[3];
-    const q4 = q[4];
-    const q5 = q[5];
-    const h = this.h;
-    let h0 = h[0];
-    let h1 = h[1];
-    let h2 = h[2];
-    let h3 = h[3];
-    let h4 = h[4];
-    let h5 = h[5];
-    for (let i = 0, pos = at; i < count; i++, pos += 4) {
-      const w0 = words[pos];
-      const w1 = words[pos + 1];
-      const w2 = words[pos + 2];
-      const w3 = words[pos + 3];
-      h0 += w0 & MASK22;
-      h1 += ((w0 >>> 22) | (w1 << 10)) & MASK22;
-      h2 += ((w1 >>> 12) | (w2 << 20)) & MASK22;
-      h3 += (w2 >>> 2) & MASK22;
-      h4 += ((w2 >>> 24) | (w3 << 8)) & MASK22;
-      h5 += (w3 >>> 14) | 0x40000; // bit 128 of the block: 2^(128 − 110)
-      // Limbs are below 2^23 and 20·r below 2^26.4, so each sum of six products stays below 2^53. The grouping
-      // shortens the chain of dependent additions (floating-point sums are not reassociated for us).
-      let d0 = h0 * r0 + h1 * q5 + (h2 * q4 + h3 * q3) + (h4 * q2 + h5 * q1);
-      let d1 = h0 * r1 + h1 * r0 + (h2 * q5 + h3 * q4) + (h4 * q3 + h5 * q2);
-      let d2 = h0 * r2 + h1 * r1 + (h2 * r0 + h3 * q5) + (h4 * q4 + h5 * q3);
-      let d3 = h0 * r3 + h1 * r2 + (h2 * r1 + h3 * r0) + (h4 * q5 + h5 * q4);
-      let d4 = h0 * r4 + h1 * r3 + (h2 * r2 + h3 * r1) + (h4 * r0 + h5 * q5);
-      let d5 = h0 * r5 + h1 * r4 + (h2 * r3 + h3 * r2) + (h4 * r1 + h5 * r0);
-      // Two rounds of carries, each limb's at once (a chain of six would serialise the block): the first leaves
-      // limbs below 2^35, the second below 2^22 + 2^13. 2^132 ≡ 20 (mod 2^130 − 5) wraps limb 5's carry.
-      let c0 = Math.floor(d0 * INV_LIMB);
-      let c1 = Math.floor(d1 * INV_LIMB);
-      let c2 = Math.floor(d2 * INV_LIMB);
-      let c3 = Math.floor(d3 * INV_LIMB);
-      let c4 = Math.floor(d4 * INV_LIMB);
-      let c5 = Math.floor(d5 * INV_LIMB);
-      d0 = d0 - c0 * LIMB + c5 * 20;
-      d1 = d1 - c1 * LIMB + c0;
-      d2 = d2 - c2 * LIMB + c1;
-      d3 = d3 - c3 * LIMB + c2;
-      d4 = d4 - c4 * LIMB + c3;
-      d5 = d5 - c5 * LIMB + c4;
-      c0 = Math.floor(d0 * INV_LIMB);
-      c1 = Math.floor(d1 * INV_LIMB);
-      c2 = Math.floor(d2 * INV_LIMB);
-      c3 = Math.floor(d3 * INV_LIMB);
-      c4 = Math.floor(d4 * INV_LIMB);
-      c5 = Math.floor(d5 * INV_LIMB);
-      h0 = d0 - c0 * LIMB + c5 * 20;
-      h1 = d1 - c1 * LIMB + c0;
-      h2 = d2 - c2 * LIMB + c1;
-      h3 = d3 - c3 * LIMB + c2;
-      h4 = d4 - c4 * LIMB + c3;
-      h5 = d5 - c5 * LIMB + c4;
-    }
-    h[0] = h0;
-    h[1] = h1;
-    h[2] = h2;
-    h[3] = h3;
-    h[4] = h4;
-    h[5] = h5;
-  }
-
-  /** tag = (h mod 2^130−5) + s mod 2^128. */
-  private finish(): void {
-    const h = this.h;
-    // Normalise the limbs and fold what lies above bit 130 back in (2^130 ≡ 5, 2^132 ≡ 20); three rounds leave
-    // h below 2^130 whatever the limbs held.
-    for (let round = 0; round < 3; round++) {
-      let c = 0;
-      for (let i = 0; i < 6; i++) {
-        const v = h[i] + c;
-        c = Math.floor(v * INV_LIMB);
-        h[i] = v - c * LIMB;
-      }
-      const top = Math.floor(h[5] / 1048576); // bits 130, 131: limb 5 holds bits 110..131
-      h[5] -= top * 1048576;
-      h[0] += top * 5 + c * 20;
-    }
-    let c = 0;
-    for (let i = 0; i < 6; i++) {
-      const v = h[i] + c;
-      c = Math.floor(v * INV_LIMB);
-      h[i] = v - c * LIMB;
-    }
-    // If h ≥ p, h + 5 reaches bit 130 and h − p is that sum without it; select it without branching on h.
-    const g = this.r20; // scratch: polyKey rebuilds r20 for the next message
-    c = 5;
-    for (let i = 0; i < 6; i++) {
-      const v = h[i] + c;
-      c = Math.floor(v * INV_LIMB);
-      g[i] = v - c * LIMB;
-    }
-    const over = Math.floor(g[5] / 1048576);
-    g[5] -= over * 1048576;
-    for (let i = 0; i < 6; i++) h[i] += over * (g[i] - h[i]);
-    const h0 = h[0] | 0;
-    const h1 = h[1] | 0;
-    const h2 = h[2] | 0;
-    const h3 = h[3] | 0;
-    const h4 = h[4] | 0;
-    const h5 = h[5] | 0;
-    const s = this.s;
-    const b = this.block16Words; // Int32Array stores wrap modulo 2^32
-    let t = ((h0 | (h1 << 22)) >>> 0) + s[0];
-    b[0] = t;
-    t = (((h1 >>> 10) | (h2 << 12)) >>> 0) + s[1] + (t >= TWO32 ? 1 : 0);
-    b[1] = t;
-    t = (((h2 >>> 20) | (h3 << 2) | (h4 << 24)) >>> 0) + s[2] + (t >= TWO32 ? 1 : 0);
-    b[2] = t;
-    t = (((h4 >>> 8) | (h5 << 14)) >>> 0) + s[3] + (t >= TWO32 ? 1 : 0);
-    b[3] = t;
-    this.tag.set(this.block16);
+    if (aad.length > 0) this.poly.update(aad, aad.length);
+    this.poly.update(region, len);
+    this.poly.lengths(aad.length, len);
+    this.poly.finish(this.tag, 0);
   }
 }
 
