@@ -289,6 +289,8 @@ export class DataPath {
       wgRejected: inboundDrops(this.device.drops),
       dnsQueries: this.quad100.counters.queries,
       dnsDropped: this.quad100.counters.dropped,
+      tunSuperPackets: this.tun?.tsoStats.superPackets ?? 0,
+      tunOffloadDropped: this.tun?.tsoStats.dropped ?? 0,
     };
   }
 

@@ -99,6 +99,9 @@ export interface DataPathCounters {
   /** DNS queries to quad-100 (100.100.100.100 / fd7a:115c:a1e0::53), and those dropped without an answer. */
   dnsQueries: number;
   dnsDropped: number;
+  /** TCP super-packets read from the TUN and split (TSO), and frames whose offload header was unusable (dropped). */
+  tunSuperPackets: number;
+  tunOffloadDropped: number;
 }
 
 export interface StartOptions {

@@ -175,6 +175,11 @@ test('tailnet: tailscaled and a Trellis daemon (TUN) on one LAN', { timeout: 420
         }
       }
       assert.deepEqual(bad, [], bad.join('\n'));
+      // Trellis sent b → a from TCP super-packets its TUN handed over (TSO), split into segments tailscaled took.
+      const c = (await tr.status()).counters;
+      st.diagnostic(`Trellis TUN: ${c?.tunSuperPackets} super-packets split, ${c?.tunOffloadDropped} dropped`);
+      assert.ok((c?.tunSuperPackets ?? 0) > 0, 'the Linux TUN gave TCP super-packets (TSO) to split');
+      assert.equal(c?.tunOffloadDropped, 0);
     });
 
     await report();
