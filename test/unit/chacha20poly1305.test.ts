@@ -113,6 +113,7 @@ test('bad keys and ranges are RangeErrors, not memory outside the message', () =
   assert.throws(() => aead.seal(new Uint8Array(20), 0, 5, 0, 0, 0), RangeError, 'no room for the tag');
   assert.throws(() => aead.open(new Uint8Array(20), 8, 0, 0, 0, 0), RangeError, 'tag past the end');
   assert.throws(() => aead.open(new Uint8Array(20), -1, 1, 0, 0, 0), RangeError);
+  assert.throws(() => aead.open(new Uint8Array(20), 4, -3, 0, 0, 0), RangeError, 'negative length');
 });
 
 test('a transport message from Keypair.seal is what OpenSSL makes with WireGuard’s nonce, and opens in place', () => {

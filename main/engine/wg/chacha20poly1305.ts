@@ -37,7 +37,7 @@ export class ChaCha20Poly1305 {
    * 16-byte tag at buf[at+len, at+len+16), which must exist.
    */
   seal(buf: Uint8Array, at: number, len: number, n0: number, n1: number, n2: number, aad: Uint8Array = EMPTY): void {
-    checkRange(buf, at, len + TAG_BYTES);
+    checkRange(buf, at, len);
     const region = this.alignedRegion(buf, at, len);
     this.polyKey(n0, n1, n2);
     this.xorStream(region, len, n0, n1, n2);
@@ -51,7 +51,7 @@ export class ChaCha20Poly1305 {
    * decrypts that range in place. Returns false (buffer untouched) when it is not.
    */
   open(buf: Uint8Array, at: number, len: number, n0: number, n1: number, n2: number, aad: Uint8Array = EMPTY): boolean {
-    checkRange(buf, at, len + TAG_BYTES);
+    checkRange(buf, at, len);
     const region = this.alignedRegion(buf, at, len);
     this.polyKey(n0, n1, n2);
     this.mac(region, len, aad);
@@ -187,8 +187,9 @@ export class ChaCha20Poly1305 {
   }
 }
 
-function checkRange(buf: Uint8Array, at: number, need: number): void {
-  if (!Number.isInteger(at) || at < 0 || !Number.isInteger(need) || at + need > buf.length) {
-    throw new RangeError(`ChaCha20-Poly1305: range ${at}+${need} outside a buffer of ${buf.length} bytes`);
+/** The message buf[at, at+len) and its tag after it must lie inside buf. */
+function checkRange(buf: Uint8Array, at: number, len: number): void {
+  if (!Number.isInteger(at) || at < 0 || !Number.isInteger(len) || len < 0 || at + len + TAG_BYTES > buf.length) {
+    throw new RangeError(`ChaCha20-Poly1305: ${len} bytes + tag at ${at} do not fit a buffer of ${buf.length}`);
   }
 }
