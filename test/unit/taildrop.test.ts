@@ -129,7 +129,9 @@ describe('PeerAPI and sender on loopback', () => {
   test('cancel: the send stops with a clear error and the receiver keeps the partial for a later resume', async (t) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-td-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    await writeFile(path.join(dir, 'big.bin'), randomBytes(64 << 20));
+    // Progress is reported at most every 250 ms and a fresh machine moves 64 MiB over loopback faster than that, so
+    // the file is large enough for the second report to come while the upload is still running.
+    await writeFile(path.join(dir, 'big.bin'), randomBytes(256 << 20));
     await withPeerApi(path.join(dir, 'state'), async (base, inbox) => {
       const ac = new AbortController();
       let progressed = 0;
