@@ -5,10 +5,10 @@ import {
   buildIpPacket,
   type IpPacketOptions,
   icmpMessage,
-  internetChecksum,
   tcpSegment,
   udpDatagram,
 } from '../../main/engine/packet/build.ts';
+import { internetChecksum } from '../../main/engine/packet/checksum.ts';
 import { formatPacketAddress, IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from '../../main/engine/packet/parse.ts';
 
 const V4 = { src: '100.64.0.2', dst: '100.64.0.1' };

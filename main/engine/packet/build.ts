@@ -1,5 +1,6 @@
 // Builders for small IPv4/IPv6 packets with TCP/UDP/ICMP payloads and correct checksums: for synthesised
 // replies (TSMP, local answers) and for tests. Not a hot path; allocates freely.
+import { internetChecksum, sum16 } from './checksum.ts';
 import { parseAddress } from './ip.ts';
 import { IPPROTO } from './parse.ts';
 
@@ -25,19 +26,6 @@ export interface IpPacketOptions {
   ext?: readonly Ipv6Extension[];
   /** Fill in the transport checksum (TCP, UDP, ICMP, ICMPv6) when the transport is whole. Default true. */
   checksum?: boolean;
-}
-
-function sum16(b: Uint8Array, acc = 0): number {
-  for (let i = 0; i + 1 < b.length; i += 2) acc += (b[i] << 8) | b[i + 1];
-  if (b.length & 1) acc += b[b.length - 1] << 8;
-  return acc;
-}
-
-/** The Internet checksum (RFC 1071) of `b`, with an optional running sum from a pseudo-header. */
-export function internetChecksum(b: Uint8Array, initial = 0): number {
-  let acc = sum16(b, initial);
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return ~acc & 0xffff;
 }
 
 export function tcpSegment(

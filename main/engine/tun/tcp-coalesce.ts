@@ -3,6 +3,8 @@
 // kernel takes as a GSO packet: one write and one pass through its TCP stack instead of dozens, and far
 // fewer ACKs sent back through the tunnel. Everything else is written as it came, behind a zero header.
 
+import { fold, sum16 } from '../packet/checksum.ts';
+
 export const VNET_HDR_LEN = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 const GSO_TCPV4 = 1;
@@ -71,18 +73,6 @@ function sameFlow(a: Segment, b: Segment): boolean {
   const t = a.tcpOff;
   // Ports, ACK number, data offset, then the options.
   return sameBytes(p, q, t, t + 4) && sameBytes(p, q, t + 8, t + 13) && sameBytes(p, q, t + 20, a.hdrLen);
-}
-
-function fold(sum: number): number {
-  let s = sum;
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  return s;
-}
-
-function sum16(b: Uint8Array, from: number, to: number): number {
-  let s = 0;
-  for (let i = from; i < to; i += 2) s += (b[i] << 8) | b[i + 1];
-  return s;
 }
 
 export class TcpCoalescer {

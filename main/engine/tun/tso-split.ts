@@ -3,6 +3,7 @@
 // for the device to finish. Here they are cut into MSS-sized segments and their checksums completed, as a NIC
 // would: the kernel's TCP stack then works once per 64 KiB instead of once per packet, and so do our TUN reads.
 // Malformed headers are counted and dropped; nothing here throws on what the kernel hands over.
+import { fold, sum16 } from '../packet/checksum.ts';
 import { VNET_HDR_LEN } from './tcp-coalesce.ts';
 
 const F_NEEDS_CSUM = 1;
@@ -22,13 +23,6 @@ const u16be = (b: Uint8Array, at: number): number => (b[at] << 8) | b[at + 1];
 function put16(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 8;
   b[at + 1] = v & 0xff;
-}
-
-/** Folds a sum of 16-bit words (any size below 2^53) to 16 bits with end-around carry. */
-function fold(sum: number): number {
-  let s = sum;
-  while (s > 0xffff) s = (s % 65536) + Math.floor(s / 65536);
-  return s;
 }
 
 export class TsoSplitter {
@@ -104,11 +98,13 @@ export class TsoSplitter {
     const flags0 = pkt[l4 + 13];
     const id0 = v6 ? 0 : u16be(pkt, 4);
     this.superPackets++;
+    // The headers once: every field that differs between segments (lengths, ID, both checksums, sequence number,
+    // flags) is written for each one below.
+    s.set(pkt.subarray(0, hdrLen));
     let i = 0;
     for (let off = 0; i === 0 || off < payload; off += mss, i++) {
       const chunk = Math.min(mss, payload - off);
       const total = hdrLen + chunk;
-      s.set(pkt.subarray(0, hdrLen));
       s.set(pkt.subarray(hdrLen + off, hdrLen + off + chunk), hdrLen);
       if (v6) {
         put16(s, 4, total - 40);
@@ -117,9 +113,7 @@ export class TsoSplitter {
         put16(s, 4, (id0 + i) & 0xffff);
         s[10] = 0;
         s[11] = 0;
-        let sum = 0;
-        for (let j = 0; j < l4; j += 2) sum += (s[j] << 8) | s[j + 1];
-        put16(s, 10, ~fold(sum) & 0xffff);
+        put16(s, 10, ~fold(sum16(s, 0, l4)) & 0xffff);
       }
       const seq = (seq0 + off) >>> 0;
       s[l4 + 4] = seq >>> 24;
@@ -143,9 +137,8 @@ export class TsoSplitter {
     s[l4 + csumOffset + 1] = 0;
     const l4Len = total - l4;
     // Pseudo-header: addresses, protocol, L4 length.
-    let sum = proto + (l4Len % 65536) + Math.floor(l4Len / 65536);
-    const [from, to] = v6 ? [8, 40] : [12, 20];
-    for (let j = from; j < to; j += 2) sum += (s[j] << 8) | s[j + 1];
+    let sum = v6 ? sum16(s, 8, 40) : sum16(s, 12, 20);
+    sum += proto + (l4Len % 65536) + Math.floor(l4Len / 65536);
     // The L4 bytes a word at a time: summed as little-endian 32-bit words, the folded result is the big-endian
     // sum with its two bytes swapped (RFC 1071's byte-order independence). l4 is a multiple of 4.
     const w = this.words;
@@ -154,8 +147,7 @@ export class TsoSplitter {
     for (let j = l4 >>> 2, end = wordsEnd >>> 2; j < end; j++) le += w[j];
     const f = fold(le);
     sum += ((f & 0xff) << 8) | (f >>> 8);
-    for (let j = wordsEnd; j < total; j += 2) sum += (s[j] << 8) | (j + 1 < total ? s[j + 1] : 0);
-    let c = ~fold(sum) & 0xffff;
+    let c = ~fold(sum16(s, wordsEnd, total, sum)) & 0xffff;
     if (c === 0 && proto === 17) c = 0xffff; // UDP: 0 means "no checksum"
     put16(s, l4 + csumOffset, c);
   }
