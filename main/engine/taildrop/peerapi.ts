@@ -2,9 +2,12 @@
 // tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6. The caller is who the TCP source
 // address says (WireGuard already proved it): a connection from an address no netmap node holds is closed without
 // a word. Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block hashes), GET /v0/put/.
-import { readdir } from 'node:fs/promises';
+// A caller cannot hold the server hostage: idle connections are closed, each address has a connection cap, and an
+// upload that would push the inbox's disk under a floor of free space is refused with 507 (partials kept to resume).
+import { readdir, statfs } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import path from 'node:path';
 import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
@@ -26,7 +29,47 @@ export interface PeerApiOptions {
   fileSharing: () => boolean;
   log: (message: string) => void;
   onReceived?: (file: { name: string; size: number; from: string }) => void;
+  /** A connection with no byte in either direction for this long is closed (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** Connections one caller address may hold at once (default MAX_CONNECTIONS_PER_PEER); more are closed. */
+  maxConnectionsPerPeer?: number;
+  /** The free space of the filesystem holding a directory (default fs.statfs): a test simulates a full disk. */
+  statfs?: (dir: string) => Promise<DiskSpace>;
 }
+
+/** What the disk check needs of fs.statfs: block size, total blocks, blocks available to us. */
+export interface DiskSpace {
+  bsize: number;
+  blocks: number;
+  bavail: number;
+}
+
+/** An upload stalled this long has lost its sender; its partial stays for a resume. */
+export const IDLE_TIMEOUT_MS = 60_000;
+/** A sender needs two (the resume query, the upload); tailscaled sends one file at a time. */
+export const MAX_CONNECTIONS_PER_PEER = 8;
+/** The free space an upload must leave on the inbox's disk: 5 % of the filesystem, at most 1 GiB. */
+export const DISK_FLOOR_MAX_BYTES = 1 << 30;
+export const DISK_FLOOR_FRACTION = 0.05;
+/** During an upload the free space is checked again after each this many bytes. */
+export const DISK_CHECK_BYTES = 4 << 20;
+/** After refusing an upload mid-body, its bytes are read and dropped this long so the sender sees the answer. */
+const LINGER_MS = 2_000;
+
+/** The floor of free space for a filesystem of totalBytes. */
+export function diskFloor(totalBytes: number): number {
+  return Math.min(DISK_FLOOR_MAX_BYTES, Math.floor(totalBytes * DISK_FLOOR_FRACTION));
+}
+
+/** The offset of a resume (`Range: bytes=N-`, N a safe integer), or undefined when the header is anything else. */
+export function parseRangeHeader(header: string): number | undefined {
+  const m = /^bytes=(\d{1,16})-$/.exec(header);
+  const n = m ? Number(m[1]) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Thrown inside an upload that would cross the disk floor. */
+class DiskFloorError extends Error {}
 
 const NO_TAILDROP = 'Taildrop disabled; no storage directory';
 
@@ -41,10 +84,19 @@ export function peerApiPort(addr: string, attempt: number): number {
 export class PeerApi {
   private readonly servers: Server[] = [];
   private readonly inFlight = new Set<string>();
+  /** Open connections per caller address. */
+  private readonly conns = new Map<string, number>();
+  private readonly idleMs: number;
+  private readonly maxConns: number;
+  private readonly statfs: (dir: string) => Promise<DiskSpace>;
   port4 = 0;
   port6 = 0;
 
-  constructor(private readonly o: PeerApiOptions) {}
+  constructor(private readonly o: PeerApiOptions) {
+    this.idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    this.maxConns = o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER;
+    this.statfs = o.statfs ?? ((dir) => statfs(dir));
+  }
 
   /** Listens on the node's IPv4 and IPv6 tailnet addresses (each on tailscaled's port, else any free one). */
   async listen(addresses: string[]): Promise<void> {
@@ -63,10 +115,10 @@ export class PeerApi {
   }
 
   private async listenOn(addr: string, prefer = 0): Promise<number> {
+    // No request timeout (a large upload takes as long as it takes); the idle timeout ends a stalled one.
     const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.serve(req, res));
-    server.on('connection', (sock: Socket) => {
-      if (!this.o.identify(unmap(sock.remoteAddress ?? ''))) sock.destroy(); // not a tailnet node: no HTTP at all
-    });
+    server.timeout = this.idleMs;
+    server.on('connection', (sock: Socket) => this.admit(sock));
     server.on('clientError', (_e, sock: Socket) => sock.destroy());
     const ports = [...(prefer ? [prefer] : []), ...[0, 1, 2, 3, 4].map((i) => peerApiPort(addr, i)), 0];
     for (const port of ports) {
@@ -86,6 +138,20 @@ export class PeerApi {
       }
     }
     throw new Error(`peerapi: cannot listen on ${addr}`);
+  }
+
+  /** Closes a connection from an address no netmap node holds, or one over its address's cap. */
+  private admit(sock: Socket): void {
+    const ip = unmap(sock.remoteAddress ?? '');
+    if (!this.o.identify(ip)) return void sock.destroy(); // not a tailnet node: no HTTP at all
+    const open = this.conns.get(ip) ?? 0;
+    if (open >= this.maxConns) return void sock.destroy();
+    this.conns.set(ip, open + 1);
+    sock.once('close', () => {
+      const left = (this.conns.get(ip) ?? 1) - 1;
+      if (left > 0) this.conns.set(ip, left);
+      else this.conns.delete(ip);
+    });
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -111,7 +177,7 @@ export class PeerApi {
     if (req.method === 'GET' && name === '') return this.listPartials(caller, res);
     if (invalidNameReason(name) !== undefined) return fail(400, 'invalid filename');
     if (req.method === 'GET') {
-      const blocks = await this.o.inbox.blockHashes(name, caller.senderId).catch(() => []);
+      const blocks = await this.busy(req, () => this.o.inbox.blockHashes(name, caller.senderId).catch(() => []));
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         blocks.map((b) => `${JSON.stringify({ checksum: b.checksum, algo: 'sha256', size: b.size })}\n`).join(''),
@@ -131,9 +197,9 @@ export class PeerApi {
     let offset = 0;
     const range = req.headers.range;
     if (range !== undefined) {
-      const m = /^bytes=(\d+)-$/.exec(range);
-      if (!m) return fail(400, 'invalid Range header');
-      offset = Number(m[1]);
+      const n = parseRangeHeader(range);
+      if (n === undefined) return fail(400, 'invalid Range header');
+      offset = n;
     }
     const key = `${caller.senderId}\0${name}`;
     if (this.inFlight.has(key)) return fail(409, 'file already exists');
@@ -141,11 +207,20 @@ export class PeerApi {
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     let copied = 0;
     try {
+      const short = await this.spaceShortfall(declared ?? 0, false);
+      if (short) throw new DiskFloorError(short);
       const fh = await this.o.inbox.openPartial(name, caller.senderId, offset);
       try {
-        for await (const chunk of req as AsyncIterable<Buffer>) {
+        let checked = 0;
+        // Not destroyed on a throw: the sender is still owed an answer.
+        for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
           await fh.write(chunk, 0, chunk.length, offset + copied); // explicit position: r+ starts at 0
           copied += chunk.length;
+          if (copied - checked >= DISK_CHECK_BYTES) {
+            checked = copied;
+            const short = await this.spaceShortfall(declared === undefined ? 0 : Math.max(0, declared - copied), true);
+            if (short) throw new DiskFloorError(short);
+          }
         }
       } finally {
         await fh.close();
@@ -153,7 +228,7 @@ export class PeerApi {
       if (declared !== undefined && copied !== declared) {
         return fail(500, `short body: ${copied} of ${declared} bytes (the partial file is kept for resuming)`);
       }
-      const saved = await this.o.inbox.finalize(name, caller.senderId);
+      const saved = await this.busy(req, () => this.o.inbox.finalize(name, caller.senderId));
       this.o.log(`taildrop: received ${saved} (${offset + copied} bytes) from ${caller.name}`);
       this.o.onReceived?.({ name: saved, size: offset + copied, from: caller.name });
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -162,10 +237,34 @@ export class PeerApi {
       const err = e as NodeJS.ErrnoException;
       const why = err.code === 'ENOSPC' || err.code === 'EDQUOT' ? 'no space left on the receiving disk' : err.message;
       this.o.log(`taildrop: receiving ${name} from ${caller.name} failed: ${why}`);
-      req.resume();
-      fail(err instanceof RangeError ? 400 : 500, why);
+      answerAndClose(req, res, e instanceof DiskFloorError ? 507 : err instanceof RangeError ? 400 : 500, why);
     } finally {
       this.inFlight.delete(key);
+    }
+  }
+
+  /**
+   * Why writing `more` bytes would leave the inbox's disk under its floor, or '' when it would not. A disk that
+   * cannot be measured is not refused (the write itself still fails cleanly with ENOSPC).
+   */
+  private async spaceShortfall(more: number, writing: boolean): Promise<string> {
+    const dir = this.o.inbox.dir;
+    const s = await this.statfs(dir).catch(() => this.statfs(path.dirname(dir)).catch(() => undefined));
+    if (!s) return '';
+    const free = s.bavail * s.bsize;
+    const floor = diskFloor(s.blocks * s.bsize);
+    if (free - more >= floor) return '';
+    const kept = writing ? '; the partial file is kept for resuming' : '';
+    return `not enough free space on the receiving disk: ${size(free)} free, ${size(more)} to come and ${size(floor)} kept free${kept}`;
+  }
+
+  /** Runs our own slow work (hashing, renaming) with the idle timeout off: the caller is not the one idle. */
+  private async busy<T>(req: IncomingMessage, work: () => Promise<T>): Promise<T> {
+    req.socket.setTimeout(0);
+    try {
+      return await work();
+    } finally {
+      if (!req.socket.destroyed) req.socket.setTimeout(this.idleMs);
     }
   }
 
@@ -183,6 +282,31 @@ export class PeerApi {
     const ip = m?.[1] ?? m?.[2];
     return !!ip && this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
   }
+}
+
+/**
+ * Answers a request whose body may still be coming, then closes the connection: what is still on its way is read
+ * and dropped for a moment first, so the sender gets the answer rather than a reset (and stops sending).
+ */
+function answerAndClose(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
+  const sock = res.socket ?? req.socket;
+  req.resume();
+  const close = () => {
+    if (!sock || sock.destroyed) return;
+    sock.end();
+    setTimeout(() => sock.destroy(), LINGER_MS).unref();
+  };
+  if (res.headersSent || !sock || sock.destroyed) {
+    close();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(`${text}\n`, close);
+}
+
+function size(bytes: number): string {
+  if (bytes >= 1 << 30) return `${(bytes / (1 << 30)).toFixed(1)} GiB`;
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${bytes} bytes`;
 }
 
 /** "::ffff:100.64.0.2" → "100.64.0.2". */
