@@ -167,6 +167,7 @@ export class DataPath {
       this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
     }
     this.env.local = new AddrSet(addresses);
+    this.quad100.setOwnAddresses(addresses);
     this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns };
     this.rebuildDnsTable();
     this.filter = compileFilter(nm.packetFilter());
@@ -237,7 +238,7 @@ export class DataPath {
   private sendFromTun(pkt: Uint8Array): void {
     const p = parsePacket(pkt, this.scratch);
     if (p.status === 'ok' && Quad100.isFor(p)) {
-      this.quad100.handle(pkt, p); // MagicDNS: answered here, never sent to a peer
+      this.quad100.handle(pkt, p); // MagicDNS: answered here (only from our own addresses), never sent to a peer
       return;
     }
     if (p.status === 'ok') this.filter.checkOutbound(p, this.env); // records UDP flows for reply admission
@@ -288,7 +289,7 @@ export class DataPath {
       derpDialFailures: d.dialFailures,
       wgRejected: inboundDrops(this.device.drops),
       dnsQueries: this.quad100.counters.queries,
-      dnsDropped: this.quad100.counters.dropped,
+      dnsDropped: this.quad100.counters.dropped + this.quad100.counters.foreign, // foreign: not from our addresses
       tunSuperPackets: this.tun?.tsoStats.superPackets ?? 0,
       tunOffloadDropped: this.tun?.tsoStats.dropped ?? 0,
     };

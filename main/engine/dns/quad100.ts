@@ -1,5 +1,8 @@
 // Quad-100 in the packet path (services.md §3.4.1): UDP to 100.100.100.100:53 or [fd7a:115c:a1e0::53]:53 read
 // from the TUN is answered here and never sent to a peer; the reply goes back into the TUN from that address.
+// Only this node's own tailnet addresses may ask: with IP forwarding on, packets routed through us from LAN hosts
+// leave the TUN too, and answering them would make quad-100 an open resolver for the LAN.
+import { parseIpWords } from '../filter/prefix.ts';
 import { buildIpPacket, udpDatagram } from '../packet/build.ts';
 import { formatPacketAddress, IPPROTO, type PacketInfo } from '../packet/parse.ts';
 import { DnsForwarder } from './forwarder.ts';
@@ -15,18 +18,50 @@ export interface Quad100Counters {
   forwarded: number;
   /** Queries dropped unanswered (no header to reply to). */
   dropped: number;
+  /** Packets dropped because their source is not one of our own addresses. */
+  foreign: number;
 }
 
 export class Quad100 {
   table: DnsTable = buildDnsTable(undefined, [], undefined);
   private readonly forwarder = new DnsForwarder();
-  readonly counters: Quad100Counters = { queries: 0, forwarded: 0, dropped: 0 };
+  readonly counters: Quad100Counters = { queries: 0, forwarded: 0, dropped: 0, foreign: 0 };
+  /** Our own addresses as words, compared on each packet without allocating: IPv4 one word each, IPv6 four. */
+  private own4 = new Uint32Array(0);
+  private own6 = new Uint32Array(0);
 
   private readonly tcp: Quad100Tcp;
 
   /** @param writeReply puts an IP packet into the TUN (and flushes it). */
   constructor(private readonly writeReply: (pkt: Uint8Array) => void) {
     this.tcp = new Quad100Tcp((query) => this.resolveForTcp(query), writeReply);
+  }
+
+  /** This node's tailnet addresses ("100.64.0.1/32" or bare), the only sources answered; unparsable ones skipped. */
+  setOwnAddresses(addresses: readonly string[]): void {
+    const v4: number[] = [];
+    const v6: number[] = [];
+    for (const a of addresses) {
+      const ip = typeof a === 'string' ? parseIpWords(a.split('/')[0] ?? '') : null;
+      if (ip?.version === 4) v4.push(ip.words[0]);
+      else if (ip?.version === 6) v6.push(...ip.words);
+    }
+    this.own4 = Uint32Array.from(v4);
+    this.own6 = Uint32Array.from(v6);
+  }
+
+  /** Whether the packet's source is one of our own addresses (no allocation). */
+  fromOwnAddress(p: PacketInfo): boolean {
+    const s = p.src;
+    if (p.version === 4) {
+      for (let i = 0; i < this.own4.length; i++) if (this.own4[i] === s[0]) return true;
+      return false;
+    }
+    const o = this.own6;
+    for (let i = 0; i + 3 < o.length; i += 4) {
+      if (o[i] === s[0] && o[i + 1] === s[1] && o[i + 2] === s[2] && o[i + 3] === s[3]) return true;
+    }
+    return false;
   }
 
   /** One query that came over TCP: the answer (never truncated), SERVFAIL when forwarding fails. */
@@ -50,7 +85,12 @@ export class Quad100 {
     return d[0] === V6_WORDS[0] && d[1] === V6_WORDS[1] && d[2] === V6_WORDS[2] && d[3] === V6_WORDS[3];
   }
 
+  /** A packet for which isFor(p) holds: answered when it comes from one of our addresses, else dropped. */
   handle(pkt: Uint8Array, p: PacketInfo): void {
+    if (!this.fromOwnAddress(p)) {
+      this.counters.foreign++;
+      return;
+    }
     if (p.proto === IPPROTO.TCP) {
       this.tcp.handle(pkt, p);
       return;
