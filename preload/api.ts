@@ -95,6 +95,9 @@ export interface Capabilities {
   chooseFolder: boolean;
   /** Autostart and start-hidden apply. */
   autostart: boolean;
+  /** `trellis web` only: the one folder received files are saved to (its --save-dir). The browser cannot name a
+   *  folder: Save moves files here and auto-save is this folder or off. Electron leaves it undefined. */
+  saveDir?: string;
 }
 
 /** Everything the window shows; the renderer's store is this plus the notices pushed to it. */
@@ -142,7 +145,8 @@ export interface ApiCalls {
   cancelTransfer(id: string): void;
   /** Forgets finished transfers (done, failed, cancelled). */
   clearTransfers(): void;
-  /** Moves files waiting in the inbox (all, or those named) into dir (default: the auto-save folder). */
+  /** Moves files waiting in the inbox (all, or those named) into dir (default: the auto-save folder, or under
+   *  `trellis web` its save folder; there dir is refused). */
   saveReceived(req: { dir?: string; names?: string[] }): string[];
   openReceived(path: string): void;
   revealReceived(path: string): void;

@@ -1,32 +1,61 @@
 // Who may talk to the bridge: a request must name this server in its Host header (a DNS-rebinding page sends
 // its own host name), a WebSocket's Origin must be this server's page, and the API and uploads need the token.
+// Over plain HTTP (loopback only) the names are the loopback ones; over HTTPS they are the certificate's.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import { canonicalHost, certificateCovers } from './tls.ts';
+
+export interface GuardOptions {
+  token: string;
+  /** The address the server listens on. */
+  host: string;
+  port: number;
+  /** Set when serving HTTPS: the certificate's names, the only ones a Host header may carry. */
+  tlsNames?: readonly string[];
+}
 
 export class RequestGuard {
   readonly #token: Buffer;
-  readonly #hosts: Set<string>;
-  readonly #origins: Set<string>;
+  readonly #port: number;
+  readonly #scheme: 'http' | 'https';
+  readonly #covers: (name: string) => boolean;
 
-  /** host is the address the server listens on; loopback names are always accepted. */
-  constructor(token: string, host: string, port: number) {
-    this.#token = Buffer.from(token);
-    const names = new Set(['127.0.0.1', 'localhost']);
-    if (!isWildcard(host)) names.add(hostForUrl(host));
-    this.#hosts = new Set([...names].map((n) => `${n}:${port}`.toLowerCase()));
-    this.#origins = new Set([...this.#hosts].map((h) => `http://${h}`));
+  constructor(o: GuardOptions) {
+    this.#token = Buffer.from(o.token);
+    this.#port = o.port;
+    this.#scheme = o.tlsNames ? 'https' : 'http';
+    const tlsNames = o.tlsNames;
+    if (tlsNames) {
+      this.#covers = (name) => certificateCovers(tlsNames, name);
+    } else {
+      const names = new Set(['127.0.0.1', 'localhost']);
+      if (!isWildcard(o.host)) names.add(canonicalHost(o.host));
+      this.#covers = (name) => names.has(canonicalHost(name));
+    }
+  }
+
+  /** Served over HTTPS. */
+  get secure(): boolean {
+    return this.#scheme === 'https';
   }
 
   hostAllowed(req: IncomingMessage): boolean {
     const host = req.headers.host;
-    return typeof host === 'string' && this.#hosts.has(host.toLowerCase());
+    return typeof host === 'string' && this.#hostAllowed(host);
   }
 
   /** A browser always sends Origin on a WebSocket; a missing one is a non-browser client, which has the token. */
   originAllowed(req: IncomingMessage): boolean {
     const origin = req.headers.origin;
-    return origin === undefined || this.#origins.has(origin.toLowerCase());
+    if (origin === undefined) return true;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      return false;
+    }
+    return url.protocol === `${this.#scheme}:` && url.origin === origin.toLowerCase() && this.#hostAllowed(url.host);
   }
 
   /** Constant-time compare; the token's length is no secret (always 43 characters unless one was given). */
@@ -34,6 +63,14 @@ export class RequestGuard {
     if (given === null) return false;
     const g = Buffer.from(given);
     return g.length === this.#token.length && timingSafeEqual(g, this.#token);
+  }
+
+  /** "name:port", "[v6]:port", or a bare name when the port is the scheme's default (browsers leave it out). */
+  #hostAllowed(hostHeader: string): boolean {
+    const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(hostHeader);
+    if (!m) return false;
+    const port = m[2] === undefined ? (this.#scheme === 'https' ? 443 : 80) : Number(m[2]);
+    return port === this.#port && this.#covers(m[1]);
   }
 }
 

@@ -1,14 +1,18 @@
-// `trellis web`'s HTTP side: the window UI (renderer/dist) for a browser on this machine, the app API bridged
-// over a WebSocket at /api, and uploads of dropped files at /upload. Every request must name this server in its
-// Host header; the page, the API and uploads need the random token that is in the printed URL.
+// `trellis web`'s HTTP side: the window UI (renderer/dist) for a browser, the app API bridged over a WebSocket
+// at /api, and uploads of dropped files at /upload. Every request must name this server in its Host header; the
+// page, the API and uploads need the random token that is in the printed URL. Plain HTTP on loopback only; any
+// other address needs TLS, so the token never crosses a network in clear text.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { type ApiBackend, type ApiCallName, ApiError, type AppSnapshot } from '../../preload/api.ts';
+import type { ApiBackend, AppSnapshot } from '../../preload/api.ts';
 import { Bridge } from './bridge.ts';
 import { hostForUrl, isWildcard, RequestGuard } from './guard.ts';
+import { checkBrowserCall } from './policy.ts';
 import { securityHeaders, sendText, serveStatic } from './static.ts';
+import { certificateCovers, isLoopbackHost, type TlsMaterial } from './tls.ts';
 import { UploadStore } from './upload.ts';
 
 export interface WebServerOptions {
@@ -27,6 +31,10 @@ export interface WebServerOptions {
   token?: string;
   maxConnections?: number;
   heartbeatMs?: number;
+  /** Serve HTTPS with this certificate and accept only its names as Host; required off loopback. */
+  tls?: TlsMaterial;
+  /** The only folder received files may be saved to (--save-dir); the browser can never name another. */
+  saveDir?: string;
 }
 
 export interface WebServer {
@@ -44,23 +52,30 @@ const SWEEP_INTERVAL_MS = 15_000;
 
 export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   const host = o.host ?? '127.0.0.1';
+  if (!o.tls && !isLoopbackHost(host)) {
+    throw new Error(`${host || 'every address'} is reachable from other machines; it is served only with TLS`);
+  }
   const token = o.token ?? randomBytes(32).toString('base64url');
   const uploads = await UploadStore.create({ parent: o.uploadDir, limit: o.uploadLimit });
   const bridge = new Bridge({
     backend: o.backend,
     maxConnections: o.maxConnections,
     heartbeatMs: o.heartbeatMs,
-    beforeCall: (name, arg) => checkSendPaths(uploads, name, arg),
+    beforeCall: (name, arg) =>
+      checkBrowserCall({ isUpload: (p) => uploads.isUpload(p), saveDir: o.saveDir }, name, arg),
     afterCall: (name, arg) => {
       if (name === 'sendFiles') uploads.handOver((arg as { paths: string[] }).paths);
     },
   });
   let guard: RequestGuard | undefined;
 
-  const server = createServer((req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     if (!guard) return sendText(res, 503, 'Starting.', {});
     handleRequest(req, res, guard, o.staticDir, uploads).catch(() => res.destroy());
-  });
+  };
+  const server: Server = o.tls
+    ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, onRequest)
+    : createServer(onRequest);
   // Uploads may take long; idle ones are cut by the upload's own socket timeout instead.
   server.requestTimeout = 0;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -90,7 +105,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     throw e;
   }
   const port = (server.address() as AddressInfo).port;
-  guard = new RequestGuard(token, host, port);
+  guard = new RequestGuard({ token, host, port, tlsNames: o.tls?.names });
 
   const sweep = (snapshot: AppSnapshot) => void uploads.sweep(snapshot.transfers).catch(() => {});
   const offSnapshots = o.backend.onEvent((m) => {
@@ -101,10 +116,10 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
   }, SWEEP_INTERVAL_MS);
   sweepTimer.unref();
 
-  const urlHost = isWildcard(host) ? '127.0.0.1' : hostForUrl(host);
+  const urlHost = o.tls ? nameForUrl(o.tls.names, host) : isWildcard(host) ? '127.0.0.1' : hostForUrl(host);
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/?token=${token}`,
+    url: `${o.tls ? 'https' : 'http'}://${urlHost}:${port}/?token=${token}`,
     port,
     token,
     uploadDir: uploads.dir,
@@ -131,7 +146,7 @@ async function handleRequest(
   uploads: UploadStore,
 ): Promise<void> {
   if (!guard.hostAllowed(req)) return sendText(res, 403, 'Forbidden: unexpected Host header.', {});
-  const headers = securityHeaders(req.headers.host as string);
+  const headers = securityHeaders(req.headers.host as string, guard.secure);
   let url: URL;
   try {
     url = new URL(req.url ?? '/', 'http://trellis.invalid');
@@ -170,12 +185,8 @@ function upgradeRefusal(req: IncomingMessage, guard: RequestGuard, bridge: Bridg
   return undefined;
 }
 
-/** The page sends only files it uploaded: a leaked token must not make the engine read any file on the machine. */
-function checkSendPaths(uploads: UploadStore, name: ApiCallName, arg: unknown): void {
-  if (name !== 'sendFiles') return;
-  const paths = (arg as { paths?: unknown } | null)?.paths;
-  if (!Array.isArray(paths)) return; // the backend refuses the malformed call itself
-  if (!paths.every((p) => typeof p === 'string' && uploads.isUpload(p))) {
-    throw new ApiError('refused', 'Only files uploaded through this page can be sent from the browser.');
-  }
+/** The name a browser should use: the bound address when the certificate names it, else its first plain name. */
+function nameForUrl(names: readonly string[], host: string): string {
+  if (!isWildcard(host) && certificateCovers(names, host)) return hostForUrl(host);
+  return hostForUrl(names.find((n) => !n.startsWith('*.')) ?? names[0]);
 }

@@ -26,11 +26,12 @@ const NOT_BUILT_PAGE = `<!doctype html>
 <p>Run <code>npm run build:renderer</code> in the Trellis source tree, then reload this page.</p></body></html>
 `;
 
-/** Headers every answer carries. hostHeader is the (already checked) Host the browser used. */
-export function securityHeaders(hostHeader: string): Record<string, string> {
+/** Headers every answer carries. hostHeader is the (already checked) Host the browser used; secure = HTTPS. */
+export function securityHeaders(hostHeader: string, secure = false): Record<string, string> {
+  const ws = secure ? 'wss' : 'ws';
   return {
     'Content-Security-Policy':
-      `default-src 'self'; script-src 'self'; connect-src 'self' ws://${hostHeader}; img-src 'self' data:; ` +
+      `default-src 'self'; script-src 'self'; connect-src 'self' ${ws}://${hostHeader}; img-src 'self' data:; ` +
       "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     'X-Content-Type-Options': 'nosniff',
     // The token is in the page's URL: never let it leave in a Referer.

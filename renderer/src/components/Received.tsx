@@ -1,6 +1,6 @@
-// Files received with Taildrop: open or reveal those in the folder; save those waiting in the inbox (to a picked
-// folder, the auto-save folder, or a typed path, depending on what this shell can do).
-import { useState } from 'react';
+// Files received with Taildrop: open or reveal those in the folder; save those waiting in the inbox — to a folder
+// picked in the desktop's own dialog, or, in the browser, to the one folder `trellis web` was given (the page never
+// names a folder itself).
 import type { AppSnapshot, ReceivedItem } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { formatBytes, formatDate, relativeTime } from '../lib/format.ts';
@@ -9,23 +9,15 @@ import { attempt, useStore } from '../store.ts';
 export function Received({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
   const { received, capabilities, prefs } = snapshot;
-  const [typedDir, setTypedDir] = useState('');
   const inbox = received.filter((r) => r.where === 'inbox');
-  const needsTypedDir = !capabilities.chooseFolder && !prefs.autoSaveDir;
+  // Where Save puts files without asking: trellis web's folder, else the auto-save folder.
+  const fixedDir = capabilities.saveDir ?? (capabilities.chooseFolder ? undefined : prefs.autoSaveDir || undefined);
 
-  // Resolves the folder to save into, or null when the user cancelled or gave none.
+  // Resolves the folder to save into ({} = the main side's own), or null when the user cancelled.
   const pickDir = async (): Promise<{ dir?: string } | null> => {
-    if (capabilities.chooseFolder) {
-      const dir = await attempt(() => api.chooseFolder());
-      return dir ? { dir } : null;
-    }
-    if (prefs.autoSaveDir) return {};
-    const dir = typedDir.trim();
-    if (!dir) {
-      useStore.getState().notify({ level: 'error', message: 'Type the folder to save into first.' });
-      return null;
-    }
-    return { dir };
+    if (capabilities.saveDir || !capabilities.chooseFolder) return {};
+    const dir = await attempt(() => api.chooseFolder());
+    return dir ? { dir } : null;
   };
   const save = async (names?: string[]): Promise<void> => {
     const target = await pickDir();
@@ -33,10 +25,11 @@ export function Received({ snapshot }: { snapshot: AppSnapshot }) {
     const saved = await attempt(() => api.saveReceived({ ...target, ...(names ? { names } : {}) }));
     if (saved) {
       const n = saved.length;
-      useStore.getState().notify({ level: 'info', message: `Saved ${n} file${n === 1 ? '' : 's'}` });
+      const where = fixedDir ? ` to ${fixedDir}` : '';
+      useStore.getState().notify({ level: 'info', message: `Saved ${n} file${n === 1 ? '' : 's'}${where}` });
     }
   };
-  const saveLabel = capabilities.chooseFolder ? 'Save…' : 'Save';
+  const saveLabel = capabilities.chooseFolder && !capabilities.saveDir ? 'Save…' : 'Save';
 
   return (
     <section className="card" aria-labelledby="received-title">
@@ -48,20 +41,10 @@ export function Received({ snapshot }: { snapshot: AppSnapshot }) {
           </button>
         )}
       </div>
-      {needsTypedDir && inbox.length > 0 && (
-        <label className="field inline-field">
-          <span>Save to folder</span>
-          <input
-            type="text"
-            className="mono"
-            placeholder="/home/you/Downloads"
-            value={typedDir}
-            onChange={(e) => setTypedDir(e.currentTarget.value)}
-          />
-        </label>
-      )}
-      {!capabilities.chooseFolder && prefs.autoSaveDir && inbox.length > 0 && (
-        <p className="muted small">Saving moves files to {prefs.autoSaveDir}.</p>
+      {fixedDir && inbox.length > 0 && (
+        <p className="muted small" data-testid="save-dir-note">
+          Saving moves files to <span className="mono">{fixedDir}</span>.
+        </p>
       )}
       {received.length === 0 ? (
         <p className="empty" data-testid="received-empty">

@@ -1,5 +1,6 @@
 // Dev aid only (loaded with ?fake=1): an in-memory TrellisApi with a made-up tailnet, so every view can be looked
 // at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1.
+// shell=web behaves as trellis web does: one save folder, and a call naming another is refused.
 import {
   ApiError,
   type ApiEventName,
@@ -51,6 +52,7 @@ function makePeers(n: number): PeerView[] {
 
 export function createFakeApi(params: URLSearchParams): TrellisApi {
   const web = params.get('shell') === 'web';
+  const saveDir = web ? '/home/alice/Downloads' : undefined;
   const listeners = new Map<ApiEventName, Set<(p: never) => void>>();
   const prefs: AppPrefs = {
     controlURL: params.get('control') ?? '',
@@ -140,7 +142,7 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     ],
     pendingSend: params.get('pending') === '1' ? ['/home/alice/a.txt', '/home/alice/b.txt'] : [],
     capabilities: web
-      ? { shell: 'web', openFiles: false, chooseFolder: false, autostart: false }
+      ? { shell: 'web', openFiles: false, chooseFolder: false, autostart: false, saveDir }
       : { shell: 'electron', openFiles: true, chooseFolder: true, autostart: true },
   };
 
@@ -209,6 +211,8 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     },
     logout: async () => update({ state: 'NeedsLogin' }),
     setPrefs: async (p: Partial<AppPrefs>) => {
+      if (saveDir && p.autoSaveDir !== undefined && p.autoSaveDir !== '' && p.autoSaveDir !== saveDir)
+        throw new ApiError('refused', `From the browser, auto-save can only be turned on (to ${saveDir}) or off.`);
       update({ prefs: { ...snap.prefs, ...p } });
       return snap.prefs;
     },
@@ -222,7 +226,12 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     clearTransfers: async () =>
       update({ transfers: snap.transfers.filter((t) => t.state === 'queued' || t.state === 'sending') }),
     saveReceived: async (req: { dir?: string; names?: string[] }) => {
-      const dir = req.dir ?? snap.prefs.autoSaveDir;
+      if (saveDir && req.dir !== undefined)
+        throw new ApiError(
+          'refused',
+          'The browser cannot choose a folder; files are saved to the one trellis web set.',
+        );
+      const dir = req.dir ?? saveDir ?? snap.prefs.autoSaveDir;
       const saved: string[] = [];
       const received = snap.received.map((r) => {
         if (r.where !== 'inbox' || (req.names && !req.names.includes(r.name))) return r;

@@ -11,6 +11,7 @@ type Status = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved' } | { kind
 export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
   const { prefs, capabilities } = snapshot;
+  const saveDir = capabilities.saveDir;
   const [draft, setDraft] = useState<Partial<AppPrefs>>({});
   const [status, setStatus] = useState<Status>({ kind: 'idle' });
   const [confirmLogout, setConfirmLogout] = useState(false);
@@ -97,24 +98,42 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
         )}
         {check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
 
-        <label className="field">
-          <span>Save received files to</span>
-          <span className="input-with-button">
+        {saveDir !== undefined ? (
+          // In the browser the folder is trellis web's --save-dir: auto-save is that folder or off, nothing typed.
+          <label className="check">
             <input
-              type="text"
-              className="mono"
-              value={value('autoSaveDir')}
-              placeholder="Keep them in the inbox"
-              onChange={(e) => edit('autoSaveDir', e.currentTarget.value)}
+              type="checkbox"
+              data-testid="auto-save"
+              checked={value('autoSaveDir') === saveDir}
+              onChange={(e) => edit('autoSaveDir', e.currentTarget.checked ? saveDir : '')}
             />
-            {capabilities.chooseFolder && (
-              <button type="button" className="btn btn-small" onClick={chooseFolder}>
-                Choose…
-              </button>
-            )}
-          </span>
-          <span className="muted small">Empty: files wait in the inbox until you save them from the Files tab.</span>
-        </label>
+            <span>
+              Save received files automatically to <span className="mono">{saveDir}</span>
+              <span className="muted small block">
+                Off: files wait in the inbox until you save them from the Files tab.
+              </span>
+            </span>
+          </label>
+        ) : (
+          <label className="field">
+            <span>Save received files to</span>
+            <span className="input-with-button">
+              <input
+                type="text"
+                className="mono"
+                value={value('autoSaveDir')}
+                placeholder="Keep them in the inbox"
+                onChange={(e) => edit('autoSaveDir', e.currentTarget.value)}
+              />
+              {capabilities.chooseFolder && (
+                <button type="button" className="btn btn-small" onClick={chooseFolder}>
+                  Choose…
+                </button>
+              )}
+            </span>
+            <span className="muted small">Empty: files wait in the inbox until you save them from the Files tab.</span>
+          </label>
+        )}
 
         <div className="form-actions">
           <button type="submit" className="btn btn-primary" disabled={!dirty || status.kind === 'saving'}>
