@@ -11,7 +11,7 @@ const USAGE = `usage: trellis <command> [args]
 commands:
   daemon --state-dir DIR [--socket PATH] [--tun NAME|off] [--port UDP_PORT]
                                     run the engine as a service on a local socket (foreground)
-  up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--timeout SECONDS]
+  up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
   down                              disconnect from the tailnet (stay logged in)
   logout                            disconnect and log out
@@ -22,7 +22,7 @@ commands:
   file get [--wait] <dir>           move received files into dir (--wait: until one arrives)
   wg up <file.conf> [--name NAME]   bring up a WireGuard interface from a wg-quick file (foreground)
   wg show [NAME] [--json]           show running WireGuard interfaces
-  web [--port N] [--host ADDRESS] [--socket PATH]
+  web [--port N] [--save-dir DIR] [--host ADDRESS --tls-cert FILE --tls-key FILE] [--socket PATH]
                                     the app's window in a browser, attached to the daemon (default port 8088)
 
 The tailnet verbs take --socket PATH (or TRELLIS_SOCKET) to reach a daemon on another socket.

@@ -1,5 +1,6 @@
 // `trellis up | down | logout | status`: the tailnet verbs. Each talks to `trellis daemon` over its socket.
 import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot } from '../engine/protocol.ts';
 import { type EngineClient, RpcError } from '../engine/rpc.ts';
 import { connectDaemon } from './client.ts';
@@ -9,17 +10,33 @@ export type TailnetVerb = 'up' | 'down' | 'logout' | 'status';
 
 export const TAILNET_USAGE: Record<TailnetVerb, string> = {
   up:
-    'trellis up [--login-server URL] [--auth-key KEY|file:PATH] [--hostname NAME] [--accept-dns=true|false] ' +
+    'trellis up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--accept-dns=true|false] ' +
     '[--timeout SECONDS] [--socket PATH]',
   down: 'trellis down [--socket PATH]',
   logout: 'trellis logout [--socket PATH]',
   status: 'trellis status [--json] [--socket PATH]',
 };
 
+export const UP_HELP = `usage: ${TAILNET_USAGE.up}
+
+  --login-server URL       the control server (Headscale, or Tailscale's); needed the first time
+  --auth-key file:PATH     log in with the pre-auth key in this file (surrounding whitespace ignored)
+  --auth-key -             log in with the key read from standard input, e.g. from a secrets manager
+                           (a key given literally works too, but every user sees it in ps)
+                           without --auth-key, up prints a login URL and waits for it to be approved
+  --hostname NAME          this device's name on the tailnet (default: the OS host name)
+  --accept-dns=true|false  point the OS resolver at MagicDNS while connected (default true)
+  --timeout SECONDS        give up after this long (default 60 with a key, 600 without)
+  --socket PATH            the daemon's socket (or TRELLIS_SOCKET)
+`;
+
+/** Bytes of standard input read for --auth-key -; a key is some 100 characters. */
+const MAX_STDIN_KEY = 4096;
+
 /** Runs one verb; returns the exit code (2 = usage, 1 = failure). */
 export async function runTailnet(verb: TailnetVerb, args: string[]): Promise<number> {
   if (args.includes('-h') || args.includes('--help')) {
-    process.stdout.write(`usage: ${TAILNET_USAGE[verb]}\n`);
+    process.stdout.write(verb === 'up' ? UP_HELP : `usage: ${TAILNET_USAGE[verb]}\n`);
     return 0;
   }
   try {
@@ -71,14 +88,13 @@ interface UpOptions {
 
 async function up(socket: string, args: string[]): Promise<number> {
   const loginServer = takeOption(args, '--login-server');
-  let authKey = takeOption(args, '--auth-key');
+  const authKeyArg = takeOption(args, '--auth-key');
   const hostname = takeOption(args, '--hostname');
   const timeout = takeOption(args, '--timeout');
   const acceptDNS = takeAcceptDns(args);
   noMoreArgs(args);
   if (loginServer !== undefined) checkControlURL(loginServer);
-  if (authKey?.startsWith('file:')) authKey = (await readFile(authKey.slice(5), 'utf8')).trim();
-  if (authKey === '') throw new UsageError('the auth key is empty');
+  const authKey = authKeyArg === undefined ? undefined : await readAuthKey(authKeyArg);
   let seconds = authKey ? 60 : 600;
   if (timeout !== undefined) {
     seconds = Number(timeout);
@@ -87,6 +103,47 @@ async function up(socket: string, args: string[]): Promise<number> {
   const controlURL = loginServer?.replace(/\/+$/, '');
   const o: UpOptions = { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
   return withClient(socket, (client) => bringUp(client, o));
+}
+
+/**
+ * The key --auth-key names: 'file:PATH' reads it from a file, '-' from stdin (both trimmed); anything else is the
+ * key itself, kept working as tailscale does, though `ps` shows it to every user. Throws one sentence.
+ */
+export async function readAuthKey(value: string, stdin: Readable = process.stdin): Promise<string> {
+  let key: string;
+  let from: string;
+  if (value.startsWith('file:')) {
+    const path = value.slice('file:'.length);
+    if (path === '') throw new UsageError('--auth-key file: needs a path, as in file:/etc/trellis/auth.key');
+    from = path;
+    try {
+      key = (await readFile(path, 'utf8')).trim();
+    } catch (e) {
+      throw new Error(`cannot read the auth key from ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+  } else if (value === '-') {
+    from = 'standard input';
+    if ((stdin as { isTTY?: boolean }).isTTY) process.stderr.write('Auth key (then Enter and Ctrl-D): ');
+    key = (await readLimited(stdin, MAX_STDIN_KEY)).trim();
+  } else {
+    from = '--auth-key';
+    key = value.trim();
+  }
+  if (key === '') throw new UsageError(`no auth key in ${from}`);
+  if (/\s/.test(key)) throw new UsageError(`${from} holds more than one word; an auth key is one`);
+  return key;
+}
+
+async function readLimited(stream: Readable, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += b.length;
+    if (size > max) throw new UsageError(`standard input holds over ${max} bytes, which is no auth key`);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** --accept-dns, --accept-dns=true|false (point the OS resolver at MagicDNS while connected); undefined = unchanged. */
