@@ -1,7 +1,8 @@
 // The window end to end, as a user meets it: `trellis web` bridging the UI to a real `trellis daemon` (TUN in
 // its namespace), Headscale as control server and an official tailscaled peer, driven in Debian's chromium.
 // Log in with an auth key through the UI, find the peer, disconnect and connect, drop a file on the peer
-// (tailscaled gets it whole), receive one from tailscaled. Screenshots of each view go to test-artifacts/app-web/.
+// (tailscaled gets it whole), receive one from tailscaled and save it into trellis web's --save-dir. trellis web and
+// the daemon run with temporary homes. Screenshots of each view go to test-artifacts/app-web/.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -138,17 +139,31 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       assert.equal(sha(await readFile(path.join(inbox, name))), sha(bytes), 'tailscaled received the dropped file');
     });
 
-    await claim('5. a file sent from tailscaled appears in the received list', async () => {
+    await claim('5. a file sent from tailscaled appears in the received list; Save puts it in --save-dir', async () => {
       const name = 'from-tailscaled.txt';
       const file = path.join(work, name);
-      await writeFile(file, randomBytes(64 << 10));
+      const bytes = randomBytes(64 << 10);
+      await writeFile(file, bytes);
       const ipA = (await node.ip()).v4;
       const r = await tsB.cli(['file', 'cp', file, `${ipA}:`], 60_000);
       assert.equal(r.code, 0, `tailscale file cp: ${r.stderr}${r.stdout}`);
       await page.getByTestId('nav-files').click();
-      await page.locator(`[data-testid="received-row"][data-name="${name}"]`).waitFor({ timeout: 30_000 });
+      const waiting = page.locator(`[data-testid="received-row"][data-name="${name}"][data-where="inbox"]`);
+      await waiting.waitFor({ timeout: 30_000 });
+      // The page names no folder: the note and the saved file are in the one trellis web was started with.
+      const note = (await page.getByTestId('save-dir-note').textContent()) ?? '';
+      assert.ok(note.includes(web.saveDir), `the note names ${web.saveDir}: ${note}`);
       await app.screenshot('6-files-received');
+      await waiting.getByRole('button', { name: 'Save', exact: true }).click();
+      await page
+        .locator(`[data-testid="received-row"][data-name="${name}"][data-where="folder"]`)
+        .waitFor({ timeout: 30_000 });
+      assert.equal(sha(await readFile(path.join(web.saveDir, name))), sha(bytes), 'saved whole into --save-dir');
       await page.getByTestId('nav-settings').click();
+      const autoSave = page.getByTestId('auto-save');
+      assert.equal(await autoSave.isChecked(), false, 'auto-save starts off in a fresh home');
+      const label = (await page.locator('label', { has: autoSave }).textContent()) ?? '';
+      assert.ok(label.includes(web.saveDir), `the switch names ${web.saveDir}: ${label}`);
       await app.screenshot('7-settings');
       await page.emulateMedia({ colorScheme: 'dark' });
       await page.getByTestId('nav-peers').click();

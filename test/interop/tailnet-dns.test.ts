@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isolatedEnv } from '../isolated-env.ts';
 import type { Namespace } from './lab/netns.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
@@ -193,7 +194,10 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         '--port',
         String(tr.port),
       ];
-      const again = ha.spawn([process.execPath, TRELLIS_BIN, ...args], { label: 'trellis daemon (restarted)' });
+      const again = ha.spawn([process.execPath, TRELLIS_BIN, ...args], {
+        label: 'trellis daemon (restarted)',
+        env: isolatedEnv(tr.dir),
+      });
       // it restores at start, then (still wanting to run) connects and points the OS at quad-100 again
       await waitFor(
         () => tr.status().catch(() => undefined),

@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import { tempIsolatedEnv } from '../../isolated-env.ts';
 import { ManagedProcess, runCommand } from './proc.ts';
 import { TRELLIS_BIN } from './trellis.ts';
 
@@ -39,22 +40,33 @@ function newestSource(dir: string): number {
 
 export interface WebUi {
   url: string;
+  /** The folder trellis web saves received files to: Downloads in its own temporary home. */
+  saveDir: string;
   process: ManagedProcess;
   stop(): Promise<void>;
 }
 
+const URL_LINE = /Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/;
+
 /** `trellis web --port 0 --socket <socket>` in the root namespace (the daemon's socket is a file, reachable from
- *  any namespace); resolves with the URL it prints. */
+ *  any namespace), with a temporary home so no preference of the real user's applies; resolves with the URL it
+ *  prints. */
 export async function startWebUi(socket: string): Promise<WebUi> {
+  const home = tempIsolatedEnv('trellis-web-home-');
   const proc = new ManagedProcess(process.execPath, [TRELLIS_BIN, 'web', '--port', '0', '--socket', socket], {
     label: 'trellis web',
+    env: home.env,
   });
-  if (!(await proc.waitForOutput(/Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/, 20_000))) {
+  const stop = async () => {
     await proc.stop();
+    home.remove();
+  };
+  if (!(await proc.waitForOutput(URL_LINE, 20_000))) {
+    await stop();
     throw new Error(`trellis web printed no URL:\n${proc.output()}`);
   }
-  const url = /Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(proc.output())?.[1] as string;
-  return { url, process: proc, stop: () => proc.stop() };
+  const url = URL_LINE.exec(proc.output())?.[1] as string;
+  return { url, saveDir: home.env.XDG_DOWNLOAD_DIR, process: proc, stop };
 }
 
 export async function launchChromium(): Promise<Browser> {

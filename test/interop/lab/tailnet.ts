@@ -2,10 +2,11 @@
 // a namespace on a veth into that bridge (203.0.113.2, .3, …; no default route) with its own resolv.conf, so no
 // client can touch the host's resolver. startTrellisNode runs `trellis daemon` (with a TUN) inside a host.
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
+import { isolatedEnv } from '../../isolated-env.ts';
 import { type Headscale, type HeadscaleOptions, startHeadscale } from './headscale.ts';
 import type { Lab, Namespace } from './netns.ts';
 import { delay, type ManagedProcess, type RunResult } from './proc.ts';
@@ -175,7 +176,7 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   const proc = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
     label: `trellis daemon ${opts.hostname}@${ns.short}`,
-    ...(opts.env ? { env: opts.env } : {}),
+    env: { ...isolatedEnv(dir), ...opts.env },
   });
   live.set(dir, proc);
   void proc.exited.then(() => {
@@ -219,12 +220,15 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
     }
     const upS = opts.upTimeoutS ?? 60;
     if (opts.login !== false) {
+      // As the README says to: the key in a file, not on the command line where ps shows it.
+      const keyFile = path.join(dir, 'auth.key');
+      await writeFile(keyFile, `${opts.authKey}\n`, { mode: 0o600 });
       const upArgs = [
         'up',
         '--login-server',
         opts.loginServer,
         '--auth-key',
-        opts.authKey,
+        `file:${keyFile}`,
         '--hostname',
         opts.hostname,
       ];

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
+import { isolatedEnv } from '../../isolated-env.ts';
 import { delay, ManagedProcess, type RunResult, runCommand } from './proc.ts';
 import { TRELLIS_BIN } from './trellis.ts';
 
@@ -33,9 +34,8 @@ async function spawnDaemon(stateDir: string, socket: string): Promise<ManagedPro
   const p = new ManagedProcess(
     'node',
     [TRELLIS_BIN, 'daemon', '--state-dir', stateDir, '--socket', socket, '--tun', 'off'],
-    {
-      label: `trellis daemon ${path.basename(stateDir)}`,
-    },
+    // Its home is in its own temp dir: nothing of the real user's is read.
+    { label: `trellis daemon ${path.basename(stateDir)}`, env: isolatedEnv(path.dirname(stateDir)) },
   );
   for (let i = 0; i < 150; i++) {
     const r = await runCommand('node', [TRELLIS_BIN, 'status', '--json', '--socket', socket], { timeoutMs: 10_000 });
