@@ -98,10 +98,18 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
-      ...(this.services && this.state === 'Running'
-        ? { fileTargets: this.services.taildrop.targets().map((t) => t.name) }
-        : {}),
+      ...(this.services && this.state === 'Running' ? { fileTargets: this.fileTargetNames() } : {}),
     };
+  }
+
+  /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
+  private fileTargetNames(): string[] {
+    try {
+      return this.services?.taildrop.targets().map((t) => t.name) ?? [];
+    } catch (e) {
+      this.events.log('warn', `cannot list file targets: ${(e as Error).message}`);
+      return [];
+    }
   }
 
   private async persist(): Promise<void> {

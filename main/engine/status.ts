@@ -1,4 +1,5 @@
-// Turns the netmap into the summaries the UI and CLI show.
+// Turns the netmap into the summaries the UI and CLI show. The netmap's fields are in shape (control/sanitize.ts);
+// each summary is still made under a guard, so one peer the code did not foresee cannot fail every status call.
 import type { NetMap } from './control/netmap.ts';
 import type { TailNode } from './control/tailcfg.ts';
 import type { PeerSummary, SelfNode } from './protocol.ts';
@@ -40,6 +41,14 @@ export function keyExpired(n: TailNode, now = Date.now()): boolean {
 export function selfSummary(nm: NetMap): SelfNode | undefined {
   const n = nm.self;
   if (!n) return undefined;
+  try {
+    return selfSummaryOf(nm, n);
+  } catch {
+    return { id: n.ID, dnsName: '', name: `node-${n.ID}`, addresses: [], user: '', keyExpiry: undefined };
+  }
+}
+
+function selfSummaryOf(nm: NetMap, n: TailNode): SelfNode {
   const dnsName = dnsNameOf(n);
   return {
     id: n.ID,
@@ -51,7 +60,27 @@ export function selfSummary(nm: NetMap): SelfNode | undefined {
   };
 }
 
+/** The peer's summary; a bare one (its id) when its entry cannot be read. */
 function peerSummary(nm: NetMap, n: TailNode): PeerSummary {
+  try {
+    return peerSummaryOf(nm, n);
+  } catch {
+    return {
+      id: n.ID,
+      name: `node-${n.ID}`,
+      dnsName: '',
+      addresses: [],
+      online: null,
+      os: '',
+      user: '',
+      lastSeen: undefined,
+      keyExpiry: undefined,
+      expired: false,
+    };
+  }
+}
+
+function peerSummaryOf(nm: NetMap, n: TailNode): PeerSummary {
   const dnsName = dnsNameOf(n);
   return {
     id: n.ID,

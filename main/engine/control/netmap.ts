@@ -1,6 +1,7 @@
 // The network map: what the control server has told us, kept up to date by applying each MapResponse as
 // the delta it is (control.md §6.2). Input is untrusted JSON: malformed entries are skipped and counted,
-// never thrown on, so one bad peer cannot take the map down.
+// never thrown on, so one bad peer cannot take the map down; fields of the wrong shape are dropped (sanitize.ts).
+import { sanitizeNode, sanitizeRegion, sanitizeUser } from './sanitize.ts';
 import type {
   DERPMap,
   DERPRegion,
@@ -51,7 +52,7 @@ export class NetMap {
       Object.keys(m).every((k) => k === 'KeepAlive' || k === 'ControlTime' || k === 'PingRequest');
     if (onlyKeepAlive) return false;
     if (m.Node !== undefined) {
-      if (isNode(m.Node)) this.self = normalizeNode(m.Node);
+      if (isNode(m.Node)) this.self = this.normalize(m.Node);
       else this.skipped++;
     }
     if (m.DERPMap && typeof m.DERPMap === 'object') this.applyDERPMap(m.DERPMap);
@@ -59,8 +60,10 @@ export class NetMap {
     if (typeof m.Domain === 'string' && m.Domain !== '') this.domain = m.Domain;
     if (Array.isArray(m.UserProfiles)) {
       for (const u of m.UserProfiles) {
-        if (u && Number.isSafeInteger(u.ID)) this.users.set(u.ID, u);
-        else this.skipped++;
+        if (u && typeof u === 'object' && Number.isSafeInteger(u.ID)) {
+          this.skipped += sanitizeUser(u);
+          this.users.set(u.ID, u);
+        } else this.skipped++;
       }
       this.usersVersion++;
     }
@@ -107,7 +110,13 @@ export class NetMap {
       this.skipped++;
       return;
     }
-    this.peers.set(p.ID, normalizeNode(p));
+    this.peers.set(p.ID, this.normalize(p));
+  }
+
+  /** A node from the server with its fields in shape (fixes counted in skipped) and older servers' gaps filled. */
+  private normalize(n: TailNode): TailNode {
+    this.skipped += sanitizeNode(n);
+    return normalizeNode(n);
   }
 
   /**
@@ -138,13 +147,17 @@ export class NetMap {
     if (typeof c.LastSeen === 'string') p.LastSeen = c.LastSeen;
     if (typeof c.KeyExpiry === 'string') p.KeyExpiry = c.KeyExpiry;
     if (c.CapMap && typeof c.CapMap === 'object') p.CapMap = c.CapMap;
+    this.skipped += sanitizeNode(p);
   }
 
   private applyDERPMap(d: DERPMap): void {
     if (d.Regions == null) return; // nil Regions: unchanged
     const regions: Record<string, DERPRegion> = {};
     for (const [id, r] of Object.entries(d.Regions)) {
-      if (r && typeof r === 'object' && Number.isSafeInteger(r.RegionID)) regions[id] = r;
+      if (r && typeof r === 'object' && Number.isSafeInteger(r.RegionID)) {
+        this.skipped += sanitizeRegion(r);
+        regions[id] = r;
+      } else if (r !== null) this.skipped++;
     }
     this.derpMap = { ...this.derpMap, ...d, Regions: regions };
   }
