@@ -72,20 +72,7 @@ export function startClientHandshake(o: {
   return {
     initiation,
     finish(response) {
-      if (response.length < 3) throw new NoiseError('truncated handshake response');
-      if (response[0] === MSG_ERROR) {
-        const len = (response[1] << 8) | response[2];
-        throw new NoiseError(
-          `control server refused the handshake: ${Buffer.from(response.subarray(3, 3 + len)).toString('utf8')}`,
-        );
-      }
-      if (response[0] !== MSG_RESPONSE) throw new NoiseError(`unexpected handshake message type ${response[0]}`);
-      const len = (response[1] << 8) | response[2];
-      if (len !== RESPONSE_LEN - 3 || response.length !== RESPONSE_LEN) {
-        throw new NoiseError(`handshake response has length ${len}, expected ${RESPONSE_LEN - 3}`);
-      }
-      const serverEphemeral = response.subarray(3, 35);
-      const tag2 = response.subarray(35, 51);
+      const { serverEphemeral, tag: tag2 } = parseHandshakeResponse(response);
       let hh = hash(hAfterInit, serverEphemeral);
       let c = ckAfterInit;
       [c] = kdf(2, c, dh(e.privateKey, serverEphemeral));
@@ -101,6 +88,23 @@ export function startClientHandshake(o: {
       return { sendKey, receiveKey, handshakeHash: hh };
     },
   };
+}
+
+/** The framing of the server's handshake answer (type, length, or its refusal); NoiseError for anything else. */
+export function parseHandshakeResponse(response: Uint8Array): { serverEphemeral: Uint8Array; tag: Uint8Array } {
+  if (response.length < 3) throw new NoiseError('truncated handshake response');
+  if (response[0] === MSG_ERROR) {
+    const len = (response[1] << 8) | response[2];
+    throw new NoiseError(
+      `control server refused the handshake: ${Buffer.from(response.subarray(3, 3 + len)).toString('utf8')}`,
+    );
+  }
+  if (response[0] !== MSG_RESPONSE) throw new NoiseError(`unexpected handshake message type ${response[0]}`);
+  const len = (response[1] << 8) | response[2];
+  if (len !== RESPONSE_LEN - 3 || response.length !== RESPONSE_LEN) {
+    throw new NoiseError(`handshake response has length ${len}, expected ${RESPONSE_LEN - 3}`);
+  }
+  return { serverEphemeral: response.subarray(3, 35), tag: response.subarray(35, 51) };
 }
 
 /** 12-byte nonce: 4 zero bytes then the counter as a big-endian u64. */

@@ -87,9 +87,20 @@ export function openServerInfo(
   serverPublic: Uint8Array,
   clientPrivate: Uint8Array,
 ): DerpServerInfo {
+  let plain: Uint8Array;
+  try {
+    plain = openFrom(sealed, serverPublic, clientPrivate);
+  } catch (e) {
+    throw new DerpError('protocol', `ServerInfo does not open: ${(e as Error).message}`, { cause: e });
+  }
+  return parseServerInfo(plain);
+}
+
+/** ServerInfo's opened JSON; throws DerpError('protocol') unless it is a JSON object. Separate for the fuzzer. */
+export function parseServerInfo(plain: Uint8Array): DerpServerInfo {
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder().decode(openFrom(sealed, serverPublic, clientPrivate)));
+    json = JSON.parse(new TextDecoder().decode(plain));
   } catch (e) {
     throw new DerpError('protocol', `ServerInfo does not open: ${(e as Error).message}`, { cause: e });
   }
