@@ -155,9 +155,12 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       assert.ok(note.includes(web.saveDir), `the note names ${web.saveDir}: ${note}`);
       await app.screenshot('6-files-received');
       await waiting.getByRole('button', { name: 'Save', exact: true }).click();
-      await page
-        .locator(`[data-testid="received-row"][data-name="${name}"][data-where="folder"]`)
-        .waitFor({ timeout: 30_000 });
+      const saved = page.locator('[data-testid="notice"][data-level="info"]', { hasText: 'Saved 1 file to' });
+      const failed = page.locator('[data-testid="notice"][data-level="error"]');
+      await saved.or(failed).first().waitFor({ timeout: 30_000 });
+      if (await failed.count()) assert.fail(`Save failed: ${await failed.first().textContent()}`);
+      assert.ok((await saved.textContent())?.includes(web.saveDir), 'the notice names the folder');
+      await waiting.waitFor({ state: 'detached', timeout: 10_000 });
       assert.equal(sha(await readFile(path.join(web.saveDir, name))), sha(bytes), 'saved whole into --save-dir');
       await page.getByTestId('nav-settings').click();
       const autoSave = page.getByTestId('auto-save');
