@@ -1,15 +1,16 @@
 // `trellis daemon`: the engine as a service. The engine runs in a worker thread; the daemon serves the engine
 // protocol on a local socket (0600 in a 0700 directory; a named pipe on Windows), proxying each client's
 // requests to the engine and fanning the engine's events out to every client.
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { DataPathSettings } from '../engine/engine.ts';
 import { EngineHost } from '../engine/host.ts';
-import type { CommandMap, CommandName, EngineApi, EngineEvent } from '../engine/protocol.ts';
+import type { CommandMap, CommandName, EngineApi, EngineEvent, RequestContext } from '../engine/protocol.ts';
 import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
 import { daemonListening } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
+import { prepareSocketDir } from './socket-dir.ts';
 
 export const DAEMON_USAGE =
   'trellis daemon --state-dir DIR [--socket PATH] [--socket-group GROUP] [--tun NAME|off] [--port UDP_PORT]';
@@ -126,13 +127,22 @@ export async function runDaemon(args: string[]): Promise<number> {
 }
 
 /** Socket clients speak to the worker's engine. The daemon already started it with its own state directory,
- *  so a client's `start` only reads the status. */
+ *  so a client's `start` only reads the status. A request's byte source and cancellation go through to the
+ *  engine: its reads come back to the client that offered the bytes. */
 function proxyApi(client: EngineClient): EngineApi {
   return {
-    handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+    handle<C extends CommandName>(
+      cmd: C,
+      args: CommandMap[C]['args'],
+      ctx: RequestContext = {},
+    ): Promise<CommandMap[C]['result']> {
       if (cmd === 'start') return client.request('status', {}) as Promise<CommandMap[C]['result']>;
       // A send may take longer than any fixed bound on a slow link; the engine ends one that stalls (20 s).
-      return client.request(cmd, args, { timeoutMs: cmd === 'fileSend' ? 0 : PROXY_TIMEOUT_MS });
+      return client.request(cmd, args, {
+        timeoutMs: cmd === 'fileSend' ? 0 : PROXY_TIMEOUT_MS,
+        source: ctx.source,
+        signal: ctx.signal,
+      });
     },
     onEvent: (listener) => client.on(listener),
     close: async () => {},
@@ -146,28 +156,12 @@ function logEvent(e: EngineEvent): void {
   else if (e.event === 'health') log(`health: ${e.health.map((h) => h.code).join(', ') || 'ok'}`);
 }
 
-/** Creates the socket's directory (0700, or 0750 owned by the socket's group) if missing, refuses a path where a
- *  daemon answers, removes a stale socket. */
+/** Creates the socket's directory if missing (socket-dir.ts: an existing one is never changed), refuses a path
+ *  where a daemon answers, removes a stale socket. */
 async function prepareSocketPath(path: string, gid: number | undefined): Promise<void> {
   if (!isWindows) {
-    const dir = dirname(path);
-    let created = false;
-    try {
-      statSync(dir);
-    } catch {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      chmodSync(dir, 0o700);
-      created = true;
-    }
-    if (gid !== undefined) {
-      // The group's members (the desktop app's users) must reach the socket; nobody else may.
-      chownSync(dir, -1, gid);
-      chmodSync(dir, 0o750);
-    }
-    const mode = statSync(dir).mode;
-    if (!created && (mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
-      log(`warning: ${dir} is writable by other users, who could replace the socket`);
-    }
+    const { warning } = prepareSocketDir(dirname(path), gid);
+    if (warning) log(`warning: ${warning}`);
   }
   if (await daemonListening(path)) throw new Error(`another trellis daemon is already listening on ${path}`);
   if (isWindows) return;

@@ -1,14 +1,14 @@
 // `trellis file cp <file>... <peer>:` (Taildrop send, with a progress line on a terminal) and
-// `trellis file get [--wait] <dir>` (move received files out of the daemon's inbox), like `tailscale file`.
-import { stat } from 'node:fs/promises';
+// `trellis file get [--wait] <dir>` (move received files out of the daemon's inbox), like `tailscale file`. This
+// process reads the files it sends and writes the ones it gets, as the user who runs it; the daemon only sees bytes.
 import path from 'node:path';
 import type { EngineEvent } from '../engine/protocol.ts';
+import { type FileSource, openFileSource } from '../engine/taildrop/byte-source.ts';
+import { saveReceivedFiles, sendLocalFile } from '../engine/taildrop/client-files.ts';
 import { connectDaemon } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 
 export const FILE_USAGE = 'trellis file cp <file>... <peer>: | trellis file get [--wait] <dir>   [--socket PATH]';
-/** The daemon bounds one request by 10 minutes; so does the CLI. */
-const SEND_TIMEOUT_MS = 10 * 60_000;
 const WAIT_LIMIT_MS = 24 * 3600_000;
 
 export async function runFile(args: string[]): Promise<number> {
@@ -41,9 +41,12 @@ async function cp(socket: string, args: string[]): Promise<number> {
   const target = last.slice(0, -1);
   const files = args.slice(0, -1).map((f) => path.resolve(f));
   if (name !== undefined && files.length > 1) throw new UsageError('--name takes one file');
-  for (const f of files) {
-    const s = await stat(f).catch(() => undefined);
-    if (!s?.isFile()) throw new UsageError(`${f} is not a readable file`);
+  // Every file is opened (as this user) before anything is sent: one that cannot be read stops the whole command.
+  const opened: FileSource[] = [];
+  try {
+    for (const f of files) opened.push(await openFileSource(f));
+  } finally {
+    for (const s of opened) await s.close();
   }
   const client = await connectDaemon(socket);
   const tty = process.stderr.isTTY === true;
@@ -53,25 +56,22 @@ async function cp(socket: string, args: string[]): Promise<number> {
     process.stderr.write(`\r${e.name}: ${mib(e.sent)} / ${mib(e.total)} (${pct} %) ${mib(e.bytesPerSecond)}/s   `);
   });
   // Ctrl-C cancels the send in the daemon too (the engine would otherwise finish it on its own)
-  let current = '';
+  const cancel = new AbortController();
   const onSigint = () => {
-    if (current) void client.request('fileCancel', { path: current }).catch(() => {});
+    cancel.abort();
     process.stderr.write('\ncancelling\n');
   };
   process.on('SIGINT', onSigint);
   try {
     for (const f of files) {
-      current = f;
-      const r = await client.request(
-        'fileSend',
-        { target, path: f, ...(name ? { name } : {}) },
-        { timeoutMs: SEND_TIMEOUT_MS },
-      );
+      const r = await sendLocalFile(client, { target, path: f, ...(name ? { name } : {}), signal: cancel.signal });
       if (tty) process.stderr.write('\n');
       const resumed = r.resumedFrom > 0 ? `, resumed after ${r.resumedFrom} bytes` : '';
       process.stdout.write(`sent ${r.name} to ${r.target} (${r.total} bytes${resumed})\n`);
     }
     return 0;
+  } catch (e) {
+    throw cancel.signal.aborted ? new Error('cancelled') : e;
   } finally {
     process.off('SIGINT', onSigint);
     off();
@@ -89,7 +89,7 @@ async function get(socket: string, args: string[]): Promise<number> {
   try {
     const deadline = Date.now() + WAIT_LIMIT_MS;
     for (;;) {
-      const moved = await client.request('fileTake', { dir: path.resolve(dir) });
+      const moved = await saveReceivedFiles(client, path.resolve(dir));
       for (const m of moved) process.stdout.write(`${m}\n`);
       if (moved.length > 0 || !wait) return 0;
       if (Date.now() > deadline) return 1;

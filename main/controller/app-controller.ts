@@ -15,6 +15,7 @@ import {
   TAILSCALE_CONTROL_URL,
 } from '../../preload/api.ts';
 import { EngineError, type EngineEvent, type StatusSnapshot } from '../engine/protocol.ts';
+import { saveReceivedFiles, sendLocalFile } from '../engine/taildrop/client-files.ts';
 import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
@@ -31,6 +32,10 @@ export interface AppControllerOptions {
   prefsPath: string;
   /** Opens a new link after the current one is lost (absent = stay without an engine). */
   reopen?: () => Promise<EngineLink>;
+  /** The only folder received files may be saved to (trellis web's --save-dir, where the browser must not name
+   *  folders on this machine): saving without a folder goes there, a call naming another is refused, and the
+   *  autoSaveDir preference may only be '' (off) or this folder. */
+  saveDir?: string;
 }
 
 /** Snapshots pushed to windows at most this often. */
@@ -46,6 +51,7 @@ export class AppController implements ApiBackend {
   readonly #transfers: TransferQueue;
   readonly #received: ReceivedFiles;
   readonly #engine: EngineMirror;
+  readonly #saveDir: string | undefined;
   #appPrefs: AppOnlyPrefs;
   #pendingSend: string[] = [];
   #loggingIn = false;
@@ -58,7 +64,10 @@ export class AppController implements ApiBackend {
   private constructor(o: AppControllerOptions, appPrefs: AppOnlyPrefs) {
     this.#delegate = o.delegate;
     this.#prefsPath = o.prefsPath;
-    this.#appPrefs = appPrefs;
+    this.#saveDir = o.saveDir;
+    // A folder saved by an earlier run (or another shell) is not one this run may write to.
+    const autoSaveOk = o.saveDir === undefined || appPrefs.autoSaveDir === '' || appPrefs.autoSaveDir === o.saveDir;
+    this.#appPrefs = autoSaveOk ? appPrefs : { ...appPrefs, autoSaveDir: '' };
     const changed = () => this.#schedulePush();
     this.#engine = new EngineMirror(o.link, {
       reopen: o.reopen,
@@ -73,10 +82,7 @@ export class AppController implements ApiBackend {
     });
     this.#transfers = new TransferQueue(
       {
-        send: (peer, path) => this.#engine.client().request('fileSend', { target: peer, path }, { timeoutMs: 0 }),
-        cancel: async (path) => {
-          await this.#engine.client().request('fileCancel', { path });
-        },
+        send: (peer, path, signal) => sendLocalFile(this.#engine.client(), { target: peer, path, signal }),
       },
       changed,
     );
@@ -252,6 +258,10 @@ export class AppController implements ApiBackend {
 
   async #setPrefs(arg: unknown): Promise<AppPrefs> {
     const { engine, app } = validatePrefs(arg);
+    const dir = app.autoSaveDir;
+    if (dir !== undefined && dir !== '' && this.#saveDir !== undefined && dir !== this.#saveDir) {
+      throw new ApiError('refused', `files are saved to ${this.#saveDir} only`);
+    }
     if (Object.keys(engine).length > 0) await this.#engine.client().request('setPrefs', engine);
     if (Object.keys(app).length > 0) {
       const before = this.#appPrefs;
@@ -270,15 +280,21 @@ export class AppController implements ApiBackend {
   }
 
   async #saveReceived(a: Record<string, unknown>): Promise<string[]> {
-    const dir = typeof a.dir === 'string' && a.dir !== '' ? a.dir : this.#appPrefs.autoSaveDir;
+    const asked = typeof a.dir === 'string' && a.dir !== '' ? a.dir : undefined;
+    if (asked !== undefined && this.#saveDir !== undefined && asked !== this.#saveDir) {
+      throw new ApiError('refused', `files are saved to ${this.#saveDir} only`);
+    }
+    const dir = asked ?? (this.#appPrefs.autoSaveDir || this.#saveDir);
     if (!dir) throw new ApiError('bad-request', 'choose a folder to save the files in');
     const names = a.names;
     if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
       throw new ApiError('bad-request', 'names must be a list of file names');
     }
-    const moved = await this.#engine.client().request('fileTake', { dir, names: names as string[] | undefined });
-    await this.#refreshInbox();
-    return moved;
+    try {
+      return await saveReceivedFiles(this.#engine.client(), dir, names as string[] | undefined);
+    } finally {
+      await this.#refreshInbox();
+    }
   }
 
   /** Only paths the window was shown may be opened: a compromised window cannot open arbitrary files. */
@@ -346,7 +362,7 @@ export class AppController implements ApiBackend {
     const client = this.#engine.maybeClient();
     if (!dir || !client) return;
     try {
-      await client.request('fileTake', { dir });
+      await saveReceivedFiles(client, dir);
     } catch (e) {
       this.#notice({ level: 'error', message: `Could not save received files to ${dir}: ${(e as Error).message}` });
     }

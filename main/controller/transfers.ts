@@ -6,11 +6,9 @@ import { basename } from 'node:path';
 import type { Transfer } from '../../preload/api.ts';
 import type { FileSendResult } from '../engine/protocol.ts';
 
-/** How the queue reaches the engine. */
+/** How the queue reaches the engine: aborting the signal cancels the send there too. */
 export interface TransferEngine {
-  send(peer: string, path: string): Promise<FileSendResult>;
-  /** Cancels the engine's sends of this path. */
-  cancel(path: string): Promise<void>;
+  send(peer: string, path: string, signal: AbortSignal): Promise<FileSendResult>;
 }
 
 /** Sends at once; more would only split the same tunnel. */
@@ -21,6 +19,7 @@ const KEEP_FINISHED = 50;
 interface Entry {
   transfer: Transfer;
   path: string;
+  abort: AbortController;
 }
 
 export class TransferQueue {
@@ -55,7 +54,7 @@ export class TransferQueue {
         startedAt: Date.now(),
       };
       if (size < 0) transfer.error = `${path} is not a readable file`;
-      this.#entries.push({ transfer, path });
+      this.#entries.push({ transfer, path, abort: new AbortController() });
       ids.push(transfer.id);
     }
     this.#trim();
@@ -85,7 +84,7 @@ export class TransferQueue {
     if (e.transfer.state !== 'sending') return false;
     e.transfer.state = 'cancelled';
     this.changed();
-    await this.engine.cancel(e.path);
+    e.abort.abort();
     return true;
   }
 
@@ -119,7 +118,7 @@ export class TransferQueue {
   async #run(e: Entry): Promise<void> {
     const t = e.transfer;
     try {
-      const r = await this.engine.send(t.peer, e.path);
+      const r = await this.engine.send(t.peer, e.path, e.abort.signal);
       if (t.state === 'cancelled') return;
       Object.assign(t, { state: 'done', sent: r.total, total: r.total, resumedFrom: r.resumedFrom, name: r.name });
     } catch (err) {

@@ -19,6 +19,7 @@ import {
   type EngineState,
   type LoginOptions,
   type Prefs,
+  type RequestContext,
   type StatusSnapshot,
 } from './protocol.ts';
 import { keyExpired, peerSummaries, selfSummary } from './status.ts';
@@ -139,7 +140,11 @@ class Engine implements EngineApi {
     return this.keys;
   }
 
-  async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+  async handle<C extends CommandName>(
+    cmd: C,
+    args: CommandMap[C]['args'],
+    ctx?: RequestContext,
+  ): Promise<CommandMap[C]['result']> {
     if (cmd !== 'start' && !this.persisted) throw new EngineError('not-started', 'the engine has not been started');
     switch (cmd) {
       case 'start':
@@ -167,8 +172,8 @@ class Engine implements EngineApi {
       case 'fileTargets':
       case 'fileSend':
       case 'fileList':
-      case 'fileTake':
-      case 'fileCancel': {
+      case 'fileRead':
+      case 'fileDelete': {
         const running = this.state === 'Running' && !!this.dataPath;
         return (await handleFileCommand(
           this.services?.taildrop,
@@ -176,6 +181,7 @@ class Engine implements EngineApi {
           this.events,
           cmd,
           args,
+          ctx,
         )) as CommandMap[C]['result'];
       }
       default:

@@ -1,13 +1,22 @@
-// The engine's Taildrop commands (fileTargets, fileSend, fileList, fileTake): argument checks and error mapping
-// around taildrop/service.ts, so engine.ts keeps to the state machine.
+// The engine's Taildrop commands (fileTargets, fileSend, fileList, fileRead, fileDelete): argument checks and error
+// mapping around taildrop/service.ts, so engine.ts keeps to the state machine. No command takes a path: a file to
+// send comes as the caller's byte source, and a received file leaves the inbox as bytes the caller writes itself —
+// the daemon runs as root and its socket's group must not get it to read or write anywhere for them.
 import type { EngineEvents } from './events.ts';
-import { type CommandMap, EngineError, type FileSendResult, type FileTarget, type ReceivedFile } from './protocol.ts';
+import {
+  type CommandMap,
+  EngineError,
+  type FileSendResult,
+  type FileTarget,
+  MAX_READ_BYTES,
+  type ReceivedFile,
+  type RequestContext,
+} from './protocol.ts';
+import { InboxError } from './taildrop/inbox.ts';
 import { type Taildrop, TaildropError } from './taildrop/service.ts';
 
-export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileTake' | 'fileCancel';
-
-/** Sends in progress, by file path, so fileCancel can stop them. */
-const sending = new Map<string, Set<AbortController>>();
+export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileRead' | 'fileDelete';
+type FileResult = FileTarget[] | FileSendResult | ReceivedFile[] | Uint8Array | { deleted: boolean };
 
 export async function handleFileCommand(
   td: Taildrop | undefined,
@@ -15,78 +24,96 @@ export async function handleFileCommand(
   events: EngineEvents,
   cmd: FileCommand,
   args: unknown,
-): Promise<FileTarget[] | FileSendResult | ReceivedFile[] | string[] | { cancelled: number }> {
+  ctx: RequestContext = {},
+): Promise<FileResult> {
   if (!td) throw new EngineError('no-data-path', 'Taildrop needs a daemon with a TUN (the data path)');
   const a = (args ?? {}) as Record<string, unknown>;
   switch (cmd) {
     case 'fileList':
       return td.list();
-    case 'fileTake': {
-      if (typeof a.dir !== 'string' || a.dir === '') throw new EngineError('bad-request', 'fileTake needs a dir');
-      const names = a.names;
-      if (names !== undefined && (!Array.isArray(names) || !names.every((n) => typeof n === 'string'))) {
-        throw new EngineError('bad-request', 'names must be a list of file names');
+    case 'fileRead': {
+      const { name, offset, length } = a;
+      if (typeof name !== 'string' || !isCount(offset) || !isCount(length) || length > MAX_READ_BYTES) {
+        throw new EngineError(
+          'bad-request',
+          `fileRead needs a name, an offset and a length of at most ${MAX_READ_BYTES}`,
+        );
       }
-      return td.take(a.dir, names as string[] | undefined);
+      return inboxCall(name, () => td.read(name, offset, length));
     }
-    case 'fileCancel': {
-      if (a.path !== undefined && typeof a.path !== 'string') throw new EngineError('bad-request', 'path must be text');
-      let cancelled = 0;
-      for (const [file, set] of sending) {
-        if (a.path !== undefined && a.path !== file) continue;
-        for (const ac of set) {
-          ac.abort();
-          cancelled++;
-        }
-      }
-      return { cancelled };
+    case 'fileDelete': {
+      if (typeof a.name !== 'string') throw new EngineError('bad-request', 'fileDelete needs a name');
+      const name = a.name;
+      return inboxCall(name, async () => ({ deleted: await td.remove(name) }));
     }
     case 'fileTargets':
       if (!running) throw new EngineError('no-data-path', 'not connected');
       return td.targets().map((t) => ({ name: t.name, online: t.online }));
-    case 'fileSend': {
+    case 'fileSend':
       if (!running) throw new EngineError('no-data-path', 'not connected');
-      const { target, path, name } = a as CommandMap['fileSend']['args'];
-      if (typeof target !== 'string' || typeof path !== 'string' || (name !== undefined && typeof name !== 'string')) {
-        throw new EngineError('bad-request', 'fileSend needs a target and a path');
-      }
-      const ac = new AbortController();
-      const set = sending.get(path) ?? new Set<AbortController>();
-      set.add(ac);
-      sending.set(path, set);
-      try {
-        return await td.send({
-          target,
-          file: path,
-          name,
-          signal: ac.signal,
-          onProgress: (p) =>
-            events.emit({
-              type: 'event',
-              event: 'fileProgress',
-              target,
-              name: p.name,
-              sent: p.sent,
-              total: p.total,
-              bytesPerSecond: Math.round(p.bytesPerSecond),
-            }),
-        });
-      } catch (e) {
-        if (ac.signal.aborted) throw new EngineError('transfer-failed', `sending ${path} was cancelled`);
-        if (e instanceof TaildropError) {
-          const code =
-            e.code === 'failed' ? 'transfer-failed' : e.code === 'not-permitted' ? 'permission-denied' : e.code;
-          throw new EngineError(code, e.message);
-        }
-        const err = e as NodeJS.ErrnoException;
-        if (err.code === 'ENOENT' || err.code === 'EISDIR' || err.code === 'EACCES') {
-          throw new EngineError('bad-request', `cannot read ${path}: ${err.message}`);
-        }
-        throw new EngineError('transfer-failed', `sending ${path} to ${target} failed: ${err.message}`);
-      } finally {
-        set.delete(ac);
-        if (set.size === 0) sending.delete(path);
-      }
-    }
+      return send(td, events, a, ctx);
   }
+}
+
+async function send(
+  td: Taildrop,
+  events: EngineEvents,
+  a: Record<string, unknown>,
+  ctx: RequestContext,
+): Promise<FileSendResult> {
+  if ('path' in a) {
+    throw new EngineError('bad-request', 'fileSend takes no path: the caller opens the file and offers its bytes');
+  }
+  const { target, name, size } = a as CommandMap['fileSend']['args'];
+  const source = ctx.source;
+  if (typeof target !== 'string' || typeof name !== 'string' || !isCount(size)) {
+    throw new EngineError('bad-request', 'fileSend needs a target, a name and a size');
+  }
+  if (!source || source.size !== size) {
+    throw new EngineError('bad-request', "fileSend needs the file's bytes: the caller offers them as the source");
+  }
+  try {
+    return await td.send({
+      target,
+      source,
+      name,
+      signal: ctx.signal,
+      onProgress: (p) =>
+        events.emit({
+          type: 'event',
+          event: 'fileProgress',
+          target,
+          name: p.name,
+          sent: p.sent,
+          total: p.total,
+          bytesPerSecond: Math.round(p.bytesPerSecond),
+        }),
+    });
+  } catch (e) {
+    if (ctx.signal?.aborted) throw new EngineError('transfer-failed', `sending ${name} was cancelled`);
+    if (e instanceof EngineError) throw e;
+    if (e instanceof TaildropError) {
+      const code = e.code === 'failed' ? 'transfer-failed' : e.code === 'not-permitted' ? 'permission-denied' : e.code;
+      throw new EngineError(code, e.message);
+    }
+    throw new EngineError('transfer-failed', `sending ${name} to ${target} failed: ${(e as Error).message}`);
+  }
+}
+
+/** Inbox errors as the caller should read them: a name that is not there or not a file's is a bad request. */
+async function inboxCall<T>(name: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof InboxError) throw new EngineError('bad-request', e.message);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR') {
+      throw new EngineError('bad-request', `no received file named ${JSON.stringify(name).slice(0, 80)}`);
+    }
+    throw new EngineError('internal', `the inbox could not be read: ${(e as Error).message}`);
+  }
+}
+
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0;
 }

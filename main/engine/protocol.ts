@@ -156,14 +156,35 @@ export interface CommandMap {
   netcheck: { args: Record<string, never>; result: NetcheckReport };
   /** Taildrop: peers we may send files to. */
   fileTargets: { args: Record<string, never>; result: FileTarget[] };
-  /** Sends a file (a path the engine can read) to a target; fileProgress events while it goes. */
-  fileSend: { args: { target: string; path: string; name?: string }; result: FileSendResult };
+  /** Sends a file to a target; fileProgress events while it goes. The caller opens the file itself and attaches
+   *  its bytes as the request's source (size = the source's size): the engine never opens a path a client names.
+   *  Aborting the request cancels the send. */
+  fileSend: { args: { target: string; name: string; size: number }; result: FileSendResult };
   /** Files received and waiting in the inbox. */
   fileList: { args: Record<string, never>; result: ReceivedFile[] };
-  /** Moves received files (all, or those named) into dir; the paths they got. */
-  fileTake: { args: { dir: string; names?: string[] }; result: string[] };
-  /** Cancels sends in progress (all, or those of one file path); how many were cancelled. */
-  fileCancel: { args: { path?: string }; result: { cancelled: number } };
+  /** Up to MAX_READ_BYTES of a received file from offset (fewer at its end): the caller writes it where it wants,
+   *  as itself. */
+  fileRead: { args: { name: string; offset: number; length: number }; result: Uint8Array };
+  /** Removes a received file from the inbox (once the caller has saved it). */
+  fileDelete: { args: { name: string }; result: { deleted: boolean } };
+}
+
+/** The most one read of a source or of a received file carries. */
+export const MAX_READ_BYTES = 1024 * 1024;
+
+/** Bytes of a file the caller opened as itself, read on demand by the engine. */
+export interface ByteSource {
+  readonly size: number;
+  /** length ≤ MAX_READ_BYTES; resolves with length bytes, fewer only at the end of the file. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** What travels with a request besides its args. */
+export interface RequestContext {
+  /** Aborted when the caller cancels the request or goes away. */
+  signal?: AbortSignal;
+  /** The caller's file, for fileSend. */
+  source?: ByteSource;
 }
 
 export interface FileTarget {
@@ -256,7 +277,11 @@ export class EngineError extends Error {
 
 /** What the engine exposes to a transport (worker port or socket): one handler per command, and events. */
 export interface EngineApi {
-  handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']>;
+  handle<C extends CommandName>(
+    cmd: C,
+    args: CommandMap[C]['args'],
+    ctx?: RequestContext,
+  ): Promise<CommandMap[C]['result']>;
   onEvent(listener: (e: EngineEvent) => void): () => void;
   close(): Promise<void>;
 }
@@ -274,8 +299,8 @@ export const COMMANDS: readonly CommandName[] = [
   'fileTargets',
   'fileSend',
   'fileList',
-  'fileTake',
-  'fileCancel',
+  'fileRead',
+  'fileDelete',
 ];
 
 export function isCommandName(v: unknown): v is CommandName {

@@ -1,8 +1,9 @@
-// Transports for the engine's message protocol (protocol.ts): serveEngine answers requests from one peer and
-// forwards engine events to it; EngineClient sends requests and receives replies and events. Two carriers:
-// a worker MessagePort (structured clone) and a stream socket (one JSON value per line, lines ≤ 1 MiB).
-import type { Socket } from 'node:net';
+// Both ends of the engine's message protocol (protocol.ts) over a transport (rpc-transport.ts): serveEngine
+// answers requests from one peer and forwards engine events to it; EngineClient sends requests and receives
+// replies and events. A request may carry the caller's byte source (rpc-source.ts) and may be cancelled by it
+// ({type:'cancel', id}); the serving side aborts a request's signal when the caller cancels or goes away.
 import {
+  type ByteSource,
   type CommandMap,
   type CommandName,
   type EngineApi,
@@ -13,219 +14,18 @@ import {
   isCommandName,
   type Reply,
 } from './protocol.ts';
+import { answerRead, RemoteSource } from './rpc-source.ts';
+import { DEFAULT_TIMEOUT_MS, guarded, type MessageTransport, RpcError } from './rpc-transport.ts';
 
-export const MAX_LINE_BYTES = 1024 * 1024;
-export const DEFAULT_TIMEOUT_MS = 30_000;
-/** A socket peer that stops reading is cut off once this much output is queued for it. */
-const MAX_QUEUED_BYTES = 16 * MAX_LINE_BYTES;
-
-/** A failure of the carrier, not of the engine: the peer went away, did not answer, or a message cannot travel. */
-export class RpcError extends Error {
-  override readonly name = 'RpcError';
-  constructor(
-    readonly kind: 'timeout' | 'closed' | 'too-large' | 'unsendable',
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** A two-way channel of protocol messages. Listeners must not throw (a throw becomes a process warning). */
-export interface MessageTransport {
-  /** Throws RpcError when the transport is closed or the message cannot be carried. */
-  send(message: object): void;
-  onMessage(listener: (message: unknown) => void): () => void;
-  /** Called once when the channel closes, with the reason if it failed; at once if already closed. */
-  onClose(listener: (error?: Error) => void): () => void;
-  close(): void;
-  readonly closed: boolean;
-}
-
-abstract class BaseTransport implements MessageTransport {
-  #messageListeners = new Set<(message: unknown) => void>();
-  #closeListeners = new Set<(error?: Error) => void>();
-  #closed = false;
-  #closeError: Error | undefined;
-
-  abstract send(message: object): void;
-  abstract close(): void;
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  onMessage(listener: (message: unknown) => void): () => void {
-    this.#messageListeners.add(listener);
-    return () => this.#messageListeners.delete(listener);
-  }
-
-  onClose(listener: (error?: Error) => void): () => void {
-    if (this.#closed) {
-      queueMicrotask(() => guarded(() => listener(this.#closeError)));
-      return () => {};
-    }
-    this.#closeListeners.add(listener);
-    return () => this.#closeListeners.delete(listener);
-  }
-
-  protected deliver(message: unknown): void {
-    if (this.#closed) return;
-    for (const l of [...this.#messageListeners]) guarded(() => l(message));
-  }
-
-  protected finish(error?: Error): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closeError = error;
-    const listeners = [...this.#closeListeners];
-    this.#closeListeners.clear();
-    this.#messageListeners.clear();
-    for (const l of listeners) guarded(() => l(error));
-  }
-}
-
-function guarded(f: () => void): void {
-  try {
-    f();
-  } catch (e) {
-    process.emitWarning(`a transport listener threw: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
-/** What PortTransport needs: a worker MessagePort, parentPort, or a Worker object. */
-export interface PortEndpoint {
-  postMessage(value: unknown): void;
-  on(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
-  off(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
-  close?(): void;
-}
-
-/** Messages travel by structured clone. A MessagePort's 'close' ends the transport; for a Worker, call markClosed. */
-export class PortTransport extends BaseTransport {
-  readonly #port: PortEndpoint;
-  readonly #onMessage = (value?: unknown) => this.deliver(value);
-  readonly #onClose = () => this.markClosed();
-
-  constructor(port: PortEndpoint) {
-    super();
-    this.#port = port;
-    port.on('message', this.#onMessage);
-    port.on('close', this.#onClose);
-  }
-
-  send(message: object): void {
-    if (this.closed) throw new RpcError('closed', 'the engine channel is closed');
-    try {
-      this.#port.postMessage(message);
-    } catch (e) {
-      throw new RpcError('unsendable', `message cannot be sent: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
-  /** Ends the transport without touching the port (e.g. its worker exited). */
-  markClosed(error?: Error): void {
-    this.#port.off('message', this.#onMessage);
-    this.#port.off('close', this.#onClose);
-    this.finish(error);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.markClosed();
-    this.#port.close?.();
-  }
-}
-
-/** Newline-delimited JSON over a stream socket. Invalid lines are counted and, when an id shows, delivered as
- *  `{ type: 'invalid', id }` so a server can answer them; a line over maxLineBytes closes the connection. */
-export class SocketTransport extends BaseTransport {
-  /** Lines that were not valid JSON. */
-  invalidLines = 0;
-  readonly #socket: Socket;
-  readonly #maxLineBytes: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-
-  constructor(socket: Socket, opts: { maxLineBytes?: number } = {}) {
-    super();
-    this.#socket = socket;
-    this.#maxLineBytes = opts.maxLineBytes ?? MAX_LINE_BYTES;
-    let failure: Error | undefined;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (e) => {
-      failure ??= e;
-    });
-    socket.on('close', () => this.finish(failure));
-  }
-
-  send(message: object): void {
-    if (this.closed || this.#socket.destroyed) throw new RpcError('closed', 'the connection is closed');
-    let line: string;
-    try {
-      line = `${JSON.stringify(message)}\n`;
-    } catch (e) {
-      throw new RpcError('unsendable', `message is not JSON: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    if (Buffer.byteLength(line) > this.#maxLineBytes + 1) {
-      throw new RpcError('too-large', `message is larger than ${this.#maxLineBytes} bytes`);
-    }
-    if (this.#socket.writableLength > MAX_QUEUED_BYTES) {
-      this.#socket.destroy(new RpcError('closed', 'the peer is not reading its messages'));
-      throw new RpcError('closed', 'the peer is not reading its messages');
-    }
-    this.#socket.write(line);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.finish();
-    this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), 1000).unref();
-  }
-
-  #onData(chunk: Buffer): void {
-    let start = 0;
-    while (!this.closed) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl < 0) break;
-      const part = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (this.#pendingBytes + part.length > this.#maxLineBytes) {
-        this.#tooLong();
-        return;
-      }
-      const line = this.#pending.length > 0 ? Buffer.concat([...this.#pending, part]) : part;
-      this.#pending = [];
-      this.#pendingBytes = 0;
-      this.#onLine(line.toString('utf8'));
-    }
-    if (this.closed || start >= chunk.length) return;
-    const rest = chunk.subarray(start);
-    this.#pendingBytes += rest.length;
-    if (this.#pendingBytes > this.#maxLineBytes) this.#tooLong();
-    else this.#pending.push(rest);
-  }
-
-  #onLine(text: string): void {
-    if (text.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      this.invalidLines++;
-      const id = /"id"\s*:\s*(\d{1,15})\b/.exec(text.slice(0, 4096))?.[1];
-      if (id !== undefined) this.deliver({ type: 'invalid', id: Number(id) });
-      return;
-    }
-    this.deliver(value);
-  }
-
-  #tooLong(): void {
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#socket.destroy(new RpcError('too-large', `a message line is longer than ${this.#maxLineBytes} bytes`));
-  }
-}
+export {
+  DEFAULT_TIMEOUT_MS,
+  MAX_LINE_BYTES,
+  type MessageTransport,
+  type PortEndpoint,
+  PortTransport,
+  RpcError,
+  SocketTransport,
+} from './rpc-transport.ts';
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -238,6 +38,9 @@ function requestProblem(m: Record<string, unknown>): string | undefined {
   if (!isCommandName(m.cmd)) return `unknown command ${JSON.stringify(m.cmd)}`;
   if (!isRecord(m.args)) return 'args must be an object';
   if (Object.hasOwn(m.args, '__proto__')) return 'args must not have a __proto__ key';
+  if (m.source !== undefined && (!Number.isSafeInteger(m.source) || (m.source as number) < 0)) {
+    return 'source must be the byte size of the file offered';
+  }
   return undefined;
 }
 
@@ -261,25 +64,50 @@ export function serveEngine(api: EngineApi, transport: MessageTransport, opts: S
   };
   const fail = (id: number, error: EngineErrorBody) => send({ type: 'reply', id, ok: false, error });
 
-  const onRequest = async (m: unknown): Promise<void> => {
-    if (!isRecord(m) || typeof m.id !== 'number' || !Number.isSafeInteger(m.id)) return;
+  /** Requests being handled, by id: their abort controllers and byte sources. */
+  const active = new Map<number, { ac: AbortController; source?: RemoteSource }>();
+
+  const onRequest = async (m: Record<string, unknown>): Promise<void> => {
+    if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id)) return;
     const id = m.id;
-    const problem = requestProblem(m);
+    const problem = active.has(id) ? 'a request with this id is still running' : requestProblem(m);
     if (problem !== undefined) return fail(id, { code: 'bad-request', message: problem });
     const cmd = m.cmd as CommandName;
+    const ac = new AbortController();
+    const source =
+      typeof m.source === 'number'
+        ? new RemoteSource(m.source, id, (r) => {
+            if (stopped) throw new RpcError('closed', 'the connection is closed');
+            transport.send(r);
+          })
+        : undefined;
+    active.set(id, { ac, source });
     try {
-      const result = await api.handle(cmd, m.args as CommandMap[CommandName]['args']);
+      const result = await api.handle(cmd, m.args as CommandMap[CommandName]['args'], { signal: ac.signal, source });
       send({ type: 'reply', id, ok: true, result });
     } catch (e) {
       if (e instanceof EngineError) return fail(id, e.toBody());
       if (e instanceof RpcError) return fail(id, { code: 'internal', message: e.message });
       opts.log?.('error', `"${cmd}" failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       fail(id, { code: 'internal', message: `internal error while handling "${cmd}"` });
+    } finally {
+      active.delete(id);
+      source?.close(new RpcError('closed', 'the request has ended'));
     }
   };
 
+  const onMessage = (m: unknown): void => {
+    if (!isRecord(m)) return;
+    const a = typeof m.id === 'number' ? active.get(m.id) : undefined;
+    if (m.type === 'cancel') {
+      a?.ac.abort(new EngineError('transfer-failed', 'cancelled'));
+      a?.source?.close(new RpcError('cancelled', 'the sender cancelled'));
+    } else if (m.type === 'data') a?.source?.answer(m);
+    else void onRequest(m);
+  };
+
   const offEvents = api.onEvent((e) => send(e));
-  const offMessages = transport.onMessage((m) => void onRequest(m));
+  const offMessages = transport.onMessage(onMessage);
   const offClose = transport.onClose(() => stop());
   function stop(): void {
     if (stopped) return;
@@ -287,6 +115,10 @@ export function serveEngine(api: EngineApi, transport: MessageTransport, opts: S
     offEvents();
     offMessages();
     offClose();
+    for (const a of active.values()) {
+      a.ac.abort(new EngineError('transfer-failed', 'the caller went away'));
+      a.source?.close();
+    }
   }
   return stop;
 }
@@ -294,12 +126,17 @@ export function serveEngine(api: EngineApi, transport: MessageTransport, opts: S
 export interface RequestOptions {
   /** Milliseconds to wait for the reply; 0 = wait as long as the transport is open. Default 30 s. */
   timeoutMs?: number;
+  /** Bytes the engine may read for this request (fileSend's file, opened by the caller). */
+  source?: ByteSource;
+  /** Aborting cancels the request: the engine is told, and the promise rejects at once. */
+  signal?: AbortSignal;
 }
 
 interface Pending {
   resolve(value: unknown): void;
   reject(error: Error): void;
   timer?: NodeJS.Timeout;
+  source?: ByteSource;
 }
 
 const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
@@ -352,22 +189,44 @@ export class EngineClient {
     opts: RequestOptions = {},
   ): Promise<CommandMap[C]['result']> {
     return new Promise<CommandMap[C]['result']>((resolve, reject) => {
+      const { signal, source } = opts;
+      if (signal?.aborted) return reject(new RpcError('cancelled', `"${cmd}" was cancelled`));
       const id = this.#nextId++;
-      const pending: Pending = { resolve: resolve as (v: unknown) => void, reject };
+      const onAbort = () => {
+        if (!this.#pending.delete(id)) return;
+        clearTimeout(pending.timer);
+        try {
+          this.#transport.send({ type: 'cancel', id });
+        } catch {}
+        reject(new RpcError('cancelled', `"${cmd}" was cancelled`));
+      };
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      const pending: Pending = {
+        resolve: (v) => {
+          settle();
+          resolve(v as CommandMap[C]['result']);
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
+        source,
+      };
       const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         pending.timer = setTimeout(() => {
           this.#pending.delete(id);
-          reject(new RpcError('timeout', `the engine did not answer "${cmd}" within ${seconds(timeoutMs)}`));
+          pending.reject(new RpcError('timeout', `the engine did not answer "${cmd}" within ${seconds(timeoutMs)}`));
         }, timeoutMs);
       }
       this.#pending.set(id, pending);
+      signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        this.#transport.send({ type: 'request', id, cmd, args });
+        this.#transport.send({ type: 'request', id, cmd, args, ...(source ? { source: source.size } : {}) });
       } catch (e) {
         clearTimeout(pending.timer);
         this.#pending.delete(id);
-        reject(e);
+        pending.reject(e as Error);
       }
     });
   }
@@ -396,9 +255,14 @@ export class EngineClient {
       this.#emit(m as unknown as EngineEvent);
       return;
     }
-    if (m.type !== 'reply' || typeof m.id !== 'number') return;
+    if (typeof m.id !== 'number') return;
     const p = this.#pending.get(m.id);
     if (!p) return;
+    if (m.type === 'read') {
+      if (p.source) answerRead(p.source, m, (d) => this.#transport.send(d));
+      return;
+    }
+    if (m.type !== 'reply') return;
     this.#pending.delete(m.id);
     clearTimeout(p.timer);
     if (m.ok === true) {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectDaemon } from '../../main/cli/client.ts';
+import { sendLocalFile } from '../../main/engine/taildrop/client-files.ts';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import { buildTailnetLab, pingFrom, startTrellisNode, type TrellisNode } from '../interop/lab/tailnet.ts';
 import { startTailscaled, type Tailscaled } from '../interop/lab/tailscaled.ts';
@@ -53,7 +54,7 @@ async function sendTimed(node: TrellisNode, file: string, target: string): Promi
   const client = await connectDaemon(node.socket, 5_000);
   try {
     const t0 = performance.now();
-    await client.request('fileSend', { target, path: file }, { timeoutMs: 600_000 });
+    await sendLocalFile(client, { target, path: file });
     return (performance.now() - t0) / 1000;
   } finally {
     client.close();

@@ -3,7 +3,7 @@
 // files, notifications, errors as typed values, a lost engine. The real engine, daemon and tailscaled are
 // exercised end to end by test/interop/app-web.test.ts.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,6 +20,7 @@ import {
   type EngineEvent,
   type PeerSummary,
   type Prefs,
+  type RequestContext,
   type StatusSnapshot,
 } from '../../main/engine/protocol.ts';
 import { EngineClient, PortTransport, serveEngine } from '../../main/engine/rpc.ts';
@@ -45,6 +46,8 @@ class ScriptedEngine implements EngineApi {
   loggedIn = false;
   inbox: { name: string; size: number; modified: number }[] = [];
   loginError: EngineError | undefined;
+  /** The bytes each fileSend read from its source. */
+  readonly sentBytes: string[] = [];
   /** Pending fileSends, oldest first: the test lets them finish one at a time. */
   readonly sendGates: (() => void)[] = [];
 
@@ -75,13 +78,17 @@ class ScriptedEngine implements EngineApi {
     };
   }
 
-  async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
+  async handle<C extends CommandName>(
+    cmd: C,
+    args: CommandMap[C]['args'],
+    ctx: RequestContext = {},
+  ): Promise<CommandMap[C]['result']> {
     this.calls.push({ cmd, args });
-    const r = await this.#answer(cmd, args as Record<string, unknown>);
+    const r = await this.#answer(cmd, args as Record<string, unknown>, ctx);
     return r as CommandMap[C]['result'];
   }
 
-  async #answer(cmd: CommandName, a: Record<string, unknown>): Promise<unknown> {
+  async #answer(cmd: CommandName, a: Record<string, unknown>, ctx: RequestContext): Promise<unknown> {
     switch (cmd) {
       case 'start':
       case 'status':
@@ -106,20 +113,23 @@ class ScriptedEngine implements EngineApi {
         return this.status();
       case 'fileList':
         return this.inbox;
-      case 'fileTake': {
-        const taken = this.inbox.filter((f) => !a.names || (a.names as string[]).includes(f.name));
-        this.inbox = this.inbox.filter((f) => !taken.includes(f));
-        const paths: string[] = [];
-        await mkdir(a.dir as string, { recursive: true });
-        for (const f of taken) {
-          const to = join(a.dir as string, f.name);
-          await writeFile(to, 'x'.repeat(f.size));
-          paths.push(to);
-        }
-        return paths;
+      case 'fileRead': {
+        const f = this.inbox.find((x) => x.name === a.name);
+        if (!f) throw new EngineError('bad-request', 'no such file');
+        const offset = a.offset as number;
+        return Buffer.from('x'.repeat(f.size)).subarray(offset, offset + (a.length as number));
+      }
+      case 'fileDelete': {
+        const before = this.inbox.length;
+        this.inbox = this.inbox.filter((f) => f.name !== a.name);
+        return { deleted: this.inbox.length < before };
       }
       case 'fileSend': {
-        const name = (a.path as string).split('/').pop() as string;
+        const name = a.name as string;
+        const source = ctx.source;
+        if (!source) throw new EngineError('bad-request', 'no source');
+        // The controller offers the file's bytes; the engine reads them (it never opens the path).
+        this.sentBytes.push(Buffer.from(await source.read(0, source.size)).toString());
         this.emit({
           type: 'event',
           event: 'fileProgress',
@@ -132,8 +142,6 @@ class ScriptedEngine implements EngineApi {
         await new Promise<void>((resolve) => this.sendGates.push(resolve));
         return { target: a.target, name, total: 10, resumedFrom: 0 };
       }
-      case 'fileCancel':
-        return { cancelled: 1 };
       default:
         throw new EngineError('bad-request', `not scripted: ${cmd}`);
     }
@@ -317,6 +325,7 @@ test('sending files: queued → sending with progress → done; cancel of a queu
     );
     assert.equal(s.transfers[0].sent, 10);
     assert.equal(r.engine.calls.filter((c) => c.cmd === 'fileSend').length, 2, 'the cancelled file was never sent');
+    assert.deepEqual(r.engine.sentBytes, ['0123456789', '0123456789'], 'the engine read the bytes from the app');
     await r.controller.call('clearTransfers', undefined);
     assert.equal(r.controller.snapshot().transfers.length, 0);
     const missing = await r.controller.call('sendFiles', { peer: 'laptop', paths: [join(r.dir, 'missing')] });

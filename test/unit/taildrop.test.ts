@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import type { ByteSource } from '../../main/engine/protocol.ts';
 import { Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { invalidNameReason, numberedName } from '../../main/engine/taildrop/names.ts';
 import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
@@ -16,6 +17,12 @@ import { sendFile, sendFileWithRetry, TaildropSendError } from '../../main/engin
 import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A file's bytes as the source a caller would offer (read once, served from memory). */
+async function fileBytes(file: string): Promise<ByteSource> {
+  const b = await readFile(file);
+  return { size: b.length, read: async (offset, length) => b.subarray(offset, offset + length) };
+}
 
 describe('Taildrop names', () => {
   test('ordinary names pass; hostile ones are refused with a reason', () => {
@@ -98,9 +105,9 @@ describe('PeerAPI and sender on loopback', () => {
     await writeFile(path.join(dir, 'a.bin'), a);
     await writeFile(path.join(dir, 'b.bin'), b);
     await withPeerApi(path.join(dir, 'state'), async (base, inbox) => {
-      await sendFile({ base, file: path.join(dir, 'a.bin'), name: 'x.tar.gz' });
-      await sendFile({ base, file: path.join(dir, 'a.bin'), name: 'x.tar.gz' });
-      await sendFile({ base, file: path.join(dir, 'b.bin'), name: 'x.tar.gz' });
+      await sendFile({ base, source: await fileBytes(path.join(dir, 'a.bin')), name: 'x.tar.gz' });
+      await sendFile({ base, source: await fileBytes(path.join(dir, 'a.bin')), name: 'x.tar.gz' });
+      await sendFile({ base, source: await fileBytes(path.join(dir, 'b.bin')), name: 'x.tar.gz' });
       assert.deepEqual((await readdir(inbox.dir)).sort(), ['x (1).tar.gz', 'x.tar.gz']);
       assert.equal(sha(await readFile(path.join(inbox.dir, 'x.tar.gz'))), sha(a));
       assert.equal(sha(await readFile(path.join(inbox.dir, 'x (1).tar.gz'))), sha(b));
@@ -118,7 +125,7 @@ describe('PeerAPI and sender on loopback', () => {
       const partial = await stat(inbox.partialPath('big.bin', '7'));
       assert.ok(partial.size > 0 && partial.size <= 400_000, `partial kept: ${partial.size} bytes`);
       assert.equal(partial.mode & 0o777, 0o600);
-      const r = await sendFile({ base, file: path.join(dir, 'big.bin'), name: 'big.bin' });
+      const r = await sendFile({ base, source: await fileBytes(path.join(dir, 'big.bin')), name: 'big.bin' });
       // every block the receiver hashed matches (the last one short), so all it holds is skipped
       assert.equal(r.resumedFrom, partial.size, 'the bytes the receiver already had are not sent again');
       assert.equal(sha(await readFile(path.join(inbox.dir, 'big.bin'))), sha(data));
@@ -137,7 +144,7 @@ describe('PeerAPI and sender on loopback', () => {
       let progressed = 0;
       const sending = sendFile({
         base,
-        file: path.join(dir, 'big.bin'),
+        source: await fileBytes(path.join(dir, 'big.bin')),
         name: 'big.bin',
         signal: ac.signal,
         onProgress: (p) => {
@@ -162,9 +169,12 @@ describe('PeerAPI and sender on loopback', () => {
       await new Promise<void>((r) => slow.once('connect', () => r()));
       slow.write('PUT /v0/put/f.txt HTTP/1.1\r\nHost: peer\r\nContent-Length: 1000\r\n\r\nabc');
       await new Promise((r) => setTimeout(r, 200));
-      await assert.rejects(sendFile({ base, file: path.join(dir, 'f.txt'), name: 'f.txt' }), (e: unknown) => {
-        return e instanceof TaildropSendError && e.status === 409;
-      });
+      await assert.rejects(
+        sendFile({ base, source: await fileBytes(path.join(dir, 'f.txt')), name: 'f.txt' }),
+        (e: unknown) => {
+          return e instanceof TaildropSendError && e.status === 409;
+        },
+      );
       slow.destroy();
       const status = await new Promise<number>((resolve) => {
         const s = connect(Number(u.port), u.hostname, () => {
@@ -179,7 +189,7 @@ describe('PeerAPI and sender on loopback', () => {
     });
   });
 
-  test('a full disk: a clear 500, no file, only the documented partial', async (t) => {
+  test('a disk too small for the file: a clear 507 before anything is stored', async (t) => {
     if (process.getuid?.() !== 0) {
       if (process.env.CI === 'true') throw new Error('the full-disk test mounts a tmpfs: run as root');
       t.skip('needs root to mount a small tmpfs');
@@ -197,11 +207,11 @@ describe('PeerAPI and sender on loopback', () => {
     await writeFile(path.join(dir, 'big.bin'), data);
     await withPeerApi(mnt, async (base, inbox) => {
       await assert.rejects(
-        sendFile({ base, file: path.join(dir, 'big.bin'), name: 'big.bin' }),
-        (e: unknown) => e instanceof TaildropSendError && e.status === 500 && /no space left/.test(e.message),
+        sendFile({ base, source: await fileBytes(path.join(dir, 'big.bin')), name: 'big.bin' }),
+        (e: unknown) => e instanceof TaildropSendError && e.status === 507 && /not enough free space/.test(e.message),
       );
-      const left = await readdir(inbox.dir);
-      assert.deepEqual(left, ['big.bin.7.partial'], 'only the partial, kept for resuming');
+      const left = await readdir(inbox.dir).catch(() => []);
+      assert.deepEqual(left, [], 'refused before a byte was stored');
     });
   });
 });
@@ -247,7 +257,7 @@ describe('Taildrop upkeep', () => {
     const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     const logs: string[] = [];
     try {
-      const o = { base, file: path.join(dir, 'f.bin'), name: 'f.bin' };
+      const o = { base, source: await fileBytes(path.join(dir, 'f.bin')), name: 'f.bin' };
       const r = await sendFileWithRetry(o, { delayMs: 10, log: (l) => logs.push(l) });
       assert.equal(r.total, body.length);
       assert.equal(puts, 2);
@@ -285,7 +295,7 @@ describe('Taildrop resume query', () => {
     const logs: string[] = [];
     try {
       const r = await sendFileWithRetry(
-        { base, file: path.join(dir, 'f.bin'), name: 'f.bin' },
+        { base, source: await fileBytes(path.join(dir, 'f.bin')), name: 'f.bin' },
         { delayMs: 10, log: (l) => logs.push(l) },
       );
       assert.equal(r.total, 100_000);
@@ -324,7 +334,7 @@ describe('Taildrop send thread', () => {
       const progress: number[] = [];
       const r = await thread.send({
         base,
-        file: path.join(dir, 'f.bin'),
+        source: await fileBytes(path.join(dir, 'f.bin')),
         name: 'f.bin',
         onProgress: (p) => progress.push(p.sent),
       });
@@ -335,14 +345,17 @@ describe('Taildrop send thread', () => {
 
       hold = true;
       const ac = new AbortController();
-      const pending = thread.send({ base, file: path.join(dir, 'f.bin'), name: 'f.bin', signal: ac.signal });
+      const pending = thread.send({
+        base,
+        source: await fileBytes(path.join(dir, 'f.bin')),
+        name: 'f.bin',
+        signal: ac.signal,
+      });
       setTimeout(() => ac.abort(), 200);
       await assert.rejects(pending, /cancelled/);
 
-      await assert.rejects(
-        thread.send({ base, file: path.join(dir, 'missing.bin'), name: 'missing.bin' }),
-        (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
-      );
+      const unreadable = { size: 10, read: () => Promise.reject(new Error('the disk is gone')) };
+      await assert.rejects(thread.send({ base, source: unreadable, name: 'gone.bin' }), /the disk is gone/);
     } finally {
       await thread.close();
       server.closeAllConnections();

@@ -2,10 +2,10 @@
 // (0600) and is renamed to its name when complete — or, when that name is taken, deduplicated (same size and
 // sha256: the partial is dropped) or given the next numbered name. Partials of failed transfers stay for resume.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { numberedName } from './names.ts';
+import { invalidNameReason, numberedName } from './names.ts';
 
 export const INBOX_DIR = 'taildrop';
 /** Resume blocks (tailscaled: 64 KiB). */
@@ -16,6 +16,13 @@ export interface ReceivedFile {
   size: number;
   /** Unix ms of the last change. */
   modified: number;
+}
+
+const SENDER_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** A name that is not a received file's, or a sender id unfit for a file name. */
+export class InboxError extends Error {
+  override readonly name = 'InboxError';
 }
 
 export class Inbox {
@@ -30,6 +37,8 @@ export class Inbox {
   }
 
   partialPath(name: string, senderId: string): string {
+    // The sender's id comes from the control server: it must not be able to lead the path out of the inbox.
+    if (!SENDER_ID.test(senderId)) throw new InboxError(`unusable sender id ${JSON.stringify(senderId).slice(0, 80)}`);
     return path.join(this.dir, `${name}.${senderId}.partial`);
   }
 
@@ -121,6 +130,37 @@ export class Inbox {
       removed.push(name);
     }
     return removed;
+  }
+
+  /** Up to length bytes of the complete file name from offset (fewer at its end). */
+  async read(name: string, offset: number, length: number): Promise<Uint8Array> {
+    const fh = await open(this.completePath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Removes the complete file name; false when it was not there. */
+  async remove(name: string): Promise<boolean> {
+    try {
+      await unlink(this.completePath(name));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** The path of a complete file: only a name the inbox could hold (no partial, nothing outside the inbox). */
+  private completePath(name: string): string {
+    if (invalidNameReason(name) !== undefined) {
+      throw new InboxError(`${JSON.stringify(name).slice(0, 80)} is not a received file`);
+    }
+    return path.join(this.dir, name);
   }
 
   /** Complete files, oldest first. */

@@ -1,27 +1,60 @@
 // The Taildrop send thread (see send-thread.ts): runs sendFile for the engine and reports progress and results.
+// The file's bytes come from the engine's thread, one read at a time.
 import { parentPort } from 'node:worker_threads';
+import type { ByteSource } from '../protocol.ts';
 import { sendFile, TaildropSendError } from './send.ts';
 import type { SendThreadReply, SendThreadRequest } from './send-thread.ts';
 
 const port = parentPort;
 if (!port) throw new Error('send-worker.ts runs only inside a worker thread');
 const reply = (m: SendThreadReply) => port.postMessage(m);
-const running = new Map<number, AbortController>();
+
+interface Running {
+  ac: AbortController;
+  reads: Map<number, { resolve(b: Uint8Array): void; reject(e: Error): void }>;
+}
+const running = new Map<number, Running>();
+
+/** The file of send id, read through the engine's thread. */
+function sourceOf(id: number, size: number, r: Running): ByteSource {
+  let seq = 0;
+  return {
+    size,
+    read(offset, length) {
+      if (r.ac.signal.aborted) return Promise.reject(new TaildropSendError('cancelled'));
+      const n = ++seq;
+      return new Promise((resolve, reject) => {
+        r.reads.set(n, { resolve, reject });
+        reply({ type: 'read', id, seq: n, offset, length });
+      });
+    },
+  };
+}
 
 port.on('message', (m: SendThreadRequest) => {
+  const r = running.get(m.id);
   if (m.type === 'cancel') {
-    running.get(m.id)?.abort();
+    r?.ac.abort();
+    for (const w of r?.reads.values() ?? []) w.reject(new TaildropSendError('cancelled'));
+    r?.reads.clear();
+    return;
+  }
+  if (m.type === 'data') {
+    const w = r?.reads.get(m.seq);
+    r?.reads.delete(m.seq);
+    if (m.bytes) w?.resolve(m.bytes);
+    else w?.reject(new Error(m.error ?? 'the file could not be read'));
     return;
   }
   if (m.type !== 'send') return;
-  const ac = new AbortController();
-  running.set(m.id, ac);
+  const run: Running = { ac: new AbortController(), reads: new Map() };
+  running.set(m.id, run);
   sendFile({
     base: m.base,
-    file: m.file,
+    source: sourceOf(m.id, m.size, run),
     name: m.name,
     stallMs: m.stallMs,
-    signal: ac.signal,
+    signal: run.ac.signal,
     onProgress: (progress) => reply({ type: 'progress', id: m.id, progress }),
   })
     .then((r) => reply({ type: 'done', id: m.id, ...r }))

@@ -1,10 +1,12 @@
 // Sending one file to a peer's PeerAPI as tailscaled does (services.md §2.5–§2.6): ask for the block hashes of a
 // partial the receiver may hold from an earlier attempt, skip the blocks that match, PUT the rest with
-// `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels.
+// `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels. The file is a ByteSource:
+// the caller opened it (the engine never opens a path a client names) and it is read in order, a few reads ahead.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import { request } from 'node:http';
+import { Readable } from 'node:stream';
+import type { ByteSource } from '../protocol.ts';
+import { readAhead } from './byte-source.ts';
 import { BLOCK_SIZE } from './inbox.ts';
 
 export interface SendProgress {
@@ -19,7 +21,7 @@ export interface SendProgress {
 export interface SendOptions {
   /** http://ip:port (peerapi4) or http://[ip]:port (peerapi6). */
   base: string;
-  file: string;
+  source: ByteSource;
   name: string;
   onProgress?: (p: SendProgress) => void;
   signal?: AbortSignal;
@@ -42,7 +44,7 @@ export class TaildropSendError extends Error {
 
 /** Sends the file; resolves with the byte counts once the receiver answered 200. */
 export async function sendFile(o: SendOptions): Promise<{ total: number; resumedFrom: number }> {
-  const total = (await stat(o.file)).size;
+  const total = o.source.size;
   const put = `${o.base}/v0/put/${encodeURIComponent(o.name)}`;
   const blocks = await remoteBlocks(put, o.signal);
   if (blocks === null) {
@@ -50,7 +52,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     // would throw away what it holds, so this attempt fails and a retry asks again.
     throw Object.assign(new TaildropSendError('the peer did not answer the resume query'), { code: 'ETIMEDOUT' });
   }
-  const resumedFrom = await matchingPrefix(o.file, total, blocks);
+  const resumedFrom = await matchingPrefix(o.source, blocks);
   const started = performance.now();
   let sent = resumedFrom;
   let lastReport = 0;
@@ -78,7 +80,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     req.on('response', () => {
       lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
     });
-    const src = createReadStream(o.file, { start: resumedFrom, highWaterMark: 1 << 20 });
+    const src = Readable.from(readAhead(o.source, resumedFrom), { objectMode: false });
     let lastProgress = performance.now();
     const stallMs = o.stallMs ?? STALL_MS;
     const watchdog = setInterval(() => {
@@ -87,7 +89,10 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
         new TaildropSendError(`no progress for ${Math.round(stallMs / 1000)} s: the path to the peer is gone`),
       );
     }, 1_000);
-    req.on('close', () => clearInterval(watchdog));
+    req.on('close', () => {
+      clearInterval(watchdog);
+      src.destroy(); // stops the reads ahead once the request is over, however it ended
+    });
     src.on('data', (chunk) => {
       sent += chunk.length;
       lastProgress = performance.now();
@@ -187,22 +192,15 @@ async function remoteBlocks(
   });
 }
 
-/** How many leading bytes of the local file the receiver's blocks already hold. */
-async function matchingPrefix(file: string, total: number, blocks: Array<{ checksum: string; size: number }>) {
-  if (blocks.length === 0) return 0;
-  const fh = await open(file, 'r');
-  try {
-    let offset = 0;
-    const buf = Buffer.alloc(BLOCK_SIZE);
-    for (const b of blocks) {
-      if (offset + b.size > total) break;
-      const { bytesRead } = await fh.read(buf, 0, b.size, offset);
-      if (bytesRead !== b.size) break;
-      if (createHash('sha256').update(buf.subarray(0, b.size)).digest('hex') !== b.checksum) break;
-      offset += b.size;
-    }
-    return offset;
-  } finally {
-    await fh.close();
+/** How many leading bytes of the file the receiver's blocks already hold. */
+async function matchingPrefix(source: ByteSource, blocks: Array<{ checksum: string; size: number }>) {
+  let offset = 0;
+  for (const b of blocks) {
+    if (offset + b.size > source.size) break;
+    const bytes = await source.read(offset, b.size);
+    if (bytes.length !== b.size) break;
+    if (createHash('sha256').update(bytes).digest('hex') !== b.checksum) break;
+    offset += b.size;
   }
+  return offset;
 }

@@ -1,12 +1,11 @@
 // Taildrop for the engine: the PeerAPI server on our tailnet addresses with the inbox behind it, who may send to
 // us and whom we may send to (services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
 // with progress and cancel, and the received files.
-import { chown, copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
+import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
-import { invalidNameReason, numberedName } from './names.ts';
+import { invalidNameReason } from './names.ts';
 import { type Caller, PeerApi } from './peerapi.ts';
 import { type SendProgress, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
@@ -106,13 +105,15 @@ export class Taildrop {
     this.listening = '';
   }
 
-  /** The netmap node at this address and whether it may send us files. */
+  /** The peer at this address and whether it may send us files. Our own address is no caller: a connection from
+   *  it comes from a process on this machine (any local user), not from a peer WireGuard authenticated. */
   private identify(ip: string): Caller | undefined {
     const nm = this.nm;
     const self = nm?.self;
     if (!nm || !self) return undefined;
     const holds = (n: TailNode) => (n.Addresses ?? []).some((a) => typeof a === 'string' && a.split('/')[0] === ip);
-    const node = holds(self) ? self : [...nm.peers.values()].find(holds);
+    if (holds(self)) return undefined;
+    const node = [...nm.peers.values()].find(holds);
     if (!node) return undefined;
     return {
       senderId: node.StableID || String(node.ID),
@@ -149,11 +150,11 @@ export class Taildrop {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** Sends a file to a target named by host name, MagicDNS name or tailnet address. */
+  /** Sends the caller's file to a target named by host name, MagicDNS name or tailnet address. */
   async send(o: {
     target: string;
-    file: string;
-    name?: string;
+    source: ByteSource;
+    name: string;
     onProgress?: (p: SendProgress) => void;
     signal?: AbortSignal;
   }): Promise<{ target: string; name: string; total: number; resumedFrom: number }> {
@@ -164,11 +165,11 @@ export class Taildrop {
       return x.name.toLowerCase() === want || x.name.split('.')[0]?.toLowerCase() === want || addrs.includes(want);
     });
     if (!t) throw new TaildropError('no-such-peer', `${o.target} is not a file target (same user, with a PeerAPI)`);
-    const name = o.name ?? path.basename(o.file);
+    const name = o.name;
     const bad = invalidNameReason(name);
     if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
     const r = await sendFileWithRetry(
-      { base: t.base, file: o.file, name, onProgress: o.onProgress, signal: o.signal },
+      { base: t.base, source: o.source, name, onProgress: o.onProgress, signal: o.signal },
       { log: this.o.log, send: (x) => this.sendThread.send(x) },
     );
     this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
@@ -179,29 +180,14 @@ export class Taildrop {
     return this.inbox.list();
   }
 
-  /** Moves received files (all, or those named) into dir (numbered names on conflict); the names as moved.
-   *  A daemon running as root gives each file to the folder's owner, so the user can delete or edit it. */
-  async take(dir: string, names?: readonly string[]): Promise<string[]> {
-    await mkdir(dir, { recursive: true });
-    const owner = process.getuid?.() === 0 ? await stat(dir) : undefined;
-    const moved: string[] = [];
-    for (const f of await this.inbox.list()) {
-      if (names && !names.includes(f.name)) continue;
-      const from = path.join(this.inbox.dir, f.name);
-      let to = path.join(dir, f.name);
-      for (let n = 1; n < 1000 && (await stat(to).catch(() => undefined)); n++)
-        to = path.join(dir, numberedName(f.name, n));
-      try {
-        await rename(from, to);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
-        await copyFile(from, to);
-        await rm(from);
-      }
-      if (owner) await chown(to, owner.uid, owner.gid).catch(() => {});
-      moved.push(to);
-    }
-    return moved;
+  /** Up to length bytes of a received file from offset; the caller saves them where it wants, as itself. */
+  read(name: string, offset: number, length: number): Promise<Uint8Array> {
+    return this.inbox.read(name, offset, length);
+  }
+
+  /** Removes a received file (the caller saved it); false when there was none by that name. */
+  remove(name: string): Promise<boolean> {
+    return this.inbox.remove(name);
   }
 }
 
