@@ -59,12 +59,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
+/** Runs one trellis command; the exit code (a failure that escapes a verb is printed as one line, code 1). */
+export async function runTrellis(argv: string[]): Promise<number> {
+  try {
+    return await main(argv);
+  } catch (e) {
     process.stderr.write(`trellis: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+    return 1;
+  }
+}

@@ -3,4 +3,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('./main.ts');
+const { runTrellis } = await import('./main.ts');
+process.exitCode = await runTrellis(process.argv.slice(2));

@@ -91,7 +91,7 @@ export class AppController implements ApiBackend {
 
   static async open(o: AppControllerOptions): Promise<AppController> {
     const c = new AppController(o, await loadAppPrefs(o.prefsPath));
-    await c.#received.watchFolder(c.#appPrefs.autoSaveDir);
+    await c.#received.watchFolder(c.#savedFolder());
     await c.#engine.start();
     return c;
   }
@@ -271,7 +271,7 @@ export class AppController implements ApiBackend {
         this.#delegate.applyAutostart(this.#appPrefs.startAtLogin, this.#appPrefs.startHidden);
       }
       if (app.autoSaveDir !== undefined && app.autoSaveDir !== before.autoSaveDir) {
-        await this.#received.watchFolder(this.#appPrefs.autoSaveDir);
+        await this.#received.watchFolder(this.#savedFolder());
         if (this.#appPrefs.autoSaveDir) await this.#autoSave();
       }
     }
@@ -295,6 +295,11 @@ export class AppController implements ApiBackend {
     } finally {
       await this.#refreshInbox();
     }
+  }
+
+  /** The folder whose files the window lists as saved: the auto-save folder, else the fixed save folder. */
+  #savedFolder(): string {
+    return this.#appPrefs.autoSaveDir || this.#saveDir || '';
   }
 
   /** Only paths the window was shown may be opened: a compromised window cannot open arbitrary files. */

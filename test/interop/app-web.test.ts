@@ -161,6 +161,9 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       if (await failed.count()) assert.fail(`Save failed: ${await failed.first().textContent()}`);
       assert.ok((await saved.textContent())?.includes(web.saveDir), 'the notice names the folder');
       await waiting.waitFor({ state: 'detached', timeout: 10_000 });
+      // The save folder is watched: the file is listed again, now as saved there.
+      const savedRow = page.locator(`[data-testid="received-row"][data-name="${name}"][data-where="folder"]`);
+      await savedRow.waitFor({ timeout: 10_000 });
       assert.equal(sha(await readFile(path.join(web.saveDir, name))), sha(bytes), 'saved whole into --save-dir');
       await page.getByTestId('nav-settings').click();
       const autoSave = page.getByTestId('auto-save');

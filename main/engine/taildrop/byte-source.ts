@@ -47,9 +47,10 @@ export async function openFileSource(path: string): Promise<FileSource> {
   };
 }
 
-export function accessError(path: string, e: unknown): FileAccessError {
+/** The sentence for a failed open (or create: verb) of path. */
+export function accessError(path: string, e: unknown, verb: 'open' | 'create' = 'open'): FileAccessError {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM') return new FileAccessError(`cannot open ${path}: permission denied`);
+  if (code === 'EACCES' || code === 'EPERM') return new FileAccessError(`cannot ${verb} ${path}: permission denied`);
   if (code === 'ENOENT') return new FileAccessError(`${path} does not exist`);
   if (code === 'ENOTDIR') return new FileAccessError(`${path}: a part of the path is not a folder`);
   if (code === 'ENOSPC' || code === 'EDQUOT') return new FileAccessError(`no space left for ${path}`);

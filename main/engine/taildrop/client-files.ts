@@ -44,7 +44,7 @@ export async function saveReceivedFiles(
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
-    throw accessError(dir, e);
+    throw accessError(dir, e, 'create');
   }
   const saved: string[] = [];
   for (const f of files) {
@@ -60,7 +60,7 @@ export async function saveReceivedFiles(
     } catch (e) {
       await fh.close().catch(() => {});
       await unlink(to).catch(() => {}); // a partial copy is no use; the inbox still has the file
-      throw typeof (e as NodeJS.ErrnoException).errno === 'number' ? accessError(to, e) : e;
+      throw typeof (e as NodeJS.ErrnoException).errno === 'number' ? accessError(to, e, 'create') : e;
     }
     await client.request('fileDelete', { name: f.name });
     saved.push(to);
@@ -76,7 +76,7 @@ async function createUnique(dir: string, name: string): Promise<{ fh: FileHandle
     try {
       return { fh: await open(to, flags, 0o644), to };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw accessError(to, e);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw accessError(to, e, 'create');
     }
   }
   throw accessError(path.join(dir, name), Object.assign(new Error('no free name'), { code: 'EEXIST' }));

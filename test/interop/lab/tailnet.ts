@@ -2,7 +2,7 @@
 // a namespace on a veth into that bridge (203.0.113.2, .3, …; no default route) with its own resolv.conf, so no
 // client can touch the host's resolver. startTrellisNode runs `trellis daemon` (with a TUN) inside a host.
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
@@ -126,6 +126,7 @@ export interface TrellisNodeOptions {
   startTimeoutMs?: number; // bound for the first `status --json` answer, default 20 s
   upTimeoutS?: number; // trellis up --timeout, default 60
   login?: boolean; // false = leave the daemon logged out (the app logs in); default true
+  socketGroup?: number; // --socket-group: the socket 0660 for this gid, in a directory the daemon creates
 }
 
 export interface TrellisNode {
@@ -169,8 +170,12 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (!existsSync(path.join('/etc/netns', ns.name, 'resolv.conf'))) await ns.writeEtc('resolv.conf', RESOLV_CONF);
   const dir = await mkdtemp(path.join(tmpdir(), `trellis-tn-${ns.short}-`));
   const stateDir = path.join(dir, 'state');
-  const socket = path.join(dir, 'd.sock');
+  // With a socket group, the daemon makes the socket's directory itself (root:group 0750) and others may pass
+  // through the temp dir to reach it.
+  const socket = opts.socketGroup === undefined ? path.join(dir, 'd.sock') : path.join(dir, 'run', 'd.sock');
+  if (opts.socketGroup !== undefined) await chmod(dir, 0o711);
   const args = ['daemon', '--state-dir', stateDir, '--socket', socket, '--tun', tun, '--port', String(port)];
+  if (opts.socketGroup !== undefined) args.push('--socket-group', String(opts.socketGroup));
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
