@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { groupId } from '../../main/cli/daemon.ts';
+import { tempIsolatedEnv } from '../isolated-env.ts';
 
 const TRELLIS = fileURLToPath(new URL('../../main/cli/trellis.mjs', import.meta.url));
 const run = promisify(execFile);
@@ -20,7 +21,12 @@ function exited(child: ChildProcess): Promise<number | null> {
 
 /** Spawns `trellis <args>` and resolves once it says it is listening (fails if it exits or takes over 20 s). */
 async function startListening(args: string[]) {
-  const daemon = spawn(process.execPath, [TRELLIS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const home = tempIsolatedEnv('trellis-daemon-home-');
+  const daemon = spawn(process.execPath, [TRELLIS, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...home.env },
+  });
+  daemon.once('exit', () => home.remove());
   const out = { text: '' };
   daemon.stdout?.on('data', (d) => (out.text += d));
   daemon.stderr?.on('data', (d) => (out.text += d));
