@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import type { Namespace } from './lab/netns.ts';
 import { withLab } from './lab/netns.ts';
 import type { RunResult } from './lab/proc.ts';
-import { claims, ready, TS_ENV } from './lab/scenario.ts';
+import { claims, peerApiOf, ready, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
-import { startTailscaled, type Tailscaled } from './lab/tailscaled.ts';
+import { startTailscaled } from './lab/tailscaled.ts';
 
 const NOBODY = 65534;
 const OPERATORS = 4242; // a gid no account uses: --socket-group takes a number as is
@@ -39,15 +39,6 @@ async function rawRequest(node: TrellisNode, request: object): Promise<string> {
     timeoutMs: 20_000,
   });
   return r.stdout.trim();
-}
-
-/** Trellis's PeerAPI base URL as tailscaled sees it (`tailscale status --json`: PeerAPIURL). */
-async function peerApiOf(ts: Tailscaled, ip: string): Promise<string> {
-  return waitUntil('Trellis PeerAPIURL in tailscale status', 15_000, async () => {
-    const s = await ts.status();
-    const peers = Object.values(s.raw.Peer as Record<string, { TailscaleIPs?: string[]; PeerAPIURL?: string[] }>);
-    return peers.find((p) => p.TailscaleIPs?.includes(ip))?.PeerAPIURL?.find((u) => u.includes(ip)) ?? null;
-  });
 }
 
 /** PUT from ns as uid 65534 with no extra group: the HTTP status, or the socket error. */

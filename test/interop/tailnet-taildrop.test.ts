@@ -9,9 +9,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Namespace } from './lab/netns.ts';
 import { withLab } from './lab/netns.ts';
-import { claims, ready, TS_ENV } from './lab/scenario.ts';
+import { claims, peerApiOf, ready, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
-import { startTailscaled, type Tailscaled } from './lab/tailscaled.ts';
+import { startTailscaled } from './lab/tailscaled.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const HOSTILE_NAMES = [
@@ -44,17 +44,6 @@ async function rawPut(ns: Namespace, base: string, name: string, body: string): 
     timeoutMs: 15_000,
   });
   return Number(out.trim()) || 0;
-}
-
-/** Trellis's PeerAPI base URL as tailscaled sees it (`tailscale status --json`: PeerAPIURL). */
-async function peerApiOf(ts: Tailscaled, ip: string): Promise<string> {
-  return waitUntil('Trellis PeerAPIURL in tailscale status', 15_000, async () => {
-    const s = await ts.status();
-    const peer = Object.values(s.raw.Peer as Record<string, { TailscaleIPs?: string[]; PeerAPIURL?: string[] }>).find(
-      (p) => p.TailscaleIPs?.includes(ip),
-    );
-    return peer?.PeerAPIURL?.find((u) => u.includes(ip)) ?? null;
-  });
 }
 
 test('Taildrop: Trellis ↔ tailscaled both ways, hostile names refused, other users refused', {

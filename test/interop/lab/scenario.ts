@@ -7,7 +7,7 @@ import type { TestContext } from 'node:test';
 import type { PeerPath } from '../../../main/engine/protocol.ts';
 import { buildNatLab, type NatLab, type NatSiteSpec } from './nat.ts';
 import type { Lab } from './netns.ts';
-import { pingFrom, startTrellisNode, type TailnetLabOptions, type TrellisNode } from './tailnet.ts';
+import { pingFrom, startTrellisNode, type TailnetLabOptions, type TrellisNode, waitUntil } from './tailnet.ts';
 import { startTailscaled, type Tailscaled } from './tailscaled.ts';
 import { requireTools } from './tools.ts';
 import { tcpTransfer } from './traffic.ts';
@@ -169,4 +169,13 @@ export async function setup(
 export function trellisSide(nl: NatLab, nodes: Record<string, TrellisNode>, name: string, ip: string): Side {
   if (!nodes[name]) throw new Error(`no trellis node at site ${name}`);
   return { label: `trellis ${name}`, host: nl.site(name).host, ip };
+}
+
+/** A Trellis node's PeerAPI base URL as tailscaled sees it (`tailscale status --json`: PeerAPIURL). */
+export async function peerApiOf(ts: Tailscaled, ip: string): Promise<string> {
+  return waitUntil('Trellis PeerAPIURL in tailscale status', 15_000, async () => {
+    const s = await ts.status();
+    const peers = Object.values(s.raw.Peer as Record<string, { TailscaleIPs?: string[]; PeerAPIURL?: string[] }>);
+    return peers.find((p) => p.TailscaleIPs?.includes(ip))?.PeerAPIURL?.find((u) => u.includes(ip)) ?? null;
+  });
 }
