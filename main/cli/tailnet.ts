@@ -284,6 +284,11 @@ export function formatStatus(s: StatusSnapshot): string {
   if (s.health.length > 0) {
     lines.push('', '# Health check:', ...s.health.map((h) => `#     - ${printable(h.message)}`));
   }
+  // libsodium is the normal case and --json always says which AEAD runs; the text speaks up only for the slow one.
+  if (s.crypto?.aead === 'noble') {
+    const why = s.crypto.fallbackReason ? ` (${printable(s.crypto.fallbackReason)})` : '';
+    lines.push('', `# Crypto: ChaCha20-Poly1305 from @noble/ciphers, the slower fallback${why}`);
+  }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 

@@ -22,7 +22,7 @@ import {
   type RequestContext,
   type StatusSnapshot,
 } from './protocol.ts';
-import { keyExpired, peerSummaries, selfSummary } from './status.ts';
+import { cryptoStatus, keyExpired, peerSummaries, selfSummary } from './status.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
 /** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
@@ -98,6 +98,7 @@ class Engine implements EngineApi {
       authURL: this.authURL,
       reason: this.reason,
       health: this.events.healthList(),
+      crypto: cryptoStatus(),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
       ...(this.services && this.state === 'Running' ? { fileTargets: this.fileTargetNames() } : {}),
     };

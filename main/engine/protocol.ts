@@ -79,6 +79,15 @@ export interface StatusSnapshot {
   fileTargets?: string[];
   /** What the data path dropped or refused since it opened (absent without a data path). */
   counters?: DataPathCounters;
+  /** The engine's per-packet cipher: libsodium (sodium-native), or @noble/ciphers when the addon did not load. */
+  crypto?: CryptoStatus;
+}
+
+export interface CryptoStatus {
+  /** ChaCha20-Poly1305 for WireGuard transport messages and ts2021 records. */
+  aead: 'libsodium' | 'noble';
+  /** Why the fallback runs, when it does. */
+  fallbackReason?: string;
 }
 
 /** Drops and refusals of the data path: what a hostile or broken network costs, without crashing anything. */

@@ -2,7 +2,8 @@
 // each summary is still made under a guard, so one peer the code did not foresee cannot fail every status call.
 import type { NetMap } from './control/netmap.ts';
 import type { TailNode } from './control/tailcfg.ts';
-import type { PeerSummary, SelfNode } from './protocol.ts';
+import { aeadFallbackReason, aeadImplementation } from './crypto/aead.ts';
+import type { CryptoStatus, PeerSummary, SelfNode } from './protocol.ts';
 
 function bareAddress(prefix: string): string {
   const slash = prefix.indexOf('/');
@@ -113,4 +114,10 @@ export function peerSummaries(nm: NetMap): PeerSummary[] {
     out.push(summary);
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id - b.id));
+}
+
+/** Which AEAD the engine runs (the same for every session: chosen once, when crypto/aead.ts loads). */
+export function cryptoStatus(): CryptoStatus {
+  const reason = aeadFallbackReason();
+  return reason === undefined ? { aead: aeadImplementation() } : { aead: aeadImplementation(), fallbackReason: reason };
 }

@@ -1,29 +1,58 @@
-// Per-packet cost of ChaCha20-Poly1305 for one TUN-MTU packet, as each implementation is used per packet: Trellis's
-// TypeScript one in place (what the transport runs), node:crypto with one cipher context and its output buffers per
-// packet (what the transport ran before), and @noble/ciphers (the handshakes' library). Measured on the quiet
-// machine before a lab starts, so the tailnet report can set the daemons' CPU per packet against the AEAD alone.
+// Per-packet cost of ChaCha20-Poly1305 for one TUN-MTU packet, as each implementation is used per packet: libsodium
+// through sodium-native in place (what the transport runs), the @noble/ciphers fallback in place through the same
+// interface (what runs when the addon cannot load), and node:crypto with one cipher context and its output buffers
+// per packet (OpenSSL, for reference; Electron's BoringSSL has no chacha20-poly1305). Measured on the quiet machine
+// before a lab starts, so the tailnet report can set the daemons' CPU per packet against the AEAD alone.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { ChaCha20Poly1305, TAG_BYTES } from '../../main/engine/wg/chacha20poly1305.ts';
+import { type AeadImplementation, createAead, TAG_BYTES } from '../../main/engine/crypto/aead.ts';
 import { median } from './common.ts';
 
 export interface AeadCost {
-  impl: 'trellis' | 'openssl' | 'noble';
+  impl: AeadImplementation | 'openssl';
   /** µs per packet, median of the rounds. */
   sealUs: number;
   openUs: number;
 }
 
 export const AEAD_LABEL: Record<AeadCost['impl'], string> = {
-  trellis: 'Trellis (TypeScript, in place)',
+  libsodium: 'libsodium (sodium-native, in place)',
+  noble: '@noble/ciphers (the fallback, in place)',
   openssl: 'node:crypto (OpenSSL), a context per packet',
-  noble: '@noble/ciphers',
 };
+
+interface Impl {
+  seal: (i: number) => void;
+  open: () => void;
+}
 
 function timeUs(count: number, fn: (i: number) => void): number {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < count; i++) fn(i);
   return Number(process.hrtime.bigint() - t0) / 1000 / count;
+}
+
+/** The engine's AEAD as the transport uses it: the packet copied into its message once, sealed and opened there. */
+function inPlace(impl: AeadImplementation, key: Uint8Array, packet: Uint8Array): Impl {
+  const aead = createAead(key, impl);
+  const bytes = packet.length;
+  const nonce = new Uint8Array(12);
+  const msg = Buffer.alloc(16 + bytes + TAG_BYTES);
+  const sealed = Buffer.alloc(msg.length);
+  sealed.set(packet, 16);
+  aead.seal(sealed, 16, bytes, nonce);
+  const view = new DataView(nonce.buffer);
+  return {
+    seal: (i) => {
+      msg.set(packet, 16);
+      view.setUint32(4, i, true);
+      aead.seal(msg, 16, bytes, nonce);
+    },
+    open: () => {
+      msg.set(sealed); // opening decrypts in place, so each round starts from the sealed copy
+      view.setUint32(4, 0, true);
+      if (!aead.open(msg, 16, bytes, nonce)) throw new Error(`bench: ${impl} failed to open its own message`);
+    },
+  };
 }
 
 /** Seal and open cost per `bytes`-byte packet; `rounds` timed rounds of `count` packets after a warm-up. */
@@ -33,28 +62,12 @@ export function measureAead(bytes: number, rounds = 5, count = 20_000): AeadCost
   const packet = randomBytes(bytes);
   const opts = { authTagLength: TAG_BYTES } as const;
 
-  const ours = new ChaCha20Poly1305(key);
-  const msg = Buffer.alloc(16 + bytes + TAG_BYTES);
-  const sealed = Buffer.alloc(msg.length);
-  const trellis = {
-    seal: (i: number) => {
-      msg.set(packet, 16); // the transport copies the packet into its message once
-      ours.seal(msg, 16, bytes, 0, i, 0);
-    },
-    open: () => {
-      msg.set(sealed); // opening decrypts in place, so each round starts from the sealed copy
-      if (!ours.open(msg, 16, bytes, 0, 0, 0)) throw new Error('bench: Trellis AEAD failed to open its own message');
-    },
-  };
-  packet.copy(sealed, 16);
-  ours.seal(sealed, 16, bytes, 0, 0, 0);
-
   const c = createCipheriv('chacha20-poly1305', key, nonce, opts);
   const osslBody = c.update(packet);
   c.final();
   const osslTag = c.getAuthTag();
-  const openssl = {
-    seal: (i: number) => {
+  const openssl: Impl = {
+    seal: (i) => {
       nonce.writeUInt32LE(i, 4);
       const x = createCipheriv('chacha20-poly1305', key, nonce, opts);
       const body = x.update(packet);
@@ -72,15 +85,13 @@ export function measureAead(bytes: number, rounds = 5, count = 20_000): AeadCost
     },
   };
 
-  const nobleSealed = chacha20poly1305(key, nonce).encrypt(packet);
-  const noble = {
-    seal: () => chacha20poly1305(key, nonce).encrypt(packet),
-    open: () => chacha20poly1305(key, nonce).decrypt(nobleSealed),
-  };
-
-  const impls = { trellis, openssl, noble };
+  const impls: [AeadCost['impl'], Impl][] = [
+    ['libsodium', inPlace('libsodium', key, packet)],
+    ['noble', inPlace('noble', key, packet)],
+    ['openssl', openssl],
+  ];
   const out: AeadCost[] = [];
-  for (const [impl, f] of Object.entries(impls) as [AeadCost['impl'], typeof trellis][]) {
+  for (const [impl, f] of impls) {
     const n = impl === 'noble' ? Math.ceil(count / 4) : count;
     timeUs(n, f.seal);
     timeUs(n, f.open);

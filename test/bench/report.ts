@@ -126,9 +126,10 @@ ${efficiencyTable(samples, run.mtus)}
   64 KiB either way, and far fewer ACKs back through the tunnel) and sends runs of equal-sized datagrams as one
   UDP_SEGMENT message. Per packet, Trellis is the more expensive of the two.
 - Where Trellis's time goes (\`node --cpu-prof\` of the tailnet daemons, TRELLIS_CPU_PROF in
-  docs/tailnet-benchmarks.md; this WireGuard path is the same code): ChaCha20-Poly1305 in TypeScript about 40 % of
-  the sender's busy time and half the receiver's, \`sendmmsg\` about 18 % of the sender's, garbage collection
-  under 1 %. docs/tailnet-benchmarks.md sets the AEAD's cost per packet against node:crypto's.
+  docs/tailnet-benchmarks.md; this WireGuard path is the same code): with the TypeScript ChaCha20-Poly1305 of
+  before issue 13, the cipher took about 40 % of the sender's busy time and half the receiver's. The AEAD is now
+  libsodium's (sodium-native); docs/tailnet-benchmarks.md sets its cost per packet against @noble/ciphers' and
+  node:crypto's.
 - The sources under \`main/\` were fingerprinted before and after the run: ${run.engineChanged ? '**they changed during the run, so the rows may mix engine versions.**' : 'unchanged.'}
 `;
 }

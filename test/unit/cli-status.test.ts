@@ -108,3 +108,13 @@ test('health warnings follow the table', () => {
   );
   assert.equal(text, '100.64.0.1  laptop  alice  -  -\n\n# Health check:\n#     - lost the control server\n');
 });
+
+test('the AEAD shows only when it is the noble fallback; libsodium is the quiet normal case', () => {
+  const quiet = formatStatus(snapshot({ self: SELF, crypto: { aead: 'libsodium' } }));
+  assert.equal(quiet, '100.64.0.1  laptop  alice  -  -\n');
+  const text = formatStatus(snapshot({ self: SELF, crypto: { aead: 'noble', fallbackReason: 'TRELLIS_AEAD=noble' } }));
+  assert.equal(
+    text,
+    '100.64.0.1  laptop  alice  -  -\n\n# Crypto: ChaCha20-Poly1305 from @noble/ciphers, the slower fallback (TRELLIS_AEAD=noble)\n',
+  );
+});

@@ -65,9 +65,11 @@ test('daemon: socket 0600 in a 0700 dir, status --json, clean SIGTERM', {
     assert.equal(statSync(runDir).mode & 0o777, 0o700);
 
     const { stdout } = await run(process.execPath, [TRELLIS, 'status', '--json', '--socket', socket]);
-    const snap = JSON.parse(stdout) as { state: string; peers: unknown[] };
+    const snap = JSON.parse(stdout) as { state: string; peers: unknown[]; crypto?: { aead: string } };
     assert.ok(['NeedsLogin', 'Stopped', 'Starting', 'Running', 'NeedsMachineAuth'].includes(snap.state));
     assert.ok(Array.isArray(snap.peers));
+    // sodium-native is a dependency with a prebuild for this platform: the daemon runs libsodium unless told not to.
+    assert.equal(snap.crypto?.aead, process.env.TRELLIS_AEAD === 'noble' ? 'noble' : 'libsodium');
 
     const second = await run(process.execPath, [
       TRELLIS,

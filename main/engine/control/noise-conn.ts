@@ -3,9 +3,8 @@
 // taken off the front of the plaintext stream, so what comes out is pure HTTP/2.
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { ChaCha20Poly1305 } from '../wg/chacha20poly1305.ts';
-import { readU32LE } from '../wg/keypair.ts';
-import { MAX_PLAINTEXT, MAX_RECORD, MSG_RECORD, NoiseError, RECORD_HEADER, recordNonce, TAG } from './noise.ts';
+import { type Aead, createAead } from '../crypto/aead.ts';
+import { MAX_PLAINTEXT, MAX_RECORD, MSG_RECORD, NoiseError, RECORD_HEADER, TAG, writeRecordNonce } from './noise.ts';
 
 export const EARLY_MAGIC = Uint8Array.of(0xff, 0xff, 0xff, 0x54, 0x53);
 const EARLY_HEADER = 9;
@@ -51,8 +50,10 @@ export class NoiseConn extends Duplex {
   private recvCounter = 0n;
   private inbox: Buffer = Buffer.alloc(0);
   private readonly early = new EarlyNoiseParser();
-  private readonly sendAead: ChaCha20Poly1305;
-  private readonly receiveAead: ChaCha20Poly1305;
+  private readonly sendAead: Aead;
+  private readonly receiveAead: Aead;
+  private readonly sendNonce = new Uint8Array(12);
+  private readonly receiveNonce = new Uint8Array(12);
 
   constructor(
     private readonly socket: Socket,
@@ -62,8 +63,8 @@ export class NoiseConn extends Duplex {
     leftover: Buffer,
   ) {
     super();
-    this.sendAead = new ChaCha20Poly1305(sendKey);
-    this.receiveAead = new ChaCha20Poly1305(receiveKey);
+    this.sendAead = createAead(sendKey);
+    this.receiveAead = createAead(receiveKey);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('end', () => this.push(null));
     socket.on('error', (e) => this.destroy(e));
@@ -107,21 +108,21 @@ export class NoiseConn extends Duplex {
 
   /** Decrypts a record's ciphertext‖tag in place; the plaintext is a view into `cipher`. */
   private open(cipher: Buffer): Buffer {
-    const n = recordNonce(this.recvCounter++);
+    writeRecordNonce(this.receiveNonce, this.recvCounter++);
     const len = cipher.length - TAG;
-    if (len < 0 || !this.receiveAead.open(cipher, 0, len, readU32LE(n, 0), readU32LE(n, 4), readU32LE(n, 8))) {
+    if (len < 0 || !this.receiveAead.open(cipher, 0, len, this.receiveNonce)) {
       throw new NoiseError('control record does not authenticate');
     }
     return cipher.subarray(0, len);
   }
 
   private seal(plain: Buffer): Buffer {
-    const n = recordNonce(this.sendCounter++);
+    writeRecordNonce(this.sendNonce, this.sendCounter++);
     const rec = Buffer.allocUnsafe(RECORD_HEADER + plain.length + TAG);
     rec[0] = MSG_RECORD;
     rec.writeUInt16BE(plain.length + TAG, 1);
     rec.set(plain, RECORD_HEADER);
-    this.sendAead.seal(rec, RECORD_HEADER, plain.length, readU32LE(n, 0), readU32LE(n, 4), readU32LE(n, 8));
+    this.sendAead.seal(rec, RECORD_HEADER, plain.length, this.sendNonce);
     return rec;
   }
 

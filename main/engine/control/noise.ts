@@ -110,6 +110,15 @@ export function parseHandshakeResponse(response: Uint8Array): { serverEphemeral:
 /** 12-byte nonce: 4 zero bytes then the counter as a big-endian u64. */
 export function recordNonce(counter: bigint): Uint8Array {
   const n = new Uint8Array(12);
-  new DataView(n.buffer).setBigUint64(4, counter);
+  writeRecordNonce(n, counter);
   return n;
+}
+
+/** recordNonce into a 12-byte buffer the caller keeps (its first 4 bytes stay zero). */
+export function writeRecordNonce(nonce: Uint8Array, counter: bigint): void {
+  let c = counter;
+  for (let i = 11; i >= 4; i--) {
+    nonce[i] = Number(c & 0xffn);
+    c >>= 8n;
+  }
 }

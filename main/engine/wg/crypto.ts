@@ -1,5 +1,5 @@
 // WireGuard's primitives (whitepaper §5.4). Handshake-rate work uses @noble/*, which also runs where node:crypto
-// lacks chacha20-poly1305 (Electron's BoringSSL); the per-packet transport AEAD is chacha20poly1305.ts.
+// lacks chacha20-poly1305 (Electron's BoringSSL); the per-packet transport AEAD is crypto/aead.ts (libsodium).
 import { randomBytes } from 'node:crypto';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 } from '@noble/curves/ed25519.js';

@@ -1,9 +1,8 @@
 // A transport session: the pair of keys one handshake derived, its counters and replay window.
-// seal/open are the per-packet hot path. They run the TypeScript ChaCha20-Poly1305 in place: sealing copies the
-// packet once, into the message it returns, and opening decrypts inside the received datagram. node:crypto
-// would allocate a cipher context and three buffers per packet, is no faster per packet here (the bench measures
-// both), and has no chacha20-poly1305 at all under Electron's BoringSSL.
-import { ChaCha20Poly1305, TAG_BYTES } from './chacha20poly1305.ts';
+// seal/open are the per-packet hot path. They run the AEAD in place (crypto/aead.ts: libsodium, or noble as the
+// fallback): sealing copies the packet once, into the message it returns, and opening decrypts inside the received
+// datagram. Each direction keeps its nonce buffer, so building the nonce allocates nothing.
+import { type Aead, createAead, NONCE_BYTES, TAG_BYTES } from '../crypto/aead.ts';
 import { MessageType, PADDING_MULTIPLE, TRANSPORT_HEADER_SIZE } from './constants.ts';
 import { ReplayFilter } from './replay.ts';
 
@@ -14,8 +13,10 @@ const TWO32 = 2 ** 32;
 export class Keypair {
   sendCounter = 0;
   readonly replay = new ReplayFilter();
-  private readonly sendAead: ChaCha20Poly1305;
-  private readonly receiveAead: ChaCha20Poly1305;
+  private readonly sendAead: Aead;
+  private readonly receiveAead: Aead;
+  private readonly sendNonce = new Uint8Array(NONCE_BYTES);
+  private readonly receiveNonce = new Uint8Array(NONCE_BYTES);
 
   constructor(
     sendKey: Uint8Array,
@@ -25,8 +26,8 @@ export class Keypair {
     readonly remoteIndex: number,
     readonly created: number,
   ) {
-    this.sendAead = new ChaCha20Poly1305(sendKey);
-    this.receiveAead = new ChaCha20Poly1305(receiveKey);
+    this.sendAead = createAead(sendKey);
+    this.receiveAead = createAead(receiveKey);
   }
 
   /**
@@ -48,23 +49,34 @@ export class Keypair {
     out.writeUInt32LE(hi, 12);
     out.set(packet, TRANSPORT_HEADER_SIZE);
     if (padded > len) out.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + padded);
-    // WireGuard's nonce: 32 zero bits, then the counter as a little-endian u64.
-    this.sendAead.seal(out, TRANSPORT_HEADER_SIZE, padded, 0, lo, hi);
+    writeTransportNonce(this.sendNonce, lo, hi);
+    this.sendAead.seal(out, TRANSPORT_HEADER_SIZE, padded, this.sendNonce);
     return out;
   }
 
   /**
    * Authenticates and decrypts a transport message in place. Returns the padded plaintext (a view into
-   * `message`), or undefined when it does not authenticate (message untouched). The replay check is the
-   * caller's, after authentication.
+   * `message`), or undefined when it does not authenticate (then the message's payload bytes are not kept: drop
+   * it). The replay check is the caller's, after authentication.
    */
   open(message: Uint8Array, counter: number): Uint8Array | undefined {
     const len = message.length - TRANSPORT_HEADER_SIZE - TAG_BYTES;
-    const lo = counter % TWO32;
-    const hi = Math.floor(counter / TWO32);
-    if (!this.receiveAead.open(message, TRANSPORT_HEADER_SIZE, len, 0, lo, hi)) return undefined;
+    writeTransportNonce(this.receiveNonce, counter % TWO32, Math.floor(counter / TWO32));
+    if (!this.receiveAead.open(message, TRANSPORT_HEADER_SIZE, len, this.receiveNonce)) return undefined;
     return message.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + len);
   }
+}
+
+/** WireGuard's transport nonce: 32 zero bits, then the counter (lo, hi: its 32-bit halves) as a little-endian u64. */
+export function writeTransportNonce(nonce: Uint8Array, lo: number, hi: number): void {
+  nonce[4] = lo;
+  nonce[5] = lo >>> 8;
+  nonce[6] = lo >>> 16;
+  nonce[7] = lo >>> 24;
+  nonce[8] = hi;
+  nonce[9] = hi >>> 8;
+  nonce[10] = hi >>> 16;
+  nonce[11] = hi >>> 24;
 }
 
 /** Reads the 64-bit LE counter of a transport message as a number (exact below 2^53). */
