@@ -168,12 +168,8 @@ export class PeerApi {
     if (!url.startsWith('/v0/put/')) return fail(404, 'not found');
     if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
     if (!caller.mayFileSend || !this.o.fileSharing()) return fail(403, NO_TAILDROP);
-    let name: string;
-    try {
-      name = decodeURIComponent(url.slice('/v0/put/'.length).split('?')[0] ?? '');
-    } catch {
-      return fail(400, 'invalid filename');
-    }
+    const name = decodePutName(url);
+    if (name === undefined) return fail(400, 'invalid filename');
     if (req.method === 'GET' && name === '') return this.listPartials(caller, res);
     if (invalidNameReason(name) !== undefined) return fail(400, 'invalid filename');
     if (req.method === 'GET') {
@@ -307,6 +303,17 @@ function answerAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
 function size(bytes: number): string {
   if (bytes >= 1 << 30) return `${(bytes / (1 << 30)).toFixed(1)} GiB`;
   return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${bytes} bytes`;
+}
+
+/** The file name in a /v0/put/<name>[?query] path, percent-decoded ('' for the listing); undefined when the path is
+ *  not one or does not decode. */
+export function decodePutName(url: string): string | undefined {
+  if (!url.startsWith('/v0/put/')) return undefined;
+  try {
+    return decodeURIComponent(url.slice('/v0/put/'.length).split('?')[0] ?? '');
+  } catch {
+    return undefined;
+  }
 }
 
 /** "::ffff:100.64.0.2" → "100.64.0.2". */
