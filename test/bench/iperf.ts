@@ -34,6 +34,8 @@ export interface IperfRun {
   wallS: number;
   /** CPU seconds (user + system) of each watched process while the client ran. */
   cpuS: number[];
+  /** When the client ran, µs of CLOCK_MONOTONIC (V8 CPU profiles count time on the same clock). */
+  monoUs: [number, number];
 }
 
 interface IperfReport {
@@ -63,7 +65,9 @@ export async function iperfWithCpu(o: IperfOptions): Promise<IperfRun> {
     ];
     const cpu0 = o.watch.map(cpuSeconds);
     const t0 = performance.now();
+    const mono0 = Number(process.hrtime.bigint() / 1000n);
     const r = await o.clientNs.run(args, { timeoutMs: (o.seconds + 30) * 1000 });
+    const mono1 = Number(process.hrtime.bigint() / 1000n);
     const wallS = (performance.now() - t0) / 1000;
     const cpuS = o.watch.map((p, i) => cpuSeconds(p) - (cpu0[i] ?? 0));
     let rep: IperfReport = {};
@@ -80,6 +84,7 @@ export async function iperfWithCpu(o: IperfOptions): Promise<IperfRun> {
       retransmits: rep.end?.sum_sent?.retransmits ?? 0,
       wallS,
       cpuS,
+      monoUs: [mono0, mono1],
     };
   } finally {
     await server.stop();

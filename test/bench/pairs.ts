@@ -1,16 +1,31 @@
-// Tunnel pairs for the throughput benchmark: two namespaces joined by a veth, Trellis (`wg up`) or wireguard-go on
-// each side, and one iperf3 TCP measurement with the CPU time both tunnel processes spent meanwhile.
+// Tunnel pairs for the throughput benchmark: two namespaces joined by a veth, Trellis (`wg up`) or a wireguard-go
+// (the current one or Debian's) on each side, and one iperf3 TCP measurement with the CPU time both tunnel processes
+// spent meanwhile.
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
+import { goBinary } from '../interop/lab/tools.ts';
 import { ping, waitPing } from '../interop/lab/traffic.ts';
 import { startTrellisWg, TRELLIS_BIN } from '../interop/lab/trellis.ts';
 import { genKey, pubKey, startWireguardGo } from '../interop/lab/wggo.ts';
 import { iperfWithCpu } from './iperf.ts';
 
-export type Impl = 'trellis' | 'wggo';
+/** Trellis (`trellis wg up`), the current wireguard-go (the reference) or Debian's 2022 wireguard-go (the floor). */
+export type Impl = 'trellis' | 'wggo' | 'wggo-debian';
+export const IMPL_LABEL: Record<Impl, string> = {
+  trellis: 'Trellis',
+  wggo: 'wireguard-go (current)',
+  'wggo-debian': 'wireguard-go (Debian 2022)',
+};
+/** The current wireguard-go as test/setup/prereqs.sh installs it (pinned, in the Go bin dir). */
+export const WGGO_CURRENT = 'wireguard-go-current';
+/** The executable of a wireguard-go implementation: an absolute path when found (PATH, then the Go bin dirs). */
+export function wggoBinary(impl: Exclude<Impl, 'trellis'>): string {
+  const name = impl === 'wggo' ? WGGO_CURRENT : 'wireguard-go';
+  return goBinary(name) ?? name;
+}
 const OUTER = { a: '192.0.2.1', b: '192.0.2.2' };
 const INNER = { a: '203.0.113.1', b: '203.0.113.2' };
 const IPERF_PORT = 5201;
@@ -38,6 +53,8 @@ export interface Measurement {
   /** CPU seconds (user + system) of the tunnel process on the data sender's and on the receiver's side. */
   cpuSenderS: number;
   cpuReceiverS: number;
+  /** When iperf3 ran, µs of CLOCK_MONOTONIC (for cutting the profiles to it). */
+  monoUs: [number, number];
 }
 
 const openLabs = new Set<Lab>();
@@ -68,7 +85,7 @@ async function startSide(impl: Impl, ns: Namespace, self: 'a' | 'b', key: string
     const t = await startTrellisWg(ns, { ...cfg, name: 'trwg0', addresses: [`${INNER[self]}/24`] });
     return { ns, proc: t.process, ifname: t.name, stop: () => t.stop() };
   }
-  const g = await startWireguardGo(ns, { ...cfg, address4: `${INNER[self]}/24` });
+  const g = await startWireguardGo(ns, { ...cfg, binary: wggoBinary(impl), address4: `${INNER[self]}/24` });
   if (!g.process) throw new Error('wireguard-go has no process after start');
   return { ns, proc: g.process, ifname: g.ifname, stop: () => g.stop() };
 }
@@ -123,5 +140,6 @@ export async function measure(pair: Pair, seconds: number, reverse: boolean): Pr
   });
   const [dA, dB] = [r.cpuS[0] ?? Number.NaN, r.cpuS[1] ?? Number.NaN];
   const [cpuSenderS, cpuReceiverS] = reverse ? [dB, dA] : [dA, dB];
-  return { mbps: r.mbps, mbit: r.mbit, retransmits: r.retransmits, wallS: r.wallS, cpuSenderS, cpuReceiverS };
+  const { mbps, mbit, retransmits, wallS, monoUs } = r;
+  return { mbps, mbit, retransmits, wallS, cpuSenderS, cpuReceiverS, monoUs };
 }

@@ -1,11 +1,22 @@
 // Medians, ratios and the Markdown report of the tailnet benchmark (test/bench/tailnet.ts).
 import { AEAD_LABEL, type AeadCost } from './aead.ts';
 import { fix, mdTable, median } from './common.ts';
+import { type ProfileTop, profileMarkdown } from './profile.ts';
 import { KIND_LABEL, type Kind } from './tailnet-nodes.ts';
 
-/** One iperf3 test between two nodes of the same kind on the lab LAN, a (client, sender) → b. */
+/** The throughput pairs: sender a (the iperf3 client) → receiver b, each daemon of either kind. */
+export type TputId = 'tt' | 'ts' | 'st' | 'ss';
+export const TPUT_PAIRS: Record<TputId, { sender: Kind; receiver: Kind; label: string }> = {
+  tt: { sender: 'trellis', receiver: 'trellis', label: 'Trellis → Trellis' },
+  ts: { sender: 'trellis', receiver: 'tailscaled', label: 'Trellis → tailscaled' },
+  st: { sender: 'tailscaled', receiver: 'trellis', label: 'tailscaled → Trellis' },
+  ss: { sender: 'tailscaled', receiver: 'tailscaled', label: 'tailscaled → tailscaled (reference)' },
+};
+const TPUT_IDS = Object.keys(TPUT_PAIRS) as TputId[];
+
+/** One iperf3 test between two nodes on the lab LAN, a (client, sender) → b. */
 export interface TputSample {
-  pair: Kind;
+  pair: TputId;
   run: number;
   mbps: number;
   mbit: number;
@@ -13,12 +24,14 @@ export interface TputSample {
   wallS: number;
   cpuSenderS: number;
   cpuReceiverS: number;
-  /** CPU seconds of the other (idle) pair's two daemons during the test. */
+  /** CPU seconds of the two daemons not in this pair during the test. */
   cpuIdleS: number;
   /** The sender's direct endpoint for the receiver before the test. */
   endpoint: string;
   /** Both sides still reported that direct path after the test. */
   stayedDirect: boolean;
+  /** When iperf3 ran, µs of CLOCK_MONOTONIC (for cutting the profiles to it). */
+  monoUs: [number, number];
 }
 
 export type DirectId = 'tt' | 'ts' | 'ss';
@@ -54,24 +67,21 @@ export interface RunInfo {
   measured: { throughput: boolean; direct: boolean };
   /** ChaCha20-Poly1305 per TUN-MTU packet, measured before the lab started. */
   aead: AeadCost[];
+  /** Top functions of the Trellis daemons' profiles (TRELLIS_CPU_PROF), empty when no profile was taken. */
+  profile: ProfileTop[];
 }
 
 export const TPUT_TARGET = 1.0;
 export const DIRECT_TARGET_MS = 3000;
 
-const PAIR_LABEL: Record<Kind, string> = {
-  trellis: 'Trellis → Trellis',
-  tailscaled: 'tailscaled → tailscaled (reference)',
-};
-
-const tputOf = (ss: TputSample[], k: Kind) => ss.filter((s) => s.pair === k);
+const tputOf = (ss: TputSample[], id: TputId) => ss.filter((s) => s.pair === id);
 const pct = (cpuS: number, wallS: number) => `${fix((100 * cpuS) / wallS)} %`;
 /** Median throughput of a pair, NaN without samples. */
-const tputMedian = (ss: TputSample[], k: Kind) => median(tputOf(ss, k).map((s) => s.mbps));
+const tputMedian = (ss: TputSample[], id: TputId) => median(tputOf(ss, id).map((s) => s.mbps));
 
 export function throughputTable(samples: TputSample[]): string {
-  const ref = tputMedian(samples, 'tailscaled');
-  const rows = (['trellis', 'tailscaled'] as Kind[]).flatMap((k) => {
+  const ref = tputMedian(samples, 'ss');
+  const rows = TPUT_IDS.flatMap((k) => {
     const ss = tputOf(samples, k);
     if (ss.length === 0) return [];
     const m = (f: (s: TputSample) => number) => median(ss.map(f));
@@ -79,7 +89,7 @@ export function throughputTable(samples: TputSample[]): string {
     const endpoints = [...new Set(ss.map((s) => s.endpoint))].join(', ');
     return [
       [
-        PAIR_LABEL[k],
+        TPUT_PAIRS[k].label,
         `**${fix(m((s) => s.mbps))}**`,
         ss.map((s) => fix(s.mbps)).join(', '),
         `${fix(m((s) => s.mbps) / ref, 2)}×`,
@@ -104,7 +114,7 @@ export function throughputTable(samples: TputSample[]): string {
   });
   const head = ['Data path', 'Mbit/s (median)', 'Runs', '× reference', 'Sender daemon CPU', 'Sender Mbit/CPU-s'];
   return mdTable(
-    [...head, 'Receiver daemon CPU', 'Receiver Mbit/CPU-s', 'TCP retransmits', 'Idle pair CPU', 'Direct path'],
+    [...head, 'Receiver daemon CPU', 'Receiver Mbit/CPU-s', 'TCP retransmits', 'Other daemons CPU', 'Direct path'],
     rows,
   );
 }
@@ -117,15 +127,21 @@ function usPerPacket(cpuS: number, mbit: number): number {
   return (cpuS * 1e6) / ((mbit * 1e6) / 8 / SEGMENT_PAYLOAD);
 }
 
+/** Median µs of CPU per packet of a pair's sender or receiver daemon, NaN without samples. */
+function usMedian(samples: TputSample[], id: TputId, role: 'sender' | 'receiver'): number {
+  const ss = tputOf(samples, id);
+  return median(ss.map((s) => usPerPacket(role === 'sender' ? s.cpuSenderS : s.cpuReceiverS, s.mbit)));
+}
+
 export function perPacketTable(samples: TputSample[], aead: AeadCost[]): string {
-  const rows = (['trellis', 'tailscaled'] as Kind[]).flatMap((k) => {
-    const ss = tputOf(samples, k);
-    if (ss.length === 0) return [];
+  const rows = TPUT_IDS.flatMap((k) => {
+    if (tputOf(samples, k).length === 0) return [];
+    const { sender, receiver, label } = TPUT_PAIRS[k];
     return [
       [
-        PAIR_LABEL[k],
-        fix(median(ss.map((s) => usPerPacket(s.cpuSenderS, s.mbit))), 1),
-        fix(median(ss.map((s) => usPerPacket(s.cpuReceiverS, s.mbit))), 1),
+        label,
+        `${fix(usMedian(samples, k, 'sender'), 1)} (${KIND_LABEL[sender]})`,
+        `${fix(usMedian(samples, k, 'receiver'), 1)} (${KIND_LABEL[receiver]})`,
       ],
     ];
   });
@@ -138,7 +154,7 @@ ${mdTable(['ChaCha20-Poly1305, one 1280-byte packet', 'Seal, µs', 'Open, µs'],
 
 /** What the AEAD alone costs against tailscaled's whole per-packet budget. */
 export function ceilingLines(samples: TputSample[], aead: AeadCost[]): string[] {
-  const ts = tputOf(samples, 'tailscaled');
+  const ts = tputOf(samples, 'ss');
   // The one the daemons run: libsodium, unless the rows say it was not measured.
   const engine = aead.find((a) => a.impl === 'libsodium') ?? aead.find((a) => a.impl === 'noble');
   if (ts.length === 0 || !engine) return [];
@@ -203,13 +219,27 @@ export function directTable(samples: DirectSample[], limitMs: number): string {
 export function targetLines(tput: TputSample[], direct: DirectSample[], limitMs: number): string[] {
   const lines: string[] = [];
   if (tput.length > 0) {
-    const [tr, ts] = [tputMedian(tput, 'trellis'), tputMedian(tput, 'tailscaled')];
-    const r = tr / ts;
-    lines.push(
-      `- Throughput, direct path on one LAN: Trellis → Trellis ${fix(tr)} Mbit/s is ${fix(r, 2)}× tailscaled → ` +
-        `tailscaled (${fix(ts)} Mbit/s) in the same run; target ≥ ${fix(TPUT_TARGET, 1)}×: ` +
-        `${r >= TPUT_TARGET ? 'met' : '**not met**'}`,
-    );
+    const ts = tputMedian(tput, 'ss');
+    for (const id of ['tt', 'ts', 'st'] as TputId[]) {
+      if (tputOf(tput, id).length === 0) continue;
+      const tr = tputMedian(tput, id);
+      const r = tr / ts;
+      const target =
+        id === 'tt' ? `; target ≥ ${fix(TPUT_TARGET, 1)}×: ${r >= TPUT_TARGET ? 'met' : '**not met**'}` : '';
+      lines.push(
+        `- Throughput, direct path on one LAN: ${TPUT_PAIRS[id].label} ${fix(tr)} Mbit/s is ${fix(r, 2)}× ` +
+          `tailscaled → tailscaled (${fix(ts)} Mbit/s) in the same run${target}`,
+      );
+    }
+    if (tputOf(tput, 'tt').length > 0 && tputOf(tput, 'ss').length > 0) {
+      for (const role of ['sender', 'receiver'] as const) {
+        const [tr, tsd] = [usMedian(tput, 'tt', role), usMedian(tput, 'ss', role)];
+        lines.push(
+          `- CPU per packet, ${role}: Trellis ${fix(tr, 1)} µs (Trellis → Trellis) against tailscaled ${fix(tsd, 1)} ` +
+            `µs (tailscaled → tailscaled); target ≤ tailscaled's: ${tr <= tsd ? 'met' : '**not met**'}`,
+        );
+      }
+    }
   }
   if (direct.length > 0) {
     const ref = directMedian(direct, 'ss');
@@ -238,7 +268,8 @@ A tailnet run by a real Headscale (v0.29.2, with its embedded DERP and STUN) in 
 TUN. Regenerate this file as root with \`npm run bench\` (this part alone: \`node --import tsx
 test/bench/tailnet.ts\`, defaults \`--seconds 8 --runs 2 --trials 5\`; \`--seconds 3 --runs 1 --trials 2\` is a quick
 pass, \`--only throughput\` or \`--only direct\` runs one part, \`--verbose\` prints the daemons' logs of every
-trial; \`npm run bench -- <options>\` hands them to this part only, the last of the chain).
+trial, \`--out <file>\` writes the report elsewhere; \`npm run bench -- <options>\` hands them to this part only, the
+last of the chain).
 Both clients use a TUN MTU of 1280.
 
 **Targets: Trellis → Trellis throughput ≥ ${fix(TPUT_TARGET, 1)}× tailscaled → tailscaled on a direct path; first
@@ -250,14 +281,15 @@ ${run.machine.join('\n')}
 
 ## Throughput on a direct path
 
-Four hosts on one bridge (203.0.113.0/24, Headscale on .1): two Trellis daemons and two tailscaled, all four in the
-same tailnet. Before measuring, each pair is made to use its direct path: a ping runs over the tailnet until both
-nodes report the other's LAN address as their direct endpoint (Trellis: status \`path.via = direct\`; tailscaled:
-\`CurAddr\`). Each measurement is one \`iperf3 -t ${run.seconds}\` TCP stream between the two nodes' tailnet
+Four hosts on one bridge (203.0.113.0/24, Headscale on .1): two Trellis daemons (a and b) and two tailscaled (a and
+b), all four in the same tailnet. The a's send and the b's receive, in four pairs: Trellis → Trellis, Trellis →
+tailscaled, tailscaled → Trellis and tailscaled → tailscaled (the reference). Before measuring, each pair is made to
+use its direct path: a ping runs over the tailnet until both nodes report the other's LAN address as their direct
+endpoint (Trellis: status \`path.via = direct\`; tailscaled: \`CurAddr\`). Each measurement is one \`iperf3 -t ${run.seconds}\` TCP stream between the two nodes' tailnet
 addresses, after a 1 s warm-up ping; afterwards both sides must still report the same direct path ("Direct path").
-The ${run.runs} run(s) alternate the order of the two pairs; the daemons stay up across runs. CPU is the user +
-system time of each daemon process (all threads, \`/proc/<pid>/stat\`) while iperf3 ran, 100 % being one core;
-Mbit/CPU-s is the data received divided by that time. "Idle pair CPU" is what the other pair's two daemons used
+The ${run.runs} run(s) alternate the order of the pairs; the daemons stay up across runs. CPU is the user + system
+time of each daemon process (all threads, \`/proc/<pid>/stat\`) while iperf3 ran, 100 % being one core; Mbit/CPU-s
+is the data received divided by that time. "Other daemons CPU" is what the two daemons outside the pair used
 meanwhile (they share the machine).
 
 ${tput.length > 0 ? throughputTable(tput) : notMeasured}
@@ -269,6 +301,22 @@ bytes of TCP payload per 1280-byte packet; ACKs the other way are not counted). 
 one core before the lab started: the median of 5 rounds of 20,000 packets (5,000 for @noble/ciphers).
 
 ${tput.length > 0 ? perPacketTable(tput, run.aead) : notMeasured}
+
+### Where Trellis's time goes
+
+${
+  run.profile.length > 0
+    ? `Top functions by self time (the function itself, not its callees) of the two Trellis daemons' V8 CPU profiles
+(\`node --cpu-prof\` through TRELLIS_CPU_PROF, all threads of a daemon pooled), counting only the samples taken while
+iperf3 ran through that daemon; time in native code (the TUN addon's syscalls, libsodium) counts as the self time of
+the JavaScript function that called it. Profiling slows Trellis, so the throughput rows of a profiled run understate
+it.
+
+${profileMarkdown(run.profile)}`
+    : `_No profile in this run._ With \`TRELLIS_CPU_PROF=<dir>\` in the environment every Trellis daemon of the lab
+writes a V8 CPU profile into that directory, and this section lists the top functions (self time) of Trellis a (the
+sender) and Trellis b (the receiver).`
+}
 
 ## First packet to direct path behind two easy NATs
 
@@ -293,7 +341,8 @@ ${[...targetLines(tput, direct, run.limitMs), ...ceilingLines(tput, run.aead)].j
 
 - This run took ${(run.wallS / 60).toFixed(1)} min.
 - \`TRELLIS_CPU_PROF=<dir>\` in the environment makes every Trellis daemon of the lab write a V8 CPU profile
-  (\`node --cpu-prof\`, one file per thread) into that directory when it stops.
+  (\`node --cpu-prof\`, one file per thread) into that directory when it stops; the throughput part's two are
+  summarized above.
 - All daemons, iperf3, Headscale and the kernel share the machine's cores, so absolute Mbit/s depend on the core
   count and on whatever else runs; the ratio is measured in the same run, interleaved, to cancel most of that.
 - What bounds the times to direct: when a's first disco pings reach b's NAT before b has sent anything to a, they

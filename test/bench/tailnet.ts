@@ -1,8 +1,10 @@
 // `npm run bench`, tailnet part: Trellis's engine against the official tailscaled in a Headscale tailnet built from
-// network namespaces. (1) iperf3 TCP throughput on a direct LAN path, Trellis ↔ Trellis vs tailscaled ↔
-// tailscaled, interleaved; (2) time from the first packet to a direct path behind two easy NATs, Trellis ↔ Trellis,
-// Trellis ↔ tailscaled and tailscaled ↔ tailscaled. Prints the medians and writes docs/tailnet-benchmarks.md.
-// Needs root, headscale, tailscaled/tailscale, iperf3 and /dev/net/tun.
+// network namespaces. (1) iperf3 TCP throughput on a direct LAN path, Trellis → Trellis, Trellis → tailscaled,
+// tailscaled → Trellis and tailscaled → tailscaled, interleaved, with each daemon's CPU per packet (and, under
+// TRELLIS_CPU_PROF, the top functions of the Trellis daemons' profiles); (2) time from the first packet to a direct
+// path behind two easy NATs, Trellis ↔ Trellis, Trellis ↔ tailscaled and tailscaled ↔ tailscaled. Prints the medians
+// and writes docs/tailnet-benchmarks.md (--out: elsewhere). Needs root, headscale, tailscaled/tailscale, iperf3 and
+// /dev/net/tun.
 import { accessSync, constants, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +19,7 @@ import { ping } from '../interop/lab/traffic.ts';
 import { measureAead } from './aead.ts';
 import { benchPreamble, firstLine, intOption, machineLines, ROOT, sourceFingerprint } from './common.ts';
 import { iperfWithCpu } from './iperf.ts';
+import { type ProfileTop, profileFiles, topFunctions } from './profile.ts';
 import {
   type BenchNode,
   type Kind,
@@ -34,6 +37,8 @@ import {
   directTable,
   perPacketTable,
   renderMarkdown,
+  TPUT_PAIRS,
+  type TputId,
   type TputSample,
   targetLines,
   throughputTable,
@@ -54,6 +59,8 @@ interface Options {
   only: 'throughput' | 'direct' | undefined;
   /** Print both daemons' output (tail) after every time-to-direct trial. */
   verbose: boolean;
+  /** Where the report goes. */
+  out: string;
 }
 
 function options(): Options {
@@ -64,6 +71,7 @@ function options(): Options {
       trials: { type: 'string' },
       only: { type: 'string' },
       verbose: { type: 'boolean' },
+      out: { type: 'string' },
     },
   });
   const only = values.only;
@@ -76,6 +84,7 @@ function options(): Options {
     trials: intOption('trials', values.trials, 5, 100),
     only,
     verbose: values.verbose === true,
+    out: values.out ? path.resolve(values.out) : DOC,
   };
 }
 
@@ -151,7 +160,7 @@ async function makeDirect(a: BenchNode, b: BenchNode, lanA: string, lanB: string
 // ---- part 1: throughput on a direct LAN path ----
 
 interface LanPair {
-  kind: Kind;
+  id: TputId;
   a: BenchNode;
   b: BenchNode;
   /** LAN addresses of a and b. */
@@ -159,9 +168,19 @@ interface LanPair {
   endpoint: string;
 }
 
-async function throughput(seconds: number, runs: number, out: TputSample[]): Promise<void> {
+/**
+ * Four daemons on one LAN, Trellis a and b, tailscaled a and b; the a's send, the b's receive: Trellis a → Trellis
+ * b, Trellis a → tailscaled b, tailscaled a → Trellis b, tailscaled a → tailscaled b. Fills out; returns the pids
+ * of Trellis a (always a sender) and Trellis b (always a receiver), whose profiles the report summarizes.
+ */
+async function throughput(
+  seconds: number,
+  runs: number,
+  out: TputSample[],
+): Promise<{ sender?: number; receiver?: number }> {
   const lab = new Lab();
   const nodes: BenchNode[] = [];
+  const pids: { sender?: number; receiver?: number } = {};
   try {
     const tn = await buildTailnetLab(lab, ['tra', 'trb', 'tsa', 'tsb']);
     liveDirs.add(tn.headscale.dir);
@@ -173,22 +192,31 @@ async function throughput(seconds: number, runs: number, out: TputSample[]): Pro
       nodes.push(n);
       return n;
     };
+    const host: Record<Kind, { a: string; b: string }> = {
+      trellis: { a: 'tra', b: 'trb' },
+      tailscaled: { a: 'tsa', b: 'tsb' },
+    };
+    const byHost = new Map<string, BenchNode>();
+    for (const kind of ['trellis', 'tailscaled'] as Kind[]) {
+      for (const side of ['a', 'b'] as const) byHost.set(host[kind][side], await start(kind, host[kind][side], side));
+    }
+    const node = (h: string) => byHost.get(h) as BenchNode;
+    pids.sender = node('tra').process.pid;
+    pids.receiver = node('trb').process.pid;
     const pairs: LanPair[] = [];
-    for (const [kind, ha, hb] of [
-      ['trellis', 'tra', 'trb'],
-      ['tailscaled', 'tsa', 'tsb'],
-    ] as const) {
-      const [a, b] = [await start(kind, ha, 'a'), await start(kind, hb, 'b')];
+    for (const id of Object.keys(TPUT_PAIRS) as TputId[]) {
+      const [ha, hb] = [host[TPUT_PAIRS[id].sender].a, host[TPUT_PAIRS[id].receiver].b];
+      const [a, b] = [node(ha), node(hb)];
       await waitNetmap(a, b);
       const t0 = performance.now();
       const endpoint = await makeDirect(a, b, tn.addr(ha), tn.addr(hb));
       console.log(`${a.label} ↔ ${b.label}: direct via ${endpoint} after ${(performance.now() - t0).toFixed(0)} ms`);
-      pairs.push({ kind, a, b, lan: [tn.addr(ha), tn.addr(hb)], endpoint });
+      pairs.push({ id, a, b, lan: [tn.addr(ha), tn.addr(hb)], endpoint });
     }
     for (let r = 0; r < runs; r++) {
       for (const pair of r % 2 ? [...pairs].reverse() : pairs) {
         const { a, b } = pair;
-        const idle = pairs.filter((p) => p !== pair).flatMap((p) => [p.a.process, p.b.process]);
+        const idle = nodes.filter((n) => n !== a && n !== b).map((n) => n.process);
         if (!(await ping(a.ns, b.ip, { count: 5, timeoutS: 3 }))) {
           throw new Error(`warm-up ping ${a.label} → ${b.label} (${b.ip}) failed: the tunnel stopped passing traffic`);
         }
@@ -206,7 +234,7 @@ async function throughput(seconds: number, runs: number, out: TputSample[]): Pro
         });
         const [va, vb] = await Promise.all([safeView(a, b.ip), safeView(b, a.ip)]);
         const s: TputSample = {
-          pair: pair.kind,
+          pair: pair.id,
           run: r,
           mbps: res.mbps,
           mbit: res.mbit,
@@ -217,12 +245,13 @@ async function throughput(seconds: number, runs: number, out: TputSample[]): Pro
           cpuIdleS: res.cpuS.slice(2).reduce((x, y) => x + y, 0),
           endpoint: pair.endpoint,
           stayedDirect: va.direct === pair.endpoint && vb.direct !== null,
+          monoUs: res.monoUs,
         };
         out.push(s);
         const cpu = (x: number) => `${((100 * x) / s.wallS).toFixed(0)}%`;
         console.log(
           `[run ${r + 1}/${runs}] ${a.label} → ${b.label}: ${s.mbps.toFixed(0).padStart(5)} Mbit/s  CPU sender ` +
-            `${cpu(s.cpuSenderS)} receiver ${cpu(s.cpuReceiverS)} idle pair ${cpu(s.cpuIdleS)}  retransmits ` +
+            `${cpu(s.cpuSenderS)} receiver ${cpu(s.cpuReceiverS)} other daemons ${cpu(s.cpuIdleS)}  retransmits ` +
             `${s.retransmits}${s.stayedDirect ? '' : `  LEFT THE DIRECT PATH (now ${va.direct} / ${vb.direct})`}`,
         );
       }
@@ -234,6 +263,7 @@ async function throughput(seconds: number, runs: number, out: TputSample[]): Pro
     await lab.cleanup();
     removeLiveDirs();
   }
+  return pids;
 }
 
 // ---- part 2: first packet to direct path behind two easy NATs ----
@@ -323,9 +353,10 @@ async function main(): Promise<number> {
     `TCP congestion control ${await firstLine('cat', ['/proc/sys/net/ipv4/tcp_congestion_control'])}`,
   ];
   const machine = await machineLines(fingerprint, versions);
-  const { seconds, runs, trials, only, verbose } = opts;
+  const { seconds, runs, trials, only, verbose, out } = opts;
+  const nPairs = Object.keys(TPUT_PAIRS).length;
   console.log(
-    `bench (tailnet): throughput ${only === 'direct' ? 'skipped' : `${runs} run(s) × 2 pairs × ${seconds} s`}; ` +
+    `bench (tailnet): throughput ${only === 'direct' ? 'skipped' : `${runs} run(s) × ${nPairs} pairs × ${seconds} s`}; ` +
       `time to direct ${only === 'throughput' ? 'skipped' : `${trials} trial(s) × 3 pairs`}\n${machine.join('\n')}`,
   );
 
@@ -337,8 +368,23 @@ async function main(): Promise<number> {
   }
   const tput: TputSample[] = [];
   const direct: DirectSample[] = [];
+  const profDir = process.env.TRELLIS_CPU_PROF;
+  let profile: ProfileTop[] = [];
   try {
-    if (only !== 'direct') await throughput(seconds, runs, tput);
+    if (only !== 'direct') {
+      const pids = await throughput(seconds, runs, tput);
+      if (profDir) {
+        // Each daemon's profile cut to the measurements it took part in.
+        const top = (label: string, pid: number | undefined, kind: 'sender' | 'receiver') => {
+          const windows = tput.filter((s) => TPUT_PAIRS[s.pair][kind] === 'trellis').map((s) => s.monoUs);
+          return topFunctions(label, pid ? profileFiles(profDir, pid) : [], windows);
+        };
+        profile = [
+          top('Trellis a, the sender (Trellis → Trellis, Trellis → tailscaled)', pids.sender, 'sender'),
+          top('Trellis b, the receiver (Trellis → Trellis, tailscaled → Trellis)', pids.receiver, 'receiver'),
+        ];
+      }
+    }
     if (only !== 'throughput') await timeToDirect(trials, verbose, direct);
   } catch (err) {
     console.error(`\nbench (tailnet) FAILED: ${(err as Error).message}`);
@@ -354,6 +400,10 @@ async function main(): Promise<number> {
     [...targetLines(tput, direct, DIRECT_LIMIT_MS), ...ceilingLines(tput, aead)].join('\n'),
   ];
   console.log(`\n${parts.filter(Boolean).join('\n\n')}\n\nwall time ${wallS.toFixed(0)} s`);
+  for (const t of profile) {
+    const top = t.rows.slice(0, 5).map((r) => `${r.fn} ${((100 * r.selfMs) / t.busyMs).toFixed(1)}%`);
+    console.log(`profile, ${t.label} (${t.files} file(s)): ${top.join(', ') || 'none'}`);
+  }
   if (engineChanged) console.log('WARNING: sources under main/ changed during the run; rows may mix engine versions');
   const md = renderMarkdown(tput, direct, {
     seconds,
@@ -365,9 +415,10 @@ async function main(): Promise<number> {
     engineChanged,
     measured: { throughput: only !== 'direct', direct: only !== 'throughput' },
     aead,
+    profile,
   });
-  writeFileSync(DOC, md);
-  console.log(`wrote ${path.relative(ROOT, DOC)}`);
+  writeFileSync(out, md);
+  console.log(`wrote ${path.relative(ROOT, out)}`);
   return 0;
 }
 

@@ -40,7 +40,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 gobin=$(go env GOBIN)
 [ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
-# go install "$mod/cmd/<name>@$ver" for each name, CGO off. `go install m@v` also asks the proxy for m's version
+# go install "$mod/cmd/<name>@$ver" for each name ("$mod@$ver" for the name "."), CGO off. `go install m@v` also asks the proxy for m's version
 # list (deprecation check); some proxies refuse that for a module while serving the pinned version. Then retry
 # through a local file proxy that lists only the pinned version (its zip is still verified against sum.golang.org);
 # every other module comes from GOPROXY.
@@ -48,7 +48,9 @@ go_install_pinned() {
   local mod=$1 ver=$2 log pin src
   shift 2
   local pkgs=()
-  for name in "$@"; do pkgs+=("$mod/cmd/$name@$ver"); done
+  for name in "$@"; do
+    if [ "$name" = . ]; then pkgs+=("$mod@$ver"); else pkgs+=("$mod/cmd/$name@$ver"); fi
+  done
   log=$(mktemp)
   if ! CGO_ENABLED=0 go install "${pkgs[@]}" 2>"$log"; then
     cat "$log" >&2
@@ -105,4 +107,29 @@ for b in tailscaled tailscale derper; do
   fi
 done
 echo "prereqs: tailscale ok ($("$gobin/tailscale" version 2>/dev/null | head -n1))"
+
+# The current wireguard-go (pinned; it has TUN and UDP offloads), the reference of the `trellis wg` throughput
+# bench (test/bench/throughput.ts); Debian's 2022 wireguard-go (apt, above) stays the interop peer and the bench's
+# second row. Its main package is the module root, so go install names the binary `wireguard`: it is built into a
+# scratch GOBIN and moved to $gobin/wireguard-go-current, never shadowing /usr/bin/wireguard-go. Its --version
+# prints only the source's own version constant, so the pin is checked against the build info (go version -m).
+WGGO_MODULE=golang.zx2c4.com/wireguard
+WGGO_VERSION=v0.0.0-20260522210424-ecfc5a8d5446
+wggo_current="$gobin/wireguard-go-current"
+wggo_is_pinned() { [ -x "$1" ] && go version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3 }' | grep -qxF "$WGGO_VERSION"; }
+if ! wggo_is_pinned "$wggo_current"; then
+  echo "prereqs: go install $WGGO_MODULE@$WGGO_VERSION as $wggo_current"
+  started=$(date +%s)
+  scratch=$(mktemp -d)
+  if ! GOBIN="$scratch" go_install_pinned "$WGGO_MODULE" "$WGGO_VERSION" .; then
+    rm -rf "$scratch"
+    exit 1
+  fi
+  mkdir -p "$gobin"
+  mv -f "$scratch/wireguard" "$wggo_current"
+  rm -rf "$scratch"
+  echo "prereqs: wireguard-go $WGGO_VERSION installed as $wggo_current in $(($(date +%s) - started)) s"
+fi
+wggo_is_pinned "$wggo_current" || { echo "prereqs: $wggo_current is not $WGGO_MODULE@$WGGO_VERSION" >&2; exit 1; }
+echo "prereqs: wireguard-go-current ok ($WGGO_VERSION, $("$wggo_current" --version 2>/dev/null | head -n1))"
 echo "prereqs: ok"

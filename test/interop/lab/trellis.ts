@@ -57,7 +57,10 @@ export async function startTrellisWg(
   const file = path.join(dir, `${cfg.name}.conf`);
   await writeFile(file, renderWgQuick(cfg), { mode: 0o600 });
   const runDir = path.join(dir, 'run');
-  const proc = ns.spawn(['node', TRELLIS_BIN, 'wg', 'up', file], {
+  // TRELLIS_CPU_PROF=<dir>: the process writes a V8 CPU profile there when it stops (as the tailnet daemons do).
+  const profDir = process.env.TRELLIS_CPU_PROF;
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const proc = ns.spawn(['node', ...prof, TRELLIS_BIN, 'wg', 'up', file], {
     label: `trellis ${cfg.name}@${ns.short}`,
     env: { TRELLIS_RUN_DIR: runDir, ...env },
   });

@@ -16,6 +16,9 @@ export interface WgPeerConfig {
 }
 
 export interface WgGoConfig {
+  /** The wireguard-go executable (name on PATH or path). Default 'wireguard-go' (Debian's, the interop peer); the
+   * throughput bench also runs the current one, installed as wireguard-go-current by test/setup/prereqs.sh. */
+  binary?: string;
   /** Defaults to a lab-owned unique name; wireguard-go's UAPI socket path is shared by all namespaces. */
   ifname?: string;
   privateKey: string;
@@ -143,8 +146,9 @@ class WgGoInstance implements WireguardGo {
   async start(): Promise<void> {
     if (this.process && !this.process.hasExited) throw new Error(`${this.ifname} already running`);
     const cfg = this.config;
-    const proc = this.ns.spawn(['wireguard-go', '-f', this.ifname], {
-      label: `${this.ns.short}: wireguard-go ${this.ifname}`,
+    const bin = cfg.binary ?? 'wireguard-go';
+    const proc = this.ns.spawn([bin, '-f', this.ifname], {
+      label: `${this.ns.short}: ${path.basename(bin)} ${this.ifname}`,
       env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: cfg.logLevel ?? 'error' },
     });
     this.process = proc;
@@ -183,9 +187,7 @@ class WgGoInstance implements WireguardGo {
       await delay(25);
     }
     await proc.stop();
-    throw new Error(
-      `wireguard-go ${this.ifname} in ${this.ns.name} not ready after ${timeoutMs} ms:\n${proc.output()}`,
-    );
+    throw new Error(`${proc.label} in ${this.ns.name} not ready after ${timeoutMs} ms:\n${proc.output()}`);
   }
 
   async stop(): Promise<void> {
