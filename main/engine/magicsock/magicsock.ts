@@ -157,6 +157,14 @@ export class MagicSock {
     return this.udp?.port ?? 0;
   }
 
+  /**
+   * True once open() chose the batch socket: send() is then done with each message when flush() returns (sendmmsg
+   * copies it to the kernel, DERP copies it into a frame). node:dgram keeps it until its asynchronous send.
+   */
+  get releasesOnFlush(): boolean {
+    return this.udp instanceof BatchUdpTransport;
+  }
+
   /** Our candidate endpoints (STUN mapping, LAN addresses), as reported to control and in CallMeMaybe. */
   localEndpoints(): string[] {
     return this.discovery.endpoints();

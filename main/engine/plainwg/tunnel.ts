@@ -124,6 +124,7 @@ export class WgTunnel {
     }
     const tunnel = new WgTunnel(tun.name, device, tun, udp, mtu);
     device.attach({
+      releasesOnFlush: udp instanceof BatchUdpTransport, // sendmmsg at flush(); node:dgram keeps the buffer
       sendDatagram: (msg, to) => udp.send(msg, to),
       writePacket: (pkt) => tun.write(pkt),
       flush: () => udp.flush(),

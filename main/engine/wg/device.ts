@@ -8,7 +8,7 @@ import { CookieChecker } from './cookie.ts';
 import { publicKeyOf, randomIndex } from './crypto.ts';
 import type { Endpoint } from './endpoint.ts';
 import { createInitiation, type Identity } from './handshake.ts';
-import { COUNTER_LIMIT, type Keypair } from './keypair.ts';
+import { COUNTER_LIMIT, type Keypair, MessageSlot } from './keypair.ts';
 import { Peer, type PeerConfig } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
 import { tai64n } from './tai64n.ts';
@@ -20,6 +20,12 @@ export interface DeviceIO {
   writePacket(packet: Uint8Array): void;
   /** Called at the end of each batch so an implementation may buffer and send in bulk. */
   flush(): void;
+  /**
+   * True when sendDatagram is done with each message by the time the next flush() returns (it sent or copied
+   * it). The device then seals transport messages into a ring of reusable slots instead of a fresh buffer per
+   * packet, and calls flush() itself before a slot comes round again.
+   */
+  readonly releasesOnFlush?: boolean;
 }
 
 export type DeviceEvent =
@@ -57,6 +63,9 @@ export interface DeviceOptions {
   underLoadRate?: number;
   onEvent?: (e: DeviceEvent) => void;
 }
+
+/** Transport messages in flight between flushes when the IO releases them on flush (see DeviceIO). */
+const SEND_SLOTS = 128;
 
 export interface IndexEntry {
   peer: Peer;
@@ -97,6 +106,10 @@ export class Device {
   underLoadUntil = Number.NEGATIVE_INFINITY;
   io: DeviceIO | undefined;
   private readonly onEvent: (e: DeviceEvent) => void;
+  /** The send ring, made on attach() to an IO that releases on flush; the next slot; slots used since a flush. */
+  private slots: MessageSlot[] = [];
+  private nextSlot = 0;
+  private slotsLent = 0;
 
   constructor(o: DeviceOptions) {
     this.identity = { staticPrivate: o.privateKey, staticPublic: publicKeyOf(o.privateKey) };
@@ -118,6 +131,9 @@ export class Device {
 
   attach(io: DeviceIO): void {
     this.io = io;
+    this.slots = [];
+    this.nextSlot = this.slotsLent = 0;
+    if (io.releasesOnFlush) for (let i = 0; i < SEND_SLOTS; i++) this.slots.push(new MessageSlot(this.mtu));
   }
 
   setPeer(cfg: PeerConfig): Peer {
@@ -209,7 +225,7 @@ export class Device {
       this.drops.noEndpoint++;
       return;
     }
-    const msg = kp.seal(packet, this.mtu);
+    const msg = this.seal(kp, packet, this.io);
     this.io.sendDatagram(msg, peer.endpoint, peer);
     peer.txBytes += msg.length;
     const now = this.now();
@@ -224,6 +240,20 @@ export class Device {
     ) {
       this.initiateHandshake(peer, false);
     }
+  }
+
+  /** Seals into the next send slot when there is a ring (flushing first once every slot is lent), else afresh. */
+  private seal(kp: Keypair, packet: Uint8Array, io: DeviceIO): Uint8Array {
+    if (this.slots.length === 0) return kp.seal(packet, this.mtu);
+    if (this.slotsLent === this.slots.length) {
+      io.flush();
+      this.slotsLent = 0;
+    }
+    const msg = kp.sealInto(packet, this.mtu, this.slots[this.nextSlot]);
+    if (msg === undefined) return kp.seal(packet, this.mtu); // bigger than the MTU: not what the slots hold
+    this.nextSlot = (this.nextSlot + 1) % this.slots.length;
+    this.slotsLent++;
+    return msg;
   }
 
   jitter(): number {
