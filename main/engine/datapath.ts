@@ -109,7 +109,7 @@ export class DataPath {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
-      onWireGuard: (msg, from) => receiveDatagram(this.device, msg, from),
+      onWireGuard: (msg, from, _peerKey, views) => receiveDatagram(this.device, msg, from, views),
       onBatchEnd: () => {
         this.tun?.flush();
         this.magic.flush();

@@ -12,6 +12,7 @@ import { looksLikeStun } from '../stun/stun.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
+import type { MessageViews } from '../wg/keypair.ts';
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
 import { EndpointDiscovery } from './endpoints.ts';
 import type { NetcheckRegion, NetcheckResult } from './netcheck.ts';
@@ -53,7 +54,8 @@ export interface MagicSockOptions {
   nodePrivate: Uint8Array;
   discoPrivate: Uint8Array;
   /** A WireGuard datagram arrived (directly or via DERP). */
-  onWireGuard: (msg: Uint8Array, from: Endpoint, peerKey: Uint8Array | undefined) => void;
+  /** views: msg's ready-made views from the batch UDP socket (see MessageSlot), else undefined. */
+  onWireGuard: (msg: Uint8Array, from: Endpoint, peerKey: Uint8Array | undefined, views?: MessageViews) => void;
   log: (message: string) => void;
   /** Plain HTTP to DERP (a control server on http:// with its embedded DERP). */
   derpPlainHTTP: boolean;
@@ -144,7 +146,7 @@ export class MagicSock {
     // recvmmsg/sendmmsg (and UDP GSO) through the addon where it exists; node:dgram otherwise.
     const onBatchEnd = () => this.o.onBatchEnd?.();
     this.udp = udpBatchAvailable()
-      ? BatchUdpTransport.open(this.o.port, (msg, from) => this.onUdp(msg, from), onBatchEnd)
+      ? BatchUdpTransport.open(this.o.port, (msg, from, views) => this.onUdp(msg, from, views), onBatchEnd)
       : await UdpTransport.open(this.o.port, (msg, from) => {
           this.onUdp(msg, from);
           onBatchEnd();
@@ -299,7 +301,7 @@ export class MagicSock {
     return this.nodePublicCache;
   }
 
-  private onUdp(msg: Uint8Array, from: Endpoint): void {
+  private onUdp(msg: Uint8Array, from: Endpoint, views?: MessageViews): void {
     if (looksLikeDisco(msg)) {
       this.onDisco(msg, from, 0);
       return;
@@ -308,7 +310,7 @@ export class MagicSock {
       this.discovery.netcheck.onStunPacket(msg);
       return;
     }
-    this.o.onWireGuard(msg, from, undefined);
+    this.o.onWireGuard(msg, from, undefined, views);
   }
 
   private onDerp(region: number, src: Uint8Array, pkt: Uint8Array): void {

@@ -1,11 +1,20 @@
 // UDP through the native addon's recvmmsg/sendmmsg sockets (Linux): one system call moves up to 64
 // datagrams each way. Sends are buffered until flush(), which the device calls at the end of each batch.
+import { TAG_BYTES } from '../crypto/aead.ts';
 import { formatAddress } from '../packet/ip.ts';
 import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UDP_TRUNCATED, UdpBatchSocket } from '../tun/native.ts';
+import { TRANSPORT_HEADER_SIZE } from '../wg/constants.ts';
 import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
+import { MessageSlot, type MessageViews } from '../wg/keypair.ts';
 import { bindError, type UdpBindError } from './udp.ts';
 
-export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint) => void;
+/**
+ * `views`, when set, are msg's views (msg === views.msg), kept per receive slot and message length (see
+ * MessageSlot); datagrams too short for a transport message come without.
+ */
+export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint, views: MessageViews | undefined) => void;
+
+const MIN_MESSAGE = TRANSPORT_HEADER_SIZE + TAG_BYTES;
 
 const MAX_PENDING = 64;
 
@@ -75,12 +84,28 @@ export class BatchUdpTransport {
     for (const s of [v4, v6]) {
       if (!s) continue;
       const cache = new SourceCache();
+      // The batch buffer is the same object on every call: its slots' views are made once (per message length).
+      let slotsOf: Uint8Array | undefined;
+      let slots: MessageSlot[] = [];
       s.start((buf, lengths, addrs, ports, count) => {
+        if (buf !== slotsOf) {
+          slotsOf = buf;
+          slots = [];
+          for (let i = 0; i * UDP_SLOT_BYTES < buf.length; i++) {
+            slots.push(new MessageSlot(UDP_SLOT_BYTES - MIN_MESSAGE, buf, i * UDP_SLOT_BYTES));
+          }
+        }
         for (let i = 0; i < count; i++) {
           const len = lengths[i];
           if (len === UDP_TRUNCATED) continue;
           const from = cache.lookup(addrs, i * 16, ports[i]);
-          if (from) onMessage(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + len), from);
+          if (!from) continue;
+          if (len < MIN_MESSAGE) {
+            onMessage(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + len), from, undefined);
+            continue;
+          }
+          const views = slots[i].viewsFor(len - MIN_MESSAGE);
+          onMessage(views.msg, from, views);
         }
         onBatchEnd();
       });

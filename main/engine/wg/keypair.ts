@@ -74,11 +74,15 @@ export class Keypair {
   /**
    * Authenticates and decrypts a transport message in place. Returns the padded plaintext (a view into
    * `message`), or undefined when it does not authenticate (then the message's payload bytes are not kept: drop
-   * it). The replay check is the caller's, after authentication.
+   * it). The replay check is the caller's, after authentication. `views`, when the receiver keeps them for the
+   * slot `message` lies in (views.msg === message), spare the per-message views: the plaintext is views.data.
    */
-  open(message: Uint8Array, counter: number): Uint8Array | undefined {
+  open(message: Uint8Array, counter: number, views?: MessageViews): Uint8Array | undefined {
     const len = message.length - TRANSPORT_HEADER_SIZE - TAG_BYTES;
     writeTransportNonce(this.receiveNonce, counter % TWO32, Math.floor(counter / TWO32));
+    if (views !== undefined && views.msg === message) {
+      return this.receiveAead.openDetached(views.data, views.tag, this.receiveNonce) ? views.data : undefined;
+    }
     if (!this.receiveAead.open(message, TRANSPORT_HEADER_SIZE, len, this.receiveNonce)) return undefined;
     return message.subarray(TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + len);
   }
@@ -95,19 +99,27 @@ export interface MessageViews {
   readonly msg: Uint8Array;
   readonly data: Uint8Array;
   readonly tag: Uint8Array;
+  /** Receive side: the last unpadded IP packet taken from `data` (a view of its start), kept for the next one. */
+  inner?: Uint8Array;
 }
 
 /**
- * A reusable transport-message buffer for padded payloads up to `capacity` bytes. The views for each message
- * length are made the first time that length is sealed here and kept (padded lengths are multiples of 16, bar the
- * MTU itself, so a slot holds at most capacity/16 + 1 of them).
+ * A reusable transport-message buffer for padded payloads up to `capacity` bytes: its own, or a region of `within`
+ * starting at `at` (a receive batch's slot). The views for each message length are made the first time that length
+ * is used here and kept (padded lengths are multiples of 16, bar the MTU itself, so a slot holds at most
+ * capacity/16 + 1 of them).
  */
 export class MessageSlot {
   readonly buf: Uint8Array;
   private readonly byLength: (MessageViews | undefined)[];
 
-  constructor(readonly capacity: number) {
-    this.buf = new Uint8Array(TRANSPORT_HEADER_SIZE + capacity + TAG_BYTES);
+  constructor(
+    readonly capacity: number,
+    within?: Uint8Array,
+    at = 0,
+  ) {
+    const size = TRANSPORT_HEADER_SIZE + capacity + TAG_BYTES;
+    this.buf = within ? within.subarray(at, at + size) : new Uint8Array(size);
     this.byLength = new Array(Math.ceil(capacity / PADDING_MULTIPLE) + 1).fill(undefined);
   }
 
