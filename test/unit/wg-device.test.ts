@@ -139,7 +139,9 @@ test('an IO that releases messages on flush gets them from the send ring, flushe
   assert.ok(flushes >= 3, 'the device flushed before reusing a slot');
   assert.equal(b.dev.drops.authFailed, 0);
   assert.equal(b.received.length, 1 + payloads.length);
-  payloads.forEach((p, i) => assert.deepEqual(b.received[1 + i].subarray(20), new Uint8Array(p), `packet ${i}`));
+  for (const [i, p] of payloads.entries()) {
+    assert.deepEqual(b.received[1 + i].subarray(20), new Uint8Array(p), `packet ${i}`);
+  }
 });
 
 test('mismatched pre-shared keys never complete a handshake', () => {
