@@ -66,6 +66,8 @@ export interface DeviceOptions {
 
 /** Transport messages in flight between flushes when the IO releases them on flush (see DeviceIO). */
 const SEND_SLOTS = 128;
+/** REKEY_AFTER_MESSAGES as a number, once: not a BigInt conversion per packet. */
+const REKEY_AFTER = Number(REKEY_AFTER_MESSAGES);
 
 export interface IndexEntry {
   peer: Peer;
@@ -191,16 +193,17 @@ export class Device {
       return;
     }
     const kp = peer.current;
-    if (!kp || !this.usableForSending(kp) || peer.staged.length > 0) {
+    const now = this.now(); // one clock read per packet, for the session check and the timers
+    if (!kp || !this.usableForSending(kp, now) || peer.staged.length > 0) {
       peer.stage(packet);
       this.flushStaged(peer);
       return;
     }
-    this.sendTransport(peer, kp, packet);
+    this.sendTransport(peer, kp, packet, now);
   }
 
-  usableForSending(kp: Keypair): boolean {
-    return this.now() - kp.created < this.timers.rejectAfterTime && kp.sendCounter < COUNTER_LIMIT;
+  usableForSending(kp: Keypair, now = this.now()): boolean {
+    return now - kp.created < this.timers.rejectAfterTime && kp.sendCounter < COUNTER_LIMIT;
   }
 
   /** Sends what is staged if a session allows it, else starts a handshake. */
@@ -220,7 +223,7 @@ export class Device {
     this.flushStaged(peer);
   }
 
-  sendTransport(peer: Peer, kp: Keypair, packet: Uint8Array): void {
+  sendTransport(peer: Peer, kp: Keypair, packet: Uint8Array, now = this.now()): void {
     if (!peer.endpoint || !this.io) {
       this.drops.noEndpoint++;
       return;
@@ -228,14 +231,13 @@ export class Device {
     const msg = this.seal(kp, packet, this.io);
     this.io.sendDatagram(msg, peer.endpoint, peer);
     peer.txBytes += msg.length;
-    const now = this.now();
     peer.keepaliveAt = undefined;
     peer.lastAuthenticatedTraversal = now;
     if (packet.length > 0 && peer.newHandshakeAt === undefined) {
       peer.newHandshakeAt = now + this.timers.keepaliveTimeout + this.timers.rekeyTimeout + this.jitter();
     }
     if (
-      kp.sendCounter > Number(REKEY_AFTER_MESSAGES) ||
+      kp.sendCounter > REKEY_AFTER ||
       (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)
     ) {
       this.initiateHandshake(peer, false);
