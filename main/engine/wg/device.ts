@@ -236,10 +236,7 @@ export class Device {
     if (packet.length > 0 && peer.newHandshakeAt === undefined) {
       peer.newHandshakeAt = now + this.timers.keepaliveTimeout + this.timers.rekeyTimeout + this.jitter();
     }
-    if (
-      kp.sendCounter > REKEY_AFTER ||
-      (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)
-    ) {
+    if (kp.sendCounter > REKEY_AFTER || (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)) {
       this.initiateHandshake(peer, false);
     }
   }
