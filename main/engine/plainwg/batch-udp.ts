@@ -58,8 +58,12 @@ class SourceCache {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 export class BatchUdpTransport {
-  private readonly pending: Uint8Array[] = [];
+  /** Datagrams to send: pending[0, count). Kept at its size (emptying an array by length = 0 frees its storage). */
+  private readonly pending: Uint8Array[] = new Array(MAX_PENDING).fill(EMPTY);
+  private count = 0;
   private pendingTo: Endpoint | undefined;
 
   private constructor(
@@ -114,14 +118,14 @@ export class BatchUdpTransport {
   }
 
   send(msg: Uint8Array, to: Endpoint): void {
-    if (this.pendingTo !== to || this.pending.length >= MAX_PENDING) this.flush();
+    if (this.pendingTo !== to || this.count >= MAX_PENDING) this.flush();
     this.pendingTo = to;
-    this.pending.push(msg);
+    this.pending[this.count++] = msg;
   }
 
   flush(): void {
     const to = this.pendingTo;
-    const n = this.pending.length;
+    const n = this.count;
     if (!to || n === 0) return;
     const s = to.family === 6 ? this.v6 : this.v4;
     try {
@@ -129,7 +133,7 @@ export class BatchUdpTransport {
     } catch {
       // A send error (no route, unreachable) concerns these datagrams only; WireGuard retries by itself.
     }
-    this.pending.length = 0;
+    this.count = 0;
     this.pendingTo = undefined;
   }
 
