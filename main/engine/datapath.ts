@@ -109,13 +109,18 @@ export class DataPath {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
-      onWireGuard: (msg, from) => receiveDatagram(this.device, msg, from),
+      onWireGuard: (msg, from, _peerKey, views) => receiveDatagram(this.device, msg, from, views),
       onBatchEnd: () => {
         this.tun?.flush();
         this.magic.flush();
       },
     });
+  }
+
+  /** Connects the WireGuard device to magicsock and the TUN; after magic.open(), which picks the UDP socket. */
+  private attachDevice(): void {
     this.device.attach({
+      releasesOnFlush: this.magic.releasesOnFlush,
       sendDatagram: (msg, _to, peer) => {
         if (peer) this.magic.send(msg, peer.publicKeyB64);
       },
@@ -137,6 +142,7 @@ export class DataPath {
   static async open(o: DataPathOptions): Promise<DataPath> {
     const dp = new DataPath(o);
     await dp.magic.open();
+    dp.attachDevice();
     dp.tick = setInterval(() => tickTimers(dp.device), TICK_MS);
     return dp;
   }

@@ -221,6 +221,28 @@ test('libsodium and noble open each other’s messages', () => {
   }
 });
 
+for (const impl of IMPLS) {
+  test(`${impl}: sealDetached/openDetached on ready-made views are seal/open, and refuse a bad tag`, () => {
+    const key = randomBytes(32);
+    const nonce = randomBytes(12);
+    const aad = randomBytes(7);
+    const plain = randomBytes(333);
+    const aead = createAead(key, impl);
+    const buf = Buffer.alloc(8 + plain.length + TAG_BYTES);
+    buf.set(plain, 8);
+    const data = buf.subarray(8, 8 + plain.length);
+    const tag = buf.subarray(8 + plain.length);
+    aead.sealDetached(data, tag, nonce, aad);
+    assert.ok(buf.subarray(8).equals(openssl(key, nonce, plain, aad)));
+    assert.equal(aead.openDetached(data, tag, nonce, aad), true);
+    assert.ok(data.equals(plain));
+    aead.sealDetached(data, tag, nonce, aad);
+    tag[0] ^= 1;
+    assert.equal(aead.openDetached(data, tag, nonce, aad), false);
+    assert.throws(() => aead.sealDetached(data, tag.subarray(1), nonce), RangeError);
+  });
+}
+
 test('a transport message from Keypair.seal is what OpenSSL makes with WireGuard’s nonce, and opens in place', () => {
   checkKeypair();
 });

@@ -6,7 +6,7 @@ import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { CONSTRUCTION, IDENTIFIER } from '../../main/engine/wg/constants.ts';
 import { aeadOpen, aeadSeal, CryptoError, dh, hash, kdf, mac, publicKeyOf } from '../../main/engine/wg/crypto.ts';
-import { Keypair } from '../../main/engine/wg/keypair.ts';
+import { Keypair, MessageSlot } from '../../main/engine/wg/keypair.ts';
 import { tai64n, tai64nAfter } from '../../main/engine/wg/tai64n.ts';
 
 const hex = (h: string): Uint8Array => Uint8Array.from(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
@@ -156,6 +156,41 @@ test('transport seal pads to 16 within the MTU and matches @noble; open rejects 
     assert.deepEqual(new Uint8Array(opened.subarray(0, len)), new Uint8Array(pkt));
     msg[20] ^= 0x80;
     assert.equal(b.open(msg, counter), undefined);
+  }
+});
+
+test('sealInto a reusable slot and open with a receive slot’s views: same messages as seal/open, views reused', () => {
+  const k1 = randomBytes(32);
+  const k2 = randomBytes(32);
+  const a = new Keypair(k1, k2, true, 1, 2, 0);
+  const ref = new Keypair(k1, k2, true, 1, 2, 0);
+  const b = new Keypair(k2, k1, false, 2, 1, 0);
+  const send = new MessageSlot(1280);
+  const recvBuf = new Uint8Array(3 * 4096);
+  const recv = new MessageSlot(4096 - 32, recvBuf, 4096);
+  const seen = new Map<number, Uint8Array>();
+  for (const len of [0, 1, 52, 1280, 52, 1300, 1279]) {
+    const pkt = randomBytes(len);
+    const msg = a.sealInto(pkt, 1280, send);
+    const expected = ref.seal(pkt, 1280);
+    if (len > 1280) {
+      assert.equal(msg, undefined, 'over capacity: nothing sealed');
+      assert.equal(a.sendCounter, ref.sendCounter - 1, 'and no counter spent');
+      a.sendCounter++;
+      continue;
+    }
+    assert.ok(msg && msg.buffer === send.buf.buffer);
+    assert.deepEqual(new Uint8Array(msg), new Uint8Array(expected));
+    if (seen.has(msg.length)) assert.equal(msg, seen.get(msg.length), 'the view for a length is made once');
+    seen.set(msg.length, msg);
+    const views = recv.viewsFor(msg.length - 32);
+    views.msg.set(msg);
+    const plain = b.open(views.msg, a.sendCounter - 1, views);
+    assert.equal(plain, views.data);
+    assert.deepEqual(plain?.subarray(0, len), new Uint8Array(pkt));
+    views.msg.set(msg);
+    views.msg[views.msg.length - 1] ^= 1;
+    assert.equal(b.open(views.msg, a.sendCounter - 1, views), undefined, 'tampered');
   }
 });
 

@@ -115,6 +115,35 @@ test('handshake on first packet, data both ways, keepalive confirms the responde
   }
 });
 
+test('an IO that releases messages on flush gets them from the send ring, flushed before a slot is reused', () => {
+  const { a, b, pump } = pair();
+  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  pump();
+  assert.equal(b.received.length, 1);
+  // Messages are kept by reference until flush(), as the batch UDP socket does.
+  const held: Uint8Array[] = [];
+  let flushes = 0;
+  a.dev.attach({
+    releasesOnFlush: true,
+    sendDatagram: (msg) => held.push(msg),
+    writePacket: () => {},
+    flush: () => {
+      flushes++;
+      for (const m of held) receiveDatagram(b.dev, m, a.ep);
+      held.length = 0;
+    },
+  });
+  const payloads = Array.from({ length: 300 }, (_, i) => randomBytes(i === 7 ? 1500 : (i * 37) % 1400));
+  for (const p of payloads) a.dev.sendPacket(ipv4Packet(A_IP, B_IP, p));
+  a.dev.io?.flush();
+  assert.ok(flushes >= 3, 'the device flushed before reusing a slot');
+  assert.equal(b.dev.drops.authFailed, 0);
+  assert.equal(b.received.length, 1 + payloads.length);
+  for (const [i, p] of payloads.entries()) {
+    assert.deepEqual(b.received[1 + i].subarray(20), new Uint8Array(p), `packet ${i}`);
+  }
+});
+
 test('mismatched pre-shared keys never complete a handshake', () => {
   const { a, b, pump, peerOf } = pair({ psk: true });
   peerOf(b).presharedKey = randomBytes(32);

@@ -4,8 +4,10 @@
 //
 // In place means a message is sealed and opened inside the buffer that carries it: sealing encrypts
 // buf[at, at+len) where it lies and writes the tag right after it; opening checks that tag and decrypts there.
-// sodium-native takes whole typed arrays, not offsets, so each call makes two subarray views (data and tag) —
-// small, short-lived objects; libsodium itself allocates nothing. The nonce is the caller's preallocated 12 bytes.
+// sodium-native takes whole typed arrays, not offsets, so seal/open make two subarray views (data and tag) per
+// call — small, short-lived objects; libsodium itself allocates nothing. sealDetached/openDetached take those views
+// ready-made, for callers that keep them per buffer slot (the WireGuard hot path): then nothing is allocated per
+// message. The nonce is the caller's preallocated 12 bytes.
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { loadSodium, type SodiumAead } from './sodium.ts';
 
@@ -28,6 +30,10 @@ export interface Aead {
    * bytes are not kept: libsodium zeroes them, noble leaves them. Callers drop a message that does not open.
    */
   open(buf: Uint8Array, at: number, len: number, nonce: Uint8Array, aad?: Uint8Array): boolean;
+  /** seal() on ready-made views: encrypts `data` in place and writes its 16-byte tag into `tag`. */
+  sealDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): void;
+  /** open() on ready-made views: checks `tag` over `data` (and the AAD), then decrypts `data` in place. */
+  openDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): boolean;
 }
 
 const forced = process.env.TRELLIS_AEAD === 'noble';
@@ -61,6 +67,11 @@ function checkRange(buf: Uint8Array, at: number, len: number, nonce: Uint8Array)
   if (nonce.length !== NONCE_BYTES) throw new RangeError(`ChaCha20-Poly1305 nonce must be ${NONCE_BYTES} bytes`);
 }
 
+function checkDetached(tag: Uint8Array, nonce: Uint8Array): void {
+  if (tag.length !== TAG_BYTES) throw new RangeError(`ChaCha20-Poly1305 tag must be ${TAG_BYTES} bytes`);
+  if (nonce.length !== NONCE_BYTES) throw new RangeError(`ChaCha20-Poly1305 nonce must be ${NONCE_BYTES} bytes`);
+}
+
 class SodiumChaCha implements Aead {
   readonly implementation = 'libsodium';
 
@@ -71,33 +82,25 @@ class SodiumChaCha implements Aead {
 
   seal(buf: Uint8Array, at: number, len: number, nonce: Uint8Array, aad?: Uint8Array): void {
     checkRange(buf, at, len, nonce);
-    const data = buf.subarray(at, at + len);
-    // c and m are the same bytes: libsodium documents in-place encryption (c == m) as supported.
-    this.s.crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-      data,
-      buf.subarray(at + len, at + len + TAG_BYTES),
-      data,
-      aad ?? null,
-      null,
-      nonce,
-      this.key,
-    );
+    this.sealDetached(buf.subarray(at, at + len), buf.subarray(at + len, at + len + TAG_BYTES), nonce, aad);
   }
 
   open(buf: Uint8Array, at: number, len: number, nonce: Uint8Array, aad?: Uint8Array): boolean {
     checkRange(buf, at, len, nonce);
-    const data = buf.subarray(at, at + len);
+    return this.openDetached(buf.subarray(at, at + len), buf.subarray(at + len, at + len + TAG_BYTES), nonce, aad);
+  }
+
+  sealDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): void {
+    checkDetached(tag, nonce);
+    // c and m are the same bytes: libsodium documents in-place encryption (c == m) as supported.
+    this.s.crypto_aead_chacha20poly1305_ietf_encrypt_detached(data, tag, data, aad ?? null, null, nonce, this.key);
+  }
+
+  openDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): boolean {
+    checkDetached(tag, nonce);
     try {
       // The tag is checked before any byte is decrypted; a bad one throws (sodium-native's way of saying -1).
-      this.s.crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-        data,
-        null,
-        data,
-        buf.subarray(at + len, at + len + TAG_BYTES),
-        aad ?? null,
-        nonce,
-        this.key,
-      );
+      this.s.crypto_aead_chacha20poly1305_ietf_decrypt_detached(data, null, data, tag, aad ?? null, nonce, this.key);
       return true;
     } catch {
       return false;
@@ -125,6 +128,26 @@ class NobleAead implements Aead {
         buf.subarray(at, at + len + TAG_BYTES),
         buf.subarray(at, at + len),
       );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  sealDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): void {
+    checkDetached(tag, nonce);
+    const sealed = chacha20poly1305(this.key, nonce, aad).encrypt(data);
+    data.set(sealed.subarray(0, data.length));
+    tag.set(sealed.subarray(data.length));
+  }
+
+  openDetached(data: Uint8Array, tag: Uint8Array, nonce: Uint8Array, aad?: Uint8Array): boolean {
+    checkDetached(tag, nonce);
+    const sealed = new Uint8Array(data.length + TAG_BYTES);
+    sealed.set(data);
+    sealed.set(tag, data.length);
+    try {
+      chacha20poly1305(this.key, nonce, aad).decrypt(sealed, data);
       return true;
     } catch {
       return false;

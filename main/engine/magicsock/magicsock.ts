@@ -12,6 +12,7 @@ import { looksLikeStun } from '../stun/stun.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
+import type { MessageViews } from '../wg/keypair.ts';
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
 import { EndpointDiscovery } from './endpoints.ts';
 import type { NetcheckRegion, NetcheckResult } from './netcheck.ts';
@@ -53,7 +54,8 @@ export interface MagicSockOptions {
   nodePrivate: Uint8Array;
   discoPrivate: Uint8Array;
   /** A WireGuard datagram arrived (directly or via DERP). */
-  onWireGuard: (msg: Uint8Array, from: Endpoint, peerKey: Uint8Array | undefined) => void;
+  /** views: msg's ready-made views from the batch UDP socket (see MessageSlot), else undefined. */
+  onWireGuard: (msg: Uint8Array, from: Endpoint, peerKey: Uint8Array | undefined, views?: MessageViews) => void;
   log: (message: string) => void;
   /** Plain HTTP to DERP (a control server on http:// with its embedded DERP). */
   derpPlainHTTP: boolean;
@@ -144,7 +146,7 @@ export class MagicSock {
     // recvmmsg/sendmmsg (and UDP GSO) through the addon where it exists; node:dgram otherwise.
     const onBatchEnd = () => this.o.onBatchEnd?.();
     this.udp = udpBatchAvailable()
-      ? BatchUdpTransport.open(this.o.port, (msg, from) => this.onUdp(msg, from), onBatchEnd)
+      ? BatchUdpTransport.open(this.o.port, (msg, from, views) => this.onUdp(msg, from, views), onBatchEnd)
       : await UdpTransport.open(this.o.port, (msg, from) => {
           this.onUdp(msg, from);
           onBatchEnd();
@@ -155,6 +157,14 @@ export class MagicSock {
 
   get port(): number {
     return this.udp?.port ?? 0;
+  }
+
+  /**
+   * True once open() chose the batch socket: send() is then done with each message when flush() returns (sendmmsg
+   * copies it to the kernel, DERP copies it into a frame). node:dgram keeps it until its asynchronous send.
+   */
+  get releasesOnFlush(): boolean {
+    return this.udp instanceof BatchUdpTransport;
   }
 
   /** Our candidate endpoints (STUN mapping, LAN addresses), as reported to control and in CallMeMaybe. */
@@ -291,7 +301,7 @@ export class MagicSock {
     return this.nodePublicCache;
   }
 
-  private onUdp(msg: Uint8Array, from: Endpoint): void {
+  private onUdp(msg: Uint8Array, from: Endpoint, views?: MessageViews): void {
     if (looksLikeDisco(msg)) {
       this.onDisco(msg, from, 0);
       return;
@@ -300,7 +310,7 @@ export class MagicSock {
       this.discovery.netcheck.onStunPacket(msg);
       return;
     }
-    this.o.onWireGuard(msg, from, undefined);
+    this.o.onWireGuard(msg, from, undefined, views);
   }
 
   private onDerp(region: number, src: Uint8Array, pkt: Uint8Array): void {

@@ -1,11 +1,20 @@
 // UDP through the native addon's recvmmsg/sendmmsg sockets (Linux): one system call moves up to 64
 // datagrams each way. Sends are buffered until flush(), which the device calls at the end of each batch.
+import { TAG_BYTES } from '../crypto/aead.ts';
 import { formatAddress } from '../packet/ip.ts';
 import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UDP_TRUNCATED, UdpBatchSocket } from '../tun/native.ts';
+import { TRANSPORT_HEADER_SIZE } from '../wg/constants.ts';
 import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
+import { MessageSlot, type MessageViews } from '../wg/keypair.ts';
 import { bindError, type UdpBindError } from './udp.ts';
 
-export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint) => void;
+/**
+ * `views`, when set, are msg's views (msg === views.msg), kept per receive slot and message length (see
+ * MessageSlot); datagrams too short for a transport message come without.
+ */
+export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint, views: MessageViews | undefined) => void;
+
+const MIN_MESSAGE = TRANSPORT_HEADER_SIZE + TAG_BYTES;
 
 const MAX_PENDING = 64;
 
@@ -49,8 +58,12 @@ class SourceCache {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 export class BatchUdpTransport {
-  private readonly pending: Uint8Array[] = [];
+  /** Datagrams to send: pending[0, count). Kept at its size (emptying an array by length = 0 frees its storage). */
+  private readonly pending: Uint8Array[] = new Array(MAX_PENDING).fill(EMPTY);
+  private count = 0;
   private pendingTo: Endpoint | undefined;
 
   private constructor(
@@ -75,12 +88,28 @@ export class BatchUdpTransport {
     for (const s of [v4, v6]) {
       if (!s) continue;
       const cache = new SourceCache();
+      // The batch buffer is the same object on every call: its slots' views are made once (per message length).
+      let slotsOf: Uint8Array | undefined;
+      let slots: MessageSlot[] = [];
       s.start((buf, lengths, addrs, ports, count) => {
+        if (buf !== slotsOf) {
+          slotsOf = buf;
+          slots = [];
+          for (let i = 0; i * UDP_SLOT_BYTES < buf.length; i++) {
+            slots.push(new MessageSlot(UDP_SLOT_BYTES - MIN_MESSAGE, buf, i * UDP_SLOT_BYTES));
+          }
+        }
         for (let i = 0; i < count; i++) {
           const len = lengths[i];
           if (len === UDP_TRUNCATED) continue;
           const from = cache.lookup(addrs, i * 16, ports[i]);
-          if (from) onMessage(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + len), from);
+          if (!from) continue;
+          if (len < MIN_MESSAGE) {
+            onMessage(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + len), from, undefined);
+            continue;
+          }
+          const views = slots[i].viewsFor(len - MIN_MESSAGE);
+          onMessage(views.msg, from, views);
         }
         onBatchEnd();
       });
@@ -89,14 +118,14 @@ export class BatchUdpTransport {
   }
 
   send(msg: Uint8Array, to: Endpoint): void {
-    if (this.pendingTo !== to || this.pending.length >= MAX_PENDING) this.flush();
+    if (this.pendingTo !== to || this.count >= MAX_PENDING) this.flush();
     this.pendingTo = to;
-    this.pending.push(msg);
+    this.pending[this.count++] = msg;
   }
 
   flush(): void {
     const to = this.pendingTo;
-    const n = this.pending.length;
+    const n = this.count;
     if (!to || n === 0) return;
     const s = to.family === 6 ? this.v6 : this.v4;
     try {
@@ -104,7 +133,7 @@ export class BatchUdpTransport {
     } catch {
       // A send error (no route, unreachable) concerns these datagrams only; WireGuard retries by itself.
     }
-    this.pending.length = 0;
+    this.count = 0;
     this.pendingTo = undefined;
   }
 

@@ -9,6 +9,7 @@ import type { WgQuickConfig } from '../wg/config-file.ts';
 import type { WgTimers } from '../wg/constants.ts';
 import { Device, type DeviceEvent, type DropCounters } from '../wg/device.ts';
 import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
+import type { MessageViews } from '../wg/keypair.ts';
 import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
@@ -105,7 +106,8 @@ export class WgTunnel {
       throw e;
     }
     // Decrypted packets go to the TUN in one batch per received batch of datagrams.
-    const onDatagram = (msg: Uint8Array, from: Endpoint): void => receiveDatagram(device, msg, from);
+    const onDatagram = (msg: Uint8Array, from: Endpoint, views?: MessageViews): void =>
+      receiveDatagram(device, msg, from, views);
     const onBatchEnd = (): void => {
       tun.flush();
       udp.flush();
@@ -124,6 +126,7 @@ export class WgTunnel {
     }
     const tunnel = new WgTunnel(tun.name, device, tun, udp, mtu);
     device.attach({
+      releasesOnFlush: udp instanceof BatchUdpTransport, // sendmmsg at flush(); node:dgram keeps the buffer
       sendDatagram: (msg, to) => udp.send(msg, to),
       writePacket: (pkt) => tun.write(pkt),
       flush: () => udp.flush(),

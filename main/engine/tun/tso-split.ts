@@ -34,6 +34,8 @@ export class TsoSplitter {
   /** Where each outgoing packet is built: 4-byte aligned, so checksums can read whole words. */
   private readonly scratch = new Uint8Array(65536 + 64);
   private readonly words = new Uint32Array(this.scratch.buffer);
+  /** The last packet view handed to emit: segments of one flow share a length, so it is made once per length. */
+  private view = this.scratch.subarray(0, 0);
 
   /**
    * Takes one frame (virtio_net_hdr + packet) as read from the TUN and calls emit for each plain packet it holds.
@@ -69,7 +71,7 @@ export class TsoSplitter {
     const s = this.scratch;
     s.set(pkt);
     this.setL4Checksum(pkt.length, v === 6, start, offset, offset === TCP_CSUM_OFFSET ? 6 : 17);
-    emit(s.subarray(0, pkt.length));
+    emit(this.viewOf(pkt.length));
   }
 
   private splitTcp(
@@ -126,8 +128,13 @@ export class TsoSplitter {
       s[l4 + 13] = f;
       this.setL4Checksum(total, v6, l4, TCP_CSUM_OFFSET, 6);
       this.segments++;
-      emit(s.subarray(0, total));
+      emit(this.viewOf(total));
     }
+  }
+
+  private viewOf(len: number): Uint8Array {
+    if (this.view.length !== len) this.view = this.scratch.subarray(0, len);
+    return this.view;
   }
 
   /** Writes the TCP/UDP checksum (pseudo-header included) of the packet in scratch[0, total). */

@@ -5,6 +5,8 @@ import { type NativeSystemError, type NativeTunDevice, TunDevice } from './nativ
 import { TcpCoalescer, VNET_HDR_LEN } from './tcp-coalesce.ts';
 import { TsoSplitter } from './tso-split.ts';
 
+const EMPTY = new Uint8Array(0);
+
 export class TunOpenError extends Error {
   override readonly name = 'TunOpenError';
   constructor(
@@ -26,7 +28,9 @@ export interface TunPortOptions {
 
 export class TunPort {
   private readonly coalescer: TcpCoalescer | undefined;
-  private readonly pending: Uint8Array[] = [];
+  /** Packets to write without coalescing: pending[0, count), the array kept at its size between batches. */
+  private readonly pending: Uint8Array[] = new Array(64).fill(EMPTY);
+  private count = 0;
   private readonly splitter = new TsoSplitter();
 
   private constructor(private readonly dev: NativeTunDevice) {
@@ -103,8 +107,8 @@ export class TunPort {
       this.coalescer.push(pkt);
       return;
     }
-    this.pending.push(pkt);
-    if (this.pending.length >= 64) this.flush();
+    this.pending[this.count++] = pkt;
+    if (this.count >= 64) this.flush();
   }
 
   flush(): void {
@@ -112,9 +116,9 @@ export class TunPort {
       this.coalescer.flush();
       return;
     }
-    if (this.pending.length === 0) return;
-    this.dev.writeMany(this.pending, this.pending.length);
-    this.pending.length = 0;
+    if (this.count === 0) return;
+    this.dev.writeMany(this.pending, this.count);
+    this.count = 0;
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import { CookieChecker } from './cookie.ts';
 import { publicKeyOf, randomIndex } from './crypto.ts';
 import type { Endpoint } from './endpoint.ts';
 import { createInitiation, type Identity } from './handshake.ts';
-import { COUNTER_LIMIT, type Keypair } from './keypair.ts';
+import { COUNTER_LIMIT, type Keypair, MessageSlot } from './keypair.ts';
 import { Peer, type PeerConfig } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
 import { tai64n } from './tai64n.ts';
@@ -20,6 +20,12 @@ export interface DeviceIO {
   writePacket(packet: Uint8Array): void;
   /** Called at the end of each batch so an implementation may buffer and send in bulk. */
   flush(): void;
+  /**
+   * True when sendDatagram is done with each message by the time the next flush() returns (it sent or copied
+   * it). The device then seals transport messages into a ring of reusable slots instead of a fresh buffer per
+   * packet, and calls flush() itself before a slot comes round again.
+   */
+  readonly releasesOnFlush?: boolean;
 }
 
 export type DeviceEvent =
@@ -57,6 +63,11 @@ export interface DeviceOptions {
   underLoadRate?: number;
   onEvent?: (e: DeviceEvent) => void;
 }
+
+/** Transport messages in flight between flushes when the IO releases them on flush (see DeviceIO). */
+const SEND_SLOTS = 128;
+/** REKEY_AFTER_MESSAGES as a number, once: not a BigInt conversion per packet. */
+const REKEY_AFTER = Number(REKEY_AFTER_MESSAGES);
 
 export interface IndexEntry {
   peer: Peer;
@@ -97,6 +108,10 @@ export class Device {
   underLoadUntil = Number.NEGATIVE_INFINITY;
   io: DeviceIO | undefined;
   private readonly onEvent: (e: DeviceEvent) => void;
+  /** The send ring, made on attach() to an IO that releases on flush; the next slot; slots used since a flush. */
+  private slots: MessageSlot[] = [];
+  private nextSlot = 0;
+  private slotsLent = 0;
 
   constructor(o: DeviceOptions) {
     this.identity = { staticPrivate: o.privateKey, staticPublic: publicKeyOf(o.privateKey) };
@@ -118,6 +133,9 @@ export class Device {
 
   attach(io: DeviceIO): void {
     this.io = io;
+    this.slots = [];
+    this.nextSlot = this.slotsLent = 0;
+    if (io.releasesOnFlush) for (let i = 0; i < SEND_SLOTS; i++) this.slots.push(new MessageSlot(this.mtu));
   }
 
   setPeer(cfg: PeerConfig): Peer {
@@ -175,16 +193,17 @@ export class Device {
       return;
     }
     const kp = peer.current;
-    if (!kp || !this.usableForSending(kp) || peer.staged.length > 0) {
+    const now = this.now(); // one clock read per packet, for the session check and the timers
+    if (!kp || !this.usableForSending(kp, now) || peer.staged.length > 0) {
       peer.stage(packet);
       this.flushStaged(peer);
       return;
     }
-    this.sendTransport(peer, kp, packet);
+    this.sendTransport(peer, kp, packet, now);
   }
 
-  usableForSending(kp: Keypair): boolean {
-    return this.now() - kp.created < this.timers.rejectAfterTime && kp.sendCounter < COUNTER_LIMIT;
+  usableForSending(kp: Keypair, now = this.now()): boolean {
+    return now - kp.created < this.timers.rejectAfterTime && kp.sendCounter < COUNTER_LIMIT;
   }
 
   /** Sends what is staged if a session allows it, else starts a handshake. */
@@ -204,26 +223,36 @@ export class Device {
     this.flushStaged(peer);
   }
 
-  sendTransport(peer: Peer, kp: Keypair, packet: Uint8Array): void {
+  sendTransport(peer: Peer, kp: Keypair, packet: Uint8Array, now = this.now()): void {
     if (!peer.endpoint || !this.io) {
       this.drops.noEndpoint++;
       return;
     }
-    const msg = kp.seal(packet, this.mtu);
+    const msg = this.seal(kp, packet, this.io);
     this.io.sendDatagram(msg, peer.endpoint, peer);
     peer.txBytes += msg.length;
-    const now = this.now();
     peer.keepaliveAt = undefined;
     peer.lastAuthenticatedTraversal = now;
     if (packet.length > 0 && peer.newHandshakeAt === undefined) {
       peer.newHandshakeAt = now + this.timers.keepaliveTimeout + this.timers.rekeyTimeout + this.jitter();
     }
-    if (
-      kp.sendCounter > Number(REKEY_AFTER_MESSAGES) ||
-      (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)
-    ) {
+    if (kp.sendCounter > REKEY_AFTER || (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)) {
       this.initiateHandshake(peer, false);
     }
+  }
+
+  /** Seals into the next send slot when there is a ring (flushing first once every slot is lent), else afresh. */
+  private seal(kp: Keypair, packet: Uint8Array, io: DeviceIO): Uint8Array {
+    if (this.slots.length === 0) return kp.seal(packet, this.mtu);
+    if (this.slotsLent === this.slots.length) {
+      io.flush();
+      this.slotsLent = 0;
+    }
+    const msg = kp.sealInto(packet, this.mtu, this.slots[this.nextSlot]);
+    if (msg === undefined) return kp.seal(packet, this.mtu); // bigger than the MTU: not what the slots hold
+    this.nextSlot = (this.nextSlot + 1) % this.slots.length;
+    this.slotsLent++;
+    return msg;
   }
 
   jitter(): number {

@@ -6,11 +6,12 @@ import { MacVerdict } from './cookie.ts';
 import type { Device } from './device.ts';
 import { type Endpoint, endpointBytes, sameEndpoint } from './endpoint.ts';
 import { consumeInitiation, consumeResponse, createResponse } from './handshake.ts';
-import { COUNTER_LIMIT, Keypair, readU32LE, transportCounter } from './keypair.ts';
+import { COUNTER_LIMIT, Keypair, type MessageViews, readU32LE, transportCounter } from './keypair.ts';
 import type { Peer } from './peer.ts';
 import { tai64nAfter } from './tai64n.ts';
 
-export function receiveDatagram(dev: Device, msg: Uint8Array, from: Endpoint): void {
+/** `views`: the receiver's ready-made views of msg's slot (batch UDP), so opening it allocates nothing. */
+export function receiveDatagram(dev: Device, msg: Uint8Array, from: Endpoint, views?: MessageViews): void {
   if (msg.length < 4) {
     dev.drops.short++;
     return;
@@ -19,7 +20,7 @@ export function receiveDatagram(dev: Device, msg: Uint8Array, from: Endpoint): v
   switch (type) {
     case MessageType.Transport:
       if (msg.length < TRANSPORT_MIN_SIZE) dev.drops.badSize++;
-      else receiveTransport(dev, msg, from);
+      else receiveTransport(dev, msg, from, views);
       return;
     case MessageType.Initiation:
       if (msg.length !== INITIATION_SIZE) dev.drops.badSize++;
@@ -152,7 +153,7 @@ function receiveCookieReply(dev: Device, msg: Uint8Array): void {
   if (!entry.peer.cookies.consumeReply(msg)) dev.drops.badHandshake++;
 }
 
-function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
+function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint, views: MessageViews | undefined): void {
   const entry = dev.index.get(readU32LE(msg, 4));
   const kp = entry?.keypair;
   if (!entry || !kp) {
@@ -165,7 +166,7 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
     dev.drops.expiredKeypair++;
     return;
   }
-  const plain = kp.open(msg, counter);
+  const plain = kp.open(msg, counter, views);
   if (!plain) {
     dev.drops.authFailed++;
     return;
@@ -208,5 +209,13 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint): void {
   }
   if (peer.keepaliveAt === undefined) peer.keepaliveAt = now + dev.timers.keepaliveTimeout;
   else peer.keepaliveAgain = true;
-  dev.io?.writePacket(len === plain.length ? plain : plain.subarray(0, len));
+  dev.io?.writePacket(len === plain.length ? plain : unpadded(plain, len, views));
+}
+
+/** The IP packet without WireGuard's padding; with the slot's views, the view is kept for the next such length. */
+function unpadded(plain: Uint8Array, len: number, views: MessageViews | undefined): Uint8Array {
+  if (views === undefined || plain !== views.data) return plain.subarray(0, len);
+  let inner = views.inner;
+  if (inner === undefined || inner.length !== len) views.inner = inner = plain.subarray(0, len);
+  return inner;
 }
