@@ -259,12 +259,13 @@ export class SocketTransport extends BaseTransport {
 
   #attached(att: Attaching): void {
     this.#attaching = undefined;
-    const all = att.chunks.length === 1 ? (att.chunks[0] as Buffer) : Buffer.concat(att.chunks);
+    // One copy of the bytes, whatever the reads were: the blobs are views into memory of their own, not into a
+    // socket chunk they would keep alive.
+    const all = att.chunks.length === 1 ? Buffer.from(att.chunks[0] as Buffer) : Buffer.concat(att.chunks);
     const blobs: Buffer[] = [];
     let at = 0;
     for (const n of att.lengths) {
-      // a copy: a view would keep the whole socket chunk alive and change if the chunk's buffer is reused
-      blobs.push(Buffer.from(all.subarray(at, at + n)));
+      blobs.push(all.subarray(at, at + n));
       at += n;
     }
     this.deliver(revive(att.message, blobs, 0));
