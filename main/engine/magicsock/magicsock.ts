@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
-import { BatchUdpTransport } from '../plainwg/batch-udp.ts';
-import { type DatagramTransport, UdpTransport } from '../plainwg/udp.ts';
+import { BatchUdpTransport } from '../udp/batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import { looksLikeStun } from '../stun/stun.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
 import { publicKeyOf } from '../wg/crypto.ts';

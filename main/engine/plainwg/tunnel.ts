@@ -13,8 +13,8 @@ import type { MessageViews } from '../wg/keypair.ts';
 import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
-import { BatchUdpTransport } from './batch-udp.ts';
-import { type DatagramTransport, UdpTransport } from './udp.ts';
+import { BatchUdpTransport } from '../udp/batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 
 export const DEFAULT_MTU = 1420;
 

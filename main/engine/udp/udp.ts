@@ -1,5 +1,5 @@
-// The UDP side of a plain WireGuard interface: one socket per address family on the listen port,
-// through node:dgram. Errors at bind time become UdpBindError with a sentence a user can act on.
+// UDP sockets through node:dgram, one per address family on one port: the portable transport for WireGuard
+// (the tailnet's magicsock and `trellis wg`). Errors at bind time become UdpBindError with a sentence a user can act on.
 import { createSocket, type Socket } from 'node:dgram';
 import { type Endpoint, endpointOf } from '../wg/endpoint.ts';
 
