@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { DiscoCodec } from '../disco/codec.ts';
 import { type DiscoMessage, looksLikeDisco } from '../disco/message.ts';
-import { BatchUdpTransport } from '../udp/batch-udp.ts';
-import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import { looksLikeStun } from '../stun/stun.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
+import { BatchUdpTransport } from '../udp/batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
 import type { MessageViews } from '../wg/keypair.ts';

@@ -5,6 +5,8 @@ import { formatAddress } from '../packet/ip.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
 import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
 import { TunOpenError, TunPort } from '../tun/tun-port.ts';
+import { BatchUdpTransport } from '../udp/batch-udp.ts';
+import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import type { WgQuickConfig } from '../wg/config-file.ts';
 import type { WgTimers } from '../wg/constants.ts';
 import { Device, type DeviceEvent, type DropCounters } from '../wg/device.ts';
@@ -13,8 +15,6 @@ import type { MessageViews } from '../wg/keypair.ts';
 import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
-import { BatchUdpTransport } from '../udp/batch-udp.ts';
-import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 
 export const DEFAULT_MTU = 1420;
 
