@@ -11,16 +11,18 @@ import { compileFilter } from './filter/compile.ts';
 import { FlowTable } from './filter/conntrack.ts';
 import type { CompiledFilter, FilterEnv } from './filter/filter.ts';
 import { AddrSet } from './filter/prefix.ts';
-import { DERP_MAGIC_IP, MagicSock, type PathInfo } from './magicsock/magicsock.ts';
+import { MagicSock, type PathInfo } from './magicsock/magicsock.ts';
 import { netcheckRegions } from './magicsock/netcheck.ts';
+import type { MagicPeer } from './magicsock/peer-path.ts';
 import { parsePrefix } from './packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from './packet/parse.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
+import type { Prefix } from './wg/allowedips.ts';
 import { Device, type DropCounters } from './wg/device.ts';
-import { endpointOf } from './wg/endpoint.ts';
 import { receiveDatagram } from './wg/receive.ts';
+import { sendPacket } from './wg/send.ts';
 import { TICK_MS, tickTimers } from './wg/timers.ts';
 
 export const TAILNET_MTU = 1280;
@@ -93,11 +95,11 @@ export class DataPath {
     this.device = new Device({
       privateKey: o.nodePrivate,
       mtu: TAILNET_MTU,
+      roaming: false, // each peer's endpoint is its magicsock path, which follows the peer by itself
       onEvent: (e) => {
         const peer = `peer ${e.peer.slice(0, 8)}…`;
         if (e.kind === 'handshake') {
-          const via = e.endpoint?.address === DERP_MAGIC_IP ? `DERP region ${e.endpoint.port}` : 'UDP';
-          o.log(`WireGuard handshake with ${peer} done (${e.role}, last packet via ${via})`);
+          o.log(`WireGuard handshake with ${peer} done (${e.role}, path: ${e.endpoint?.describe() ?? 'none'})`);
         } else if (e.kind === 'handshakeGiveUp') o.log(`WireGuard gave up the handshake with ${peer} (no answer)`);
       },
     });
@@ -109,7 +111,7 @@ export class DataPath {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
-      onWireGuard: (msg, from, _peerKey, views) => receiveDatagram(this.device, msg, from, views),
+      onWireGuard: (msg, from, views) => receiveDatagram(this.device, msg, from, views),
       onBatchEnd: () => {
         this.tun?.flush();
         this.magic.flush();
@@ -121,9 +123,7 @@ export class DataPath {
   private attachDevice(): void {
     this.device.attach({
       releasesOnFlush: this.magic.releasesOnFlush,
-      sendDatagram: (msg, _to, peer) => {
-        if (peer) this.magic.send(msg, peer.publicKeyB64);
-      },
+      sendDatagram: (msg, to) => this.magic.send(msg, to),
       writePacket: (pkt) => {
         const p = parsePacket(pkt, this.scratch);
         if (p.status !== 'ok' || (this.filter.checkInbound(p, this.env) === 'drop' && !this.toPeerApi(p))) {
@@ -178,8 +178,8 @@ export class DataPath {
     this.rebuildDnsTable();
     this.filter = compileFilter(nm.packetFilter());
 
-    const wanted = new Set<string>();
-    const magicPeers = [];
+    const wanted: Array<{ nodeKey: Uint8Array; allowedIPs: Prefix[] }> = [];
+    const magicPeers: MagicPeer[] = [];
     for (const p of nm.peers.values()) {
       if (typeof p.Key !== 'string' || p.Expired === true) continue;
       let nodeKey: Uint8Array;
@@ -188,19 +188,13 @@ export class DataPath {
       } catch {
         continue;
       }
-      const allowed = [];
+      const allowedIPs: Prefix[] = [];
       for (const a of p.AllowedIPs ?? p.Addresses ?? []) {
         try {
-          allowed.push(parsePrefix(a));
+          allowedIPs.push(parsePrefix(a));
         } catch {}
       }
-      wanted.add(Buffer.from(nodeKey).toString('base64'));
-      // The WireGuard endpoint is a placeholder: magicsock routes by the peer's key.
-      this.device.setPeer({
-        publicKey: nodeKey,
-        allowedIPs: allowed,
-        endpoint: endpointOf(DERP_MAGIC_IP, Math.max(1, p.HomeDERP ?? 1)),
-      });
+      wanted.push({ nodeKey, allowedIPs });
       let discoKey: Uint8Array | undefined;
       try {
         discoKey = typeof p.DiscoKey === 'string' ? keyFromText('discokey', p.DiscoKey) : undefined;
@@ -212,8 +206,14 @@ export class DataPath {
         homeDERP: p.HomeDERP ?? 0,
       });
     }
-    for (const [b64, peer] of this.device.peers) if (!wanted.has(b64)) this.device.removePeer(peer.publicKey);
+    // magicsock first: each WireGuard peer's endpoint is its magicsock path.
     this.magic.setPeers(magicPeers);
+    const keep = new Set<string>();
+    for (const { nodeKey, allowedIPs } of wanted) {
+      keep.add(Buffer.from(nodeKey).toString('base64'));
+      this.device.setPeer({ publicKey: nodeKey, allowedIPs, endpoint: this.magic.peerEndpoint(nodeKey) });
+    }
+    for (const [b64, peer] of this.device.peers) if (!keep.has(b64)) this.device.removePeer(peer.publicKey);
 
     this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
   }
@@ -248,7 +248,7 @@ export class DataPath {
       return;
     }
     if (p.status === 'ok') this.filter.checkOutbound(p, this.env); // records UDP flows for reply admission
-    this.device.sendPacket(pkt);
+    sendPacket(this.device, pkt);
   }
 
   /** Per-peer path and WireGuard stats for status. */

@@ -11,6 +11,7 @@ import { Device } from '../../main/engine/wg/device.ts';
 import { type Endpoint, endpointOf } from '../../main/engine/wg/endpoint.ts';
 import { MessageSlot } from '../../main/engine/wg/keypair.ts';
 import { receiveDatagram } from '../../main/engine/wg/receive.ts';
+import { sendPacket } from '../../main/engine/wg/send.ts';
 
 const SLOT = 4096;
 const BATCH = 64;
@@ -70,7 +71,7 @@ pkt.set([198, 51, 100, 1], 12);
 pkt.set([198, 51, 100, 2], 16);
 
 // Handshake (A initiates on its first packet), then B's first data confirms its side.
-a.sendPacket(pkt);
+sendPacket(a, pkt);
 a.io?.flush();
 b.io?.flush();
 a.io?.flush();
@@ -78,7 +79,7 @@ if (delivered !== 1) throw new Error(`handshake did not deliver (${delivered})`)
 
 function run(n: number): void {
   for (let i = 0; i < n; i++) {
-    a.sendPacket(pkt);
+    sendPacket(a, pkt);
     if ((i & 63) === 63) a.io?.flush();
   }
   a.io?.flush();

@@ -8,6 +8,7 @@ import { generateKeyPair } from '../../main/engine/wg/crypto.ts';
 import { Device, type DeviceEvent } from '../../main/engine/wg/device.ts';
 import { type Endpoint, endpointOf } from '../../main/engine/wg/endpoint.ts';
 import { receiveDatagram } from '../../main/engine/wg/receive.ts';
+import { sendPacket } from '../../main/engine/wg/send.ts';
 import { tickTimers } from '../../main/engine/wg/timers.ts';
 
 function ipv4Packet(src: string, dst: string, payload: Uint8Array): Uint8Array {
@@ -74,7 +75,7 @@ function pair(opts: { psk?: boolean; timers?: Record<string, number>; underLoadR
   ] as const) {
     self.dev.attach({
       sendDatagram: (msg, to) => {
-        assert.equal(to.address, other.ep.address);
+        assert.equal(to.describe(), other.ep.describe());
         self.wire.push(new Uint8Array(msg));
         queue.push({ to: other, msg: new Uint8Array(msg), from: self.ep });
       },
@@ -103,13 +104,13 @@ test('handshake on first packet, data both ways, keepalive confirms the responde
   for (const psk of [false, true]) {
     const { a, b, pump, peerOf } = pair({ psk });
     const payload = randomBytes(100);
-    a.dev.sendPacket(ipv4Packet(A_IP, B_IP, payload));
+    sendPacket(a.dev, ipv4Packet(A_IP, B_IP, payload));
     pump();
     assert.equal(b.received.length, 1, `packet delivered (psk=${psk})`);
     assert.deepEqual(b.received[0].subarray(20), new Uint8Array(payload));
     assert.ok(peerOf(b).current, 'responder confirmed its session');
     assert.ok(a.events.some((e) => e.kind === 'handshake' && e.role === 'initiator'));
-    b.dev.sendPacket(ipv4Packet(B_IP, A_IP, payload));
+    sendPacket(b.dev, ipv4Packet(B_IP, A_IP, payload));
     pump();
     assert.equal(a.received.length, 1);
   }
@@ -117,7 +118,7 @@ test('handshake on first packet, data both ways, keepalive confirms the responde
 
 test('an IO that releases messages on flush gets them from the send ring, flushed before a slot is reused', () => {
   const { a, b, pump } = pair();
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   assert.equal(b.received.length, 1);
   // Messages are kept by reference until flush(), as the batch UDP socket does.
@@ -134,7 +135,7 @@ test('an IO that releases messages on flush gets them from the send ring, flushe
     },
   });
   const payloads = Array.from({ length: 300 }, (_, i) => randomBytes(i === 7 ? 1500 : (i * 37) % 1400));
-  for (const p of payloads) a.dev.sendPacket(ipv4Packet(A_IP, B_IP, p));
+  for (const p of payloads) sendPacket(a.dev, ipv4Packet(A_IP, B_IP, p));
   a.dev.io?.flush();
   assert.ok(flushes >= 3, 'the device flushed before reusing a slot');
   assert.equal(b.dev.drops.authFailed, 0);
@@ -147,7 +148,7 @@ test('an IO that releases messages on flush gets them from the send ring, flushe
 test('mismatched pre-shared keys never complete a handshake', () => {
   const { a, b, pump, peerOf } = pair({ psk: true });
   peerOf(b).presharedKey = randomBytes(32);
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   assert.equal(b.received.length, 0);
   assert.equal(peerOf(a).current, undefined);
@@ -156,7 +157,7 @@ test('mismatched pre-shared keys never complete a handshake', () => {
 
 test('replayed data, foreign inner source, and hostile datagrams are dropped and counted', () => {
   const { a, b, pump } = pair();
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(50)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(50)));
   pump();
   const dataMsg = a.wire[a.wire.length - 1];
   assert.equal(b.received.length, 1);
@@ -166,7 +167,7 @@ test('replayed data, foreign inner source, and hostile datagrams are dropped and
 
   // A peer may only send from its AllowedIPs: B's rule for A is 198.51.100.1/32.
   a.dev.routes.insert(parsePrefix('203.0.113.0/24'), [...a.dev.peers.values()][0]);
-  a.dev.sendPacket(ipv4Packet('203.0.113.9', B_IP, randomBytes(20)));
+  sendPacket(a.dev, ipv4Packet('203.0.113.9', B_IP, randomBytes(20)));
   pump();
   assert.equal(b.dev.drops.notAllowedSource, 1);
   assert.equal(b.received.length, 1);
@@ -187,15 +188,15 @@ test('replayed data, foreign inner source, and hostile datagrams are dropped and
   assert.equal(counted, 2000 + 6 + 1, 'every hostile datagram is counted as a drop');
   assert.ok(b.dev.drops.badMac1 >= 1);
   // The session still works afterwards.
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(20)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(20)));
   pump();
   assert.equal(b.received.length, 2);
 });
 
 test('simultaneous initiation converges to one working session', () => {
   const { a, b, pump, peerOf, queue } = pair({ timers: { rekeyTimeout: 50, rekeyTimeoutJitterMax: 30 } });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
-  b.dev.sendPacket(ipv4Packet(B_IP, A_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(b.dev, ipv4Packet(B_IP, A_IP, randomBytes(10)));
   assert.equal(queue.length, 2, 'both initiations in flight');
   pump();
   // Both responded to the other and dropped the crossing responses; retransmission resolves it.
@@ -216,17 +217,17 @@ test('simultaneous initiation converges to one working session', () => {
 
 test('rekey after REKEY_AFTER_TIME keeps traffic flowing and rotates keypairs', () => {
   const { a, b, pump, peerOf } = pair({ timers: { rekeyAfterTime: 100, rekeyTimeout: 20, rekeyTimeoutJitterMax: 1 } });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const first = peerOf(a).current;
   const until = performance.now() + 130;
   while (performance.now() < until) {}
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10))); // sent on the old key, then triggers a rekey
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10))); // sent on the old key, then triggers a rekey
   pump();
   assert.notEqual(peerOf(a).current, first, 'a new keypair is current');
   assert.equal(peerOf(a).previous, first, 'the old one is kept to receive stragglers');
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
-  b.dev.sendPacket(ipv4Packet(B_IP, A_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(b.dev, ipv4Packet(B_IP, A_IP, randomBytes(10)));
   pump();
   assert.equal(b.received.length, 3);
   assert.equal(a.received.length, 1);
@@ -234,7 +235,7 @@ test('rekey after REKEY_AFTER_TIME keeps traffic flowing and rotates keypairs', 
 
 test('under load, an initiation without MAC2 gets a cookie reply; the retry with MAC2 succeeds', () => {
   const { a, b, pump, peerOf } = pair({ underLoadRateB: 0, timers: { rekeyTimeout: 20, rekeyTimeoutJitterMax: 1 } });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   assert.equal(b.dev.drops.cookieSent, 1, 'B answered with a cookie');
   assert.equal(b.received.length, 0);
@@ -249,7 +250,7 @@ test('under load, an initiation without MAC2 gets a cookie reply; the retry with
 
 test('the endpoint follows the latest authenticated packet (roaming)', () => {
   const { a, b, pump, peerOf } = pair();
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const kp = peerOf(a).current!;
   const moved = endpointOf('203.0.113.77', 40000);
@@ -263,7 +264,7 @@ test('the endpoint follows the latest authenticated packet (roaming)', () => {
 
 test('a replayed initiation is refused (TAI64N)', () => {
   const { a, b, pump } = pair();
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   const initiation = new Uint8Array(a.wire[0]);
   pump();
   receiveDatagram(b.dev, initiation, a.ep);
@@ -277,10 +278,10 @@ function spin(ms: number): void {
 
 test('passive keepalive: a receiver with nothing to say answers data with a keepalive after KEEPALIVE_TIMEOUT', () => {
   const { a, b, pump } = pair({ timers: { keepaliveTimeout: 40 } });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const sentByB = b.wire.length;
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   tickTimers(b.dev);
   assert.equal(b.wire.length, sentByB, 'not before the timeout');
@@ -292,7 +293,7 @@ test('passive keepalive: a receiver with nothing to say answers data with a keep
 
 test('persistent keepalive is sent after the configured silence, without any data', () => {
   const { a, pump, peerOf } = pair();
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   peerOf(a).persistentKeepaliveMs = 30;
   const before = a.wire.length;
@@ -304,7 +305,7 @@ test('persistent keepalive is sent after the configured silence, without any dat
 
 test('an unanswered handshake is retried every REKEY_TIMEOUT and given up after REKEY_ATTEMPT_TIME', () => {
   const { a, queue, peerOf } = pair({ timers: { rekeyTimeout: 10, rekeyTimeoutJitterMax: 1, rekeyAttemptTime: 50 } });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   queue.length = 0; // B never hears anything
   for (let i = 0; i < 40 && !a.events.some((e) => e.kind === 'handshakeGiveUp'); i++) {
     spin(12);
@@ -322,14 +323,14 @@ test('a keypair past REJECT_AFTER_TIME is neither used to send nor accepted', ()
   const { a, b, pump, peerOf } = pair({
     timers: { rejectAfterTime: 60, rekeyAfterTime: 1000, rekeyTimeout: 10, rekeyTimeoutJitterMax: 1 },
   });
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   pump();
   const old = peerOf(a).current!;
   const stale = old.seal(ipv4Packet(A_IP, B_IP, randomBytes(10)), 1420);
   spin(70);
   receiveDatagram(b.dev, stale, a.ep);
   assert.equal(b.dev.drops.expiredKeypair, 1);
-  a.dev.sendPacket(ipv4Packet(A_IP, B_IP, randomBytes(10)));
+  sendPacket(a.dev, ipv4Packet(A_IP, B_IP, randomBytes(10)));
   assert.equal(a.wire[a.wire.length - 1][0], 1, 'a fresh handshake instead of the expired key');
   pump();
   assert.notEqual(peerOf(a).current, old);

@@ -11,23 +11,15 @@ import { udpBatchAvailable } from '../tun/native.ts';
 import { BatchUdpTransport } from '../udp/batch-udp.ts';
 import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
-import { type Endpoint, endpointOf, formatEndpoint, parseEndpoint } from '../wg/endpoint.ts';
+import { Endpoint, formatEndpoint, type PeerEndpoint, parseEndpoint } from '../wg/endpoint.ts';
 import type { MessageViews } from '../wg/keypair.ts';
 import { DerpPool, type DerpPoolCounters } from './derp-pool.ts';
 import { EndpointDiscovery } from './endpoints.ts';
 import type { NetcheckRegion, NetcheckResult } from './netcheck.ts';
-import {
-  candidates,
-  type MagicPeer,
-  newPeerPath,
-  notePong,
-  type PeerPath,
-  sameAddr,
-  setCallMeMaybe,
-} from './peer-path.ts';
+import { candidates, type MagicPeer, newPeerPath, notePong, PeerPath, sameAddr, setCallMeMaybe } from './peer-path.ts';
 
-/** The address Tailscale uses to name "via DERP region N" as if it were an endpoint. */
-export const DERP_MAGIC_IP = '127.3.3.40';
+/** The address a disco pong names as the source of a ping that came through DERP region N (port N). */
+const DERP_MAGIC_IP = '127.3.3.40';
 /** Candidate endpoints a handshake is sent to directly before a path is proven. */
 const MAX_SPRAY = 4;
 /** Minimum spacing of disco pings to one peer. */
@@ -53,9 +45,11 @@ export interface MagicSockOptions {
   port: number;
   nodePrivate: Uint8Array;
   discoPrivate: Uint8Array;
-  /** A WireGuard datagram arrived (directly or via DERP). */
-  /** views: msg's ready-made views from the batch UDP socket (see MessageSlot), else undefined. */
-  onWireGuard: (msg: Uint8Array, from: Endpoint, peerKey: Uint8Array | undefined, views?: MessageViews) => void;
+  /**
+   * A WireGuard datagram arrived: directly (from is its UDP source), or via DERP (from is the sending peer's
+   * path). views: msg's ready-made views from the batch UDP socket (see MessageSlot), else undefined.
+   */
+  onWireGuard: (msg: Uint8Array, from: PeerEndpoint, views?: MessageViews) => void;
   log: (message: string) => void;
   /** Plain HTTP to DERP (a control server on http:// with its embedded DERP). */
   derpPlainHTTP: boolean;
@@ -83,7 +77,7 @@ export interface MagicCounters {
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-/** Node keys as WireGuard's Peer.publicKeyB64 spells them: the hot path passes that string straight in. */
+/** Node keys in base64: how the peer table is keyed. */
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
 export class MagicSock {
@@ -208,10 +202,21 @@ export class MagicSock {
     return p.info.homeDERP > 0 ? p.info.homeDERP : p.lastDerpRegion || this.derp.home;
   }
 
-  /** Sends a WireGuard datagram to a peer (node key in base64) on its best path. */
-  send(msg: Uint8Array, nodeKeyB64: string): void {
-    const p = this.peers.get(nodeKeyB64);
-    if (!p) return;
+  /** The endpoint WireGuard sends a peer's datagrams to: the peer's path (after setPeers listed it). */
+  peerEndpoint(nodeKey: Uint8Array): PeerEndpoint | undefined {
+    return this.peers.get(b64(nodeKey));
+  }
+
+  /**
+   * Sends a WireGuard datagram: to a peer's path (its best direct address, else DERP), or to a bare UDP address
+   * (a cookie reply to whoever sent a handshake).
+   */
+  send(msg: Uint8Array, to: PeerEndpoint): void {
+    if (to instanceof PeerPath) this.sendToPeer(msg, to);
+    else if (to instanceof Endpoint) this.udp?.send(msg, to);
+  }
+
+  private sendToPeer(msg: Uint8Array, p: PeerPath): void {
     const now = performance.now();
     p.lastSend = now;
     if (p.best && now < p.bestUntil) {
@@ -310,7 +315,7 @@ export class MagicSock {
       this.discovery.netcheck.onStunPacket(msg);
       return;
     }
-    this.o.onWireGuard(msg, from, undefined, views);
+    this.o.onWireGuard(msg, from, views);
   }
 
   private onDerp(region: number, src: Uint8Array, pkt: Uint8Array): void {
@@ -320,12 +325,12 @@ export class MagicSock {
       this.traffic.derpFromUnknown++; // not a tailnet peer: nothing of ours to say to it
       return;
     }
-    if (peer) peer.lastDerpRegion = region; // the learned route, for a peer with no home in the netmap
+    peer.lastDerpRegion = region; // the learned route, for a peer with no home in the netmap
     if (looksLikeDisco(pkt)) {
       this.onDisco(pkt, undefined, region, src);
       return;
     }
-    this.o.onWireGuard(pkt, endpointOf(DERP_MAGIC_IP, Math.max(1, region)), src);
+    this.o.onWireGuard(pkt, peer);
     this.o.onBatchEnd?.();
   }
 

@@ -1,6 +1,6 @@
 // One peer's path state in magicsock (datapath.md §3.3–§3.7) and the rules that change it without any I/O: which
 // endpoints are candidates, what a CallMeMaybe may add, and which direct address a pong makes the best one.
-import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
+import { type Endpoint, endpointOf, formatEndpoint, type PeerEndpoint } from '../wg/endpoint.ts';
 
 /** How long a pong keeps a direct path trusted without a fresh one (tailscale: trustUDPAddrDuration). */
 export const TRUST_DIRECT_MS = 6_500;
@@ -15,40 +15,46 @@ export interface MagicPeer {
   homeDERP: number;
 }
 
-export interface PeerPath {
-  info: MagicPeer;
-  best: Endpoint | undefined;
-  bestUntil: number;
-  lastPing: number;
+/**
+ * One peer's path: what WireGuard holds as the peer's endpoint (opaque to it) and magicsock sends through — the
+ * proven direct address while it is trusted, else the peer's DERP region.
+ */
+export class PeerPath implements PeerEndpoint {
+  best: Endpoint | undefined = undefined;
+  bestUntil = 0;
+  lastPing = 0;
   /** When we last pinged every candidate (not just the best path). */
-  lastFullPing: number;
+  lastFullPing = 0;
   /** When we last sent the peer a WireGuard datagram. */
-  lastSend: number;
+  lastSend = Number.NEGATIVE_INFINITY;
   /** When we last answered a ping on an unproven path with a ping of our own. */
-  lastPingBack: number;
+  lastPingBack = 0;
   /** Endpoints from the peer's latest CallMeMaybe (replaced by the next one, bounded). */
-  cmm: string[];
+  cmm: string[] = [];
   /** The DERP region we last heard the peer on (0 = never). */
-  lastDerpRegion: number;
+  lastDerpRegion = 0;
   /** When a CallMeMaybe last made us ping every candidate. */
-  lastCmmPing: number;
-  latencyMs: number | undefined;
+  lastCmmPing = Number.NEGATIVE_INFINITY;
+  latencyMs: number | undefined = undefined;
+  /** The node key: what names this peer to WireGuard's cookies (a path has no one address to bind them to). */
+  readonly macSource: Uint8Array;
+  /** The node key in base64. */
+  readonly rateKey: string;
+
+  constructor(public info: MagicPeer) {
+    this.macSource = info.nodeKey;
+    this.rateKey = Buffer.from(info.nodeKey).toString('base64');
+  }
+
+  describe(): string {
+    if (this.best && performance.now() < this.bestUntil) return this.best.describe();
+    const region = this.info.homeDERP || this.lastDerpRegion;
+    return region > 0 ? `DERP region ${region}` : 'no path yet';
+  }
 }
 
 export function newPeerPath(info: MagicPeer): PeerPath {
-  return {
-    info,
-    best: undefined,
-    bestUntil: 0,
-    lastPing: 0,
-    lastFullPing: 0,
-    lastPingBack: 0,
-    cmm: [],
-    lastDerpRegion: 0,
-    lastCmmPing: Number.NEGATIVE_INFINITY,
-    lastSend: Number.NEGATIVE_INFINITY,
-    latencyMs: undefined,
-  };
+  return new PeerPath(info);
 }
 
 /** The peer's candidate endpoints: from the netmap, then from its latest CallMeMaybe. */

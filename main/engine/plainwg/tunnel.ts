@@ -10,10 +10,11 @@ import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
 import type { WgQuickConfig } from '../wg/config-file.ts';
 import type { WgTimers } from '../wg/constants.ts';
 import { Device, type DeviceEvent, type DropCounters } from '../wg/device.ts';
-import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
+import { Endpoint, endpointOf } from '../wg/endpoint.ts';
 import type { MessageViews } from '../wg/keypair.ts';
 import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
+import { sendKeepalive, sendPacket } from '../wg/send.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
 
 export const DEFAULT_MTU = 1420;
@@ -127,7 +128,10 @@ export class WgTunnel {
     const tunnel = new WgTunnel(tun.name, device, tun, udp, mtu);
     device.attach({
       releasesOnFlush: udp instanceof BatchUdpTransport, // sendmmsg at flush(); node:dgram keeps the buffer
-      sendDatagram: (msg, to) => udp.send(msg, to),
+      // Every endpoint here is a UDP address: the config's, or one roamed to from a datagram's source.
+      sendDatagram: (msg, to) => {
+        if (to instanceof Endpoint) udp.send(msg, to);
+      },
       writePacket: (pkt) => tun.write(pkt),
       flush: () => udp.flush(),
     });
@@ -146,7 +150,7 @@ export class WgTunnel {
       throw new TunnelError((e as Error).message, 'os', { cause: e });
     }
     tun.start(
-      (pkt) => device.sendPacket(pkt),
+      (pkt) => sendPacket(device, pkt),
       () => udp.flush(),
       (err) => {
         o.log(`error: TUN read failed: ${err.message}`);
@@ -155,7 +159,7 @@ export class WgTunnel {
     );
     tunnel.tickTimer = setInterval(() => tickTimers(device), TICK_MS);
     for (const peer of device.peers.values()) {
-      if (peer.persistentKeepaliveMs > 0 && peer.endpoint) device.sendKeepalive(peer);
+      if (peer.persistentKeepaliveMs > 0 && peer.endpoint) sendKeepalive(device, peer);
     }
     o.log(`interface ${tun.name} up: listening on UDP ${udp.port}, MTU ${mtu}, ${cfg.peers.length} peer(s)`);
     return tunnel;
@@ -175,7 +179,7 @@ export class WgTunnel {
       mtu: this.mtu,
       peers: [...this.device.peers.values()].map((p) => ({
         publicKey: p.publicKeyB64,
-        endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+        endpoint: p.endpoint ? p.endpoint.describe() : null,
         allowedIPs: byPeer.get(p.publicKeyB64) ?? [],
         latestHandshake: Math.floor(p.lastHandshakeWall / 1000),
         rxBytes: p.rxBytes,
@@ -199,10 +203,10 @@ export class WgTunnel {
 function describeEvent(e: DeviceEvent): string {
   switch (e.kind) {
     case 'handshake':
-      return `handshake completed with peer ${e.peer} (${e.role})${e.endpoint ? ` at ${formatEndpoint(e.endpoint)}` : ''}`;
+      return `handshake completed with peer ${e.peer} (${e.role})${e.endpoint ? ` at ${e.endpoint.describe()}` : ''}`;
     case 'handshakeGiveUp':
       return `handshake with peer ${e.peer} did not complete after 90 s; giving up until there is traffic`;
     case 'roamed':
-      return `peer ${e.peer} is now at ${formatEndpoint(e.endpoint)}`;
+      return `peer ${e.peer} is now at ${e.endpoint.describe()}`;
   }
 }

@@ -1,22 +1,22 @@
-// A WireGuard device: our static identity, the peers, the index table, and the outbound path.
-// Inbound datagrams are handled in receive.ts, timers in timers.ts; both act on a Device.
+// A WireGuard device: our static identity, the peers, the index table and the sessions. Packets go out through
+// send.ts and come in through receive.ts; timers.ts keeps the deadlines. All three act on a Device.
 import { performance } from 'node:perf_hooks';
-import { DST_OFFSET, ipVersion } from '../packet/ip.ts';
 import { AllowedIPs, type Prefix } from './allowedips.ts';
-import { DEFAULT_TIMERS, REKEY_AFTER_MESSAGES, UNDER_LOAD_QUEUE, type WgTimers } from './constants.ts';
+import { DEFAULT_TIMERS, UNDER_LOAD_QUEUE, type WgTimers } from './constants.ts';
 import { CookieChecker } from './cookie.ts';
 import { publicKeyOf, randomIndex } from './crypto.ts';
-import type { Endpoint } from './endpoint.ts';
-import { createInitiation, type Identity } from './handshake.ts';
-import { COUNTER_LIMIT, type Keypair, MessageSlot } from './keypair.ts';
+import type { PeerEndpoint } from './endpoint.ts';
+import type { Identity } from './handshake.ts';
+import type { Keypair } from './keypair.ts';
 import { Peer, type PeerConfig } from './peer.ts';
 import { RateLimiter } from './ratelimiter.ts';
-import { tai64n } from './tai64n.ts';
+import { SendRing } from './send.ts';
+import { timersHandshakeComplete, timersSessionDerived } from './timers.ts';
 
 /** Where the device's output goes: datagrams to the network, decrypted packets to the TUN. */
 export interface DeviceIO {
-  /** peer is set for everything but cookie replies; a path-choosing transport (magicsock) routes by it. */
-  sendDatagram(message: Uint8Array, to: Endpoint, peer?: Peer): void;
+  /** `to` is a peer's endpoint, or the source of a handshake being answered with a cookie reply. */
+  sendDatagram(message: Uint8Array, to: PeerEndpoint): void;
   writePacket(packet: Uint8Array): void;
   /** Called at the end of each batch so an implementation may buffer and send in bulk. */
   flush(): void;
@@ -29,9 +29,10 @@ export interface DeviceIO {
 }
 
 export type DeviceEvent =
-  | { kind: 'handshake'; peer: string; role: 'initiator' | 'responder'; endpoint: Endpoint | undefined }
+  | { kind: 'handshake'; peer: string; role: 'initiator' | 'responder'; endpoint: PeerEndpoint | undefined }
   | { kind: 'handshakeGiveUp'; peer: string }
-  | { kind: 'roamed'; peer: string; endpoint: Endpoint };
+  /** Only with roaming: an authenticated packet came from another address than the peer's endpoint. */
+  | { kind: 'roamed'; peer: string; endpoint: PeerEndpoint };
 
 /** Why inbound or outbound traffic was dropped; `wg show`-style stats print them. */
 export interface DropCounters {
@@ -62,12 +63,12 @@ export interface DeviceOptions {
   /** Handshake messages per second above which the device requires cookies. */
   underLoadRate?: number;
   onEvent?: (e: DeviceEvent) => void;
+  /**
+   * Whether a peer's endpoint follows the source of its authenticated packets (default true, as in plain
+   * WireGuard). False when the IO owns the paths (magicsock): the endpoint stays the object it was given.
+   */
+  roaming?: boolean;
 }
-
-/** Transport messages in flight between flushes when the IO releases them on flush (see DeviceIO). */
-const SEND_SLOTS = 128;
-/** REKEY_AFTER_MESSAGES as a number, once: not a BigInt conversion per packet. */
-const REKEY_AFTER = Number(REKEY_AFTER_MESSAGES);
 
 export interface IndexEntry {
   peer: Peer;
@@ -106,12 +107,11 @@ export class Device {
   handshakeWindowStart = 0;
   handshakeWindowCount = 0;
   underLoadUntil = Number.NEGATIVE_INFINITY;
+  readonly roaming: boolean;
   io: DeviceIO | undefined;
+  /** The send ring, made on attach() to an IO that releases each message on flush. */
+  ring: SendRing | undefined;
   private readonly onEvent: (e: DeviceEvent) => void;
-  /** The send ring, made on attach() to an IO that releases on flush; the next slot; slots used since a flush. */
-  private slots: MessageSlot[] = [];
-  private nextSlot = 0;
-  private slotsLent = 0;
 
   constructor(o: DeviceOptions) {
     this.identity = { staticPrivate: o.privateKey, staticPublic: publicKeyOf(o.privateKey) };
@@ -120,6 +120,7 @@ export class Device {
     this.underLoadRate = o.underLoadRate ?? UNDER_LOAD_QUEUE;
     this.cookieChecker = new CookieChecker(this.identity.staticPublic, this.timers.cookieRefreshTime, () => this.now());
     this.onEvent = o.onEvent ?? (() => {});
+    this.roaming = o.roaming ?? true;
   }
 
   /** Monotonic milliseconds. */
@@ -133,9 +134,7 @@ export class Device {
 
   attach(io: DeviceIO): void {
     this.io = io;
-    this.slots = [];
-    this.nextSlot = this.slotsLent = 0;
-    if (io.releasesOnFlush) for (let i = 0; i < SEND_SLOTS; i++) this.slots.push(new MessageSlot(this.mtu));
+    this.ring = io.releasesOnFlush ? new SendRing(this.mtu) : undefined;
   }
 
   setPeer(cfg: PeerConfig): Peer {
@@ -178,119 +177,8 @@ export class Device {
     throw new Error('no free session index');
   }
 
-  // ---- outbound ----
-
-  /** One IP packet read from the TUN. The buffer may be reused by the caller after return. */
-  sendPacket(packet: Uint8Array): void {
-    const v = ipVersion(packet);
-    if (v === 0) {
-      this.drops.malformedInner++;
-      return;
-    }
-    const peer = this.routes.lookup(packet, DST_OFFSET[v], v === 4 ? 4 : 16);
-    if (!peer) {
-      this.drops.noRoute++;
-      return;
-    }
-    const kp = peer.current;
-    const now = this.now(); // one clock read per packet, for the session check and the timers
-    if (!kp || !this.usableForSending(kp, now) || peer.staged.length > 0) {
-      peer.stage(packet);
-      this.flushStaged(peer);
-      return;
-    }
-    this.sendTransport(peer, kp, packet, now);
-  }
-
-  usableForSending(kp: Keypair, now = this.now()): boolean {
-    return now - kp.created < this.timers.rejectAfterTime && kp.sendCounter < COUNTER_LIMIT;
-  }
-
-  /** Sends what is staged if a session allows it, else starts a handshake. */
-  flushStaged(peer: Peer): void {
-    const kp = peer.current;
-    if (!kp || !this.usableForSending(kp)) {
-      this.initiateHandshake(peer, false);
-      return;
-    }
-    const staged = peer.staged;
-    peer.staged = [];
-    for (const p of staged) this.sendTransport(peer, kp, p);
-  }
-
-  sendKeepalive(peer: Peer): void {
-    if (peer.staged.length === 0) peer.staged.push(new Uint8Array(0));
-    this.flushStaged(peer);
-  }
-
-  sendTransport(peer: Peer, kp: Keypair, packet: Uint8Array, now = this.now()): void {
-    if (!peer.endpoint || !this.io) {
-      this.drops.noEndpoint++;
-      return;
-    }
-    const msg = this.seal(kp, packet, this.io);
-    this.io.sendDatagram(msg, peer.endpoint, peer);
-    peer.txBytes += msg.length;
-    peer.keepaliveAt = undefined;
-    peer.lastAuthenticatedTraversal = now;
-    if (packet.length > 0 && peer.newHandshakeAt === undefined) {
-      peer.newHandshakeAt = now + this.timers.keepaliveTimeout + this.timers.rekeyTimeout + this.jitter();
-    }
-    if (kp.sendCounter > REKEY_AFTER || (kp.isInitiator && now - kp.created > this.timers.rekeyAfterTime)) {
-      this.initiateHandshake(peer, false);
-    }
-  }
-
-  /** Seals into the next send slot when there is a ring (flushing first once every slot is lent), else afresh. */
-  private seal(kp: Keypair, packet: Uint8Array, io: DeviceIO): Uint8Array {
-    if (this.slots.length === 0) return kp.seal(packet, this.mtu);
-    if (this.slotsLent === this.slots.length) {
-      io.flush();
-      this.slotsLent = 0;
-    }
-    const msg = kp.sealInto(packet, this.mtu, this.slots[this.nextSlot]);
-    if (msg === undefined) return kp.seal(packet, this.mtu); // bigger than the MTU: not what the slots hold
-    this.nextSlot = (this.nextSlot + 1) % this.slots.length;
-    this.slotsLent++;
-    return msg;
-  }
-
   jitter(): number {
     return Math.floor(Math.random() * this.timers.rekeyTimeoutJitterMax);
-  }
-
-  /** Sends a handshake initiation unless one went out less than REKEY_TIMEOUT ago (retries bypass that). */
-  initiateHandshake(peer: Peer, isRetry: boolean): void {
-    const now = this.now();
-    // The rate limit carries the same random jitter as retries: two peers whose traffic is in step would
-    // otherwise initiate at the same instant after each crossing, reject each other's responses, and repeat.
-    if (!isRetry && now - peer.lastHandshakeSent < this.timers.rekeyTimeout + peer.handshakeJitter) return;
-    if (!peer.endpoint || !this.io) {
-      this.drops.noEndpoint++;
-      return;
-    }
-    this.dropHandshake(peer);
-    const localIndex = this.newIndex(peer);
-    const { message, state } = createInitiation(this.identity, {
-      remoteStatic: peer.publicKey,
-      staticShared: peer.staticShared,
-      localIndex,
-      payload: tai64n(),
-    });
-    peer.cookies.addMacs(message);
-    peer.handshake = { kind: 'initiationSent', state };
-    peer.lastHandshakeSent = now;
-    peer.handshakeJitter = this.jitter();
-    peer.retransmitAt = now + this.timers.rekeyTimeout + this.jitter();
-    this.sendHandshakeMessage(peer, message);
-  }
-
-  sendHandshakeMessage(peer: Peer, message: Uint8Array): void {
-    if (!peer.endpoint || !this.io) return;
-    this.io.sendDatagram(message, peer.endpoint, peer);
-    peer.txBytes += message.length;
-    peer.keepaliveAt = undefined;
-    peer.lastAuthenticatedTraversal = this.now();
   }
 
   /** Forgets the handshake in flight and frees its index. */
@@ -324,15 +212,12 @@ export class Device {
       peer.previous = undefined;
       peer.next = kp;
     }
-    peer.zeroKeysAt = this.now() + 3 * this.timers.rejectAfterTime;
+    timersSessionDerived(this, peer, this.now());
   }
 
   /** A handshake finished (response consumed, or first data on the responder's new keypair). */
   handshakeComplete(peer: Peer, role: 'initiator' | 'responder'): void {
-    peer.retransmitAt = undefined;
-    peer.handshakeAttempts = 0;
-    peer.sentLastMinuteHandshake = false;
-    peer.lastHandshakeWall = Date.now();
+    timersHandshakeComplete(peer);
     this.emit({ kind: 'handshake', peer: peer.publicKeyB64, role, endpoint: peer.endpoint });
   }
 

@@ -2,7 +2,7 @@
 // Timers are deadlines checked by the device's tick (timers.ts), so the hot path only writes numbers.
 import { CookieGenerator } from './cookie.ts';
 import { dh } from './crypto.ts';
-import type { Endpoint } from './endpoint.ts';
+import type { PeerEndpoint } from './endpoint.ts';
 import type { InitiatorState } from './handshake.ts';
 import type { Keypair } from './keypair.ts';
 
@@ -12,7 +12,7 @@ export const MAX_STAGED = 128;
 export interface PeerConfig {
   publicKey: Uint8Array;
   presharedKey?: Uint8Array;
-  endpoint?: Endpoint;
+  endpoint?: PeerEndpoint;
   allowedIPs: Array<{ address: Uint8Array; bits: number }>;
   /** Seconds; 0 or absent = off. */
   persistentKeepalive?: number;
@@ -24,7 +24,7 @@ export class Peer {
   readonly publicKey: Uint8Array;
   readonly publicKeyB64: string;
   presharedKey: Uint8Array;
-  endpoint: Endpoint | undefined;
+  endpoint: PeerEndpoint | undefined;
   persistentKeepaliveMs: number;
   readonly staticShared: Uint8Array;
   readonly cookies: CookieGenerator;

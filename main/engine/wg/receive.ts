@@ -4,14 +4,20 @@ import { ipTotalLength, ipVersion, SRC_OFFSET } from '../packet/ip.ts';
 import { COOKIE_REPLY_SIZE, INITIATION_SIZE, MessageType, RESPONSE_SIZE, TRANSPORT_MIN_SIZE } from './constants.ts';
 import { MacVerdict } from './cookie.ts';
 import type { Device } from './device.ts';
-import { type Endpoint, endpointBytes, sameEndpoint } from './endpoint.ts';
+import { type PeerEndpoint, sameEndpoint } from './endpoint.ts';
 import { consumeInitiation, consumeResponse, createResponse } from './handshake.ts';
 import { COUNTER_LIMIT, Keypair, type MessageViews, readU32LE, transportCounter } from './keypair.ts';
 import type { Peer } from './peer.ts';
+import { initiateHandshake, sendHandshakeMessage, sendKeepalive, sendStaged } from './send.ts';
 import { tai64nAfter } from './tai64n.ts';
+import {
+  timersAnyAuthenticatedPacketReceived,
+  timersAnyAuthenticatedPacketTraversal,
+  timersDataReceived,
+} from './timers.ts';
 
 /** `views`: the receiver's ready-made views of msg's slot (batch UDP), so opening it allocates nothing. */
-export function receiveDatagram(dev: Device, msg: Uint8Array, from: Endpoint, views?: MessageViews): void {
+export function receiveDatagram(dev: Device, msg: Uint8Array, from: PeerEndpoint, views?: MessageViews): void {
   if (msg.length < 4) {
     dev.drops.short++;
     return;
@@ -40,14 +46,14 @@ export function receiveDatagram(dev: Device, msg: Uint8Array, from: Endpoint, vi
 }
 
 /** MAC1 always; when under load, MAC2 (else answer with a cookie) and a per-source rate limit. */
-function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
+function admitHandshake(dev: Device, msg: Uint8Array, from: PeerEndpoint): boolean {
   const now = dev.now();
   if (now - dev.handshakeWindowStart >= 1000) {
     dev.handshakeWindowStart = now;
     dev.handshakeWindowCount = 0;
   }
   if (++dev.handshakeWindowCount > dev.underLoadRate) dev.underLoadUntil = now + 1000;
-  const source = endpointBytes(from);
+  const source = from.macSource;
   const verdict = dev.cookieChecker.check(msg, source);
   if (verdict === MacVerdict.Invalid) {
     dev.drops.badMac1++;
@@ -60,20 +66,21 @@ function admitHandshake(dev: Device, msg: Uint8Array, from: Endpoint): boolean {
     dev.drops.cookieSent++;
     return false;
   }
-  if (!dev.rateLimiter.allow(from.address, now)) {
+  if (!dev.rateLimiter.allow(from.rateKey, now)) {
     dev.drops.rateLimited++;
     return false;
   }
   return true;
 }
 
-function roam(dev: Device, peer: Peer, from: Endpoint): void {
-  if (sameEndpoint(peer.endpoint, from)) return;
+/** Plain WireGuard's roaming: the peer's endpoint follows its authenticated packets' source. */
+function roam(dev: Device, peer: Peer, from: PeerEndpoint): void {
+  if (!dev.roaming || sameEndpoint(peer.endpoint, from)) return;
   peer.endpoint = from;
   dev.emit({ kind: 'roamed', peer: peer.publicKeyB64, endpoint: from });
 }
 
-function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
+function receiveInitiation(dev: Device, msg: Uint8Array, from: PeerEndpoint): void {
   let peer: Peer | undefined;
   let consumed: ReturnType<typeof consumeInitiation>;
   try {
@@ -100,8 +107,8 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   peer.lastInitiationConsumed = now;
   roam(dev, peer, from);
   peer.rxBytes += msg.length;
-  peer.newHandshakeAt = undefined;
-  peer.lastAuthenticatedTraversal = now;
+  timersAnyAuthenticatedPacketReceived(peer);
+  timersAnyAuthenticatedPacketTraversal(peer, now);
 
   // Our own initiation, if one is in flight, stays valid: when both sides initiate at once and each consumes the
   // other's initiation first, a peer that (like wireguard-go) forgets its own leaves us only its response to
@@ -112,11 +119,11 @@ function receiveInitiation(dev: Device, msg: Uint8Array, from: Endpoint): void {
   dev.installSession(peer, new Keypair(keys.sendKey, keys.receiveKey, false, localIndex, consumed.remoteIndex, now));
   peer.lastHandshakeSent = now;
   peer.handshakeJitter = dev.jitter();
-  dev.sendHandshakeMessage(peer, message);
+  sendHandshakeMessage(dev, peer, message);
   dev.io?.flush();
 }
 
-function receiveResponse(dev: Device, msg: Uint8Array, from: Endpoint): void {
+function receiveResponse(dev: Device, msg: Uint8Array, from: PeerEndpoint): void {
   const entry = dev.index.get(readU32LE(msg, 8));
   const peer = entry?.peer;
   if (!peer || entry.keypair || peer.handshake.kind !== 'initiationSent') {
@@ -135,12 +142,12 @@ function receiveResponse(dev: Device, msg: Uint8Array, from: Endpoint): void {
   peer.handshake = { kind: 'none' };
   roam(dev, peer, from);
   peer.rxBytes += msg.length;
-  peer.newHandshakeAt = undefined;
-  peer.lastAuthenticatedTraversal = now;
+  timersAnyAuthenticatedPacketReceived(peer);
+  timersAnyAuthenticatedPacketTraversal(peer, now);
   dev.installSession(peer, new Keypair(keys.sendKey, keys.receiveKey, true, state.localIndex, readU32LE(msg, 4), now));
   dev.handshakeComplete(peer, 'initiator');
   // Confirm the session to the responder at once: staged data if any, else a keepalive.
-  dev.sendKeepalive(peer);
+  sendKeepalive(dev, peer);
   dev.io?.flush();
 }
 
@@ -153,7 +160,7 @@ function receiveCookieReply(dev: Device, msg: Uint8Array): void {
   if (!entry.peer.cookies.consumeReply(msg)) dev.drops.badHandshake++;
 }
 
-function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint, views: MessageViews | undefined): void {
+function receiveTransport(dev: Device, msg: Uint8Array, from: PeerEndpoint, views: MessageViews | undefined): void {
   const entry = dev.index.get(readU32LE(msg, 4));
   const kp = entry?.keypair;
   if (!entry || !kp) {
@@ -178,15 +185,15 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint, views: M
   const peer = entry.peer;
   roam(dev, peer, from);
   peer.rxBytes += msg.length;
-  peer.newHandshakeAt = undefined;
-  peer.lastAuthenticatedTraversal = now;
+  timersAnyAuthenticatedPacketReceived(peer);
+  timersAnyAuthenticatedPacketTraversal(peer, now);
   if (kp === peer.next) {
     dev.deleteKeypair(peer.previous);
     peer.previous = peer.current;
     peer.current = kp;
     peer.next = undefined;
     dev.handshakeComplete(peer, 'responder');
-    if (peer.staged.length > 0) dev.flushStaged(peer);
+    if (peer.staged.length > 0) sendStaged(dev, peer);
   }
   if (
     kp.isInitiator &&
@@ -194,7 +201,7 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint, views: M
     now - kp.created > dev.timers.rejectAfterTime - dev.timers.keepaliveTimeout - dev.timers.rekeyTimeout
   ) {
     peer.sentLastMinuteHandshake = true;
-    dev.initiateHandshake(peer, false);
+    initiateHandshake(dev, peer, false);
   }
   if (plain.length === 0) return; // keepalive
   const v = ipVersion(plain);
@@ -207,8 +214,7 @@ function receiveTransport(dev: Device, msg: Uint8Array, from: Endpoint, views: M
     dev.drops.notAllowedSource++;
     return;
   }
-  if (peer.keepaliveAt === undefined) peer.keepaliveAt = now + dev.timers.keepaliveTimeout;
-  else peer.keepaliveAgain = true;
+  timersDataReceived(dev, peer, now);
   dev.io?.writePacket(len === plain.length ? plain : unpadded(plain, len, views));
 }
 

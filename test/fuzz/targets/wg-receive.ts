@@ -12,6 +12,7 @@ import { Device } from '../../../main/engine/wg/device.ts';
 import { type Endpoint, endpointOf } from '../../../main/engine/wg/endpoint.ts';
 import type { Peer } from '../../../main/engine/wg/peer.ts';
 import { receiveDatagram } from '../../../main/engine/wg/receive.ts';
+import { sendPacket, sendTransport } from '../../../main/engine/wg/send.ts';
 import { check } from '../contract.ts';
 
 // Long timers: the shared session must outlive a run of many minutes.
@@ -41,7 +42,7 @@ b.attach({
 // The handshake, then one data packet so that B confirms the session.
 const probe = new Uint8Array(20);
 probe.set([0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-a.sendPacket(probe);
+sendPacket(a, probe);
 for (let guard = 0; guard < 10 && (toB.length > 0 || toA.length > 0); guard++) {
   for (const m of toB.splice(0)) receiveDatagram(b, m, epA);
   for (const m of toA.splice(0)) receiveDatagram(a, m, epB);
@@ -66,7 +67,7 @@ export function fuzz(data: Buffer): void {
       deliver(body, data[0] & 0x80 ? epA : endpointOf('198.51.100.7', data[0]));
       return;
     default:
-      a.sendTransport(peerOfA, session!, body);
+      sendTransport(a, peerOfA, session!, body);
       for (const m of toB.splice(0)) deliver(m, epA);
   }
 }
