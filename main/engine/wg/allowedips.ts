@@ -1,5 +1,7 @@
 // Cryptokey routing table: longest-prefix match from an IP address to a peer, for both families.
-// A plain binary trie: lookups walk at most 32/128 nodes and allocate nothing.
+// A plain binary trie: lookups walk at most 32/128 nodes and allocate nothing. IPv4 answers are also kept in a
+// small direct-mapped cache, since every packet of a flow asks the same question (once to send, once to check
+// the source of what comes back); any change to the table empties it.
 
 interface TrieNode<T> {
   zero: TrieNode<T> | undefined;
@@ -21,11 +23,23 @@ export interface Prefix {
   bits: number;
 }
 
+/** IPv4 cache entries (a power of two). */
+const CACHE_SIZE = 256;
+
 export class AllowedIPs<T> {
   private readonly v4 = node<T>();
   private readonly v6 = node<T>();
+  /** Cached IPv4 addresses (as uint32; -1 = empty) and their answers. */
+  private readonly cacheKeys = new Float64Array(CACHE_SIZE).fill(-1);
+  private readonly cacheValues: Array<T | undefined> = new Array(CACHE_SIZE).fill(undefined);
+
+  private clearCache(): void {
+    this.cacheKeys.fill(-1);
+    this.cacheValues.fill(undefined);
+  }
 
   insert(prefix: Prefix, value: T): void {
+    this.clearCache();
     let n = prefix.address.length === 4 ? this.v4 : this.v6;
     for (let i = 0; i < prefix.bits; i++) {
       if (bitAt(prefix.address, 0, i)) n = n.one ??= node<T>();
@@ -36,6 +50,7 @@ export class AllowedIPs<T> {
 
   /** Removes every prefix that maps to value. */
   removeValue(value: T): void {
+    this.clearCache();
     const walk = (n: TrieNode<T> | undefined): void => {
       if (!n) return;
       if (n.value === value) n.value = undefined;
@@ -48,6 +63,18 @@ export class AllowedIPs<T> {
 
   /** Longest match for an address stored at packet[offset…offset+len) (len 4 or 16). */
   lookup(packet: Uint8Array, offset: number, len: 4 | 16): T | undefined {
+    if (len !== 4) return this.walk(packet, offset, len);
+    const key =
+      ((packet[offset] << 24) | (packet[offset + 1] << 16) | (packet[offset + 2] << 8) | packet[offset + 3]) >>> 0;
+    const slot = (key ^ (key >>> 8) ^ (key >>> 16)) & (CACHE_SIZE - 1);
+    if (this.cacheKeys[slot] === key) return this.cacheValues[slot];
+    const value = this.walk(packet, offset, len);
+    this.cacheKeys[slot] = key;
+    this.cacheValues[slot] = value;
+    return value;
+  }
+
+  private walk(packet: Uint8Array, offset: number, len: 4 | 16): T | undefined {
     let n: TrieNode<T> | undefined = len === 4 ? this.v4 : this.v6;
     let best = n.value;
     const bits = len * 8;
