@@ -180,32 +180,56 @@ size_t TsoSplitter::Next(uint8_t* dst, size_t cap) {
   const size_t chunk = std::min(mss_, payload_ - sent_);
   const size_t total = hdr_len_ + chunk;
   if (total > cap) return 0;
-  std::memcpy(dst, src_, hdr_len_);
   std::memcpy(dst + hdr_len_, src_ + hdr_len_ + sent_, chunk);
-  if (v6_) {
-    PutBe16(dst + 4, static_cast<uint32_t>(total - 40));
-  } else {
-    PutBe16(dst + 2, static_cast<uint32_t>(total));
-    PutBe16(dst + 4, (id0_ + index_) & 0xffff);
-    dst[10] = 0;
-    dst[11] = 0;
-    PutBe16(dst + 10, static_cast<uint16_t>(~InternetSum(dst, l4_, 0)));
-  }
-  uint8_t* tcp = dst + l4_;
-  const uint32_t seq = seq0_ + static_cast<uint32_t>(sent_);  // wraps modulo 2^32, as sequence numbers do
-  PutBe16(tcp + 4, seq >> 16);
-  PutBe16(tcp + 6, seq & 0xffff);
   const bool last = sent_ + chunk >= payload_;
-  uint8_t f = flags0_;
-  if (!last) f &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));  // only the last segment ends the burst
-  if (index_ > 0) f &= static_cast<uint8_t>(~kTcpCwr);         // only the first carries the window-reduced mark
-  tcp[13] = f;
-  SetL4Checksum(dst, l4_, total, kTcpCsumOffset, pseudo_, false);
+  FinishSegment(dst, src_, index_, sent_, chunk, last);
   sent_ += chunk;
   index_++;
   stats.segments++;
   if (last) src_ = nullptr;
   return total;
+}
+
+size_t TsoSplitter::SplitInPlace(uint8_t* at, size_t cap, uint32_t* lens, size_t slots) {
+  const size_t n = payload_ == 0 ? 1 : (payload_ + mss_ - 1) / mss_;
+  if (n > slots || n * hdr_len_ + payload_ > cap) return 0;
+  // Last segment first: segment i moves right by i headers, past the payload of every segment before it, and the
+  // headers at `at` (the template) are overwritten only by segment 0, which is done last.
+  for (size_t i = n; i-- > 0;) {
+    const size_t sent = i * mss_;
+    const size_t chunk = std::min(mss_, payload_ - sent);
+    uint8_t* seg = at + i * (hdr_len_ + mss_);
+    if (i > 0) std::memmove(seg + hdr_len_, at + hdr_len_ + sent, chunk);
+    FinishSegment(seg, at, static_cast<uint32_t>(i), sent, chunk, i == n - 1);
+    lens[i] = static_cast<uint32_t>(hdr_len_ + chunk);
+  }
+  stats.super_packets++;
+  stats.segments += n;
+  return n;
+}
+
+void TsoSplitter::FinishSegment(uint8_t* seg, const uint8_t* tmpl, uint32_t index, size_t sent, size_t chunk,
+                                bool last) {
+  const size_t total = hdr_len_ + chunk;
+  if (seg != tmpl) std::memcpy(seg, tmpl, hdr_len_);
+  if (v6_) {
+    PutBe16(seg + 4, static_cast<uint32_t>(total - 40));
+  } else {
+    PutBe16(seg + 2, static_cast<uint32_t>(total));
+    PutBe16(seg + 4, (id0_ + index) & 0xffff);
+    seg[10] = 0;
+    seg[11] = 0;
+    PutBe16(seg + 10, static_cast<uint16_t>(~InternetSum(seg, l4_, 0)));
+  }
+  uint8_t* tcp = seg + l4_;
+  const uint32_t seq = seq0_ + static_cast<uint32_t>(sent);  // wraps modulo 2^32, as sequence numbers do
+  PutBe16(tcp + 4, seq >> 16);
+  PutBe16(tcp + 6, seq & 0xffff);
+  uint8_t f = flags0_;
+  if (!last) f &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));  // only the last segment ends the burst
+  if (index > 0) f &= static_cast<uint8_t>(~kTcpCwr);          // only the first carries the window-reduced mark
+  tcp[13] = f;
+  SetL4Checksum(seg, l4_, total, kTcpCsumOffset, pseudo_, false);
 }
 
 TunBatchReader::Result TunBatchReader::Fill(TunBackend& backend, uint8_t* base, uint32_t* lens) {
@@ -246,11 +270,20 @@ TunBatchReader::Result TunBatchReader::Fill(TunBackend& backend, uint8_t* base, 
         lens[r.count++] = static_cast<uint32_t>(len);
         off += len;
         break;
-      case TsoSplitter::Frame::kSuper:
+      case TsoSplitter::Frame::kSuper: {
+        // Where it was read, when its segments fit in the rest of the batch (the usual case: a read leaves room
+        // for 64 KiB, the headers add ~4 %); otherwise from a copy, continuing into the next batch.
+        size_t n = splitter_.SplitInPlace(base + off, kTunBatchBytes - off, lens + r.count, kTunMaxBatch - r.count);
+        if (n > 0) {
+          for (size_t i = 0; i < n; i++) off += lens[r.count + i];
+          r.count += n;
+          break;
+        }
         if (!scratch_) scratch_.reset(new uint8_t[kTunMaxPacket]);
         std::memcpy(scratch_.get(), base + off, len);
         splitter_.Start(scratch_.get());
         break;
+      }
       case TsoSplitter::Frame::kDrop:
         break;
     }

@@ -43,12 +43,19 @@ class TsoSplitter {
   // Writes the next segment at dst: its length, or 0 if it needs more than cap bytes (nothing written then).
   size_t Next(uint8_t* dst, size_t cap);
   bool busy() const { return src_ != nullptr; }
+  // Instead of Start/Next: cuts the super-packet Classify just accepted where it lies, at[0, len), into
+  // consecutive segments at[0, ...) when they fit in cap bytes and `slots` lengths; returns how many (their
+  // lengths in lens), or 0 when they do not fit (nothing changed then).
+  size_t SplitInPlace(uint8_t* at, size_t cap, uint32_t* lens, size_t slots);
 
   OffloadStats stats;
 
  private:
   bool FinishChecksum(uint8_t* pkt, size_t len, size_t start, size_t offset);
   bool CheckSuper(const uint8_t* hdr, const uint8_t* pkt, size_t len);
+  // Writes segment `index` at seg, whose payload (chunk bytes, from offset `sent`) is already at seg + hdr_len_:
+  // the headers from tmpl (unless they are there already) with this segment's fields, and both checksums.
+  void FinishSegment(uint8_t* seg, const uint8_t* tmpl, uint32_t index, size_t sent, size_t chunk, bool last);
 
   // The super-packet being cut (layout set by CheckSuper, src_ by Start).
   const uint8_t* src_ = nullptr;
@@ -67,7 +74,8 @@ class TsoSplitter {
 
 // Fills TUN read batches for TunDevice: packets back to back in `base`, lengths in `lens`. With a virtio_net_hdr
 // it strips the header (read apart with readv, so a plain packet lands in place), finishes partial checksums and
-// splits super-packets; a super-packet that does not fit in the rest of a batch continues in the next one.
+// splits super-packets where they were read; one whose segments do not fit in the rest of the batch is copied
+// aside and continues into the next batch.
 class TunBatchReader {
  public:
   struct Result {
@@ -82,7 +90,7 @@ class TunBatchReader {
 
  private:
   TsoSplitter splitter_;
-  // A super-packet is copied here before it is cut, so its segments can fill the batch buffer it was read into.
+  // A super-packet too big for the rest of its batch is copied here, so its segments can fill the batch buffer.
   std::unique_ptr<uint8_t[]> scratch_;
 };
 

@@ -246,8 +246,11 @@ test('the read loop: super-packets fill batches of plain packets and continue in
   const frames: Buffer[] = [];
   const expected: Buffer[] = [];
   for (let i = 0; i < 12; i++) {
-    const n = 60000 + i;
-    const frame = Buffer.concat([vnet(1, 1, 52, 1228, 20, 16), ipv4(32 + n, 6, i), tcpHeader(i, ACK), randomBytes(n)]);
+    // Mostly cut where they were read; a small MSS (more segments than a batch has slots) or a full batch's last
+    // bytes send one to the copy that continues into the next batch.
+    const n = 60000 + i * 450;
+    const mss = i % 4 === 3 ? 200 : 1228;
+    const frame = Buffer.concat([vnet(1, 1, 52, mss, 20, 16), ipv4(32 + n, 6, i), tcpHeader(i, ACK), randomBytes(n)]);
     frames.push(frame);
     expected.push(...split(frame).packets);
     const plain = Buffer.concat([ipv4(32 + 10, 6, i), tcpHeader(i, ACK), randomBytes(10)]);
