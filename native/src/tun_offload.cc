@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <utility>
-#include <vector>
 
 namespace trellis {
 namespace {
@@ -20,6 +18,8 @@ constexpr uint8_t kGsoTcpV4 = 1;
 constexpr uint8_t kGsoTcpV6 = 4;
 constexpr size_t kTcpCsumOffset = 16;
 constexpr size_t kUdpCsumOffset = 6;
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
 constexpr uint8_t kTcpFin = 0x01;
 constexpr uint8_t kTcpPsh = 0x08;
 constexpr uint8_t kTcpCwr = 0x80;
@@ -129,7 +129,10 @@ bool TsoSplitter::FinishChecksum(uint8_t* pkt, size_t len, size_t start, size_t 
   }
   if (!l4_ok || (offset != kTcpCsumOffset && offset != kUdpCsumOffset) || start + offset + 2 > len) return false;
   const bool udp = offset == kUdpCsumOffset;
-  SetL4Checksum(pkt, start, len, offset, PseudoSum(pkt, version == 6, udp ? 17 : 6), udp);
+  // The offset says which checksum (and which pseudo-header protocol); the IP header must agree where it can.
+  const uint8_t proto = udp ? kProtoUdp : kProtoTcp;
+  if ((version == 4 && pkt[9] != proto) || (version == 6 && start == 40 && pkt[6] != proto)) return false;
+  SetL4Checksum(pkt, start, len, offset, PseudoSum(pkt, version == 6, proto), udp);
   return true;
 }
 
@@ -143,15 +146,16 @@ bool TsoSplitter::CheckSuper(const uint8_t* hdr, const uint8_t* pkt, size_t len)
   if (mss == 0 || csum_offset != kTcpCsumOffset || vnet_hdr_len > len) return false;
   const int version = pkt[0] >> 4;
   if (v6) {
-    if (version != 6 || l4 < 40) return false;
+    // Next header must say TCP, unless extension headers come first (their chain is the kernel's to get right).
+    if (version != 6 || l4 < 40 || len < 40 || (l4 == 40 && pkt[6] != kProtoTcp)) return false;
   } else {
     const size_t ihl = static_cast<size_t>(pkt[0] & 15) * 4;
-    if (version != 4 || ihl < 20 || l4 != ihl) return false;
+    if (version != 4 || ihl < 20 || l4 != ihl || len < 20 || pkt[9] != kProtoTcp) return false;
   }
   if (l4 + 20 > len) return false;
   const size_t tcp_len = static_cast<size_t>(pkt[l4 + 12] >> 4) * 4;
   const size_t hdr_len = l4 + tcp_len;
-  if (tcp_len < 20 || hdr_len > len) return false;
+  if (tcp_len < 20 || hdr_len > len || hdr_len > kTsoMaxHeaders) return false;
   const size_t payload = len - hdr_len;
   const size_t segments = payload == 0 ? 1 : (payload + mss - 1) / mss;
   // The largest segment must still be one IP packet (a 16-bit length field).
@@ -164,7 +168,7 @@ bool TsoSplitter::CheckSuper(const uint8_t* hdr, const uint8_t* pkt, size_t len)
   seq0_ = (static_cast<uint32_t>(Be16(pkt + l4 + 4)) << 16) | Be16(pkt + l4 + 6);
   id0_ = v6 ? 0 : Be16(pkt + 4);
   flags0_ = pkt[l4 + 13];
-  pseudo_ = PseudoSum(pkt, v6, 6);
+  pseudo_ = PseudoSum(pkt, v6, kProtoTcp);
   return true;
 }
 
@@ -191,8 +195,8 @@ size_t TsoSplitter::Next(uint8_t* dst, size_t cap) {
 }
 
 size_t TsoSplitter::SplitInPlace(uint8_t* at, size_t cap, uint32_t* lens, size_t slots) {
-  const size_t n = payload_ == 0 ? 1 : (payload_ + mss_ - 1) / mss_;
-  if (n > slots || n * hdr_len_ + payload_ > cap) return 0;
+  const size_t n = segment_count();
+  if (n > slots || split_bytes() > cap) return 0;
   // Last segment first: segment i moves right by i headers, past the payload of every segment before it, and the
   // headers at `at` (the template) are overwritten only by segment 0, which is done last.
   for (size_t i = n; i-- > 0;) {
@@ -288,120 +292,6 @@ TunBatchReader::Result TunBatchReader::Fill(TunBackend& backend, uint8_t* base, 
         break;
     }
   }
-}
-
-namespace {
-
-// splitForTest(frame: Uint8Array) -> { packets: Buffer[], superPackets, segments, dropped }: one frame (virtio_net_hdr
-// + packet) through a fresh splitter, the way the read loop handles it. Allocates freely: it is for tests only.
-Napi::Value SplitForTest(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const uint8_t* data = nullptr;
-  size_t len = 0;
-  if (info.Length() < 1 || !GetBytes(env, info[0], &data, &len)) {
-    ArgError(env, "splitForTest(frame): frame must be a Uint8Array").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  // Exactly the frame's bytes, so a bounds slip shows under a sanitizer instead of reading the caller's memory.
-  uint8_t hdr[kVnetHdrLen] = {};
-  std::memcpy(hdr, data, std::min(len, kVnetHdrLen));
-  std::vector<uint8_t> pkt(data + std::min(len, kVnetHdrLen), data + len);
-  const size_t pkt_len = len > kVnetHdrLen ? len - kVnetHdrLen : 0;
-  TsoSplitter s;
-  Napi::Array out = Napi::Array::New(env);
-  switch (s.Classify(hdr, pkt.data(), pkt_len)) {
-    case TsoSplitter::Frame::kPacket:
-      out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, pkt.data(), pkt_len));
-      break;
-    case TsoSplitter::Frame::kSuper: {
-      std::vector<uint8_t> seg(kTunMaxPacket);
-      s.Start(pkt.data());
-      for (uint32_t i = 0; s.busy(); i++) {
-        size_t n = s.Next(seg.data(), seg.size());
-        if (n == 0) break;  // cannot happen: a segment is never longer than the frame
-        out.Set(i, Napi::Buffer<uint8_t>::Copy(env, seg.data(), n));
-      }
-      break;
-    }
-    case TsoSplitter::Frame::kDrop:
-      break;
-  }
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("packets", out);
-  result.Set("superPackets", Napi::Number::New(env, static_cast<double>(s.stats.super_packets)));
-  result.Set("segments", Napi::Number::New(env, static_cast<double>(s.stats.segments)));
-  result.Set("dropped", Napi::Number::New(env, static_cast<double>(s.stats.dropped)));
-  return result;
-}
-
-// A TUN that hands over given frames, for batchesForTest.
-class ScriptedTun final : public TunBackend {
- public:
-  explicit ScriptedTun(std::vector<std::vector<uint8_t>> frames) : frames_(std::move(frames)) { vnet_hdr_ = true; }
-  int Read(uint8_t*, size_t) override { return UV_ENOSYS; }
-  int ReadVnet(uint8_t* hdr, uint8_t* dst, size_t cap) override {
-    if (next_ == frames_.size()) return 0;
-    const std::vector<uint8_t>& f = frames_[next_++];
-    size_t n = std::min(f.size(), kVnetHdrLen + cap);  // a read truncates what does not fit, as the kernel's does
-    std::memcpy(hdr, f.data(), std::min(n, kVnetHdrLen));
-    if (n > kVnetHdrLen) std::memcpy(dst, f.data() + kVnetHdrLen, n - kVnetHdrLen);
-    return static_cast<int>(n);
-  }
-  int Write(const uint8_t*, size_t) override { return UV_ENOSYS; }
-  int StartWatch(uv_loop_t*, ReadyFn, void*) override { return UV_ENOSYS; }
-  void StopWatch() override {}
-  void Close() override {}
-
- private:
-  std::vector<std::vector<uint8_t>> frames_;
-  size_t next_ = 0;
-};
-
-// batchesForTest(frames: Uint8Array[]) -> Buffer[][]: the frames read in turn by the device's batch reader, and the
-// batches it handed over (each a list of packets), until the frames run out. For tests only.
-Napi::Value BatchesForTest(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArray()) {
-    ArgError(env, "batchesForTest(frames): frames must be an array").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Array in = info[0].As<Napi::Array>();
-  std::vector<std::vector<uint8_t>> frames;
-  for (uint32_t i = 0; i < in.Length(); i++) {
-    const uint8_t* data = nullptr;
-    size_t len = 0;
-    if (!GetBytes(env, in.Get(i), &data, &len)) {
-      ArgError(env, "batchesForTest: frames must be Uint8Arrays").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    frames.emplace_back(data, data + len);
-  }
-  ScriptedTun tun(std::move(frames));
-  TunBatchReader reader;
-  std::vector<uint8_t> base(kTunBatchBytes);
-  std::vector<uint32_t> lens(kTunMaxBatch);
-  Napi::Array out = Napi::Array::New(env);
-  for (uint32_t b = 0;;) {
-    TunBatchReader::Result r = reader.Fill(tun, base.data(), lens.data());
-    if (r.count > 0) {
-      Napi::Array batch = Napi::Array::New(env, r.count);
-      size_t off = 0;
-      for (uint32_t i = 0; i < r.count; i++) {
-        batch.Set(i, Napi::Buffer<uint8_t>::Copy(env, base.data() + off, lens[i]));
-        off += lens[i];
-      }
-      out.Set(b++, batch);
-    }
-    if (r.empty || r.err != 0 || r.count == 0) break;
-  }
-  return out;
-}
-
-}  // namespace
-
-void InitTunOffload(Napi::Env env, Napi::Object exports) {
-  exports.Set("splitForTest", Napi::Function::New(env, SplitForTest, "splitForTest"));
-  exports.Set("batchesForTest", Napi::Function::New(env, BatchesForTest, "batchesForTest"));
 }
 
 }  // namespace trellis

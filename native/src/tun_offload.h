@@ -18,6 +18,10 @@ constexpr size_t kVnetHdrLen = 10;  // struct virtio_net_hdr without num_buffers
 // A super-packet that would give more segments is dropped: 64 KiB in 4096 segments is a gso_size under 16 bytes,
 // which the kernel's TCP never uses (its MSS floor, tcp_min_snd_mss, is 48). It bounds the work one frame can ask.
 constexpr size_t kTsoMaxSegments = 4096;
+// Headers repeated in front of every segment, IP (with IPv6 extension headers) and TCP, at most this long: a real
+// one is at most 120 bytes (IPv4 and TCP options) or 100 plus a few extension headers. With kTsoMaxSegments it
+// bounds what one frame can make: 2 MiB of headers, not 4096 copies of a 64 KiB one.
+constexpr size_t kTsoMaxHeaders = 512;
 
 struct OffloadStats {
   uint64_t super_packets = 0;  // TCP super-packets accepted for splitting
@@ -47,6 +51,9 @@ class TsoSplitter {
   // consecutive segments at[0, ...) when they fit in cap bytes and `slots` lengths; returns how many (their
   // lengths in lens), or 0 when they do not fit (nothing changed then).
   size_t SplitInPlace(uint8_t* at, size_t cap, uint32_t* lens, size_t slots);
+  // For the super-packet Classify just accepted: how many segments, and how many bytes they take in all.
+  size_t segment_count() const { return payload_ == 0 ? 1 : (payload_ + mss_ - 1) / mss_; }
+  size_t split_bytes() const { return segment_count() * hdr_len_ + payload_; }
 
   OffloadStats stats;
 

@@ -197,6 +197,8 @@ test('hostile offload headers: beyond the frame, too many segments, cut-short he
   const shortIhl = Buffer.from(body);
   shortIhl[0] = 0x44; // IHL 16 bytes
   const huge = Buffer.concat([ipv4(0, 6, 1), tcpHeader(1, ACK), Buffer.alloc(65490)]); // 65542 bytes: a full read
+  const extHeaders = Buffer.concat([ipv6(5000, 0), randomBytes(5000)]);
+  extHeaders[500 + 12] = 5 << 4; // a TCP header at 500, behind 460 bytes of (would-be) extension headers
   const bad = [
     Buffer.concat([vnet(1, 1, body.length + 1, 1228, 20, 16), body]), // hdr_len beyond the frame
     Buffer.concat([vnet(1, 1, 52, 1, 20, 16), body]), // gso_size 1: 5000 segments, more than the 4096 allowed
@@ -209,6 +211,10 @@ test('hostile offload headers: beyond the frame, too many segments, cut-short he
     Buffer.concat([vnet(1, 0, 0, 0, 0xfff0, 16), v6body]),
     Buffer.from([1, 1, 0, 0, 0, 5]), // shorter than the header
     Buffer.alloc(0),
+    Buffer.concat([vnet(1, 1, 52, 1228, 20, 16), ipv4(32 + 100, 17, 1), tcpHeader(1, ACK), randomBytes(100)]), // UDP
+    Buffer.concat([vnet(1, 4, 72, 1208, 40, 16), ipv6(32 + 100, 17), tcpHeader(1, ACK), randomBytes(100)]),
+    Buffer.concat([vnet(1, 0, 0, 0, 20, 16), ipv4(32 + 100, 17, 1), tcpHeader(1, ACK), randomBytes(100)]), // sum
+    Buffer.concat([vnet(1, 4, 0, 100, 500, 16), extHeaders]), // 520 bytes of headers in front of every segment
   ];
   for (const [i, frame] of bad.entries()) {
     assert.deepEqual(split(frame), { packets: [], superPackets: 0, segments: 0, dropped: 1 }, `frame ${i}`);
