@@ -7,6 +7,8 @@
         "src/common.cc",
         "src/tun_device.cc",
         "src/tun_linux.cc",
+        "src/tun_offload.cc",
+        "src/tun_offload_test.cc",
         "src/tun_darwin.cc",
         "src/tun_windows.cc",
         "src/udp_linux.cc"

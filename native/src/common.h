@@ -17,13 +17,13 @@ namespace trellis {
 // Batch geometry shared with the TypeScript side (exported as constants by the addon).
 constexpr size_t kTunBatchBytes = 256 * 1024;  // packets are packed back-to-back in this buffer
 constexpr size_t kTunMaxPacket = 65536 + 16;   // a read needs this much room: a 64 KiB TSO packet + vnet header
-constexpr size_t kTunMaxBatch = 64;            // packets per callback at most
+constexpr size_t kTunMaxBatch = 256;           // packets per callback at most (a 64 KiB super-packet makes ~50)
 constexpr size_t kUdpSlotBytes = 4096;         // datagram i lives at offset i * kUdpSlotBytes
 constexpr size_t kUdpMaxBatch = 64;            // datagrams per recvmmsg / per callback
 constexpr uint32_t kUdpMaxGsoSegments = 64;     // UDP_MAX_SEGMENTS in the kernel
 constexpr size_t kUdpMaxGsoBytes = 65000;       // one UDP_SEGMENT send stays within a single IP datagram
 constexpr size_t kUdpMaxPerWakeup = 256;       // datagrams drained per poll wake-up before yielding
-constexpr size_t kTunMaxPerWakeup = 256;       // packets drained per wake-up before yielding
+constexpr size_t kTunMaxPerWakeup = 512;       // packets drained per wake-up before yielding
 constexpr uint32_t kUdpTruncated = 0xFFFFFFFFu;  // length reported for a datagram longer than a slot
 
 // A JS Error whose `code` is the errno name of `uv_err` (a libuv error code, i.e. -errno on POSIX), with
@@ -114,6 +114,9 @@ class TunBackend {
   virtual int fd() const { return -1; }
   // One packet into dst (cap >= kTunMaxPacket): its length (> 0), 0 if none is queued, or a negative uv error.
   virtual int Read(uint8_t* dst, size_t cap) = 0;
+  // With vnet_hdr: one frame, its virtio_net_hdr into hdr (10 bytes) and the packet after it into dst (cap bytes),
+  // so a plain packet needs no move. Returns the frame's length with the header, 0 or a negative uv error as Read.
+  virtual int ReadVnet(uint8_t* hdr, uint8_t* dst, size_t cap) { return UV_ENOSYS; }
   // One packet: 0, or a negative uv error (UV_EAGAIN / UV_ENOBUFS when the queue is full).
   virtual int Write(const uint8_t* pkt, size_t len) = 0;
   // Calls fn(arg, status) on the loop thread whenever packets may be readable. Returns 0 or a uv error.

@@ -1,9 +1,11 @@
 // The JS class TunDevice: OS-independent part. Readiness comes from the backend (uv_poll on POSIX, a waiter
 // thread + uv_async on Windows); packets are read in batches into one shared Buffer, lengths into one shared
-// Uint32Array, and handed to JS with one callback per batch.
+// Uint32Array, and handed to JS with one callback per batch. On Linux with a virtio_net_hdr the batch holds plain
+// IP packets only: TunBatchReader (tun_offload.cc) strips the header and splits TCP super-packets.
 #include <cstring>
 
 #include "common.h"
+#include "tun_offload.h"
 
 namespace trellis {
 namespace {
@@ -22,6 +24,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value GetFd(const Napi::CallbackInfo& info);
   Napi::Value GetVnetHdr(const Napi::CallbackInfo& info);
   Napi::Value GetTso(const Napi::CallbackInfo& info);
+  Napi::Value OffloadStats(const Napi::CallbackInfo& info);
   Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !backend_); }
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
@@ -41,6 +44,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   std::string name_;
   bool reading_ = false;
   JsSink sink_;
+  TunBatchReader reader_;
   SharedArray buf_{napi_uint8_array, kTunBatchBytes, true};
   SharedArray lens_{napi_uint32_array, kTunMaxBatch, false};
 };
@@ -58,6 +62,7 @@ Napi::Function TunDevice::Define(Napi::Env env) {
                          InstanceMethod<&TunDevice::Write>("write"),
                          InstanceMethod<&TunDevice::WriteMany>("writeMany"),
                          InstanceMethod<&TunDevice::Close>("close"),
+                         InstanceMethod<&TunDevice::OffloadStats>("offloadStats"),
                      });
 }
 
@@ -97,6 +102,16 @@ Napi::Value TunDevice::GetVnetHdr(const Napi::CallbackInfo& info) {
 
 Napi::Value TunDevice::GetTso(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), backend_ ? backend_->tso() : false);
+}
+
+Napi::Value TunDevice::OffloadStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const trellis::OffloadStats& st = reader_.stats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("superPackets", Napi::Number::New(env, static_cast<double>(st.super_packets)));
+  o.Set("segments", Napi::Number::New(env, static_cast<double>(st.segments)));
+  o.Set("dropped", Napi::Number::New(env, static_cast<double>(st.dropped)));
+  return o;
 }
 
 Napi::Value TunDevice::GetFd(const Napi::CallbackInfo& info) {
@@ -198,38 +213,30 @@ void TunDevice::Drain(int status) {
       Fail(env, UV_ENOMEM, "read");
       return;
     }
-    size_t count = 0, off = 0;
-    int err = 0;
-    bool empty = false;
-    while (count < kTunMaxBatch && kTunBatchBytes - off >= kTunMaxPacket) {
-      int n = backend_->Read(base + off, kTunMaxPacket);
-      if (n < 0) {
-        err = n;
-        break;
-      }
-      if (n == 0) {
-        empty = true;
-        break;
-      }
-      lens[count++] = static_cast<uint32_t>(n);
-      off += static_cast<size_t>(n);
-    }
+    TunBatchReader::Result got = reader_.Fill(*backend_, base, lens);
+    const size_t count = got.count;
+    const int err = got.err;
+    const bool empty = got.empty;
     total += count;
     if (count > 0) {
       napi_value argv[3] = {buf_v, lens_v, Napi::Number::New(env, static_cast<double>(count))};
       Napi::Object self = Value();
       if (!sink_.Deliver(env, self, 3, argv)) {
-        // The callback threw (already routed to 'uncaughtException'); resume on the next wake-up.
-        if (backend_ && reading_) backend_->Yielded();
-        return;
+        // The callback threw (already routed to 'uncaughtException'); resume on the next wake-up, unless a
+        // super-packet is half cut: its segments are owed now (no wake-up would come for them).
+        if (!reader_.busy()) {
+          if (backend_ && reading_) backend_->Yielded();
+          return;
+        }
+        continue;
       }
     }
     if (err != 0) {
       if (backend_ && reading_) Fail(env, err, "read");
       return;
     }
-    if (empty) return;
-    if (total >= kTunMaxPerWakeup) {
+    if (empty || count == 0) return;  // count 0 without either cannot happen; never spin on it
+    if (total >= kTunMaxPerWakeup && !reader_.busy()) {
       if (backend_ && reading_) backend_->Yielded();  // let other I/O run; poll is level-triggered
       return;
     }
@@ -293,6 +300,7 @@ Napi::Value TunDevice::WriteMany(const Napi::CallbackInfo& info) {
 void InitTunDevice(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = TunDevice::Define(env);
   exports.Set("TunDevice", ctor);
+  InitTunOffload(env, exports);
 }
 
 }  // namespace trellis

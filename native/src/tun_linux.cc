@@ -1,11 +1,13 @@
 // Linux TUN backend: /dev/net/tun with IFF_TUN | IFF_NO_PI (and IFF_VNET_HDR on request), non-blocking, one
-// packet per read()/write(). With the vnet header the engine may write GRO-coalesced TCP super-packets.
+// packet per read()/write(). With the vnet header the engine may write GRO-coalesced TCP super-packets, and reads
+// (readv: header apart from the packet) may be TSO super-packets for tun_offload.cc to split.
 #if defined(__linux__)
 
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,6 +66,17 @@ class LinuxTun final : public FdTunBackend {
   int Read(uint8_t* dst, size_t cap) override {
     for (;;) {
       ssize_t n = ::read(fd_, dst, cap);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      return -errno;
+    }
+  }
+
+  int ReadVnet(uint8_t* hdr, uint8_t* dst, size_t cap) override {
+    struct iovec iov[2] = {{hdr, 10}, {dst, cap}};
+    for (;;) {
+      ssize_t n = ::readv(fd_, iov, 2);
       if (n >= 0) return static_cast<int>(n);
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;

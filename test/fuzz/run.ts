@@ -28,6 +28,13 @@ const MAX_LEN: Record<string, number> = {
  * until libFuzzer's 4 GiB limit stopped the first run), which is the harness, not the parser.
  */
 const ASYNC = new Set(['noise-records']);
+/**
+ * tso-split's code under test is native (native/src/tun_offload.cc), out of Jazzer's sight: the target's own branches
+ * (what became of each input, how many segments) are instrumented instead, and libFuzzer is told to try long
+ * inputs from the start rather than grow them as coverage grows.
+ */
+const EXTRA_INCLUDES: Record<string, string[]> = { 'tso-split': ['test/fuzz/targets/tso-split'] };
+const EXTRA_LIBFUZZER: Record<string, string[]> = { 'tso-split': ['-len_control=0'] };
 const DICT: Record<string, string> = { netmap: join(here, 'netmap.dict'), 'dns-query': join(here, 'dns.dict') };
 
 export interface TargetResult {
@@ -78,6 +85,7 @@ function runTarget(target: string, runs: number, work: string, seed: number | un
     '-rss_limit_mb=4096',
     ...(seed !== undefined ? [`-seed=${seed}`] : []),
     ...(DICT[target] ? [`-dict=${DICT[target]}`] : []),
+    ...(EXTRA_LIBFUZZER[target] ?? []),
   ];
   const args = [
     '--import',
@@ -89,6 +97,7 @@ function runTarget(target: string, runs: number, work: string, seed: number | un
     ...(existsSync(seeds) ? [seeds] : []),
     '--includes',
     'main/engine/',
+    ...(EXTRA_INCLUDES[target] ?? []).flatMap((p) => ['--includes', p]),
     ...(ASYNC.has(target) ? [] : ['--sync']),
     '--timeout',
     '10000',

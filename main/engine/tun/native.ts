@@ -16,7 +16,7 @@ export const NATIVE_ADDON_PATH = fileURLToPath(
 /** TUN batches: packets are packed back-to-back in a Buffer of this size; packet i starts at sum(lengths[0..i)). */
 export const TUN_BATCH_BYTES = 256 * 1024;
 /** At most this many packets per TUN callback. */
-export const TUN_MAX_BATCH = 64;
+export const TUN_MAX_BATCH = 256;
 /** UDP batches: datagram i lives at byte offset i * UDP_SLOT_BYTES of the shared Buffer. */
 export const UDP_SLOT_BYTES = 4096;
 /** At most this many datagrams per UDP callback. */
@@ -56,13 +56,14 @@ export interface NativeTunDevice {
   /** The file descriptor (-1 on Windows and after close()). */
   readonly fd: number;
   /**
-   * True when packets read and written carry a 10-byte virtio_net_hdr first (Linux, when asked for): reads
-   * then start with that header, and writes must supply it (zeros for a plain packet).
+   * True when packets written must carry a 10-byte virtio_net_hdr first (Linux, when asked for; zeros for a
+   * plain packet). Reads never show it: the addon strips it and hands over plain IP packets.
    */
   readonly vnetHdr: boolean;
   /**
-   * True when TCP segmentation and checksum offload were turned on (Linux, vnetHdr and tso asked for): reads may
-   * then be TCP super-packets or packets with a partial checksum, as their virtio_net_hdr says.
+   * True when TCP segmentation and checksum offload were turned on (Linux, vnetHdr and tso asked for): the kernel
+   * then hands over TCP super-packets and partial checksums, which the addon splits and finishes before the batch
+   * reaches JS.
    */
   readonly tso: boolean;
   readonly closed: boolean;
@@ -75,6 +76,14 @@ export interface NativeTunDevice {
   writeMany(packets: readonly Uint8Array[], count: number): number;
   /** Stops reading and closes the device (the interface goes away); idempotent. */
   close(): void;
+  /** Offload counters of the read side (tso): super-packets split, the segments they gave, malformed frames dropped. */
+  offloadStats(): OffloadStats;
+}
+
+export interface OffloadStats {
+  superPackets: number;
+  segments: number;
+  dropped: number;
 }
 
 export interface NativeUdpBatchSocket {
@@ -111,6 +120,13 @@ export interface NativeAddon {
   readonly UDP_SLOT_BYTES: number;
   readonly UDP_MAX_BATCH: number;
   readonly UDP_TRUNCATED: number;
+  /**
+   * For tests and fuzzing only: one frame as a TSO TUN read gives it (virtio_net_hdr + packet) through the read
+   * loop's splitter, fresh each call; packets is empty when the frame was dropped.
+   */
+  splitForTest(frame: Uint8Array): OffloadStats & { packets: Buffer[] };
+  /** For tests only: frames read in turn by the device's batch reader; the batches it hands over, as packet lists. */
+  batchesForTest(frames: Uint8Array[]): Buffer[][];
 }
 
 /** The addon is missing, stale, or was built for another runtime. */

@@ -1,9 +1,8 @@
 // The engine's view of a TUN device: IP packets in, IP packets out, in batches. Hides the native addon and,
-// where the OS offers it (Linux), the virtio_net_hdr framing: received TCP is written coalesced, and the kernel's
-// TCP super-packets (TSO) read from the device are split here (tso-split.ts).
-import { type NativeSystemError, type NativeTunDevice, TunDevice } from './native.ts';
-import { TcpCoalescer, VNET_HDR_LEN } from './tcp-coalesce.ts';
-import { TsoSplitter } from './tso-split.ts';
+// where the OS offers it (Linux), the virtio_net_hdr framing: received TCP is written coalesced here, and the
+// kernel's TCP super-packets (TSO) read from the device arrive already split by the addon (tun_offload.cc).
+import { type NativeSystemError, type NativeTunDevice, type OffloadStats, TunDevice } from './native.ts';
+import { TcpCoalescer } from './tcp-coalesce.ts';
 
 const EMPTY = new Uint8Array(0);
 
@@ -31,7 +30,6 @@ export class TunPort {
   /** Packets to write without coalescing: pending[0, count), the array kept at its size between batches. */
   private readonly pending: Uint8Array[] = new Array(64).fill(EMPTY);
   private count = 0;
-  private readonly splitter = new TsoSplitter();
 
   private constructor(private readonly dev: NativeTunDevice) {
     if (dev.vnetHdr) this.coalescer = new TcpCoalescer((pkts, n) => dev.writeMany(pkts, n));
@@ -68,9 +66,8 @@ export class TunPort {
   }
 
   /** Super-packets read and split, the segments they gave, and frames dropped for a malformed offload header. */
-  get tsoStats(): { superPackets: number; segments: number; dropped: number } {
-    const s = this.splitter;
-    return { superPackets: s.superPackets, segments: s.segments, dropped: s.dropped };
+  get tsoStats(): OffloadStats {
+    return this.dev.offloadStats();
   }
 
   /** Coalescing stats: super-packets written and the segments they carried. */
@@ -83,16 +80,12 @@ export class TunPort {
    * onBatchEnd runs after each batch.
    */
   start(onPacket: (pkt: Uint8Array) => void, onBatchEnd: () => void, onError: (e: Error) => void): void {
-    const skip = this.dev.vnetHdr ? VNET_HDR_LEN : 0;
     this.dev.start(
       (buf, lengths, count) => {
         let off = 0;
         for (let i = 0; i < count; i++) {
           const len = lengths[i];
-          // A plain packet has an all-zero header (flags and GSO type); anything else is offload work to finish.
-          if (skip === 0 || (buf[off] === 0 && buf[off + 1] === 0)) {
-            if (len > skip) onPacket(buf.subarray(off + skip, off + len));
-          } else this.splitter.split(buf.subarray(off, off + len), onPacket);
+          onPacket(buf.subarray(off, off + len));
           off += len;
         }
         onBatchEnd();
