@@ -127,7 +127,7 @@ describe('quad-100 answers in batches', () => {
       for (let i = 0; i < 100 && queued.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
       assert.equal(queued.length, 1);
       assert.equal(flushes(), 1);
-      assert.equal(dnsOf(queued[0]).rcode, 'SERVFAIL');
+      assert.equal((dnsOf(queued[0]).flags ?? 0) & 0x0f, 2, 'SERVFAIL');
       assert.equal(dnsOf(queued[0]).id, 77);
     } finally {
       silent.close();
