@@ -64,6 +64,12 @@ export class SendThread {
     });
   }
 
+  /** Starts the thread ahead of the first send: its start-up (half a second from sources under tsx, the module
+   *  graph loaded anew) would otherwise count against that send. */
+  start(): void {
+    this.#ensure();
+  }
+
   /** A send thread is running (false before the first send, or when none could start). */
   get threaded(): boolean {
     return this.#worker !== undefined;
@@ -71,8 +77,9 @@ export class SendThread {
 
   async close(): Promise<void> {
     const w = this.#worker;
-    this.#worker = undefined;
-    await w?.terminate();
+    if (!w) return;
+    this.#fail(w, new TaildropSendError('cancelled: Taildrop stopped'));
+    await w.terminate();
   }
 
   #ensure(): Worker | undefined {
@@ -86,8 +93,8 @@ export class SendThread {
     }
     worker.unref(); // an idle send thread must not keep the process alive
     worker.on('message', (m: SendThreadReply) => this.#onReply(m));
-    worker.on('error', (e) => this.#fail(e));
-    worker.on('exit', () => this.#fail(new Error('the Taildrop send thread ended')));
+    worker.on('error', (e) => this.#fail(worker, e));
+    worker.on('exit', () => this.#fail(worker, new Error('the Taildrop send thread ended')));
     this.#worker = worker;
     return worker;
   }
@@ -118,8 +125,10 @@ export class SendThread {
     p.reject(e);
   }
 
-  /** The thread died: its sends fail (they resume on retry) and the next send starts a new thread. */
-  #fail(e: Error): void {
+  /** The thread died or was closed: its sends fail (they resume on retry) and the next send starts a new thread.
+   *  A thread already replaced (closed, then another started) takes nothing with it. */
+  #fail(worker: Worker, e: Error): void {
+    if (this.#worker !== worker) return;
     this.#worker = undefined;
     for (const p of this.#pending.values()) p.reject(e);
     this.#pending.clear();

@@ -94,6 +94,7 @@ export class Taildrop {
       this.sweeper.unref?.();
     }
     this.listening = '';
+    this.sendThread.start(); // ready before the first send, as the receiving side is before the first upload
     await this.receiver.listen(addresses.map((a) => a.split('/')[0] ?? a));
     this.listening = key;
     return true;
