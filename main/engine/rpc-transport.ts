@@ -24,8 +24,11 @@ export class RpcError extends Error {
 
 /** A two-way channel of protocol messages. Listeners must not throw (a throw becomes a process warning). */
 export interface MessageTransport {
-  /** Throws RpcError when the transport is closed or the message cannot be carried. */
-  send(message: object): void;
+  /**
+   * Throws RpcError when the transport is closed or the message cannot be carried. transfer: buffers in the message
+   * the sender gives up (a worker port moves them rather than copies; a socket copies anyway).
+   */
+  send(message: object, transfer?: readonly ArrayBuffer[]): void;
   onMessage(listener: (message: unknown) => void): () => void;
   /** Called once when the channel closes, with the reason if it failed; at once if already closed. */
   onClose(listener: (error?: Error) => void): () => void;
@@ -39,7 +42,7 @@ abstract class BaseTransport implements MessageTransport {
   #closed = false;
   #closeError: Error | undefined;
 
-  abstract send(message: object): void;
+  abstract send(message: object, transfer?: readonly ArrayBuffer[]): void;
   abstract close(): void;
 
   get closed(): boolean {
@@ -86,7 +89,7 @@ export function guarded(f: () => void): void {
 
 /** What PortTransport needs: a worker MessagePort, parentPort, or a Worker object. */
 export interface PortEndpoint {
-  postMessage(value: unknown): void;
+  postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void;
   on(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
   off(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
   close?(): void;
@@ -105,10 +108,10 @@ export class PortTransport extends BaseTransport {
     port.on('close', this.#onClose);
   }
 
-  send(message: object): void {
+  send(message: object, transfer?: readonly ArrayBuffer[]): void {
     if (this.closed) throw new RpcError('closed', 'the engine channel is closed');
     try {
-      this.#port.postMessage(message);
+      this.#port.postMessage(message, transfer);
     } catch (e) {
       throw new RpcError('unsendable', `message cannot be sent: ${e instanceof Error ? e.message : String(e)}`);
     }

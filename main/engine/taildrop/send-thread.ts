@@ -4,7 +4,7 @@
 // One thread serves every send and stays for the next; if it cannot start, sends run where they are asked.
 // The thread reads the file through this one: it asks for each piece ('read') and gets it back ('data').
 import type { Worker } from 'node:worker_threads';
-import type { ByteSource } from '../protocol.ts';
+import { type ByteSource, ownedBuffer } from '../protocol.ts';
 import { spawnSiblingWorker } from '../thread.ts';
 import { type SendOptions, type SendProgress, sendFile, TaildropSendError } from './send.ts';
 
@@ -103,9 +103,13 @@ export class SendThread {
     const p = this.#pending.get(m.id);
     if (!p) return;
     if (m.type === 'read') {
-      const answer = (d: SendThreadRequest) => this.#worker?.postMessage(d);
+      const answer = (d: SendThreadRequest, transfer?: ArrayBuffer[]) => this.#worker?.postMessage(d, transfer);
       p.source.read(m.offset, m.length).then(
-        (bytes) => answer({ type: 'data', id: m.id, seq: m.seq, bytes }),
+        (bytes) => {
+          // The file's bytes pass through the engine's thread: moved to the send thread, not copied, when ours.
+          const own = ownedBuffer(p.source, bytes);
+          answer({ type: 'data', id: m.id, seq: m.seq, bytes }, own ? [own] : undefined);
+        },
         (e: unknown) =>
           answer({ type: 'data', id: m.id, seq: m.seq, error: e instanceof Error ? e.message : String(e) }),
       );
