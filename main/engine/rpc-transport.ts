@@ -168,13 +168,9 @@ export class SocketTransport extends BaseTransport {
     const blobs: Uint8Array[] = [];
     let line: string;
     try {
-      // `this[key]` is the value before toJSON (a Buffer would already be {type, data} in `value`)
-      const json = JSON.stringify(message, function (this: Record<string, unknown>, key: string, value: unknown) {
-        const raw = this[key];
-        if (!(raw instanceof Uint8Array)) return value;
-        blobs.push(raw);
-        return { $bytes: blobs.length - 1 };
-      });
+      // The bytes are taken out before JSON.stringify sees them: it would call a Buffer's toJSON first, which
+      // spells out every byte as a number (a million-element array per MiB read, only to be thrown away).
+      const json = JSON.stringify(withoutBytes(message, blobs, 0));
       line =
         blobs.length === 0 ? `${json}\n` : `{"$attach":${JSON.stringify(blobs.map((b) => b.length))},"m":${json}}\n`;
     } catch (e) {
@@ -293,6 +289,22 @@ function attachmentLengths(v: unknown): number[] | undefined | null {
     total += n;
   }
   return total <= MAX_ATTACHMENT_BYTES ? (lengths as number[]) : null;
+}
+
+/** v with each Uint8Array put in blobs and replaced by {"$bytes": i}; the inverse of revive, to the same depth. */
+function withoutBytes(v: unknown, blobs: Uint8Array[], depth: number): unknown {
+  if (v instanceof Uint8Array) {
+    blobs.push(v);
+    return { $bytes: blobs.length - 1 };
+  }
+  if (typeof v !== 'object' || v === null || depth > 8) return v;
+  if (Array.isArray(v)) return v.map((x) => withoutBytes(x, blobs, depth + 1));
+  if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return v; // toJSON's own
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    if (k !== '__proto__') out[k] = withoutBytes((v as Record<string, unknown>)[k], blobs, depth + 1);
+  }
+  return out;
 }
 
 /** m with each {"$bytes": i} replaced by blobs[i]; messages are shallow, so the walk stops at depth 8. */
