@@ -63,7 +63,9 @@ async function sendTimed(node: TrellisNode, file: string, target: string): Promi
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: 'string' }, runs: { type: 'string' }, out: { type: 'string' } },
+  });
   const seconds = intOption('seconds', values.seconds, 6);
   const runs = intOption('runs', values.runs, 2, 20);
   const out = values.out ? path.resolve(values.out) : DOC;
