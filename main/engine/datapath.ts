@@ -86,10 +86,10 @@ export class DataPath {
     peers: [],
     dns: undefined,
   };
-  private readonly quad100 = new Quad100((pkt) => {
-    this.tun?.write(pkt);
-    this.tun?.flush();
-  });
+  private readonly quad100 = new Quad100(
+    (pkt) => this.tun?.write(pkt),
+    () => this.tun?.flush(),
+  );
 
   private constructor(private readonly o: DataPathOptions) {
     this.device = new Device({
@@ -163,7 +163,10 @@ export class DataPath {
         this.tun = TunPort.open({ name: this.o.tunName });
         this.tun.start(
           (pkt) => this.sendFromTun(pkt),
-          () => this.magic.flush(),
+          () => {
+            this.quad100.flushReplies(); // MagicDNS answers of this batch, in one TUN write
+            this.magic.flush();
+          },
           (e) => this.o.log(`TUN read failed: ${e.message}`),
         );
       }

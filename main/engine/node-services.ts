@@ -10,6 +10,8 @@ import { Taildrop } from './taildrop/service.ts';
 export class NodeServices {
   readonly taildrop: Taildrop;
   private readonly osDns: OsDns;
+  /** The data path the PeerAPI serves, while it runs: its filter lets the PeerAPI's ports in. */
+  private dp: DataPath | undefined;
 
   constructor(
     stateDir: string,
@@ -22,6 +24,11 @@ export class NodeServices {
     this.taildrop = new Taildrop(stateDir, {
       log,
       onReceived: (f) => events.emit({ type: 'event', event: 'fileReceived', ...f }),
+      onPortsChanged: (ports) => {
+        this.dp?.setPeerApiPorts(ports);
+        this.events.setHealth('peerapi', undefined);
+        this.onServicesChanged();
+      },
     });
     this.osDns = new OsDns(stateDir, log);
   }
@@ -43,6 +50,7 @@ export class NodeServices {
 
   /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back. */
   dataPathClosed(): Promise<void> {
+    this.dp = undefined;
     this.taildrop.close();
     return this.syncOsDns(undefined, undefined, false);
   }
@@ -50,6 +58,7 @@ export class NodeServices {
   private async startPeerApi(dp: DataPath, nm: NetMap): Promise<void> {
     const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
     if (addrs.length === 0) return;
+    this.dp = dp;
     this.taildrop.setNetMap(nm);
     try {
       if (await this.taildrop.listen(addrs)) {

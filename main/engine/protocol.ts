@@ -186,6 +186,18 @@ export interface ByteSource {
   readonly size: number;
   /** length ≤ MAX_READ_BYTES; resolves with length bytes, fewer only at the end of the file. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Each read's bytes are the reader's alone (they came over a channel and nothing else holds them), so a reader
+   * may move their buffer to another thread rather than copy it (ownedBuffer).
+   */
+  readonly readsOwned?: boolean;
+}
+
+/** The buffer of bytes from a source with readsOwned, when the bytes span all of it: it may be transferred. */
+export function ownedBuffer(source: ByteSource, bytes: Uint8Array): ArrayBuffer | undefined {
+  const b = bytes.buffer;
+  if (!source.readsOwned || !(b instanceof ArrayBuffer)) return undefined;
+  return bytes.byteOffset === 0 && bytes.byteLength === b.byteLength && b.byteLength > 0 ? b : undefined;
 }
 
 /** What travels with a request besides its args. */

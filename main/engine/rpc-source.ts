@@ -2,7 +2,7 @@
 // asking the caller ({type:'read', id, seq, offset, length}) and getting the bytes back ({type:'data', id, seq,
 // bytes} or {…, error}). Each read is one round trip of at most MAX_READ_BYTES, so the caller never queues more
 // than the engine asked for, and a retry can read again from any offset.
-import { type ByteSource, EngineError, MAX_READ_BYTES } from './protocol.ts';
+import { type ByteSource, EngineError, MAX_READ_BYTES, ownedBuffer } from './protocol.ts';
 import { RpcError } from './rpc-transport.ts';
 
 /** How long the caller has to supply one read. */
@@ -29,6 +29,8 @@ interface Waiting {
 
 /** The serving side's view of the caller's file. Reads fail once the request ends or the caller goes away. */
 export class RemoteSource implements ByteSource {
+  /** The bytes of an answer were copied out of the channel for this one read. */
+  readonly readsOwned = true;
   readonly #send: (m: ReadMessage) => void;
   readonly #id: number;
   readonly #waiting = new Map<number, Waiting>();
@@ -98,12 +100,16 @@ export class RemoteSource implements ByteSource {
 }
 
 /** The calling side: answers one read message from source, through send. */
-export function answerRead(source: ByteSource, m: Record<string, unknown>, send: (d: DataMessage) => void): void {
+export function answerRead(
+  source: ByteSource,
+  m: Record<string, unknown>,
+  send: (d: DataMessage, transfer?: readonly ArrayBuffer[]) => void,
+): void {
   const { id, seq, offset, length } = m;
   if (typeof id !== 'number' || typeof seq !== 'number') return;
-  const reply = (d: DataMessage) => {
+  const reply = (d: DataMessage, transfer?: readonly ArrayBuffer[]) => {
     try {
-      send(d);
+      send(d, transfer);
     } catch {} // the connection is gone: the request fails on its own
   };
   const ok =
@@ -117,7 +123,10 @@ export function answerRead(source: ByteSource, m: Record<string, unknown>, send:
     return;
   }
   source.read(offset as number, length as number).then(
-    (bytes) => reply({ type: 'data', id, seq, bytes }),
+    (bytes) => {
+      const own = ownedBuffer(source, bytes); // moved, not copied, across a worker port
+      reply({ type: 'data', id, seq, bytes }, own ? [own] : undefined);
+    },
     (e: unknown) => reply({ type: 'data', id, seq, error: e instanceof Error ? e.message : String(e) }),
   );
 }

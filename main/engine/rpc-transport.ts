@@ -24,8 +24,11 @@ export class RpcError extends Error {
 
 /** A two-way channel of protocol messages. Listeners must not throw (a throw becomes a process warning). */
 export interface MessageTransport {
-  /** Throws RpcError when the transport is closed or the message cannot be carried. */
-  send(message: object): void;
+  /**
+   * Throws RpcError when the transport is closed or the message cannot be carried. transfer: buffers in the message
+   * the sender gives up (a worker port moves them rather than copies; a socket copies anyway).
+   */
+  send(message: object, transfer?: readonly ArrayBuffer[]): void;
   onMessage(listener: (message: unknown) => void): () => void;
   /** Called once when the channel closes, with the reason if it failed; at once if already closed. */
   onClose(listener: (error?: Error) => void): () => void;
@@ -39,7 +42,7 @@ abstract class BaseTransport implements MessageTransport {
   #closed = false;
   #closeError: Error | undefined;
 
-  abstract send(message: object): void;
+  abstract send(message: object, transfer?: readonly ArrayBuffer[]): void;
   abstract close(): void;
 
   get closed(): boolean {
@@ -86,7 +89,7 @@ export function guarded(f: () => void): void {
 
 /** What PortTransport needs: a worker MessagePort, parentPort, or a Worker object. */
 export interface PortEndpoint {
-  postMessage(value: unknown): void;
+  postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void;
   on(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
   off(event: 'message' | 'close', listener: (value?: unknown) => void): unknown;
   close?(): void;
@@ -105,10 +108,10 @@ export class PortTransport extends BaseTransport {
     port.on('close', this.#onClose);
   }
 
-  send(message: object): void {
+  send(message: object, transfer?: readonly ArrayBuffer[]): void {
     if (this.closed) throw new RpcError('closed', 'the engine channel is closed');
     try {
-      this.#port.postMessage(message);
+      this.#port.postMessage(message, transfer);
     } catch (e) {
       throw new RpcError('unsendable', `message cannot be sent: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -165,13 +168,9 @@ export class SocketTransport extends BaseTransport {
     const blobs: Uint8Array[] = [];
     let line: string;
     try {
-      // `this[key]` is the value before toJSON (a Buffer would already be {type, data} in `value`)
-      const json = JSON.stringify(message, function (this: Record<string, unknown>, key: string, value: unknown) {
-        const raw = this[key];
-        if (!(raw instanceof Uint8Array)) return value;
-        blobs.push(raw);
-        return { $bytes: blobs.length - 1 };
-      });
+      // The bytes are taken out before JSON.stringify sees them: it would call a Buffer's toJSON first, which
+      // spells out every byte as a number (a million-element array per MiB read, only to be thrown away).
+      const json = JSON.stringify(withoutBytes(message, blobs, 0));
       line =
         blobs.length === 0 ? `${json}\n` : `{"$attach":${JSON.stringify(blobs.map((b) => b.length))},"m":${json}}\n`;
     } catch (e) {
@@ -290,6 +289,22 @@ function attachmentLengths(v: unknown): number[] | undefined | null {
     total += n;
   }
   return total <= MAX_ATTACHMENT_BYTES ? (lengths as number[]) : null;
+}
+
+/** v with each Uint8Array put in blobs and replaced by {"$bytes": i}; the inverse of revive, to the same depth. */
+function withoutBytes(v: unknown, blobs: Uint8Array[], depth: number): unknown {
+  if (v instanceof Uint8Array) {
+    blobs.push(v);
+    return { $bytes: blobs.length - 1 };
+  }
+  if (typeof v !== 'object' || v === null || depth > 8) return v;
+  if (Array.isArray(v)) return v.map((x) => withoutBytes(x, blobs, depth + 1));
+  if (Object.getPrototypeOf(v) !== Object.prototype && Object.getPrototypeOf(v) !== null) return v; // toJSON's own
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    if (k !== '__proto__') out[k] = withoutBytes((v as Record<string, unknown>)[k], blobs, depth + 1);
+  }
+  return out;
 }
 
 /** m with each {"$bytes": i} replaced by blobs[i]; messages are shallow, so the walk stops at depth 8. */

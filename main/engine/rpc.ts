@@ -259,7 +259,7 @@ export class EngineClient {
     const p = this.#pending.get(m.id);
     if (!p) return;
     if (m.type === 'read') {
-      if (p.source) answerRead(p.source, m, (d) => this.#transport.send(d));
+      if (p.source) answerRead(p.source, m, (d, transfer) => this.#transport.send(d, transfer));
       return;
     }
     if (m.type !== 'reply') return;

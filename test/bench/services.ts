@@ -1,6 +1,7 @@
 // `npm run bench`, services part: Taildrop throughput of a 200 MB file from Trellis to tailscaled and to another
 // Trellis, each against the tunnel's own iperf3 figure for the same pair (target ≥ 90 %), and quad-100 queries per
-// second on Trellis against tailscaled's quad-100 on the same machine. Writes docs/services-benchmarks.md.
+// second on Trellis against tailscaled's quad-100 on the same machine. Writes docs/services-benchmarks.md (--out:
+// elsewhere).
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,9 +63,12 @@ async function sendTimed(node: TrellisNode, file: string, target: string): Promi
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { seconds: { type: 'string' }, runs: { type: 'string' }, out: { type: 'string' } },
+  });
   const seconds = intOption('seconds', values.seconds, 6);
   const runs = intOption('runs', values.runs, 2, 20);
+  const out = values.out ? path.resolve(values.out) : DOC;
   const missing = missingPrerequisites(['headscale', 'tailscaled', 'tailscale', 'ip', 'iperf3', 'ping', 'ss']);
   if (!(await benchPreamble('bench (services)', missing, () => {}))) return 1;
   const started = performance.now();
@@ -194,8 +198,8 @@ ${qTable}
 
 Wall time ${fix((performance.now() - started) / 1000)} s.
 `;
-  await writeFile(DOC, md);
-  console.log(`\n${table}\n\n${qTable}\n\n${verdicts.join('\n')}\nwrote ${path.relative(ROOT, DOC)}`);
+  await writeFile(out, md);
+  console.log(`\n${table}\n\n${qTable}\n\n${verdicts.join('\n')}\nwrote ${path.relative(ROOT, out)}`);
   return 0;
 }
 

@@ -2,16 +2,21 @@
 // from the TUN is answered here and never sent to a peer; the reply goes back into the TUN from that address.
 // Only this node's own tailnet addresses may ask: with IP forwarding on, packets routed through us from LAN hosts
 // leave the TUN too, and answering them would make quad-100 an open resolver for the LAN.
+// It must not slow the packet path it sits in: an answer known from the netmap is queued on the TUN and written
+// with the rest of the batch (one write for the batch, not one per answer), built from the query's own bytes, and
+// the encoded answer to a query asked before is reused until the netmap changes.
 import { parseIpWords } from '../filter/prefix.ts';
-import { buildIpPacket, udpDatagram } from '../packet/build.ts';
-import { formatPacketAddress, IPPROTO, type PacketInfo } from '../packet/parse.ts';
+import { IPPROTO, type PacketInfo } from '../packet/parse.ts';
 import { DnsForwarder } from './forwarder.ts';
 import { Quad100Tcp } from './quad100-tcp.ts';
-import { answerQuery, QUAD100_V4, QUAD100_V6, servfailFor, truncatedReply } from './resolver.ts';
+import { udpReplyPacket } from './reply-packet.ts';
+import { answerQuery, servfailFor, truncatedReply } from './resolver.ts';
 import { buildDnsTable, type DnsTable } from './table.ts';
 
 const V4_WORD = 0x64646464; // 100.100.100.100
 const V6_WORDS = [0xfd7a115c, 0xa1e00000, 0, 0x53]; // fd7a:115c:a1e0::53
+/** Answers kept for reuse; past this many the cache starts over (a stub asks for few names, and often). */
+const ANSWER_CACHE_MAX = 1024;
 
 export interface Quad100Counters {
   queries: number;
@@ -23,7 +28,11 @@ export interface Quad100Counters {
 }
 
 export class Quad100 {
-  table: DnsTable = buildDnsTable(undefined, [], undefined);
+  #table: DnsTable = buildDnsTable(undefined, [], undefined);
+  /** A query's bytes after its ID (latin1) → the answer's bytes, ID included (rewritten on reuse). */
+  private readonly answers = new Map<string, Uint8Array>();
+  /** Answers queued on the TUN since the last flushReplies(). */
+  private queued = false;
   private readonly forwarder = new DnsForwarder();
   readonly counters: Quad100Counters = { queries: 0, forwarded: 0, dropped: 0, foreign: 0 };
   /** Our own addresses as words, compared on each packet without allocating: IPv4 one word each, IPv6 four. */
@@ -32,9 +41,42 @@ export class Quad100 {
 
   private readonly tcp: Quad100Tcp;
 
-  /** @param writeReply puts an IP packet into the TUN (and flushes it). */
-  constructor(private readonly writeReply: (pkt: Uint8Array) => void) {
-    this.tcp = new Quad100Tcp((query) => this.resolveForTcp(query), writeReply);
+  /**
+   * @param queueReply puts an IP packet into the TUN's queue.
+   * @param flush writes the TUN's queue out: at once for an answer that waited on an upstream resolver or came over
+   *   TCP; for the rest, in flushReplies() at the end of the TUN's batch.
+   */
+  constructor(
+    private readonly queueReply: (pkt: Uint8Array) => void,
+    private readonly flush: () => void = () => {},
+  ) {
+    this.tcp = new Quad100Tcp(
+      (query) => this.resolveForTcp(query),
+      (pkt) => this.writeNow(pkt),
+    );
+  }
+
+  get table(): DnsTable {
+    return this.#table;
+  }
+
+  /** A new table (netmap or OS resolvers changed): the answers kept from the old one go. */
+  set table(t: DnsTable) {
+    this.#table = t;
+    this.answers.clear();
+  }
+
+  /** Writes out the answers queued during the TUN batch that just ended (nothing when there were none). */
+  flushReplies(): void {
+    if (!this.queued) return;
+    this.queued = false;
+    this.flush();
+  }
+
+  private writeNow(pkt: Uint8Array): void {
+    this.queueReply(pkt);
+    this.queued = false;
+    this.flush();
   }
 
   /** This node's tailnet addresses ("100.64.0.1/32" or bare), the only sources answered; unparsable ones skipped. */
@@ -96,29 +138,47 @@ export class Quad100 {
       return;
     }
     this.counters.queries++;
-    const query = pkt.slice(p.transportOffset + 8, p.transportOffset + p.transportLength);
-    const client = { addr: formatPacketAddress(p, 'src'), port: p.srcPort, v6: p.version === 6 };
-    const outcome = answerQuery(query, this.table);
+    const start = p.transportOffset + 8;
+    const end = p.transportOffset + p.transportLength;
+    // The key leaves out the ID; a query too short for a header is never answered, so never kept.
+    const key = end - start >= 12 ? latin1(pkt, start + 2, end) : '';
+    const known = key ? this.answers.get(key) : undefined;
+    if (known) {
+      known[0] = pkt[start];
+      known[1] = pkt[start + 1];
+      this.queue(udpReplyPacket(pkt, p.version, p.srcPort, known));
+      return;
+    }
+    const query = pkt.slice(start, end);
+    const outcome = answerQuery(query, this.#table);
     if (outcome.kind === 'drop') {
       this.counters.dropped++;
       return;
     }
     if (outcome.kind === 'reply') {
-      this.send(client, outcome.packet);
+      if (this.answers.size >= ANSWER_CACHE_MAX) this.answers.clear();
+      if (key) this.answers.set(key, outcome.packet);
+      this.queue(udpReplyPacket(pkt, p.version, p.srcPort, outcome.packet));
       return;
     }
     this.counters.forwarded++;
+    // What addresses the answer that comes later: the query's IP header (pkt is the TUN's buffer, p is reused).
+    const headers = pkt.slice(0, start);
+    const version = p.version;
+    const port = p.srcPort;
     void this.forwarder.forward(outcome.query, outcome.resolvers).then((answer) => {
-      if (!answer) this.send(client, servfailFor(query));
-      else this.send(client, answer.length <= outcome.maxSize ? answer : truncatedReply(answer, query));
+      const fits = answer && answer.length <= outcome.maxSize;
+      const dns = !answer ? servfailFor(query) : fits ? answer : truncatedReply(answer, query);
+      this.writeNow(udpReplyPacket(headers, version, port, dns));
     });
   }
 
-  private send(client: { addr: string; port: number; v6: boolean }, dns: Uint8Array): void {
-    const ip = buildIpPacket(
-      { src: client.v6 ? QUAD100_V6 : QUAD100_V4, dst: client.addr, proto: IPPROTO.UDP },
-      udpDatagram(53, client.port, dns),
-    );
-    this.writeReply(ip);
+  private queue(ip: Uint8Array): void {
+    this.queueReply(ip);
+    this.queued = true;
   }
+}
+
+function latin1(b: Uint8Array, from: number, to: number): string {
+  return Buffer.from(b.buffer, b.byteOffset + from, to - from).toString('latin1');
 }

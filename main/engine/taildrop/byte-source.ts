@@ -58,14 +58,14 @@ export function accessError(path: string, e: unknown, verb: 'open' | 'create' = 
 }
 
 /** Reads kept in flight: the next megabytes are on their way while one is written. */
-const READS_AHEAD = 3;
+export const READS_AHEAD = 3;
 
 /** The source's bytes from start to its end, in MAX_READ_BYTES pieces; a short read means the file shrank. */
-export async function* readAhead(source: ByteSource, start: number): AsyncGenerator<Uint8Array> {
+export async function* readAhead(source: ByteSource, start: number, depth = READS_AHEAD): AsyncGenerator<Uint8Array> {
   const inFlight: Array<{ length: number; bytes: Promise<Uint8Array> }> = [];
   let next = start;
   const refill = () => {
-    while (inFlight.length < READS_AHEAD && next < source.size) {
+    while (inFlight.length < depth && next < source.size) {
       const length = Math.min(MAX_READ_BYTES, source.size - next);
       const bytes = source.read(next, length);
       bytes.catch(() => {}); // awaited below in order; an early failure must not be an unhandled rejection

@@ -4,7 +4,7 @@
 // One thread serves every send and stays for the next; if it cannot start, sends run where they are asked.
 // The thread reads the file through this one: it asks for each piece ('read') and gets it back ('data').
 import type { Worker } from 'node:worker_threads';
-import type { ByteSource } from '../protocol.ts';
+import { type ByteSource, ownedBuffer } from '../protocol.ts';
 import { spawnSiblingWorker } from '../thread.ts';
 import { type SendOptions, type SendProgress, sendFile, TaildropSendError } from './send.ts';
 
@@ -64,6 +64,12 @@ export class SendThread {
     });
   }
 
+  /** Starts the thread ahead of the first send: its start-up (half a second from sources under tsx, the module
+   *  graph loaded anew) would otherwise count against that send. */
+  start(): void {
+    this.#ensure();
+  }
+
   /** A send thread is running (false before the first send, or when none could start). */
   get threaded(): boolean {
     return this.#worker !== undefined;
@@ -71,8 +77,9 @@ export class SendThread {
 
   async close(): Promise<void> {
     const w = this.#worker;
-    this.#worker = undefined;
-    await w?.terminate();
+    if (!w) return;
+    this.#fail(w, new TaildropSendError('cancelled: Taildrop stopped'));
+    await w.terminate();
   }
 
   #ensure(): Worker | undefined {
@@ -86,8 +93,8 @@ export class SendThread {
     }
     worker.unref(); // an idle send thread must not keep the process alive
     worker.on('message', (m: SendThreadReply) => this.#onReply(m));
-    worker.on('error', (e) => this.#fail(e));
-    worker.on('exit', () => this.#fail(new Error('the Taildrop send thread ended')));
+    worker.on('error', (e) => this.#fail(worker, e));
+    worker.on('exit', () => this.#fail(worker, new Error('the Taildrop send thread ended')));
     this.#worker = worker;
     return worker;
   }
@@ -96,9 +103,13 @@ export class SendThread {
     const p = this.#pending.get(m.id);
     if (!p) return;
     if (m.type === 'read') {
-      const answer = (d: SendThreadRequest) => this.#worker?.postMessage(d);
+      const answer = (d: SendThreadRequest, transfer?: ArrayBuffer[]) => this.#worker?.postMessage(d, transfer);
       p.source.read(m.offset, m.length).then(
-        (bytes) => answer({ type: 'data', id: m.id, seq: m.seq, bytes }),
+        (bytes) => {
+          // The file's bytes pass through the engine's thread: moved to the send thread, not copied, when ours.
+          const own = ownedBuffer(p.source, bytes);
+          answer({ type: 'data', id: m.id, seq: m.seq, bytes }, own ? [own] : undefined);
+        },
         (e: unknown) =>
           answer({ type: 'data', id: m.id, seq: m.seq, error: e instanceof Error ? e.message : String(e) }),
       );
@@ -118,8 +129,10 @@ export class SendThread {
     p.reject(e);
   }
 
-  /** The thread died: its sends fail (they resume on retry) and the next send starts a new thread. */
-  #fail(e: Error): void {
+  /** The thread died or was closed: its sends fail (they resume on retry) and the next send starts a new thread.
+   *  A thread already replaced (closed, then another started) takes nothing with it. */
+  #fail(worker: Worker, e: Error): void {
+    if (this.#worker !== worker) return;
     this.#worker = undefined;
     for (const p of this.#pending.values()) p.reject(e);
     this.#pending.clear();

@@ -9,6 +9,10 @@ import type { ByteSource } from '../protocol.ts';
 import { readAhead } from './byte-source.ts';
 import { BLOCK_SIZE } from './inbox.ts';
 
+/** Reads of the file kept in flight while sending: each crosses threads and the caller's socket, a round trip
+ *  that takes longest exactly when the tunnel is busiest, and the upload must not run dry meanwhile (8 MiB). */
+const SEND_READS_AHEAD = 8;
+
 export interface SendProgress {
   name: string;
   sent: number;
@@ -80,7 +84,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     req.on('response', () => {
       lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
     });
-    const src = Readable.from(readAhead(o.source, resumedFrom), { objectMode: false });
+    const src = Readable.from(readAhead(o.source, resumedFrom, SEND_READS_AHEAD), { objectMode: false });
     let lastProgress = performance.now();
     const stallMs = o.stallMs ?? STALL_MS;
     const watchdog = setInterval(() => {

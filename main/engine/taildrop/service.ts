@@ -1,12 +1,14 @@
 // Taildrop for the engine: the PeerAPI server on our tailnet addresses with the inbox behind it, who may send to
 // us and whom we may send to (services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
-// with progress and cancel, and the received files.
+// with progress and cancel, and the received files. Sending and receiving each run in a thread of their own
+// (send-thread.ts, receive-thread.ts); this file decides who may call, from the netmap, on the engine's thread.
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
 import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
-import { type Caller, PeerApi } from './peerapi.ts';
+import type { Caller } from './peerapi.ts';
+import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
 import { type SendProgress, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
 
@@ -36,7 +38,7 @@ export class TaildropError extends Error {
 export class Taildrop {
   readonly inbox: Inbox;
   private nm: NetMap | undefined;
-  private api: PeerApi | undefined;
+  private readonly receiver: ReceiveThread;
   private listening = '';
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sendThread = new SendThread();
@@ -46,20 +48,38 @@ export class Taildrop {
     private readonly o: {
       log: (message: string) => void;
       onReceived: (file: { name: string; size: number; from: string }) => void;
+      /** A replaced receive thread got other ports: they go to the data path's filter and to control. */
+      onPortsChanged?: (ports: PeerApiPorts) => void;
+      /** Tests only: the first receive thread dies as it starts. */
+      failFirstReceiveThread?: boolean;
     },
   ) {
     this.inbox = new Inbox(stateDir);
+    this.receiver = new ReceiveThread({
+      stateDir,
+      log: o.log,
+      onReceived: o.onReceived,
+      onPortsChanged: (p) => o.onPortsChanged?.(p),
+      failNextStart: o.failFirstReceiveThread,
+    });
   }
 
   setNetMap(nm: NetMap): void {
     this.nm = nm;
+    this.receiver.setCallers(callerTable(nm), hasFileSharing(nm.self));
+  }
+
+  /** The receiving side, for status and tests. */
+  get receiveThread(): ReceiveThread {
+    return this.receiver;
   }
 
   /** PeerAPI ports for Hostinfo.Services (empty until listening). */
   services(): Array<{ Proto: string; Port: number }> {
     const out: Array<{ Proto: string; Port: number }> = [];
-    if (this.api?.port4) out.push({ Proto: 'peerapi4', Port: this.api.port4 });
-    if (this.api?.port6) out.push({ Proto: 'peerapi6', Port: this.api.port6 });
+    const { v4, v6 } = this.receiver.ports;
+    if (v4) out.push({ Proto: 'peerapi4', Port: v4 });
+    if (v6) out.push({ Proto: 'peerapi6', Port: v6 });
     return out;
   }
 
@@ -67,28 +87,21 @@ export class Taildrop {
   async listen(addresses: string[]): Promise<boolean> {
     const key = addresses.join(',');
     if (key === this.listening) return false;
-    this.api?.close();
     await this.inbox.ensure();
     if (!this.sweeper) {
       void this.sweep();
       this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
       this.sweeper.unref?.();
     }
-    const api = new PeerApi({
-      inbox: this.inbox,
-      identify: (ip) => this.identify(ip),
-      fileSharing: () => hasFileSharing(this.nm?.self),
-      log: this.o.log,
-      onReceived: this.o.onReceived,
-    });
-    await api.listen(addresses.map((a) => a.split('/')[0] ?? a));
-    this.api = api;
+    this.listening = '';
+    this.sendThread.start(); // ready before the first send, as the receiving side is before the first upload
+    await this.receiver.listen(addresses.map((a) => a.split('/')[0] ?? a));
     this.listening = key;
     return true;
   }
 
-  ports(): { v4: number; v6: number } {
-    return { v4: this.api?.port4 ?? 0, v6: this.api?.port6 ?? 0 };
+  ports(): PeerApiPorts {
+    return this.receiver.ports;
   }
 
   private async sweep(): Promise<void> {
@@ -100,26 +113,8 @@ export class Taildrop {
     void this.sendThread.close();
     clearInterval(this.sweeper);
     this.sweeper = undefined;
-    this.api?.close();
-    this.api = undefined;
+    void this.receiver.close();
     this.listening = '';
-  }
-
-  /** The peer at this address and whether it may send us files. Our own address is no caller: a connection from
-   *  it comes from a process on this machine (any local user), not from a peer WireGuard authenticated. */
-  private identify(ip: string): Caller | undefined {
-    const nm = this.nm;
-    const self = nm?.self;
-    if (!nm || !self) return undefined;
-    const holds = (n: TailNode) => (n.Addresses ?? []).some((a) => typeof a === 'string' && a.split('/')[0] === ip);
-    if (holds(self)) return undefined;
-    const node = [...nm.peers.values()].find(holds);
-    if (!node) return undefined;
-    return {
-      senderId: node.StableID || String(node.ID),
-      name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
-      mayFileSend: sameUntaggedUser(self, node),
-    };
   }
 
   /** Peers we may send files to (§2.2), by name. */
@@ -189,6 +184,29 @@ export class Taildrop {
   remove(name: string): Promise<boolean> {
     return this.inbox.remove(name);
   }
+}
+
+/**
+ * Each peer address with the peer holding it and whether it may send us files (the first peer, when two claim one).
+ * Our own addresses are no callers: a connection from one comes from a process on this machine (any local user),
+ * not from a peer WireGuard authenticated.
+ */
+export function callerTable(nm: NetMap): Map<string, Caller> {
+  const out = new Map<string, Caller>();
+  const self = nm.self;
+  if (!self) return out;
+  const addrs = (n: TailNode) =>
+    (n.Addresses ?? []).filter((a): a is string => typeof a === 'string').map((a) => a.split('/')[0] ?? a);
+  for (const node of nm.peers.values()) {
+    const caller: Caller = {
+      senderId: node.StableID || String(node.ID),
+      name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
+      mayFileSend: sameUntaggedUser(self, node),
+    };
+    for (const ip of addrs(node)) if (!out.has(ip)) out.set(ip, caller);
+  }
+  for (const ip of addrs(self)) out.delete(ip);
+  return out;
 }
 
 function hasFileSharing(self: TailNode | undefined): boolean {
