@@ -19,6 +19,9 @@
 namespace trellis {
 namespace {
 
+// Datagrams gathered for one sendmmsg (a flush of the send ring, 128, fits).
+constexpr uint32_t kSendMaxDatagrams = 256;
+
 class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -333,13 +336,16 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sendMany: count out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // One sendmmsg takes up to kUdpMaxBatch messages, each a GSO run of up to kUdpMaxGsoSegments datagrams: a
+  // flush of a few TSO super-packets' worth is one system call, and a run is not cut at a fixed datagram count.
   struct mmsghdr msgs[kUdpMaxBatch];
-  struct iovec iov[kUdpMaxBatch];
+  struct iovec iov[kSendMaxDatagrams];
   uint32_t group_size[kUdpMaxBatch];
   alignas(struct cmsghdr) char cbuf[kUdpMaxBatch][CMSG_SPACE(sizeof(uint16_t))];
   uint32_t sent = 0;
   while (sent < static_cast<uint32_t>(want)) {
-    uint32_t k = std::min<uint32_t>(kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
+    // Without GSO a message is one datagram: gather no more than fit in one call.
+    uint32_t k = std::min<uint32_t>(gso_ok_ ? kSendMaxDatagrams : kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
     for (uint32_t j = 0; j < k; j++) {
       napi_value item = nullptr;
       const uint8_t* data = nullptr;
@@ -355,7 +361,7 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
     // One message per run of equal-sized datagrams (the last of a run may be shorter): the kernel cuts it
     // at the segment size, so the stack is walked once per run instead of once per datagram.
     uint32_t m = 0;
-    for (uint32_t j = 0; j < k; m++) {
+    for (uint32_t j = 0; j < k && m < kUdpMaxBatch; m++) {
       size_t seg = iov[j].iov_len;
       size_t total = seg;
       uint32_t run = 1;
