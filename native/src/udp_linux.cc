@@ -4,6 +4,8 @@
 
 #if defined(__linux__)
 
+#include "udp_recv_linux.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -16,6 +18,9 @@
 
 namespace trellis {
 namespace {
+
+// Datagrams gathered for one sendmmsg (a flush of the send ring, 128, fits).
+constexpr uint32_t kSendMaxDatagrams = 256;
 
 class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
  public:
@@ -30,6 +35,8 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
   Napi::Value GetPort(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_); }
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), fd_ < 0); }
+  Napi::Value GetGro(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), rx_.gro()); }
+  Napi::Value GetCoalesced(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rx_.coalesced()); }
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
   Napi::Value Send(const Napi::CallbackInfo& info);
@@ -57,9 +64,7 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
   SharedArray lens_{napi_uint32_array, kUdpMaxBatch, false};
   SharedArray addrs_{napi_uint8_array, kUdpMaxBatch * 16, false};
   SharedArray ports_{napi_uint16_array, kUdpMaxBatch, false};
-  struct mmsghdr msgs_[kUdpMaxBatch];
-  struct iovec iov_[kUdpMaxBatch];
-  struct sockaddr_storage names_[kUdpMaxBatch];
+  UdpReceiver rx_;
 };
 
 Napi::Function UdpBatchSocket::Define(Napi::Env env) {
@@ -68,6 +73,8 @@ Napi::Function UdpBatchSocket::Define(Napi::Env env) {
                          InstanceAccessor<&UdpBatchSocket::GetPort>("port"),
                          InstanceAccessor<&UdpBatchSocket::GetFd>("fd"),
                          InstanceAccessor<&UdpBatchSocket::GetClosed>("closed"),
+                         InstanceAccessor<&UdpBatchSocket::GetGro>("gro"),
+                         InstanceAccessor<&UdpBatchSocket::GetCoalesced>("coalesced"),
                          InstanceMethod<&UdpBatchSocket::Start>("start"),
                          InstanceMethod<&UdpBatchSocket::Stop>("stop"),
                          InstanceMethod<&UdpBatchSocket::Send>("send"),
@@ -146,6 +153,8 @@ UdpBatchSocket::UdpBatchSocket(const Napi::CallbackInfo& info) : Napi::ObjectWra
   }
   port_ = ntohs(family_ == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                    : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  // A GSO train from the sender then stays one buffer up to this socket instead of one skb per datagram.
+  rx_.EnableGro(fd_);
 }
 
 bool UdpBatchSocket::CheckOpen(napi_env env, const char* what) {
@@ -223,7 +232,13 @@ void UdpBatchSocket::Drain(int status) {
     return;
   }
   size_t total = 0;
-  for (int round = 0; fd_ >= 0 && reading_ && total < kUdpMaxPerWakeup && round < 32; round++) {
+  bool drained = false;
+  for (int round = 0; fd_ >= 0 && reading_; round++) {
+    // What a read brought in is always handed out before returning (no readiness event would come back for
+    // it); reading again stops at the per-wake-up cap, and once the queue was seen empty (uv_poll is
+    // level-triggered).
+    bool may_read = !drained && total < kUdpMaxPerWakeup && round < 32;
+    if (!may_read && !rx_.pending()) return;
     napi_value vb = nullptr, vl = nullptr, va = nullptr, vp = nullptr;
     auto* base = static_cast<uint8_t*>(buf_.Get(env, &vb));
     auto* lens = static_cast<uint32_t*>(lens_.Get(env, &vl));
@@ -233,50 +248,21 @@ void UdpBatchSocket::Drain(int status) {
       Fail(env, UV_ENOMEM, "recvmmsg");
       return;
     }
-    for (size_t i = 0; i < kUdpMaxBatch; i++) {
-      iov_[i].iov_base = base + i * kUdpSlotBytes;
-      iov_[i].iov_len = kUdpSlotBytes;
-      std::memset(&msgs_[i], 0, sizeof msgs_[i]);
-      msgs_[i].msg_hdr.msg_name = &names_[i];
-      msgs_[i].msg_hdr.msg_namelen = sizeof names_[i];
-      msgs_[i].msg_hdr.msg_iov = &iov_[i];
-      msgs_[i].msg_hdr.msg_iovlen = 1;
+    UdpFill f = rx_.Fill(fd_, UdpSlots{base, lens, addrs, ports}, may_read);
+    drained = drained || f.drained;
+    if (f.count > 0) {
+      napi_value argv[5] = {vb, vl, va, vp, Napi::Number::New(env, static_cast<double>(f.count))};
+      Napi::Object self = Value();
+      if (!sink_.Deliver(env, self, 5, argv)) return;  // threw: routed to 'uncaughtException'
+      total += f.count;
     }
-    int n = recvmmsg(fd_, msgs_, kUdpMaxBatch, MSG_DONTWAIT, nullptr);
-    if (n < 0) {
-      int e = errno;
-      if (e == EAGAIN || e == EWOULDBLOCK) return;
-      // ICMP-reported errors (queued on the socket) and EINTR are cleared by the failed call: try again.
-      if (e == EINTR || e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN) continue;
-      Fail(env, -e, "recvmmsg");
-      return;
+    int e = f.err;
+    // ICMP-reported errors (queued on the socket) and EINTR are cleared by the failed call: try again.
+    if (e == 0 || e == EINTR || e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN) {
+      continue;
     }
-    if (n == 0) return;
-    for (int i = 0; i < n; i++) {
-      const msghdr& h = msgs_[i].msg_hdr;
-      lens[i] = (h.msg_flags & MSG_TRUNC) ? kUdpTruncated : msgs_[i].msg_len;
-      uint8_t* a = addrs + i * 16;
-      const auto* sa = reinterpret_cast<const sockaddr*>(&names_[i]);
-      if (sa->sa_family == AF_INET) {
-        const auto* sin = reinterpret_cast<const sockaddr_in*>(sa);
-        std::memset(a, 0, 10);
-        a[10] = a[11] = 0xff;
-        std::memcpy(a + 12, &sin->sin_addr, 4);
-        ports[i] = ntohs(sin->sin_port);
-      } else if (sa->sa_family == AF_INET6) {
-        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(sa);
-        std::memcpy(a, &sin6->sin6_addr, 16);
-        ports[i] = ntohs(sin6->sin6_port);
-      } else {
-        std::memset(a, 0, 16);
-        ports[i] = 0;
-      }
-    }
-    napi_value argv[5] = {vb, vl, va, vp, Napi::Number::New(env, n)};
-    Napi::Object self = Value();
-    if (!sink_.Deliver(env, self, 5, argv)) return;  // threw: routed to 'uncaughtException'
-    total += static_cast<size_t>(n);
-    if (static_cast<size_t>(n) < kUdpMaxBatch) return;  // queue drained; uv_poll is level-triggered anyway
+    Fail(env, -e, "recvmmsg");
+    return;
   }
 }
 
@@ -350,13 +336,16 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sendMany: count out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // One sendmmsg takes up to kUdpMaxBatch messages, each a GSO run of up to kUdpMaxGsoSegments datagrams: a
+  // flush of a few TSO super-packets' worth is one system call, and a run is not cut at a fixed datagram count.
   struct mmsghdr msgs[kUdpMaxBatch];
-  struct iovec iov[kUdpMaxBatch];
+  struct iovec iov[kSendMaxDatagrams];
   uint32_t group_size[kUdpMaxBatch];
   alignas(struct cmsghdr) char cbuf[kUdpMaxBatch][CMSG_SPACE(sizeof(uint16_t))];
   uint32_t sent = 0;
   while (sent < static_cast<uint32_t>(want)) {
-    uint32_t k = std::min<uint32_t>(kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
+    // Without GSO a message is one datagram: gather no more than fit in one call.
+    uint32_t k = std::min<uint32_t>(gso_ok_ ? kSendMaxDatagrams : kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
     for (uint32_t j = 0; j < k; j++) {
       napi_value item = nullptr;
       const uint8_t* data = nullptr;
@@ -372,7 +361,7 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
     // One message per run of equal-sized datagrams (the last of a run may be shorter): the kernel cuts it
     // at the segment size, so the stack is walked once per run instead of once per datagram.
     uint32_t m = 0;
-    for (uint32_t j = 0; j < k; m++) {
+    for (uint32_t j = 0; j < k && m < kUdpMaxBatch; m++) {
       size_t seg = iov[j].iov_len;
       size_t total = seg;
       uint32_t run = 1;

@@ -91,6 +91,13 @@ export interface NativeUdpBatchSocket {
   readonly port: number;
   readonly fd: number;
   readonly closed: boolean;
+  /**
+   * True when the kernel took UDP_GRO: a GSO train from a sender then arrives as one buffer, which the addon
+   * splits into one slot per datagram (same source for each), so callbacks look the same either way.
+   */
+  readonly gro: boolean;
+  /** Datagrams received so far as part of a coalesced train (0 without GRO): shows GRO at work. */
+  readonly coalesced: number;
   start(onDatagrams: UdpDatagramsCallback, onError?: NativeErrorCallback): void;
   stop(): void;
   /** Sends one datagram to a 16-byte address (IPv4-mapped for IPv4); false if the send queue is full. */

@@ -1,5 +1,6 @@
-// UDP through the native addon's recvmmsg/sendmmsg sockets (Linux): one system call moves up to 64
-// datagrams each way. Sends are buffered until flush(), which the device calls at the end of each batch.
+// UDP through the native addon's recvmmsg/sendmmsg sockets (Linux): one system call moves a batch each way (up
+// to 64 datagrams or GRO trains in, up to MAX_PENDING datagrams out as GSO runs). Sends are buffered until
+// flush(), which the device calls at the end of each batch.
 import { TAG_BYTES } from '../crypto/aead.ts';
 import { formatAddress } from '../packet/ip.ts';
 import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UDP_TRUNCATED, UdpBatchSocket } from '../tun/native.ts';
@@ -16,7 +17,12 @@ export type DatagramBatchHandler = (msg: Uint8Array, from: Endpoint, views: Mess
 
 const MIN_MESSAGE = TRANSPORT_HEADER_SIZE + TAG_BYTES;
 
-const MAX_PENDING = 64;
+/**
+ * Datagrams buffered before a flush: as many as the device's send ring lends (it flushes when all are out), so
+ * that a TUN batch of TSO super-packets goes out in one sendmmsg with each super-packet's datagrams in one GSO
+ * run. At 64 the flush cut the runs (and made a system call) every 64 datagrams.
+ */
+const MAX_PENDING = 128;
 
 function bind(family: 4 | 6, port: number): NativeUdpBatchSocket {
   try {
