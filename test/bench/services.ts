@@ -77,9 +77,10 @@ async function main(): Promise<number> {
   console.log(`bench (services): ${runs} run(s); Taildrop ${FILE_MB} MB; iperf3 ${seconds} s\n${machine.join('\n')}`);
   const work = await mkdtemp(path.join(tmpdir(), 'trellis-bench-svc-'));
   const lab = new Lab();
-  const rows: Record<'trellis' | 'tailscaled', { taildrop: number[]; iperf: number[] }> = {
+  const rows: Record<'trellis' | 'tailscaled' | 'official', { taildrop: number[]; iperf: number[] }> = {
     trellis: { taildrop: [], iperf: [] },
     tailscaled: { taildrop: [], iperf: [] },
+    official: { taildrop: [], iperf: [] },
   };
   const resolver = { trellis: [] as number[], tailscaled: [] as number[] };
   try {
@@ -121,6 +122,24 @@ async function main(): Promise<number> {
         else await c.cli(['file', 'get', sink], 60_000);
         await rm(sink, { recursive: true, force: true });
       }
+      // The official client's own Taildrop in the same lab, as a yardstick for the ratio: tailscaled c → Trellis b.
+      {
+        const tunnel = await iperfWithCpu({ clientNs: hc, serverNs: hb, addr: ipB, seconds, watch: [] });
+        const t0 = performance.now();
+        const cp = await c.cli(['file', 'cp', big, `${ipB}:`], 300_000);
+        const secs = (performance.now() - t0) / 1000;
+        if (cp.code !== 0) throw new Error(`tailscale file cp: ${cp.stderr}${cp.stdout}`);
+        const mbps = (FILE_MB * 8) / secs;
+        rows.official.iperf.push(tunnel.mbps);
+        rows.official.taildrop.push(mbps);
+        console.log(
+          `[run ${r + 1}/${runs}] tailscaled c → trellis-b: iperf3 ${fix(tunnel.mbps)} Mbit/s, tailscale file cp ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
+        );
+        const sink = path.join(work, `sink-official-${r}`);
+        await mkdir(sink);
+        await b.cli(['file', 'get', sink], 60_000);
+        await rm(sink, { recursive: true, force: true });
+      }
       resolver.trellis.push(await qps(ha, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
       resolver.tailscaled.push(await qps(hc, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
       console.log(
@@ -132,12 +151,16 @@ async function main(): Promise<number> {
     await rm(work, { recursive: true, force: true });
   }
   const table = mdTable(
-    ['Taildrop from Trellis a to', 'Taildrop Mbit/s (median)', 'Runs', 'iperf3 Mbit/s, same pair (median)', '× iperf3'],
-    (['trellis', 'tailscaled'] as const).map((k) => {
+    ['Taildrop', 'Taildrop Mbit/s (median)', 'Runs', 'iperf3 Mbit/s, same pair (median)', '× iperf3'],
+    (['trellis', 'tailscaled', 'official'] as const).map((k) => {
       const td = median(rows[k].taildrop);
       const ip = median(rows[k].iperf);
       return [
-        k === 'trellis' ? 'Trellis b' : 'tailscaled c',
+        k === 'trellis'
+          ? 'Trellis a → Trellis b'
+          : k === 'tailscaled'
+            ? 'Trellis a → tailscaled c'
+            : 'tailscaled c → Trellis b (`tailscale file cp`, for comparison)',
         `**${fix(td)}**`,
         rows[k].taildrop.map((x) => fix(x)).join(', '),
         fix(ip),
@@ -166,6 +189,9 @@ async function main(): Promise<number> {
     const ratio = median(rows[k].taildrop) / median(rows[k].iperf);
     return `- Taildrop to ${k === 'trellis' ? 'Trellis' : 'tailscaled'}: ${fix(ratio, 2)}× the tunnel's iperf3 figure; target ≥ ${TAILDROP_TARGET}×: ${ratio >= TAILDROP_TARGET ? 'met' : '**not met**'}`;
   });
+  verdicts.push(
+    `- For comparison, tailscaled's own \`tailscale file cp\` to Trellis: ${fix(median(rows.official.taildrop) / median(rows.official.iperf), 2)}× its iperf3 figure (no target).`,
+  );
   const md = `# Services benchmarks
 
 Taildrop and MagicDNS in the tailnet lab (test/interop/lab): Headscale v0.29.2, Trellis daemons a and b and an
@@ -181,9 +207,12 @@ ${machine.join('\n')}
 
 ## Taildrop
 
-Each run: one \`iperf3 -t ${String(seconds)}\` TCP stream from a to the receiver over the tailnet, then the same ${FILE_MB} MB file sent
-with Taildrop (the engine's fileSend, timed from request to the receiver's 200). The receiver's inbox is emptied
-between runs, so no resume or deduplication shortens a run.
+Each run: one \`iperf3 -t ${String(seconds)}\` TCP stream from the sender to the receiver over the tailnet, then the
+same ${FILE_MB} MB file sent with Taildrop — from Trellis a by the engine's fileSend (the bytes streamed from the caller
+through the daemon's socket, timed from request to the receiver's 200), from tailscaled c by \`tailscale file cp\`
+(timed around the command). The receiver's inbox is emptied between runs, so no resume or deduplication shortens a
+run. The last row is the official client sending to Trellis: how close a Taildrop gets to iperf3 on this machine
+when tailscaled sends.
 
 ${table}
 
