@@ -128,7 +128,7 @@ export function targetLines(samples: Sample[], mtus: number[]): string[] {
 export function renderMarkdown(samples: Sample[], run: RunInfo): string {
   const profile =
     run.profile.length > 0
-      ? `Profiles of the Trellis → Trellis tunnels of this run (\`node --cpu-prof\` through TRELLIS_CPU_PROF, all
+      ? `Profiles of the Trellis → Trellis tunnels of this run (\`node --cpu-prof\`, a sample per 10 ms, through TRELLIS_CPU_PROF, all
 threads of each process pooled, both MTUs), counting only the samples taken while iperf3 ran. Self time: the
 function itself, not its callees; time in native code (the TUN addon's syscalls, libsodium) counts as the self time
 of the JavaScript function that called it. Profiling slows Trellis, so the throughput rows of a profiled run

@@ -307,7 +307,7 @@ ${tput.length > 0 ? perPacketTable(tput, run.aead) : notMeasured}
 ${
   run.profile.length > 0
     ? `Top functions by self time (the function itself, not its callees) of the two Trellis daemons' V8 CPU profiles
-(\`node --cpu-prof\` through TRELLIS_CPU_PROF, all threads of a daemon pooled), counting only the samples taken while
+(\`node --cpu-prof\`, a sample per 10 ms, through TRELLIS_CPU_PROF, all threads of a daemon pooled), counting only the samples taken while
 iperf3 ran through that daemon; time in native code (the TUN addon's syscalls, libsodium) counts as the self time of
 the JavaScript function that called it. Profiling slows Trellis, so the throughput rows of a profiled run understate
 it.

@@ -10,7 +10,7 @@ import { isolatedEnv } from '../../isolated-env.ts';
 import { type Headscale, type HeadscaleOptions, startHeadscale } from './headscale.ts';
 import type { Lab, Namespace } from './netns.ts';
 import { delay, type ManagedProcess, type RunResult } from './proc.ts';
-import { TRELLIS_BIN } from './trellis.ts';
+import { cpuProfileArgs, TRELLIS_BIN } from './trellis.ts';
 
 export const LAN_PREFIX = '203.0.113';
 export const HEADSCALE_ADDR = `${LAN_PREFIX}.1`;
@@ -178,7 +178,7 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (opts.socketGroup !== undefined) args.push('--socket-group', String(opts.socketGroup));
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
-  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const prof = profDir ? cpuProfileArgs(profDir) : [];
   const proc = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
     label: `trellis daemon ${opts.hostname}@${ns.short}`,
     env: { ...isolatedEnv(dir), ...opts.env },
