@@ -11,6 +11,7 @@ import { Device } from '../../main/engine/wg/device.ts';
 import { Endpoint, endpointOf, type PeerEndpoint, parseEndpoint, sameEndpoint } from '../../main/engine/wg/endpoint.ts';
 import { receiveDatagram } from '../../main/engine/wg/receive.ts';
 import { sendPacket } from '../../main/engine/wg/send.ts';
+import { ipv4Packet } from './ip-packet.ts';
 
 /** A path endpoint standing in for magicsock's: it names a peer, not an address. */
 class TestPath implements PeerEndpoint {
@@ -21,19 +22,6 @@ class TestPath implements PeerEndpoint {
   describe(): string {
     return `path to ${this.rateKey}`;
   }
-}
-
-function udp4(src: string, dst: string, payload: Uint8Array): Uint8Array {
-  const p = new Uint8Array(20 + payload.length);
-  p[0] = 0x45;
-  p[2] = p.length >> 8;
-  p[3] = p.length & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src.split('.').map(Number), 12);
-  p.set(dst.split('.').map(Number), 16);
-  p.set(payload, 20);
-  return p;
 }
 
 function pathPair(underLoadRateB?: number) {
@@ -62,7 +50,7 @@ function pathPair(underLoadRateB?: number) {
 
 test('a device sends each peer datagram to the endpoint object it was given, and keeps it (no roaming)', () => {
   const { a, b, toA, toB, sent, got } = pathPair();
-  sendPacket(a, udp4('100.64.0.1', '100.64.0.2', randomBytes(30)));
+  sendPacket(a, ipv4Packet('100.64.0.1', '100.64.0.2', randomBytes(30)));
   // Deliver everything, each datagram arriving from a UDP address (as a direct path would), not the path object.
   const lanA = endpointOf('203.0.113.1', 41641);
   const lanB = endpointOf('203.0.113.2', 41641);
@@ -74,7 +62,7 @@ test('a device sends each peer datagram to the endpoint object it was given, and
   assert.equal(got.b.length, 1, 'the packet arrived');
   const peerAtB = [...b.peers.values()][0];
   assert.equal(peerAtB.endpoint, toA, 'the endpoint is still the path: a datagram from an address did not move it');
-  sendPacket(b, udp4('100.64.0.2', '100.64.0.1', randomBytes(30)));
+  sendPacket(b, ipv4Packet('100.64.0.2', '100.64.0.1', randomBytes(30)));
   const last = sent[sent.length - 1];
   assert.equal(last.to, toA);
   receiveDatagram(a, last.msg, toB); // as magicsock hands over a datagram that came through DERP: from = the path
@@ -83,7 +71,7 @@ test('a device sends each peer datagram to the endpoint object it was given, and
 
 test('under load, a handshake that came by a path gets its cookie reply on that path, bound to its MAC source', () => {
   const { a, b, toB, sent } = pathPair(0);
-  sendPacket(a, udp4('100.64.0.1', '100.64.0.2', randomBytes(10)));
+  sendPacket(a, ipv4Packet('100.64.0.1', '100.64.0.2', randomBytes(10)));
   const initiation = sent.shift();
   assert.ok(initiation && initiation.msg[0] === 1);
   const viaPath = new TestPath('a');
