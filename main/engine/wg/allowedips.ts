@@ -32,14 +32,11 @@ export class AllowedIPs<T> {
   /** Cached IPv4 addresses (as uint32; -1 = empty) and their answers. */
   private readonly cacheKeys = new Float64Array(CACHE_SIZE).fill(-1);
   private readonly cacheValues: Array<T | undefined> = new Array(CACHE_SIZE).fill(undefined);
-
-  private clearCache(): void {
-    this.cacheKeys.fill(-1);
-    this.cacheValues.fill(undefined);
-  }
+  /** The table changed since the cache was last emptied: emptied at the next lookup, once for a whole netmap. */
+  private cacheStale = false;
 
   insert(prefix: Prefix, value: T): void {
-    this.clearCache();
+    this.cacheStale = true;
     let n = prefix.address.length === 4 ? this.v4 : this.v6;
     for (let i = 0; i < prefix.bits; i++) {
       if (bitAt(prefix.address, 0, i)) n = n.one ??= node<T>();
@@ -50,7 +47,7 @@ export class AllowedIPs<T> {
 
   /** Removes every prefix that maps to value. */
   removeValue(value: T): void {
-    this.clearCache();
+    this.cacheStale = true;
     const walk = (n: TrieNode<T> | undefined): void => {
       if (!n) return;
       if (n.value === value) n.value = undefined;
@@ -64,6 +61,11 @@ export class AllowedIPs<T> {
   /** Longest match for an address stored at packet[offset…offset+len) (len 4 or 16). */
   lookup(packet: Uint8Array, offset: number, len: 4 | 16): T | undefined {
     if (len !== 4) return this.walk(packet, offset, len);
+    if (this.cacheStale) {
+      this.cacheKeys.fill(-1);
+      this.cacheValues.fill(undefined);
+      this.cacheStale = false;
+    }
     const key =
       ((packet[offset] << 24) | (packet[offset + 1] << 16) | (packet[offset + 2] << 8) | packet[offset + 3]) >>> 0;
     const slot = (key ^ (key >>> 8) ^ (key >>> 16)) & (CACHE_SIZE - 1);
