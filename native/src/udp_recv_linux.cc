@@ -63,16 +63,20 @@ UdpFill UdpReceiver::Fill(int fd, const UdpSlots& out, bool may_read) {
   return r;
 }
 
+void UdpReceiver::PrepareMessage(size_t i, uint8_t* base, size_t len) {
+  iov_[i].iov_base = base;
+  iov_[i].iov_len = len;
+  std::memset(&msgs_[i], 0, sizeof msgs_[i]);
+  msgs_[i].msg_hdr.msg_name = &names_[i];
+  msgs_[i].msg_hdr.msg_namelen = sizeof names_[i];
+  msgs_[i].msg_hdr.msg_iov = &iov_[i];
+  msgs_[i].msg_hdr.msg_iovlen = 1;
+}
+
 UdpFill UdpReceiver::FillDirect(int fd, const UdpSlots& out) {
   UdpFill r;
   for (size_t i = 0; i < kUdpMaxBatch; i++) {
-    iov_[i].iov_base = out.buf + i * kUdpSlotBytes;
-    iov_[i].iov_len = kUdpSlotBytes;
-    std::memset(&msgs_[i], 0, sizeof msgs_[i]);
-    msgs_[i].msg_hdr.msg_name = &names_[i];
-    msgs_[i].msg_hdr.msg_namelen = sizeof names_[i];
-    msgs_[i].msg_hdr.msg_iov = &iov_[i];
-    msgs_[i].msg_hdr.msg_iovlen = 1;
+    PrepareMessage(i, out.buf + i * kUdpSlotBytes, kUdpSlotBytes);
   }
   int n = recvmmsg(fd, msgs_, kUdpMaxBatch, MSG_DONTWAIT, nullptr);
   if (n < 0) {
@@ -100,13 +104,7 @@ int UdpReceiver::ReadCoalesced(int fd, size_t want) {
     if (!scratch_) return -ENOMEM;
   }
   for (size_t i = 0; i < want; i++) {
-    iov_[i].iov_base = scratch_.get() + i * kGroChunk;
-    iov_[i].iov_len = kGroChunk;
-    std::memset(&msgs_[i], 0, sizeof msgs_[i]);
-    msgs_[i].msg_hdr.msg_name = &names_[i];
-    msgs_[i].msg_hdr.msg_namelen = sizeof names_[i];
-    msgs_[i].msg_hdr.msg_iov = &iov_[i];
-    msgs_[i].msg_hdr.msg_iovlen = 1;
+    PrepareMessage(i, scratch_.get() + i * kGroChunk, kGroChunk);
     msgs_[i].msg_hdr.msg_control = cbuf_[i];
     msgs_[i].msg_hdr.msg_controllen = sizeof cbuf_[i];
   }

@@ -41,6 +41,8 @@ class UdpReceiver {
   UdpFill Fill(int fd, const UdpSlots& out, bool may_read);
 
  private:
+  // Points message i at `len` bytes from `base`, with room for its source address and no control data.
+  void PrepareMessage(size_t i, uint8_t* base, size_t len);
   UdpFill FillDirect(int fd, const UdpSlots& out);
   size_t TakePending(const UdpSlots& out, size_t at);
   int ReadCoalesced(int fd, size_t want);
