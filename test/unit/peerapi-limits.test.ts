@@ -139,6 +139,55 @@ describe('PeerAPI connection cap', { timeout: 20_000 }, () => {
   });
 });
 
+/**
+ * A PUT of `total` bytes streamed as fast as the socket takes them, and the answer: the request fails the test only
+ * when the connection fails before any answer arrived (afterwards the server may close while we still write).
+ */
+function streamedPut(port: number, name: string, total: number, onSent?: (sent: number) => void) {
+  const chunk = Buffer.alloc(1 << 20, 0x61);
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v0/put/${name}`, agent: false });
+    req.setHeader('host', 'peer');
+    req.setHeader('content-length', total);
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', (e) => {
+      if (!answered) reject(new Error(`no answer before the connection failed: ${e.message}`));
+    });
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        onSent?.(sent);
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+describe('PeerAPI answers to a body still coming', { timeout: 20_000 }, () => {
+  test('an upload refused before its body is read: the sender reads the answer, not a reset', async (t) => {
+    await withApi(t, { fileSharing: () => false }, async (port, inbox) => {
+      for (let i = 0; i < 5; i++) {
+        const answer = await streamedPut(port, `refused-${i}.bin`, 32 << 20);
+        assert.equal(answer.status, 403);
+        assert.match(answer.body, /Taildrop disabled/);
+      }
+      assert.deepEqual(await readdir(inbox.dir), []);
+    });
+  });
+});
+
 describe('PeerAPI disk floor', { timeout: 20_000 }, () => {
   test('the floor is 5 % of the filesystem, at most 1 GiB', () => {
     assert.equal(diskFloor(10 * GiB), Math.floor(0.5 * GiB));
@@ -167,30 +216,8 @@ describe('PeerAPI disk floor', { timeout: 20_000 }, () => {
     const { statfs, calls } = fakeDisk(() => (full ? 1 << 20 : 50 * GiB));
     await withApi(t, { statfs }, async (port, inbox, logs) => {
       const total = 4 * DISK_CHECK_BYTES;
-      const chunk = Buffer.alloc(1 << 20, 0x61);
-      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, method: 'PUT', path: '/v0/put/huge.bin', agent: false });
-        req.setHeader('host', 'peer');
-        req.setHeader('content-length', total);
-        req.on('response', (res) => {
-          let body = '';
-          res.setEncoding('utf8').on('data', (d: string) => {
-            body += d;
-          });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-          res.on('error', reject);
-        });
-        req.on('error', () => {}); // the server stops reading after its answer: our writes may fail then
-        let sent = 0;
-        const pump = () => {
-          while (sent < total) {
-            if (sent === DISK_CHECK_BYTES) full = true; // someone else filled the disk meanwhile
-            sent += chunk.length;
-            if (!req.write(chunk)) return void req.once('drain', pump);
-          }
-          req.end();
-        };
-        pump();
+      const answer = await streamedPut(port, 'huge.bin', total, (sent) => {
+        if (sent === DISK_CHECK_BYTES) full = true; // someone else filled the disk meanwhile
       });
       assert.equal(answer.status, 507);
       assert.match(answer.body, /not enough free space .*the partial file is kept for resuming/);

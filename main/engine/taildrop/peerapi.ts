@@ -160,6 +160,7 @@ export class PeerApi {
     const caller = this.o.identify(unmap(req.socket.remoteAddress ?? ''));
     if (!caller) return void req.socket.destroy();
     const fail = (status: number, text: string) => {
+      if (!req.complete) return void answerAndClose(req, res, status, text); // a body still coming: drained first
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(`${text}\n`);
     };
@@ -315,23 +316,26 @@ export class PeerApi {
 }
 
 /**
- * Answers a request whose body may still be coming, then closes the connection: what is still on its way is read
- * and dropped for a moment first, so the sender gets the answer rather than a reset (and stops sending).
+ * Answers a request whose body is still coming. Node marks such an answer "Connection: close" and destroys the
+ * socket once it is sent, which resets a sender still writing before it has read the answer. So the answer keeps
+ * the connection, the rest of the body is read and dropped, and a sender still sending LINGER_MS later is cut.
  */
 function answerAndClose(req: IncomingMessage, res: ServerResponse, status: number, text: string): void {
   const sock = res.socket ?? req.socket;
   req.resume();
-  const close = () => {
-    if (!sock || sock.destroyed) return;
-    sock.end();
-    setTimeout(() => sock.destroy(), LINGER_MS).unref();
+  const cutIfStillSending = () => {
+    if (req.complete || !sock || sock.destroyed) return;
+    setTimeout(() => {
+      if (req.complete || sock.destroyed) return;
+      sock.end();
+      setTimeout(() => sock.destroy(), LINGER_MS).unref();
+    }, LINGER_MS).unref();
   };
-  if (res.headersSent || !sock || sock.destroyed) {
-    close();
-    return;
-  }
+  if (res.headersSent && !res.writableEnded) return void sock?.destroy(); // half an answer: nothing to add to it
+  if (res.headersSent || !sock || sock.destroyed) return void cutIfStillSending();
+  res.shouldKeepAlive = true;
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(`${text}\n`, close);
+  res.end(`${text}\n`, cutIfStillSending);
 }
 
 function size(bytes: number): string {
