@@ -137,7 +137,7 @@ export async function runDaemon(args: string[]): Promise<number> {
 /** Socket clients speak to the worker's engine. The daemon already started it with its own state directory,
  *  so a client's `start` only reads the status. A request's byte source and cancellation go through to the
  *  engine: its reads come back to the client that offered the bytes. */
-function proxyApi(client: EngineClient, stash: DescriptorStash): EngineApi {
+export function proxyApi(client: EngineClient, stash: DescriptorStash): EngineApi {
   return {
     handle<C extends CommandName>(
       cmd: C,

@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace trellis {
@@ -46,7 +47,105 @@ bool IntArg(const Napi::CallbackInfo& info, size_t i, int* out) {
   return true;
 }
 
-// fdSendTo(socketPath, fd, line: Buffer, timeoutMs): Buffer — the daemon's reply line (without the newline).
+// The handover itself, on the thread pool: connect, one sendmsg with the descriptor, read the reply line, close.
+// Blocking calls with time limits (SO_SNDTIMEO/SO_RCVTIMEO), so a busy daemon costs the client at most that.
+class SendToWorker : public Napi::AsyncWorker {
+ public:
+  SendToWorker(Napi::Env env, std::string path, int fd, const uint8_t* line, size_t len, int timeout_ms)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), fd_(fd),
+        line_(line, line + len), timeout_ms_(timeout_ms) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof(addr.sun_path)) return Fail(-ENAMETOOLONG, "connect");
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0) return Fail(LastSysError(), "socket");
+    fcntl(s, F_SETFD, FD_CLOEXEC);
+#ifdef SO_NOSIGPIPE
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
+#endif
+    timeval tv{};
+    tv.tv_sec = timeout_ms_ / 1000;
+    tv.tv_usec = (timeout_ms_ % 1000) * 1000;
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+      Fail(LastSysError(), "connect");
+      CloseQuietly(s);
+      return;
+    }
+    iovec iov{line_.data(), line_.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd_, sizeof(int));
+#ifdef MSG_NOSIGNAL
+    const int send_flags = MSG_NOSIGNAL;
+#else
+    const int send_flags = 0;
+#endif
+    ssize_t n;
+    do n = sendmsg(s, &msg, send_flags);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 || static_cast<size_t>(n) != line_.size()) {
+      Fail(n < 0 ? LastSysError() : -EIO, "sendmsg");
+      CloseQuietly(s);
+      return;
+    }
+    char buf[256];
+    while (reply_.size() < kMaxLine) {
+      ssize_t r = recv(s, buf, sizeof(buf), 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        Fail(LastSysError(), "recv");
+        break;
+      }
+      if (r == 0) break;
+      reply_.insert(reply_.end(), buf, buf + r);
+      if (std::memchr(buf, '\n', static_cast<size_t>(r)) != nullptr) break;
+    }
+    CloseQuietly(s);
+  }
+
+  void OnOK() override {
+    if (err_ != 0) {
+      deferred_.Reject(SysError(Env(), err_, syscall_, path_).Value());
+      return;
+    }
+    size_t end = 0;
+    while (end < reply_.size() && reply_[end] != '\n') end++;
+    deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(Env(), reply_.data(), end));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  void Fail(int err, const char* syscall) {
+    err_ = err;
+    syscall_ = syscall;
+  }
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  int fd_;
+  std::vector<uint8_t> line_;
+  int timeout_ms_;
+  std::vector<uint8_t> reply_;
+  int err_ = 0;
+  const char* syscall_ = "";
+};
+
+// fdSendTo(socketPath, fd, line: Buffer, timeoutMs): Promise<Buffer> — the daemon's reply line (no newline).
+// fd must stay open until the promise settles.
 Napi::Value FdSendTo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = -1, timeout_ms = 0;
@@ -59,73 +158,10 @@ Napi::Value FdSendTo(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return Throw(env, -ENAMETOOLONG, "connect", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-
-  int s = socket(AF_UNIX, SOCK_STREAM, 0);
-  if (s < 0) return Throw(env, LastSysError(), "socket");
-  fcntl(s, F_SETFD, FD_CLOEXEC);
-#ifdef SO_NOSIGPIPE
-  int one = 1;
-  setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one));
-#endif
-  // A blocking socket with time limits: the CLI may wait this long, and no longer, on a daemon that is busy.
-  timeval tv{};
-  tv.tv_sec = timeout_ms / 1000;
-  tv.tv_usec = (timeout_ms % 1000) * 1000;
-  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
-    int e = LastSysError();
-    CloseQuietly(s);
-    return Throw(env, e, "connect", path);
-  }
-  iovec iov{const_cast<uint8_t*>(line), line_len};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-#ifdef MSG_NOSIGNAL
-  const int send_flags = MSG_NOSIGNAL;
-#else
-  const int send_flags = 0;
-#endif
-  ssize_t n;
-  do n = sendmsg(s, &msg, send_flags);
-  while (n < 0 && errno == EINTR);
-  if (n < 0 || static_cast<size_t>(n) != line_len) {
-    int e = n < 0 ? LastSysError() : -EIO;
-    CloseQuietly(s);
-    return Throw(env, e, "sendmsg", path);
-  }
-  std::vector<uint8_t> reply;
-  char buf[256];
-  while (reply.size() < kMaxLine) {
-    ssize_t r = recv(s, buf, sizeof(buf), 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      int e = LastSysError();
-      CloseQuietly(s);
-      return Throw(env, e, "recv", path);
-    }
-    if (r == 0) break;
-    reply.insert(reply.end(), buf, buf + r);
-    if (std::memchr(buf, '\n', static_cast<size_t>(r)) != nullptr) break;
-  }
-  CloseQuietly(s);
-  size_t end = 0;
-  while (end < reply.size() && reply[end] != '\n') end++;
-  return Napi::Buffer<uint8_t>::Copy(env, reply.data(), end);
+  auto* w = new SendToWorker(env, info[0].As<Napi::String>().Utf8Value(), fd, line, line_len, timeout_ms);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 // fdPeek(socketFd, timeoutMs, maxBytes): Promise<Buffer> — the first bytes waiting on a connection, without

@@ -23,13 +23,15 @@ const MAX_KEPT = 16;
 const MAX_PEEKING = 8;
 
 /** Client: hands fd to the daemon at socketPath; the token to name in fileSend, or undefined (then stream). */
-export function offerDescriptor(socketPath: string, fd: number): string | undefined {
+export async function offerDescriptor(socketPath: string, fd: number): Promise<string | undefined> {
   const addon = fdAddon();
   if (!addon) return undefined;
   const token = randomBytes(16).toString('hex');
   const line = Buffer.from(`${HANDOVER_PREFIX},"args":{"token":"${token}"}}\n`);
   try {
-    const reply = JSON.parse(addon.fdSendTo(socketPath, fd, line, OFFER_TIMEOUT_MS).toString('utf8')) as unknown;
+    const reply = JSON.parse(
+      (await addon.fdSendTo(socketPath, fd, line, OFFER_TIMEOUT_MS)).toString('utf8'),
+    ) as unknown;
     const r = reply as { type?: unknown; id?: unknown; ok?: unknown };
     return r?.type === 'reply' && r.id === 0 && r.ok === true ? token : undefined;
   } catch {

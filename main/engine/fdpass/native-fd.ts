@@ -3,8 +3,9 @@
 import { loadNativeAddon } from '../tun/native.ts';
 
 export interface FdAddon {
-  /** Connects to a Unix socket, sends line with fd attached (SCM_RIGHTS), returns the reply line. Blocks ≤ timeoutMs. */
-  fdSendTo(path: string, fd: number, line: Uint8Array, timeoutMs: number): Buffer;
+  /** Connects to a Unix socket, sends line with fd attached (SCM_RIGHTS), resolves with the reply line; off the
+   *  event loop, each blocking step limited to timeoutMs. fd must stay open until it settles. */
+  fdSendTo(path: string, fd: number, line: Uint8Array, timeoutMs: number): Promise<Buffer>;
   /** The first bytes waiting on a socket, not consumed (empty on EOF or timeout). */
   fdPeek(socketFd: number, timeoutMs: number, maxBytes: number): Promise<Buffer>;
   /** One recvmsg: its bytes and the first descriptor attached (-1 if none; any others are closed). */

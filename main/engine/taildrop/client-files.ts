@@ -25,7 +25,7 @@ export interface SendLocalFile {
 export async function sendLocalFile(client: EngineClient, o: SendLocalFile): Promise<FileSendResult> {
   const source = await openFileSource(o.path);
   try {
-    const fdToken = o.socketPath !== undefined ? offerDescriptor(o.socketPath, source.fd) : undefined;
+    const fdToken = o.socketPath !== undefined ? await offerDescriptor(o.socketPath, source.fd) : undefined;
     // No overall time limit: the engine ends a send that makes no progress for 20 s.
     return await client.request(
       'fileSend',
