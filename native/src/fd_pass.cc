@@ -296,6 +296,19 @@ Napi::Value FdDup(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, d);
 }
 
+// fdClose(fd): closes a descriptor this code was handed. Not fs.close: in a worker thread node warns about
+// closing a descriptor that thread did not open ("unmanaged mode"), and these were opened by another process.
+Napi::Value FdClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!IntArg(info, 0, &fd)) {
+    ArgError(env, "fdClose(fd: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (close(fd) < 0 && errno != EINTR) return Throw(env, LastSysError(), "close");
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitFdPass(Napi::Env env, Napi::Object exports) {
@@ -304,6 +317,7 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("fdReceive", Napi::Function::New(env, FdReceive, "fdReceive"));
   exports.Set("fdCheckReadable", Napi::Function::New(env, FdCheckReadable, "fdCheckReadable"));
   exports.Set("fdDup", Napi::Function::New(env, FdDup, "fdDup"));
+  exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
 }
 
 }  // namespace trellis

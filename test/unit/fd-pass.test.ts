@@ -6,22 +6,24 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { proxyApi } from '../../main/cli/daemon.ts';
-import { sourceFd } from '../../main/engine/fdpass/fd-source.ts';
+import { FdSource, sourceFd } from '../../main/engine/fdpass/fd-source.ts';
 import { DescriptorStash, offerDescriptor } from '../../main/engine/fdpass/handover.ts';
 import { fdAddon } from '../../main/engine/fdpass/native-fd.ts';
 import type { ByteSource, CommandMap, CommandName, EngineApi, RequestContext } from '../../main/engine/protocol.ts';
 import { EngineClient, PortTransport, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
 import { sendLocalFile } from '../../main/engine/taildrop/client-files.ts';
+import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
 
 const skip = fdAddon() === undefined ? 'no descriptor passing here' : false;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-/** Open descriptors that are files (sockets and the like come and go with the test's own connections). */
+/** Open descriptors on the tests' own files (sockets, /dev/null of a new thread and such come and go). */
 const openFiles = () =>
   process.platform !== 'linux'
     ? []
@@ -33,7 +35,7 @@ const openFiles = () =>
             return '';
           }
         })
-        .filter((t) => t.startsWith('/'))
+        .filter((t) => t.includes('/fdpass-'))
         .sort();
 
 /** fileSend hashes the source; `via` says whether the engine got a descriptor. */
@@ -155,4 +157,61 @@ describe('descriptor passing', { skip }, () => {
     await new Promise((r) => setTimeout(r, 200)); // FdSource closes after its reads settle
     assert.deepEqual(openFiles(), filesBefore);
   });
+});
+
+test('the send thread reads its own copy of the descriptor; none is left open after a send or a cancel', {
+  skip,
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fdpass-thread-'));
+  const body = randomBytes(4 * 2 ** 20 + 7);
+  const f = join(dir, 'f.bin');
+  writeFileSync(f, body);
+  let got = Buffer.alloc(0);
+  let hold = false;
+  const server = createHttpServer((req, res) => {
+    if (req.method === 'GET') return void res.writeHead(404).end();
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => {
+      parts.push(d);
+      if (hold) req.pause();
+    });
+    req.on('end', () => {
+      got = Buffer.concat(parts);
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const thread = new SendThread();
+  const before = openFiles();
+  let readsHere = 0;
+  class Counted extends FdSource {
+    override read(offset: number, length: number) {
+      readsHere++;
+      return super.read(offset, length);
+    }
+  }
+  try {
+    const src = new Counted(openSync(f, 'r'), body.length);
+    const r = await thread.send({ base, source: src, name: 'f.bin' });
+    await src.close();
+    assert.equal(r.total, body.length);
+    assert.ok(got.equals(body), 'the receiver got the file');
+    assert.equal(readsHere, 0, 'no byte went through this thread');
+
+    hold = true;
+    const ac = new AbortController();
+    const src2 = new Counted(openSync(f, 'r'), body.length);
+    const pending = thread.send({ base, source: src2, name: 'g.bin', signal: ac.signal });
+    setTimeout(() => ac.abort(), 200);
+    await assert.rejects(pending, /cancelled/);
+    await src2.close();
+    await new Promise((r) => setTimeout(r, 300)); // the thread closes its copy once its reads settle
+    assert.deepEqual(openFiles(), before);
+  } finally {
+    await thread.close();
+    server.closeAllConnections();
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

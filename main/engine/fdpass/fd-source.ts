@@ -2,8 +2,9 @@
 // positional reads, so the file's bytes never cross the daemon's socket or a thread's port. close() waits for
 // reads in flight before it closes: a descriptor number closed under a pending read could be reused by the next
 // open anywhere in the process, and the read would then return some other file's bytes.
-import { close, read } from 'node:fs';
+import { read } from 'node:fs';
 import { type ByteSource, MAX_READ_BYTES } from '../protocol.ts';
+import { closeQuietly } from './handover.ts';
 
 export class FdSource implements ByteSource {
   readonly readsOwned = true;
@@ -48,7 +49,7 @@ export class FdSource implements ByteSource {
     this.#closed = true;
     this.#closing ??= (async () => {
       while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
-      await new Promise<void>((resolve) => close(this.fd, () => resolve()));
+      closeQuietly(this.fd);
     })();
     return this.#closing;
   }

@@ -131,8 +131,11 @@ export class DescriptorStash {
   }
 }
 
+/** Closes a descriptor handed over (natively where possible: see fdClose); never throws. */
 export function closeQuietly(fd: number): void {
   try {
-    closeSync(fd);
+    const addon = fdAddon();
+    if (addon) addon.fdClose(fd);
+    else closeSync(fd);
   } catch {}
 }

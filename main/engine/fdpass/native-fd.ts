@@ -14,6 +14,8 @@ export interface FdAddon {
   fdCheckReadable(fd: number): number;
   /** A close-on-exec copy of fd. */
   fdDup(fd: number): number;
+  /** Closes fd (quietly in a worker thread, where fs.close warns about a descriptor it did not open). */
+  fdClose(fd: number): void;
 }
 
 let cached: FdAddon | null | undefined;
