@@ -61,6 +61,7 @@ describe('descriptor passing', { skip }, () => {
   let sock: string;
   let server: Server;
   let stash: DescriptorStash;
+  let ch: MessageChannel;
   const eng = engine();
   const conns = new Set<Socket>();
   let filesBefore: string[] = [];
@@ -68,7 +69,7 @@ describe('descriptor passing', { skip }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fdpass-'));
     sock = join(dir, 's.sock');
-    const ch = new MessageChannel();
+    ch = new MessageChannel();
     serveEngine(eng, new PortTransport(ch.port1), { acceptFds: true });
     const inner = new EngineClient(new PortTransport(ch.port2));
     stash = new DescriptorStash();
@@ -88,6 +89,8 @@ describe('descriptor passing', { skip }, () => {
     for (const c of conns) c.destroy();
     server.close();
     stash.close();
+    ch.port1.close();
+    ch.port2.close();
     await rm(dir, { recursive: true, force: true });
   });
 
