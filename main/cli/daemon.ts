@@ -5,6 +5,7 @@ import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { DataPathSettings } from '../engine/engine.ts';
+import { closeQuietly, DescriptorStash } from '../engine/fdpass/handover.ts';
 import { EngineHost } from '../engine/host.ts';
 import type { CommandMap, CommandName, EngineApi, EngineEvent, RequestContext } from '../engine/protocol.ts';
 import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
@@ -83,11 +84,17 @@ export async function runDaemon(args: string[]): Promise<number> {
   }
 
   const connections = new Set<Socket>();
-  const api = proxyApi(host.client);
-  const server = createServer((socket) => {
+  // Connections arrive paused so a descriptor handover (fdpass/handover.ts) is told apart before libuv reads it.
+  const stash = new DescriptorStash();
+  const api = proxyApi(host.client, stash);
+  const serve = (socket: Socket) => {
+    serveEngine(api, new SocketTransport(socket), { log: (level, m) => log(`${level}: ${m}`) });
+    socket.resume();
+  };
+  const server = createServer({ pauseOnConnect: true }, (socket) => {
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
-    serveEngine(api, new SocketTransport(socket), { log: (level, m) => log(`${level}: ${m}`) });
+    stash.accept(socket, serve);
   });
   try {
     await listen(server, socketPath, socketGid);
@@ -120,6 +127,7 @@ export async function runDaemon(args: string[]): Promise<number> {
   server.close();
   for (const c of connections) c.destroy();
   await host.stop();
+  stash.close();
   offEvents();
   if (!isWindows) removeSocket(socketPath);
   log('stopped');
@@ -129,7 +137,7 @@ export async function runDaemon(args: string[]): Promise<number> {
 /** Socket clients speak to the worker's engine. The daemon already started it with its own state directory,
  *  so a client's `start` only reads the status. A request's byte source and cancellation go through to the
  *  engine: its reads come back to the client that offered the bytes. */
-function proxyApi(client: EngineClient): EngineApi {
+export function proxyApi(client: EngineClient, stash: DescriptorStash): EngineApi {
   return {
     handle<C extends CommandName>(
       cmd: C,
@@ -137,11 +145,23 @@ function proxyApi(client: EngineClient): EngineApi {
       ctx: RequestContext = {},
     ): Promise<CommandMap[C]['result']> {
       if (cmd === 'start') return client.request('status', {}) as Promise<CommandMap[C]['result']>;
+      // A fileSend naming a handed-over descriptor: the engine gets the descriptor (and owns it from here on), and
+      // the client's streamed source stays as it was, unused. The token never reaches the engine.
+      let sourceFd: number | undefined;
+      if (cmd === 'fileSend' && Object.hasOwn(args, 'fdToken')) {
+        const { fdToken, ...rest } = args as Record<string, unknown>;
+        args = rest as CommandMap[C]['args'];
+        const kept = stash.take(fdToken);
+        // The file must hold at least the bytes announced: the engine reads only that many (a bound of its size).
+        if (kept && ctx.source && kept.size >= ctx.source.size) sourceFd = kept.fd;
+        else if (kept) closeQuietly(kept.fd);
+      }
       // A send may take longer than any fixed bound on a slow link; the engine ends one that stalls (20 s).
       return client.request(cmd, args, {
         timeoutMs: cmd === 'fileSend' ? 0 : PROXY_TIMEOUT_MS,
         source: ctx.source,
         signal: ctx.signal,
+        sourceFd,
       });
     },
     onEvent: (listener) => client.on(listener),

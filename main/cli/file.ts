@@ -64,7 +64,13 @@ async function cp(socket: string, args: string[]): Promise<number> {
   process.on('SIGINT', onSigint);
   try {
     for (const f of files) {
-      const r = await sendLocalFile(client, { target, path: f, ...(name ? { name } : {}), signal: cancel.signal });
+      const r = await sendLocalFile(client, {
+        target,
+        path: f,
+        ...(name ? { name } : {}),
+        signal: cancel.signal,
+        socketPath: socket,
+      });
       if (tty) process.stderr.write('\n');
       const resumed = r.resumedFrom > 0 ? `, resumed after ${r.resumedFrom} bytes` : '';
       process.stdout.write(`sent ${r.name} to ${r.target} (${r.total} bytes${resumed})\n`);

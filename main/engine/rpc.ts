@@ -2,6 +2,9 @@
 // answers requests from one peer and forwards engine events to it; EngineClient sends requests and receives
 // replies and events. A request may carry the caller's byte source (rpc-source.ts) and may be cancelled by it
 // ({type:'cancel', id}); the serving side aborts a request's signal when the caller cancels or goes away.
+
+import { FdSource } from './fdpass/fd-source.ts';
+import { closeQuietly } from './fdpass/handover.ts';
 import {
   type ByteSource,
   type CommandMap,
@@ -47,6 +50,10 @@ function requestProblem(m: Record<string, unknown>): string | undefined {
 export interface ServeOptions {
   /** Told about unexpected failures (their details never go to the peer). */
   log?: (level: 'warn' | 'error', message: string) => void;
+  /** PROTOTYPE. Only for a peer in this process (the daemon's main thread, over a worker port): a request's
+   *  `sourceFd` is a descriptor it hands over, read in place of its streamed source and closed when the request
+   *  ends. Never for a socket peer: a number from outside names nothing of ours, and closing it would close ours. */
+  acceptFds?: boolean;
 }
 
 /** Answers the requests arriving on transport with api and forwards api's events; stops when the transport closes.
@@ -68,20 +75,30 @@ export function serveEngine(api: EngineApi, transport: MessageTransport, opts: S
   const active = new Map<number, { ac: AbortController; source?: RemoteSource }>();
 
   const onRequest = async (m: Record<string, unknown>): Promise<void> => {
-    if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id)) return;
+    // A descriptor handed over is ours from here: closed on every path below.
+    const handed = opts.acceptFds && Number.isSafeInteger(m.sourceFd) ? (m.sourceFd as number) : undefined;
+    if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id)) {
+      if (handed !== undefined) closeQuietly(handed);
+      return;
+    }
     const id = m.id;
     const problem = active.has(id) ? 'a request with this id is still running' : requestProblem(m);
-    if (problem !== undefined) return fail(id, { code: 'bad-request', message: problem });
+    if (problem !== undefined || typeof m.source !== 'number') {
+      if (handed !== undefined) closeQuietly(handed);
+      if (problem !== undefined) return fail(id, { code: 'bad-request', message: problem });
+    }
     const cmd = m.cmd as CommandName;
     const ac = new AbortController();
-    const source =
+    const remote =
       typeof m.source === 'number'
         ? new RemoteSource(m.source, id, (r) => {
             if (stopped) throw new RpcError('closed', 'the connection is closed');
             transport.send(r);
           })
         : undefined;
-    active.set(id, { ac, source });
+    const local = handed !== undefined && remote ? new FdSource(handed, remote.size) : undefined;
+    const source = local ?? remote;
+    active.set(id, { ac, source: remote });
     try {
       const result = await api.handle(cmd, m.args as CommandMap[CommandName]['args'], { signal: ac.signal, source });
       send({ type: 'reply', id, ok: true, result });
@@ -92,7 +109,8 @@ export function serveEngine(api: EngineApi, transport: MessageTransport, opts: S
       fail(id, { code: 'internal', message: `internal error while handling "${cmd}"` });
     } finally {
       active.delete(id);
-      source?.close(new RpcError('closed', 'the request has ended'));
+      remote?.close(new RpcError('closed', 'the request has ended'));
+      void local?.close();
     }
   };
 
@@ -130,6 +148,9 @@ export interface RequestOptions {
   source?: ByteSource;
   /** Aborting cancels the request: the engine is told, and the promise rejects at once. */
   signal?: AbortSignal;
+  /** PROTOTYPE. A descriptor of source's file, given up to a peer in this process (serveEngine acceptFds); closed
+   *  here if the request cannot be sent. Meaningless over a socket. */
+  sourceFd?: number;
 }
 
 interface Pending {
@@ -190,7 +211,12 @@ export class EngineClient {
   ): Promise<CommandMap[C]['result']> {
     return new Promise<CommandMap[C]['result']>((resolve, reject) => {
       const { signal, source } = opts;
-      if (signal?.aborted) return reject(new RpcError('cancelled', `"${cmd}" was cancelled`));
+      const { sourceFd } = opts;
+      if (signal?.aborted || (sourceFd !== undefined && !source)) {
+        if (sourceFd !== undefined) closeQuietly(sourceFd);
+        if (!signal?.aborted) return reject(new RpcError('unsendable', 'a descriptor goes only with a source'));
+        return reject(new RpcError('cancelled', `"${cmd}" was cancelled`));
+      }
       const id = this.#nextId++;
       const onAbort = () => {
         if (!this.#pending.delete(id)) return;
@@ -222,8 +248,10 @@ export class EngineClient {
       this.#pending.set(id, pending);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        this.#transport.send({ type: 'request', id, cmd, args, ...(source ? { source: source.size } : {}) });
+        const fd = source && sourceFd !== undefined ? { sourceFd } : {};
+        this.#transport.send({ type: 'request', id, cmd, args, ...(source ? { source: source.size } : {}), ...fd });
       } catch (e) {
+        if (sourceFd !== undefined) closeQuietly(sourceFd);
         clearTimeout(pending.timer);
         this.#pending.delete(id);
         pending.reject(e as Error);

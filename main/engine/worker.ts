@@ -16,7 +16,7 @@ const log = (level: 'info' | 'warn' | 'error', message: string): void => {
 // The engine reports its own log lines as 'log' events; `log` here is for failures of the serving itself.
 const data = (workerData ?? {}) as { dataPath?: DataPathSettings };
 const engine = createEngine({ dataPath: data.dataPath });
-serveEngine(engine, new PortTransport(port), { log });
+serveEngine(engine, new PortTransport(port), { log, acceptFds: true });
 
 let closing = false;
 port.on('message', (m: unknown) => {

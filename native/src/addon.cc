@@ -1,4 +1,4 @@
-// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket and the batch-layout constants.
+// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket, descriptor passing (fd_pass.cc) and the batch-layout constants.
 #include "common.h"
 
 using namespace trellis;
@@ -6,6 +6,7 @@ using namespace trellis;
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitTunDevice(env, exports);
   InitUdpBatchSocket(env, exports);
+  InitFdPass(env, exports);
   exports.Set("TUN_BATCH_BYTES", Napi::Number::New(env, static_cast<double>(kTunBatchBytes)));
   exports.Set("TUN_MAX_BATCH", Napi::Number::New(env, static_cast<double>(kTunMaxBatch)));
   exports.Set("UDP_SLOT_BYTES", Napi::Number::New(env, static_cast<double>(kUdpSlotBytes)));

@@ -156,5 +156,6 @@ class FdTunBackend : public TunBackend {
 // Registration of the two classes (tun_device.cc, udp_linux.cc).
 void InitTunDevice(Napi::Env env, Napi::Object exports);
 void InitUdpBatchSocket(Napi::Env env, Napi::Object exports);
+void InitFdPass(Napi::Env env, Napi::Object exports);
 
 }  // namespace trellis

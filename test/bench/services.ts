@@ -55,7 +55,9 @@ async function sendTimed(node: TrellisNode, file: string, target: string): Promi
   const client = await connectDaemon(node.socket, 5_000);
   try {
     const t0 = performance.now();
-    await sendLocalFile(client, { target, path: file });
+    // The file goes to the daemon as a descriptor (fdpass/) unless TRELLIS_BENCH_STREAM=1 asks for the byte stream.
+    const socketPath = process.env.TRELLIS_BENCH_STREAM === '1' ? undefined : node.socket;
+    await sendLocalFile(client, { target, path: file, ...(socketPath ? { socketPath } : {}) });
     return (performance.now() - t0) / 1000;
   } finally {
     client.close();

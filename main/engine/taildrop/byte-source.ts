@@ -13,6 +13,8 @@ export class FileAccessError extends Error {
 /** A local file as a ByteSource, with its name; close it when done. */
 export interface FileSource extends ByteSource {
   readonly name: string;
+  /** The open file's descriptor (to hand to the daemon, fdpass/handover.ts); valid until close(). */
+  readonly fd: number;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ export async function openFileSource(path: string): Promise<FileSource> {
   return {
     name: basename(path),
     size: st.size,
+    fd: fh.fd,
     async read(offset, length) {
       if (length > MAX_READ_BYTES) throw new RangeError(`a read is at most ${MAX_READ_BYTES} bytes`);
       const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, st.size - offset)));

@@ -4,6 +4,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { offerDescriptor } from '../fdpass/handover.ts';
 import type { ByteSource, FileSendResult } from '../protocol.ts';
 import type { EngineClient } from '../rpc.ts';
 import { accessError, openFileSource, readAhead } from './byte-source.ts';
@@ -15,16 +16,20 @@ export interface SendLocalFile {
   /** The name the receiver sees; default the file's own. */
   name?: string;
   signal?: AbortSignal;
+  /** PROTOTYPE. The daemon's Unix socket: the open file is handed to it (fdpass/handover.ts) so that it reads the
+   *  file itself; the bytes are streamed as before when that cannot be done. */
+  socketPath?: string;
 }
 
 /** Sends a file this process may read; fileProgress events come from the engine meanwhile. */
 export async function sendLocalFile(client: EngineClient, o: SendLocalFile): Promise<FileSendResult> {
   const source = await openFileSource(o.path);
   try {
+    const fdToken = o.socketPath !== undefined ? await offerDescriptor(o.socketPath, source.fd) : undefined;
     // No overall time limit: the engine ends a send that makes no progress for 20 s.
     return await client.request(
       'fileSend',
-      { target: o.target, name: o.name ?? source.name, size: source.size },
+      { target: o.target, name: o.name ?? source.name, size: source.size, ...(fdToken ? { fdToken } : {}) },
       { timeoutMs: 0, source, signal: o.signal },
     );
   } finally {

@@ -2,15 +2,19 @@
 // writer's thread; on the engine's thread it would compete with the packet path that carries those very packets
 // (the engine is CPU-bound at full speed), so a send went ~15 % slower than iperf3 through the same tunnel.
 // One thread serves every send and stays for the next; if it cannot start, sends run where they are asked.
-// The thread reads the file through this one: it asks for each piece ('read') and gets it back ('data').
+// The thread reads the file through this one: it asks for each piece ('read') and gets it back ('data') — or,
+// when the file came as a descriptor (fdpass/), it gets a copy of the descriptor and reads the file itself.
 import type { Worker } from 'node:worker_threads';
+import { sourceFd } from '../fdpass/fd-source.ts';
+import { closeQuietly } from '../fdpass/handover.ts';
+import { fdAddon } from '../fdpass/native-fd.ts';
 import { type ByteSource, ownedBuffer } from '../protocol.ts';
 import { spawnSiblingWorker } from '../thread.ts';
 import { type SendOptions, type SendProgress, sendFile, TaildropSendError } from './send.ts';
 
 /** Main thread → send thread. */
 export type SendThreadRequest =
-  | { type: 'send'; id: number; base: string; size: number; name: string; stallMs?: number }
+  | { type: 'send'; id: number; base: string; size: number; name: string; stallMs?: number; fd?: number }
   | { type: 'cancel'; id: number }
   | { type: 'data'; id: number; seq: number; bytes?: Uint8Array; error?: string };
 
@@ -26,6 +30,17 @@ interface Pending {
   reject: (e: Error) => void;
   onProgress?: (p: SendProgress) => void;
   source: ByteSource;
+}
+
+function ownCopy(source: ByteSource): number | undefined {
+  const fd = sourceFd(source);
+  const addon = fdAddon();
+  if (fd === undefined || !addon) return undefined;
+  try {
+    return addon.fdDup(fd);
+  } catch {
+    return undefined; // the thread asks for the bytes instead
+  }
 }
 
 export class SendThread {
@@ -52,14 +67,25 @@ export class SendThread {
         settle();
         reject(e);
       };
-      worker.postMessage({
-        type: 'send',
-        id,
-        base: o.base,
-        size: o.source.size,
-        name: o.name,
-        stallMs: o.stallMs,
-      } satisfies SendThreadRequest);
+      // The thread's own copy of the descriptor, which it closes when its reads are done: this one is closed by
+      // the request's end, which may come first (a cancel) while the thread still has a read in flight.
+      const fd = ownCopy(o.source);
+      try {
+        worker.postMessage({
+          type: 'send',
+          id,
+          base: o.base,
+          size: o.source.size,
+          name: o.name,
+          stallMs: o.stallMs,
+          fd,
+        } satisfies SendThreadRequest);
+      } catch (e) {
+        if (fd !== undefined) closeQuietly(fd);
+        this.#pending.delete(id);
+        p.reject(e as Error);
+        return;
+      }
       if (o.signal?.aborted) cancel();
     });
   }

@@ -1,6 +1,7 @@
 // The Taildrop send thread (see send-thread.ts): runs sendFile for the engine and reports progress and results.
-// The file's bytes come from the engine's thread, one read at a time.
+// The file's bytes come from the engine's thread, one read at a time — or from a descriptor this thread owns.
 import { parentPort } from 'node:worker_threads';
+import { FdSource } from '../fdpass/fd-source.ts';
 import type { ByteSource } from '../protocol.ts';
 import { sendFile, TaildropSendError } from './send.ts';
 import type { SendThreadReply, SendThreadRequest } from './send-thread.ts';
@@ -49,9 +50,10 @@ port.on('message', (m: SendThreadRequest) => {
   if (m.type !== 'send') return;
   const run: Running = { ac: new AbortController(), reads: new Map() };
   running.set(m.id, run);
+  const own = typeof m.fd === 'number' ? new FdSource(m.fd, m.size) : undefined;
   sendFile({
     base: m.base,
-    source: sourceOf(m.id, m.size, run),
+    source: own ?? sourceOf(m.id, m.size, run),
     name: m.name,
     stallMs: m.stallMs,
     signal: run.ac.signal,
@@ -68,5 +70,8 @@ port.on('message', (m: SendThreadRequest) => {
         sendError: e instanceof TaildropSendError,
       }),
     )
-    .finally(() => running.delete(m.id));
+    .finally(() => {
+      running.delete(m.id);
+      void own?.close(); // after the reads in flight, so the number is not reused under them
+    });
 });

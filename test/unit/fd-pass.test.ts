@@ -1,0 +1,220 @@
+// PROTOTYPE: the open file handed to the daemon as a descriptor (main/engine/fdpass/). The chain as in production:
+// a client on a real unix socket, the daemon's connection sorting and proxy, an engine behind a MessageChannel
+// that serves with acceptFds. Checks that the engine reads the descriptor (no read crosses the socket), that
+// streaming is the fallback, that bad descriptors are refused, that JSON clients are untouched, and no fd leaks.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
+import { proxyApi } from '../../main/cli/daemon.ts';
+import { FdSource, sourceFd } from '../../main/engine/fdpass/fd-source.ts';
+import { DescriptorStash, offerDescriptor } from '../../main/engine/fdpass/handover.ts';
+import { fdAddon } from '../../main/engine/fdpass/native-fd.ts';
+import type { ByteSource, CommandMap, CommandName, EngineApi, RequestContext } from '../../main/engine/protocol.ts';
+import { EngineClient, PortTransport, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
+import { sendLocalFile } from '../../main/engine/taildrop/client-files.ts';
+import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
+
+const skip = fdAddon() === undefined ? 'no descriptor passing here' : false;
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** Open descriptors on the tests' own files (sockets, /dev/null of a new thread and such come and go). */
+const openFiles = () =>
+  process.platform !== 'linux'
+    ? []
+    : readdirSync('/proc/self/fd')
+        .map((n) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${n}`);
+          } catch {
+            return '';
+          }
+        })
+        .filter((t) => t.includes('/fdpass-'))
+        .sort();
+
+/** fileSend hashes the source; `via` says whether the engine got a descriptor. */
+function engine(): EngineApi & { via: string[] } {
+  const via: string[] = [];
+  return {
+    via,
+    async handle<C extends CommandName>(cmd: C, _args: CommandMap[C]['args'], ctx: RequestContext = {}) {
+      if (cmd !== 'fileSend') return { state: 'Running' } as unknown as CommandMap[C]['result'];
+      const src = ctx.source as ByteSource;
+      via.push(sourceFd(src) !== undefined ? 'fd' : 'stream');
+      const h = createHash('sha256');
+      for (let off = 0; off < src.size; off += 1 << 20) h.update(await src.read(off, 1 << 20));
+      return { target: 'x', name: h.digest('hex'), total: src.size, resumedFrom: 0 } as CommandMap[C]['result'];
+    },
+    onEvent: () => () => {},
+    close: async () => {},
+  };
+}
+
+describe('descriptor passing', { skip }, () => {
+  let dir: string;
+  let sock: string;
+  let server: Server;
+  let stash: DescriptorStash;
+  let ch: MessageChannel;
+  const eng = engine();
+  const conns = new Set<Socket>();
+  let filesBefore: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fdpass-'));
+    sock = join(dir, 's.sock');
+    ch = new MessageChannel();
+    serveEngine(eng, new PortTransport(ch.port1), { acceptFds: true });
+    const inner = new EngineClient(new PortTransport(ch.port2));
+    stash = new DescriptorStash();
+    const api = proxyApi(inner, stash);
+    server = createServer({ pauseOnConnect: true }, (s) => {
+      conns.add(s);
+      s.on('close', () => conns.delete(s));
+      stash.accept(s, (js) => {
+        serveEngine(api, new SocketTransport(js));
+        js.resume();
+      });
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    filesBefore = openFiles();
+  });
+  after(async () => {
+    for (const c of conns) c.destroy();
+    server.close();
+    stash.close();
+    ch.port1.close();
+    ch.port2.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const client = async () => {
+    const s = createConnection(sock);
+    await new Promise((r) => s.once('connect', r));
+    return new EngineClient(new SocketTransport(s));
+  };
+
+  test('the engine reads the handed descriptor; the same file streams without the socket path', async () => {
+    const bytes = randomBytes(5 * 2 ** 20 + 123);
+    const f = join(dir, 'a.bin');
+    writeFileSync(f, bytes);
+    const c = await client();
+    try {
+      const viaFd = await sendLocalFile(c, { target: 'x', path: f, socketPath: sock });
+      const viaStream = await sendLocalFile(c, { target: 'x', path: f });
+      assert.equal(viaFd.name, sha(bytes));
+      assert.equal(viaStream.name, sha(bytes));
+      assert.deepEqual(eng.via, ['fd', 'stream']);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a directory, a write-only file and a bad token are refused; the client then streams', async () => {
+    const wo = openSync(join(dir, 'wo.bin'), 'w');
+    const d = openSync(dir, 'r');
+    try {
+      assert.equal(await offerDescriptor(sock, wo), undefined);
+      assert.equal(await offerDescriptor(sock, d), undefined);
+    } finally {
+      closeSync(wo);
+      closeSync(d);
+    }
+    assert.equal(stash.take('0'.repeat(32)), undefined);
+  });
+
+  test('a JSON client that waits before writing is served, its bytes intact', async () => {
+    const s = createConnection(sock);
+    await new Promise((r) => s.once('connect', r));
+    await new Promise((r) => setTimeout(r, 400)); // past the daemon's look at the first bytes
+    const c = new EngineClient(new SocketTransport(s));
+    try {
+      assert.equal((await c.request('status', {})).state, 'Running');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a daemon without the feature answers the handover at once; the client streams', async () => {
+    const old = join(dir, 'old.sock');
+    const plain = createServer((s) => serveEngine(engine(), new SocketTransport(s)));
+    await new Promise<void>((r) => plain.listen(old, r));
+    const fd = openSync(join(dir, 'a.bin'), 'r');
+    try {
+      const t0 = Date.now();
+      assert.equal(await offerDescriptor(old, fd), undefined);
+      assert.ok(Date.now() - t0 < 1000, 'no waiting for a timeout');
+    } finally {
+      closeSync(fd);
+      plain.close();
+    }
+  });
+
+  test('no descriptor is left open', { skip: process.platform !== 'linux' }, async () => {
+    await new Promise((r) => setTimeout(r, 200)); // FdSource closes after its reads settle
+    assert.deepEqual(openFiles(), filesBefore);
+  });
+});
+
+test('the send thread reads its own copy of the descriptor; none is left open after a send or a cancel', {
+  skip,
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fdpass-thread-'));
+  const body = randomBytes(4 * 2 ** 20 + 7);
+  const f = join(dir, 'f.bin');
+  writeFileSync(f, body);
+  let got = Buffer.alloc(0);
+  let hold = false;
+  const server = createHttpServer((req, res) => {
+    if (req.method === 'GET') return void res.writeHead(404).end();
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => {
+      parts.push(d);
+      if (hold) req.pause();
+    });
+    req.on('end', () => {
+      got = Buffer.concat(parts);
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const thread = new SendThread();
+  const before = openFiles();
+  let readsHere = 0;
+  class Counted extends FdSource {
+    override read(offset: number, length: number) {
+      readsHere++;
+      return super.read(offset, length);
+    }
+  }
+  try {
+    const src = new Counted(openSync(f, 'r'), body.length);
+    const r = await thread.send({ base, source: src, name: 'f.bin' });
+    await src.close();
+    assert.equal(r.total, body.length);
+    assert.ok(got.equals(body), 'the receiver got the file');
+    assert.equal(readsHere, 0, 'no byte went through this thread');
+
+    hold = true;
+    const ac = new AbortController();
+    const src2 = new Counted(openSync(f, 'r'), body.length);
+    const pending = thread.send({ base, source: src2, name: 'g.bin', signal: ac.signal });
+    setTimeout(() => ac.abort(), 200);
+    await assert.rejects(pending, /cancelled/);
+    await src2.close();
+    await new Promise((r) => setTimeout(r, 300)); // the thread closes its copy once its reads settle
+    assert.deepEqual(openFiles(), before);
+  } finally {
+    await thread.close();
+    server.closeAllConnections();
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
