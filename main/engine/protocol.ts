@@ -167,7 +167,7 @@ export interface CommandMap {
   fileTargets: { args: Record<string, never>; result: FileTarget[] };
   /** Sends a file to a target; fileProgress events while it goes. The caller opens the file itself and attaches
    *  its bytes as the request's source (size = the source's size): the engine never opens a path a client names.
-   *  Aborting the request cancels the send. fdToken (PROTOTYPE): the file was also handed to the daemon as a
+   *  Aborting the request cancels the send. fdToken: the file was also handed to the daemon as a
    *  descriptor (fdpass/handover.ts); the daemon reads that instead, and takes the token out before the engine. */
   fileSend: { args: { target: string; name: string; size: number; fdToken?: string }; result: FileSendResult };
   /** Files received and waiting in the inbox. */

@@ -50,7 +50,7 @@ function requestProblem(m: Record<string, unknown>): string | undefined {
 export interface ServeOptions {
   /** Told about unexpected failures (their details never go to the peer). */
   log?: (level: 'warn' | 'error', message: string) => void;
-  /** PROTOTYPE. Only for a peer in this process (the daemon's main thread, over a worker port): a request's
+  /** Only for a peer in this process (the daemon's main thread, over a worker port): a request's
    *  `sourceFd` is a descriptor it hands over, read in place of its streamed source and closed when the request
    *  ends. Never for a socket peer: a number from outside names nothing of ours, and closing it would close ours. */
   acceptFds?: boolean;
@@ -148,7 +148,7 @@ export interface RequestOptions {
   source?: ByteSource;
   /** Aborting cancels the request: the engine is told, and the promise rejects at once. */
   signal?: AbortSignal;
-  /** PROTOTYPE. A descriptor of source's file, given up to a peer in this process (serveEngine acceptFds); closed
+  /** A descriptor of source's file, given up to a peer in this process (serveEngine acceptFds); closed
    *  here if the request cannot be sent. Meaningless over a socket. */
   sourceFd?: number;
 }

@@ -1,4 +1,4 @@
-// PROTOTYPE: passing an open file's descriptor over the daemon's Unix socket (SCM_RIGHTS), so the daemon reads
+// Passing an open file's descriptor over the daemon's Unix socket (SCM_RIGHTS), so the daemon reads
 // a file the client opened as itself without relaying its bytes. Node cannot attach or receive descriptors on a
 // net.Socket (libuv reads a stream with plain read(), and the kernel then discards any descriptor that came
 // with those bytes), so the handover is its own short connection, written and read here, never by libuv:
@@ -14,6 +14,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#ifdef __linux__
+#include <sys/vfs.h>
+#else
+#include <sys/mount.h>
+#endif
 #include <unistd.h>
 
 #include <cerrno>
@@ -264,8 +269,47 @@ Napi::Value FdReceive(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Whether reads of fd's file come from a local disk or memory. A network or FUSE filesystem can make a read block
+// for as long as its server likes, and the daemon's reads run on the thread pool every thread of it shares; such a
+// file is refused, and the client streams it instead (a hang then stays in the client).
+bool OnLocalFilesystem(int fd) {
+#ifdef __linux__
+  struct statfs fs;
+  if (fstatfs(fd, &fs) < 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0xEF53:      // ext2/3/4
+    case 0x58465342:  // xfs
+    case 0x9123683E:  // btrfs
+    case 0x01021994:  // tmpfs
+    case 0x858458F6:  // ramfs
+    case 0x794C7630:  // overlayfs
+    case 0xF2F52010:  // f2fs
+    case 0x2FC12FC1:  // zfs
+    case 0xCA451A4E:  // bcachefs
+    case 0x4D44:      // vfat
+    case 0x2011BAB0:  // exfat
+    case 0x5346544E:  // ntfs
+    case 0x7366746E:  // ntfs3
+    case 0x52654973:  // reiserfs
+    case 0x3153464A:  // jfs
+    case 0x73717368:  // squashfs
+    case 0x9660:      // iso9660
+    case 0x15013346:  // udf
+    case 0x482B:      // hfsplus
+    case 0x3434:      // nilfs
+      return true;
+    default:
+      return false;
+  }
+#else
+  struct statfs fs;
+  return fstatfs(fd, &fs) == 0 && (fs.f_flags & MNT_LOCAL) != 0;
+#endif
+}
+
 // fdCheckReadable(fd): number — the size of the regular file fd reads; throws EBADF if fd cannot be read,
-// EINVAL if it is anything but a regular file (a FIFO or a device could block a reader or never end).
+// EINVAL if it is anything but a regular file (a FIFO or a device could block a reader or never end), EREMOTE if
+// the file is not on a local filesystem (see OnLocalFilesystem).
 Napi::Value FdCheckReadable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = -1;
@@ -280,6 +324,7 @@ Napi::Value FdCheckReadable(const Napi::CallbackInfo& info) {
   struct stat st;
   if (fstat(fd, &st) < 0) return Throw(env, LastSysError(), "fstat");
   if (!S_ISREG(st.st_mode)) return Throw(env, -EINVAL, "fstat", "not a regular file");
+  if (!OnLocalFilesystem(fd)) return Throw(env, -EREMOTE, "fstatfs", "not on a local filesystem");
   return Napi::Number::New(env, static_cast<double>(st.st_size));
 }
 

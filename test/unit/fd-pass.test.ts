@@ -1,4 +1,4 @@
-// PROTOTYPE: the open file handed to the daemon as a descriptor (main/engine/fdpass/). The chain as in production:
+// The open file handed to the daemon as a descriptor (main/engine/fdpass/). The chain as in production:
 // a client on a real unix socket, the daemon's connection sorting and proxy, an engine behind a MessageChannel
 // that serves with acceptFds. Checks that the engine reads the descriptor (no read crosses the socket), that
 // streaming is the fallback, that bad descriptors are refused, that JSON clients are untouched, and no fd leaks.
@@ -116,15 +116,28 @@ describe('descriptor passing', { skip }, () => {
     }
   });
 
-  test('a directory, a write-only file and a bad token are refused; the client then streams', async () => {
+  test('a directory, a write-only file, a file not on a local disk and a bad token are refused; the client then streams', async () => {
     const wo = openSync(join(dir, 'wo.bin'), 'w');
     const d = openSync(dir, 'r');
+    // A regular file whose reads the kernel serves, as a network or FUSE filesystem's server would: refused.
+    const remote = process.platform === 'linux' ? openSync('/proc/self/status', 'r') : undefined;
     try {
       assert.equal(await offerDescriptor(sock, wo), undefined);
       assert.equal(await offerDescriptor(sock, d), undefined);
+      if (remote !== undefined) {
+        assert.throws(() => fdAddon()?.fdCheckReadable(remote), /not on a local filesystem/);
+        assert.equal(await offerDescriptor(sock, remote), undefined);
+      }
+      const local = openSync(join(dir, 'wo.bin'), 'r');
+      try {
+        assert.equal(fdAddon()?.fdCheckReadable(local), 0, 'a file on this disk passes');
+      } finally {
+        closeSync(local);
+      }
     } finally {
       closeSync(wo);
       closeSync(d);
+      if (remote !== undefined) closeSync(remote);
     }
     assert.equal(stash.take('0'.repeat(32)), undefined);
   });
@@ -156,13 +169,57 @@ describe('descriptor passing', { skip }, () => {
     }
   });
 
+  test('hostile handovers are refused with a reply, their descriptors closed, and the daemon serves on', async () => {
+    const prefix = '{"type":"request","id":0,"cmd":"fdHandover"';
+    const fd = openSync(join(dir, 'a.bin'), 'r');
+    const addon = fdAddon() as NonNullable<ReturnType<typeof fdAddon>>;
+    const refusal = async (line: string) => {
+      const reply = JSON.parse((await addon.fdSendTo(sock, fd, Buffer.from(line), 3_000)).toString('utf8'));
+      return reply as { ok: boolean; error?: { message: string } };
+    };
+    try {
+      for (const line of [
+        `${prefix} not json at all\n`,
+        `${prefix},"args":{"token":"short"}}\n`,
+        `${prefix},"args":{"token":{"__proto__":1}}}\n`,
+        `${prefix},"args":{"token":"${'a'.repeat(32)}"}}`, // no end of line
+        `${prefix}${'x'.repeat(900)}\n`,
+      ]) {
+        const r = await refusal(line);
+        assert.equal(r.ok, false, line);
+        assert.match(r.error?.message ?? '', /^descriptor refused: /);
+      }
+      // The line without a descriptor, over a plain connection: refused too.
+      const s = createConnection(sock);
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        s.setEncoding('utf8').on('data', (d: string) => {
+          text += d;
+        });
+        s.on('close', () => resolve(text));
+        s.on('error', () => resolve(text));
+      });
+      s.end(`${prefix},"args":{"token":"${'b'.repeat(32)}"}}\n`);
+      assert.match(await answer, /"ok":false.*no descriptor came with the handover/);
+      assert.equal(stash.take('b'.repeat(32)), undefined);
+    } finally {
+      closeSync(fd);
+    }
+    const c = await client();
+    try {
+      assert.equal((await c.request('status', {})).state, 'Running', 'the daemon still serves');
+    } finally {
+      c.close();
+    }
+  });
+
   test('no descriptor is left open', { skip: process.platform !== 'linux' }, async () => {
     await new Promise((r) => setTimeout(r, 200)); // FdSource closes after its reads settle
     assert.deepEqual(openFiles(), filesBefore);
   });
 });
 
-test('the send thread reads its own copy of the descriptor; none is left open after a send or a cancel', {
+test('the send thread reads its own copy of the descriptor; none is left open after a send, a cancel or its end', {
   skip,
 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'fdpass-thread-'));
@@ -210,6 +267,17 @@ test('the send thread reads its own copy of the descriptor; none is left open af
     await assert.rejects(pending, /cancelled/);
     await src2.close();
     await new Promise((r) => setTimeout(r, 300)); // the thread closes its copy once its reads settle
+    assert.deepEqual(openFiles(), before);
+
+    // The thread ended under a send (Taildrop stopped): its copy is closed for it once it has exited.
+    const src3 = new Counted(openSync(f, 'r'), body.length);
+    const third = thread.send({ base, source: src3, name: 'h.bin' });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(openFiles().length, before.length + 2, "the caller's descriptor and the thread's copy");
+    const refused = assert.rejects(third, /Taildrop stopped/);
+    await thread.close();
+    await refused;
+    await src3.close();
     assert.deepEqual(openFiles(), before);
   } finally {
     await thread.close();

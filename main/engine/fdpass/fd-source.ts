@@ -1,4 +1,4 @@
-// PROTOTYPE: a ByteSource reading a descriptor this thread owns (passed by the client, or a copy of it) with
+// A ByteSource reading a descriptor this thread owns (passed by the client, or a copy of it) with
 // positional reads, so the file's bytes never cross the daemon's socket or a thread's port. close() waits for
 // reads in flight before it closes: a descriptor number closed under a pending read could be reused by the next
 // open anywhere in the process, and the read would then return some other file's bytes.

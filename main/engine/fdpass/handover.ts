@@ -1,11 +1,16 @@
-// PROTOTYPE: the descriptor handover. The client opens its file as itself, then makes a short second connection
-// to the daemon's socket and sends one line with the descriptor attached (SCM_RIGHTS):
+// The descriptor handover, so `trellis file cp` costs the daemon no relaying: the client opens its file as itself
+// (the daemon never opens a path a client names), then makes a short second connection to the daemon's socket and
+// sends one line with the descriptor attached (SCM_RIGHTS, native/src/fd_pass.cc):
 //   {"type":"request","id":0,"cmd":"fdHandover","args":{"token":"<32 hex>"}}\n
-// The daemon vets the descriptor (a regular file open for reading), keeps it under the token for a few seconds
-// and answers {"type":"reply","id":0,"ok":true,…}; the client's fileSend on its main connection then names the
-// token (args.fdToken) and the engine reads the file itself. The line is a valid request on purpose: a daemon
-// without this feature reads it as one (the kernel drops the descriptor), answers "unknown command" at once, and
-// the client streams as before. The token ties the two connections: 128 random bits only the client knows.
+// The daemon accepts connections paused, peeks at their first bytes (≤ PEEK_TIMEOUT_MS; a client that waits
+// before writing is served after that, its bytes intact), vets the descriptor — a regular file on a local
+// filesystem, open for reading — keeps it under the token for KEEP_MS and answers {"type":"reply","id":0,"ok":true}.
+// The client's fileSend on its main connection names the token (args.fdToken); the daemon's proxy takes it out and
+// passes the descriptor to the engine thread (rpc.ts acceptFds), whose send thread reads its own copy.
+// The line is a valid request on purpose: a daemon without this feature reads it as one (the kernel drops the
+// descriptor), answers "unknown command" at once, and the client streams. So does every other failure (Windows,
+// no addon, a refused descriptor, a busy daemon, an expired token). The token ties the two connections: 128 random
+// bits only the client knows. (Both connections' SO_PEERCRED are not compared: a second check left for later.)
 import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';

@@ -1,4 +1,4 @@
-// PROTOTYPE: typed access to the addon's descriptor passing (native/src/fd_pass.cc). Undefined wherever it
+// Typed access to the addon's descriptor passing (native/src/fd_pass.cc). Undefined wherever it
 // cannot work — Windows (named pipes carry no descriptors), or an addon built before it — so callers stream.
 import { loadNativeAddon } from '../tun/native.ts';
 

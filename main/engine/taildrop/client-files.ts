@@ -16,7 +16,7 @@ export interface SendLocalFile {
   /** The name the receiver sees; default the file's own. */
   name?: string;
   signal?: AbortSignal;
-  /** PROTOTYPE. The daemon's Unix socket: the open file is handed to it (fdpass/handover.ts) so that it reads the
+  /** The daemon's Unix socket: the open file is handed to it (fdpass/handover.ts) so that it reads the
    *  file itself; the bytes are streamed as before when that cannot be done. */
   socketPath?: string;
 }

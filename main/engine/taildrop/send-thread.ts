@@ -45,6 +45,9 @@ function ownCopy(source: ByteSource): number | undefined {
 
 export class SendThread {
   #worker: Worker | undefined;
+  /** Descriptor copies the current thread holds for sends it has not answered: closed here if it dies first (only
+   *  once it has exited, so no read of its own can meet a number reused meanwhile). */
+  #handed = new Map<number, number>();
   #broken = false;
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
@@ -70,6 +73,7 @@ export class SendThread {
       // The thread's own copy of the descriptor, which it closes when its reads are done: this one is closed by
       // the request's end, which may come first (a cancel) while the thread still has a read in flight.
       const fd = ownCopy(o.source);
+      if (fd !== undefined) this.#handed.set(id, fd);
       try {
         worker.postMessage({
           type: 'send',
@@ -82,6 +86,7 @@ export class SendThread {
         } satisfies SendThreadRequest);
       } catch (e) {
         if (fd !== undefined) closeQuietly(fd);
+        this.#handed.delete(id);
         this.#pending.delete(id);
         p.reject(e as Error);
         return;
@@ -118,9 +123,15 @@ export class SendThread {
       return undefined;
     }
     worker.unref(); // an idle send thread must not keep the process alive
+    const handed = new Map<number, number>();
+    this.#handed = handed;
     worker.on('message', (m: SendThreadReply) => this.#onReply(m));
     worker.on('error', (e) => this.#fail(worker, e));
-    worker.on('exit', () => this.#fail(worker, new Error('the Taildrop send thread ended')));
+    worker.on('exit', () => {
+      this.#fail(worker, new Error('the Taildrop send thread ended'));
+      for (const fd of handed.values()) closeQuietly(fd);
+      handed.clear();
+    });
     this.#worker = worker;
     return worker;
   }
@@ -146,6 +157,7 @@ export class SendThread {
       return;
     }
     this.#pending.delete(m.id);
+    this.#handed.delete(m.id); // the thread closes its copy once its reads are done
     if (m.type === 'done') {
       p.resolve({ total: m.total, resumedFrom: m.resumedFrom });
       return;
