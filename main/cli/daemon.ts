@@ -5,7 +5,7 @@ import { chmodSync, chownSync, lstatSync, readFileSync, unlinkSync } from 'node:
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { DataPathSettings } from '../engine/engine.ts';
-import { closeQuietly, DescriptorStash } from '../engine/fdpass/handover.ts';
+import { closeQuietly, DescriptorStash, peerUid } from '../engine/fdpass/handover.ts';
 import { EngineHost } from '../engine/host.ts';
 import type { CommandMap, CommandName, EngineApi, EngineEvent, RequestContext } from '../engine/protocol.ts';
 import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
@@ -86,8 +86,8 @@ export async function runDaemon(args: string[]): Promise<number> {
   const connections = new Set<Socket>();
   // Connections arrive paused so a descriptor handover (fdpass/handover.ts) is told apart before libuv reads it.
   const stash = new DescriptorStash();
-  const api = proxyApi(host.client, stash);
   const serve = (socket: Socket) => {
+    const api = proxyApi(host.client, stash, peerUid(socket));
     serveEngine(api, new SocketTransport(socket), { log: (level, m) => log(`${level}: ${m}`) });
     socket.resume();
   };
@@ -136,8 +136,9 @@ export async function runDaemon(args: string[]): Promise<number> {
 
 /** Socket clients speak to the worker's engine. The daemon already started it with its own state directory,
  *  so a client's `start` only reads the status. A request's byte source and cancellation go through to the
- *  engine: its reads come back to the client that offered the bytes. */
-export function proxyApi(client: EngineClient, stash: DescriptorStash): EngineApi {
+ *  engine: its reads come back to the client that offered the bytes. callerUid: the connection's user (a file it
+ *  handed over as a descriptor goes only to its own requests). */
+export function proxyApi(client: EngineClient, stash: DescriptorStash, callerUid: number | undefined): EngineApi {
   return {
     handle<C extends CommandName>(
       cmd: C,
@@ -151,7 +152,7 @@ export function proxyApi(client: EngineClient, stash: DescriptorStash): EngineAp
       if (cmd === 'fileSend' && Object.hasOwn(args, 'fdToken')) {
         const { fdToken, ...rest } = args as Record<string, unknown>;
         args = rest as CommandMap[C]['args'];
-        const kept = stash.take(fdToken);
+        const kept = stash.take(fdToken, callerUid);
         // The file must hold at least the bytes announced: the engine reads only that many (a bound of its size).
         if (kept && ctx.source && kept.size >= ctx.source.size) sourceFd = kept.fd;
         else if (kept) closeQuietly(kept.fd);

@@ -354,6 +354,28 @@ Napi::Value FdClose(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// fdPeerUid(socketFd): number — the user ID of the process at the other end of a Unix socket (SO_PEERCRED on
+// Linux, getpeereid elsewhere): the daemon gives a handed descriptor only to a request from the same user.
+Napi::Value FdPeerUid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!IntArg(info, 0, &fd)) {
+    ArgError(env, "fdPeerUid(socketFd: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+#ifdef __linux__
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Throw(env, LastSysError(), "getsockopt");
+  return Napi::Number::New(env, static_cast<double>(cred.uid));
+#else
+  uid_t uid;
+  gid_t gid;
+  if (getpeereid(fd, &uid, &gid) < 0) return Throw(env, LastSysError(), "getpeereid");
+  return Napi::Number::New(env, static_cast<double>(uid));
+#endif
+}
+
 }  // namespace
 
 void InitFdPass(Napi::Env env, Napi::Object exports) {
@@ -363,6 +385,7 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("fdCheckReadable", Napi::Function::New(env, FdCheckReadable, "fdCheckReadable"));
   exports.Set("fdDup", Napi::Function::New(env, FdDup, "fdDup"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));
+  exports.Set("fdPeerUid", Napi::Function::New(env, FdPeerUid, "fdPeerUid"));
 }
 
 }  // namespace trellis

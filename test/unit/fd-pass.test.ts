@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { proxyApi } from '../../main/cli/daemon.ts';
 import { FdSource, sourceFd } from '../../main/engine/fdpass/fd-source.ts';
-import { DescriptorStash, offerDescriptor } from '../../main/engine/fdpass/handover.ts';
+import { DescriptorStash, offerDescriptor, peerUid } from '../../main/engine/fdpass/handover.ts';
 import { fdAddon } from '../../main/engine/fdpass/native-fd.ts';
 import type { ByteSource, CommandMap, CommandName, EngineApi, RequestContext } from '../../main/engine/protocol.ts';
 import { EngineClient, PortTransport, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
@@ -73,12 +73,11 @@ describe('descriptor passing', { skip }, () => {
     serveEngine(eng, new PortTransport(ch.port1), { acceptFds: true });
     const inner = new EngineClient(new PortTransport(ch.port2));
     stash = new DescriptorStash();
-    const api = proxyApi(inner, stash);
     server = createServer({ pauseOnConnect: true }, (s) => {
       conns.add(s);
       s.on('close', () => conns.delete(s));
       stash.accept(s, (js) => {
-        serveEngine(api, new SocketTransport(js));
+        serveEngine(proxyApi(inner, stash, peerUid(js)), new SocketTransport(js));
         js.resume();
       });
     });
@@ -139,7 +138,23 @@ describe('descriptor passing', { skip }, () => {
       closeSync(d);
       if (remote !== undefined) closeSync(remote);
     }
-    assert.equal(stash.take('0'.repeat(32)), undefined);
+    assert.equal(stash.take('0'.repeat(32), process.getuid?.()), undefined);
+  });
+
+  test('a descriptor goes only to a request from the user who handed it over', async () => {
+    const fd = openSync(join(dir, 'a.bin'), 'r');
+    try {
+      const token = await offerDescriptor(sock, fd);
+      assert.ok(token, 'handed over');
+      const me = process.getuid?.() ?? 0;
+      assert.equal(stash.take(token, me + 1), undefined, 'another user');
+      assert.equal(stash.take(token, undefined), undefined, 'an unknown user');
+      const kept = stash.take(token, me);
+      assert.ok(kept, 'the same user');
+      closeSync(kept.fd);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   test('a JSON client that waits before writing is served, its bytes intact', async () => {
@@ -201,7 +216,7 @@ describe('descriptor passing', { skip }, () => {
       });
       s.end(`${prefix},"args":{"token":"${'b'.repeat(32)}"}}\n`);
       assert.match(await answer, /"ok":false.*no descriptor came with the handover/);
-      assert.equal(stash.take('b'.repeat(32)), undefined);
+      assert.equal(stash.take('b'.repeat(32), process.getuid?.()), undefined);
     } finally {
       closeSync(fd);
     }

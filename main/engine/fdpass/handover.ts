@@ -10,7 +10,7 @@
 // The line is a valid request on purpose: a daemon without this feature reads it as one (the kernel drops the
 // descriptor), answers "unknown command" at once, and the client streams. So does every other failure (Windows,
 // no addon, a refused descriptor, a busy daemon, an expired token). The token ties the two connections: 128 random
-// bits only the client knows. (Both connections' SO_PEERCRED are not compared: a second check left for later.)
+// bits only the client knows, and both connections must come from the same user (SO_PEERCRED).
 import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -47,6 +47,8 @@ export async function offerDescriptor(socketPath: string, fd: number): Promise<s
 interface Kept {
   fd: number;
   size: number;
+  /** Who handed it over: only a request from the same user gets it. */
+  uid: number;
   timer: NodeJS.Timeout;
 }
 
@@ -55,11 +57,11 @@ export class DescriptorStash {
   readonly #kept = new Map<string, Kept>();
   #peeking = 0;
 
-  /** The descriptor kept under token (now the caller's to close), if any. */
-  take(token: unknown): { fd: number; size: number } | undefined {
+  /** The descriptor kept under token for a request from callerUid (now the caller's to close), if any. */
+  take(token: unknown, callerUid: number | undefined): { fd: number; size: number } | undefined {
     if (typeof token !== 'string') return undefined;
     const k = this.#kept.get(token);
-    if (!k) return undefined;
+    if (!k || k.uid !== callerUid) return undefined;
     this.#kept.delete(token);
     clearTimeout(k.timer);
     return { fd: k.fd, size: k.size };
@@ -80,8 +82,8 @@ export class DescriptorStash {
    */
   accept(socket: Socket, serve: (socket: Socket) => void): void {
     const addon = fdAddon();
-    const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-    if (!addon || typeof fd !== 'number' || fd < 0 || this.#peeking >= MAX_PEEKING) {
+    const fd = socketFd(socket);
+    if (!addon || fd === undefined || this.#peeking >= MAX_PEEKING) {
       serve(socket);
       return;
     }
@@ -119,6 +121,7 @@ export class DescriptorStash {
       if (typeof token !== 'string' || !TOKEN.test(token) || this.#kept.has(token)) throw new Error('bad token');
       if (fd < 0) throw new Error('no descriptor came with the handover');
       if (this.#kept.size >= MAX_KEPT) throw new Error('too many descriptors waiting');
+      const uid = (fdAddon() as NonNullable<ReturnType<typeof fdAddon>>).fdPeerUid(socketFd);
       const size = (fdAddon() as NonNullable<ReturnType<typeof fdAddon>>).fdCheckReadable(fd);
       if (!Number.isSafeInteger(size) || size < 0) throw new Error('the file has no usable size');
       const timer = setTimeout(() => {
@@ -127,12 +130,31 @@ export class DescriptorStash {
         closeQuietly(fd);
       }, KEEP_MS);
       timer.unref();
-      this.#kept.set(token, { fd, size, timer });
+      this.#kept.set(token, { fd, size, uid, timer });
       answer(true);
     } catch (e) {
       if (fd >= 0) closeQuietly(fd);
       answer(false, `descriptor refused: ${e instanceof Error ? e.message : String(e)}`.slice(0, 200));
     }
+  }
+}
+
+/** The descriptor of a connected Unix socket (node keeps it in a private field; undefined if that ever goes). */
+function socketFd(socket: Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** The user at the other end of a daemon connection, or undefined where that cannot be known (no descriptor is
+ *  then ever given to its requests). */
+export function peerUid(socket: Socket): number | undefined {
+  const fd = socketFd(socket);
+  const addon = fdAddon();
+  if (fd === undefined || !addon) return undefined;
+  try {
+    return addon.fdPeerUid(fd);
+  } catch {
+    return undefined;
   }
 }
 

@@ -16,6 +16,8 @@ export interface FdAddon {
   fdDup(fd: number): number;
   /** Closes fd (quietly in a worker thread, where fs.close warns about a descriptor it did not open). */
   fdClose(fd: number): void;
+  /** The user ID of the process at the other end of a Unix socket. */
+  fdPeerUid(socketFd: number): number;
 }
 
 let cached: FdAddon | null | undefined;
