@@ -210,8 +210,9 @@ ${machine.join('\n')}
 ## Taildrop
 
 Each run: one \`iperf3 -t ${String(seconds)}\` TCP stream from the sender to the receiver over the tailnet, then the
-same ${FILE_MB} MB file sent with Taildrop — from Trellis a by the engine's fileSend (the bytes streamed from the caller
-through the daemon's socket, timed from request to the receiver's 200), from tailscaled c by \`tailscale file cp\`
+same ${FILE_MB} MB file sent with Taildrop — from Trellis a as \`trellis file cp\` sends it (the open file handed to
+the daemon as a descriptor${process.env.TRELLIS_BENCH_STREAM === '1' ? " — not in this run: TRELLIS_BENCH_STREAM=1 streamed the bytes through the daemon's socket" : ''}; timed from
+request to the receiver's 200), from tailscaled c by \`tailscale file cp\`
 (timed around the command). The receiver's inbox is emptied between runs, so no resume or deduplication shortens a
 run. The last row is the official client sending to Trellis: how close a Taildrop gets to iperf3 on this machine
 when tailscaled sends.
