@@ -24,7 +24,7 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
       // The engine names targets by MagicDNS name (FQDN); older engines by short name.
       fileTarget: targets.has(p.dnsName) || targets.has(p.name),
     }))
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
 
 const ENGINE_KEYS = ['controlURL', 'hostname', 'acceptDNS', 'autoConnect'] as const;

@@ -3,8 +3,11 @@
 import { type FormEvent, useState } from 'react';
 import type { AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { checkControlURL } from '../lib/format.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { adminConsoleURL } from '../lib/admin-console.ts';
+import { browserCanNotify } from '../lib/browser-notify.ts';
+import { checkControlURL, formatDate } from '../lib/format.ts';
+import { keyExpiry } from '../lib/key-expiry.ts';
+import { attempt, errorMessage, useStore } from '../store.ts';
 
 type Status = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved' } | { kind: 'error'; message: string };
 
@@ -21,6 +24,14 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     setStatus({ kind: 'idle' });
   };
   const dirty = Object.keys(draft).length > 0;
+  const admin = adminConsoleURL(prefs.controlURL);
+  const expiry = keyExpiry(snapshot.self?.keyExpiry);
+  // The browser shows notifications only with its permission; where it refused, the option would do nothing.
+  const canNotify = capabilities.shell === 'electron' || browserCanNotify();
+  const reauth = (): void => {
+    useStore.getState().expectLoginURL();
+    void attempt(() => api.login({}));
+  };
 
   const save = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
@@ -96,7 +107,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             {check('startHidden', 'Start hidden in the tray', 'Only the tray icon appears; open the window from it.')}
           </>
         )}
-        {check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
+        {canNotify && check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
 
         {saveDir !== undefined ? (
           // In the browser the folder is trellis web's --save-dir: auto-save is that folder or off, nothing typed.
@@ -157,6 +168,28 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
         {snapshot.self && (
           <p className="muted">
             Logged in as {snapshot.self.user || 'unknown user'} on {snapshot.domain ?? prefs.controlURL}
+          </p>
+        )}
+        {expiry && snapshot.self?.keyExpiry && (
+          <p className={expiry.urgent ? 'warn-text' : 'muted'} data-testid="settings-key-expiry">
+            <span title={formatDate(snapshot.self.keyExpiry)}>{expiry.text}.</span>{' '}
+            <button type="button" className="btn btn-small" disabled={snapshot.loggingIn} onClick={reauth}>
+              Re-authenticate
+            </button>
+          </p>
+        )}
+        {admin && (
+          <p>
+            <a
+              href={admin}
+              data-testid="admin-console"
+              onClick={(e) => {
+                e.preventDefault();
+                void attempt(() => api.openExternal(admin));
+              }}
+            >
+              Open the admin console
+            </a>
           </p>
         )}
         {confirmLogout ? (
