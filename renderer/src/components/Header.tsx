@@ -56,13 +56,14 @@ export function Header({ snapshot }: { snapshot: AppSnapshot }) {
             type="button"
             className="self"
             title={ip ? `Copy ${ip}` : undefined}
-            aria-label={ip ? `This device, ${self.name}, ${ip}: copy address` : `This device, ${self.name}`}
             onClick={() => ip && attempt(() => api.copyText(ip), `Copied ${ip}`)}
           >
+            <span className="visually-hidden">This device:</span>
             <span data-testid="self-name" className="self-name">
               {self.name}
             </span>
             {ip && <span className="mono muted">{ip}</span>}
+            {ip && <span className="visually-hidden">(copies the address)</span>}
           </button>
         )}
         <button

@@ -40,6 +40,9 @@ export function PeerList(props: {
       data-live={String(live)}
       onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
     >
+      <span id="peer-row-hint" hidden>
+        Opens the device's details
+      </span>
       <ul
         className="plain peer-list"
         aria-label="Devices"

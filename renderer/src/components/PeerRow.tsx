@@ -4,7 +4,7 @@ import type { PeerView } from '../../../preload/api.ts';
 import { primaryAddress, relativeTime } from '../lib/format.ts';
 import { peerStatus } from '../lib/peer-status.ts';
 import { CopyButton } from './CopyButton.tsx';
-import { PathBadge, pathText } from './PathBadge.tsx';
+import { PathBadge } from './PathBadge.tsx';
 import { SendFilesButton } from './SendFilesButton.tsx';
 import { useFileDrop } from './use-file-drop.ts';
 
@@ -23,8 +23,6 @@ export function PeerRow(props: {
   const { dropState, handlers } = useFileDrop(peer, live);
   const ip = primaryAddress(peer.addresses);
   const seen = peer.online === false && peer.lastSeen ? `seen ${relativeTime(peer.lastSeen)}` : '';
-  const path = live ? pathText(peer.path) : '';
-  const label = [peer.name, ip, status.word, seen, path].filter(Boolean).join(', ');
   return (
     <li
       className={`peer-row drop-${dropState}${selected ? ' selected' : ''}`}
@@ -37,7 +35,9 @@ export function PeerRow(props: {
       aria-setsize={of}
       {...handlers}
     >
-      <button type="button" className="peer-main" onClick={onOpen} aria-label={label} title={`${label} — details`}>
+      {/* The button's own text is its accessible name (state, name, address, OS, path: what the eye reads), so
+          what is read aloud and what is seen cannot drift apart. */}
+      <button type="button" className="peer-main" onClick={onOpen} aria-describedby="peer-row-hint">
         <span className={`peer-status tone-${status.tone}`} data-testid="peer-status">
           <span className={`dot dot-${status.tone}`} aria-hidden="true" />
           {status.word}
