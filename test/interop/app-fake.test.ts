@@ -99,9 +99,9 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
     await page.waitForFunction('document.querySelector("[data-testid=peer-row]")?.dataset.peer === "node-12"', null, {
       timeout: 5000,
     });
-    const names = await page.locator('[data-testid="peer-row"]').evaluateAll((rows) =>
-      rows.map((r) => (r as unknown as { dataset: { peer: string } }).dataset.peer),
-    );
+    const names = await page
+      .locator('[data-testid="peer-row"]')
+      .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { peer: string } }).dataset.peer));
     assert.deepEqual(names.slice(0, 6), ['node-12', 'node-13', 'node-14', 'node-16', 'node-17', 'node-18']);
     assert.ok(!names.slice(0, 6).includes('node-178'), 'node-178 comes after node-18');
     await app.search('');
@@ -114,7 +114,10 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
     await page.locator('[data-testid="peer-row"][aria-posinset="2000"]').waitFor({ timeout: 5000 });
     assert.ok(await page.getByTestId('peer-search').isVisible(), 'the search box is visible');
     const box = await page.getByTestId('peer-search').boundingBox();
-    assert.ok(box && box.y >= 0 && box.y + box.height <= 680, `the search box is in the viewport: ${JSON.stringify(box)}`);
+    assert.ok(
+      box && box.y >= 0 && box.y + box.height <= 680,
+      `the search box is in the viewport: ${JSON.stringify(box)}`,
+    );
     const after = await page.evaluate('document.getElementsByTagName("*").length');
     assert.ok(Number(after) < 3000, `after scrolling the page has ${after} elements`);
     await app.screenshot('fake-peers-scrolled-end');
