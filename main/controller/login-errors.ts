@@ -19,7 +19,7 @@ export function loginError(e: unknown, controlURL: string): ApiError | undefined
   switch (e.code) {
     case 'control-unreachable':
     case 'timeout':
-      return new ApiError('engine', `Trellis could not reach ${host}. Check the address and your network.`, {
+      return new ApiError('engine', `Trellis could not reach ${host} — check the address and your network.`, {
         field: 'controlURL',
         detail,
       });
@@ -29,7 +29,7 @@ export function loginError(e: unknown, controlURL: string): ApiError | undefined
         detail,
       });
     case 'auth-key-invalid':
-      return new ApiError('engine', 'The server did not accept this auth key. Check it, or create a new one.', {
+      return new ApiError('engine', 'The server did not accept this auth key; check it or create a new one.', {
         field: 'authKey',
         detail,
       });

@@ -202,12 +202,12 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     disconnect: async () => update({ state: 'Stopped' }),
     login: async (req: { controlURL?: string; authKey?: string }) => {
       if (req.controlURL?.includes('down'))
-        throw new ApiError('engine', 'Trellis could not reach that server. Check the address and your network.', {
+        throw new ApiError('engine', 'Trellis could not reach that server — check the address and your network.', {
           field: 'controlURL',
           detail: 'login failed: cannot reach control server: connect ECONNREFUSED',
         });
       if (req.authKey === 'bad')
-        throw new ApiError('engine', 'The server did not accept this auth key. Check it, or create a new one.', {
+        throw new ApiError('engine', 'The server did not accept this auth key; check it or create a new one.', {
           field: 'authKey',
           detail: 'control server refused the auth key: control server answered 401 to /machine/register',
         });
