@@ -4,6 +4,7 @@ import { create } from 'zustand';
 import type { AppSnapshot, Notice, Transfer } from '../../preload/api.ts';
 import type { BridgeStatus } from './api/index.ts';
 import { isLoggedIn } from './lib/format.ts';
+import type { PeerFilters } from './lib/peer-filter.ts';
 
 export type View = 'peers' | 'files' | 'settings';
 
@@ -19,11 +20,6 @@ export interface Upload {
   name: string;
   loaded: number;
   total: number;
-}
-
-export interface PeerFilters {
-  online: boolean;
-  canReceive: boolean;
 }
 
 export interface AppState {

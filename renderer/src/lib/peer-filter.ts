@@ -1,7 +1,12 @@
 // Search over the device list: every whitespace-separated word must match some field, case-insensitively; the
 // toolbar's filters; and the list's order.
 import type { PeerView } from '../../../preload/api.ts';
-import type { PeerFilters } from '../store.ts';
+
+/** The toolbar's filters (kept in the store). */
+export interface PeerFilters {
+  online: boolean;
+  canReceive: boolean;
+}
 
 export function matchesPeer(p: PeerView, query: string): boolean {
   const words = query.toLowerCase().split(/\s+/).filter(Boolean);
