@@ -270,7 +270,7 @@ test('login with an auth key → Running; the tray lists this device and the pee
   }
 });
 
-test('a refused login keeps its sentence; bad calls are typed errors, never crashes', async () => {
+test('a refused login: a sentence for the field at fault, the raw error kept; bad calls are typed errors, never crashes', async () => {
   const engine = new ScriptedEngine();
   engine.loginError = new EngineError('auth-key-invalid', 'the control server refused the auth key');
   const r = await rig(engine);
@@ -278,7 +278,9 @@ test('a refused login keeps its sentence; bad calls are typed errors, never cras
     await assert.rejects(r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'bad' }), (e) => {
       assert.ok(e instanceof ApiError);
       assert.equal(e.code, 'engine');
-      assert.equal(e.message, 'the control server refused the auth key');
+      assert.equal(e.message, 'The server did not accept this auth key; check it or create a new one.');
+      assert.equal(e.field, 'authKey');
+      assert.equal(e.detail, 'the control server refused the auth key');
       return true;
     });
     assert.equal(r.controller.snapshot().loggingIn, false);
@@ -343,6 +345,11 @@ test('a received file: notification, tray badge until seen, auto-save folder wat
     await r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'k' });
     await until(r.controller, (x) => x.state === 'Running', 'Running');
     r.engine.inbox = [{ name: 'photo.jpg', size: 3, modified: Date.now() }];
+    // Every window hears of it too (its toast and badge; `trellis web`'s browser notification).
+    const heard: unknown[] = [];
+    const stop = r.controller.onEvent((m) => {
+      if (m.event === 'notification') heard.push(m.payload);
+    });
     r.engine.emit({ type: 'event', event: 'fileReceived', name: 'photo.jpg', size: 3, from: 'laptop' });
     let s = await until(r.controller, (x) => x.received.length === 1, 'inbox listed');
     assert.deepEqual(s.received[0], {
@@ -353,6 +360,8 @@ test('a received file: notification, tray badge until seen, auto-save folder wat
       from: 'laptop',
     });
     assert.deepEqual(r.notes, [{ kind: 'file-received', body: 'photo.jpg from laptop' }]);
+    assert.deepEqual(heard, [{ kind: 'file-received', title: 'File received', body: 'photo.jpg from laptop' }]);
+    stop();
     assert.equal(r.controller.tray().icon, 'file-received');
     r.controller.markFilesSeen();
     assert.equal(r.controller.tray().icon, 'connected');
