@@ -124,6 +124,33 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
     await page.close();
   });
 
+  await t.test('keyboard: Escape from the details returns focus to the row; the filters narrow the list', async () => {
+    const page = await browser.newPage({ viewport: { width: 960, height: 680 } });
+    await serveDist(page);
+    await openFake(page, { peers: '40' });
+    const row = page.locator('[data-testid="peer-row"][data-peer="iris"] .peer-main');
+    await row.focus();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('peer-details').waitFor({ timeout: 5000 });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('peer-details').waitFor({ state: 'detached', timeout: 5000 });
+    await page.waitForFunction('document.activeElement?.closest("[data-peer]")?.dataset.peer === "iris"', null, {
+      timeout: 5000,
+    });
+
+    // 40 made-up devices, every fourth offline: 30 online.
+    await page.getByTestId('filter-online').check();
+    await page.waitForFunction('document.querySelector("[data-testid=peer-count]")?.textContent === "30 of 40"', null, {
+      timeout: 5000,
+    });
+    assert.equal(await page.locator('[data-testid="peer-row"][data-online="false"]').count(), 0);
+    await page.getByTestId('filter-can-receive').check();
+    const count = (await page.getByTestId('peer-count').textContent()) ?? '';
+    assert.ok(Number(count.split(' ')[0]) < 30, `fewer can receive files: ${count}`);
+    assert.equal(await page.locator('[data-testid="peer-row"][data-file-target="false"]').count(), 0);
+    await page.close();
+  });
+
   for (const scheme of ['light', 'dark'] as const) {
     await t.test(`every view in ${scheme}: no serious or critical axe violation`, async () => {
       const page = await browser.newPage({ viewport: { width: 960, height: 680 } });

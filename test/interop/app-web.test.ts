@@ -240,7 +240,16 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
         assert.match(url, /\/register\/hskey-authreq-[A-Za-z0-9_-]+$/);
         assert.ok(await page.getByTestId('login-submit').isDisabled(), '"Log in" waits while a login is pending');
         await app.screenshot('9-login-url');
-        await hs.approve(url.slice(url.lastIndexOf('/') + 1), tn.user);
+        // Cancel gives the login up (its URL goes); Log in starts a fresh one.
+        await page.getByTestId('login-cancel').click();
+        await shown.waitFor({ state: 'detached', timeout: 30_000 });
+        assert.ok(await page.getByTestId('login-submit').isEnabled(), '"Log in" is back');
+        assert.equal((await node.status()).authURL, undefined, 'the daemon forgot the cancelled login');
+        await page.getByTestId('login-submit').click();
+        await shown.waitFor({ timeout: 30_000 });
+        const again = (await shown.textContent())?.trim() ?? '';
+        assert.notEqual(again, url, 'a new login URL');
+        await hs.approve(again.slice(again.lastIndexOf('/') + 1), tn.user);
         await app.waitForState('Running', 60_000);
         // Back on the device list, not on Settings where the logout was.
         await app.peerRow('ts-b').waitFor({ timeout: 30_000 });

@@ -110,7 +110,7 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
         <h1>Log in to your tailnet</h1>
         {authURL && (
           <div className="auth-url" data-testid="auth-url-box">
-            <p>Finish logging in at this address (it opened in your browser):</p>
+            <p>Finish logging in at this address, in your browser:</p>
             <code data-testid="auth-url">{authURL}</code>
             <div className="form-actions">
               <button
