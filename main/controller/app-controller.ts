@@ -262,6 +262,10 @@ export class AppController implements ApiBackend {
       this.#loggingIn = false;
       await this.#engine.refresh();
     }
+    // The desktop opens the login page itself (also for a login started from the tray); a browser page does.
+    const url = this.#engine.status?.authURL;
+    if (!authKey && url && isWebUrl(url) && this.#delegate.capabilities.shell === 'electron')
+      void this.#delegate.openExternal(url).catch(() => {});
   }
 
   async #setPrefs(arg: unknown): Promise<AppPrefs> {

@@ -67,12 +67,14 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
   const noEngine = snapshot.link === 'none';
   const awaitingURL = useStore((s) => s.awaitingLoginURL);
 
-  // The login this window asked for: its URL goes to the browser once, without another click.
+  // The login this window asked for: its URL goes to the browser once, without another click. (The desktop
+  // app's main side opens it itself, for logins from the tray too.)
+  const isWeb = snapshot.capabilities.shell === 'web';
   useEffect(() => {
-    if (!authURL || !awaitingURL) return;
+    if (!authURL || !awaitingURL || !isWeb) return;
     useStore.getState().loginURLOpened();
     void attempt(() => api.openExternal(authURL));
-  }, [authURL, awaitingURL, api]);
+  }, [authURL, awaitingURL, isWeb, api]);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
