@@ -224,8 +224,8 @@ export type ApiErrorCode =
   | 'engine'
   | 'internal';
 
-/** The login form's field an error is about. */
-export type ApiErrorField = 'controlURL' | 'authKey';
+/** The form field an error is about (the login form's, or a preference in Settings). */
+export type ApiErrorField = 'controlURL' | 'authKey' | 'hostname' | 'autoSaveDir';
 
 export interface ApiErrorBody {
   code: ApiErrorCode;
@@ -263,7 +263,8 @@ export class ApiError extends Error {
 
   /** Rebuilt on the window's side; field and detail are kept only when well-formed. */
   static fromBody(b: ApiErrorBody): ApiError {
-    const field = b.field === 'controlURL' || b.field === 'authKey' ? b.field : undefined;
+    const fields: readonly unknown[] = ['controlURL', 'authKey', 'hostname', 'autoSaveDir'];
+    const field = fields.includes(b.field) ? b.field : undefined;
     const detail = typeof b.detail === 'string' ? b.detail : undefined;
     return new ApiError(b.code, b.message, { field, detail });
   }

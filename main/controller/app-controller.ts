@@ -272,7 +272,7 @@ export class AppController implements ApiBackend {
     const { engine, app } = validatePrefs(arg);
     const dir = app.autoSaveDir;
     if (dir !== undefined && dir !== '' && this.#saveDir !== undefined && dir !== this.#saveDir) {
-      throw new ApiError('refused', `files are saved to ${this.#saveDir} only`);
+      throw new ApiError('refused', `Files are saved to ${this.#saveDir} only.`, { field: 'autoSaveDir' });
     }
     if (Object.keys(engine).length > 0) await this.#engine.client().request('setPrefs', engine);
     if (Object.keys(app).length > 0) {

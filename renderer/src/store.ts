@@ -123,5 +123,13 @@ export async function attempt<T>(run: () => Promise<T>, done?: string): Promise<
 }
 
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return sentence(err instanceof Error ? err.message : String(err));
+}
+
+/** Some errors come from deep down in lower case and without a full stop; shown to a user, they are a sentence. */
+export function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const capital = t[0].toUpperCase() + t.slice(1);
+  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
 }

@@ -72,6 +72,16 @@ const VIEWS: View[] = [
       await page.getByTestId('admin-console').waitFor({ timeout: 5000 });
     },
   },
+  {
+    name: 'settings-error',
+    params: { peers: '40' },
+    reach: async (page) => {
+      await page.getByTestId('nav-settings').click();
+      await page.getByPlaceholder("This computer's host name").fill('not a name!');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await page.getByTestId('settings-error').waitFor({ timeout: 5000 });
+    },
+  },
   { name: 'pending-send', params: { peers: '40', pending: '1' } },
 ];
 

@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loginError } from '../../main/controller/login-errors.ts';
+import { validatePrefs } from '../../main/controller/views.ts';
 import { EngineError } from '../../main/engine/protocol.ts';
-import type { PeerView } from '../../preload/api.ts';
+import { ApiError, type PeerView } from '../../preload/api.ts';
 import { adminConsoleURL } from '../../renderer/src/lib/admin-console.ts';
 import { keyExpiry } from '../../renderer/src/lib/key-expiry.ts';
 import { passesFilters, sortPeers } from '../../renderer/src/lib/peer-filter.ts';
@@ -52,6 +53,18 @@ const peer = (name: string, o: Partial<PeerView> = {}): PeerView => ({
   expired: false,
   fileTarget: true,
   ...o,
+});
+
+test('a bad preference names its field in a sentence', () => {
+  for (const [prefs, field] of [
+    [{ hostname: 'bad name!' }, 'hostname'],
+    [{ autoSaveDir: 'relative/dir' }, 'autoSaveDir'],
+  ] as const) {
+    assert.throws(
+      () => validatePrefs(prefs),
+      (e) => e instanceof ApiError && e.field === field && /^[A-Z].*\.$/.test(e.message),
+    );
+  }
 });
 
 test('a device state in words; expired, offline and unseen devices cannot receive files', () => {

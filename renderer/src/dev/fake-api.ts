@@ -226,6 +226,10 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     },
     logout: async () => update({ state: 'NeedsLogin' }),
     setPrefs: async (p: Partial<AppPrefs>) => {
+      if (p.hostname !== undefined && !/^[A-Za-z0-9-]{0,63}$/.test(p.hostname))
+        throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {
+          field: 'hostname',
+        });
       if (saveDir && p.autoSaveDir !== undefined && p.autoSaveDir !== '' && p.autoSaveDir !== saveDir)
         throw new ApiError('refused', `From the browser, auto-save can only be turned on (to ${saveDir}) or off.`);
       update({ prefs: { ...snap.prefs, ...p } });

@@ -1,7 +1,7 @@
 // Preferences. The form holds only the fields the user changed (the rest show the live prefs), and Save sends
 // just those; log out asks for a second click instead of a blocking dialog.
 import { type FormEvent, useState } from 'react';
-import type { AppPrefs, AppSnapshot } from '../../../preload/api.ts';
+import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { adminConsoleURL } from '../lib/admin-console.ts';
 import { browserCanNotify } from '../lib/browser-notify.ts';
@@ -9,7 +9,21 @@ import { checkControlURL, formatDate } from '../lib/format.ts';
 import { keyExpiry } from '../lib/key-expiry.ts';
 import { attempt, errorMessage, useStore } from '../store.ts';
 
-type Status = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved' } | { kind: 'error'; message: string };
+type Status =
+  | { kind: 'idle' }
+  | { kind: 'saving' }
+  | { kind: 'saved' }
+  | { kind: 'error'; message: string; field?: ApiErrorField };
+
+/** An error about one field, under it. */
+function FieldError({ status, field }: { status: Status; field: ApiErrorField }) {
+  if (status.kind !== 'error' || status.field !== field) return null;
+  return (
+    <span className="error-text" role="alert" id={`settings-error-${field}`} data-testid="settings-error">
+      {status.message}
+    </span>
+  );
+}
 
 export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
@@ -39,7 +53,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     if (changes.controlURL !== undefined && changes.controlURL.trim() !== '') {
       const checked = checkControlURL(changes.controlURL);
       if ('error' in checked) {
-        setStatus({ kind: 'error', message: checked.error });
+        setStatus({ kind: 'error', message: checked.error, field: 'controlURL' });
+        requestAnimationFrame(() => document.querySelector<HTMLElement>('.settings [aria-invalid="true"]')?.focus());
         return;
       }
       changes.controlURL = checked.url;
@@ -50,7 +65,11 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
       setDraft({});
       setStatus({ kind: 'saved' });
     } catch (err) {
-      setStatus({ kind: 'error', message: errorMessage(err) });
+      const field = (err as { field?: ApiErrorField }).field;
+      setStatus({ kind: 'error', message: errorMessage(err), field });
+      // The field at fault may be scrolled away above Save: go to it.
+      if (field)
+        requestAnimationFrame(() => document.querySelector<HTMLElement>('.settings [aria-invalid="true"]')?.focus());
     }
   };
 
@@ -85,7 +104,9 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             value={value('controlURL')}
             placeholder="https://controlplane.tailscale.com"
             onChange={(e) => edit('controlURL', e.currentTarget.value)}
+            aria-invalid={status.kind === 'error' && status.field === 'controlURL'}
           />
+          <FieldError status={status} field="controlURL" />
           <span className="muted small">A new server takes effect after you log out and log in again.</span>
         </label>
         <label className="field">
@@ -95,7 +116,9 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             value={value('hostname')}
             placeholder="This computer's host name"
             onChange={(e) => edit('hostname', e.currentTarget.value)}
+            aria-invalid={status.kind === 'error' && status.field === 'hostname'}
           />
+          <FieldError status={status} field="hostname" />
         </label>
         {check('acceptDNS', 'Use tailnet DNS (MagicDNS)', 'Resolve device names like laptop.tailnet.ts.net.')}
         {check('autoConnect', 'Connect when Trellis starts')}
@@ -111,20 +134,23 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
 
         {saveDir !== undefined ? (
           // In the browser the folder is trellis web's --save-dir: auto-save is that folder or off, nothing typed.
-          <label className="check">
-            <input
-              type="checkbox"
-              data-testid="auto-save"
-              checked={value('autoSaveDir') === saveDir}
-              onChange={(e) => edit('autoSaveDir', e.currentTarget.checked ? saveDir : '')}
-            />
-            <span>
-              Save received files automatically to <span className="mono">{saveDir}</span>
-              <span className="muted small block">
-                Off: files wait in the inbox until you save them from the Files tab.
+          <>
+            <label className="check">
+              <input
+                type="checkbox"
+                data-testid="auto-save"
+                checked={value('autoSaveDir') === saveDir}
+                onChange={(e) => edit('autoSaveDir', e.currentTarget.checked ? saveDir : '')}
+              />
+              <span>
+                Save received files automatically to <span className="mono">{saveDir}</span>
+                <span className="muted small block">
+                  Off: files wait in the inbox until you save them from the Files tab.
+                </span>
               </span>
-            </span>
-          </label>
+            </label>
+            <FieldError status={status} field="autoSaveDir" />
+          </>
         ) : (
           <label className="field">
             <span>Save received files to</span>
@@ -135,6 +161,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
                 value={value('autoSaveDir')}
                 placeholder="Keep them in the inbox"
                 onChange={(e) => edit('autoSaveDir', e.currentTarget.value)}
+                aria-invalid={status.kind === 'error' && status.field === 'autoSaveDir'}
               />
               {capabilities.chooseFolder && (
                 <button type="button" className="btn btn-small" onClick={chooseFolder}>
@@ -143,6 +170,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
               )}
             </span>
             <span className="muted small">Empty: files wait in the inbox until you save them from the Files tab.</span>
+            <FieldError status={status} field="autoSaveDir" />
           </label>
         )}
 
@@ -158,7 +186,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
           <span role="status" className={status.kind === 'error' ? 'error-text' : 'muted'}>
             {status.kind === 'saving' && 'Saving…'}
             {status.kind === 'saved' && 'Saved.'}
-            {status.kind === 'error' && status.message}
+            {status.kind === 'error' && !status.field && status.message}
+            {status.kind === 'error' && status.field && 'Not saved: see above.'}
           </span>
         </div>
       </form>
