@@ -46,6 +46,9 @@ class ScriptedEngine implements EngineApi {
   loggedIn = false;
   inbox: { name: string; size: number; modified: number }[] = [];
   loginError: EngineError | undefined;
+  /** Set: a login without a key is interactive and leaves this URL pending. */
+  interactiveURL: string | undefined;
+  authURL: string | undefined;
   /** The bytes each fileSend read from its source. */
   readonly sentBytes: string[] = [];
   /** Pending fileSends, oldest first: the test lets them finish one at a time. */
@@ -73,6 +76,7 @@ class ScriptedEngine implements EngineApi {
         ? { id: 1, name: 'desk', dnsName: 'desk.tail.example', addresses: ['100.64.0.1'], user: 'alice' }
         : undefined,
       peers: this.loggedIn ? [PEER] : [],
+      authURL: this.authURL,
       health: [],
       fileTargets: running ? ['laptop.tail.example'] : [], // as the engine names them: MagicDNS names
     };
@@ -98,6 +102,11 @@ class ScriptedEngine implements EngineApi {
         return { ...this.prefs };
       case 'login':
         if (this.loginError) throw this.loginError;
+        if (this.interactiveURL && !(a as { authKey?: string }).authKey) {
+          this.authURL = this.interactiveURL;
+          this.setState('NeedsLogin');
+          return this.status();
+        }
         this.loggedIn = true;
         this.setState('Running');
         return this.status();
@@ -160,6 +169,8 @@ interface Rig {
   controller: AppController;
   notes: { kind: NotificationKind; body: string }[];
   copied: string[];
+  /** URLs the shell was asked to open in the browser. */
+  opened: string[];
   dir: string;
   /** Closes the engine's end of the channel, as a crashed daemon would. */
   dropLink(): void;
@@ -180,14 +191,16 @@ async function rig(
   engine = new ScriptedEngine(),
   reopen?: () => Promise<EngineLink>,
   kind: 'daemon' | 'worker' = 'daemon',
+  shell: 'web' | 'electron' = 'web',
 ): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-'));
   const notes: Rig['notes'] = [];
   const copied: string[] = [];
+  const opened: string[] = [];
   const delegate: ControllerDelegate = {
-    capabilities: { shell: 'web', openFiles: true, chooseFolder: false, autostart: false },
+    capabilities: { shell, openFiles: true, chooseFolder: false, autostart: false },
     notify: (n) => notes.push({ kind: n.kind, body: n.body }),
-    openExternal: async () => {},
+    openExternal: async (url) => void opened.push(url),
     openPath: async () => {},
     revealPath: () => {},
     chooseFolder: async () => null,
@@ -201,6 +214,7 @@ async function rig(
     controller,
     notes,
     copied,
+    opened,
     dir,
     dropLink: drop,
     done: async () => {
@@ -539,5 +553,26 @@ test('openEngineLink: no daemon at the socket means advice, not an error', async
     assert.match(link.problem ?? '', /No Trellis daemon is running at .*none\.sock\. Start it as root/);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an interactive login: the desktop opens its URL itself; under trellis web the page does; Cancel forgets it', async () => {
+  for (const shell of ['electron', 'web'] as const) {
+    const engine = new ScriptedEngine();
+    engine.interactiveURL = 'https://hs.example/register/abc';
+    const r = await rig(engine, undefined, 'daemon', shell);
+    try {
+      await r.controller.call('login', { controlURL: 'https://hs.example' });
+      const s = await until(r.controller, (x) => x.authURL !== undefined, 'the login URL');
+      assert.equal(s.authURL, 'https://hs.example/register/abc');
+      assert.deepEqual(r.opened, shell === 'electron' ? ['https://hs.example/register/abc'] : [], shell);
+      await r.controller.call('cancelLogin', undefined);
+      assert.ok(
+        engine.calls.some((c) => c.cmd === 'down'),
+        'cancel takes the engine down',
+      );
+    } finally {
+      await r.done();
+    }
   }
 });
