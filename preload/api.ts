@@ -157,6 +157,8 @@ export interface ApiCalls {
   openExternal(url: string): void;
   /** Drops the files waiting for a peer choice. */
   dismissPendingSend(): void;
+  /** Gives up a pending interactive login (its URL stops working). */
+  cancelLogin(): void;
 }
 
 export type ApiCallName = keyof ApiCalls;
@@ -181,6 +183,7 @@ export const API_CALLS: readonly ApiCallName[] = [
   'copyText',
   'openExternal',
   'dismissPendingSend',
+  'cancelLogin',
 ];
 
 export function isApiCallName(v: unknown): v is ApiCallName {
@@ -193,11 +196,20 @@ export interface Notice {
   message: string;
 }
 
+/** Something worth a desktop notification (Electron shows it itself; `trellis web` pages use the browser's). */
+export interface AppNotification {
+  kind: 'file-received' | 'login-needed' | 'key-expiring';
+  title: string;
+  body: string;
+}
+
 /** Events main pushes to the window. */
 export interface ApiEvents {
   /** The whole snapshot, after any change (coalesced, at most ~10 per second). */
   snapshot: AppSnapshot;
   notice: Notice;
+  /** Sent to every window whether or not the user wants desktop notifications; the window decides. */
+  notification: AppNotification;
 }
 
 export type ApiEventName = keyof ApiEvents;
@@ -212,9 +224,16 @@ export type ApiErrorCode =
   | 'engine'
   | 'internal';
 
+/** The form field an error is about (the login form's, or a preference in Settings). */
+export type ApiErrorField = 'controlURL' | 'authKey' | 'hostname' | 'autoSaveDir';
+
 export interface ApiErrorBody {
   code: ApiErrorCode;
   message: string;
+  /** The form field at fault, when the error is about one. */
+  field?: ApiErrorField;
+  /** The raw error behind the sentence, for a "details" disclosure. */
+  detail?: string;
 }
 
 /** What a call carries back over any transport: errors as values, so none loses its code on the way. */
@@ -222,16 +241,43 @@ export type ApiOutcome<T> = { ok: true; result: T } | { ok: false; error: ApiErr
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
+  readonly field?: ApiErrorField;
+  readonly detail?: string;
   constructor(
     readonly code: ApiErrorCode,
     message: string,
+    more: { field?: ApiErrorField; detail?: string } = {},
   ) {
     super(message);
+    if (more.field) this.field = more.field;
+    if (more.detail) this.detail = more.detail;
+  }
+
+  /** What a transport carries. */
+  toBody(): ApiErrorBody {
+    const body: ApiErrorBody = { code: this.code, message: this.message };
+    if (this.field) body.field = this.field;
+    if (this.detail) body.detail = this.detail;
+    return body;
+  }
+
+  /** Rebuilt on the window's side; field and detail are kept only when well-formed. */
+  static fromBody(b: ApiErrorBody): ApiError {
+    const fields: readonly unknown[] = ['controlURL', 'authKey', 'hostname', 'autoSaveDir'];
+    const field = fields.includes(b.field) ? b.field : undefined;
+    const detail = typeof b.detail === 'string' ? b.detail : undefined;
+    return new ApiError(b.code, b.message, { field, detail });
   }
 }
 
 /** One pushed event, as a transport carries it. */
 export type ApiEventMessage = { [E in ApiEventName]: { event: E; payload: ApiEvents[E] } }[ApiEventName];
+
+/** Bytes of dropped files carried to the machine so far (`trellis web` only: Electron sends by path). */
+export interface UploadProgress {
+  loaded: number;
+  total: number;
+}
 
 /** A file dropped on the window (a DOM File has these and more; each transport reads it its own way). */
 export interface DroppedFile {
@@ -247,8 +293,12 @@ export type TrellisApi = {
 } & {
   on<E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void): () => void;
   /** Sends files dropped on the window: Electron resolves their paths (webUtils.getPathForFile), the web
-   *  bridge streams their bytes to the machine first. Resolves with the transfers' ids. */
-  sendDroppedFiles(peer: string, files: readonly DroppedFile[]): Promise<string[]>;
+   *  bridge streams their bytes to the machine first (onUpload hears how far). Resolves with the transfers' ids. */
+  sendDroppedFiles(
+    peer: string,
+    files: readonly DroppedFile[],
+    onUpload?: (progress: UploadProgress) => void,
+  ): Promise<string[]>;
 };
 
 /**

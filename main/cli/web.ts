@@ -38,7 +38,8 @@ function webDelegate(saveDir: string): ControllerDelegate {
   const capabilities: Capabilities = { shell: 'web', openFiles: false, chooseFolder: false, autostart: false, saveDir };
   return {
     capabilities,
-    notify: (n) => process.stdout.write(`${n.title}: ${n.body}\n`),
+    // The page shows it: a toast, and the browser's own notification when the user allowed them.
+    notify: () => {},
     openExternal: async () => unsupported(),
     openPath: async () => unsupported(),
     revealPath: () => unsupported(),

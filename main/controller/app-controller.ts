@@ -8,6 +8,7 @@ import {
   ApiError,
   type ApiEventMessage,
   type ApiResult,
+  type AppNotification,
   type AppPrefs,
   type AppSnapshot,
   type LoginRequest,
@@ -20,6 +21,7 @@ import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
 import { EngineMirror } from './engine-mirror.ts';
+import { loginError } from './login-errors.ts';
 import { ReceivedFiles } from './received.ts';
 import { TransferQueue } from './transfers.ts';
 import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
@@ -238,6 +240,10 @@ export class AppController implements ApiBackend {
         this.#pendingSend = [];
         this.#schedulePush();
         return undefined;
+      case 'cancelLogin':
+        // Down gives up the pending login in the engine (and its URL) and keeps it from reconnecting.
+        await this.#command('down');
+        return undefined;
     }
   }
 
@@ -250,17 +256,23 @@ export class AppController implements ApiBackend {
     try {
       await this.#engine.client().request('setPrefs', { controlURL, wantRunning: true });
       await this.#engine.client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
+    } catch (e) {
+      throw loginError(e, controlURL) ?? e;
     } finally {
       this.#loggingIn = false;
       await this.#engine.refresh();
     }
+    // The desktop opens the login page itself (also for a login started from the tray); a browser page does.
+    const url = this.#engine.status?.authURL;
+    if (!authKey && url && isWebUrl(url) && this.#delegate.capabilities.shell === 'electron')
+      void this.#delegate.openExternal(url).catch(() => {});
   }
 
   async #setPrefs(arg: unknown): Promise<AppPrefs> {
     const { engine, app } = validatePrefs(arg);
     const dir = app.autoSaveDir;
     if (dir !== undefined && dir !== '' && this.#saveDir !== undefined && dir !== this.#saveDir) {
-      throw new ApiError('refused', `files are saved to ${this.#saveDir} only`);
+      throw new ApiError('refused', `Files are saved to ${this.#saveDir} only.`, { field: 'autoSaveDir' });
     }
     if (Object.keys(engine).length > 0) await this.#engine.client().request('setPrefs', engine);
     if (Object.keys(app).length > 0) {
@@ -336,16 +348,14 @@ export class AppController implements ApiBackend {
       case 'fileReceived':
         this.#received.noteSender(e.name, e.from);
         this.#unseenFiles = true;
-        if (this.#appPrefs.notifications) {
-          this.#delegate.notify({ kind: 'file-received', title: 'File received', body: `${e.name} from ${e.from}` });
-        }
+        this.#alert({ kind: 'file-received', title: 'File received', body: `${e.name} from ${e.from}` });
         void (this.#appPrefs.autoSaveDir ? this.#autoSave() : this.#refreshInbox());
         return;
       case 'state': {
         // Logged out behind the user's back (key expired, node deleted): say so, they will not be watching.
         const lostLogin = e.state === 'NeedsLogin' || e.state === 'NeedsMachineAuth';
-        if (lostLogin && previous?.state === 'Running' && this.#appPrefs.notifications) {
-          this.#delegate.notify({ kind: 'login-needed', title: 'Trellis needs you to log in', body: e.reason ?? '' });
+        if (lostLogin && previous?.state === 'Running') {
+          this.#alert({ kind: 'login-needed', title: 'Trellis needs you to log in', body: e.reason ?? '' });
         }
         return;
       }
@@ -376,12 +386,12 @@ export class AppController implements ApiBackend {
 
   #checkKeyExpiry(s: StatusSnapshot): void {
     const expiry = s.self?.keyExpiry;
-    if (!expiry || expiry === this.#warnedExpiry || !this.#appPrefs.notifications) return;
+    if (!expiry || expiry === this.#warnedExpiry) return;
     const left = Date.parse(expiry) - Date.now();
     if (!(left > 0 && left < KEY_EXPIRY_WARNING_MS)) return;
     this.#warnedExpiry = expiry;
     const hours = Math.max(1, Math.round(left / 3600_000));
-    this.#delegate.notify({
+    this.#alert({
       kind: 'key-expiring',
       title: 'Trellis key expiring',
       body: `This device's key expires in about ${hours} h; log in again to stay connected.`,
@@ -390,6 +400,12 @@ export class AppController implements ApiBackend {
 
   #notice(n: Notice): void {
     this.#emit({ event: 'notice', payload: n });
+  }
+
+  /** Every window hears it (toasts, browser notifications); the desktop shows it if the user wants. */
+  #alert(n: AppNotification): void {
+    this.#emit({ event: 'notification', payload: n });
+    if (this.#appPrefs.notifications) this.#delegate.notify(n);
   }
 
   #schedulePush(): void {

@@ -24,7 +24,7 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
       // The engine names targets by MagicDNS name (FQDN); older engines by short name.
       fileTarget: targets.has(p.dnsName) || targets.has(p.name),
     }))
-    .sort((a, b) => a.name.localeCompare(b.name));
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
 
 const ENGINE_KEYS = ['controlURL', 'hostname', 'acceptDNS', 'autoConnect'] as const;
@@ -47,10 +47,14 @@ export function validatePrefs(arg: unknown): { engine: Partial<Prefs>; app: Part
       throw new ApiError('bad-request', `${k} must be ${wantString ? 'text' : 'true or false'}`);
     }
     if (key === 'hostname' && !/^[A-Za-z0-9-]{0,63}$/.test(v as string)) {
-      throw new ApiError('bad-request', 'a host name has only letters, digits and dashes (at most 63)');
+      throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {
+        field: 'hostname',
+      });
     }
     if (key === 'autoSaveDir' && v !== '' && !isAbsolutePath(v as string)) {
-      throw new ApiError('bad-request', 'the auto-save folder must be an absolute path');
+      throw new ApiError('bad-request', 'The folder must be a full path, like /home/you/Downloads.', {
+        field: 'autoSaveDir',
+      });
     }
     ((ENGINE_KEYS as readonly string[]).includes(k) ? engine : app)[k] = key === 'hostname' ? (v as string).trim() : v;
   }

@@ -27,7 +27,7 @@ function failure(code: 'refused' | 'bad-request' | 'internal', message: string):
 
 /** Turns whatever a call threw into an outcome: an ApiError keeps its code, anything else is 'internal'. */
 export function outcomeOfError(e: unknown): ApiOutcome<never> {
-  if (e instanceof ApiError) return { ok: false, error: { code: e.code, message: e.message } };
+  if (e instanceof ApiError) return { ok: false, error: e.toBody() };
   return failure('internal', e instanceof Error ? e.message : String(e));
 }
 

@@ -14,7 +14,10 @@ export function peersWithPaths(nm: NetMap, dp: DataPath | undefined): PeerSummar
     const key = nm.peers.get(p.id)?.Key;
     if (typeof key !== 'string') return p;
     try {
-      return { ...p, path: dp.peerPath(keyFromText('nodekey', key)) };
+      const path = dp.peerPath(keyFromText('nodekey', key));
+      const region = path.derpRegion !== undefined ? nm.derpMap.Regions?.[String(path.derpRegion)] : undefined;
+      const name = region?.RegionName?.trim();
+      return { ...p, path: name ? { ...path, derpRegionName: name.slice(0, 64) } : path };
     } catch {
       return p;
     }

@@ -480,6 +480,8 @@ class Engine implements EngineApi {
     await this.persist();
     this.cancelLogin();
     this.stopMap();
+    // A pending interactive login is given up: its URL no longer leads anywhere.
+    if (!this.persisted?.loggedIn) this.authURL = undefined;
     this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');
     return this.snapshot();
   }

@@ -50,6 +50,8 @@ export interface PeerPath {
   /** The direct endpoint "ip:port" in use. */
   endpoint?: string;
   derpRegion?: number;
+  /** The region's name in the DERP map (e.g. "Frankfurt"), when the map gives one. */
+  derpRegionName?: string;
   latencyMs?: number;
   /** Unix seconds of the latest WireGuard handshake; 0 = never. */
   lastHandshake: number;

@@ -44,7 +44,7 @@ export interface BridgeOptions {
 
 /** Turns whatever a call threw into an outcome: an ApiError keeps its code, anything else is 'internal'. */
 export function outcomeOfError(e: unknown): ApiOutcome<never> {
-  if (e instanceof ApiError) return { ok: false, error: { code: e.code, message: e.message } };
+  if (e instanceof ApiError) return { ok: false, error: e.toBody() };
   return { ok: false, error: { code: 'internal', message: e instanceof Error ? e.message : String(e) } };
 }
 

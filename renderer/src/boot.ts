@@ -2,6 +2,7 @@
 // after each reconnect of the bridge (pushes during the gap were lost).
 import type { TrellisApi } from '../../preload/api.ts';
 import { hasBridgeStatus } from './api/index.ts';
+import { askOnFirstUse, showInBrowser } from './lib/browser-notify.ts';
 import { errorMessage, useStore } from './store.ts';
 
 export function bindApi(api: TrellisApi): void {
@@ -11,14 +12,24 @@ export function bindApi(api: TrellisApi): void {
   api.on('snapshot', (s) => {
     pushes++;
     useStore.getState().setSnapshot(s);
+    askOnFirstUse(s);
   });
   api.on('notice', (n) => useStore.getState().notify(n));
+  api.on('notification', (n) => {
+    const st = useStore.getState();
+    if (n.kind === 'file-received') {
+      st.notify({ level: 'info', message: `Received ${n.body}` });
+      st.addUnseen(1);
+    }
+    showInBrowser(n, st.snapshot);
+  });
 
   const refresh = (): void => {
     const at = pushes;
     api.getSnapshot().then(
       (s) => {
         if (pushes === at) useStore.getState().setSnapshot(s);
+        askOnFirstUse(s);
       },
       (err: unknown) => useStore.getState().notify({ level: 'error', message: errorMessage(err) }),
     );

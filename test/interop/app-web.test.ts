@@ -1,8 +1,10 @@
 // The window end to end, as a user meets it: `trellis web` bridging the UI to a real `trellis daemon` (TUN in
 // its namespace), Headscale as control server and an official tailscaled peer, driven in Debian's chromium.
-// Log in with an auth key through the UI, find the peer, disconnect and connect, drop a file on the peer
-// (tailscaled gets it whole), receive one from tailscaled and save it into trellis web's --save-dir. trellis web and
-// the daemon run with temporary homes. Screenshots of each view go to test-artifacts/app-web/.
+// A wrong auth key and an unreachable server each get one sentence under the field at fault; log in with an auth key
+// through the UI, find the peer, disconnect (the list greys, a Connect prompt) and connect, drop a file on the peer
+// (an upload row at once, then tailscaled gets it whole), receive one from tailscaled (a toast and a badge) and
+// save it into trellis web's --save-dir. trellis web and the daemon run with temporary homes. Screenshots of each
+// view go to test-artifacts/app-web/.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -55,11 +57,38 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
 --- trellis web:\n${web.process.output()}\n--- daemon:\n${node.output().slice(-4000)}`,
     );
 
+    await claim('0. a wrong auth key and an unreachable server each give one sentence under that field', async (st) => {
+      await page.goto(web.url);
+      await app.screenshot('1-login');
+      const errors = page.getByTestId('login-error');
+      const oneSentence = async (field: string): Promise<string> => {
+        await page.locator(`[data-testid="login-error"][data-field="${field}"]`).waitFor({ timeout: 30_000 });
+        assert.equal(await errors.count(), 1, 'one error on the form');
+        const text = (await errors.locator('.error-text').textContent())?.trim() ?? '';
+        assert.match(text, /^[A-Z].*[.]$/, `a sentence: ${text}`);
+        assert.equal((text.match(/[.!?](\s|$)/g) ?? []).length, 1, `exactly one sentence: ${text}`);
+        const detail = (await errors.locator('details code').textContent()) ?? '';
+        st.diagnostic(`${field}: "${text}" (details: ${detail.slice(0, 160)})`);
+        return text;
+      };
+      await app.logIn(hs.url, 'hskey-auth-this-key-is-not-valid');
+      const keyText = await oneSentence('authKey');
+      assert.match(keyText, /auth key/);
+      assert.equal(await page.getByTestId('auth-key').getAttribute('aria-invalid'), 'true');
+      assert.notEqual(await page.getByTestId('control-url').getAttribute('aria-invalid'), 'true', 'the URL is not red');
+      await app.screenshot('1-login-wrong-key');
+      // Port 9 on the daemon's own loopback: nothing listens, the connection is refused at once.
+      await app.logIn('http://127.0.0.1:9', '');
+      const urlText = await oneSentence('controlURL');
+      assert.match(urlText, /127\.0\.0\.1:9/);
+      assert.equal(await page.getByTestId('control-url').getAttribute('aria-invalid'), 'true');
+      assert.notEqual(await page.getByTestId('auth-key').getAttribute('aria-invalid'), 'true');
+      await app.screenshot('1-login-unreachable');
+    });
+
     await claim(
       '1. log in with an auth key through the UI → Running, the tailscaled peer listed with its address',
       async (st) => {
-        await page.goto(web.url);
-        await app.screenshot('1-login');
         await app.logIn(hs.url, tn.authKey);
         await app.waitForState('Running', 90_000);
         const row = app.peerRow('ts-b');
@@ -86,13 +115,21 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       await app.search('');
     });
 
-    await claim('3. disconnect and connect from the UI change the daemon state', async () => {
+    await claim('3. disconnect greys the list with a Connect prompt; Connect brings it back', async () => {
+      assert.equal(await page.getByTestId('peer-list').getAttribute('data-live'), 'true');
       await app.toggleConnection();
       await app.waitForState('Stopped', 30_000);
       assert.equal((await node.status()).state, 'Stopped');
+      await page.locator('[data-testid="peer-list"][data-live="false"]').waitFor({ timeout: 10_000 });
+      const status = (await app.peerRow('ts-b').getByTestId('peer-status').textContent())?.trim();
+      assert.equal(status, 'Unknown', 'no green "Online" for a peer this device cannot see');
+      assert.equal(await page.locator('.count-online').count(), 0, 'no "N online" while disconnected');
+      const prompt = page.getByTestId('disconnected-prompt');
+      assert.match((await prompt.textContent()) ?? '', /^Disconnected/);
       await app.screenshot('4-disconnected');
-      await app.toggleConnection();
+      await prompt.getByRole('button', { name: 'Connect' }).click();
       await app.waitForState('Running', 60_000);
+      await page.locator('[data-testid="peer-list"][data-live="true"]').waitFor({ timeout: 10_000 });
       assert.equal((await node.status()).state, 'Running');
     });
 
@@ -105,12 +142,14 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
         timeout: 30_000,
       });
       const progress = await app.recordProgress();
+      const order = await app.recordFirstSeen(['upload-row', 'transfer-row']);
       await app.dropFile(row, name, bytes);
       // The upload and the send begin: a transfer row appears, or an error toast says why not.
       const started = page.locator(`[data-testid="transfer-row"][data-name="${name}"]`);
       const refused = page.locator('[data-testid="notice"][data-level="error"]');
       await started.or(refused).first().waitFor({ timeout: 60_000 });
       if (await refused.count()) assert.fail(`the drop failed: ${await refused.first().textContent()}`);
+      assert.deepEqual(await order(), ['upload-row', 'transfer-row'], 'an upload row showed before the send began');
       // The peers view shows only active transfers; the Files view keeps finished ones.
       await page.getByTestId('nav-files').click();
       const done = page.locator(`[data-testid="transfer-row"][data-name="${name}"][data-state="done"]`);
@@ -145,9 +184,18 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
       const bytes = randomBytes(64 << 10);
       await writeFile(file, bytes);
       const ipA = (await node.ip()).v4;
+      // Looking at the device list when it arrives: a toast says so and the Files tab counts it.
+      await page.getByTestId('nav-peers').click();
       const r = await tsB.cli(['file', 'cp', file, `${ipA}:`], 60_000);
       assert.equal(r.code, 0, `tailscale file cp: ${r.stderr}${r.stdout}`);
+      const toast = page.locator('[data-testid="notice"]', { hasText: `Received ${name} from` });
+      await toast.waitFor({ timeout: 30_000 });
+      const badge = page.getByTestId('files-unseen');
+      await badge.waitFor({ timeout: 10_000 });
+      assert.match((await badge.textContent()) ?? '', /^1 new$/);
+      await app.screenshot('6-received-toast');
       await page.getByTestId('nav-files').click();
+      await badge.waitFor({ state: 'detached', timeout: 5000 });
       const waiting = page.locator(`[data-testid="received-row"][data-name="${name}"][data-where="inbox"]`);
       await waiting.waitFor({ timeout: 30_000 });
       // The page names no folder: the note and the saved file are in the one trellis web was started with.
@@ -190,11 +238,22 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
         const url = (await shown.textContent())?.trim() ?? '';
         st.diagnostic(`login URL shown: ${url}`);
         assert.match(url, /\/register\/hskey-authreq-[A-Za-z0-9_-]+$/);
+        assert.ok(await page.getByTestId('login-submit').isDisabled(), '"Log in" waits while a login is pending');
         await app.screenshot('9-login-url');
-        await hs.approve(url.slice(url.lastIndexOf('/') + 1), tn.user);
+        // Cancel gives the login up (its URL goes); Log in starts a fresh one.
+        await page.getByTestId('login-cancel').click();
+        await shown.waitFor({ state: 'detached', timeout: 30_000 });
+        assert.ok(await page.getByTestId('login-submit').isEnabled(), '"Log in" is back');
+        assert.equal((await node.status()).authURL, undefined, 'the daemon forgot the cancelled login');
+        await page.getByTestId('login-submit').click();
+        await shown.waitFor({ timeout: 30_000 });
+        const again = (await shown.textContent())?.trim() ?? '';
+        assert.notEqual(again, url, 'a new login URL');
+        await hs.approve(again.slice(again.lastIndexOf('/') + 1), tn.user);
         await app.waitForState('Running', 60_000);
-        await page.getByTestId('nav-peers').click();
+        // Back on the device list, not on Settings where the logout was.
         await app.peerRow('ts-b').waitFor({ timeout: 30_000 });
+        assert.equal(await page.getByTestId('nav-peers').getAttribute('aria-current'), 'page');
       },
     );
     await report();

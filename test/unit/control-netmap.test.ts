@@ -161,3 +161,26 @@ test('UserProfiles are additive; hostile entries are skipped and counted', () =>
   assert.equal(nm.skipped, 9);
   assert.equal(selfSummary(nm)?.id, 1, 'a malformed self node is ignored');
 });
+
+test('a relayed peer names its DERP region as the map does (none without a name)', async () => {
+  const { peersWithPaths } = await import('../../main/engine/diagnostics.ts');
+  const nm = new NetMap();
+  nm.apply({
+    Node: node(1),
+    Peers: [node(2), node(3)],
+    DERPMap: {
+      Regions: {
+        '999': { RegionID: 999, RegionName: 'Headscale Embedded DERP', Nodes: [] },
+        '7': { RegionID: 7, Nodes: [] },
+      },
+    },
+  });
+  const region = (key: Uint8Array) => (key[31] === 2 ? 999 : 7);
+  const dp = {
+    peerPath: (key: Uint8Array) => ({ via: 'derp', derpRegion: region(key), lastHandshake: 0, rxBytes: 0, txBytes: 0 }),
+  } as unknown as Parameters<typeof peersWithPaths>[1];
+  const paths = peersWithPaths(nm, dp).map((p) => p.path);
+  assert.equal(paths[0]?.derpRegionName, 'Headscale Embedded DERP');
+  assert.equal(paths[1]?.derpRegion, 7);
+  assert.equal(paths[1]?.derpRegionName, undefined);
+});

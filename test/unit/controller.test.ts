@@ -46,6 +46,9 @@ class ScriptedEngine implements EngineApi {
   loggedIn = false;
   inbox: { name: string; size: number; modified: number }[] = [];
   loginError: EngineError | undefined;
+  /** Set: a login without a key is interactive and leaves this URL pending. */
+  interactiveURL: string | undefined;
+  authURL: string | undefined;
   /** The bytes each fileSend read from its source. */
   readonly sentBytes: string[] = [];
   /** Pending fileSends, oldest first: the test lets them finish one at a time. */
@@ -73,6 +76,7 @@ class ScriptedEngine implements EngineApi {
         ? { id: 1, name: 'desk', dnsName: 'desk.tail.example', addresses: ['100.64.0.1'], user: 'alice' }
         : undefined,
       peers: this.loggedIn ? [PEER] : [],
+      authURL: this.authURL,
       health: [],
       fileTargets: running ? ['laptop.tail.example'] : [], // as the engine names them: MagicDNS names
     };
@@ -98,6 +102,11 @@ class ScriptedEngine implements EngineApi {
         return { ...this.prefs };
       case 'login':
         if (this.loginError) throw this.loginError;
+        if (this.interactiveURL && !(a as { authKey?: string }).authKey) {
+          this.authURL = this.interactiveURL;
+          this.setState('NeedsLogin');
+          return this.status();
+        }
         this.loggedIn = true;
         this.setState('Running');
         return this.status();
@@ -160,6 +169,8 @@ interface Rig {
   controller: AppController;
   notes: { kind: NotificationKind; body: string }[];
   copied: string[];
+  /** URLs the shell was asked to open in the browser. */
+  opened: string[];
   dir: string;
   /** Closes the engine's end of the channel, as a crashed daemon would. */
   dropLink(): void;
@@ -180,14 +191,16 @@ async function rig(
   engine = new ScriptedEngine(),
   reopen?: () => Promise<EngineLink>,
   kind: 'daemon' | 'worker' = 'daemon',
+  shell: 'web' | 'electron' = 'web',
 ): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-'));
   const notes: Rig['notes'] = [];
   const copied: string[] = [];
+  const opened: string[] = [];
   const delegate: ControllerDelegate = {
-    capabilities: { shell: 'web', openFiles: true, chooseFolder: false, autostart: false },
+    capabilities: { shell, openFiles: true, chooseFolder: false, autostart: false },
     notify: (n) => notes.push({ kind: n.kind, body: n.body }),
-    openExternal: async () => {},
+    openExternal: async (url) => void opened.push(url),
     openPath: async () => {},
     revealPath: () => {},
     chooseFolder: async () => null,
@@ -201,6 +214,7 @@ async function rig(
     controller,
     notes,
     copied,
+    opened,
     dir,
     dropLink: drop,
     done: async () => {
@@ -270,7 +284,7 @@ test('login with an auth key → Running; the tray lists this device and the pee
   }
 });
 
-test('a refused login keeps its sentence; bad calls are typed errors, never crashes', async () => {
+test('a refused login: a sentence for the field at fault, the raw error kept; bad calls are typed errors, never crashes', async () => {
   const engine = new ScriptedEngine();
   engine.loginError = new EngineError('auth-key-invalid', 'the control server refused the auth key');
   const r = await rig(engine);
@@ -278,7 +292,9 @@ test('a refused login keeps its sentence; bad calls are typed errors, never cras
     await assert.rejects(r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'bad' }), (e) => {
       assert.ok(e instanceof ApiError);
       assert.equal(e.code, 'engine');
-      assert.equal(e.message, 'the control server refused the auth key');
+      assert.equal(e.message, 'The server did not accept this auth key; check it or create a new one.');
+      assert.equal(e.field, 'authKey');
+      assert.equal(e.detail, 'the control server refused the auth key');
       return true;
     });
     assert.equal(r.controller.snapshot().loggingIn, false);
@@ -343,6 +359,11 @@ test('a received file: notification, tray badge until seen, auto-save folder wat
     await r.controller.call('login', { controlURL: 'https://hs.example', authKey: 'k' });
     await until(r.controller, (x) => x.state === 'Running', 'Running');
     r.engine.inbox = [{ name: 'photo.jpg', size: 3, modified: Date.now() }];
+    // Every window hears of it too (its toast and badge; `trellis web`'s browser notification).
+    const heard: unknown[] = [];
+    const stop = r.controller.onEvent((m) => {
+      if (m.event === 'notification') heard.push(m.payload);
+    });
     r.engine.emit({ type: 'event', event: 'fileReceived', name: 'photo.jpg', size: 3, from: 'laptop' });
     let s = await until(r.controller, (x) => x.received.length === 1, 'inbox listed');
     assert.deepEqual(s.received[0], {
@@ -353,6 +374,8 @@ test('a received file: notification, tray badge until seen, auto-save folder wat
       from: 'laptop',
     });
     assert.deepEqual(r.notes, [{ kind: 'file-received', body: 'photo.jpg from laptop' }]);
+    assert.deepEqual(heard, [{ kind: 'file-received', title: 'File received', body: 'photo.jpg from laptop' }]);
+    stop();
     assert.equal(r.controller.tray().icon, 'file-received');
     r.controller.markFilesSeen();
     assert.equal(r.controller.tray().icon, 'connected');
@@ -530,5 +553,26 @@ test('openEngineLink: no daemon at the socket means advice, not an error', async
     assert.match(link.problem ?? '', /No Trellis daemon is running at .*none\.sock\. Start it as root/);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an interactive login: the desktop opens its URL itself; under trellis web the page does; Cancel forgets it', async () => {
+  for (const shell of ['electron', 'web'] as const) {
+    const engine = new ScriptedEngine();
+    engine.interactiveURL = 'https://hs.example/register/abc';
+    const r = await rig(engine, undefined, 'daemon', shell);
+    try {
+      await r.controller.call('login', { controlURL: 'https://hs.example' });
+      const s = await until(r.controller, (x) => x.authURL !== undefined, 'the login URL');
+      assert.equal(s.authURL, 'https://hs.example/register/abc');
+      assert.deepEqual(r.opened, shell === 'electron' ? ['https://hs.example/register/abc'] : [], shell);
+      await r.controller.call('cancelLogin', undefined);
+      assert.ok(
+        engine.calls.some((c) => c.cmd === 'down'),
+        'cancel takes the engine down',
+      );
+    } finally {
+      await r.done();
+    }
   }
 });

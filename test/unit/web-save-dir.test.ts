@@ -67,12 +67,19 @@ async function calls(url: string, list: [ApiCallName, unknown][]): Promise<ApiOu
   const ws = await open(url);
   const outcomes: ApiOutcome<unknown>[] = [];
   for (const [i, [name, arg]] of list.entries()) {
-    const reply = new Promise<BridgeServerMessage>((r) =>
-      ws.once('message', (d) => r(JSON.parse(d.toString()) as BridgeServerMessage)),
-    );
+    // Events (snapshot pushes) may arrive between calls: wait for this call's reply.
+    const reply = new Promise<BridgeServerMessage>((r) => {
+      const onMessage = (d: unknown) => {
+        const m = JSON.parse(String(d)) as BridgeServerMessage;
+        if (m.type !== 'reply') return;
+        ws.off('message', onMessage);
+        r(m);
+      };
+      ws.on('message', onMessage);
+    });
     ws.send(JSON.stringify({ type: 'call', id: i + 1, name, arg }));
     const m = await reply;
-    assert.ok(m.type === 'reply' && m.id === i + 1);
+    assert.ok(m.type === 'reply' && m.id === i + 1, JSON.stringify(m));
     outcomes.push(m.outcome);
   }
   ws.close();

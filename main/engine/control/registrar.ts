@@ -4,7 +4,7 @@ import { EngineError } from '../protocol.ts';
 import { generatePrivateKey } from '../wg/crypto.ts';
 import { CAPABILITY_VERSION, ControlError } from './dial.ts';
 import { keyToText, type NodeKeys, publicText, saveKeys } from './keys.ts';
-import { ControlSession } from './session.ts';
+import { ControlSession, HttpStatusError } from './session.ts';
 import { type Hostinfo, LOGOUT_TIME, type RegisterRequest, ZERO_TIME } from './tailcfg.ts';
 
 const ZERO_NODE_KEY = keyToText('nodekey', new Uint8Array(32));
@@ -113,6 +113,10 @@ export class Registrar {
       if (!resp.MachineAuthorized) return { kind: 'needsMachineAuth' };
       return { kind: 'authorized', loginName: resp.Login?.LoginName };
     } catch (e) {
+      // Headscale answers a bad pre-auth key with an HTTP error (401, or 500 with "failed to parse auth-key").
+      if (authKey && e instanceof HttpStatusError && (e.status < 500 || /auth.?key|pre.?auth/i.test(e.body))) {
+        throw new EngineError('auth-key-invalid', `control server refused the auth key: ${e.message}`);
+      }
       throw toEngineError(e, 'login failed');
     } finally {
       if (!keepSession) session.close();

@@ -15,7 +15,7 @@ export function createElectronClient(ipc: TrellisIpc): TrellisApi {
   const call = async (name: ApiCallName, arg?: unknown): Promise<unknown> => {
     const outcome = await ipc.call(name, arg);
     if (outcome.ok) return outcome.result;
-    throw new ApiError(outcome.error.code, outcome.error.message);
+    throw ApiError.fromBody(outcome.error);
   };
   const on = <E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void): (() => void) =>
     ipc.onEvent((m) => {

@@ -10,6 +10,7 @@ import {
   type BridgeServerMessage,
   type DroppedFile,
   type TrellisApi,
+  type UploadProgress,
 } from '../../../preload/api.ts';
 import { copyInBrowser, openInBrowser } from './browser-actions.ts';
 
@@ -76,7 +77,7 @@ export function createWebClient(token: string): BridgeApi {
       clearTimeout(p.timer);
       const outcome = msg.outcome;
       if (outcome.ok) p.resolve(outcome.result);
-      else p.reject(new ApiError(outcome.error.code, outcome.error.message));
+      else p.reject(ApiError.fromBody(outcome.error));
     } else if (msg.type === 'event') {
       emit(msg.event, msg.payload);
     }
@@ -134,29 +135,52 @@ export function createWebClient(token: string): BridgeApi {
   }
 
   // Dropped files live in the browser, not on the machine: stream each to the bridge, which stores it in a temp
-  // file and answers with that path, then send the paths like any others.
-  async function sendDroppedFiles(peer: string, files: readonly DroppedFile[]): Promise<string[]> {
+  // file and answers with that path, then send the paths like any others. XMLHttpRequest, not fetch: only it
+  // reports upload progress, and a large file takes seconds to carry.
+  async function sendDroppedFiles(
+    peer: string,
+    files: readonly DroppedFile[],
+    onUpload?: (p: UploadProgress) => void,
+  ): Promise<string[]> {
+    const total = files.reduce((n, f) => n + f.size, 0);
+    let done = 0;
     const paths: string[] = [];
     for (const file of files) {
       if (!(file instanceof Blob)) throw new ApiError('bad-request', `${file.name} is not a file this page can read.`);
-      const url = `/upload?token=${encodeURIComponent(token)}&name=${encodeURIComponent(file.name)}`;
-      let res: Response;
-      try {
-        res = await fetch(url, { method: 'PUT', body: file });
-      } catch {
-        throw new ApiError('no-engine', `Could not upload ${file.name}: Trellis is not reachable.`);
-      }
-      const body = (await res.json().catch(() => null)) as { path?: unknown } | ApiErrorBody | null;
-      if (!res.ok) {
-        const err = body && 'code' in body ? body : null;
-        throw new ApiError(err?.code ?? 'internal', err?.message ?? `Uploading ${file.name} failed (${res.status}).`);
-      }
-      if (!body || !('path' in body) || typeof body.path !== 'string') {
-        throw new ApiError('internal', `Uploading ${file.name} gave no path.`);
-      }
-      paths.push(body.path);
+      const before = done;
+      paths.push(await upload(file, file.name, (loaded) => onUpload?.({ loaded: before + loaded, total })));
+      done += file.size;
     }
+    onUpload?.({ loaded: total, total });
     return (await call('sendFiles', { peer, paths })) as string[];
+  }
+
+  function upload(file: Blob, name: string, progress: (loaded: number) => void): Promise<string> {
+    const url = `/upload?token=${encodeURIComponent(token)}&name=${encodeURIComponent(name)}`;
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('PUT', url);
+      xhr.responseType = 'text';
+      xhr.upload.onprogress = (e) => progress(e.loaded);
+      xhr.onerror = () => reject(new ApiError('no-engine', `Could not upload ${name}: Trellis is not reachable.`));
+      xhr.onload = () => {
+        let body: { path?: unknown } | ApiErrorBody | null = null;
+        try {
+          body = JSON.parse(xhr.responseText) as { path?: unknown } | ApiErrorBody;
+        } catch {
+          body = null;
+        }
+        if (xhr.status < 200 || xhr.status >= 300) {
+          const err = body && 'code' in body ? body : null;
+          reject(new ApiError(err?.code ?? 'internal', err?.message ?? `Uploading ${name} failed (${xhr.status}).`));
+        } else if (!body || !('path' in body) || typeof body.path !== 'string') {
+          reject(new ApiError('internal', `Uploading ${name} gave no path.`));
+        } else {
+          resolve(body.path);
+        }
+      };
+      xhr.send(file);
+    });
   }
 
   const api: Record<string, unknown> = {};

@@ -1,8 +1,10 @@
-// Top bar: name, engine state, this device (click copies its address) and the connect switch.
+// Top bar: name, engine state (in words, announced when it changes), this device (click copies its address),
+// its key expiry when that needs attention, and the connect switch.
 import type { AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { isLoggedIn, primaryAddress, STATE_LABEL } from '../lib/format.ts';
-import { attempt } from '../store.ts';
+import { formatDate, isLoggedIn, primaryAddress, STATE_LABEL } from '../lib/format.ts';
+import { keyExpiry } from '../lib/key-expiry.ts';
+import { attempt, useStore } from '../store.ts';
 
 const TONE: Record<AppSnapshot['state'], string> = {
   Running: 'ok',
@@ -20,6 +22,13 @@ export function Header({ snapshot }: { snapshot: AppSnapshot }) {
   const on = state === 'Running' || state === 'Starting';
   const canToggle = link !== 'none' && isLoggedIn(state);
   const tone = link === 'none' ? 'bad' : TONE[state];
+  // Without an engine its state is unknown, not "starting".
+  const label = link === 'none' ? 'No engine' : STATE_LABEL[state];
+  const expiry = self && isLoggedIn(state) ? keyExpiry(self.keyExpiry) : undefined;
+  const reauth = (): void => {
+    useStore.getState().expectLoginURL();
+    void attempt(() => api.login({}));
+  };
 
   return (
     <header className="header">
@@ -27,13 +36,21 @@ export function Header({ snapshot }: { snapshot: AppSnapshot }) {
         <span className="brand-mark" aria-hidden="true" />
         Trellis
       </div>
-      <div className="status">
+      <div className="status" role="status" aria-live="polite">
         <span className={`dot dot-${tone}`} aria-hidden="true" />
         <span data-testid="connection-state" data-state={state}>
-          {STATE_LABEL[state]}
+          {label}
         </span>
       </div>
       <div className="header-end">
+        {expiry?.urgent && self?.keyExpiry && (
+          <span className={`key-expiry${expiry.expired ? ' key-expired' : ''}`} data-testid="key-expiry">
+            <span title={formatDate(self.keyExpiry)}>{expiry.text}</span>
+            <button type="button" className="btn btn-small" onClick={reauth} disabled={snapshot.loggingIn}>
+              Re-authenticate
+            </button>
+          </span>
+        )}
         {self && (
           <button
             type="button"
@@ -41,10 +58,12 @@ export function Header({ snapshot }: { snapshot: AppSnapshot }) {
             title={ip ? `Copy ${ip}` : undefined}
             onClick={() => ip && attempt(() => api.copyText(ip), `Copied ${ip}`)}
           >
+            <span className="visually-hidden">This device:</span>
             <span data-testid="self-name" className="self-name">
               {self.name}
             </span>
             {ip && <span className="mono muted">{ip}</span>}
+            {ip && <span className="visually-hidden">(copies the address)</span>}
           </button>
         )}
         <button

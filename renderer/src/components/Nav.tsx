@@ -10,6 +10,7 @@ const TABS: { view: View; label: string }[] = [
 export function Nav({ activeTransfers }: { activeTransfers: number }) {
   const view = useStore((s) => s.view);
   const setView = useStore((s) => s.setView);
+  const unseen = useStore((s) => s.unseenFiles);
   return (
     <nav className="nav" aria-label="Sections">
       {TABS.map((t) => (
@@ -23,6 +24,11 @@ export function Nav({ activeTransfers }: { activeTransfers: number }) {
         >
           {t.label}
           {t.view === 'files' && activeTransfers > 0 && <span className="badge">{activeTransfers}</span>}
+          {t.view === 'files' && unseen > 0 && (
+            <span className="badge badge-new" data-testid="files-unseen">
+              {unseen} new
+            </span>
+          )}
         </button>
       ))}
     </nav>

@@ -3,9 +3,9 @@
 import { type ReactNode, useEffect, useRef } from 'react';
 import type { PeerView } from '../../../preload/api.ts';
 import { formatBytes, formatDate, relativeTime } from '../lib/format.ts';
+import { peerStatus } from '../lib/peer-status.ts';
 import { CopyButton } from './CopyButton.tsx';
 import { pathText } from './PathBadge.tsx';
-import { onlineTone } from './PeerRow.tsx';
 import { SendFilesButton } from './SendFilesButton.tsx';
 import { useFileDrop } from './use-file-drop.ts';
 
@@ -18,8 +18,9 @@ function Field({ label, children }: { label: string; children: ReactNode }) {
   );
 }
 
-export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void }) {
-  const { dropState, handlers } = useFileDrop(peer);
+export function PeerDetails({ peer, live, onClose }: { peer: PeerView; live: boolean; onClose(): void }) {
+  const { dropState, handlers } = useFileDrop(peer, live);
+  const status = peerStatus(peer, live);
   const heading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
@@ -35,7 +36,6 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
 
   const path = peer.path;
   const handshake = path && path.lastHandshake > 0 ? relativeTime(path.lastHandshake * 1000) : 'never';
-  const online = peer.online === true ? 'Online' : peer.online === false ? 'Offline' : 'Unknown';
 
   return (
     <aside
@@ -46,7 +46,7 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
     >
       <div className="details-head">
         <h2 id="peer-details-title" ref={heading} tabIndex={-1}>
-          <span className={`dot dot-${onlineTone(peer.online)}`} aria-hidden="true" /> {peer.name}
+          <span className={`dot dot-${status.tone}`} aria-hidden="true" /> {peer.name}
         </h2>
         <button type="button" className="btn btn-small btn-ghost" onClick={onClose} aria-label="Close details">
           Close
@@ -54,7 +54,7 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
       </div>
       {dropState !== 'idle' && (
         <p className="drop-banner">
-          {dropState === 'accept' ? `Drop to send to ${peer.name}` : `${peer.name} can't receive files`}
+          {dropState === 'accept' ? `Drop to send to ${peer.name}` : `${peer.name} can't receive files: ${status.why}`}
         </p>
       )}
       <dl className="fields">
@@ -76,7 +76,7 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
         </Field>
         <Field label="OS">{peer.os || '—'}</Field>
         <Field label="User">{peer.user || '—'}</Field>
-        <Field label="Status">{online}</Field>
+        <Field label="Status">{live ? status.word : `${status.word} (this device is disconnected)`}</Field>
         {peer.lastSeen && <Field label="Last seen">{formatDate(peer.lastSeen)}</Field>}
         <Field label="Key expiry">
           {peer.expired ? 'Expired' : peer.keyExpiry ? formatDate(peer.keyExpiry) : 'Never'}
@@ -87,7 +87,9 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
             <span className="mono">{path.endpoint}</span>
           </Field>
         )}
-        {path?.derpRegion !== undefined && <Field label="DERP region">{path.derpRegion}</Field>}
+        {path?.derpRegion !== undefined && (
+          <Field label="DERP region">{path.derpRegionName ?? `Region ${path.derpRegion}`}</Field>
+        )}
         {path?.latencyMs !== undefined && <Field label="Latency">{path.latencyMs.toFixed(1)} ms</Field>}
         {path && <Field label="Last handshake">{handshake}</Field>}
         {path && (
@@ -95,10 +97,10 @@ export function PeerDetails({ peer, onClose }: { peer: PeerView; onClose(): void
             ↓ {formatBytes(path.rxBytes)} · ↑ {formatBytes(path.txBytes)}
           </Field>
         )}
-        <Field label="Taildrop">{peer.fileTarget ? 'Can receive files' : "Can't receive files"}</Field>
+        <Field label="Taildrop">{status.canReceive ? 'Can receive files' : `Can't receive files: ${status.why}`}</Field>
       </dl>
       <div className="details-actions">
-        <SendFilesButton peer={peer} className="btn" />
+        <SendFilesButton peer={peer} live={live} className="btn" />
       </div>
     </aside>
   );

@@ -2,6 +2,8 @@
 import { useEffect, useRef } from 'react';
 import type { AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { sortPeers } from '../lib/peer-filter.ts';
+import { peerStatus } from '../lib/peer-status.ts';
 import { attempt } from '../store.ts';
 
 const baseName = (p: string): string => p.split(/[\\/]/).pop() || p;
@@ -10,7 +12,8 @@ export function PendingSend({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
   const dialog = useRef<HTMLDialogElement>(null);
   const paths = snapshot.pendingSend;
-  const targets = snapshot.peers.filter((p) => p.fileTarget);
+  const live = snapshot.state === 'Running';
+  const targets = sortPeers(snapshot.peers.filter((p) => peerStatus(p, live).canReceive));
 
   // A modal <dialog> traps focus and closes on Escape (its cancel event) without extra code.
   // The first device gets focus (else the scrollable list would, which helps no one).

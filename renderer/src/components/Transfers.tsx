@@ -3,7 +3,7 @@
 import type { Transfer } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { formatBytes, formatRate } from '../lib/format.ts';
-import { attempt } from '../store.ts';
+import { attempt, type Upload, useStore } from '../store.ts';
 
 export const isActive = (t: Transfer): boolean => t.state === 'queued' || t.state === 'sending';
 
@@ -69,25 +69,59 @@ function TransferRow({ t }: { t: Transfer }) {
   );
 }
 
+/** Files dropped in the browser still travelling to the machine: the send starts once they are there. */
+function UploadRow({ u }: { u: Upload }) {
+  const pct = u.total > 0 ? Math.min(100, Math.floor((u.loaded / u.total) * 100)) : 0;
+  return (
+    <li className="transfer state-uploading" data-testid="upload-row" data-name={u.name} data-peer={u.peer}>
+      <div className="transfer-line">
+        <span className="transfer-name" title={u.name}>
+          {u.name}
+        </span>
+        <span className="muted">to {u.peer}</span>
+        <span className="transfer-figures muted">
+          {pct}%{u.total > 0 && ` · ${formatBytes(u.total)}`}
+        </span>
+        <span className="transfer-state state-text-sending">Preparing</span>
+      </div>
+      <div
+        className="progress"
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuenow={u.loaded}
+        aria-valuemax={u.total}
+        aria-label={`Preparing ${u.name} for ${u.peer}`}
+      >
+        <div className="progress-fill" style={{ width: `${pct}%` }} />
+      </div>
+    </li>
+  );
+}
+
 export function Transfers({ transfers, compact = false }: { transfers: Transfer[]; compact?: boolean }) {
   const api = useApi();
+  const uploads = useStore((s) => s.uploads);
   const shown = compact ? transfers.filter(isActive) : transfers;
   const finished = transfers.some((t) => !isActive(t));
-  if (compact && shown.length === 0) return null;
+  const moving = shown.length + uploads.length;
+  if (compact && moving === 0) return null;
   return (
     <section className={compact ? 'transfers transfers-compact' : 'transfers card'} aria-label="Transfers">
       <div className="section-head">
-        <h2>{compact ? `Sending ${shown.length} file${shown.length === 1 ? '' : 's'}` : 'Transfers'}</h2>
+        <h2>{compact ? `Sending ${moving} file${moving === 1 ? '' : 's'}` : 'Transfers'}</h2>
         {!compact && finished && (
           <button type="button" className="btn btn-small" onClick={() => attempt(() => api.clearTransfers())}>
             Clear finished
           </button>
         )}
       </div>
-      {shown.length === 0 ? (
+      {moving === 0 ? (
         <p className="empty">Nothing sent yet. Drop files on a device, or use "Send files…".</p>
       ) : (
         <ul className="plain transfer-list">
+          {uploads.map((u) => (
+            <UploadRow key={`u${u.id}`} u={u} />
+          ))}
           {[...shown]
             .sort((a, b) => b.startedAt - a.startedAt)
             .map((t) => (

@@ -3,6 +3,7 @@
 import { type DragEvent, useCallback, useRef, useState } from 'react';
 import type { PeerView } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { peerStatus } from '../lib/peer-status.ts';
 import { attempt, useStore } from '../store.ts';
 
 export type DropState = 'idle' | 'accept' | 'refuse';
@@ -25,14 +26,18 @@ export function useSendFiles(): (peer: PeerView, files: File[]) => void {
     (peer: PeerView, files: File[]) => {
       if (files.length === 0) return;
       const what = files.length === 1 ? files[0].name : `${files.length} files`;
-      void attempt(() => api.sendDroppedFiles(peer.name, files), `Sending ${what} to ${peer.name}`);
+      // An upload row at once: in the browser the bytes travel to the machine before the send can start.
+      const total = files.reduce((n, f) => n + f.size, 0);
+      const row = useStore.getState().startUpload(peer.name, what, total);
+      void attempt(() => api.sendDroppedFiles(peer.name, files, (p) => row.progress(p.loaded))).finally(row.end);
     },
     [api],
   );
 }
 
-export function useFileDrop(peer: PeerView): FileDrop {
+export function useFileDrop(peer: PeerView, live: boolean): FileDrop {
   const send = useSendFiles();
+  const { canReceive, why } = peerStatus(peer, live);
   const [dropState, setDropState] = useState<DropState>('idle');
   // dragenter/dragleave fire for every child crossed; count them to know when the pointer really left.
   const depth = useRef(0);
@@ -40,14 +45,14 @@ export function useFileDrop(peer: PeerView): FileDrop {
   const onDragEnter = (e: DragEvent): void => {
     if (!hasFiles(e)) return;
     depth.current++;
-    setDropState(peer.fileTarget ? 'accept' : 'refuse');
+    setDropState(canReceive ? 'accept' : 'refuse');
   };
   const onDragOver = (e: DragEvent): void => {
     if (!hasFiles(e)) return;
     // dropEffect 'none' makes the browser refuse the drop (no-drop cursor) on a peer that cannot receive.
     e.preventDefault();
     e.stopPropagation();
-    e.dataTransfer.dropEffect = peer.fileTarget ? 'copy' : 'none';
+    e.dataTransfer.dropEffect = canReceive ? 'copy' : 'none';
   };
   const onDragLeave = (e: DragEvent): void => {
     if (!hasFiles(e)) return;
@@ -59,9 +64,8 @@ export function useFileDrop(peer: PeerView): FileDrop {
     e.stopPropagation();
     depth.current = 0;
     setDropState('idle');
-    if (!peer.fileTarget) {
+    if (!canReceive) {
       if (hasFiles(e)) {
-        const why = peer.online === false ? 'it is offline' : 'it does not accept files from this device';
         useStore.getState().notify({ level: 'error', message: `${peer.name} cannot receive files: ${why}.` });
       }
       return;

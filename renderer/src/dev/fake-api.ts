@@ -1,5 +1,7 @@
 // Dev aid only (loaded with ?fake=1): an in-memory TrellisApi with a made-up tailnet, so every view can be looked
-// at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1.
+// at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1,
+// expiring=1 (this device's key expires in 2 days). A control URL with "fail" or "down", or the auth key "bad",
+// makes the login fail as a real one would.
 // shell=web behaves as trellis web does: one save folder, and a call naming another is refused.
 import {
   ApiError,
@@ -15,6 +17,7 @@ import {
 } from '../../../preload/api.ts';
 
 const OSES = ['linux', 'windows', 'macOS', 'iOS', 'android'];
+const REGIONS = ['New York City', 'Frankfurt', 'Singapore', 'São Paulo', 'Sydney'];
 const NAMES = ['atlas', 'birch', 'cedar', 'delta', 'ember', 'fjord', 'grove', 'harbor', 'iris', 'juniper', 'kestrel'];
 
 function makePeers(n: number): PeerView[] {
@@ -32,13 +35,14 @@ function makePeers(n: number): PeerView[] {
       user: i % 2 ? 'alice@example.com' : 'bob@example.com',
       online,
       lastSeen: online ? undefined : new Date(now - (i + 1) * 3_700_000).toISOString(),
-      keyExpiry: new Date(now + 90 * 86_400_000).toISOString(),
-      expired: false,
+      keyExpiry: new Date(now + (i === 6 ? -86_400_000 : 90 * 86_400_000)).toISOString(),
+      expired: i === 6,
       path: online
         ? {
             via: direct ? 'direct' : 'derp',
             endpoint: direct ? `192.168.1.${10 + i}:41641` : undefined,
             derpRegion: direct ? undefined : 1 + (i % 5),
+            derpRegionName: direct ? undefined : REGIONS[i % 5],
             latencyMs: direct ? 2 + i : 40 + i,
             lastHandshake: Math.floor(now / 1000) - 30,
             rxBytes: 1_234_567 * (i + 1),
@@ -78,6 +82,7 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
       dnsName: 'workstation.example.ts.net',
       addresses: ['100.64.0.1', 'fd7a:115c:a1e0::1'],
       user: 'alice@example.com',
+      keyExpiry: new Date(now + (params.get('expiring') === '1' ? 2 : 120) * 86_400_000).toISOString(),
     },
     peers,
     domain: 'example.ts.net',
@@ -196,6 +201,16 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     },
     disconnect: async () => update({ state: 'Stopped' }),
     login: async (req: { controlURL?: string; authKey?: string }) => {
+      if (req.controlURL?.includes('down'))
+        throw new ApiError('engine', 'Trellis could not reach that server — check the address and your network.', {
+          field: 'controlURL',
+          detail: 'login failed: cannot reach control server: connect ECONNREFUSED',
+        });
+      if (req.authKey === 'bad')
+        throw new ApiError('engine', 'The server did not accept this auth key; check it or create a new one.', {
+          field: 'authKey',
+          detail: 'control server refused the auth key: control server answered 401 to /machine/register',
+        });
       if (req.controlURL?.includes('fail')) throw new ApiError('engine', 'The control server refused the login.');
       update({ loggingIn: true, prefs: { ...snap.prefs, controlURL: req.controlURL ?? snap.prefs.controlURL } });
       if (!req.authKey) {
@@ -211,6 +226,10 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     },
     logout: async () => update({ state: 'NeedsLogin' }),
     setPrefs: async (p: Partial<AppPrefs>) => {
+      if (p.hostname !== undefined && !/^[A-Za-z0-9-]{0,63}$/.test(p.hostname))
+        throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {
+          field: 'hostname',
+        });
       if (saveDir && p.autoSaveDir !== undefined && p.autoSaveDir !== '' && p.autoSaveDir !== saveDir)
         throw new ApiError('refused', `From the browser, auto-save can only be turned on (to ${saveDir}) or off.`);
       update({ prefs: { ...snap.prefs, ...p } });
@@ -247,11 +266,23 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     copyText: async () => {},
     openExternal: async () => {},
     dismissPendingSend: async () => update({ pendingSend: [] }),
-    sendDroppedFiles: async (peer: string, files: readonly DroppedFile[]) =>
-      send(
+    cancelLogin: async () => update({ authURL: undefined, loggingIn: false, state: 'NeedsLogin' }),
+    sendDroppedFiles: async (
+      peer: string,
+      files: readonly DroppedFile[],
+      onUpload?: (p: { loaded: number; total: number }) => void,
+    ) => {
+      // As the bridge does: the bytes travel first, in steps one can watch.
+      const total = files.reduce((n, f) => n + f.size, 0);
+      for (let step = 1; step <= 4; step++) {
+        await new Promise((r) => setTimeout(r, 250));
+        onUpload?.({ loaded: (total * step) / 4, total });
+      }
+      return send(
         peer,
         files.map((f) => f.name),
-      ),
+      );
+    },
     on: <E extends ApiEventName>(event: E, listener: (payload: ApiEvents[E]) => void) => {
       let set = listeners.get(event);
       if (!set) listeners.set(event, (set = new Set()));

@@ -1,13 +1,51 @@
 // Logging in: Tailscale's control server or a custom one (Headscale), interactive or with an auth key. The login
-// URL is shown as text as well as opened, because OIDC and /register flows on Headscale need it.
-import { type FormEvent, useState } from 'react';
-import { type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
+// URL comes first once there is one: opened in the browser at once, and shown as text too, because OIDC and
+// /register flows on Headscale need it. A failure is one sentence under the field at fault, the raw error below.
+import { type FormEvent, useEffect, useState } from 'react';
+import { type ApiErrorField, type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { CopyButton } from '../components/CopyButton.tsx';
 import { checkControlURL } from '../lib/format.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { attempt, errorMessage, useStore } from '../store.ts';
 
 type Server = 'tailscale' | 'custom';
+
+interface FormError {
+  message: string;
+  /** The field at fault; none = the form as a whole. */
+  field?: ApiErrorField;
+  detail?: string;
+}
+
+function formError(err: unknown): FormError {
+  const e = err as { field?: ApiErrorField; detail?: string };
+  return { message: errorMessage(err), field: e?.field, detail: e?.detail };
+}
+
+// The engine's own reasons for NeedsLogin after a failed attempt are developer text the form already explains.
+const TECHNICAL_REASON = /^(login failed|control server refused|waiting for the login)/i;
+
+function ErrorText({ error, field }: { error: FormError | null; field?: ApiErrorField }) {
+  if (!error || error.field !== field) return null;
+  return (
+    <div
+      className="field-error"
+      id={`login-error-${field ?? 'form'}`}
+      data-testid="login-error"
+      data-field={field ?? ''}
+    >
+      <p className="error-text" role="alert">
+        {error.message}
+      </p>
+      {error.detail && (
+        <details className="error-detail">
+          <summary>Details</summary>
+          <code>{error.detail}</code>
+        </details>
+      )}
+    </div>
+  );
+}
 
 function initialServer(url: string): { server: Server; custom: string } {
   const isCustom = url !== '' && url.replace(/\/+$/, '') !== TAILSCALE_CONTROL_URL;
@@ -22,42 +60,84 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
   const [customURL, setCustomURL] = useState(initial.custom);
   const [authKey, setAuthKey] = useState('');
   const [showKey, setShowKey] = useState(false);
-  const [error, setError] = useState('');
+  const [error, setError] = useState<FormError | null>(null);
   const [submitting, setSubmitting] = useState(false);
+  const authURL = snapshot.authURL;
   const busy = submitting || snapshot.loggingIn;
   const noEngine = snapshot.link === 'none';
+  const awaitingURL = useStore((s) => s.awaitingLoginURL);
+
+  // The login this window asked for: its URL goes to the browser once, without another click. (The desktop
+  // app's main side opens it itself, for logins from the tray too.)
+  const isWeb = snapshot.capabilities.shell === 'web';
+  useEffect(() => {
+    if (!authURL || !awaitingURL || !isWeb) return;
+    useStore.getState().loginURLOpened();
+    void attempt(() => api.openExternal(authURL));
+  }, [authURL, awaitingURL, isWeb, api]);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
-    setError('');
+    setError(null);
     let controlURL = TAILSCALE_CONTROL_URL;
     if (server === 'custom') {
       const checked = checkControlURL(customURL);
       if ('error' in checked) {
-        setError(checked.error);
+        setError({ message: checked.error, field: 'controlURL' });
         return;
       }
       controlURL = checked.url;
     }
     const key = authKey.trim();
     setSubmitting(true);
+    if (!key) useStore.getState().expectLoginURL();
     try {
       await api.login(key ? { controlURL, authKey: key } : { controlURL });
     } catch (err) {
-      setError(errorMessage(err));
+      useStore.getState().loginURLOpened();
+      setError(formError(err));
     } finally {
       setSubmitting(false);
     }
   };
+  // Editing the field at fault clears its error: the sentence was about what was there.
+  const edited = (field: ApiErrorField): void => {
+    if (error && (error.field === field || !error.field)) setError(null);
+  };
+  const reason = snapshot.reason && !TECHNICAL_REASON.test(snapshot.reason) && !error ? snapshot.reason : '';
 
   return (
     <div className="login" data-testid="login-view">
       <form className="card login-card" onSubmit={submit} noValidate>
         <h1>Log in to your tailnet</h1>
+        {authURL && (
+          <div className="auth-url" data-testid="auth-url-box">
+            <p>Finish logging in at this address, in your browser:</p>
+            <code data-testid="auth-url">{authURL}</code>
+            <div className="form-actions">
+              <button
+                type="button"
+                className="btn btn-primary"
+                onClick={() => void attempt(() => api.openExternal(authURL))}
+              >
+                Open in browser
+              </button>
+              <CopyButton value={authURL} label="Copy login URL" />
+              <button
+                type="button"
+                className="btn btn-ghost"
+                data-testid="login-cancel"
+                onClick={() => void attempt(() => api.cancelLogin())}
+              >
+                Cancel
+              </button>
+            </div>
+          </div>
+        )}
         {snapshot.state === 'NeedsMachineAuth' && (
           <p className="note">This device is waiting for an administrator to approve it in the admin console.</p>
         )}
-        {snapshot.reason && <p className="note">{snapshot.reason}</p>}
+        {reason && <p className="note">{reason}</p>}
 
         <fieldset className="radio-group">
           <legend>Control server</legend>
@@ -92,12 +172,17 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
                 data-testid="control-url"
                 placeholder="https://headscale.example.com"
                 value={customURL}
-                onChange={(e) => setCustomURL(e.currentTarget.value)}
-                aria-invalid={error !== '' && server === 'custom'}
+                onChange={(e) => {
+                  setCustomURL(e.currentTarget.value);
+                  edited('controlURL');
+                }}
+                aria-invalid={error?.field === 'controlURL'}
+                aria-describedby={error?.field === 'controlURL' ? 'login-error-controlURL' : undefined}
                 required
               />
             </label>
           )}
+          <ErrorText error={error} field="controlURL" />
         </fieldset>
 
         <label className="field">
@@ -112,7 +197,12 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
               autoComplete="off"
               spellCheck={false}
               value={authKey}
-              onChange={(e) => setAuthKey(e.currentTarget.value)}
+              onChange={(e) => {
+                setAuthKey(e.currentTarget.value);
+                edited('authKey');
+              }}
+              aria-invalid={error?.field === 'authKey'}
+              aria-describedby={error?.field === 'authKey' ? 'login-error-authKey' : undefined}
             />
             <button
               type="button"
@@ -124,39 +214,20 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
             </button>
           </span>
         </label>
-
-        {error && (
-          <p className="error-text" role="alert" data-testid="login-error">
-            {error}
-          </p>
-        )}
+        <ErrorText error={error} field="authKey" />
+        <ErrorText error={error} />
 
         <div className="form-actions">
-          <button type="submit" className="btn btn-primary" data-testid="login-submit" disabled={busy || noEngine}>
+          <button
+            type="submit"
+            className="btn btn-primary"
+            data-testid="login-submit"
+            disabled={busy || noEngine || authURL !== undefined}
+          >
             {busy ? 'Logging in…' : 'Log in'}
           </button>
           {busy && <span className="spinner" aria-hidden="true" />}
         </div>
-
-        {snapshot.authURL && (
-          <div className="auth-url">
-            <p>Finish logging in at this address:</p>
-            <code data-testid="auth-url">{snapshot.authURL}</code>
-            <div className="form-actions">
-              <button
-                type="button"
-                className="btn btn-primary"
-                onClick={() => {
-                  const url = snapshot.authURL;
-                  if (url) void attempt(() => api.openExternal(url));
-                }}
-              >
-                Open in browser
-              </button>
-              <CopyButton value={snapshot.authURL} label="Copy login URL" />
-            </div>
-          </div>
-        )}
       </form>
     </div>
   );

@@ -1,12 +1,29 @@
 // Preferences. The form holds only the fields the user changed (the rest show the live prefs), and Save sends
 // just those; log out asks for a second click instead of a blocking dialog.
 import { type FormEvent, useState } from 'react';
-import type { AppPrefs, AppSnapshot } from '../../../preload/api.ts';
+import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { checkControlURL } from '../lib/format.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { adminConsoleURL } from '../lib/admin-console.ts';
+import { browserCanNotify } from '../lib/browser-notify.ts';
+import { checkControlURL, formatDate } from '../lib/format.ts';
+import { keyExpiry } from '../lib/key-expiry.ts';
+import { attempt, errorMessage, useStore } from '../store.ts';
 
-type Status = { kind: 'idle' } | { kind: 'saving' } | { kind: 'saved' } | { kind: 'error'; message: string };
+type Status =
+  | { kind: 'idle' }
+  | { kind: 'saving' }
+  | { kind: 'saved' }
+  | { kind: 'error'; message: string; field?: ApiErrorField };
+
+/** An error about one field, under it. */
+function FieldError({ status, field }: { status: Status; field: ApiErrorField }) {
+  if (status.kind !== 'error' || status.field !== field) return null;
+  return (
+    <span className="error-text" role="alert" id={`settings-error-${field}`} data-testid="settings-error">
+      {status.message}
+    </span>
+  );
+}
 
 export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
@@ -21,6 +38,14 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     setStatus({ kind: 'idle' });
   };
   const dirty = Object.keys(draft).length > 0;
+  const admin = adminConsoleURL(prefs.controlURL);
+  const expiry = keyExpiry(snapshot.self?.keyExpiry);
+  // The browser shows notifications only with its permission; where it refused, the option would do nothing.
+  const canNotify = capabilities.shell === 'electron' || browserCanNotify();
+  const reauth = (): void => {
+    useStore.getState().expectLoginURL();
+    void attempt(() => api.login({}));
+  };
 
   const save = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
@@ -28,7 +53,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     if (changes.controlURL !== undefined && changes.controlURL.trim() !== '') {
       const checked = checkControlURL(changes.controlURL);
       if ('error' in checked) {
-        setStatus({ kind: 'error', message: checked.error });
+        setStatus({ kind: 'error', message: checked.error, field: 'controlURL' });
+        requestAnimationFrame(() => document.querySelector<HTMLElement>('.settings [aria-invalid="true"]')?.focus());
         return;
       }
       changes.controlURL = checked.url;
@@ -39,7 +65,11 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
       setDraft({});
       setStatus({ kind: 'saved' });
     } catch (err) {
-      setStatus({ kind: 'error', message: errorMessage(err) });
+      const field = (err as { field?: ApiErrorField }).field;
+      setStatus({ kind: 'error', message: errorMessage(err), field });
+      // The field at fault may be scrolled away above Save: go to it.
+      if (field)
+        requestAnimationFrame(() => document.querySelector<HTMLElement>('.settings [aria-invalid="true"]')?.focus());
     }
   };
 
@@ -74,7 +104,9 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             value={value('controlURL')}
             placeholder="https://controlplane.tailscale.com"
             onChange={(e) => edit('controlURL', e.currentTarget.value)}
+            aria-invalid={status.kind === 'error' && status.field === 'controlURL'}
           />
+          <FieldError status={status} field="controlURL" />
           <span className="muted small">A new server takes effect after you log out and log in again.</span>
         </label>
         <label className="field">
@@ -84,7 +116,9 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             value={value('hostname')}
             placeholder="This computer's host name"
             onChange={(e) => edit('hostname', e.currentTarget.value)}
+            aria-invalid={status.kind === 'error' && status.field === 'hostname'}
           />
+          <FieldError status={status} field="hostname" />
         </label>
         {check('acceptDNS', 'Use tailnet DNS (MagicDNS)', 'Resolve device names like laptop.tailnet.ts.net.')}
         {check('autoConnect', 'Connect when Trellis starts')}
@@ -96,24 +130,27 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             {check('startHidden', 'Start hidden in the tray', 'Only the tray icon appears; open the window from it.')}
           </>
         )}
-        {check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
+        {canNotify && check('notifications', 'Show notifications', 'Files received, login needed, key expiring.')}
 
         {saveDir !== undefined ? (
           // In the browser the folder is trellis web's --save-dir: auto-save is that folder or off, nothing typed.
-          <label className="check">
-            <input
-              type="checkbox"
-              data-testid="auto-save"
-              checked={value('autoSaveDir') === saveDir}
-              onChange={(e) => edit('autoSaveDir', e.currentTarget.checked ? saveDir : '')}
-            />
-            <span>
-              Save received files automatically to <span className="mono">{saveDir}</span>
-              <span className="muted small block">
-                Off: files wait in the inbox until you save them from the Files tab.
+          <>
+            <label className="check">
+              <input
+                type="checkbox"
+                data-testid="auto-save"
+                checked={value('autoSaveDir') === saveDir}
+                onChange={(e) => edit('autoSaveDir', e.currentTarget.checked ? saveDir : '')}
+              />
+              <span>
+                Save received files automatically to <span className="mono">{saveDir}</span>
+                <span className="muted small block">
+                  Off: files wait in the inbox until you save them from the Files tab.
+                </span>
               </span>
-            </span>
-          </label>
+            </label>
+            <FieldError status={status} field="autoSaveDir" />
+          </>
         ) : (
           <label className="field">
             <span>Save received files to</span>
@@ -124,6 +161,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
                 value={value('autoSaveDir')}
                 placeholder="Keep them in the inbox"
                 onChange={(e) => edit('autoSaveDir', e.currentTarget.value)}
+                aria-invalid={status.kind === 'error' && status.field === 'autoSaveDir'}
               />
               {capabilities.chooseFolder && (
                 <button type="button" className="btn btn-small" onClick={chooseFolder}>
@@ -132,6 +170,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
               )}
             </span>
             <span className="muted small">Empty: files wait in the inbox until you save them from the Files tab.</span>
+            <FieldError status={status} field="autoSaveDir" />
           </label>
         )}
 
@@ -147,7 +186,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
           <span role="status" className={status.kind === 'error' ? 'error-text' : 'muted'}>
             {status.kind === 'saving' && 'Saving…'}
             {status.kind === 'saved' && 'Saved.'}
-            {status.kind === 'error' && status.message}
+            {status.kind === 'error' && !status.field && status.message}
+            {status.kind === 'error' && status.field && 'Not saved: see above.'}
           </span>
         </div>
       </form>
@@ -157,6 +197,28 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
         {snapshot.self && (
           <p className="muted">
             Logged in as {snapshot.self.user || 'unknown user'} on {snapshot.domain ?? prefs.controlURL}
+          </p>
+        )}
+        {expiry && snapshot.self?.keyExpiry && (
+          <p className={expiry.urgent ? 'warn-text' : 'muted'} data-testid="settings-key-expiry">
+            <span title={formatDate(snapshot.self.keyExpiry)}>{expiry.text}.</span>{' '}
+            <button type="button" className="btn btn-small" disabled={snapshot.loggingIn} onClick={reauth}>
+              Re-authenticate
+            </button>
+          </p>
+        )}
+        {admin && (
+          <p>
+            <a
+              href={admin}
+              data-testid="admin-console"
+              onClick={(e) => {
+                e.preventDefault();
+                void attempt(() => api.openExternal(admin));
+              }}
+            >
+              Open the admin console
+            </a>
           </p>
         )}
         {confirmLogout ? (

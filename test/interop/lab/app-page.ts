@@ -156,6 +156,24 @@ export class AppPage {
     return () => this.page.evaluate('globalThis.__progress') as Promise<{ now: number; max: number }[]>;
   }
 
+  /** Records which of these test ids first appear in the page from now on, in the order they appear; resolves
+   *  with that order (a MutationObserver, so an element that comes and goes between two polls is still seen). */
+  async recordFirstSeen(testIds: readonly string[]): Promise<() => Promise<string[]>> {
+    await this.page.evaluate(`(() => {
+      const ids = ${JSON.stringify(testIds)};
+      const seen = [];
+      globalThis.__firstSeen = seen;
+      const grab = () => {
+        for (const id of ids) {
+          if (!seen.includes(id) && document.querySelector('[data-testid="' + id + '"]')) seen.push(id);
+        }
+      };
+      new MutationObserver(grab).observe(document.body, { subtree: true, childList: true });
+      grab();
+    })()`);
+    return () => this.page.evaluate('globalThis.__firstSeen') as Promise<string[]>;
+  }
+
   async screenshot(name: string): Promise<string> {
     await mkdir(ARTIFACTS, { recursive: true });
     const file = path.join(ARTIFACTS, `${name}.png`);
