@@ -12,7 +12,6 @@ import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
-import { UploadWriter } from './upload-writer.ts';
 
 export interface Caller {
   /** The sender's stable ID (Headscale: the decimal node ID): names its partial files. */
@@ -54,6 +53,8 @@ export const DISK_FLOOR_MAX_BYTES = 1 << 30;
 export const DISK_FLOOR_FRACTION = 0.05;
 /** During an upload the free space is checked again after each this many bytes. */
 export const DISK_CHECK_BYTES = 4 << 20;
+/** Bytes of an upload gathered before they are written (one batch written while the next is read). */
+const WRITE_BATCH_BYTES = 1 << 20;
 /** After refusing an upload mid-body, its bytes are read and dropped this long so the sender sees the answer. */
 const LINGER_MS = 2_000;
 
@@ -208,23 +209,51 @@ export class PeerApi {
       const short = await this.spaceShortfall(declared ?? 0, false);
       if (short) throw new DiskFloorError(short);
       const fh = await this.o.inbox.openPartial(name, caller.senderId, offset);
-      const writer = new UploadWriter(fh, offset);
+      // One write on its way to the disk at a time while the socket is read on: the chunks (64 KiB) that come
+      // meanwhile are gathered and go in one writev when it is done, or sooner once they reach a batch's worth.
+      // (A write per chunk, each awaited, would leave the socket unread during every one.)
+      let writing: Promise<unknown> = Promise.resolve();
+      let busy = false;
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      let written = 0;
+      const startWrite = () => {
+        const at = offset + written; // explicit position: r+ starts at 0
+        busy = true;
+        writing = fh.writev(batch, at).finally(() => {
+          busy = false;
+        });
+        writing.catch(() => {}); // awaited before the next batch or at the end: never an unhandled rejection
+        written += batchBytes;
+        batch = [];
+        batchBytes = 0;
+      };
       try {
         let checked = 0;
         // Not destroyed on a throw: the sender is still owed an answer.
         for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+          batch.push(chunk);
+          batchBytes += chunk.length;
           copied += chunk.length;
-          await writer.add(chunk); // a failed write throws here
+          if (busy && batchBytes >= WRITE_BATCH_BYTES) await writing; // a failed write throws here
+          if (!busy) {
+            await writing; // settled: throws if it failed
+            startWrite();
+          }
           if (copied - checked >= DISK_CHECK_BYTES) {
             checked = copied;
             const short = await this.spaceShortfall(declared === undefined ? 0 : Math.max(0, declared - copied), true);
             if (short) throw new DiskFloorError(short);
           }
         }
-        await writer.finish();
+        await writing;
+        if (batchBytes > 0) startWrite();
+        await writing;
       } finally {
         // What came before a failure (a stall, a cut, the disk floor) is kept for the sender's resume.
-        await writer.abandon();
+        await writing.catch(() => {});
+        if (batchBytes > 0) startWrite();
+        await writing.catch(() => {});
         await fh.close();
       }
       if (declared !== undefined && copied !== declared) {
