@@ -1,4 +1,4 @@
-import { ensureStateDir, loadOrCreateKeys, type NodeKeys } from './control/keys.ts';
+import { loadOrCreateKeys, type NodeKeys } from './control/keys.ts';
 import { MapLoop } from './control/map-loop.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
@@ -10,6 +10,15 @@ import { EngineEvents } from './events.ts';
 import { handleFileCommand } from './files.ts';
 import { NodeServices } from './node-services.ts';
 import { loadState, type PersistedState, saveState } from './prefs-store.ts';
+import {
+  addProfile,
+  checkControlURL,
+  listProfiles,
+  type ProfileHost,
+  removeProfile,
+  switchProfile,
+} from './profile-commands.ts';
+import { ProfileStore, profileInfo } from './profiles.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -43,6 +52,10 @@ export interface EngineOptions {
 
 class Engine implements EngineApi {
   private stateDir: string | undefined;
+  private profiles: ProfileStore | undefined;
+  private profileId = '';
+  /** The data path's services winding down (DNS put back) before another profile's start. */
+  private closing: Promise<void> = Promise.resolve();
   private keys: NodeKeys | undefined;
   private persisted: PersistedState | undefined;
   private state: EngineState = 'NoState';
@@ -99,6 +112,7 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       crypto: cryptoStatus(),
+      ...(this.persisted ? { profile: profileInfo(this.profileId, this.persisted) } : {}),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
       ...(this.services && this.state === 'Running' ? { fileTargets: this.fileTargetNames() } : {}),
     };
@@ -115,7 +129,7 @@ class Engine implements EngineApi {
   }
 
   private async persist(): Promise<void> {
-    if (this.stateDir && this.persisted) await saveState(this.stateDir, this.persisted);
+    if (this.profiles && this.persisted) await saveState(this.profiles.dirOf(this.profileId), this.persisted);
   }
 
   private hostinfo(): Hostinfo {
@@ -170,6 +184,11 @@ class Engine implements EngineApi {
         )) as CommandMap[C]['result'];
       case 'netcheck':
         return (await netcheck(this.requireDataPath())) as CommandMap[C]['result'];
+      case 'listProfiles':
+      case 'addProfile':
+      case 'switchProfile':
+      case 'removeProfile':
+        return (await this.profileCommand(cmd, args)) as CommandMap[C]['result'];
       case 'fileTargets':
       case 'fileSend':
       case 'fileList':
@@ -196,42 +215,116 @@ class Engine implements EngineApi {
       if (stateDir !== this.stateDir) throw new EngineError('bad-request', `already started with ${this.stateDir}`);
       return this.snapshot();
     }
+    let profiles: ProfileStore;
     try {
-      await ensureStateDir(stateDir);
-      this.keys = await loadOrCreateKeys(stateDir);
-      this.persisted = await loadState(stateDir);
+      profiles = await ProfileStore.open(stateDir);
     } catch (e) {
       throw new EngineError('permission-denied', `cannot use state directory ${stateDir}: ${(e as Error).message}`);
     }
     this.stateDir = stateDir;
+    this.profiles = profiles;
+    // Taildrop's inbox and the OS resolver's backup belong to the machine: they stay at the top of the state dir.
     if (this.o.dataPath) {
       this.services = new NodeServices(stateDir, this.o.dataPath.tunName, this.events, () => this.sendHostinfo());
       await this.services.recover();
     }
+    await this.activate(profiles.current);
+    return this.snapshot();
+  }
+
+  /** Makes a profile the active one: the running one stops as on `down`, this one starts as its prefs say. */
+  private async activate(id: string): Promise<void> {
+    const store = this.requireProfiles();
+    const dir = store.dirOf(id);
+    let keys: NodeKeys;
+    let persisted: PersistedState;
+    try {
+      keys = await loadOrCreateKeys(dir);
+      persisted = await loadState(dir);
+    } catch (e) {
+      throw new EngineError('permission-denied', `cannot read account ${id} in ${dir}: ${(e as Error).message}`);
+    }
+    this.cancelLogin();
+    this.stopMap();
+    await this.closing;
+    await store.setCurrent(id);
+    this.netmap = new NetMap();
+    this.authURL = undefined;
+    this.profileId = id;
+    this.keys = keys;
+    this.persisted = persisted;
     this.registrar = new Registrar({
-      stateDir,
-      keys: this.keys,
+      stateDir: dir,
+      keys,
       hostinfo: () => this.hostinfo(),
       timeoutMs: this.o.controlTimeoutMs,
     });
-    const { loggedIn, prefs } = this.persisted;
+    const { loggedIn, prefs } = persisted;
     if (loggedIn && prefs.controlURL && prefs.wantRunning) this.startMap();
     else this.setState(loggedIn && prefs.controlURL ? 'Stopped' : 'NeedsLogin');
+    this.emitProfiles();
+  }
+
+  private requireProfiles(): ProfileStore {
+    if (!this.profiles) throw new EngineError('not-started', 'the engine has not been started');
+    return this.profiles;
+  }
+
+  private profileHost(): ProfileHost {
+    const engine = this;
+    return {
+      store: this.requireProfiles(),
+      get activeId() {
+        return engine.profileId;
+      },
+      get active() {
+        if (!engine.persisted) throw new EngineError('not-started', 'the engine has not been started');
+        return engine.persisted;
+      },
+      activate: (id) => this.activate(id),
+      logoutActive: async () => void (await this.logout()),
+      setControlURL: async (url) => void (await this.setPrefs({ controlURL: url })),
+      controlTimeoutMs: this.o.controlTimeoutMs,
+      warn: (m) => this.events.log('warn', m),
+    };
+  }
+
+  private async profileCommand(
+    cmd: 'listProfiles' | 'addProfile' | 'switchProfile' | 'removeProfile',
+    args: unknown,
+  ): Promise<unknown> {
+    const host = this.profileHost();
+    const a = (args ?? {}) as { controlURL?: string; profile?: string };
+    if (cmd === 'listProfiles') return listProfiles(host);
+    if (cmd === 'addProfile') await addProfile(host, a.controlURL);
+    else if (cmd === 'switchProfile') await switchProfile(host, a.profile as string);
+    else {
+      await removeProfile(host, a.profile as string);
+      this.emitProfiles();
+      return listProfiles(host);
+    }
     return this.snapshot();
+  }
+
+  /** Tells listeners (tray, window) the accounts changed. */
+  private emitProfiles(): void {
+    if (!this.profiles) return;
+    listProfiles(this.profileHost()).then(
+      (profiles) => this.events.emit({ type: 'event', event: 'profiles', profiles }),
+      (e: Error) => this.events.log('warn', `cannot list the accounts: ${e.message}`),
+    );
   }
 
   private async setPrefs(p: Partial<Prefs>): Promise<Prefs> {
     const prefs = this.prefs;
+    if (p.adminURL !== undefined) prefs.adminURL = checkControlURL(p.adminURL) || undefined;
     if (p.controlURL !== undefined) {
-      if (typeof p.controlURL !== 'string' || (p.controlURL !== '' && !/^https?:\/\/[^\s/]+/.test(p.controlURL))) {
-        throw new EngineError('bad-request', 'the control server URL must start with http:// or https://');
-      }
-      const url = p.controlURL.replace(/\/+$/, '');
+      const url = checkControlURL(p.controlURL);
       if (url !== prefs.controlURL) {
         // Another server: this node's registration does not carry over.
         this.stopMap();
         this.cancelLogin();
-        this.persisted = { prefs: { ...prefs, controlURL: url }, loggedIn: false };
+        this.persisted = { prefs: { ...prefs, controlURL: url, adminURL: undefined }, loggedIn: false };
         this.netmap = new NetMap();
         this.setState('NeedsLogin');
       }
@@ -244,6 +337,7 @@ class Engine implements EngineApi {
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
     await this.persist();
+    if (p.controlURL !== undefined || p.adminURL !== undefined) this.emitProfiles();
     if (hostnameChanged) this.sendHostinfo();
     if (acceptDNSChanged) {
       const running = this.state === 'Running' ? this.dataPath : undefined;
@@ -318,6 +412,7 @@ class Engine implements EngineApi {
     this.persisted.loggedIn = true;
     if (loginName) this.persisted.loginName = loginName;
     await this.persist();
+    this.emitProfiles();
     if (this.prefs.wantRunning) this.startMap();
     else this.setState('Stopped');
   }
@@ -356,7 +451,7 @@ class Engine implements EngineApi {
   }
 
   private closeDataPath(): void {
-    if (this.dataPath) void this.services?.dataPathClosed();
+    if (this.dataPath && this.services) this.closing = this.services.dataPathClosed();
     this.dataPath?.close();
     this.dataPath = undefined;
     this.homeDERP = 0;
@@ -398,6 +493,7 @@ class Engine implements EngineApi {
       return;
     }
     if (this.state !== 'Running') this.setState('Running');
+    this.noteTailnet();
     this.updateDataPath();
     this.events.emit({
       type: 'event',
@@ -406,6 +502,17 @@ class Engine implements EngineApi {
       peers: peerSummaries(this.netmap),
       domain: this.netmap.domain || undefined,
     });
+  }
+
+  /** Keeps the tailnet's name with the profile, so the account list can tell accounts apart. */
+  private noteTailnet(): void {
+    const tailnet = this.netmap.domain;
+    if (!tailnet || !this.persisted || this.persisted.tailnet === tailnet) return;
+    this.persisted.tailnet = tailnet;
+    this.persist().then(
+      () => this.emitProfiles(),
+      (e: Error) => this.events.log('warn', `cannot save the account: ${e.message}`),
+    );
   }
 
   private async expired(): Promise<void> {
@@ -419,6 +526,7 @@ class Engine implements EngineApi {
     if (this.persisted) this.persisted.loggedIn = false;
     await this.persist();
     this.setState('NeedsLogin', reason);
+    this.emitProfiles();
   }
 
   /** Applies the netmap to the data path; a new home DERP goes back to control in Hostinfo.NetInfo. */
