@@ -59,7 +59,7 @@ export async function runTailnet(verb: TailnetVerb, args: string[]): Promise<num
   }
 }
 
-async function withClient(socket: string, f: (client: EngineClient) => Promise<number>): Promise<number> {
+export async function withClient(socket: string, f: (client: EngineClient) => Promise<number>): Promise<number> {
   const client = await connectDaemon(socket);
   try {
     return await f(client);
@@ -78,7 +78,7 @@ async function status(socket: string, args: string[]): Promise<number> {
   });
 }
 
-interface UpOptions {
+export interface UpOptions {
   controlURL?: string;
   authKey?: string;
   hostname?: string;
@@ -87,6 +87,12 @@ interface UpOptions {
 }
 
 async function up(socket: string, args: string[]): Promise<number> {
+  const o = await parseUpOptions(args);
+  return withClient(socket, (client) => bringUp(client, o));
+}
+
+/** The options `up` and `login` share, taken out of args (anything left over is a usage error). */
+export async function parseUpOptions(args: string[]): Promise<UpOptions> {
   const loginServer = takeOption(args, '--login-server');
   const authKeyArg = takeOption(args, '--auth-key');
   const hostname = takeOption(args, '--hostname');
@@ -101,8 +107,7 @@ async function up(socket: string, args: string[]): Promise<number> {
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout needs a positive number of seconds');
   }
   const controlURL = loginServer?.replace(/\/+$/, '');
-  const o: UpOptions = { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
-  return withClient(socket, (client) => bringUp(client, o));
+  return { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
 }
 
 /**
@@ -169,7 +174,7 @@ function checkControlURL(text: string): void {
 }
 
 /** Sets the prefs, logs in when needed, and waits for the engine's 'state' events to say Running. */
-async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
+export async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
   const deadline = Date.now() + o.timeoutMs;
   let lastState: EngineState | undefined;
   let shownURL: string | undefined;
@@ -335,7 +340,7 @@ export function alignColumns(rows: string[][]): string[] {
 }
 
 /** Names and reasons come from the control server: never let them drive the terminal. */
-function printable(text: string): string {
+export function printable(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }
