@@ -504,9 +504,10 @@ class Engine implements EngineApi {
     });
   }
 
-  /** Keeps the tailnet's name with the profile, so the account list can tell accounts apart. */
+  /** Keeps the tailnet's name (the MagicDNS suffix of our name) with the profile, to tell accounts apart. */
   private noteTailnet(): void {
-    const tailnet = this.netmap.domain;
+    const dnsName = selfSummary(this.netmap)?.dnsName ?? '';
+    const tailnet = dnsName.includes('.') ? dnsName.slice(dnsName.indexOf('.') + 1) : this.netmap.domain;
     if (!tailnet || !this.persisted || this.persisted.tailnet === tailnet) return;
     this.persisted.tailnet = tailnet;
     this.persist().then(

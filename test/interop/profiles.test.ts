@@ -133,7 +133,7 @@ test('profiles: two Headscale servers, login adds, switch keeps each node, resta
         ),
         ipC,
       );
-      assert.equal(await lookup(ha, 'ts-b.tailnet.test'), 'NXDOMAIN', 'the first tailnet’s names are gone');
+      assert.doesNotMatch(await lookup(ha, 'ts-b.tailnet.test'), /^\d/, 'the first tailnet’s names are gone');
       await sendTo(tr, tsC, 'ts-c', work);
     });
 
@@ -153,7 +153,7 @@ test('profiles: two Headscale servers, login adds, switch keeps each node, resta
       const s = await tr.waitFor((x) => (x.fileTargets ?? []).length === 1, 15_000);
       assert.deepEqual(s.fileTargets, ['ts-b.tailnet.test']);
       assert.equal(await lookup(ha, 'ts-b.tailnet.test'), (await tsB.ip()).v4);
-      assert.equal(await lookup(ha, 'ts-c.second.test'), 'NXDOMAIN');
+      assert.doesNotMatch(await lookup(ha, 'ts-c.second.test'), /^\d/, 'the second tailnet’s names are gone');
       await sendTo(tr, tsB, 'ts-b', work);
     });
 
