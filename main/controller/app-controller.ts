@@ -12,10 +12,10 @@ import {
   type AppSnapshot,
   type LoginRequest,
   type Notice,
-  TAILSCALE_CONTROL_URL,
 } from '../../preload/api.ts';
 import { EngineError, type EngineEvent, type StatusSnapshot } from '../engine/protocol.ts';
 import { saveReceivedFiles, sendLocalFile } from '../engine/taildrop/client-files.ts';
+import { accountViews, addAccount, logIn, removeAccount, switchAccount } from './accounts.ts';
 import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
@@ -42,7 +42,6 @@ export interface AppControllerOptions {
 const PUSH_INTERVAL_MS = 100;
 /** A key expiring within this is worth a notification. */
 const KEY_EXPIRY_WARNING_MS = 24 * 3600_000;
-const LOGIN_TIMEOUT_MS = 90_000;
 
 export class AppController implements ApiBackend {
   readonly #delegate: ControllerDelegate;
@@ -125,6 +124,7 @@ export class AppController implements ApiBackend {
       self: s?.self,
       peers: peerViews(s),
       domain: s?.domain,
+      accounts: accountViews(this.#engine.profiles),
       health,
       prefs,
       transfers: this.#transfers.list(),
@@ -147,6 +147,11 @@ export class AppController implements ApiBackend {
     } catch (e) {
       this.#notice({ level: 'error', message: (e as Error).message });
     }
+  }
+
+  /** The tray's account items: switch, with a notice instead of a throw. */
+  async traySwitchAccount(id: string): Promise<void> {
+    await this.call('switchAccount', id).catch((e: Error) => this.#notice({ level: 'error', message: e.message }));
   }
 
   addPendingSend(paths: string[]): void {
@@ -188,7 +193,9 @@ export class AppController implements ApiBackend {
         await this.#command('down');
         return undefined;
       case 'login':
-        return this.#login(isRecord(arg) ? (arg as LoginRequest) : {});
+        return this.#accountCall(() =>
+          logIn(this.#engine.client(), isRecord(arg) ? (arg as LoginRequest) : {}, this.#engine.status?.prefs),
+        );
       case 'logout':
         this.#loggingIn = true;
         try {
@@ -198,6 +205,12 @@ export class AppController implements ApiBackend {
           this.#schedulePush();
         }
         return undefined;
+      case 'addAccount':
+        return this.#accountCall(() => addAccount(this.#engine.client(), arg));
+      case 'switchAccount':
+        return this.#accountCall(() => switchAccount(this.#engine.client(), arg));
+      case 'removeAccount':
+        return this.#accountCall(() => removeAccount(this.#engine.client(), arg));
       case 'setPrefs':
         return this.#setPrefs(arg);
       case 'sendFiles': {
@@ -241,15 +254,12 @@ export class AppController implements ApiBackend {
     }
   }
 
-  async #login(req: LoginRequest): Promise<void> {
-    const controlURL = req.controlURL?.trim() || this.#engine.status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
-    if (!isWebUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
-    const authKey = req.authKey?.trim() || undefined;
+  /** A login or an account change: the window shows it under way, and the new account's state once it is done. */
+  async #accountCall(run: () => Promise<void>): Promise<void> {
     this.#loggingIn = true;
     this.#schedulePush();
     try {
-      await this.#engine.client().request('setPrefs', { controlURL, wantRunning: true });
-      await this.#engine.client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
+      await run();
     } finally {
       this.#loggingIn = false;
       await this.#engine.refresh();
