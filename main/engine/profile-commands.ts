@@ -4,6 +4,7 @@
 import { loadOrCreateKeys } from './control/keys.ts';
 import { Registrar } from './control/registrar.ts';
 import { buildHostinfo } from './control/requests.ts';
+import type { EngineEvents } from './events.ts';
 import { loadState, type PersistedState } from './prefs-store.ts';
 import { findProfile, type ProfileStore, profileInfo } from './profiles.ts';
 import { EngineError, type ProfileList } from './protocol.ts';
@@ -19,7 +20,41 @@ export interface ProfileHost {
   /** Points the active profile at a control server (checks the URL). */
   setControlURL(url: string): Promise<void>;
   controlTimeoutMs?: number;
-  warn(message: string): void;
+  events: EngineEvents;
+}
+
+export type ProfileCommand = 'listProfiles' | 'addProfile' | 'switchProfile' | 'removeProfile';
+
+/** Runs one account command: the accounts for listProfiles and removeProfile; undefined when the engine's status
+ *  is the answer (add, switch). */
+export async function runProfileCommand(
+  host: ProfileHost,
+  cmd: ProfileCommand,
+  args: unknown,
+): Promise<ProfileList | undefined> {
+  const a = (typeof args === 'object' && args !== null ? args : {}) as { controlURL?: string; profile?: unknown };
+  switch (cmd) {
+    case 'listProfiles':
+      return listProfiles(host);
+    case 'addProfile':
+      await addProfile(host, a.controlURL);
+      return undefined;
+    case 'switchProfile':
+      await switchProfile(host, checkName(a.profile));
+      return undefined;
+    case 'removeProfile':
+      await removeProfile(host, checkName(a.profile));
+      announceProfiles(host);
+      return listProfiles(host);
+  }
+}
+
+/** Tells listeners (tray, window) the accounts changed. */
+export function announceProfiles(host: ProfileHost): void {
+  listProfiles(host).then(
+    (profiles) => host.events.emit({ type: 'event', event: 'profiles', profiles }),
+    (e: Error) => host.events.log('warn', `cannot list the accounts: ${e.message}`),
+  );
 }
 
 export async function listProfiles(host: ProfileHost): Promise<ProfileList> {
@@ -31,7 +66,7 @@ export async function listProfiles(host: ProfileHost): Promise<ProfileList> {
 }
 
 /** A new active profile, or the active one when it never logged in (no empty accounts pile up). */
-export async function addProfile(host: ProfileHost, controlURL: string | undefined): Promise<void> {
+async function addProfile(host: ProfileHost, controlURL: string | undefined): Promise<void> {
   const unused = !host.active.loggedIn && !host.active.loginName;
   if (!unused) {
     if (controlURL !== undefined) checkControlURL(controlURL); // before anything changes
@@ -40,15 +75,15 @@ export async function addProfile(host: ProfileHost, controlURL: string | undefin
   if (controlURL !== undefined) await host.setControlURL(controlURL);
 }
 
-export async function switchProfile(host: ProfileHost, name: string): Promise<void> {
-  const target = findProfile((await listProfiles(host)).profiles, checkName(name));
+async function switchProfile(host: ProfileHost, name: string): Promise<void> {
+  const target = findProfile((await listProfiles(host)).profiles, name);
   if (target.id !== host.activeId) await host.activate(target.id);
 }
 
 /** Logs the profile out and deletes it; the active one gives way to the next (or to a fresh, empty one). */
-export async function removeProfile(host: ProfileHost, name: string): Promise<void> {
+async function removeProfile(host: ProfileHost, name: string): Promise<void> {
   const { store } = host;
-  const target = findProfile((await listProfiles(host)).profiles, checkName(name));
+  const target = findProfile((await listProfiles(host)).profiles, name);
   if (target.id === host.activeId) {
     await host.logoutActive();
     const next = store.ids().find((id) => id !== target.id) ?? (await store.create());
@@ -74,7 +109,10 @@ async function logoutInactive(host: ProfileHost, id: string): Promise<void> {
   try {
     await registrar.logout(s.prefs.controlURL);
   } catch (e) {
-    host.warn(`could not tell ${s.prefs.controlURL} that account ${id} logs out: ${(e as Error).message}`);
+    host.events.log(
+      'warn',
+      `could not tell ${s.prefs.controlURL} that account ${id} logs out: ${(e as Error).message}`,
+    );
   }
 }
 

@@ -5,8 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureStateDir, writePrivateFile } from './control/keys.ts';
-import type { PersistedState } from './prefs-store.ts';
+import { ensureStateDir, loadOrCreateKeys, type NodeKeys, writePrivateFile } from './control/keys.ts';
+import { loadState, type PersistedState } from './prefs-store.ts';
 import { EngineError, type ProfileInfo } from './protocol.ts';
 
 const INDEX_FILE = 'profiles.json';
@@ -148,6 +148,15 @@ async function readIndex(stateDir: string): Promise<IndexFile | undefined> {
   if (!r || typeof r.current !== 'string' || !Array.isArray(r.ids)) return undefined;
   const ids = r.ids.filter((id): id is string => typeof id === 'string' && ID_PATTERN.test(id));
   return { current: r.current, ids: [...new Set(ids)] };
+}
+
+/** A profile's keys (made on first use) and its prefs and login. */
+export async function readProfile(dir: string): Promise<{ keys: NodeKeys; persisted: PersistedState }> {
+  try {
+    return { keys: await loadOrCreateKeys(dir), persisted: await loadState(dir) };
+  } catch (e) {
+    throw new EngineError('permission-denied', `cannot read the account in ${dir}: ${(e as Error).message}`);
+  }
 }
 
 const TAILSCALE_CONTROL = /^https:\/\/(controlplane|login)\.tailscale\.com$/;
