@@ -116,7 +116,7 @@ export function formatProfiles(list: ProfileList): string {
   const rows = list.profiles.map((p) => [
     p.id,
     p.tailnet || '-',
-    `${p.loginName || '-'}${p.loggedIn ? '' : ' (logged out)'}${p.id === list.current ? ' *' : ''}`,
+    `${p.loginName || '-'}${p.loggedIn || !p.loginName ? '' : ' (logged out)'}${p.id === list.current ? ' *' : ''}`,
     p.controlURL || '-',
   ]);
   return `${alignColumns([['ID', 'Tailnet', 'Account', 'Server'], ...rows]).join('\n')}\n`;

@@ -26,6 +26,7 @@ export const UP_HELP = `usage: ${TAILNET_USAGE.up}
                            without --auth-key, up prints a login URL and waits for it to be approved
   --hostname NAME          this device's name on the tailnet (default: the OS host name)
   --accept-dns=true|false  point the OS resolver at MagicDNS while connected (default true)
+  --admin-url URL          this account's admin console, for servers other than Tailscale's ('' = none)
   --timeout SECONDS        give up after this long (default 60 with a key, 600 without)
   --socket PATH            the daemon's socket (or TRELLIS_SOCKET)
 `;
@@ -83,6 +84,7 @@ export interface UpOptions {
   authKey?: string;
   hostname?: string;
   acceptDNS?: boolean;
+  adminURL?: string;
   timeoutMs: number;
 }
 
@@ -98,6 +100,8 @@ export async function parseUpOptions(args: string[]): Promise<UpOptions> {
   const hostname = takeOption(args, '--hostname');
   const timeout = takeOption(args, '--timeout');
   const acceptDNS = takeAcceptDns(args);
+  const adminURL = takeOption(args, '--admin-url');
+  if (adminURL) checkControlURL(adminURL, '--admin-url');
   noMoreArgs(args);
   if (loginServer !== undefined) checkControlURL(loginServer);
   const authKey = authKeyArg === undefined ? undefined : await readAuthKey(authKeyArg);
@@ -107,7 +111,7 @@ export async function parseUpOptions(args: string[]): Promise<UpOptions> {
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout needs a positive number of seconds');
   }
   const controlURL = loginServer?.replace(/\/+$/, '');
-  return { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
+  return { controlURL, authKey, hostname, acceptDNS, adminURL, timeoutMs: seconds * 1000 };
 }
 
 /**
@@ -161,15 +165,15 @@ function takeAcceptDns(args: string[]): boolean | undefined {
   return value === 'true';
 }
 
-function checkControlURL(text: string): void {
+function checkControlURL(text: string, flag = '--login-server'): void {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`--login-server ${JSON.stringify(text)} is not a URL`);
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError('--login-server must be an http:// or https:// URL');
+    throw new UsageError(`${flag} must be an http:// or https:// URL`);
   }
 }
 
@@ -227,6 +231,7 @@ export async function bringUp(client: EngineClient, o: UpOptions): Promise<numbe
     if (o.controlURL) prefs.controlURL = o.controlURL;
     if (o.hostname !== undefined) prefs.hostname = o.hostname;
     if (o.acceptDNS !== undefined) prefs.acceptDNS = o.acceptDNS;
+    if (o.adminURL !== undefined) prefs.adminURL = o.adminURL;
     await ask('setPrefs', prefs);
     let current = await ask('status', {});
     if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});

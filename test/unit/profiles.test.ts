@@ -114,6 +114,12 @@ test('engine: add, list, switch by id and by name, remove; the index follows', a
   assert.notEqual(second, first);
   assert.equal(added.state, 'NeedsLogin');
   assert.equal(added.profile?.adminURL, 'https://login.tailscale.com/admin/machines');
+  // A configured admin console wins; '' goes back to the derived one; anything but http(s) is refused.
+  await restarted.handle('setPrefs', { adminURL: 'https://admin.example/' });
+  assert.equal((await restarted.handle('status', {})).profile?.adminURL, 'https://admin.example');
+  await assert.rejects(restarted.handle('setPrefs', { adminURL: 'javascript:alert(1)' }), EngineError);
+  await restarted.handle('setPrefs', { adminURL: '' });
+  assert.equal((await restarted.handle('status', {})).profile?.adminURL, 'https://login.tailscale.com/admin/machines');
 
   const list = await restarted.handle('listProfiles', {});
   assert.equal(list.current, second);
