@@ -233,8 +233,7 @@ class Engine implements EngineApi {
         return engine.profileId;
       },
       get active() {
-        if (!engine.persisted) throw new EngineError('not-started', 'the engine has not been started');
-        return engine.persisted;
+        return started(engine.persisted);
       },
       activate: (id) => this.activate(id),
       logoutActive: async () => void (await this.logout()),
