@@ -37,16 +37,28 @@ export async function runProfileCommand(
     case 'listProfiles':
       return listProfiles(host);
     case 'addProfile':
-      await addProfile(host, a.controlURL);
+      await oneAtATime(host.store, () => addProfile(host, a.controlURL));
       return undefined;
     case 'switchProfile':
-      await switchProfile(host, checkName(a.profile));
+      await oneAtATime(host.store, () => switchProfile(host, checkName(a.profile)));
       return undefined;
     case 'removeProfile':
-      await removeProfile(host, checkName(a.profile));
+      await oneAtATime(host.store, () => removeProfile(host, checkName(a.profile)));
       announceProfiles(host);
       return listProfiles(host);
   }
+}
+
+const queues = new WeakMap<ProfileStore, Promise<unknown>>();
+
+/** One account change at a time: two switches at once must not interleave their stops and starts. */
+function oneAtATime<T>(store: ProfileStore, run: () => Promise<T>): Promise<T> {
+  const next = (queues.get(store) ?? Promise.resolve()).then(run, run);
+  queues.set(
+    store,
+    next.catch(() => {}),
+  );
+  return next;
 }
 
 /** Tells listeners (tray, window) the accounts changed. */

@@ -135,6 +135,12 @@ test('engine: add, list, switch by id and by name, remove; the index follows', a
   assert.equal(back.prefs.controlURL, 'http://one.example:8080');
   const index = JSON.parse(await readFile(path.join(dir, 'profiles.json'), 'utf8'));
   assert.equal(index.current, first);
+  // Switches at once run one after another: the last one asked for is the one in use, on disk as well.
+  const racing = [second, first, second].map((profile) => restarted.handle('switchProfile', { profile }));
+  await Promise.all(racing);
+  assert.equal((await restarted.handle('status', {})).profile?.id, second);
+  assert.equal(JSON.parse(await readFile(path.join(dir, 'profiles.json'), 'utf8')).current, second);
+  await restarted.handle('switchProfile', { profile: first });
 
   const after = await restarted.handle('removeProfile', { profile: second });
   assert.deepEqual(
