@@ -77,7 +77,10 @@ function accountMenu(accounts: AccountView[]): TrayItem {
 
 export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
   const items: TrayItem[] = [];
-  if (s.link !== 'none' && s.accounts && s.accounts.length > 0) {
+  // A first run's one empty account needs no menu: 'Log in…' is all there is to do.
+  const accounts = s.accounts ?? [];
+  const firstRun = accounts.length === 1 && !accounts[0]?.loggedIn && !accounts[0]?.loginName;
+  if (s.link !== 'none' && s.accounts && accounts.length > 0 && !firstRun) {
     items.push(accountMenu(s.accounts), { kind: 'separator' });
   }
   const loggedIn = s.state === 'Running' || s.state === 'Starting' || (s.state === 'Stopped' && s.self !== undefined);

@@ -92,9 +92,15 @@ test('switching moves the check mark; a logged-out account says so', () => {
   assert.ok(switched.items.some((i) => i.kind === 'action' && i.action === 'login'));
 });
 
-test('no account menu without an engine, or from an engine that has no accounts', () => {
+test('no account menu without an engine, on a first run, or from an engine that has no accounts', () => {
   const none = trayModel(snapshot({ link: 'none', state: 'NoState', self: undefined, accounts: [WORK] }));
   assert.ok(!none.items.some((i) => i.kind === 'submenu' && i.label.startsWith('Account')));
+  const firstRun = trayModel(snapshot({ state: 'NeedsLogin', self: undefined, accounts: [HOME] }));
+  assert.ok(
+    !firstRun.items.some((i) => i.kind === 'submenu' && i.label.startsWith('Account')),
+    'a first run has only its one empty account: no menu',
+  );
+  assert.ok(firstRun.items.some((i) => i.kind === 'action' && i.action === 'login'));
   const old = trayModel(snapshot({ accounts: undefined }));
   assert.equal(old.items[0]?.kind, 'action', 'the menu starts with Disconnect as before');
 });

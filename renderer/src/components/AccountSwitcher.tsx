@@ -185,6 +185,9 @@ export function AccountSwitcher({ snapshot }: { snapshot: AppSnapshot }) {
   const [adding, setAdding] = useState(false);
   const accounts = snapshot.accounts;
   if (!accounts || accounts.length === 0 || snapshot.link === 'none') return null;
+  // A first run's one empty account: the login view is all there is to say.
+  const only = accounts.length === 1 ? accounts[0] : undefined;
+  if (only && !only.loggedIn && !only.loginName) return null;
   const active = accounts.find((a) => a.active);
   return (
     <section className="accounts" aria-label="Accounts">
