@@ -143,10 +143,17 @@ export class AppController implements ApiBackend {
       if (action === 'connect') await this.call('connect', undefined);
       else if (action === 'disconnect') await this.call('disconnect', undefined);
       else if (action === 'logout') await this.call('logout', undefined);
+      else if (action === 'admin-console') await this.#openAdminConsole();
       else await this.call('login', {});
     } catch (e) {
       this.#notice({ level: 'error', message: (e as Error).message });
     }
+  }
+
+  /** The account in use's admin console, when it has one (the tray offers it only then). */
+  async #openAdminConsole(): Promise<void> {
+    const url = this.snapshot().accounts?.find((a) => a.active)?.adminURL;
+    if (url) await this.call('openExternal', url);
   }
 
   /** The tray's account items: switch, with a notice instead of a throw. */

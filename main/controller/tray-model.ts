@@ -3,7 +3,7 @@
 import type { AccountView, AppSnapshot } from '../../preload/api.ts';
 
 export type TrayIconState = 'disconnected' | 'connecting' | 'connected' | 'needs-login' | 'file-received';
-export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'open' | 'quit';
+export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'admin-console' | 'open' | 'quit';
 
 export type TrayItem =
   | { kind: 'action'; action: TrayAction; label: string; enabled: boolean }
@@ -59,7 +59,8 @@ export function accountLabel(a: AccountView): string {
   return `${who} — ${server || 'no server yet'}${a.loggedIn || !a.loginName ? '' : ' (logged out)'}`;
 }
 
-/** The account in use at the top; its submenu switches to the others or opens the window to add one. */
+/** The account in use at the top; its submenu switches to the others, opens its admin console (where it has one)
+ *  or the window to add or remove one. */
 function accountMenu(accounts: AccountView[]): TrayItem {
   const active = accounts.find((a) => a.active);
   const items: TrayItem[] = accounts.map((a) => ({
@@ -68,10 +69,9 @@ function accountMenu(accounts: AccountView[]): TrayItem {
     label: accountLabel(a),
     active: a.active,
   }));
-  items.push(
-    { kind: 'separator' },
-    { kind: 'action', action: 'open', label: 'Add or remove accounts…', enabled: true },
-  );
+  items.push({ kind: 'separator' });
+  if (active?.adminURL) items.push({ kind: 'action', action: 'admin-console', label: 'Admin console', enabled: true });
+  items.push({ kind: 'action', action: 'open', label: 'Add or remove accounts…', enabled: true });
   return { kind: 'submenu', label: active ? `Account: ${accountLabel(active)}` : 'Accounts', items };
 }
 

@@ -66,6 +66,13 @@ test('the account in use heads the menu; each account is a radio item showing it
   const add = first.items.at(-1);
   assert.deepEqual(add, { kind: 'action', action: 'open', label: 'Add or remove accounts…', enabled: true });
   assert.equal(model.items[1]?.kind, 'separator');
+  assert.ok(!first.items.some((i) => i.kind === 'action' && i.action === 'admin-console'), 'Headscale: no console');
+  const tailscale = trayModel(snapshot({ accounts: [{ ...WORK, adminURL: 'https://login.tailscale.com/admin' }] }));
+  const head = tailscale.items[0];
+  assert.ok(
+    head?.kind === 'submenu' && head.items.some((i) => i.kind === 'action' && i.action === 'admin-console'),
+    'an account with an admin console offers it',
+  );
   // The rest of the menu is still there: disconnect, devices, log out.
   assert.ok(model.items.some((i) => i.kind === 'action' && i.action === 'disconnect'));
   assert.ok(submenus(model.items).some((i) => i.kind === 'submenu' && i.label === 'Network devices'));
