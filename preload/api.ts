@@ -82,6 +82,22 @@ export interface ReceivedItem {
   from?: string;
 }
 
+/** One account (profile) of the engine: its own control server, login and node. */
+export interface AccountView {
+  id: string;
+  /** The control server, shown plainly so accounts on different servers are told apart. */
+  controlURL: string;
+  /** '' before the first login. */
+  loginName: string;
+  /** The tailnet's name (MagicDNS suffix); '' until connected once. */
+  tailnet: string;
+  loggedIn: boolean;
+  /** The account in use. */
+  active: boolean;
+  /** Its admin console, where the server has one (Tailscale's) or one was set. */
+  adminURL?: string;
+}
+
 /** How the app reaches an engine. */
 export type EngineLinkKind = 'worker' | 'daemon' | 'none';
 
@@ -116,6 +132,8 @@ export interface AppSnapshot {
   peers: PeerView[];
   /** Tailnet domain (MagicDNS suffix). */
   domain?: string;
+  /** The engine's accounts, the one in use marked (absent from an engine without accounts). */
+  accounts?: AccountView[];
   health: Health[];
   prefs: AppPrefs;
   transfers: Transfer[];
@@ -132,6 +150,12 @@ export interface LoginRequest {
   authKey?: string;
 }
 
+/** A new account: its control server (absent = Tailscale's) and, optionally, a pre-auth key. */
+export interface AddAccountRequest {
+  controlURL?: string;
+  authKey?: string;
+}
+
 /** The calls the window makes. Each takes at most one argument and resolves with its result. */
 export interface ApiCalls {
   getSnapshot(): AppSnapshot;
@@ -139,6 +163,12 @@ export interface ApiCalls {
   disconnect(): void;
   login(req: LoginRequest): void;
   logout(): void;
+  /** Adds an account, switches to it and logs it in (interactively without a key: authURL in the snapshot). */
+  addAccount(req: AddAccountRequest): void;
+  /** Switches to the account with this id (no new login: it connects if it was connected). */
+  switchAccount(id: string): void;
+  /** Logs the account with this id out and deletes it; removing the one in use switches to another. */
+  removeAccount(id: string): void;
   setPrefs(prefs: Partial<AppPrefs>): AppPrefs;
   /** Sends files (paths the engine can read) to a peer; the new transfers' ids. */
   sendFiles(req: { peer: string; paths: string[] }): string[];
@@ -172,6 +202,9 @@ export const API_CALLS: readonly ApiCallName[] = [
   'disconnect',
   'login',
   'logout',
+  'addAccount',
+  'switchAccount',
+  'removeAccount',
   'setPrefs',
   'sendFiles',
   'cancelTransfer',

@@ -2,6 +2,7 @@
 import { runDaemon } from './daemon.ts';
 import { runDiagnose } from './diagnose.ts';
 import { runFile } from './file.ts';
+import { runProfiles } from './profiles.ts';
 import { runTailnet } from './tailnet.ts';
 import { runWeb } from './web.ts';
 import { runWg } from './wg.ts';
@@ -14,7 +15,11 @@ commands:
   up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
   down                              disconnect from the tailnet (stay logged in)
-  logout                            disconnect and log out
+  logout                            disconnect and log out of the account in use
+  login [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME]
+                                    add an account (its own server and login) and switch to it
+  switch --list | ID|NAME | --remove ID|NAME
+                                    list the accounts, change to another, or remove one
   status [--json]                   show this node and its peers, with each peer's path
   ping <peer> [--count N]           disco ping: direct or via DERP, endpoint, latency
   netcheck [--json]                 UDP, public endpoint, NAT kind, DERP region latencies
@@ -40,6 +45,9 @@ async function main(argv: string[]): Promise<number> {
     case 'logout':
     case 'status':
       return runTailnet(verb, rest);
+    case 'login':
+    case 'switch':
+      return runProfiles(verb, rest);
     case 'ping':
     case 'netcheck':
       return runDiagnose(verb, rest);

@@ -26,6 +26,7 @@ export const UP_HELP = `usage: ${TAILNET_USAGE.up}
                            without --auth-key, up prints a login URL and waits for it to be approved
   --hostname NAME          this device's name on the tailnet (default: the OS host name)
   --accept-dns=true|false  point the OS resolver at MagicDNS while connected (default true)
+  --admin-url URL          this account's admin console, for servers other than Tailscale's ('' = none)
   --timeout SECONDS        give up after this long (default 60 with a key, 600 without)
   --socket PATH            the daemon's socket (or TRELLIS_SOCKET)
 `;
@@ -59,7 +60,7 @@ export async function runTailnet(verb: TailnetVerb, args: string[]): Promise<num
   }
 }
 
-async function withClient(socket: string, f: (client: EngineClient) => Promise<number>): Promise<number> {
+export async function withClient(socket: string, f: (client: EngineClient) => Promise<number>): Promise<number> {
   const client = await connectDaemon(socket);
   try {
     return await f(client);
@@ -78,20 +79,29 @@ async function status(socket: string, args: string[]): Promise<number> {
   });
 }
 
-interface UpOptions {
+export interface UpOptions {
   controlURL?: string;
   authKey?: string;
   hostname?: string;
   acceptDNS?: boolean;
+  adminURL?: string;
   timeoutMs: number;
 }
 
 async function up(socket: string, args: string[]): Promise<number> {
+  const o = await parseUpOptions(args);
+  return withClient(socket, (client) => bringUp(client, o));
+}
+
+/** The options `up` and `login` share, taken out of args (anything left over is a usage error). */
+export async function parseUpOptions(args: string[]): Promise<UpOptions> {
   const loginServer = takeOption(args, '--login-server');
   const authKeyArg = takeOption(args, '--auth-key');
   const hostname = takeOption(args, '--hostname');
   const timeout = takeOption(args, '--timeout');
   const acceptDNS = takeAcceptDns(args);
+  const adminURL = takeOption(args, '--admin-url');
+  if (adminURL) checkControlURL(adminURL, '--admin-url');
   noMoreArgs(args);
   if (loginServer !== undefined) checkControlURL(loginServer);
   const authKey = authKeyArg === undefined ? undefined : await readAuthKey(authKeyArg);
@@ -101,8 +111,7 @@ async function up(socket: string, args: string[]): Promise<number> {
     if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError('--timeout needs a positive number of seconds');
   }
   const controlURL = loginServer?.replace(/\/+$/, '');
-  const o: UpOptions = { controlURL, authKey, hostname, acceptDNS, timeoutMs: seconds * 1000 };
-  return withClient(socket, (client) => bringUp(client, o));
+  return { controlURL, authKey, hostname, acceptDNS, adminURL, timeoutMs: seconds * 1000 };
 }
 
 /**
@@ -156,20 +165,20 @@ function takeAcceptDns(args: string[]): boolean | undefined {
   return value === 'true';
 }
 
-function checkControlURL(text: string): void {
+function checkControlURL(text: string, flag = '--login-server'): void {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UsageError(`--login-server ${JSON.stringify(text)} is not a URL`);
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError('--login-server must be an http:// or https:// URL');
+    throw new UsageError(`${flag} must be an http:// or https:// URL`);
   }
 }
 
 /** Sets the prefs, logs in when needed, and waits for the engine's 'state' events to say Running. */
-async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
+export async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
   const deadline = Date.now() + o.timeoutMs;
   let lastState: EngineState | undefined;
   let shownURL: string | undefined;
@@ -222,6 +231,7 @@ async function bringUp(client: EngineClient, o: UpOptions): Promise<number> {
     if (o.controlURL) prefs.controlURL = o.controlURL;
     if (o.hostname !== undefined) prefs.hostname = o.hostname;
     if (o.acceptDNS !== undefined) prefs.acceptDNS = o.acceptDNS;
+    if (o.adminURL !== undefined) prefs.adminURL = o.adminURL;
     await ask('setPrefs', prefs);
     let current = await ask('status', {});
     if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});
@@ -335,7 +345,7 @@ export function alignColumns(rows: string[][]): string[] {
 }
 
 /** Names and reasons come from the control server: never let them drive the terminal. */
-function printable(text: string): string {
+export function printable(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 }

@@ -13,15 +13,15 @@ import {
   type AppSnapshot,
   type LoginRequest,
   type Notice,
-  TAILSCALE_CONTROL_URL,
 } from '../../preload/api.ts';
-import { EngineError, type EngineEvent, type StatusSnapshot } from '../engine/protocol.ts';
+import type { EngineEvent, StatusSnapshot } from '../engine/protocol.ts';
 import { saveReceivedFiles, sendLocalFile } from '../engine/taildrop/client-files.ts';
+import { accountViews, addAccount, hasAuthKey, logIn, removeAccount, switchAccount } from './accounts.ts';
+import { toApiError } from './api-errors.ts';
 import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
 import { EngineMirror } from './engine-mirror.ts';
-import { loginError } from './login-errors.ts';
 import { ReceivedFiles } from './received.ts';
 import { TransferQueue } from './transfers.ts';
 import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
@@ -44,7 +44,6 @@ export interface AppControllerOptions {
 const PUSH_INTERVAL_MS = 100;
 /** A key expiring within this is worth a notification. */
 const KEY_EXPIRY_WARNING_MS = 24 * 3600_000;
-const LOGIN_TIMEOUT_MS = 90_000;
 
 export class AppController implements ApiBackend {
   readonly #delegate: ControllerDelegate;
@@ -127,6 +126,7 @@ export class AppController implements ApiBackend {
       self: s?.self,
       peers: peerViews(s),
       domain: s?.domain,
+      accounts: accountViews(this.#engine.profiles),
       health,
       prefs,
       transfers: this.#transfers.list(),
@@ -145,10 +145,22 @@ export class AppController implements ApiBackend {
       if (action === 'connect') await this.call('connect', undefined);
       else if (action === 'disconnect') await this.call('disconnect', undefined);
       else if (action === 'logout') await this.call('logout', undefined);
+      else if (action === 'admin-console') await this.#openAdminConsole();
       else await this.call('login', {});
     } catch (e) {
       this.#notice({ level: 'error', message: (e as Error).message });
     }
+  }
+
+  /** The account in use's admin console, when it has one (the tray offers it only then). */
+  async #openAdminConsole(): Promise<void> {
+    const url = this.snapshot().accounts?.find((a) => a.active)?.adminURL;
+    if (url) await this.call('openExternal', url);
+  }
+
+  /** The tray's account items: switch, with a notice instead of a throw. */
+  async traySwitchAccount(id: string): Promise<void> {
+    await this.call('switchAccount', id).catch((e: Error) => this.#notice({ level: 'error', message: e.message }));
   }
 
   addPendingSend(paths: string[]): void {
@@ -190,7 +202,10 @@ export class AppController implements ApiBackend {
         await this.#command('down');
         return undefined;
       case 'login':
-        return this.#login(isRecord(arg) ? (arg as LoginRequest) : {});
+        return this.#accountCall(
+          () => logIn(this.#engine.client(), isRecord(arg) ? (arg as LoginRequest) : {}, this.#engine.status?.prefs),
+          !hasAuthKey(arg),
+        );
       case 'logout':
         this.#loggingIn = true;
         try {
@@ -200,6 +215,12 @@ export class AppController implements ApiBackend {
           this.#schedulePush();
         }
         return undefined;
+      case 'addAccount':
+        return this.#accountCall(() => addAccount(this.#engine.client(), arg), !hasAuthKey(arg));
+      case 'switchAccount':
+        return this.#accountCall(() => switchAccount(this.#engine.client(), arg));
+      case 'removeAccount':
+        return this.#accountCall(() => removeAccount(this.#engine.client(), arg));
       case 'setPrefs':
         return this.#setPrefs(arg);
       case 'sendFiles': {
@@ -247,24 +268,19 @@ export class AppController implements ApiBackend {
     }
   }
 
-  async #login(req: LoginRequest): Promise<void> {
-    const controlURL = req.controlURL?.trim() || this.#engine.status?.prefs.controlURL || TAILSCALE_CONTROL_URL;
-    if (!isWebUrl(controlURL)) throw new ApiError('bad-request', 'the control server URL must start with http(s)://');
-    const authKey = req.authKey?.trim() || undefined;
+  /** A login or an account change: the window shows it under way, and the new account's state once it is done. */
+  async #accountCall(run: () => Promise<void>, withoutKey = false): Promise<void> {
     this.#loggingIn = true;
     this.#schedulePush();
     try {
-      await this.#engine.client().request('setPrefs', { controlURL, wantRunning: true });
-      await this.#engine.client().request('login', authKey ? { authKey } : {}, { timeoutMs: LOGIN_TIMEOUT_MS });
-    } catch (e) {
-      throw loginError(e, controlURL) ?? e;
+      await run();
     } finally {
       this.#loggingIn = false;
       await this.#engine.refresh();
     }
     // The desktop opens the login page itself (also for a login started from the tray); a browser page does.
     const url = this.#engine.status?.authURL;
-    if (!authKey && url && isWebUrl(url) && this.#delegate.capabilities.shell === 'electron')
+    if (withoutKey && url && isWebUrl(url) && this.#delegate.capabilities.shell === 'electron')
       void this.#delegate.openExternal(url).catch(() => {});
   }
 
@@ -429,16 +445,4 @@ export class AppController implements ApiBackend {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Engine refusals keep their sentence; the rest becomes a typed API error. */
-function toApiError(e: unknown): ApiError {
-  if (e instanceof ApiError) return e;
-  if (e instanceof EngineError) {
-    const code = e.code === 'no-data-path' ? 'not-connected' : e.code === 'bad-request' ? 'bad-request' : 'engine';
-    return new ApiError(code, e.message);
-  }
-  const err = e as Error & { code?: unknown };
-  if (err?.name === 'RpcError') return new ApiError('no-engine', err.message);
-  return new ApiError('internal', err?.message ?? String(e));
 }

@@ -2,7 +2,7 @@
 // from engine events and a slow poll (for paths, handshakes and bytes), and a new link when the old one is lost
 // or was never there. The controller decides what the changes mean for the user.
 import { ApiError } from '../../preload/api.ts';
-import type { EngineEvent, StatusSnapshot } from '../engine/protocol.ts';
+import type { EngineEvent, ProfileList, StatusSnapshot } from '../engine/protocol.ts';
 import type { EngineClient } from '../engine/rpc.ts';
 import type { EngineLink } from './engine-link.ts';
 
@@ -26,6 +26,7 @@ export interface EngineMirrorOptions {
 export class EngineMirror {
   #link: EngineLink;
   #status: StatusSnapshot | undefined;
+  #profiles: ProfileList | undefined;
   #offLink: (() => void)[] = [];
   #refreshing: Promise<void> | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -44,6 +45,11 @@ export class EngineMirror {
 
   get status(): StatusSnapshot | undefined {
     return this.#status;
+  }
+
+  /** The engine's accounts, kept fresh by its 'profiles' events (undefined from an engine without them). */
+  get profiles(): ProfileList | undefined {
+    return this.#profiles;
   }
 
   /** Attaches the first link (retrying when it reached no engine) and starts the poll. */
@@ -103,11 +109,13 @@ export class EngineMirror {
     this.#offLink = [];
     this.#link = link;
     this.#status = undefined;
+    this.#profiles = undefined;
     const client = link.client;
     if (client) {
       this.#offLink.push(client.on((e) => this.#apply(e)));
       this.#offLink.push(client.onClose((error) => this.#lost(error)));
       await this.refresh();
+      this.#profiles = await client.request('listProfiles', {}, { timeoutMs: 10_000 }).catch(() => undefined);
       await this.o.onAttached();
     }
     this.o.changed();
@@ -123,6 +131,9 @@ export class EngineMirror {
       this.o.changed();
     } else if (e.event === 'netmap' || e.event === 'health') {
       void this.refresh();
+    } else if (e.event === 'profiles') {
+      this.#profiles = e.profiles;
+      void this.refresh();
     }
     this.o.onEvent(e, previous);
   }
@@ -137,6 +148,7 @@ export class EngineMirror {
       close: async () => {},
     };
     this.#status = undefined;
+    this.#profiles = undefined;
     this.o.changed();
     this.#retry();
   }

@@ -1,9 +1,9 @@
 // The tray as data: which icon, tooltip and menu each app state gets. Electron's tray.ts only renders this,
 // so every state's menu is unit-tested without Electron.
-import type { AppSnapshot } from '../../preload/api.ts';
+import type { AccountView, AppSnapshot } from '../../preload/api.ts';
 
 export type TrayIconState = 'disconnected' | 'connecting' | 'connected' | 'needs-login' | 'file-received';
-export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'open' | 'quit';
+export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'admin-console' | 'open' | 'quit';
 
 export type TrayItem =
   | { kind: 'action'; action: TrayAction; label: string; enabled: boolean }
@@ -11,6 +11,8 @@ export type TrayItem =
   | { kind: 'copy'; label: string; text: string }
   | { kind: 'submenu'; label: string; items: TrayItem[] }
   | { kind: 'info'; label: string }
+  /** An account: checked when in use; clicking another switches to it. */
+  | { kind: 'account'; id: string; label: string; active: boolean }
   | { kind: 'separator' };
 
 export interface TrayModel {
@@ -47,8 +49,40 @@ function tooltipFor(s: AppSnapshot): string {
   }
 }
 
+/** An account as one line: who (or the tailnet), and its server's host shown plainly. */
+export function accountLabel(a: AccountView): string {
+  const who = a.loginName || a.tailnet || 'not logged in yet';
+  let server = a.controlURL;
+  try {
+    server = new URL(a.controlURL).host || a.controlURL;
+  } catch {}
+  return `${who} — ${server || 'no server yet'}${a.loggedIn || !a.loginName ? '' : ' (logged out)'}`;
+}
+
+/** The account in use at the top; its submenu switches to the others, opens its admin console (where it has one)
+ *  or the window to add or remove one. */
+function accountMenu(accounts: AccountView[]): TrayItem {
+  const active = accounts.find((a) => a.active);
+  const items: TrayItem[] = accounts.map((a) => ({
+    kind: 'account',
+    id: a.id,
+    label: accountLabel(a),
+    active: a.active,
+  }));
+  items.push({ kind: 'separator' });
+  if (active?.adminURL) items.push({ kind: 'action', action: 'admin-console', label: 'Admin console', enabled: true });
+  items.push({ kind: 'action', action: 'open', label: 'Add or remove accounts…', enabled: true });
+  return { kind: 'submenu', label: active ? `Account: ${accountLabel(active)}` : 'Accounts', items };
+}
+
 export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
   const items: TrayItem[] = [];
+  // A first run's one empty account needs no menu: 'Log in…' is all there is to do.
+  const accounts = s.accounts ?? [];
+  const firstRun = accounts.length === 1 && !accounts[0]?.loggedIn && !accounts[0]?.loginName;
+  if (s.link !== 'none' && s.accounts && accounts.length > 0 && !firstRun) {
+    items.push(accountMenu(s.accounts), { kind: 'separator' });
+  }
   const loggedIn = s.state === 'Running' || s.state === 'Starting' || (s.state === 'Stopped' && s.self !== undefined);
   if (s.link === 'none') {
     items.push({ kind: 'info', label: s.linkProblem ?? 'No engine is running' });

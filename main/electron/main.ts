@@ -100,7 +100,10 @@ async function start(): Promise<void> {
   forwardFiles(earlyFiles.splice(0));
 
   offIpc = registerIpc({ backend: opened, rendererUrl, window: currentWindow });
-  tray = new TrayView(opened.tray(), { onAction: onTrayAction });
+  tray = new TrayView(opened.tray(), {
+    onAction: onTrayAction,
+    onSwitchAccount: (id) => void opened.traySwitchAccount(id),
+  });
   opened.onEvent((m) => {
     if (m.event === 'snapshot') tray?.render(opened.tray());
   });

@@ -8,6 +8,8 @@ import { encodePng } from './png.ts';
 export interface TrayHandlers {
   /** A menu action (connect … quit), or 'open' for a left click on Windows. */
   onAction(action: TrayAction): void;
+  /** An account item: switch to it. */
+  onSwitchAccount?(id: string): void;
   /** After a 'copy' item put text on the clipboard (the shell may confirm it with a notification). */
   onCopied?(label: string, text: string): void;
 }
@@ -46,6 +48,15 @@ function menuItem(item: TrayItem, handlers: TrayHandlers): MenuItemConstructorOp
       };
     case 'submenu':
       return { label: item.label, submenu: item.items.map((i) => menuItem(i, handlers)) };
+    case 'account':
+      return {
+        label: item.label,
+        type: 'radio',
+        checked: item.active,
+        click: () => {
+          if (!item.active) handlers.onSwitchAccount?.(item.id);
+        },
+      };
     case 'info':
       return { label: item.label, enabled: false };
     case 'separator':

@@ -1,15 +1,15 @@
-import { ensureStateDir, loadOrCreateKeys, type NodeKeys } from './control/keys.ts';
-import { MapLoop } from './control/map-loop.ts';
+import { Connection } from './connection.ts';
+import type { NodeKeys } from './control/keys.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
-import { buildHostinfo, buildMapRequest } from './control/requests.ts';
-import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
-import { DataPath } from './datapath.ts';
+import type { DataPath } from './datapath.ts';
 import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
 import { EngineEvents } from './events.ts';
 import { handleFileCommand } from './files.ts';
 import { NodeServices } from './node-services.ts';
-import { loadState, type PersistedState, saveState } from './prefs-store.ts';
+import { type PersistedState, saveState } from './prefs-store.ts';
+import { announceProfiles, checkControlURL, type ProfileHost, runProfileCommand } from './profile-commands.ts';
+import { ProfileStore, profileInfo, readProfile } from './profiles.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -23,7 +23,6 @@ import {
   type StatusSnapshot,
 } from './protocol.ts';
 import { cryptoStatus, keyExpired, peerSummaries, selfSummary } from './status.ts';
-import { generatePrivateKey } from './wg/crypto.ts';
 
 /** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
 export interface DataPathSettings {
@@ -41,28 +40,42 @@ export interface EngineOptions {
   controlTimeoutMs?: number;
 }
 
+/** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
+function started<T>(v: T | undefined): T {
+  if (v === undefined) throw new EngineError('not-started', 'the engine has not been started');
+  return v;
+}
+
 class Engine implements EngineApi {
   private stateDir: string | undefined;
+  private profiles: ProfileStore | undefined;
+  private profileId = '';
   private keys: NodeKeys | undefined;
   private persisted: PersistedState | undefined;
   private state: EngineState = 'NoState';
   private reason: string | undefined;
   private authURL: string | undefined;
   private netmap = new NetMap();
-  private mapLoop: MapLoop | undefined;
   private registrar: Registrar | undefined;
-  private dataPath: DataPath | undefined;
-  private mapGeneration = 0;
-  private homeDERP = 0;
   private services: NodeServices | undefined;
-  private hostinfoInFlight = false;
-  private hostinfoPending = false;
-  private readonly discoPrivate = generatePrivateKey();
-
   private readonly events: EngineEvents;
+  private readonly conn: Connection;
 
   constructor(private readonly o: EngineOptions) {
     this.events = new EngineEvents(o.log);
+    this.conn = new Connection({
+      options: o,
+      events: this.events,
+      keys: () => started(this.keys),
+      prefs: () => this.prefs,
+      services: () => this.services,
+      onMapMessage: (m) => this.onMapMessage(m),
+      onFatal: (reason) => void this.loggedOut(reason),
+    });
+  }
+
+  private get dataPath(): DataPath | undefined {
+    return this.conn.dataPath;
   }
 
   onEvent(listener: (e: EngineEvent) => void): () => void {
@@ -99,46 +112,14 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       crypto: cryptoStatus(),
+      ...(this.persisted ? { profile: profileInfo(this.profileId, this.persisted) } : {}),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
-      ...(this.services && this.state === 'Running' ? { fileTargets: this.fileTargetNames() } : {}),
+      ...(this.services && this.state === 'Running' ? { fileTargets: this.services.fileTargetNames() } : {}),
     };
   }
 
-  /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
-  private fileTargetNames(): string[] {
-    try {
-      return this.services?.taildrop.targets().map((t) => t.name) ?? [];
-    } catch (e) {
-      this.events.log('warn', `cannot list file targets: ${(e as Error).message}`);
-      return [];
-    }
-  }
-
   private async persist(): Promise<void> {
-    if (this.stateDir && this.persisted) await saveState(this.stateDir, this.persisted);
-  }
-
-  private hostinfo(): Hostinfo {
-    return buildHostinfo(this.prefs.hostname, this.homeDERP, this.services?.services() ?? []);
-  }
-
-  private mapRequest(): MapRequest {
-    return buildMapRequest({
-      nodePrivate: this.requireKeys().nodePrivate,
-      discoPrivate: this.discoPrivate,
-      hostinfo: this.hostinfo(),
-      endpoints: this.dataPath?.localEndpoints() ?? [],
-    });
-  }
-
-  private requireRegistrar(): Registrar {
-    if (!this.registrar) throw new EngineError('not-started', 'the engine has not been started');
-    return this.registrar;
-  }
-
-  private requireKeys(): NodeKeys {
-    if (!this.keys) throw new EngineError('not-started', 'the engine has not been started');
-    return this.keys;
+    if (this.profiles && this.persisted) await saveState(this.profiles.dirOf(this.profileId), this.persisted);
   }
 
   async handle<C extends CommandName>(
@@ -170,6 +151,11 @@ class Engine implements EngineApi {
         )) as CommandMap[C]['result'];
       case 'netcheck':
         return (await netcheck(this.requireDataPath())) as CommandMap[C]['result'];
+      case 'listProfiles':
+      case 'addProfile':
+      case 'switchProfile':
+      case 'removeProfile':
+        return ((await runProfileCommand(this.profileHost(), cmd, args)) ?? this.snapshot()) as CommandMap[C]['result'];
       case 'fileTargets':
       case 'fileSend':
       case 'fileList':
@@ -196,42 +182,82 @@ class Engine implements EngineApi {
       if (stateDir !== this.stateDir) throw new EngineError('bad-request', `already started with ${this.stateDir}`);
       return this.snapshot();
     }
+    let profiles: ProfileStore;
     try {
-      await ensureStateDir(stateDir);
-      this.keys = await loadOrCreateKeys(stateDir);
-      this.persisted = await loadState(stateDir);
+      profiles = await ProfileStore.open(stateDir);
     } catch (e) {
       throw new EngineError('permission-denied', `cannot use state directory ${stateDir}: ${(e as Error).message}`);
     }
     this.stateDir = stateDir;
+    this.profiles = profiles;
+    // Taildrop's inbox and the OS resolver's backup belong to the machine: they stay at the top of the state dir.
     if (this.o.dataPath) {
-      this.services = new NodeServices(stateDir, this.o.dataPath.tunName, this.events, () => this.sendHostinfo());
+      this.services = new NodeServices(stateDir, this.o.dataPath.tunName, this.events, () => this.conn.sendHostinfo());
       await this.services.recover();
     }
+    await this.activate(profiles.current);
+    return this.snapshot();
+  }
+
+  /** Makes a profile the active one: the running one stops as on `down`, this one starts as its prefs say. */
+  private async activate(id: string): Promise<void> {
+    const store = started(this.profiles);
+    const dir = store.dirOf(id);
+    const { keys, persisted } = await readProfile(dir);
+    this.cancelLogin();
+    this.conn.stop();
+    await this.conn.closing;
+    await store.setCurrent(id);
+    this.netmap = new NetMap();
+    this.authURL = undefined;
+    this.profileId = id;
+    this.keys = keys;
+    this.persisted = persisted;
     this.registrar = new Registrar({
-      stateDir,
-      keys: this.keys,
-      hostinfo: () => this.hostinfo(),
+      stateDir: dir,
+      keys,
+      hostinfo: () => this.conn.hostinfo(),
       timeoutMs: this.o.controlTimeoutMs,
     });
-    const { loggedIn, prefs } = this.persisted;
+    const { loggedIn, prefs } = persisted;
     if (loggedIn && prefs.controlURL && prefs.wantRunning) this.startMap();
     else this.setState(loggedIn && prefs.controlURL ? 'Stopped' : 'NeedsLogin');
-    return this.snapshot();
+    this.emitProfiles();
+  }
+
+  private profileHost(): ProfileHost {
+    const engine = this;
+    return {
+      store: started(this.profiles),
+      get activeId() {
+        return engine.profileId;
+      },
+      get active() {
+        return started(engine.persisted);
+      },
+      activate: (id) => this.activate(id),
+      logoutActive: async () => void (await this.logout()),
+      setControlURL: async (url) => void (await this.setPrefs({ controlURL: url })),
+      controlTimeoutMs: this.o.controlTimeoutMs,
+      events: this.events,
+    };
+  }
+
+  /** Tells listeners (tray, window) the accounts changed. */
+  private emitProfiles(): void {
+    if (this.profiles) announceProfiles(this.profileHost());
   }
 
   private async setPrefs(p: Partial<Prefs>): Promise<Prefs> {
     const prefs = this.prefs;
+    if (p.adminURL !== undefined) prefs.adminURL = checkControlURL(p.adminURL) || undefined;
     if (p.controlURL !== undefined) {
-      if (typeof p.controlURL !== 'string' || (p.controlURL !== '' && !/^https?:\/\/[^\s/]+/.test(p.controlURL))) {
-        throw new EngineError('bad-request', 'the control server URL must start with http:// or https://');
-      }
-      const url = p.controlURL.replace(/\/+$/, '');
+      const url = checkControlURL(p.controlURL);
       if (url !== prefs.controlURL) {
         // Another server: this node's registration does not carry over.
-        this.stopMap();
+        this.conn.stop();
         this.cancelLogin();
-        this.persisted = { prefs: { ...prefs, controlURL: url }, loggedIn: false };
+        this.persisted = { prefs: { ...prefs, controlURL: url, adminURL: undefined }, loggedIn: false };
         this.netmap = new NetMap();
         this.setState('NeedsLogin');
       }
@@ -244,33 +270,13 @@ class Engine implements EngineApi {
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
     await this.persist();
-    if (hostnameChanged) this.sendHostinfo();
+    if (p.controlURL !== undefined || p.adminURL !== undefined) this.emitProfiles();
+    if (hostnameChanged) this.conn.sendHostinfo();
     if (acceptDNSChanged) {
       const running = this.state === 'Running' ? this.dataPath : undefined;
       await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
     }
     return { ...next };
-  }
-
-  /**
-   * Sends our Hostinfo and endpoints to control, one update at a time: concurrent lite map requests may be applied
-   * out of order, and an older one (say, without the PeerAPI ports) would then overwrite a newer one.
-   */
-  private sendHostinfo(): void {
-    if (this.hostinfoInFlight) {
-      this.hostinfoPending = true;
-      return;
-    }
-    const s = this.mapLoop?.currentSession;
-    if (!s || s.closed) return;
-    this.hostinfoInFlight = true;
-    this.hostinfoPending = false;
-    s.updateNode(this.mapRequest())
-      .catch((e: Error) => this.events.log('warn', `hostinfo update failed: ${e.message}`))
-      .finally(() => {
-        this.hostinfoInFlight = false;
-        if (this.hostinfoPending) this.sendHostinfo();
-      });
   }
 
   private async login(o: LoginOptions): Promise<StatusSnapshot> {
@@ -279,8 +285,8 @@ class Engine implements EngineApi {
     if (o.authKey !== undefined && (typeof o.authKey !== 'string' || o.authKey.trim() === '')) {
       throw new EngineError('bad-request', 'the auth key is empty');
     }
-    const registrar = this.requireRegistrar();
-    this.stopMap();
+    const registrar = started(this.registrar);
+    this.conn.stop();
     this.authURL = undefined;
     let outcome: Awaited<ReturnType<Registrar['login']>>;
     try {
@@ -313,78 +319,20 @@ class Engine implements EngineApi {
   }
 
   private async loggedIn(loginName: string | undefined): Promise<void> {
-    await this.requireRegistrar().settled();
+    await started(this.registrar).settled();
     if (!this.persisted) return;
     this.persisted.loggedIn = true;
     if (loginName) this.persisted.loginName = loginName;
     await this.persist();
+    this.emitProfiles();
     if (this.prefs.wantRunning) this.startMap();
     else this.setState('Stopped');
   }
 
   private startMap(): void {
-    this.stopMap();
+    this.conn.stop();
     this.setState('Starting');
-    const generation = ++this.mapGeneration;
-    void this.openDataPath().then(() => {
-      if (generation === this.mapGeneration) this.startMapLoop();
-    });
-  }
-
-  /** Opens the UDP side of the data path before the map stream, so the first MapRequest carries endpoints. */
-  private async openDataPath(): Promise<void> {
-    const settings = this.o.dataPath;
-    if (!settings || this.dataPath) return;
-    try {
-      this.dataPath = await DataPath.open({
-        tunName: settings.tunName,
-        port: settings.port,
-        nodePrivate: this.requireKeys().nodePrivate,
-        discoPrivate: this.discoPrivate,
-        derpPlainHTTP: this.prefs.controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
-        log: (m) => this.events.log('info', m),
-        onEndpointsChanged: () => this.sendHostinfo(),
-        onHomeDERPChanged: (region) => {
-          this.homeDERP = region;
-          this.sendHostinfo();
-        },
-      });
-      this.events.setHealth('data-path', undefined);
-    } catch (e) {
-      this.events.setHealth('data-path', `cannot open the data path: ${(e as Error).message}`);
-    }
-  }
-
-  private closeDataPath(): void {
-    if (this.dataPath) void this.services?.dataPathClosed();
-    this.dataPath?.close();
-    this.dataPath = undefined;
-    this.homeDERP = 0;
-  }
-
-  private startMapLoop(): void {
-    const { controlURL } = this.prefs;
-    this.mapLoop = new MapLoop({
-      serverUrl: controlURL,
-      machinePrivate: this.requireKeys().machinePrivate,
-      request: () => this.mapRequest(),
-      connectTimeoutMs: this.o.controlTimeoutMs,
-      minBackoffMs: this.o.backoff?.minMs,
-      maxBackoffMs: this.o.backoff?.maxMs,
-      onMessage: (m) => this.onMapMessage(m),
-      onDisconnect: (err, retryInMs) => {
-        const why = err ? err.message : 'the server closed the map stream';
-        this.events.setHealth(
-          'control-unreachable',
-          `lost the control server (${why}); retrying in ${Math.round(retryInMs / 1000)} s`,
-        );
-        this.events.log('warn', `map stream lost: ${why}; retry in ${retryInMs} ms`);
-      },
-      onFatal: (err) => {
-        this.mapLoop = undefined;
-        void this.loggedOut(`the control server no longer knows this node (${err.status})`);
-      },
-    });
+    this.conn.open();
   }
 
   private onMapMessage(m: Parameters<NetMap['apply']>[0]): void {
@@ -393,12 +341,13 @@ class Engine implements EngineApi {
     const self = this.netmap.self;
     if (!self) return; // nothing usable until the first full map
     if (keyExpired(self)) {
-      this.stopMap();
+      this.conn.stop();
       void this.expired();
       return;
     }
     if (this.state !== 'Running') this.setState('Running');
-    this.updateDataPath();
+    this.noteTailnet();
+    this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
     this.events.emit({
       type: 'event',
       event: 'netmap',
@@ -408,47 +357,37 @@ class Engine implements EngineApi {
     });
   }
 
+  /** Keeps the tailnet's name (the MagicDNS suffix of our name) with the profile, to tell accounts apart. */
+  private noteTailnet(): void {
+    const dnsName = selfSummary(this.netmap)?.dnsName ?? '';
+    const tailnet = dnsName.includes('.') ? dnsName.slice(dnsName.indexOf('.') + 1) : this.netmap.domain;
+    if (!tailnet || !this.persisted || this.persisted.tailnet === tailnet) return;
+    this.persisted.tailnet = tailnet;
+    this.persist().then(
+      () => this.emitProfiles(),
+      (e: Error) => this.events.log('warn', `cannot save the account: ${e.message}`),
+    );
+  }
+
   private async expired(): Promise<void> {
-    await this.requireRegistrar().rotateNodeKey();
+    await started(this.registrar).rotateNodeKey();
     await this.loggedOut('node key expired: log in again');
   }
 
   private async loggedOut(reason: string | undefined): Promise<void> {
-    this.stopMap();
+    this.conn.stop();
     this.netmap = new NetMap();
     if (this.persisted) this.persisted.loggedIn = false;
     await this.persist();
     this.setState('NeedsLogin', reason);
-  }
-
-  /** Applies the netmap to the data path; a new home DERP goes back to control in Hostinfo.NetInfo. */
-  private updateDataPath(): void {
-    const dp = this.dataPath;
-    if (!dp) return;
-    dp.update(this.netmap).then(
-      () => {
-        this.events.setHealth('data-path', undefined);
-        if (dp === this.dataPath && this.state === 'Running') {
-          void this.services?.dataPathUpdated(dp, this.netmap, this.prefs.acceptDNS);
-        }
-      },
-      (e: Error) => this.events.setHealth('data-path', `data path: ${e.message}`),
-    );
-  }
-
-  private stopMap(): void {
-    this.mapGeneration++;
-    this.mapLoop?.stop();
-    this.mapLoop = undefined;
-    this.closeDataPath();
-    this.events.setHealth('control-unreachable', undefined);
+    this.emitProfiles();
   }
 
   private async logout(): Promise<StatusSnapshot> {
     this.cancelLogin();
-    this.stopMap();
+    this.conn.stop();
     const { controlURL } = this.prefs;
-    const registrar = this.requireRegistrar();
+    const registrar = started(this.registrar);
     if (controlURL && this.persisted?.loggedIn) {
       try {
         await registrar.logout(controlURL);
@@ -468,7 +407,7 @@ class Engine implements EngineApi {
     this.prefs.wantRunning = true;
     await this.persist();
     if (this.persisted?.loggedIn && this.prefs.controlURL) {
-      if (!this.mapLoop) this.startMap();
+      if (!this.conn.mapping) this.startMap();
     } else {
       this.setState('NeedsLogin', this.reason);
     }
@@ -479,7 +418,7 @@ class Engine implements EngineApi {
     this.prefs.wantRunning = false;
     await this.persist();
     this.cancelLogin();
-    this.stopMap();
+    this.conn.stop();
     // A pending interactive login is given up: its URL no longer leads anywhere.
     if (!this.persisted?.loggedIn) this.authURL = undefined;
     this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');
@@ -498,7 +437,7 @@ class Engine implements EngineApi {
 
   async close(): Promise<void> {
     this.cancelLogin();
-    this.stopMap();
+    this.conn.stop();
     await this.services?.dataPathClosed();
   }
 }

@@ -38,6 +38,16 @@ export class NodeServices {
     return this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
   }
 
+  /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
+  fileTargetNames(): string[] {
+    try {
+      return this.taildrop.targets().map((t) => t.name);
+    } catch (e) {
+      this.events.log('warn', `cannot list file targets: ${(e as Error).message}`);
+      return [];
+    }
+  }
+
   /** Hostinfo.Services entries (the PeerAPI ports; empty until it listens). */
   services(): Array<{ Proto: string; Port: number }> {
     return this.taildrop.services();

@@ -10,6 +10,8 @@ export interface PersistedState {
   loggedIn: boolean;
   /** The login name the server gave at registration (shown for self when the map has no profile). */
   loginName?: string;
+  /** The tailnet's name (its MagicDNS domain) from the latest netmap, to tell accounts apart. */
+  tailnet?: string;
 }
 
 export const DEFAULT_PREFS: Readonly<Prefs> = Object.freeze({
@@ -33,9 +35,11 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
         acceptDNS: typeof p.acceptDNS === 'boolean' ? p.acceptDNS : DEFAULT_PREFS.acceptDNS,
         autoConnect: typeof p.autoConnect === 'boolean' ? p.autoConnect : DEFAULT_PREFS.autoConnect,
         wantRunning: typeof p.wantRunning === 'boolean' ? p.wantRunning : DEFAULT_PREFS.wantRunning,
+        ...(typeof p.adminURL === 'string' && p.adminURL ? { adminURL: p.adminURL } : {}),
       },
       loggedIn: raw.loggedIn === true,
       loginName: typeof raw.loginName === 'string' ? raw.loginName : undefined,
+      tailnet: typeof raw.tailnet === 'string' ? raw.tailnet : undefined,
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;

@@ -14,6 +14,28 @@ export interface Prefs {
   autoConnect: boolean;
   /** The user wants to be connected (up) rather than disconnected (down). */
   wantRunning: boolean;
+  /** The account's admin console, when its server has one elsewhere than Tailscale's (empty = derived). */
+  adminURL?: string;
+}
+
+/** One account: its own control server, keys, prefs and login. */
+export interface ProfileInfo {
+  /** Four hex digits, stable for the life of the profile. */
+  id: string;
+  controlURL: string;
+  /** The login name the server gave; '' before the first login. */
+  loginName: string;
+  /** The tailnet (its MagicDNS domain); '' until a network map came. */
+  tailnet: string;
+  loggedIn: boolean;
+  /** The admin console, where the server has one (Tailscale's) or one was set. */
+  adminURL?: string;
+}
+
+export interface ProfileList {
+  /** The active profile's id. */
+  current: string;
+  profiles: ProfileInfo[];
 }
 
 export interface SelfNode {
@@ -81,6 +103,8 @@ export interface StatusSnapshot {
   fileTargets?: string[];
   /** What the data path dropped or refused since it opened (absent without a data path). */
   counters?: DataPathCounters;
+  /** The account in use. */
+  profile?: ProfileInfo;
   /** The engine's per-packet cipher: libsodium (sodium-native), or @noble/ciphers when the addon did not load. */
   crypto?: CryptoStatus;
 }
@@ -165,6 +189,15 @@ export interface CommandMap {
   status: { args: Record<string, never>; result: StatusSnapshot };
   ping: { args: { target: string; timeoutMs?: number }; result: PingResult };
   netcheck: { args: Record<string, never>; result: NetcheckReport };
+  /** The accounts, in the order they were added. */
+  listProfiles: { args: Record<string, never>; result: ProfileList };
+  /** A new account (its control server, when given) made the active one; log in next. An active account that
+   *  never logged in is reused rather than left behind empty. */
+  addProfile: { args: { controlURL?: string }; result: StatusSnapshot };
+  /** Stops the active account and starts the one named (id, login name or tailnet), as its prefs say. */
+  switchProfile: { args: { profile: string }; result: StatusSnapshot };
+  /** Logs the account out and deletes it with its keys; removing the active one switches to the next. */
+  removeProfile: { args: { profile: string }; result: ProfileList };
   /** Taildrop: peers we may send files to. */
   fileTargets: { args: Record<string, never>; result: FileTarget[] };
   /** Sends a file to a target; fileProgress events while it goes. The caller opens the file itself and attaches
@@ -270,6 +303,7 @@ export type EngineEvent =
   | { type: 'event'; event: 'browseToURL'; url: string }
   | { type: 'event'; event: 'netmap'; self?: SelfNode; peers: PeerSummary[]; domain?: string }
   | { type: 'event'; event: 'health'; health: Health[] }
+  | { type: 'event'; event: 'profiles'; profiles: ProfileList }
   | { type: 'event'; event: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | {
       type: 'event';
@@ -320,6 +354,10 @@ export const COMMANDS: readonly CommandName[] = [
   'status',
   'ping',
   'netcheck',
+  'listProfiles',
+  'addProfile',
+  'switchProfile',
+  'removeProfile',
   'fileTargets',
   'fileSend',
   'fileList',

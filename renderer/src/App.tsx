@@ -1,6 +1,7 @@
 // The window: header and banners always; the login view until logged in, then the tabs.
 import { useEffect } from 'react';
 import type { AppSnapshot } from '../../preload/api.ts';
+import { AccountSwitcher } from './components/AccountSwitcher.tsx';
 import { Banners } from './components/Banners.tsx';
 import { Header } from './components/Header.tsx';
 import { Nav } from './components/Nav.tsx';
@@ -71,6 +72,7 @@ export function App() {
   return (
     <div className="app">
       <Header snapshot={snapshot} />
+      <AccountSwitcher snapshot={snapshot} />
       <Banners snapshot={snapshot} bridge={bridge} />
       <main className="main">
         <Main snapshot={snapshot} />

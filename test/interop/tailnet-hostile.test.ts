@@ -12,7 +12,14 @@ import type { DataPathCounters } from '../../main/engine/protocol.ts';
 import type { DerpAttack, UdpAttack } from './lab/hostile.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready } from './lab/scenario.ts';
-import { buildTailnetLab, HEADSCALE_ADDR, pingFrom, startTrellisNode, type TrellisNode } from './lab/tailnet.ts';
+import {
+  activeProfileDir,
+  buildTailnetLab,
+  HEADSCALE_ADDR,
+  pingFrom,
+  startTrellisNode,
+  type TrellisNode,
+} from './lab/tailnet.ts';
 
 const HOSTILE = fileURLToPath(new URL('./lab/hostile.ts', import.meta.url));
 const POISON = { ip: '192.0.2.66', port: 4444 };
@@ -38,7 +45,9 @@ test('hostile input: bad disco, forged STUN, junk — over UDP and DERP — coun
       startTrellisNode(ns, { hostname, loginServer: hs.url, authKey });
     const [a, b, x] = await Promise.all([start(hosts.a, 'a'), start(hosts.b, 'b'), start(hosts.x, 'x')]);
     // x is the attacker: registered (so Headscale's DERP admits its key), then its daemon goes away.
-    const xKeys = JSON.parse(await readFile(path.join(x.stateDir, 'keys.json'), 'utf8')) as { node: string };
+    const xKeys = JSON.parse(await readFile(path.join(await activeProfileDir(x.stateDir), 'keys.json'), 'utf8')) as {
+      node: string;
+    };
     await a.waitFor((s) => s.peers.length === 2, 10_000);
     await x.stop();
     const nodes = await hs.nodes();

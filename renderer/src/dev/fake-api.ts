@@ -86,6 +86,17 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     },
     peers,
     domain: 'example.ts.net',
+    accounts: [
+      {
+        id: 'a1b2',
+        controlURL: prefs.controlURL || 'https://controlplane.tailscale.com',
+        loginName: 'alice@example.com',
+        tailnet: 'example.ts.net',
+        loggedIn: true,
+        active: true,
+        adminURL: 'https://login.tailscale.com/admin/machines',
+      },
+    ],
     health:
       params.get('health') === '1'
         ? [{ code: 'control-unreachable', message: 'Cannot reach the control server.' }]
@@ -225,6 +236,22 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
       update({ loggingIn: false, authURL: undefined, state: 'Running' });
     },
     logout: async () => update({ state: 'NeedsLogin' }),
+    // Accounts: an added one is made active; switching and removing move the mark.
+    addAccount: async (req: { controlURL?: string }) => {
+      const id = Math.floor(Math.random() * 0xffff)
+        .toString(16)
+        .padStart(4, '0');
+      const controlURL = req.controlURL ?? 'https://controlplane.tailscale.com';
+      const others = (snap.accounts ?? []).map((a) => ({ ...a, active: false }));
+      const added = { id, controlURL, loginName: 'new@example.com', tailnet: '', loggedIn: true, active: true };
+      update({ accounts: [...others, added] });
+    },
+    switchAccount: async (id: string) =>
+      update({ accounts: (snap.accounts ?? []).map((a) => ({ ...a, active: a.id === id })) }),
+    removeAccount: async (id: string) => {
+      const left = (snap.accounts ?? []).filter((a) => a.id !== id);
+      update({ accounts: left.map((a, i) => ({ ...a, active: left.some((x) => x.active) ? a.active : i === 0 })) });
+    },
     setPrefs: async (p: Partial<AppPrefs>) => {
       if (p.hostname !== undefined && !/^[A-Za-z0-9-]{0,63}$/.test(p.hostname))
         throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {

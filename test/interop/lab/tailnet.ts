@@ -2,7 +2,7 @@
 // a namespace on a veth into that bridge (203.0.113.2, .3, …; no default route) with its own resolv.conf, so no
 // client can touch the host's resolver. startTrellisNode runs `trellis daemon` (with a TUN) inside a host.
 import { existsSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
@@ -116,6 +116,13 @@ export async function waitUntil<T>(what: string, ms: number, probe: () => Promis
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.slice(0, 2_000)}` : ''}`);
 }
 
+/** The directory of the account a daemon's state dir has active (profiles.json names it): its keys and prefs. */
+export async function activeProfileDir(stateDir: string): Promise<string> {
+  const index = JSON.parse(await readFile(path.join(stateDir, 'profiles.json'), 'utf8')) as { current: string };
+  if (!/^[0-9a-f]{4}$/.test(index.current)) throw new Error(`no active profile in ${stateDir}`);
+  return path.join(stateDir, 'profiles', index.current);
+}
+
 export interface TrellisNodeOptions {
   hostname: string;
   loginServer: string;
@@ -150,6 +157,8 @@ export interface TrellisNode {
   output(): string;
   /** Stops the daemon (SIGTERM, SIGKILL after 3 s) and removes its temp dir. */
   stop(): Promise<void>;
+  /** Stops the daemon and starts it again on the same state dir and socket; waits until it answers. */
+  restart(): Promise<void>;
 }
 
 const live = new Map<string, ManagedProcess>(); // temp dir → daemon, for the exit hook
@@ -179,14 +188,18 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? cpuProfileArgs(profDir) : [];
-  const proc = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
-    label: `trellis daemon ${opts.hostname}@${ns.short}`,
-    env: { ...isolatedEnv(dir), ...opts.env },
-  });
-  live.set(dir, proc);
-  void proc.exited.then(() => {
-    if (lab.isClosed && live.delete(dir)) rmSync(dir, { recursive: true, force: true });
-  });
+  const spawn = (): ManagedProcess => {
+    const p = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
+      label: `trellis daemon ${opts.hostname}@${ns.short}`,
+      env: { ...isolatedEnv(dir), ...opts.env },
+    });
+    live.set(dir, p);
+    void p.exited.then(() => {
+      if (lab.isClosed && live.get(dir) === p && live.delete(dir)) rmSync(dir, { recursive: true, force: true });
+    });
+    return p;
+  };
+  let proc = spawn();
 
   const cli = (cmd: string[], timeoutMs = 30_000): Promise<RunResult> =>
     ns.run([process.execPath, TRELLIS_BIN, ...cmd, '--socket', socket], { timeoutMs });
@@ -206,7 +219,7 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
     await rm(dir, { recursive: true, force: true });
   };
 
-  try {
+  const awaitAnswer = async (): Promise<void> => {
     const startMs = opts.startTimeoutMs ?? 20_000;
     const deadline = Date.now() + startMs;
     let last = '';
@@ -223,6 +236,10 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
         : `no status after ${startMs} ms (${last})`;
       throw new Error(`trellis daemon ${args.join(' ')} in ${ns.name} ${why}\n--- output:\n${proc.output()}`);
     }
+  };
+
+  try {
+    await awaitAnswer();
     const upS = opts.upTimeoutS ?? 60;
     if (opts.login !== false) {
       // As the README says to: the key in a file, not on the command line where ps shows it.
@@ -253,7 +270,9 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
     dir,
     stateDir,
     socket,
-    process: proc,
+    get process() {
+      return proc;
+    },
     cli,
     status,
     async waitFor(pred, timeoutMs) {
@@ -272,5 +291,10 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
     ping: (addr, o) => pingFrom(ns, addr, o),
     output: () => proc.output(),
     stop,
+    async restart() {
+      await proc.stop();
+      proc = spawn();
+      await awaitAnswer();
+    },
   };
 }
