@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
-import { AppPage, buildRenderer, launchChromium, startWebUi } from './lab/app-page.ts';
+import { buildRenderer, openWindowOn } from './lab/app-page.ts';
 import { startHeadscale } from './lab/headscale.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready } from './lab/scenario.ts';
@@ -31,15 +31,7 @@ test('desktop UI in chromium: add an account on a second Headscale, switch betwe
     const key2 = await hs2.createAuthKey(await hs2.createUser('work'), { reusable: true, expiration: '1h' });
     const node = await startTrellisNode(ha, { hostname: 'trellis-a', loginServer: hs1.url, authKey: tn.authKey });
     const first = await node.waitFor((s) => s.state === 'Running' && s.self !== undefined, 20_000);
-    const web = await startWebUi(node.socket);
-    t.after(() => web.stop());
-    const browser = await launchChromium();
-    t.after(() => browser.close());
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') t.diagnostic(`[page] ${m.text()}`);
-    });
-    const app = new AppPage(page);
+    const { web, page, app } = await openWindowOn(t, node.socket);
     const { claim, report } = claims(
       t,
       async () => `${lab.diagnostics()}\n--- trellis web:\n${web.process.output()}\n--- daemon:\n${node.output()}`,

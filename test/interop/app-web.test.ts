@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { AppPage, buildRenderer, launchChromium, startWebUi } from './lab/app-page.ts';
+import { buildRenderer, openWindowOn } from './lab/app-page.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode } from './lab/tailnet.ts';
@@ -40,15 +40,7 @@ test('desktop UI in chromium: login, peers, search, connect toggle, Taildrop bot
     await tsB.up({ loginServer: hs.url, authKey: tn.authKey, hostname: 'ts-b' });
     const ipB = (await tsB.status()).Self?.TailscaleIPs.find((a) => !a.includes(':')) ?? '';
     assert.ok(ipB, 'tailscaled has a tailnet IPv4');
-    const web = await startWebUi(node.socket);
-    t.after(() => web.stop());
-    const browser = await launchChromium();
-    t.after(() => browser.close());
-    const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
-    page.on('console', (m) => {
-      if (m.type() === 'error') t.diagnostic(`[page] ${m.text()}`);
-    });
-    const app = new AppPage(page);
+    const { web, page, app } = await openWindowOn(t, node.socket);
     const work = await mkdtemp(path.join(tmpdir(), 'trellis-app-web-'));
     t.after(() => rm(work, { recursive: true, force: true }));
     const { claim, report } = claims(

@@ -4,7 +4,8 @@ import { type FormEvent, useState } from 'react';
 import { type AccountView, type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { checkControlURL } from '../lib/format.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { attempt } from '../store.ts';
+import { ErrorText, type FormError, formError, type Server, ServerChoice } from './ServerChoice.tsx';
 
 /** The account's server as a person reads it: its host, or the URL as given. */
 export function serverText(controlURL: string): string {
@@ -22,19 +23,19 @@ function who(a: AccountView): string {
 
 function AddAccountForm({ onDone }: { onDone: () => void }) {
   const api = useApi();
-  const [server, setServer] = useState<'tailscale' | 'custom'>('custom');
+  const [server, setServer] = useState<Server>('custom');
   const [customURL, setCustomURL] = useState('');
   const [authKey, setAuthKey] = useState('');
-  const [error, setError] = useState('');
+  const [error, setError] = useState<FormError | null>(null);
   const [busy, setBusy] = useState(false);
 
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
-    setError('');
+    setError(null);
     let controlURL = TAILSCALE_CONTROL_URL;
     if (server === 'custom') {
       const checked = checkControlURL(customURL);
-      if ('error' in checked) return setError(checked.error);
+      if ('error' in checked) return setError({ message: checked.error, field: 'controlURL' });
       controlURL = checked.url;
     }
     const key = authKey.trim();
@@ -43,7 +44,7 @@ function AddAccountForm({ onDone }: { onDone: () => void }) {
       await api.addAccount(key ? { controlURL, authKey: key } : { controlURL });
       onDone();
     } catch (err) {
-      setError(errorMessage(err));
+      setError(formError(err));
     } finally {
       setBusy(false);
     }
@@ -51,41 +52,16 @@ function AddAccountForm({ onDone }: { onDone: () => void }) {
 
   return (
     <form className="accounts-add" onSubmit={submit} noValidate data-testid="account-add-form">
-      <fieldset className="radio-group">
-        <legend>Add an account on</legend>
-        <label className="radio">
-          <input
-            type="radio"
-            name="account-server"
-            checked={server === 'custom'}
-            onChange={() => setServer('custom')}
-          />
-          <span>A custom server (e.g. Headscale)</span>
-        </label>
-        <label className="radio">
-          <input
-            type="radio"
-            name="account-server"
-            data-testid="account-add-tailscale"
-            checked={server === 'tailscale'}
-            onChange={() => setServer('tailscale')}
-          />
-          <span>Tailscale</span>
-        </label>
-      </fieldset>
-      {server === 'custom' && (
-        <label className="field">
-          <span>Server URL</span>
-          <input
-            type="url"
-            className="mono"
-            data-testid="account-add-url"
-            placeholder="https://headscale.example.com"
-            value={customURL}
-            onChange={(e) => setCustomURL(e.currentTarget.value)}
-          />
-        </label>
-      )}
+      <ServerChoice
+        legend="Add an account on"
+        testIdPrefix="account-add"
+        errorPrefix="account-add"
+        server={server}
+        onServer={setServer}
+        customURL={customURL}
+        onCustomURL={setCustomURL}
+        error={error}
+      />
       <label className="field">
         <span>
           Auth key <span className="muted small">(optional — without one, you log in in the browser)</span>
@@ -99,11 +75,8 @@ function AddAccountForm({ onDone }: { onDone: () => void }) {
           onChange={(e) => setAuthKey(e.currentTarget.value)}
         />
       </label>
-      {error && (
-        <p className="error-text" role="alert" data-testid="account-add-error">
-          {error}
-        </p>
-      )}
+      <ErrorText idPrefix="account-add" error={error} field="authKey" />
+      <ErrorText idPrefix="account-add" error={error} />
       <div className="form-actions">
         <button type="submit" className="btn btn-primary" data-testid="account-add-submit" disabled={busy}>
           {busy ? 'Adding…' : 'Add account'}

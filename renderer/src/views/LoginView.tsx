@@ -5,47 +5,12 @@ import { type FormEvent, useEffect, useState } from 'react';
 import { type ApiErrorField, type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { CopyButton } from '../components/CopyButton.tsx';
+import { ErrorText, type FormError, formError, type Server, ServerChoice } from '../components/ServerChoice.tsx';
 import { checkControlURL } from '../lib/format.ts';
-import { attempt, errorMessage, useStore } from '../store.ts';
-
-type Server = 'tailscale' | 'custom';
-
-interface FormError {
-  message: string;
-  /** The field at fault; none = the form as a whole. */
-  field?: ApiErrorField;
-  detail?: string;
-}
-
-function formError(err: unknown): FormError {
-  const e = err as { field?: ApiErrorField; detail?: string };
-  return { message: errorMessage(err), field: e?.field, detail: e?.detail };
-}
+import { attempt, useStore } from '../store.ts';
 
 // The engine's own reasons for NeedsLogin after a failed attempt are developer text the form already explains.
 const TECHNICAL_REASON = /^(login failed|control server refused|waiting for the login)/i;
-
-function ErrorText({ error, field }: { error: FormError | null; field?: ApiErrorField }) {
-  if (!error || error.field !== field) return null;
-  return (
-    <div
-      className="field-error"
-      id={`login-error-${field ?? 'form'}`}
-      data-testid="login-error"
-      data-field={field ?? ''}
-    >
-      <p className="error-text" role="alert">
-        {error.message}
-      </p>
-      {error.detail && (
-        <details className="error-detail">
-          <summary>Details</summary>
-          <code>{error.detail}</code>
-        </details>
-      )}
-    </div>
-  );
-}
 
 function initialServer(url: string): { server: Server; custom: string } {
   const isCustom = url !== '' && url.replace(/\/+$/, '') !== TAILSCALE_CONTROL_URL;
@@ -139,51 +104,19 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
         )}
         {reason && <p className="note">{reason}</p>}
 
-        <fieldset className="radio-group">
-          <legend>Control server</legend>
-          <label className="radio">
-            <input
-              type="radio"
-              name="server"
-              data-testid="control-tailscale"
-              checked={server === 'tailscale'}
-              onChange={() => setServer('tailscale')}
-            />
-            <span>
-              Tailscale <span className="muted small">{TAILSCALE_CONTROL_URL}</span>
-            </span>
-          </label>
-          <label className="radio">
-            <input
-              type="radio"
-              name="server"
-              data-testid="control-custom"
-              checked={server === 'custom'}
-              onChange={() => setServer('custom')}
-            />
-            <span>Custom (e.g. Headscale)</span>
-          </label>
-          {server === 'custom' && (
-            <label className="field">
-              <span>Server URL</span>
-              <input
-                type="url"
-                className="mono"
-                data-testid="control-url"
-                placeholder="https://headscale.example.com"
-                value={customURL}
-                onChange={(e) => {
-                  setCustomURL(e.currentTarget.value);
-                  edited('controlURL');
-                }}
-                aria-invalid={error?.field === 'controlURL'}
-                aria-describedby={error?.field === 'controlURL' ? 'login-error-controlURL' : undefined}
-                required
-              />
-            </label>
-          )}
-          <ErrorText error={error} field="controlURL" />
-        </fieldset>
+        <ServerChoice
+          legend="Control server"
+          testIdPrefix="control"
+          errorPrefix="login"
+          server={server}
+          onServer={setServer}
+          customURL={customURL}
+          onCustomURL={(url) => {
+            setCustomURL(url);
+            edited('controlURL');
+          }}
+          error={error}
+        />
 
         <label className="field">
           <span>
@@ -214,8 +147,8 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
             </button>
           </span>
         </label>
-        <ErrorText error={error} field="authKey" />
-        <ErrorText error={error} />
+        <ErrorText idPrefix="login" error={error} field="authKey" />
+        <ErrorText idPrefix="login" error={error} />
 
         <div className="form-actions">
           <button

@@ -77,6 +77,23 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
+/** `trellis web` on the daemon at socket and a chromium page for it, both closed after the test; the page's errors
+ *  become the test's diagnostics. */
+export async function openWindowOn(
+  t: { after: (fn: () => Promise<void>) => void; diagnostic: (m: string) => void },
+  socket: string,
+): Promise<{ web: WebUi; page: Page; app: AppPage }> {
+  const web = await startWebUi(socket);
+  t.after(() => web.stop());
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  page.on('console', (m) => {
+    if (m.type() === 'error') t.diagnostic(`[page] ${m.text()}`);
+  });
+  return { web, page, app: new AppPage(page) };
+}
+
 /** The window, in the user's terms. */
 export class AppPage {
   constructor(readonly page: Page) {}
