@@ -6,7 +6,6 @@ import { loginError } from '../../main/controller/login-errors.ts';
 import { validatePrefs } from '../../main/controller/views.ts';
 import { EngineError } from '../../main/engine/protocol.ts';
 import { ApiError, type PeerView } from '../../preload/api.ts';
-import { adminConsoleURL } from '../../renderer/src/lib/admin-console.ts';
 import { keyExpiry } from '../../renderer/src/lib/key-expiry.ts';
 import { passesFilters, sortPeers } from '../../renderer/src/lib/peer-filter.ts';
 import { peerStatus } from '../../renderer/src/lib/peer-status.ts';
@@ -103,12 +102,4 @@ test("this device's key expiry: urgent within two weeks, expired said so, none f
   const gone = keyExpiry('2026-01-09T12:00:00Z', now);
   assert.equal(gone?.expired, true);
   assert.match(gone?.text ?? '', /^Key expired /);
-});
-
-test('the admin console: Tailscale has one, Headscale none', () => {
-  assert.equal(adminConsoleURL('https://controlplane.tailscale.com'), 'https://login.tailscale.com/admin');
-  assert.equal(adminConsoleURL('https://login.tailscale.com/'), 'https://login.tailscale.com/admin');
-  assert.equal(adminConsoleURL(''), 'https://login.tailscale.com/admin', 'no URL chosen = Tailscale');
-  assert.equal(adminConsoleURL('https://headscale.example.com'), undefined);
-  assert.equal(adminConsoleURL('not a url'), undefined);
 });

@@ -94,7 +94,9 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
         tailnet: 'example.ts.net',
         loggedIn: true,
         active: true,
-        adminURL: 'https://login.tailscale.com/admin/machines',
+        ...(/tailscale\.com/.test(prefs.controlURL || 'tailscale.com')
+          ? { adminURL: 'https://login.tailscale.com/admin/machines' }
+          : {}),
       },
     ],
     health:

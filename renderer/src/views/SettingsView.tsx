@@ -3,7 +3,6 @@
 import { type FormEvent, useState } from 'react';
 import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { adminConsoleURL } from '../lib/admin-console.ts';
 import { browserCanNotify } from '../lib/browser-notify.ts';
 import { checkControlURL, formatDate } from '../lib/format.ts';
 import { keyExpiry } from '../lib/key-expiry.ts';
@@ -38,7 +37,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     setStatus({ kind: 'idle' });
   };
   const dirty = Object.keys(draft).length > 0;
-  const admin = adminConsoleURL(prefs.controlURL);
+  // The engine knows each account's console (Tailscale's, or one configured with --admin-url).
+  const admin = snapshot.accounts?.find((a) => a.active)?.adminURL;
   const expiry = keyExpiry(snapshot.self?.keyExpiry);
   // The browser shows notifications only with its permission; where it refused, the option would do nothing.
   const canNotify = capabilities.shell === 'electron' || browserCanNotify();
