@@ -301,3 +301,26 @@ test('the send thread reads its own copy of the descriptor; none is left open af
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an FdSource reading with blocking calls (the send thread) returns the bytes a pooled one does', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'fdpass-blocking-'));
+  try {
+    const body = randomBytes(3 * 2 ** 20 + 11);
+    const f = join(dir, 'b.bin');
+    writeFileSync(f, body);
+    for (const blocking of [false, true]) {
+      const src = new FdSource(openSync(f, 'r'), body.length - 5, blocking);
+      const parts: Uint8Array[] = [];
+      for (let off = 0; off < src.size; off += 1 << 20) parts.push(await src.read(off, 1 << 20));
+      assert.ok(
+        Buffer.concat(parts).equals(body.subarray(0, body.length - 5)),
+        `blocking=${blocking}: the declared size`,
+      );
+      assert.equal((await src.read(src.size, 10)).length, 0, 'nothing past the declared size');
+      await src.close();
+      await assert.rejects(src.read(0, 1), /closed/);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

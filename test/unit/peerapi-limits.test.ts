@@ -3,7 +3,7 @@
 // an upload that would push the inbox's disk under the free-space floor is refused with 507, before its body and
 // during it; and the Range header stays strict.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -188,6 +188,34 @@ describe('PeerAPI answers to a body still coming', { timeout: 20_000 }, () => {
   });
 });
 
+/** One PUT of body (from offset `range`, when given); its status. */
+function rawPut(port: number, name: string, body: Buffer, range?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { host: 'peer', 'content-length': body.length };
+    if (range) headers.range = range;
+    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v0/put/${name}`, agent: false, headers });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('PeerAPI blocking writes', { timeout: 20_000 }, () => {
+  test('an upload written with blocking calls lands intact, after a resumed part', async (t) => {
+    await withApi(t, { blockingWrites: true }, async (port, inbox) => {
+      const body = Buffer.from(Array.from({ length: 9 * (1 << 20) + 77 }, (_, i) => (i * 31) & 0xff));
+      const partial = inbox.partialPath('b.bin', 'n7');
+      await writeFile(partial, body.subarray(0, 1000));
+      const rest = await rawPut(port, 'b.bin', body.subarray(1000), 'bytes=1000-');
+      assert.equal(rest, 200);
+      assert.ok((await readFile(path.join(inbox.dir, 'b.bin'))).equals(body));
+    });
+  });
+});
+
 describe('PeerAPI disk floor', { timeout: 20_000 }, () => {
   test('the floor is 5 % of the filesystem, at most 1 GiB', () => {
     assert.equal(diskFloor(10 * GiB), Math.floor(0.5 * GiB));
@@ -211,23 +239,25 @@ describe('PeerAPI disk floor', { timeout: 20_000 }, () => {
     });
   });
 
-  test('a body that would cross the floor midway stops with 507; the partial is kept for resume', async (t) => {
-    let full = false;
-    const { statfs, calls } = fakeDisk(() => (full ? 1 << 20 : 50 * GiB));
-    await withApi(t, { statfs }, async (port, inbox, logs) => {
-      const total = 4 * DISK_CHECK_BYTES;
-      const answer = await streamedPut(port, 'huge.bin', total, (sent) => {
-        if (sent === DISK_CHECK_BYTES) full = true; // someone else filled the disk meanwhile
+  for (const blockingWrites of [false, true]) {
+    test(`a body that would cross the floor midway stops with 507; the partial is kept for resume${blockingWrites ? ' (blocking writes, as in the receive thread)' : ''}`, async (t) => {
+      let full = false;
+      const { statfs, calls } = fakeDisk(() => (full ? 1 << 20 : 50 * GiB));
+      await withApi(t, { statfs, blockingWrites }, async (port, inbox, logs) => {
+        const total = 4 * DISK_CHECK_BYTES;
+        const answer = await streamedPut(port, 'huge.bin', total, (sent) => {
+          if (sent === DISK_CHECK_BYTES) full = true; // someone else filled the disk meanwhile
+        });
+        assert.equal(answer.status, 507);
+        assert.match(answer.body, /not enough free space .*the partial file is kept for resuming/);
+        assert.ok(calls.n >= 2, 'checked again during the body');
+        const partial = (await stat(inbox.partialPath('huge.bin', 'n7'))).size;
+        assert.ok(partial >= DISK_CHECK_BYTES && partial < total, `partial of ${partial} bytes kept`);
+        assert.ok(!(await readdir(inbox.dir)).includes('huge.bin'));
+        assert.ok(logs.some((l) => /receiving huge\.bin from sender failed: not enough free space/.test(l)));
       });
-      assert.equal(answer.status, 507);
-      assert.match(answer.body, /not enough free space .*the partial file is kept for resuming/);
-      assert.ok(calls.n >= 2, 'checked again during the body');
-      const partial = (await stat(inbox.partialPath('huge.bin', 'n7'))).size;
-      assert.ok(partial >= DISK_CHECK_BYTES && partial < total, `partial of ${partial} bytes kept`);
-      assert.ok(!(await readdir(inbox.dir)).includes('huge.bin'));
-      assert.ok(logs.some((l) => /receiving huge\.bin from sender failed: not enough free space/.test(l)));
     });
-  });
+  }
 
   test('the real statfs: a Content-Length larger than any disk here is refused with 507', async (t) => {
     await withApi(t, {}, async (port, inbox) => {

@@ -2,7 +2,7 @@
 // positional reads, so the file's bytes never cross the daemon's socket or a thread's port. close() waits for
 // reads in flight before it closes: a descriptor number closed under a pending read could be reused by the next
 // open anywhere in the process, and the read would then return some other file's bytes.
-import { read } from 'node:fs';
+import { read, readSync } from 'node:fs';
 import { type ByteSource, MAX_READ_BYTES } from '../protocol.ts';
 import { closeQuietly } from './handover.ts';
 
@@ -12,10 +12,16 @@ export class FdSource implements ByteSource {
   #closed = false;
   #closing: Promise<void> | undefined;
 
-  /** size: the most that is read (the size the client declared and the daemon bounded). */
+  /**
+   * size: the most that is read (the size the client declared and the daemon bounded). blocking: read with blocking
+   * calls on this thread rather than the thread pool — only on a thread of its own (the Taildrop send thread): the
+   * pool's hand-off costs more CPU than a read of a local file from the page cache (the handover takes only files
+   * on local filesystems).
+   */
   constructor(
     readonly fd: number,
     readonly size: number,
+    private readonly blocking = false,
   ) {}
 
   read(offset: number, length: number): Promise<Uint8Array> {
@@ -35,9 +41,13 @@ export class FdSource implements ByteSource {
   async #readFully(buf: Buffer, offset: number): Promise<Uint8Array> {
     let got = 0;
     while (got < buf.length) {
-      const n = await new Promise<number>((resolve, reject) =>
-        read(this.fd, buf, got, buf.length - got, offset + got, (e, bytesRead) => (e ? reject(e) : resolve(bytesRead))),
-      );
+      const n = this.blocking
+        ? readSync(this.fd, buf, got, buf.length - got, offset + got)
+        : await new Promise<number>((resolve, reject) =>
+            read(this.fd, buf, got, buf.length - got, offset + got, (e, bytesRead) =>
+              e ? reject(e) : resolve(bytesRead),
+            ),
+          );
       if (n === 0) break;
       got += n;
     }

@@ -29,6 +29,7 @@ async function listen(id: number, addresses: string[]): Promise<void> {
     fileSharing: () => fileSharing,
     log,
     onReceived: (file) => reply({ type: 'received', file }),
+    blockingWrites: true, // this thread is the PeerAPI's own
   });
   try {
     await inbox.ensure();

@@ -50,7 +50,7 @@ port.on('message', (m: SendThreadRequest) => {
   if (m.type !== 'send') return;
   const run: Running = { ac: new AbortController(), reads: new Map() };
   running.set(m.id, run);
-  const own = typeof m.fd === 'number' ? new FdSource(m.fd, m.size) : undefined;
+  const own = typeof m.fd === 'number' ? new FdSource(m.fd, m.size, true) : undefined; // this thread's own reads
   sendFile({
     base: m.base,
     source: own ?? sourceOf(m.id, m.size, run),
