@@ -3,9 +3,8 @@
 import { type FormEvent, useState } from 'react';
 import { type AccountView, type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
-import { checkControlURL } from '../lib/format.ts';
 import { attempt } from '../store.ts';
-import { ErrorText, type FormError, formError, type Server, ServerChoice } from './ServerChoice.tsx';
+import { chosenControlURL, ErrorText, type FormError, formError, type Server, ServerChoice } from './ServerChoice.tsx';
 
 /** The account's server as a person reads it: its host, or the URL as given. */
 export function serverText(controlURL: string): string {
@@ -32,12 +31,9 @@ function AddAccountForm({ onDone }: { onDone: () => void }) {
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setError(null);
-    let controlURL = TAILSCALE_CONTROL_URL;
-    if (server === 'custom') {
-      const checked = checkControlURL(customURL);
-      if ('error' in checked) return setError({ message: checked.error, field: 'controlURL' });
-      controlURL = checked.url;
-    }
+    const chosen = chosenControlURL(server, customURL);
+    if ('error' in chosen) return setError(chosen.error);
+    const controlURL = chosen.url;
     const key = authKey.trim();
     setBusy(true);
     try {

@@ -2,6 +2,7 @@
 // under the field at fault, the raw error in a "Details" disclosure. Shared by the login view and the form that
 // adds an account.
 import { type ApiErrorField, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
+import { checkControlURL } from '../lib/format.ts';
 import { errorMessage } from '../store.ts';
 
 export type Server = 'tailscale' | 'custom';
@@ -16,6 +17,13 @@ export interface FormError {
 export function formError(err: unknown): FormError {
   const e = err as { field?: ApiErrorField; detail?: string };
   return { message: errorMessage(err), field: e?.field, detail: e?.detail };
+}
+
+/** The control URL the choice names, or the sentence for the URL field when a custom one is not usable. */
+export function chosenControlURL(server: Server, customURL: string): { url: string } | { error: FormError } {
+  if (server === 'tailscale') return { url: TAILSCALE_CONTROL_URL };
+  const checked = checkControlURL(customURL);
+  return 'error' in checked ? { error: { message: checked.error, field: 'controlURL' } } : { url: checked.url };
 }
 
 /** The form's error when it is about field (or about the whole form, field undefined). idPrefix names the form. */

@@ -5,8 +5,14 @@ import { type FormEvent, useEffect, useState } from 'react';
 import { type ApiErrorField, type AppSnapshot, TAILSCALE_CONTROL_URL } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
 import { CopyButton } from '../components/CopyButton.tsx';
-import { ErrorText, type FormError, formError, type Server, ServerChoice } from '../components/ServerChoice.tsx';
-import { checkControlURL } from '../lib/format.ts';
+import {
+  chosenControlURL,
+  ErrorText,
+  type FormError,
+  formError,
+  type Server,
+  ServerChoice,
+} from '../components/ServerChoice.tsx';
 import { attempt, useStore } from '../store.ts';
 
 // The engine's own reasons for NeedsLogin after a failed attempt are developer text the form already explains.
@@ -44,15 +50,12 @@ export function LoginView({ snapshot }: { snapshot: AppSnapshot }) {
   const submit = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     setError(null);
-    let controlURL = TAILSCALE_CONTROL_URL;
-    if (server === 'custom') {
-      const checked = checkControlURL(customURL);
-      if ('error' in checked) {
-        setError({ message: checked.error, field: 'controlURL' });
-        return;
-      }
-      controlURL = checked.url;
+    const chosen = chosenControlURL(server, customURL);
+    if ('error' in chosen) {
+      setError(chosen.error);
+      return;
     }
+    const controlURL = chosen.url;
     const key = authKey.trim();
     setSubmitting(true);
     if (!key) useStore.getState().expectLoginURL();
