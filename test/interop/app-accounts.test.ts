@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
 import { buildRenderer, openWindowOn } from './lab/app-page.ts';
-import { startHeadscale } from './lab/headscale.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready } from './lab/scenario.ts';
-import { buildTailnetLab, HEADSCALE_ADDR, startTrellisNode } from './lab/tailnet.ts';
+import { buildTailnetLab, startSecondHeadscale, startTrellisNode } from './lab/tailnet.ts';
 import { requireTools } from './lab/tools.ts';
 
 test('desktop UI in chromium: add an account on a second Headscale, switch between the two', {
@@ -22,13 +21,7 @@ test('desktop UI in chromium: add an account on a second Headscale, switch betwe
     const ha = tn.hosts.a;
     if (!ha) throw new Error('tailnet lab without host a');
     const hs1 = tn.headscale;
-    const hs2 = await startHeadscale({
-      ns: tn.net,
-      listenAddr: `${HEADSCALE_ADDR}:8081`,
-      stunAddr: `${HEADSCALE_ADDR}:3479`,
-      baseDomain: 'second.test',
-    });
-    const key2 = await hs2.createAuthKey(await hs2.createUser('work'), { reusable: true, expiration: '1h' });
+    const { headscale: hs2, authKey: key2 } = await startSecondHeadscale(tn);
     const node = await startTrellisNode(ha, { hostname: 'trellis-a', loginServer: hs1.url, authKey: tn.authKey });
     const first = await node.waitFor((s) => s.state === 'Running' && s.self !== undefined, 20_000);
     const { web, page, app } = await openWindowOn(t, node.socket);

@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ProfileList, StatusSnapshot } from '../../main/engine/protocol.ts';
-import { type Headscale, type HsNode, startHeadscale } from './lab/headscale.ts';
+import type { Headscale, HsNode } from './lab/headscale.ts';
 import type { Namespace } from './lab/netns.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab, HEADSCALE_ADDR, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
+import { buildTailnetLab, startSecondHeadscale, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled, type Tailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
@@ -64,13 +64,7 @@ test('profiles: two Headscale servers, login adds, switch keeps each node, resta
     const [ha, hb, hc] = [tn.hosts.a, tn.hosts.b, tn.hosts.c];
     if (!ha || !hb || !hc) throw new Error('tailnet lab without hosts a, b, c');
     const hs1 = tn.headscale;
-    const hs2 = await startHeadscale({
-      ns: tn.net,
-      listenAddr: `${HEADSCALE_ADDR}:8081`,
-      stunAddr: `${HEADSCALE_ADDR}:3479`,
-      baseDomain: 'second.test',
-    });
-    const key2 = await hs2.createAuthKey(await hs2.createUser('work'), { reusable: true, expiration: '1h' });
+    const { headscale: hs2, authKey: key2 } = await startSecondHeadscale(tn);
     // c joins the second server first, so Trellis's address there differs from its address on the first.
     const tsC = await startTailscaled(hc, { name: 'c', env: TS_ENV });
     await tsC.up({ loginServer: hs2.url, authKey: key2, hostname: 'ts-c' });

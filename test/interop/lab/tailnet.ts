@@ -33,6 +33,22 @@ export interface TailnetLabOptions {
   headscale?: Omit<HeadscaleOptions, 'ns' | 'lab'>; // listenAddr defaults to 203.0.113.1:8080
 }
 
+/** A second Headscale on the lab's LAN (its own port and MagicDNS domain, second.test) and a reusable key (1 h) of
+ *  its user "work": the server of a second account. */
+export async function startSecondHeadscale(tn: TailnetLab): Promise<{ headscale: Headscale; authKey: string }> {
+  const headscale = await startHeadscale({
+    ns: tn.net,
+    listenAddr: `${HEADSCALE_ADDR}:8081`,
+    stunAddr: `${HEADSCALE_ADDR}:3479`,
+    baseDomain: 'second.test',
+  });
+  const authKey = await headscale.createAuthKey(await headscale.createUser('work'), {
+    reusable: true,
+    expiration: '1h',
+  });
+  return { headscale, authKey };
+}
+
 /** Builds the LAN and starts Headscale; hosts get .2, .3, … in the order given. Torn down with the lab. */
 export async function buildTailnetLab(lab: Lab, hosts: string[], opts: TailnetLabOptions = {}): Promise<TailnetLab> {
   if (new Set(hosts).size !== hosts.length || hosts.includes('net')) throw new Error(`bad host list: ${hosts}`);
