@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +19,7 @@ import type { ByteSource, CommandMap, CommandName, EngineApi, RequestContext } f
 import { EngineClient, PortTransport, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
 import { sendLocalFile } from '../../main/engine/taildrop/client-files.ts';
 import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
+import { startStubReceiver } from './stub-receiver.ts';
 
 const skip = fdAddon() === undefined ? 'no descriptor passing here' : false;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -241,22 +241,8 @@ test('the send thread reads its own copy of the descriptor; none is left open af
   const body = randomBytes(4 * 2 ** 20 + 7);
   const f = join(dir, 'f.bin');
   writeFileSync(f, body);
-  let got = Buffer.alloc(0);
-  let hold = false;
-  const server = createHttpServer((req, res) => {
-    if (req.method === 'GET') return void res.writeHead(404).end();
-    const parts: Buffer[] = [];
-    req.on('data', (d: Buffer) => {
-      parts.push(d);
-      if (hold) req.pause();
-    });
-    req.on('end', () => {
-      got = Buffer.concat(parts);
-      res.writeHead(200).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const receiver = await startStubReceiver();
+  const base = receiver.base;
   const thread = new SendThread();
   const before = openFiles();
   let readsHere = 0;
@@ -271,10 +257,10 @@ test('the send thread reads its own copy of the descriptor; none is left open af
     const r = await thread.send({ base, source: src, name: 'f.bin' });
     await src.close();
     assert.equal(r.total, body.length);
-    assert.ok(got.equals(body), 'the receiver got the file');
+    assert.ok(receiver.got().equals(body), 'the receiver got the file');
     assert.equal(readsHere, 0, 'no byte went through this thread');
 
-    hold = true;
+    receiver.hold();
     const ac = new AbortController();
     const src2 = new Counted(openSync(f, 'r'), body.length);
     const pending = thread.send({ base, source: src2, name: 'g.bin', signal: ac.signal });
@@ -296,8 +282,7 @@ test('the send thread reads its own copy of the descriptor; none is left open af
     assert.deepEqual(openFiles(), before);
   } finally {
     await thread.close();
-    server.closeAllConnections();
-    server.close();
+    receiver.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -15,6 +15,7 @@ import { invalidNameReason, numberedName } from '../../main/engine/taildrop/name
 import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
 import { sendFile, sendFileWithRetry, TaildropSendError } from '../../main/engine/taildrop/send.ts';
 import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
+import { startStubReceiver } from './stub-receiver.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -320,22 +321,8 @@ describe('Taildrop send thread', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-send-thread-'));
     const body = randomBytes(3 << 20);
     await writeFile(path.join(dir, 'f.bin'), body);
-    let got = Buffer.alloc(0);
-    let hold = false;
-    const server = createServer((req, res) => {
-      if (req.method === 'GET') return void res.writeHead(404).end();
-      const parts: Buffer[] = [];
-      req.on('data', (d: Buffer) => {
-        parts.push(d);
-        if (hold) req.pause(); // a receiver that stops reading: the send stays in flight until cancelled
-      });
-      req.on('end', () => {
-        got = Buffer.concat(parts);
-        res.writeHead(200).end('{}');
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const receiver = await startStubReceiver();
+    const base = receiver.base;
     const thread = new SendThread();
     try {
       const progress: number[] = [];
@@ -347,10 +334,10 @@ describe('Taildrop send thread', () => {
       });
       assert.equal(r.total, body.length);
       assert.equal(thread.threaded, true, 'the send ran in the send thread, not here');
-      assert.ok(got.equals(body), 'the receiver got the file');
+      assert.ok(receiver.got().equals(body), 'the receiver got the file');
       assert.ok(progress.length > 0 && progress[progress.length - 1] === body.length, `progress ${progress}`);
 
-      hold = true;
+      receiver.hold(); // a receiver that stops reading: the send stays in flight until cancelled
       const ac = new AbortController();
       const pending = thread.send({
         base,
@@ -365,8 +352,7 @@ describe('Taildrop send thread', () => {
       await assert.rejects(thread.send({ base, source: unreadable, name: 'gone.bin' }), /the disk is gone/);
     } finally {
       await thread.close();
-      server.closeAllConnections();
-      server.close();
+      receiver.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
