@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { fdAddon } from './native-fd.ts';
+import { type FdAddon, fdAddon } from './native-fd.ts';
 
 export const HANDOVER_PREFIX = '{"type":"request","id":0,"cmd":"fdHandover"';
 const TOKEN = /^[0-9a-f]{32}$/;
@@ -93,7 +93,7 @@ export class DescriptorStash {
       .then(
         (first) => {
           if (socket.destroyed) return;
-          if (first.toString('latin1') === HANDOVER_PREFIX) this.#receive(socket, fd);
+          if (first.toString('latin1') === HANDOVER_PREFIX) this.#receive(addon, socket, fd);
           else serve(socket);
         },
         () => serve(socket),
@@ -101,7 +101,7 @@ export class DescriptorStash {
       .finally(() => this.#peeking--);
   }
 
-  #receive(socket: Socket, socketFd: number): void {
+  #receive(addon: FdAddon, socket: Socket, socketFd: number): void {
     const answer = (ok: boolean, message?: string) => {
       const body = ok ? { ok: true, result: {} } : { ok: false, error: { code: 'bad-request', message } };
       socket.end(`${JSON.stringify({ type: 'reply', id: 0, ...body })}\n`);
@@ -109,7 +109,7 @@ export class DescriptorStash {
     };
     let got: { bytes: Buffer; fd: number };
     try {
-      got = (fdAddon() as NonNullable<ReturnType<typeof fdAddon>>).fdReceive(socketFd, 1024);
+      got = addon.fdReceive(socketFd, 1024);
     } catch {
       socket.destroy();
       return;
@@ -121,8 +121,8 @@ export class DescriptorStash {
       if (typeof token !== 'string' || !TOKEN.test(token) || this.#kept.has(token)) throw new Error('bad token');
       if (fd < 0) throw new Error('no descriptor came with the handover');
       if (this.#kept.size >= MAX_KEPT) throw new Error('too many descriptors waiting');
-      const uid = (fdAddon() as NonNullable<ReturnType<typeof fdAddon>>).fdPeerUid(socketFd);
-      const size = (fdAddon() as NonNullable<ReturnType<typeof fdAddon>>).fdCheckReadable(fd);
+      const uid = addon.fdPeerUid(socketFd);
+      const size = addon.fdCheckReadable(fd);
       if (!Number.isSafeInteger(size) || size < 0) throw new Error('the file has no usable size');
       const timer = setTimeout(() => {
         if (this.#kept.get(token)?.fd !== fd) return;

@@ -349,10 +349,17 @@ function answerAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
 /** writev at a position, on this thread; a failure comes back as a rejected promise, as from FileHandle.writev. */
 function writeNow(fd: number, batch: Buffer[], at: number): Promise<void> {
   try {
-    let done = writevSync(fd, batch, at);
     const total = batch.reduce((n, b) => n + b.length, 0);
-    // A short write (rare: a signal, a nearly full disk) goes on from where it stopped.
-    while (done < total) done += writeSync(fd, Buffer.concat(batch).subarray(done), 0, total - done, at + done);
+    let done = writevSync(fd, batch, at);
+    if (done < total) {
+      // A short write (rare: a signal, a nearly full disk) goes on from where it stopped.
+      const all = Buffer.concat(batch);
+      while (done < total) {
+        const n = writeSync(fd, all, done, total - done, at + done);
+        if (n <= 0) throw Object.assign(new Error('the disk took no more bytes'), { code: 'ENOSPC' });
+        done += n;
+      }
+    }
     return Promise.resolve();
   } catch (e) {
     return Promise.reject(e);
