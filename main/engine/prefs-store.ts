@@ -20,6 +20,12 @@ export const DEFAULT_PREFS: Readonly<Prefs> = Object.freeze({
   acceptDNS: true,
   autoConnect: true,
   wantRunning: false,
+  exitNodeID: '',
+  lastExitNodeID: '',
+  exitNodeAllowLANAccess: false,
+  routeAll: false,
+  advertiseExitNode: false,
+  advertiseRoutes: [],
 });
 
 const FILE = 'prefs.json';
@@ -35,6 +41,18 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
         acceptDNS: typeof p.acceptDNS === 'boolean' ? p.acceptDNS : DEFAULT_PREFS.acceptDNS,
         autoConnect: typeof p.autoConnect === 'boolean' ? p.autoConnect : DEFAULT_PREFS.autoConnect,
         wantRunning: typeof p.wantRunning === 'boolean' ? p.wantRunning : DEFAULT_PREFS.wantRunning,
+        exitNodeID: typeof p.exitNodeID === 'string' ? p.exitNodeID : DEFAULT_PREFS.exitNodeID,
+        lastExitNodeID: typeof p.lastExitNodeID === 'string' ? p.lastExitNodeID : DEFAULT_PREFS.lastExitNodeID,
+        exitNodeAllowLANAccess:
+          typeof p.exitNodeAllowLANAccess === 'boolean'
+            ? p.exitNodeAllowLANAccess
+            : DEFAULT_PREFS.exitNodeAllowLANAccess,
+        routeAll: typeof p.routeAll === 'boolean' ? p.routeAll : DEFAULT_PREFS.routeAll,
+        advertiseExitNode:
+          typeof p.advertiseExitNode === 'boolean' ? p.advertiseExitNode : DEFAULT_PREFS.advertiseExitNode,
+        advertiseRoutes: Array.isArray(p.advertiseRoutes)
+          ? p.advertiseRoutes.filter((r): r is string => typeof r === 'string')
+          : [],
         ...(typeof p.adminURL === 'string' && p.adminURL ? { adminURL: p.adminURL } : {}),
       },
       loggedIn: raw.loggedIn === true,
@@ -43,7 +61,7 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
-    return { prefs: { ...DEFAULT_PREFS }, loggedIn: false };
+    return { prefs: { ...DEFAULT_PREFS, advertiseRoutes: [] }, loggedIn: false };
   }
 }
 

@@ -16,6 +16,18 @@ export interface Prefs {
   wantRunning: boolean;
   /** The account's admin console, when its server has one elsewhere than Tailscale's (empty = derived). */
   adminURL?: string;
+  /** The peer (its StableID) all traffic leaves through; '' = none. Stays chosen while that peer is offline. */
+  exitNodeID: string;
+  /** The exit node chosen before this one was cleared, offered first by the pickers ('' = none yet). */
+  lastExitNodeID: string;
+  /** With an exit node, the physical interfaces' LANs stay reachable directly. */
+  exitNodeAllowLANAccess: boolean;
+  /** Accept the subnet routes peers offer (tailscale's --accept-routes, pref RouteAll). */
+  routeAll: boolean;
+  /** Offer this node as an exit node (advertises 0.0.0.0/0 and ::/0). */
+  advertiseExitNode: boolean;
+  /** Subnets this node offers to the tailnet, as canonical CIDRs. */
+  advertiseRoutes: string[];
 }
 
 /** One account: its own control server, keys, prefs and login. */
@@ -65,6 +77,14 @@ export interface PeerSummary {
   expired: boolean;
   /** How packets reach this peer, when the data path runs. */
   path?: PeerPath;
+  /** The peer's StableID (what prefs.exitNodeID names). */
+  stableID: string;
+  /** Control approved both default routes for this peer: it can be chosen as exit node. */
+  exitNodeOption: boolean;
+  /** Subnets control approved for this peer (default routes left out), as CIDRs. */
+  routes: string[];
+  /** This peer is the exit node in use. */
+  exitNode?: boolean;
 }
 
 export interface PeerPath {
@@ -107,6 +127,27 @@ export interface StatusSnapshot {
   profile?: ProfileInfo;
   /** The engine's per-packet cipher: libsodium (sodium-native), or @noble/ciphers when the addon did not load. */
   crypto?: CryptoStatus;
+  /** The chosen exit node, when prefs name one (also when it is offline or gone from the netmap). */
+  exitNode?: ExitNodeStatus;
+  /** What this node offers and what control approved of it. */
+  routes?: RouteOffer;
+}
+
+export interface ExitNodeStatus {
+  id: string;
+  /** Its name, or the id when the netmap no longer has it. */
+  name: string;
+  /** null = the server did not say; false = offline (traffic to the internet is held, not sent in the clear). */
+  online: boolean | null;
+  /** The peer is in the netmap and offers an exit node, so traffic goes through it. */
+  active: boolean;
+}
+
+export interface RouteOffer {
+  /** What this node advertises (Hostinfo.RoutableIPs): the subnets, plus both default routes as exit node. */
+  advertised: string[];
+  /** Of those, what control approved (this node's AllowedIPs beyond its own addresses). */
+  approved: string[];
 }
 
 export interface CryptoStatus {

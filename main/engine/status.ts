@@ -77,8 +77,27 @@ function peerSummary(nm: NetMap, n: TailNode): PeerSummary {
       lastSeen: undefined,
       keyExpiry: undefined,
       expired: false,
+      stableID: '',
+      exitNodeOption: false,
+      routes: [],
     };
   }
+}
+
+const DEFAULT_ROUTES = new Set(['0.0.0.0/0', '::/0']);
+
+/** What the peer offers beyond its own addresses, from the routes control approved for it (its AllowedIPs). */
+export function routeOffersOf(n: TailNode): { exitNodeOption: boolean; routes: string[] } {
+  const own = new Set((n.Addresses ?? []).map(bareAddress));
+  let v4Default = false;
+  let v6Default = false;
+  const routes: string[] = [];
+  for (const p of n.AllowedIPs ?? []) {
+    if (p === '0.0.0.0/0') v4Default = true;
+    else if (p === '::/0') v6Default = true;
+    else if (!own.has(bareAddress(p)) || !/\/(32|128)$/.test(p)) routes.push(p);
+  }
+  return { exitNodeOption: v4Default && v6Default, routes: routes.filter((p) => !DEFAULT_ROUTES.has(p)) };
 }
 
 function peerSummaryOf(nm: NetMap, n: TailNode): PeerSummary {
@@ -94,6 +113,8 @@ function peerSummaryOf(nm: NetMap, n: TailNode): PeerSummary {
     lastSeen: validTime(n.LastSeen),
     keyExpiry: validTime(n.KeyExpiry),
     expired: keyExpired(n),
+    stableID: typeof n.StableID === 'string' ? n.StableID : String(n.ID),
+    ...routeOffersOf(n),
   };
 }
 

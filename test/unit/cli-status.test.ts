@@ -2,18 +2,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatStatus, stateHeader } from '../../main/cli/tailnet.ts';
+import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import type { PeerSummary, StatusSnapshot } from '../../main/engine/protocol.ts';
 
-const PREFS = {
-  controlURL: 'http://127.0.0.1:8080',
-  hostname: '',
-  acceptDNS: true,
-  autoConnect: true,
-  wantRunning: true,
-};
+const PREFS = { ...DEFAULT_PREFS, advertiseRoutes: [], controlURL: 'http://127.0.0.1:8080', wantRunning: true };
 
-function peer(id: number, name: string, address: string, online: boolean | null, extra: Partial<PeerSummary> = {}) {
+function peer(
+  id: number,
+  name: string,
+  address: string,
+  online: boolean | null,
+  extra: Partial<PeerSummary> = {},
+): PeerSummary {
   return {
+    stableID: String(id),
+    exitNodeOption: false,
+    routes: [],
     id,
     name,
     dnsName: `${name}.tail.example`,

@@ -12,6 +12,7 @@ import { AppController } from '../../main/controller/app-controller.ts';
 import type { ControllerDelegate, NotificationKind } from '../../main/controller/delegate.ts';
 import { type EngineLink, openEngineLink } from '../../main/controller/engine-link.ts';
 import type { TrayItem } from '../../main/controller/tray-model.ts';
+import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -35,13 +36,16 @@ const PEER: PeerSummary = {
   os: 'linux',
   user: 'alice',
   expired: false,
+  stableID: '2',
+  exitNodeOption: false,
+  routes: [],
 };
 
 /** An engine whose answers the test scripts; it records every command it was sent. */
 class ScriptedEngine implements EngineApi {
   readonly calls: { cmd: CommandName; args: unknown }[] = [];
   readonly #listeners = new Set<(e: EngineEvent) => void>();
-  prefs: Prefs = { controlURL: '', hostname: '', acceptDNS: true, autoConnect: true, wantRunning: false };
+  prefs: Prefs = { ...DEFAULT_PREFS, advertiseRoutes: [] };
   state: StatusSnapshot['state'] = 'NeedsLogin';
   loggedIn = false;
   inbox: { name: string; size: number; modified: number }[] = [];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { EngineHost } from '../../main/engine/host.ts';
+import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -20,7 +21,7 @@ import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } f
 
 const SNAPSHOT: StatusSnapshot = {
   state: 'NeedsLogin',
-  prefs: { controlURL: '', hostname: '', acceptDNS: true, autoConnect: true, wantRunning: false },
+  prefs: { ...DEFAULT_PREFS, advertiseRoutes: [] },
   peers: [],
   health: [],
 };
