@@ -225,6 +225,31 @@ describe('PeerAPI and sender on loopback', () => {
 });
 
 describe('Taildrop upkeep', () => {
+  test('a partial is opened at the offset asked: from zero afresh, past its end refused, shorter kept', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'trellis-partial-'));
+    try {
+      const inbox = new Inbox(dir);
+      await inbox.ensure();
+      const file = inbox.partialPath('p.bin', '7');
+      await writeFile(file, 'abcdefgh');
+      let fh = await inbox.openPartial('p.bin', '7', 3); // a resume: what came before the offset stays
+      await fh.write(Buffer.from('XY'), 0, 2, 3);
+      await fh.close();
+      assert.equal(await readFile(file, 'utf8'), 'abcXY');
+      fh = await inbox.openPartial('p.bin', '7', 5); // at its end: nothing cut
+      await fh.close();
+      assert.equal(await readFile(file, 'utf8'), 'abcXY');
+      fh = await inbox.openPartial('p.bin', '7', 0); // a restart: an empty file, owner-only
+      await fh.write(Buffer.from('z'), 0, 1, 0);
+      await fh.close();
+      assert.equal(await readFile(file, 'utf8'), 'z');
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      await assert.rejects(inbox.openPartial('p.bin', '7', 2), RangeError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('partials untouched for an hour are swept; fresh partials and complete files stay', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'trellis-sweep-'));
     try {
