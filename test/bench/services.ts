@@ -27,6 +27,14 @@ import {
 import { iperfWithCpu } from './iperf.ts';
 
 const DOC = path.join(ROOT, 'docs', 'services-benchmarks.md');
+
+type RowKind = 'trellis' | 'tailscaled' | 'official' | 'reference';
+const ROW_LABEL: Record<RowKind, string> = {
+  trellis: 'Trellis a → Trellis b',
+  tailscaled: 'Trellis a → tailscaled c',
+  official: 'tailscaled c → Trellis b (`tailscale file cp`, for comparison)',
+  reference: 'tailscaled c → tailscaled d (`tailscale file cp`, reference)',
+};
 const FILE_MB = 200;
 const TAILDROP_TARGET = 0.9;
 const TS_ENV = { TS_DEBUG_USE_DERP_HTTP: '1' };
@@ -79,23 +87,27 @@ async function main(): Promise<number> {
   console.log(`bench (services): ${runs} run(s); Taildrop ${FILE_MB} MB; iperf3 ${seconds} s\n${machine.join('\n')}`);
   const work = await mkdtemp(path.join(tmpdir(), 'trellis-bench-svc-'));
   const lab = new Lab();
-  const rows: Record<'trellis' | 'tailscaled' | 'official', { taildrop: number[]; iperf: number[] }> = {
+  const rows: Record<RowKind, { taildrop: number[]; iperf: number[] }> = {
     trellis: { taildrop: [], iperf: [] },
     tailscaled: { taildrop: [], iperf: [] },
     official: { taildrop: [], iperf: [] },
+    reference: { taildrop: [], iperf: [] },
   };
   const resolver = { trellis: [] as number[], tailscaled: [] as number[] };
   try {
     const big = path.join(work, 'big.bin');
     await writeFile(big, randomBytes(FILE_MB * 1_000_000));
-    const tn = await buildTailnetLab(lab, ['a', 'b', 'c']);
-    const [ha, hb, hc] = [tn.hosts.a, tn.hosts.b, tn.hosts.c];
-    if (!ha || !hb || !hc) throw new Error('lab without hosts');
+    const tn = await buildTailnetLab(lab, ['a', 'b', 'c', 'd']);
+    const [ha, hb, hc, hd] = [tn.hosts.a, tn.hosts.b, tn.hosts.c, tn.hosts.d];
+    if (!ha || !hb || !hc || !hd) throw new Error('lab without hosts');
     const login = { loginServer: tn.headscale.url, authKey: tn.authKey };
     const a = await startTrellisNode(ha, { hostname: 'trellis-a', ...login });
     const b = await startTrellisNode(hb, { hostname: 'trellis-b', ...login });
     const c: Tailscaled = await startTailscaled(hc, { name: 'c', env: TS_ENV });
     await c.up({ loginServer: login.loginServer, authKey: login.authKey, hostname: 'ts-c' });
+    const d: Tailscaled = await startTailscaled(hd, { name: 'd', env: TS_ENV });
+    await d.up({ loginServer: login.loginServer, authKey: login.authKey, hostname: 'ts-d' });
+    const ipD = (await d.ip()).v4;
     const ipB = (await b.ip()).v4;
     const ipC = (await c.ip()).v4;
     for (const ip of [ipB, ipC])
@@ -124,22 +136,26 @@ async function main(): Promise<number> {
         else await c.cli(['file', 'get', sink], 60_000);
         await rm(sink, { recursive: true, force: true });
       }
-      // The official client's own Taildrop in the same lab, as a yardstick for the ratio: tailscaled c → Trellis b.
-      {
-        const tunnel = await iperfWithCpu({ clientNs: hc, serverNs: hb, addr: ipB, seconds, watch: [] });
+      // The official client's own Taildrop in the same lab, as yardsticks for the ratio: tailscaled c → Trellis b,
+      // and tailscaled c → tailscaled d (what the reference reaches on this machine).
+      for (const [kind, ns, ip, receiver] of [
+        ['official', hb, ipB, b],
+        ['reference', hd, ipD, d],
+      ] as const) {
+        const tunnel = await iperfWithCpu({ clientNs: hc, serverNs: ns, addr: ip, seconds, watch: [] });
         const t0 = performance.now();
-        const cp = await c.cli(['file', 'cp', big, `${ipB}:`], 300_000);
+        const cp = await c.cli(['file', 'cp', big, `${ip}:`], 300_000);
         const secs = (performance.now() - t0) / 1000;
         if (cp.code !== 0) throw new Error(`tailscale file cp: ${cp.stderr}${cp.stdout}`);
         const mbps = (FILE_MB * 8) / secs;
-        rows.official.iperf.push(tunnel.mbps);
-        rows.official.taildrop.push(mbps);
+        rows[kind].iperf.push(tunnel.mbps);
+        rows[kind].taildrop.push(mbps);
         console.log(
-          `[run ${r + 1}/${runs}] tailscaled c → trellis-b: iperf3 ${fix(tunnel.mbps)} Mbit/s, tailscale file cp ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
+          `[run ${r + 1}/${runs}] tailscaled c → ${kind === 'official' ? 'trellis-b' : 'ts-d'}: iperf3 ${fix(tunnel.mbps)} Mbit/s, tailscale file cp ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
         );
-        const sink = path.join(work, `sink-official-${r}`);
+        const sink = path.join(work, `sink-${kind}-${r}`);
         await mkdir(sink);
-        await b.cli(['file', 'get', sink], 60_000);
+        await receiver.cli(['file', 'get', sink], 60_000);
         await rm(sink, { recursive: true, force: true });
       }
       resolver.trellis.push(await qps(ha, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
@@ -154,15 +170,11 @@ async function main(): Promise<number> {
   }
   const table = mdTable(
     ['Taildrop', 'Taildrop Mbit/s (median)', 'Runs', 'iperf3 Mbit/s, same pair (median)', '× iperf3'],
-    (['trellis', 'tailscaled', 'official'] as const).map((k) => {
+    (['trellis', 'tailscaled', 'official', 'reference'] as const).map((k) => {
       const td = median(rows[k].taildrop);
       const ip = median(rows[k].iperf);
       return [
-        k === 'trellis'
-          ? 'Trellis a → Trellis b'
-          : k === 'tailscaled'
-            ? 'Trellis a → tailscaled c'
-            : 'tailscaled c → Trellis b (`tailscale file cp`, for comparison)',
+        ROW_LABEL[k],
         `**${fix(td)}**`,
         rows[k].taildrop.map((x) => fix(x)).join(', '),
         fix(ip),
@@ -193,11 +205,12 @@ async function main(): Promise<number> {
   });
   verdicts.push(
     `- For comparison, tailscaled's own \`tailscale file cp\` to Trellis: ${fix(median(rows.official.taildrop) / median(rows.official.iperf), 2)}× its iperf3 figure (no target).`,
+    `- For reference, tailscaled to tailscaled: ${fix(median(rows.reference.taildrop) / median(rows.reference.iperf), 2)}× its iperf3 figure (no target).`,
   );
   const md = `# Services benchmarks
 
 Taildrop and MagicDNS in the tailnet lab (test/interop/lab): Headscale v0.29.2, Trellis daemons a and b and an
-official tailscaled c on one bridge, direct paths. Regenerate as root with \`npm run bench\` (this part alone:
+official tailscaled c and d on one bridge, direct paths. Regenerate as root with \`npm run bench\` (this part alone:
 \`node --import tsx test/bench/services.ts [--seconds N] [--runs N]\`).
 
 **Targets: Taildrop of a ${FILE_MB} MB file ≥ ${TAILDROP_TARGET}× the tunnel's iperf3 figure for the same pair.** The resolver has
@@ -214,8 +227,8 @@ same ${FILE_MB} MB file sent with Taildrop — from Trellis a as \`trellis file 
 the daemon as a descriptor${process.env.TRELLIS_BENCH_STREAM === '1' ? " — not in this run: TRELLIS_BENCH_STREAM=1 streamed the bytes through the daemon's socket" : ''}; timed from
 request to the receiver's 200), from tailscaled c by \`tailscale file cp\`
 (timed around the command). The receiver's inbox is emptied between runs, so no resume or deduplication shortens a
-run. The last row is the official client sending to Trellis: how close a Taildrop gets to iperf3 on this machine
-when tailscaled sends.
+run. The last two rows are the official client sending, to Trellis and to another tailscaled: how close a Taildrop
+gets to iperf3 on this machine when tailscaled sends, and when tailscaled also receives.
 
 ${table}
 
