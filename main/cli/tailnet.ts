@@ -321,7 +321,7 @@ function peerRow(p: PeerSummary): string[] {
   const shown = p.expired ? (online === '-' ? 'expired' : `${online}, expired`) : online;
   const row = [p.addresses[0] ?? '-', peerName(p), p.user || '-', p.os || '-', shown];
   const marks = routeMarks(p);
-  if (p.path || marks) row.push([p.path ? pathText(p.path) : '', marks].filter(Boolean).join('; '));
+  if (p.path || marks) row.push([p.path ? pathText(p.path).trimEnd() : '', marks].filter(Boolean).join('; '));
   return row;
 }
 
