@@ -194,9 +194,14 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       await approve(`0.0.0.0/0,::/0,${SUBNET}`);
       const s = await tr.waitFor(hasSubnet, 30_000);
       assert.ok(hasSubnet(s), 'the new approval arrived from control');
-      const nc = JSON.parse(await trellis(['netcheck', '--json'])) as { udp: boolean; derpConnected?: boolean };
-      st.diagnostic(`netcheck: udp=${nc.udp} derpConnected=${nc.derpConnected}`);
+      const nc = JSON.parse(await trellis(['netcheck', '--json'])) as {
+        udp: boolean;
+        derpConnected: number[];
+        derp?: { region: number; latencyMs: number };
+      };
+      st.diagnostic(`netcheck: udp=${nc.udp} derpConnected=${nc.derpConnected} derp=${JSON.stringify(nc.derp)}`);
       assert.equal(nc.udp, true, 'STUN (on the marked UDP socket) answers with the exit node in use');
+      assert.equal(nc.derp?.region, 999, 'the home DERP server answers (its connection bypasses the tunnel)');
       const ping = await trellis(['ping', TS_HOST, '--count', '3']);
       st.diagnostic(ping.trim());
       assert.ok(await pingFrom(b, ipA.v4, { count: 2, deadlineS: 10 }), 'the peer over the tunnel');
@@ -217,6 +222,28 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       assert.match(await b.exec(['ip', '-4', 'route', 'show', 'table', '52']), /throw 203\.0\.113\.0\/24/);
       assert.equal(await whoami(b, INET_ADDR), A_WAN, 'the internet still goes through the exit node');
     });
+
+    await step(
+      '4b. an exit node that goes offline stays chosen: internet traffic is held, not sent outside',
+      async () => {
+        ts.process.signal('SIGKILL');
+        const s = await tr.waitFor((x) => x.exitNode?.online === false, 30_000);
+        assert.equal(s.exitNode?.online, false, JSON.stringify(s.exitNode));
+        assert.equal(s.prefs.exitNodeID, s.exitNode?.id, 'still chosen');
+        assert.ok(
+          s.health.some((h) => h.code === 'exit-node' && /offline/.test(h.message)),
+          JSON.stringify(s.health),
+        );
+        assert.match(await b.exec(['ip', '-4', 'route', 'get', INET_ADDR]), /dev trellis0 table 52/);
+        assert.match(await trellis(['status']), /# Exit node: ts-exit \(offline: internet traffic is held\)/);
+        await ts.restart();
+        const back = await tr.waitFor((x) => x.exitNode?.online === true, 30_000);
+        assert.equal(back.exitNode?.online, true);
+        await waitUntil('the internet through the exit node again', 30_000, async () =>
+          (await whoami(b, INET_ADDR)) === A_WAN ? true : null,
+        );
+      },
+    );
 
     await step('5. clearing the exit node gives back exactly the rules and routes of before', async () => {
       await trellis(['set', '--exit-node=']);
