@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { delay } from './lab/proc.ts';
@@ -36,6 +37,10 @@ const SUBNET = '10.77.0.0/24';
 const SUB_ADDR = '10.77.0.10';
 const SUB_GW = '10.77.0.1';
 const WHOAMI_PORT = 8099;
+/** A name only the internet's resolver (on the internet host) knows. */
+const WEB_NAME = 'web.example';
+const WEB_ADDR = '198.51.100.80';
+const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
 const POLICY = {
   acls: [{ action: 'accept', src: ['*'], dst: ['*:*', 'autogroup:internet:*'] }],
 };
@@ -100,6 +105,18 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       await waitUntil(`whoami in ${ns.short}`, 10_000, async () => (p.output().includes('listening') ? true : null));
     }
 
+    // b's resolver is on the internet: with MagicDNS, quad-100 forwards other names there.
+    const dns = inet.spawn(
+      [process.execPath, '--import', 'tsx', DNS_SERVER, INET_ADDR, '53', JSON.stringify({ [WEB_NAME]: WEB_ADDR })],
+      { label: 'dns inet' },
+    );
+    await waitUntil('the internet resolver', 10_000, async () => (dns.output().includes('listening') ? true : null));
+    await b.writeEtc('resolv.conf', `nameserver ${INET_ADDR}\noptions timeout:1 attempts:1\n`);
+    const resolve = async () => {
+      const r = await b.run(['getent', 'hosts', WEB_NAME], { timeoutMs: 15_000 });
+      return r.code === 0 ? r.stdout.trim().split(/\s+/)[0] : `exit ${r.code}`;
+    };
+
     const pristine = await routingState(b);
     const ts = await startTailscaled(a, { name: 'a', env: { TS_DEBUG_USE_DERP_HTTP: '1' } });
     await ts.up({ loginServer: hs.url, authKey, hostname: TS_HOST });
@@ -142,6 +159,8 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       assert.match(list, new RegExp(`${ipA.v4.replace(/\./g, '\\.')} +${TS_HOST}\\.\\S+ +online`));
       connected = await routingState(b);
       assert.equal(await whoami(b, INET_ADDR), 'error ENETUNREACH', 'without an exit node the internet is not routed');
+      assert.match(await readFile(path.join('/etc/netns', b.name, 'resolv.conf'), 'utf8'), /100\.100\.100\.100/);
+      assert.notEqual(await resolve(), WEB_ADDR, 'the internet resolver is out of reach without an exit node');
     });
 
     await step('2. with the exit node: the internet answers and sees the exit node’s address', async (st) => {
@@ -179,6 +198,9 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       });
       assert.equal(seen, A_WAN, 'the internet host sees the exit node’s (SNAT) address');
       assert.ok(await pingFrom(b, INET_ADDR, { count: 2, deadlineS: 10 }), 'ICMP to the internet host too');
+      // MagicDNS forwards the query from the engine (an unmarked socket): through the exit node too.
+      assert.equal(await resolve(), WEB_ADDR, 'a name resolves through the exit node');
+      assert.match(dns.output(), new RegExp(`query ${WEB_NAME} from ${A_WAN.replace(/\./g, '\\.')}`));
       assert.match(await trellis(['status']), new RegExp(`${TS_HOST} .*exit node`));
     });
 
