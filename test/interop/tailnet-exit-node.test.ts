@@ -41,6 +41,12 @@ const WHOAMI_PORT = 8099;
 const WEB_NAME = 'web.example';
 const WEB_ADDR = '198.51.100.80';
 const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
+// node -e <src> server name → the first A answer's address, "no address" (e.g. SERVFAIL) or "no answer" (3 s)
+const QUERY_JS =
+  "const d=require('node:dgram').createSocket('udp4');const p=require('dns-packet');" +
+  "d.on('message',(m)=>{const a=p.decode(m).answers.find((x)=>x.type==='A');console.log(a?a.data:'no address');process.exit(0)});" +
+  "d.send(p.encode({type:'query',id:7,flags:256,questions:[{type:'A',name:process.argv[2]}]}),53,process.argv[1]);" +
+  "setTimeout(()=>{console.log('no answer');process.exit(0)},3000)";
 const POLICY = {
   acls: [{ action: 'accept', src: ['*'], dst: ['*:*', 'autogroup:internet:*'] }],
 };
@@ -112,9 +118,10 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
     );
     await waitUntil('the internet resolver', 10_000, async () => (dns.output().includes('listening') ? true : null));
     await b.writeEtc('resolv.conf', `nameserver ${INET_ADDR}\noptions timeout:1 attempts:1\n`);
+    // An A query to quad-100, where the OS resolver points while connected: the first answer's address.
     const resolve = async () => {
-      const r = await b.run(['getent', 'hosts', WEB_NAME], { timeoutMs: 15_000 });
-      return r.code === 0 ? r.stdout.trim().split(/\s+/)[0] : `exit ${r.code}`;
+      const r = await b.run([process.execPath, '-e', QUERY_JS, '100.100.100.100', WEB_NAME], { timeoutMs: 10_000 });
+      return r.stdout.trim() || `exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`;
     };
 
     const pristine = await routingState(b);
@@ -297,6 +304,24 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
         assert.equal(after, connected);
       },
     );
+
+    await step('6b. down takes everything away; up puts the chosen exit node back', async () => {
+      await trellis(['set', `--exit-node=${TS_HOST}`]);
+      await waitUntil('the rules installed', 10_000, async () =>
+        /^5270:/m.test(await b.exec(['ip', '-4', 'rule'])) ? true : null,
+      );
+      await trellis(['down']);
+      const after = await waitUntil('the pristine routing state', 10_000, async () => {
+        const now = await routingState(b);
+        return now === pristine ? now : null;
+      }).catch(async () => routingState(b));
+      assert.equal(after, pristine);
+      await trellis(['up']);
+      await tr.waitFor((x) => x.state === 'Running' && x.exitNode?.active === true, 30_000);
+      await waitUntil('the internet through the exit node after up', 30_000, async () =>
+        (await whoami(b, INET_ADDR)) === A_WAN ? true : null,
+      );
+    });
 
     await step('7. a daemon killed with -9 leaves rules behind; started again, it takes them away', async (st) => {
       await trellis(['set', `--exit-node=${TS_HOST}`]);
