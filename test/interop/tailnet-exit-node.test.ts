@@ -164,6 +164,9 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       const list = await trellis(['exit-node', 'list']);
       st.diagnostic(list);
       assert.match(list, new RegExp(`${ipA.v4.replace(/\./g, '\\.')} +${TS_HOST}\\.\\S+ +online`));
+      const bad = await tr.cli(['set', '--exit-node=nope'], 15_000);
+      assert.equal(bad.code, 2, `${bad.stdout}${bad.stderr}`);
+      assert.match(bad.stderr, /--exit-node: no peer named "nope"/);
       connected = await routingState(b);
       assert.equal(await whoami(b, INET_ADDR), 'error ENETUNREACH', 'without an exit node the internet is not routed');
       assert.match(await readFile(path.join('/etc/netns', b.name, 'resolv.conf'), 'utf8'), /100\.100\.100\.100/);
