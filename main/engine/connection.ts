@@ -11,6 +11,7 @@ import type { EngineOptions } from './engine.ts';
 import type { EngineEvents } from './events.ts';
 import type { NodeServices } from './node-services.ts';
 import type { Prefs } from './protocol.ts';
+import { advertisedRoutes } from './routes/offer.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
 export interface ConnectionHost {
@@ -68,7 +69,9 @@ export class Connection {
   }
 
   hostinfo(): Hostinfo {
-    return buildHostinfo(this.h.prefs().hostname, this.homeDERP, this.h.services()?.services() ?? []);
+    const prefs = this.h.prefs();
+    const services = this.h.services()?.services() ?? [];
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs));
   }
 
   private mapRequest(): MapRequest {
@@ -109,7 +112,7 @@ export class Connection {
     dp.update(netmap).then(
       () => {
         events.setHealth('data-path', undefined);
-        if (dp === this.dp && running()) void this.h.services()?.dataPathUpdated(dp, netmap, this.h.prefs().acceptDNS);
+        if (dp === this.dp && running()) void this.h.services()?.dataPathUpdated(dp, netmap, this.h.prefs());
       },
       (e: Error) => events.setHealth('data-path', `data path: ${e.message}`),
     );

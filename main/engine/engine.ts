@@ -22,7 +22,8 @@ import {
   type RequestContext,
   type StatusSnapshot,
 } from './protocol.ts';
-import { cryptoStatus, keyExpired, peerSummaries, selfSummary } from './status.ts';
+import { applyOfferPrefs } from './routes/offer.ts';
+import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary } from './status.ts';
 
 /** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
 export interface DataPathSettings {
@@ -112,6 +113,7 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       crypto: cryptoStatus(),
+      routes: routeOffer(this.prefs, this.netmap.self),
       ...(this.persisted ? { profile: profileInfo(this.profileId, this.persisted) } : {}),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
       ...(this.services && this.state === 'Running' ? { fileTargets: this.services.fileTargetNames() } : {}),
@@ -263,6 +265,7 @@ class Engine implements EngineApi {
       }
     }
     const next = this.prefs;
+    const offerChanged = applyOfferPrefs(next, p);
     const hostnameChanged = typeof p.hostname === 'string' && p.hostname !== next.hostname;
     if (typeof p.hostname === 'string') next.hostname = p.hostname;
     const acceptDNSChanged = typeof p.acceptDNS === 'boolean' && p.acceptDNS !== next.acceptDNS;
@@ -271,11 +274,10 @@ class Engine implements EngineApi {
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
     await this.persist();
     if (p.controlURL !== undefined || p.adminURL !== undefined) this.emitProfiles();
-    if (hostnameChanged) this.conn.sendHostinfo();
-    if (acceptDNSChanged) {
-      const running = this.state === 'Running' ? this.dataPath : undefined;
-      await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
-    }
+    if (hostnameChanged || offerChanged) this.conn.sendHostinfo();
+    if (offerChanged) this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
+    const running = this.state === 'Running' ? this.dataPath : undefined;
+    if (acceptDNSChanged) await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
     return { ...next };
   }
 

@@ -5,11 +5,15 @@ import type { NetMap } from './control/netmap.ts';
 import type { DataPath } from './datapath.ts';
 import { OsDns } from './dns/os-dns.ts';
 import type { EngineEvents } from './events.ts';
+import type { Prefs } from './protocol.ts';
+import { RouteOffering } from './routes/offering.ts';
 import { Taildrop } from './taildrop/service.ts';
 
 export class NodeServices {
   readonly taildrop: Taildrop;
   private readonly osDns: OsDns;
+  /** Forwarding, SNAT and the filter's reach while we offer routes; DNS-over-HTTPS for peers using us as exit node. */
+  private readonly offering: RouteOffering;
   /** The data path the PeerAPI serves, while it runs: its filter lets the PeerAPI's ports in. */
   private dp: DataPath | undefined;
 
@@ -31,11 +35,13 @@ export class NodeServices {
       },
     });
     this.osDns = new OsDns(stateDir, log);
+    this.offering = new RouteOffering(stateDir, tunName, events);
   }
 
-  /** A resolv.conf left pointing at quad-100 by a crashed run is put back. */
-  recover(): Promise<void> {
-    return this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+  /** A resolv.conf left pointing at quad-100 by a crashed run is put back, forwarding rules left behind removed. */
+  async recover(): Promise<void> {
+    await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+    await this.offering.recover();
   }
 
   /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
@@ -48,28 +54,32 @@ export class NodeServices {
     }
   }
 
-  /** Hostinfo.Services entries (the PeerAPI ports; empty until it listens). */
+  /** Hostinfo.Services entries (the PeerAPI ports, empty until it listens; and its DNS-over-HTTPS, as tailscaled). */
   services(): Array<{ Proto: string; Port: number }> {
-    return this.taildrop.services();
+    const ports = this.taildrop.services();
+    return ports.length > 0 ? [...ports, { Proto: 'peerapi-dns-proxy', Port: 1 }] : ports;
   }
 
-  /** The data path applied a netmap: the PeerAPI on our addresses, and the OS resolver as accept-DNS says. */
-  async dataPathUpdated(dp: DataPath, nm: NetMap, acceptDNS: boolean): Promise<void> {
-    await Promise.all([this.startPeerApi(dp, nm), this.syncOsDns(dp, nm, acceptDNS)]);
+  /** The data path applied a netmap: the PeerAPI on our addresses, the OS resolver, what we offer. */
+  async dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
+    await this.syncOsDns(dp, nm, prefs.acceptDNS);
+    await this.offering.apply(dp, nm, prefs); // first: the PeerAPI's DNS access follows the filter's reach
+    await this.startPeerApi(dp, nm, prefs);
   }
 
-  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back. */
-  dataPathClosed(): Promise<void> {
+  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back, forwarding removed. */
+  async dataPathClosed(): Promise<void> {
     this.dp = undefined;
     this.taildrop.close();
-    return this.syncOsDns(undefined, undefined, false);
+    await this.syncOsDns(undefined, undefined, false);
+    await this.offering.stop();
   }
 
-  private async startPeerApi(dp: DataPath, nm: NetMap): Promise<void> {
+  private async startPeerApi(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
     const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
     if (addrs.length === 0) return;
     this.dp = dp;
-    this.taildrop.setNetMap(nm);
+    this.taildrop.setNetMap(nm, this.offering.dnsAccess(dp, nm, prefs));
     try {
       if (await this.taildrop.listen(addrs)) {
         dp.setPeerApiPorts(this.taildrop.ports());
