@@ -421,7 +421,7 @@ class Engine implements EngineApi {
     await this.persist();
     this.cancelLogin();
     this.conn.stop();
-    await this.conn.closing; // the OS as it was (resolver, forwarding rules) before down answers
+    await this.conn.closed(); // the OS as it was (resolver, forwarding rules) before down answers
     // A pending interactive login is given up: its URL no longer leads anywhere.
     if (!this.persisted?.loggedIn) this.authURL = undefined;
     this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');

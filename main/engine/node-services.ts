@@ -71,8 +71,7 @@ export class NodeServices {
   async dataPathClosed(): Promise<void> {
     this.dp = undefined;
     this.taildrop.close();
-    await this.syncOsDns(undefined, undefined, false);
-    await this.offering.stop();
+    await Promise.all([this.syncOsDns(undefined, undefined, false), this.offering.stop()]);
   }
 
   private async startPeerApi(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {

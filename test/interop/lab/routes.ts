@@ -112,13 +112,14 @@ export async function tcpProbe(ns: Namespace, host: string, port: number, ms = 5
   return r.code === 0 ? r.stdout.trim() : `probe exit ${r.code ?? r.signal}: ${r.stderr.trim().slice(0, 300)}`;
 }
 
-// node -e <src> url method b64query → prints "<status> <content-type> <base64 body>"
+// node -e <src> url method b64query → prints {"status":…,"type":…,"body":"<base64>"}
 const DOH_JS =
   'const [u,m,q]=process.argv.slice(1);const body=Buffer.from(q,"base64url");' +
   'const url=m==="GET"?u+"?dns="+q:u;' +
   'fetch(url,{method:m,headers:m==="POST"?{"content-type":"application/dns-message"}:{},body:m==="POST"?body:undefined,' +
   'signal:AbortSignal.timeout(10000)}).then(async(r)=>{const b=Buffer.from(await r.arrayBuffer());' +
-  'console.log(r.status+" "+(r.headers.get("content-type")||"-")+" "+b.toString("base64"))}).catch((e)=>console.log("error "+e.message))';
+  'console.log(JSON.stringify({status:r.status,type:r.headers.get("content-type")||"",body:b.toString("base64")}))})' +
+  '.catch((e)=>console.log(JSON.stringify({status:0,type:"",body:"",error:e.message})))';
 
 /** A DoH request (GET ?dns= or POST) from ns: status, content type and the body's bytes. */
 export async function dohRequest(
@@ -129,6 +130,11 @@ export async function dohRequest(
 ): Promise<{ status: number; type: string; body: Buffer; raw: string }> {
   const q = Buffer.from(query).toString('base64url');
   const r = await ns.run([process.execPath, '-e', DOH_JS, url, method, q], { timeoutMs: 20_000 });
-  const [status = '', type = '', body = ''] = r.stdout.trim().split(' ');
-  return { status: Number(status) || 0, type, body: Buffer.from(body, 'base64'), raw: `${r.stdout}${r.stderr}` };
+  const raw = `${r.stdout}${r.stderr}`;
+  try {
+    const j = JSON.parse(r.stdout) as { status: number; type: string; body: string };
+    return { status: j.status, type: j.type, body: Buffer.from(j.body, 'base64'), raw };
+  } catch {
+    return { status: 0, type: '', body: Buffer.alloc(0), raw };
+  }
 }
