@@ -16,6 +16,10 @@ export class NodeServices {
   private readonly offering: RouteOffering;
   /** The data path the PeerAPI serves, while it runs: its filter lets the PeerAPI's ports in. */
   private dp: DataPath | undefined;
+  /** Updates after netmaps: the one running, the latest waiting, and which data path they belong to. */
+  private updating: Promise<void> = Promise.resolve();
+  private nextUpdate: { dp: DataPath; nm: NetMap; prefs: Prefs; generation: number } | undefined;
+  private generation = 0;
 
   constructor(
     stateDir: string,
@@ -60,17 +64,33 @@ export class NodeServices {
     return ports.length > 0 ? [...ports, { Proto: 'peerapi-dns-proxy', Port: 1 }] : ports;
   }
 
-  /** The data path applied a netmap: the PeerAPI on our addresses, the OS resolver, what we offer. */
-  async dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
-    await this.syncOsDns(dp, nm, prefs.acceptDNS);
-    await this.offering.apply(dp, nm, prefs); // first: the PeerAPI's DNS access follows the filter's reach
-    await this.startPeerApi(dp, nm, prefs);
+  /**
+   * The data path applied a netmap: the OS resolver, what we offer, the PeerAPI on our addresses. One update runs at a
+   * time and a burst of netmaps collapses into the latest (a PeerAPI moved twice at once would restart for nothing).
+   */
+  dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
+    const queued = this.nextUpdate !== undefined;
+    this.nextUpdate = { dp, nm, prefs, generation: this.generation };
+    if (queued) return this.updating;
+    this.updating = this.updating.then(async () => {
+      const u = this.nextUpdate;
+      this.nextUpdate = undefined;
+      if (!u || u.generation !== this.generation) return; // the data path closed meanwhile
+      const current = () => u.generation === this.generation;
+      await this.syncOsDns(u.dp, u.nm, u.prefs.acceptDNS);
+      if (current()) await this.offering.apply(u.dp, u.prefs, current); // first: DNS access follows the filter
+      if (current()) await this.startPeerApi(u.dp, u.nm, u.prefs);
+    });
+    return this.updating;
   }
 
   /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back, forwarding removed. */
   async dataPathClosed(): Promise<void> {
+    this.generation++;
+    this.nextUpdate = undefined;
     this.dp = undefined;
     this.taildrop.close();
+    await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
     await Promise.all([this.syncOsDns(undefined, undefined, false), this.offering.stop()]);
   }
 

@@ -46,12 +46,12 @@ export class RouteOffering {
   }
 
   /** Brings the offer in line with the prefs (routes advertised) for this data path. */
-  async apply(dp: DataPath, _nm: NetMap, prefs: Prefs): Promise<void> {
+  async apply(dp: DataPath, prefs: Prefs, current: () => boolean = () => true): Promise<void> {
     const advertised = advertisedRoutes(prefs);
     dp.setOfferedNets(offeredLocalNets(advertised));
     const families = familiesOf(advertised);
     this.hostNameserver = nameserversOf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''))[0] ?? '';
-    if (!this.forwarding) return;
+    if (!this.forwarding || !current()) return; // a data path that closed meanwhile gets no rules
     const off = families.length > 0 ? await forwardingOffWarning(families) : '';
     this.events.setHealth(HEALTH_IP_FORWARD_OFF, off || undefined);
     const failed = await this.forwarding
