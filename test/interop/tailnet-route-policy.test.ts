@@ -26,9 +26,12 @@ import { requireTools } from './lab/tools.ts';
 // Headscale allocates from 100.64.0.1 in registration order: a first.
 const IP_A = '100.64.0.1';
 const IP_B = '100.64.0.2';
+// One IPv6 host on the internet side too: Headscale hands a peer only the routes that overlap what the policy lets
+// it reach, and tailscaled takes an exit node only with both default routes (a policy without any IPv6 destination
+// leaves a with 0.0.0.0/0 alone: "not advertising an exit node"). The internet itself stays forbidden.
 const POLICY = {
-  hosts: { 'ts-a': `${IP_A}/32`, 'trellis-b': `${IP_B}/32`, nas: `${LAN_HOST}/32` },
-  acls: [{ action: 'accept', src: ['ts-a'], dst: ['trellis-b:*', 'nas:8080'] }],
+  hosts: { 'ts-a': `${IP_A}/32`, 'trellis-b': `${IP_B}/32`, nas: `${LAN_HOST}/32`, v6host: '2001:db8:77::1/128' },
+  acls: [{ action: 'accept', src: ['ts-a'], dst: ['trellis-b:*', 'nas:8080', 'v6host:80'] }],
 };
 const EXIT = ['0.0.0.0/0', '::/0'];
 
