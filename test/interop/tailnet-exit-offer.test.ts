@@ -51,7 +51,9 @@ function answerIPs(body: Uint8Array): string[] {
 }
 
 test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000 }, async (t) => {
-  if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'iptables-save', 'ping'])) return;
+  if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'iptables-save', 'ping', 'dig'])) {
+    return;
+  }
   if (!existsSync('/dev/net/tun')) {
     if (process.env.CI === 'true') throw new Error('the exit-node lab needs /dev/net/tun');
     t.skip('the exit-node lab needs /dev/net/tun');
@@ -70,7 +72,7 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
     assert.ok(await dns.waitForOutput(/^listening$/m, 10_000), `lab DNS server:\n${dns.output()}`);
     const baseline = await netfilterText(b);
 
-    const ts = await startTailscaled(a, { name: 'a', env: TS_ENV });
+    const ts = await startTailscaled(a, { name: 'a', env: TS_ENV, privateEtc: true }); // accept-dns later
     await ts.up({ loginServer: tn.headscale.url, authKey: tn.authKey, hostname: 'ts-a' });
     const tr = await startTrellisNode(b, { hostname: 'trellis-b', loginServer: tn.headscale.url, authKey: tn.authKey });
     const ipB = (await tr.ip()).v4;
@@ -181,6 +183,17 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       }
       const bad = await dohRequest(a, `${base}/dns-query`, 'GET', new Uint8Array(0));
       assert.equal(bad.status, 400, `an empty ?dns= must be a 400: ${bad.raw}`);
+      // tailscaled itself, with MagicDNS on and b as exit node, sends other names to b's DoH (it has no other
+      // resolver: the lab DNS server is on b's LAN and Headscale names no global nameserver).
+      const acc = await ts.cli(['set', '--accept-dns=true'], 20_000);
+      assert.equal(acc.code, 0, `tailscale set --accept-dns=true: ${acc.stderr}`);
+      const viaExit = await waitUntil("tailscaled's quad-100 resolving outside.example through b", 30_000, async () => {
+        const r = await a.run(['dig', '@100.100.100.100', 'outside.example', 'A', '+short', '+tries=1', '+time=3'], {
+          timeoutMs: 10_000,
+        });
+        return r.stdout.trim() === '192.0.2.123' ? r.stdout.trim() : null;
+      });
+      st.diagnostic(`dig @100.100.100.100 outside.example on a: ${viaExit}`);
       const q = await ts.cli(['dns', 'query', 'trellis-b.tailnet.test'], 15_000);
       st.diagnostic(`tailscale dns query trellis-b: ${q.stdout.trim()}`);
       assert.ok(q.stdout.includes(ipB), `MagicDNS on a no longer answers b's name:\n${q.stdout}${q.stderr}`);
