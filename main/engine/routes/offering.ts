@@ -51,7 +51,12 @@ export class RouteOffering {
     dp.setOfferedNets(offeredLocalNets(advertised));
     const families = familiesOf(advertised);
     this.hostNameserver = nameserversOf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''))[0] ?? '';
-    if (!this.forwarding || !current()) return; // a data path that closed meanwhile gets no rules
+    if (!current()) return; // a data path that closed meanwhile gets no rules
+    if (!this.forwarding) {
+      const unsupported = `This node offers routes, but Trellis forwards them on Linux only (not on ${process.platform}).`;
+      this.events.setHealth(HEALTH_FORWARDING, families.length > 0 ? unsupported : undefined);
+      return;
+    }
     const off = families.length > 0 ? await forwardingOffWarning(families) : '';
     this.events.setHealth(HEALTH_IP_FORWARD_OFF, off || undefined);
     const failed = await this.forwarding
