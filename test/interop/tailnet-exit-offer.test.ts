@@ -227,6 +227,7 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       await tr.process.exited;
       assert.ok((await netfilterText(b)).includes('trellis-forward'), 'a killed daemon leaves its rules (control)');
       await tr.restart();
+      assert.match(tr.output(), /removing the rules a previous run left/, 'the restart removed the leftovers first');
       const after = await tr.waitFor((x) => x.state === 'Running' && x.routes?.approved.length === 3, 60_000);
       st.diagnostic(`after the restart, status.routes: ${JSON.stringify(after.routes)}`);
       assert.deepEqual(after.routes?.approved, [LAN_NET, ...EXIT], 'a full map carries the approval');
