@@ -11,6 +11,7 @@ import type { EngineOptions } from './engine.ts';
 import type { EngineEvents } from './events.ts';
 import type { NodeServices } from './node-services.ts';
 import type { Prefs } from './protocol.ts';
+import { advertisedRoutes } from './routes/offer.ts';
 import { generatePrivateKey } from './wg/crypto.ts';
 
 export interface ConnectionHost {
@@ -67,8 +68,20 @@ export class Connection {
     this.h.events.setHealth('control-unreachable', undefined);
   }
 
+  /** Waits (at most limitMs) for the node services to wind down after stop(); a slow OS command must not hold up down. */
+  async closed(limitMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), limitMs);
+    });
+    const r = await Promise.race([this.closing.then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+    if (r === 'late') this.h.events.log('warn', `the OS settings were not all put back within ${limitMs / 1000} s`);
+  }
+
   hostinfo(): Hostinfo {
-    return buildHostinfo(this.h.prefs().hostname, this.homeDERP, this.h.services()?.services() ?? []);
+    const prefs = this.h.prefs();
+    const services = this.h.services()?.services() ?? [];
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs));
   }
 
   private mapRequest(): MapRequest {

@@ -14,8 +14,9 @@ import { AddrSet } from './filter/prefix.ts';
 import { MagicSock, type PathInfo } from './magicsock/magicsock.ts';
 import { netcheckRegions } from './magicsock/netcheck.ts';
 import type { MagicPeer } from './magicsock/peer-path.ts';
+import { buildIpPacket, tcpSegment } from './packet/build.ts';
 import { parsePrefix } from './packet/ip.ts';
-import { IPPROTO, PacketInfo, parsePacket } from './packet/parse.ts';
+import { IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from './packet/parse.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { type RouteChoice, selectAllowedIPs } from './routes/allowed-ips.ts';
 import { configureInterface } from './tun/os-config.ts';
@@ -78,6 +79,9 @@ export class DataPath {
   private readonly env: FilterEnv = { local: new AddrSet([]), conntrack: new FlowTable() };
   private readonly scratch = new PacketInfo();
   private configuredFor = '';
+  private ownAddresses: string[] = [];
+  /** Destinations beyond our addresses that peers may reach through us (advertised routes, shrunk default routes). */
+  private offeredNets: string[] = [];
   /** Inbound packets the netmap filter dropped. */
   filtered = 0;
   private osResolvers: string[] = [];
@@ -179,7 +183,8 @@ export class DataPath {
       const tso = this.tun.tso ? ' (TCP segmentation offload on)' : '';
       this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
     }
-    this.env.local = new AddrSet(addresses);
+    this.ownAddresses = addresses;
+    this.env.local = new AddrSet([...addresses, ...this.offeredNets]);
     this.quad100.setOwnAddresses(addresses);
     this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns };
     this.rebuildDnsTable();
@@ -223,6 +228,28 @@ export class DataPath {
     for (const [b64, peer] of this.device.peers) if (!keep.has(b64)) this.device.removePeer(peer.publicKey);
 
     this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
+  }
+
+  /** What peers may reach through us besides our addresses; the netmap's filter still decides who may. */
+  setOfferedNets(nets: string[]): void {
+    if (nets.join(',') === this.offeredNets.join(',')) return;
+    this.offeredNets = nets;
+    this.env.local = new AddrSet([...this.ownAddresses, ...nets]);
+  }
+
+  /** Whether the filter would let a TCP SYN from src in to dst:port (tailscaled's CheckTCP; not for the hot path). */
+  filterAcceptsTcp(src: string, dst: string, port: number): boolean {
+    const v6 = src.includes(':');
+    if (v6 !== dst.includes(':')) return false;
+    const syn = tcpSegment(40000, port, TCP_FLAGS.SYN);
+    const pkt = buildIpPacket({ src, dst, proto: IPPROTO.TCP }, syn);
+    const p = parsePacket(pkt, new PacketInfo());
+    return p.status === 'ok' && this.filter.checkInbound(p, { ...this.env, conntrack: null }) === 'accept';
+  }
+
+  /** The resolvers quad-100 forwards other names to (control's, else the OS's own from before us). */
+  defaultResolvers(): string[] {
+    return this.quad100.table.routes.find((r) => r.suffix === '')?.resolvers ?? [];
   }
 
   /** The PeerAPI's ports: TCP to them is let in whatever the ACLs say; the PeerAPI checks its callers. */

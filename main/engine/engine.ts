@@ -25,7 +25,7 @@ import {
 } from './protocol.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
 import { applyRoutePrefs } from './routes/route-prefs.ts';
-import { cryptoStatus, keyExpired, peerSummaries, selfSummary, tailnetOf } from './status.ts';
+import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './status.ts';
 
 /** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
 function started<T>(v: T | undefined): T {
@@ -102,6 +102,7 @@ class Engine implements EngineApi {
       reason: this.reason,
       health: this.events.healthList(),
       crypto: cryptoStatus(),
+      routes: routeOffer(this.prefs, this.netmap.self),
       ...(this.persisted ? { profile: profileInfo(this.profileId, this.persisted) } : {}),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
       ...(this.services && this.state === 'Running' ? { fileTargets: this.services.fileTargetNames() } : {}),
@@ -253,18 +254,19 @@ class Engine implements EngineApi {
       }
     }
     const next = this.prefs;
+    const routes = applyRoutePrefs(next, p); // checked first: a bad route changes nothing
     const hostnameChanged = typeof p.hostname === 'string' && p.hostname !== next.hostname;
     if (typeof p.hostname === 'string') next.hostname = p.hostname;
     const acceptDNSChanged = typeof p.acceptDNS === 'boolean' && p.acceptDNS !== next.acceptDNS;
     if (typeof p.acceptDNS === 'boolean') next.acceptDNS = p.acceptDNS;
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
-    const routes = applyRoutePrefs(next, p);
     await this.persist();
     if (routes.routing) this.routesChanged();
-    if (routes.advertising) this.conn.sendHostinfo();
+    // What we offer goes to control, and the filter's reach over our subnets follows it at once.
+    if (routes.advertising && !routes.routing) this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
+    if (hostnameChanged || routes.advertising) this.conn.sendHostinfo();
     if (p.controlURL !== undefined || p.adminURL !== undefined) this.emitProfiles();
-    if (hostnameChanged) this.conn.sendHostinfo();
     if (acceptDNSChanged) {
       const running = this.state === 'Running' ? this.dataPath : undefined;
       await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
@@ -422,6 +424,7 @@ class Engine implements EngineApi {
     await this.persist();
     this.cancelLogin();
     this.conn.stop();
+    await this.conn.closed(); // the OS as it was (resolver, forwarding rules) before down answers
     // A pending interactive login is given up: its URL no longer leads anywhere.
     if (!this.persisted?.loggedIn) this.authURL = undefined;
     this.setState(this.persisted?.loggedIn ? 'Stopped' : 'NeedsLogin');

@@ -7,6 +7,7 @@ import { OsDns } from './dns/os-dns.ts';
 import type { EngineEvents } from './events.ts';
 import type { Prefs } from './protocol.ts';
 import { routedPrefixes } from './routes/allowed-ips.ts';
+import { RouteOffering } from './routes/offering.ts';
 import { OsRoutes } from './routes/os-routes.ts';
 import { Taildrop } from './taildrop/service.ts';
 
@@ -14,8 +15,14 @@ export class NodeServices {
   readonly taildrop: Taildrop;
   private readonly osDns: OsDns;
   private readonly osRoutes: OsRoutes;
+  /** Forwarding, SNAT and the filter's reach while we offer routes; DNS-over-HTTPS for peers using us as exit node. */
+  private readonly offering: RouteOffering;
   /** The data path the PeerAPI serves, while it runs: its filter lets the PeerAPI's ports in. */
   private dp: DataPath | undefined;
+  /** Updates after netmaps: the one running, the latest waiting, and which data path they belong to. */
+  private updating: Promise<void> = Promise.resolve();
+  private nextUpdate: { dp: DataPath; nm: NetMap; prefs: Prefs; generation: number } | undefined;
+  private generation = 0;
 
   constructor(
     stateDir: string,
@@ -36,12 +43,14 @@ export class NodeServices {
     });
     this.osDns = new OsDns(stateDir, log);
     this.osRoutes = new OsRoutes(stateDir, log);
+    this.offering = new RouteOffering(stateDir, tunName, events);
   }
 
-  /** A resolv.conf left pointing at quad-100, or exit-node routing left installed, by a crashed run is put back. */
+  /** What a crashed run left behind is put back: a resolv.conf pointing at quad-100, exit-node routing, forwarding. */
   async recover(): Promise<void> {
     await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
     await this.osRoutes.recover().catch((e: Error) => this.events.log('warn', `routes: ${e.message}`));
+    await this.offering.recover();
   }
 
   /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
@@ -54,21 +63,44 @@ export class NodeServices {
     }
   }
 
-  /** Hostinfo.Services entries (the PeerAPI ports; empty until it listens). */
+  /** Hostinfo.Services entries (the PeerAPI ports, empty until it listens; and its DNS-over-HTTPS, as tailscaled). */
   services(): Array<{ Proto: string; Port: number }> {
-    return this.taildrop.services();
+    const ports = this.taildrop.services();
+    return ports.length > 0 ? [...ports, { Proto: 'peerapi-dns-proxy', Port: 1 }] : ports;
   }
 
-  /** The data path applied a netmap: the PeerAPI on our addresses, the OS resolver and the OS routes as prefs say. */
-  async dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
-    await Promise.all([this.startPeerApi(dp, nm), this.syncOsDns(dp, nm, prefs.acceptDNS), this.syncRoutes(nm, prefs)]);
+  /**
+   * The data path applied a netmap: the OS resolver and routes, what we offer, the PeerAPI on our addresses. One update runs at a
+   * time and a burst of netmaps collapses into the latest (a PeerAPI moved twice at once would restart for nothing).
+   */
+  dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
+    const queued = this.nextUpdate !== undefined;
+    this.nextUpdate = { dp, nm, prefs, generation: this.generation };
+    if (queued) return this.updating;
+    this.updating = this.updating.then(async () => {
+      const u = this.nextUpdate;
+      this.nextUpdate = undefined;
+      if (!u || u.generation !== this.generation) return; // the data path closed meanwhile
+      const current = () => u.generation === this.generation;
+      await Promise.all([this.syncOsDns(u.dp, u.nm, u.prefs.acceptDNS), this.syncRoutes(u.nm, u.prefs)]);
+      if (current()) await this.offering.apply(u.dp, u.prefs, current); // first: DNS access follows the filter
+      if (current()) await this.startPeerApi(u.dp, u.nm, u.prefs);
+    });
+    return this.updating;
   }
 
-  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver and routes put back. */
+  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver and routes put back, forwarding removed. */
   async dataPathClosed(): Promise<void> {
+    this.generation++;
+    this.nextUpdate = undefined;
     this.dp = undefined;
     this.taildrop.close();
-    await Promise.all([this.syncOsDns(undefined, undefined, false), this.syncRoutes(undefined, undefined)]);
+    await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
+    await Promise.all([
+      this.syncOsDns(undefined, undefined, false),
+      this.syncRoutes(undefined, undefined),
+      this.offering.stop(),
+    ]);
   }
 
   /** Policy routing for the chosen exit node and accepted subnets; all of it away without a netmap. */
@@ -91,11 +123,11 @@ export class NodeServices {
     }
   }
 
-  private async startPeerApi(dp: DataPath, nm: NetMap): Promise<void> {
+  private async startPeerApi(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
     const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
     if (addrs.length === 0) return;
     this.dp = dp;
-    this.taildrop.setNetMap(nm);
+    this.taildrop.setNetMap(nm, this.offering.dnsAccess(dp, nm, prefs));
     try {
       if (await this.taildrop.listen(addrs)) {
         dp.setPeerApiPorts(this.taildrop.ports());

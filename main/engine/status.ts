@@ -3,7 +3,9 @@
 import type { NetMap } from './control/netmap.ts';
 import type { TailNode } from './control/tailcfg.ts';
 import { aeadFallbackReason, aeadImplementation } from './crypto/aead.ts';
-import type { CryptoStatus, PeerSummary, SelfNode } from './protocol.ts';
+import type { CryptoStatus, PeerSummary, Prefs, RouteOffer, SelfNode } from './protocol.ts';
+import { advertisedRoutes } from './routes/offer.ts';
+import { canonicalCidr } from './routes/prefix-set.ts';
 
 function bareAddress(prefix: string): string {
   const slash = prefix.indexOf('/');
@@ -147,4 +149,14 @@ export function peerSummaries(nm: NetMap): PeerSummary[] {
 export function cryptoStatus(): CryptoStatus {
   const reason = aeadFallbackReason();
   return reason === undefined ? { aead: aeadImplementation() } : { aead: aeadImplementation(), fallbackReason: reason };
+}
+
+/** What we advertise and, of it, what control approved: our own AllowedIPs beyond our addresses. */
+export function routeOffer(prefs: Prefs, self: TailNode | undefined): RouteOffer {
+  const advertised = advertisedRoutes(prefs);
+  const own = new Set((self?.Addresses ?? []).map((a) => canonicalCidr(String(a))));
+  const allowed = new Set(
+    (self?.AllowedIPs ?? []).map((a) => canonicalCidr(String(a))).filter((a) => a !== undefined && !own.has(a)),
+  );
+  return { advertised, approved: advertised.filter((r) => allowed.has(r)) };
 }

@@ -42,6 +42,7 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
   Napi::Value Send(const Napi::CallbackInfo& info);
   Napi::Value SendMany(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value SetMark(const Napi::CallbackInfo& info);
 
   bool CheckOpen(napi_env env, const char* what);
   bool MakeDest(napi_env env, napi_value addr, napi_value port, sockaddr_storage* ss, socklen_t* len);
@@ -80,6 +81,7 @@ Napi::Function UdpBatchSocket::Define(Napi::Env env) {
                          InstanceMethod<&UdpBatchSocket::Send>("send"),
                          InstanceMethod<&UdpBatchSocket::SendMany>("sendMany"),
                          InstanceMethod<&UdpBatchSocket::Close>("close"),
+                         InstanceMethod<&UdpBatchSocket::SetMark>("setMark"),
                      });
 }
 
@@ -218,6 +220,22 @@ Napi::Value UdpBatchSocket::Stop(const Napi::CallbackInfo& info) {
 Napi::Value UdpBatchSocket::Close(const Napi::CallbackInfo& info) {
   CloseInternal();
   return info.Env().Undefined();
+}
+
+// setMark(mark: number): SO_MARK on the socket (a full tunnel's policy rules keep marked datagrams off the tunnel,
+// the wg-quick way). Needs CAP_NET_ADMIN; throws a system error otherwise.
+Napi::Value UdpBatchSocket::SetMark(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ArgError(env, "setMark(mark) needs a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!CheckOpen(env, "setMark")) return env.Undefined();
+  uint32_t mark = info[0].As<Napi::Number>().Uint32Value();
+  if (setsockopt(fd_, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) {
+    SysError(env, -errno, "setsockopt(SO_MARK)", "").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
 }
 
 void UdpBatchSocket::Fail(Napi::Env env, int uv_err, const char* syscall) {

@@ -9,11 +9,12 @@ function osName(): string {
   return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
 }
 
-/** homeDERP 0 = not chosen yet (no NetInfo sent). */
+/** homeDERP 0 = not chosen yet (no NetInfo sent). routableIPs: what we offer (absent when nothing, as tailscaled). */
 export function buildHostinfo(
   hostname: string,
   homeDERP: number,
   services: Array<{ Proto: string; Port: number }> = [],
+  routableIPs: string[] = [],
 ): Hostinfo {
   return {
     IPNVersion: '0.1.0-trellis',
@@ -23,6 +24,7 @@ export function buildHostinfo(
     App: 'trellis',
     ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
     ...(services.length > 0 ? { Services: services } : {}),
+    ...(routableIPs.length > 0 ? { RoutableIPs: routableIPs } : {}),
   };
 }
 

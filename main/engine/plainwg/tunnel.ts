@@ -3,7 +3,7 @@
 import { lookup } from 'node:dns/promises';
 import { formatAddress } from '../packet/ip.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
-import { configureInterface, unsupportedRoutes } from '../tun/os-config.ts';
+import { configureInterface } from '../tun/os-config.ts';
 import { TunOpenError, TunPort } from '../tun/tun-port.ts';
 import { BatchUdpTransport } from '../udp/batch-udp.ts';
 import { type DatagramTransport, UdpTransport } from '../udp/udp.ts';
@@ -16,6 +16,7 @@ import { formatKey } from '../wg/keys.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { sendKeepalive, sendPacket } from '../wg/send.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
+import { FullTunnel } from './full-tunnel.ts';
 
 export const DEFAULT_MTU = 1420;
 
@@ -72,6 +73,8 @@ async function resolveEndpoint(host: string, port: number, line: number): Promis
 export class WgTunnel {
   private tickTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Policy routing for 0.0.0.0/0 or ::/0 (wg-quick's table and rules), while it is in place. */
+  private fullTunnel: FullTunnel | undefined;
 
   private constructor(
     readonly name: string,
@@ -136,15 +139,24 @@ export class WgTunnel {
       flush: () => udp.flush(),
     });
     const routes = cfg.peers.flatMap((p) => p.allowedIPs.map((a) => `${formatAddress(a.address)}/${a.bits}`));
-    const skipped = unsupportedRoutes(routes);
-    for (const r of skipped) o.log(`warning: not routing ${r} (full-tunnel routing is not supported yet)`);
+    const defaults: string[] = routes.filter((r) => r === '0.0.0.0/0' || r === '::/0');
     try {
       await configureInterface({
         name: tun.name,
         mtu,
         addresses: cfg.addresses.map((a) => a.text),
-        routes: routes.filter((r) => !skipped.includes(r)),
+        routes: routes.filter((r) => !defaults.includes(r)),
       });
+      if (defaults.length > 0) {
+        if (!(udp instanceof BatchUdpTransport)) {
+          throw new Error('a full tunnel needs the native UDP socket (to mark its datagrams), which is not available');
+        }
+        const families = defaults.map((r) => (r.includes(':') ? 6 : 4) as 4 | 6);
+        tunnel.fullTunnel = await FullTunnel.up(tun.name, families, (mark) => udp.setMark(mark));
+        o.log(
+          `full tunnel: ${defaults.join(', ')} via table ${tunnel.fullTunnel.table} (fwmark ${tunnel.fullTunnel.table})`,
+        );
+      }
     } catch (e) {
       await tunnel.down();
       throw new TunnelError((e as Error).message, 'os', { cause: e });
@@ -195,6 +207,7 @@ export class WgTunnel {
     if (this.closed) return;
     this.closed = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.fullTunnel?.down();
     this.tun.close();
     this.udp.close();
   }

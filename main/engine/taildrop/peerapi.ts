@@ -9,6 +9,7 @@ import { readdir, statfs } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import path from 'node:path';
+import { type DohAccess, serveDoh } from '../dns/doh.ts';
 import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
@@ -20,6 +21,8 @@ export interface Caller {
   name: string;
   /** Same user, neither node tagged (or granted file-send). */
   mayFileSend: boolean;
+  /** May use our DNS-over-HTTPS (/dns-query), with these upstreams; absent = refused. */
+  dns?: DohAccess;
 }
 
 export interface PeerApiOptions {
@@ -176,6 +179,7 @@ export class PeerApi {
       return fail(403, 'invalid peerapi request');
     }
     const url = req.url ?? '';
+    if (url === '/dns-query' || url.startsWith('/dns-query?')) return serveDoh(req, res, caller.dns);
     if (!url.startsWith('/v0/put/')) return fail(404, 'not found');
     if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
     if (!caller.mayFileSend || !this.o.fileSharing()) return fail(403, NO_TAILDROP);

@@ -4,6 +4,7 @@
 // (send-thread.ts, receive-thread.ts); this file decides who may call, from the netmap, on the engine's thread.
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
+import type { DohAccess } from '../dns/doh.ts';
 import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
@@ -11,6 +12,9 @@ import type { Caller } from './peerapi.ts';
 import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
 import { type SendProgress, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
+
+/** Whether a peer, calling from one of its addresses, may use our DNS-over-HTTPS, and with which upstreams. */
+export type DnsAccessCheck = (node: TailNode, ip: string) => DohAccess | undefined;
 
 export const FILE_SHARING_CAP = 'https://tailscale.com/cap/file-sharing';
 /** A partial untouched this long is abandoned: its sender would have resumed by now. */
@@ -64,9 +68,10 @@ export class Taildrop {
     });
   }
 
-  setNetMap(nm: NetMap): void {
+  /** The callers' table from this netmap; `dns` says who may use the PeerAPI's DNS-over-HTTPS (default: nobody). */
+  setNetMap(nm: NetMap, dns?: DnsAccessCheck): void {
     this.nm = nm;
-    this.receiver.setCallers(callerTable(nm), hasFileSharing(nm.self));
+    this.receiver.setCallers(callerTable(nm, dns), hasFileSharing(nm.self));
   }
 
   /** The receiving side, for status and tests. */
@@ -191,7 +196,7 @@ export class Taildrop {
  * Our own addresses are no callers: a connection from one comes from a process on this machine (any local user),
  * not from a peer WireGuard authenticated.
  */
-export function callerTable(nm: NetMap): Map<string, Caller> {
+export function callerTable(nm: NetMap, dns?: DnsAccessCheck): Map<string, Caller> {
   const out = new Map<string, Caller>();
   const self = nm.self;
   if (!self) return out;
@@ -203,7 +208,10 @@ export function callerTable(nm: NetMap): Map<string, Caller> {
       name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
       mayFileSend: sameUntaggedUser(self, node),
     };
-    for (const ip of addrs(node)) if (!out.has(ip)) out.set(ip, caller);
+    for (const ip of addrs(node)) {
+      const access = dns?.(node, ip);
+      if (!out.has(ip)) out.set(ip, access ? { ...caller, dns: access } : caller);
+    }
   }
   for (const ip of addrs(self)) out.delete(ip);
   return out;

@@ -104,6 +104,8 @@ export interface NativeUdpBatchSocket {
   send(buf: Uint8Array, addr: Uint8Array, port: number): boolean;
   /** Sends bufs[0..count) to one destination with sendmmsg; returns how many were sent (partial when full). */
   sendMany(bufs: readonly Uint8Array[], count: number, addr: Uint8Array, port: number): number;
+  /** SO_MARK on the socket (Linux, CAP_NET_ADMIN): policy rules route marked datagrams off a full tunnel. */
+  setMark(mark: number): void;
   close(): void;
 }
 

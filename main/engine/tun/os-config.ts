@@ -32,10 +32,6 @@ function isV6(cidr: string): boolean {
   return cidr.includes(':');
 }
 
-function isDefaultRoute(cidr: string): boolean {
-  return cidr === '0.0.0.0/0' || cidr === '::/0';
-}
-
 export async function configureInterface(s: InterfaceSettings): Promise<void> {
   if (process.platform === 'linux') return configureLinux(s);
   if (process.platform === 'darwin') return configureDarwin(s);
@@ -83,9 +79,4 @@ async function configureWindows(s: InterfaceSettings): Promise<void> {
   for (const r of s.routes) {
     await sh('netsh', ['interface', isV6(r) ? 'ipv6' : 'ipv4', 'add', 'route', r, s.name, 'store=active']);
   }
-}
-
-/** Routes a wg-quick file asks for that Trellis does not install yet (full-tunnel needs policy routing). */
-export function unsupportedRoutes(routes: string[]): string[] {
-  return routes.filter(isDefaultRoute);
 }

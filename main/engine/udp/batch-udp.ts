@@ -143,6 +143,12 @@ export class BatchUdpTransport {
     this.pendingTo = undefined;
   }
 
+  /** Marks both sockets' datagrams (SO_MARK); throws the system error when the kernel refuses. */
+  setMark(mark: number): void {
+    this.v4.setMark(mark);
+    this.v6?.setMark(mark);
+  }
+
   close(): void {
     this.v4.close();
     this.v6?.close();

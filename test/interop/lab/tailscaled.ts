@@ -1,5 +1,5 @@
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Namespace } from './netns.ts';
@@ -23,6 +23,10 @@ export interface TailscaledOptions {
   port?: number; // UDP port for WireGuard/disco, default 41641 (0 picks a free one)
   env?: Record<string, string>; // extra environment for tailscaled, e.g. { TS_DEBUG_USE_DERP_HTTP: '1' }
   startTimeoutMs?: number; // bound for the first `status --json` answer; default 20 s
+  /** Run in a mount namespace of its own whose /etc is an overlay in the temp dir, the namespace's resolv.conf bound
+   * over it: `tailscale set --accept-dns=true` may then manage DNS (its backup file included) without touching the
+   * host's /etc. */
+  privateEtc?: boolean;
 }
 
 export interface UpOptions {
@@ -194,6 +198,25 @@ export async function startTailscaled(ns: Namespace, opts: TailscaledOptions): P
     `--tun=${tunName ?? 'userspace-networking'}`,
     '--no-logs-no-support',
   ];
+  if (opts.privateEtc) {
+    await mkdir(path.join(dir, 'etc', 'up'), { recursive: true });
+    await mkdir(path.join(dir, 'etc', 'work'), { recursive: true });
+    const mountEtc =
+      'mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/up,workdir=$1/work" /etc && ' +
+      'mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"';
+    args.unshift(
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      mountEtc,
+      'sh',
+      path.join(dir, 'etc'),
+      path.join('/etc/netns', ns.name, 'resolv.conf'),
+    );
+  }
   let proc: ManagedProcess | null = null;
   let stopped = false;
   const earlier: string[] = [];

@@ -1,0 +1,140 @@
+// Lab pieces for exit nodes and subnet routes: a LAN behind a router host (192.0.2.0/24, a host "lan" at
+// 192.0.2.10 that also routes to a far network 198.51.100.0/24 with a host "web" at 198.51.100.10), the router's
+// iptables as text to compare, Headscale's route approval, and a TCP server that says who connected.
+import { connectDaemon } from '../../../main/cli/client.ts';
+import type { Prefs, StatusSnapshot } from '../../../main/engine/protocol.ts';
+import type { Headscale } from './headscale.ts';
+import type { Lab, Namespace } from './netns.ts';
+import type { ManagedProcess } from './proc.ts';
+
+export const LAN_NET = '192.0.2.0/24';
+export const ROUTER_LAN_ADDR = '192.0.2.1';
+export const LAN_HOST = '192.0.2.10';
+export const FAR_NET = '198.51.100.0/24';
+export const FAR_HOST = '198.51.100.10';
+
+export interface BehindRouter {
+  lan: Namespace;
+  web: Namespace;
+}
+
+/**
+ * Builds router ─ lan (192.0.2.0/24) ─ web (198.51.100.0/24): `lan` forwards between them; the router's default route
+ * goes via `lan`, so `web` is on no network the router is attached to (its exit-node filter lets it through) while
+ * 192.0.2.0/24 is the router's own LAN (cut out of what an exit node offers unless advertised).
+ */
+export async function buildBehindRouter(lab: Lab, router: Namespace): Promise<BehindRouter> {
+  const lan = await lab.addNamespace('lan');
+  const web = await lab.addNamespace('web');
+  await lab.linkVeth(router, lan, { a: `${ROUTER_LAN_ADDR}/24`, b: `${LAN_HOST}/24` });
+  await lab.linkVeth(lan, web, { a: '198.51.100.1/24', b: `${FAR_HOST}/24` });
+  await lan.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  await web.exec(['ip', 'route', 'add', 'default', 'via', '198.51.100.1']);
+  await router.exec(['ip', 'route', 'add', 'default', 'via', LAN_HOST]);
+  return { lan, web };
+}
+
+const BUILTIN_CHAINS = /^:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) ACCEPT/;
+
+/**
+ * The rules of `iptables-save` and `ip6tables-save` in ns (each line prefixed by the family): chains and rules, without
+ * counters, table headers and the built-in chains' default policies — equal text = equal rules, whether or not a table
+ * had been loaded before.
+ */
+export async function netfilterText(ns: Namespace): Promise<string> {
+  const out: string[] = [];
+  for (const [family, tool] of [
+    ['4', 'iptables-save'],
+    ['6', 'ip6tables-save'],
+  ]) {
+    const r = await ns.run([tool], { timeoutMs: 10_000 });
+    let table = '';
+    for (const line of r.stdout.split('\n')) {
+      if (line.startsWith('*')) table = line.slice(1);
+      if (!line.startsWith('-A ') && !(line.startsWith(':') && !BUILTIN_CHAINS.test(line))) continue;
+      out.push(`${family} ${table} ${line.replace(/ \[\d+:\d+\]$/, '').trim()}`);
+    }
+  }
+  return out.join('\n');
+}
+
+/** The Headscale node ID of the node with this host name. */
+export async function nodeId(hs: Headscale, hostname: string): Promise<string> {
+  const n = (await hs.nodes()).find((x) => x.name === hostname || x.givenName === hostname);
+  if (!n) throw new Error(`Headscale has no node ${hostname}`);
+  return String(n.id);
+}
+
+/** `headscale nodes approve-routes` (the whole approved list). */
+export async function approveRoutes(hs: Headscale, hostname: string, routes: string[]): Promise<void> {
+  await hs.cli(['nodes', 'approve-routes', '--identifier', await nodeId(hs, hostname), '--routes', routes.join(',')]);
+}
+
+/** setPrefs over the daemon's socket (the CLI's route flags are another branch's). */
+export async function setPrefs(socket: string, prefs: Partial<Prefs>): Promise<Prefs> {
+  const c = await connectDaemon(socket);
+  try {
+    return (await c.request('setPrefs', prefs)) as Prefs;
+  } finally {
+    c.close();
+  }
+}
+
+export function healthHas(s: StatusSnapshot, word: string): boolean {
+  return (s.health ?? []).some((h) => JSON.stringify(h).includes(word));
+}
+
+// node -e <src> ip port ms → prints "listening", then "from <ip>" for each connection (and answers "hi")
+const WHO_JS =
+  "const s=require('node:net').createServer((c)=>{console.log('from '+c.remoteAddress.replace(/^::ffff:/,''));c.end('hi\\n')});" +
+  "s.listen({host:process.argv[1],port:+process.argv[2]},()=>console.log('listening'));setTimeout(()=>process.exit(0),+process.argv[3])";
+// node -e <src> host port ms → connected | timeout | error <code>
+const PROBE_JS =
+  "const s=require('node:net').connect({host:process.argv[1],port:+process.argv[2]});" +
+  "const out=(w)=>{console.log(w);process.exit(0)};setTimeout(()=>out('timeout'),+process.argv[3]);" +
+  "s.on('data',()=>{s.destroy();out('connected')});" +
+  "s.on('error',(e)=>out(e.code==='ECONNREFUSED'?'refused':'error '+e.code))";
+
+/** A TCP server in ns that prints who connected; waits until it listens. */
+export async function whoServer(ns: Namespace, ip: string, port: number): Promise<ManagedProcess> {
+  const p = ns.spawn([process.execPath, '-e', WHO_JS, ip, String(port), '600000'], {
+    label: `${ns.short}: who ${port}`,
+  });
+  if (!(await p.waitForOutput(/^listening$/m, 10_000))) throw new Error(`who server in ${ns.short}:\n${p.output()}`);
+  return p;
+}
+
+/** Connects from ns to host:port and waits for the first byte: connected | timeout | refused | error …. */
+export async function tcpProbe(ns: Namespace, host: string, port: number, ms = 5_000): Promise<string> {
+  const r = await ns.run([process.execPath, '-e', PROBE_JS, host, String(port), String(ms)], {
+    timeoutMs: ms + 10_000,
+  });
+  return r.code === 0 ? r.stdout.trim() : `probe exit ${r.code ?? r.signal}: ${r.stderr.trim().slice(0, 300)}`;
+}
+
+// node -e <src> url method b64query → prints {"status":…,"type":…,"body":"<base64>"}
+const DOH_JS =
+  'const [u,m,q]=process.argv.slice(1);const body=Buffer.from(q,"base64url");' +
+  'const url=m==="GET"?u+"?dns="+q:u;' +
+  'fetch(url,{method:m,headers:m==="POST"?{"content-type":"application/dns-message"}:{},body:m==="POST"?body:undefined,' +
+  'signal:AbortSignal.timeout(10000)}).then(async(r)=>{const b=Buffer.from(await r.arrayBuffer());' +
+  'console.log(JSON.stringify({status:r.status,type:r.headers.get("content-type")||"",body:b.toString("base64")}))})' +
+  '.catch((e)=>console.log(JSON.stringify({status:0,type:"",body:"",error:e.message})))';
+
+/** A DoH request (GET ?dns= or POST) from ns: status, content type and the body's bytes. */
+export async function dohRequest(
+  ns: Namespace,
+  url: string,
+  method: 'GET' | 'POST',
+  query: Uint8Array,
+): Promise<{ status: number; type: string; body: Buffer; raw: string }> {
+  const q = Buffer.from(query).toString('base64url');
+  const r = await ns.run([process.execPath, '-e', DOH_JS, url, method, q], { timeoutMs: 20_000 });
+  const raw = `${r.stdout}${r.stderr}`;
+  try {
+    const j = JSON.parse(r.stdout) as { status: number; type: string; body: string };
+    return { status: j.status, type: j.type, body: Buffer.from(j.body, 'base64'), raw };
+  } catch {
+    return { status: 0, type: '', body: Buffer.alloc(0), raw };
+  }
+}
