@@ -198,10 +198,14 @@ export function callerTable(nm: NetMap): Map<string, Caller> {
   const addrs = (n: TailNode) =>
     (n.Addresses ?? []).filter((a): a is string => typeof a === 'string').map((a) => a.split('/')[0] ?? a);
   for (const node of nm.peers.values()) {
+    const user = typeof node.User === 'number' ? nm.users.get(node.User) : undefined;
     const caller: Caller = {
       senderId: node.StableID || String(node.ID),
       name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
       mayFileSend: sameUntaggedUser(self, node),
+      userName: user?.DisplayName || user?.LoginName || '',
+      sameUser: typeof self.User === 'number' && self.User === node.User,
+      sameUntaggedUser: sameUntaggedUser(self, node),
     };
     for (const ip of addrs(node)) if (!out.has(ip)) out.set(ip, caller);
   }
