@@ -16,7 +16,7 @@ import { netcheckRegions } from './magicsock/netcheck.ts';
 import type { MagicPeer } from './magicsock/peer-path.ts';
 import { parsePrefix } from './packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from './packet/parse.ts';
-import { tsmpPong } from './packet/tsmp.ts';
+import { tsmpPong, tsmpReject } from './packet/tsmp.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
@@ -130,6 +130,8 @@ export class DataPath {
         if (p.status === 'ok' && p.proto === IPPROTO.TSMP) return this.answerTsmp(pkt, p); // never the OS's
         if (p.status !== 'ok' || (this.filter.checkInbound(p, this.env) === 'drop' && !this.toPeerApi(p))) {
           this.filtered++;
+          const notice = tsmpReject(pkt, p); // as tailscaled: the sender learns the ACLs refused its SYN
+          if (notice) sendPacket(this.device, notice);
           return;
         }
         this.tun?.write(pkt);

@@ -3,10 +3,10 @@
 // not a whole ping gets none.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildIpPacket } from '../../main/engine/packet/build.ts';
+import { buildIpPacket, tcpSegment } from '../../main/engine/packet/build.ts';
 import { internetChecksum } from '../../main/engine/packet/checksum.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../../main/engine/packet/parse.ts';
-import { TSMP_PING, TSMP_PONG, tsmpPong } from '../../main/engine/packet/tsmp.ts';
+import { REJECT_ACL, TSMP_PING, TSMP_PONG, TSMP_REJECT, tsmpPong, tsmpReject } from '../../main/engine/packet/tsmp.ts';
 
 const DATA = [1, 2, 3, 4, 5, 6, 7, 8];
 const ping = (src: string, dst: string, body = [TSMP_PING, ...DATA], extra: object = {}) =>
@@ -50,4 +50,30 @@ test('no pong for anything but a whole ping', () => {
   assert.equal(pongOf(frag).pong, undefined, 'first fragment');
   const udp = buildIpPacket({ src: '100.64.0.2', dst: '100.64.0.1', proto: IPPROTO.UDP }, new Uint8Array(17));
   assert.equal(pongOf(udp).pong, undefined, 'not TSMP');
+});
+
+test("a dropped IPv4 TCP SYN gets tailscaled's rejection notice; nothing else does", () => {
+  const syn = buildIpPacket(
+    { src: '100.64.0.2', dst: '100.64.0.1', proto: IPPROTO.TCP },
+    tcpSegment(40000, 7000, 0x02),
+  );
+  const p = parsePacket(syn, new PacketInfo());
+  const notice = tsmpReject(syn, p);
+  assert.ok(notice);
+  assert.equal(parsePacket(notice, new PacketInfo()).status, 'ok');
+  assert.deepEqual([...notice.subarray(12, 20)], [100, 64, 0, 1, 100, 64, 0, 2]);
+  assert.equal(internetChecksum(notice.subarray(0, 20)), 0);
+  assert.deepEqual(
+    [...notice.subarray(20)],
+    [TSMP_REJECT, IPPROTO.TCP, REJECT_ACL, 40000 >> 8, 40000 & 0xff, 7000 >> 8, 7000 & 0xff],
+  );
+  const ack = buildIpPacket(
+    { src: '100.64.0.2', dst: '100.64.0.1', proto: IPPROTO.TCP },
+    tcpSegment(40000, 7000, 0x10),
+  );
+  assert.equal(tsmpReject(ack, parsePacket(ack, new PacketInfo())), undefined, 'not a SYN');
+  const syn6 = buildIpPacket({ src: 'fd7a::2', dst: 'fd7a::1', proto: IPPROTO.TCP }, tcpSegment(40000, 7000, 0x02));
+  assert.equal(tsmpReject(syn6, parsePacket(syn6, new PacketInfo())), undefined, 'IPv6: tailscaled sends none');
+  const udp = buildIpPacket({ src: '100.64.0.2', dst: '100.64.0.1', proto: IPPROTO.UDP }, new Uint8Array(8));
+  assert.equal(tsmpReject(udp, parsePacket(udp, new PacketInfo())), undefined, 'UDP');
 });

@@ -49,3 +49,32 @@ export function tsmpPong(pkt: Uint8Array, p: PacketInfo, peerApiPort: number): U
   out.set(body, 40);
   return out;
 }
+
+export const TSMP_REJECT = 0x21; // '!'
+/** Why a connection was refused: the ACLs ('A'); shields up would be 'S'. */
+export const REJECT_ACL = 0x41;
+
+/**
+ * tailscaled's notice that an IPv4 TCP SYN from a peer was dropped by the packet filter: from the address the SYN
+ * went to, '!', the protocol, the reason, the SYN's source and destination ports. The peer's tailscaled then logs
+ * the refused connection instead of waiting for it to time out. undefined for anything but an IPv4 TCP SYN.
+ */
+export function tsmpReject(pkt: Uint8Array, p: PacketInfo, reason = REJECT_ACL): Uint8Array | undefined {
+  if (p.status !== 'ok' || p.version !== 4 || p.proto !== IPPROTO.TCP || p.fragment) return undefined;
+  if ((p.tcpFlags & 0x02) === 0) return undefined; // SYN (tailscaled does not look at ACK)
+  const out = new Uint8Array(20 + 7);
+  const v = new DataView(out.buffer);
+  out[0] = 0x45;
+  v.setUint16(2, out.length);
+  out[8] = 64;
+  out[9] = IPPROTO.TSMP;
+  out.set(pkt.subarray(16, 20), 12);
+  out.set(pkt.subarray(12, 16), 16);
+  v.setUint16(10, internetChecksum(out.subarray(0, 20)));
+  out[20] = TSMP_REJECT;
+  out[21] = IPPROTO.TCP;
+  out[22] = reason;
+  v.setUint16(23, p.srcPort);
+  v.setUint16(25, p.dstPort);
+  return out;
+}
