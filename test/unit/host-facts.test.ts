@@ -2,7 +2,7 @@
 // and the Hostinfo we send carrying them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostFacts, parseOsRelease } from '../../main/engine/control/host-facts.ts';
+import { hostFacts, parseOsRelease, withDebianVersion } from '../../main/engine/control/host-facts.ts';
 import { buildHostinfo } from '../../main/engine/control/requests.ts';
 
 test('os-release: ID, VERSION_ID and VERSION_CODENAME, quotes removed', () => {
@@ -16,6 +16,21 @@ test('os-release: missing, empty or hostile values are left out', () => {
   assert.deepEqual(parseOsRelease(''), {});
   assert.deepEqual(parseOsRelease('ID=\nVERSION_ID="<script>"\nVERSION_CODENAME=a\u0000b\n'), {});
   assert.equal(parseOsRelease(`ID=${'x'.repeat(500)}`).Distro?.length, 64);
+});
+
+test('Debian: the point release from /etc/debian_version, a testing codename only when none is known', () => {
+  const deb = { Distro: 'debian', DistroVersion: '12', DistroCodeName: 'bookworm' };
+  assert.deepEqual(withDebianVersion(deb, '12.11\n'), { ...deb, DistroVersion: '12.11' });
+  assert.deepEqual(withDebianVersion(deb, 'trixie/sid\n'), deb);
+  assert.deepEqual(withDebianVersion({ Distro: 'debian' }, 'trixie/sid'), {
+    Distro: 'debian',
+    DistroCodeName: 'trixie/sid',
+  });
+  assert.deepEqual(withDebianVersion({ Distro: 'ubuntu', DistroVersion: '24.04' }, '13.1'), {
+    Distro: 'ubuntu',
+    DistroVersion: '24.04',
+  });
+  assert.deepEqual(withDebianVersion(deb, '<bad>'), deb);
 });
 
 test('the Hostinfo we send carries the machine facts, and never says userspace', () => {
