@@ -55,6 +55,12 @@ const REQUESTS: ProbeRequest[] = [
   { method: 'GET', path: '/v0/drive/' },
   { method: 'GET', path: '/nope' },
 ];
+/** Over the IPv6 address. */
+const V6_REQUESTS: ProbeRequest[] = [
+  { method: 'HEAD', path: '/' },
+  { method: 'GET', path: '/v0/put/' },
+  { method: 'GET', path: '/nope' },
+];
 /** From a node of another user: who may do what. */
 const OTHER_USER_REQUESTS: ProbeRequest[] = [
   { method: 'GET', path: '/' },
@@ -68,12 +74,14 @@ const OTHER_USER_REQUESTS: ProbeRequest[] = [
 /** Headers whose presence (and, but for the length, value) must agree. */
 const KEY_HEADERS = ['content-type', 'x-content-type-options', 'content-security-policy', 'x-frame-options'];
 
-const PINGS: Array<{ name: string; args: string[] }> = [
+const PINGS: Array<{ name: string; args: string[]; v6?: true }> = [
   { name: 'disco', args: ['-c', '3'] },
   { name: 'disco --until-direct=false -c 2', args: ['-c', '2', '--until-direct=false'] },
   { name: 'tsmp', args: ['--tsmp'] },
   { name: 'icmp', args: ['--icmp'] },
   { name: 'peerapi', args: ['--peerapi'] },
+  { name: 'tsmp to the IPv6 address', args: ['--tsmp'], v6: true },
+  { name: 'icmp to the IPv6 address', args: ['--icmp'], v6: true },
 ];
 
 /** What of a PeerAPI answer must agree: status, key headers, and the text of an error (bodies of 2xx differ). */
@@ -116,7 +124,9 @@ test('parity: a tailscaled peer gets the same answers from Trellis as from tails
       tsD.up({ loginServer: hs.url, authKey: tn.authKey, hostname: 'ts-d' }),
       tsE.up({ loginServer: hs.url, authKey: otherKey, hostname: 'ts-e' }),
     ]);
-    const ip = { D: (await tsD.ip()).v4, T: (await tr.ip()).v4 };
+    const [ipsD, ipsT] = [await tsD.ip(), await tr.ip()];
+    const ip = { D: ipsD.v4, T: ipsT.v4 };
+    const ip6 = { D: ipsD.v6, T: ipsT.v6 };
     const base = { D: await peerApiOf(tsC, ip.D), T: await peerApiOf(tsC, ip.T) };
     const seen: Record<string, Record<string, unknown>> = { D: {}, T: {} };
     const { claim, report } = claims(t, async () =>
@@ -136,7 +146,7 @@ test('parity: a tailscaled peer gets the same answers from Trellis as from tails
     await claim('1. every tailscale ping type answers from T as from D', async (st) => {
       const bad: string[] = [];
       for (const p of PINGS) {
-        const r = await both(`ping ${p.name}`, (k) => tailscalePing(tsC, ip[k], p.args));
+        const r = await both(`ping ${p.name}`, (k) => tailscalePing(tsC, (p.v6 ? ip6 : ip)[k], p.args));
         st.diagnostic(`ping ${p.name}: D ${r.D.line} | T ${r.T.line}`);
         if (!r.D.ok || !r.T.ok) bad.push(`${p.name}: D ${r.D.ok ? 'ok' : r.D.line}, T ${r.T.ok ? 'ok' : r.T.line}`);
       }
@@ -175,6 +185,14 @@ test('parity: a tailscaled peer gets the same answers from Trellis as from tails
             `${what}: Content-Length on D ${'content-length' in d.headers}, on T ${'content-length' in tt.headers}`,
           );
         }
+      }
+      // The PeerAPI on the IPv6 address answers as on the IPv4 one.
+      const v6 = { D: await peerApiOf(tsC, ip6.D), T: await peerApiOf(tsC, ip6.T) };
+      const six = await both('peerapi over IPv6', (k) => probePeerApi(hc, v6[k], V6_REQUESTS));
+      for (const [i, q] of V6_REQUESTS.entries()) {
+        const [d, tt] = [six.D[i], six.T[i]];
+        st.diagnostic(`IPv6 ${q.method} ${q.path}: D ${d ? essence(d) : '-'} | T ${tt ? essence(tt) : '-'}`);
+        if (!d || !tt || essence(d) !== essence(tt)) bad.push(`IPv6 ${q.method} ${q.path}`);
       }
       assert.deepEqual(bad, [], bad.join('\n'));
     });

@@ -26,7 +26,7 @@ const u = new URL(base);
 const one = (q) => new Promise((resolve) => {
   const headers = { host: u.host, ...(q.headers || {}) };
   if (q.body !== undefined) headers['content-length'] = Buffer.byteLength(q.body);
-  const r = http.request({ host: u.hostname, port: u.port, path: q.path, method: q.method, headers, agent: false },
+  const r = http.request({ host: u.hostname.replace(/^\\[|\\]$/g, ''), port: u.port, path: q.path, method: q.method, headers, agent: false },
     (res) => { let b = ''; res.setEncoding('utf8'); res.on('data', (c) => { if (b.length < 400) b += c; });
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: b.slice(0, 400) }));
       res.on('error', (e) => resolve({ status: res.statusCode, headers: res.headers, body: b, error: e.code })); });
