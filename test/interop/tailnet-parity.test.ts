@@ -77,11 +77,11 @@ const KEY_HEADERS = ['content-type', 'x-content-type-options', 'content-security
 const PINGS: Array<{ name: string; args: string[]; v6?: true }> = [
   { name: 'disco', args: ['-c', '3'] },
   { name: 'disco --until-direct=false -c 2', args: ['-c', '2', '--until-direct=false'] },
-  { name: 'tsmp', args: ['--tsmp'] },
-  { name: 'icmp', args: ['--icmp'] },
-  { name: 'peerapi', args: ['--peerapi'] },
-  { name: 'tsmp to the IPv6 address', args: ['--tsmp'], v6: true },
-  { name: 'icmp to the IPv6 address', args: ['--icmp'], v6: true },
+  { name: 'tsmp', args: ['--tsmp', '-c', '3'] },
+  { name: 'icmp', args: ['--icmp', '-c', '3'] },
+  { name: 'peerapi', args: ['--peerapi', '-c', '3'] },
+  { name: 'tsmp to the IPv6 address', args: ['--tsmp', '-c', '3'], v6: true },
+  { name: 'icmp to the IPv6 address', args: ['--icmp', '-c', '3'], v6: true },
 ];
 
 /** What of a PeerAPI answer must agree: status, key headers, and the text of an error (bodies of 2xx differ). */
