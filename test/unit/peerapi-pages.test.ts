@@ -160,6 +160,17 @@ test('Taildrop: a caller without permission gets 403 before a wrong method is ju
   });
 });
 
+test('a Referer or Origin refuses the request; an empty one names nothing and does not, as with Go', async () => {
+  await withApi(OWNER, async (ask) => {
+    const named: Array<Record<string, string>> = [{ referer: 'http://x.example/' }, { origin: 'http://x.example' }];
+    for (const h of named) {
+      assert.deepEqual(await ask('GET', '/', h).then((a) => [a.status, a.body]), [403, 'invalid peerapi request\n']);
+    }
+    const empty: Array<Record<string, string>> = [{ referer: '' }, { origin: '' }];
+    for (const h of empty) assert.equal((await ask('GET', '/', h)).status, 200);
+  });
+});
+
 test('security headers go to browsers only', async () => {
   await withApi(OWNER, async (ask) => {
     const go = await ask('GET', '/', { 'user-agent': 'Go-http-client/1.1', 'accept-encoding': 'gzip' });

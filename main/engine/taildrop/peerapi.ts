@@ -175,7 +175,8 @@ export class PeerApi {
       if (!res.headersSent) sendText(res, status, text);
       else res.end(`${text}\n`);
     };
-    if (req.headers.referer !== undefined || req.headers.origin !== undefined || !this.hostOk(req.headers.host)) {
+    // A browser's request (it names a Referer or an Origin) is refused; an empty header names nothing, as for Go.
+    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host)) {
       return fail(403, 'invalid peerapi request');
     }
     addSecurityHeaders(req, res);
