@@ -17,6 +17,7 @@ import type { MagicPeer } from './magicsock/peer-path.ts';
 import { buildIpPacket, tcpSegment } from './packet/build.ts';
 import { parsePrefix } from './packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from './packet/parse.ts';
+import { tsmpPong, tsmpReject } from './packet/tsmp.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
 import { type RouteChoice, selectAllowedIPs } from './routes/allowed-ips.ts';
 import { configureInterface } from './tun/os-config.ts';
@@ -131,8 +132,11 @@ export class DataPath {
       sendDatagram: (msg, to) => this.magic.send(msg, to),
       writePacket: (pkt) => {
         const p = parsePacket(pkt, this.scratch);
+        if (p.status === 'ok' && p.proto === IPPROTO.TSMP) return this.answerTsmp(pkt, p); // never the OS's
         if (p.status !== 'ok' || (this.filter.checkInbound(p, this.env) === 'drop' && !this.toPeerApi(p))) {
           this.filtered++;
+          const notice = tsmpReject(pkt, p); // as tailscaled: the sender learns the ACLs refused its SYN
+          if (notice) sendPacket(this.device, notice);
           return;
         }
         this.tun?.write(pkt);
@@ -261,6 +265,13 @@ export class DataPath {
     if (p.proto !== IPPROTO.TCP || p.fragment || p.version === 0) return false;
     const port = p.version === 4 ? this.peerApi.v4 : this.peerApi.v6;
     return port !== 0 && p.dstPort === port && this.env.local.has(p.version, p.dst);
+  }
+
+  /** A TSMP ping to one of our addresses gets its pong (with our PeerAPI port), whatever the ACLs say. */
+  private answerTsmp(pkt: Uint8Array, p: PacketInfo): void {
+    if (p.version === 0 || !this.env.local.has(p.version, p.dst)) return;
+    const pong = tsmpPong(pkt, p, p.version === 4 ? this.peerApi.v4 : this.peerApi.v6);
+    if (pong) sendPacket(this.device, pong);
   }
 
   /** The OS's own nameservers from before we pointed it at quad-100: its default route when control sets none. */

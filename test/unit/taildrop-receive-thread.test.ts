@@ -39,6 +39,7 @@ function netmap(): NetMap {
         Addresses: ['127.0.0.3/32'],
       },
     ],
+    UserProfiles: [{ ID: 7, LoginName: 'ann@example.com', DisplayName: 'Ann' }],
   } as Parameters<NetMap['apply']>[0]);
   return nm;
 }
@@ -100,8 +101,16 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
   test('the caller table: peers by address, our own address never, the tagged peer not allowed to send', () => {
     const table = callerTable(netmap());
     assert.equal(table.get(SELF), undefined);
-    assert.deepEqual(table.get(PEER), { senderId: 'peer2', name: 'laptop.tailnet.test', mayFileSend: true });
-    assert.equal(table.get('127.0.0.3')?.mayFileSend, false);
+    assert.deepEqual(table.get(PEER), {
+      senderId: 'peer2',
+      name: 'laptop.tailnet.test',
+      mayFileSend: true,
+      userName: 'Ann',
+      sameUser: true,
+      sameUntaggedUser: true,
+    });
+    const tagged = table.get('127.0.0.3');
+    assert.deepEqual([tagged?.mayFileSend, tagged?.sameUser, tagged?.sameUntaggedUser], [false, true, false]);
     assert.equal(table.get('__proto__'), undefined);
   });
 

@@ -2,6 +2,7 @@
 // with our keys and endpoints. Pure builders over what the engine knows.
 import { hostname as osHostname, release } from 'node:os';
 import { CAPABILITY_VERSION } from './dial.ts';
+import { hostFacts } from './host-facts.ts';
 import { publicText } from './keys.ts';
 import type { Hostinfo, MapRequest } from './tailcfg.ts';
 
@@ -22,6 +23,7 @@ export function buildHostinfo(
     OSVersion: release(),
     Hostname: hostname || osHostname(),
     App: 'trellis',
+    ...hostFacts(),
     ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
     ...(services.length > 0 ? { Services: services } : {}),
     ...(routableIPs.length > 0 ? { RoutableIPs: routableIPs } : {}),

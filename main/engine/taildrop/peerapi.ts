@@ -14,8 +14,9 @@ import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
+import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
 
-export interface Caller {
+export interface Caller extends PageCaller {
   /** The sender's stable ID (Headscale: the decimal node ID): names its partial files. */
   senderId: string;
   name: string;
@@ -85,6 +86,8 @@ export function parseRangeHeader(header: string): number | undefined {
 class DiskFloorError extends Error {}
 
 const NO_TAILDROP = 'Taildrop disabled; no storage directory';
+/** The type Go gives the JSON bodies tailscaled writes without naming one (it sniffs them as text). */
+const GO_SNIFFED_TEXT = 'text/plain; charset=utf-8';
 
 /** tailscaled's PeerAPI port for an address: 0x8000 | crc32 of its last three bytes (first one + try). */
 export function peerApiPort(addr: string, attempt: number): number {
@@ -172,28 +175,27 @@ export class PeerApi {
     if (!caller) return void req.socket.destroy();
     const fail = (status: number, text: string) => {
       if (!req.complete) return void answerAndClose(req, res, status, text); // a body still coming: drained first
-      if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${text}\n`);
+      if (!res.headersSent) sendText(res, status, text);
+      else res.end(`${text}\n`);
     };
-    if (req.headers.referer !== undefined || req.headers.origin !== undefined || !this.hostOk(req.headers.host)) {
+    // A browser's request (it names a Referer or an Origin) is refused; an empty header names nothing, as for Go.
+    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host)) {
       return fail(403, 'invalid peerapi request');
     }
+    addSecurityHeaders(req, res);
     const url = req.url ?? '';
     if (url === '/dns-query' || url.startsWith('/dns-query?')) return serveDoh(req, res, caller.dns);
-    if (!url.startsWith('/v0/put/')) return fail(404, 'not found');
-    if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
+    if (!url.startsWith('/v0/put/')) return servePage(req, res, caller, unmap(req.socket.remoteAddress ?? ''));
     if (!caller.mayFileSend || !this.o.fileSharing()) return fail(403, NO_TAILDROP);
+    if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
     const name = decodePutName(url);
     if (name === undefined) return fail(400, 'invalid filename');
     if (req.method === 'GET' && name === '') return this.listPartials(caller, res);
     if (invalidNameReason(name) !== undefined) return fail(400, 'invalid filename');
     if (req.method === 'GET') {
       const blocks = await this.busy(req, () => this.o.inbox.blockHashes(name, caller.senderId).catch(() => []));
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        blocks.map((b) => `${JSON.stringify({ checksum: b.checksum, algo: 'sha256', size: b.size })}\n`).join(''),
-      );
-      return;
+      const lines = blocks.map((b) => `${JSON.stringify({ checksum: b.checksum, algo: 'sha256', size: b.size })}\n`);
+      return sendBody(res, 200, lines.join(''), GO_SNIFFED_TEXT);
     }
     return this.receive(req, res, caller, name, fail);
   }
@@ -274,8 +276,7 @@ export class PeerApi {
       const saved = await this.busy(req, () => this.o.inbox.finalize(name, caller.senderId));
       this.o.log(`taildrop: received ${saved} (${offset + copied} bytes) from ${caller.name}`);
       this.o.onReceived?.({ name: saved, size: offset + copied, from: caller.name });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}\n');
+      sendBody(res, 200, '{}\n', GO_SNIFFED_TEXT);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const why = err.code === 'ENOSPC' || err.code === 'EDQUOT' ? 'no space left on the receiving disk' : err.message;
@@ -314,8 +315,7 @@ export class PeerApi {
   private async listPartials(caller: Caller, res: ServerResponse): Promise<void> {
     const suffix = `.${caller.senderId}.partial`;
     const names = (await readdir(this.o.inbox.dir).catch(() => [] as string[])).filter((n) => n.endsWith(suffix));
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify(names.length ? names : null)}\n`);
+    sendBody(res, 200, `${JSON.stringify(names.length ? names : null)}\n`, GO_SNIFFED_TEXT);
   }
 
   /** Host must be "peer" or one of our addresses with its port (services.md §2.4). */
@@ -346,8 +346,13 @@ function answerAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
   if (res.headersSent && !res.writableEnded) return void sock?.destroy(); // half an answer: nothing to add to it
   if (res.headersSent || !sock || sock.destroyed) return void cutIfStillSending();
   res.shouldKeepAlive = true;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end(`${text}\n`, cutIfStillSending);
+  const body = `${text}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'x-content-type-options': 'nosniff',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body, cutIfStillSending);
 }
 
 /** writev at a position, on this thread; a failure comes back as a rejected promise, as from FileHandle.writev. */

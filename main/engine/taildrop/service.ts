@@ -203,10 +203,14 @@ export function callerTable(nm: NetMap, dns?: DnsAccessCheck): Map<string, Calle
   const addrs = (n: TailNode) =>
     (n.Addresses ?? []).filter((a): a is string => typeof a === 'string').map((a) => a.split('/')[0] ?? a);
   for (const node of nm.peers.values()) {
+    const user = typeof node.User === 'number' ? nm.users.get(node.User) : undefined;
     const caller: Caller = {
       senderId: node.StableID || String(node.ID),
       name: typeof node.Name === 'string' ? node.Name.replace(/\.$/, '') : String(node.ID),
       mayFileSend: sameUntaggedUser(self, node),
+      userName: user?.DisplayName || user?.LoginName || '',
+      sameUser: typeof self.User === 'number' && self.User === node.User,
+      sameUntaggedUser: sameUntaggedUser(self, node),
     };
     for (const ip of addrs(node)) {
       const access = dns?.(node, ip);
