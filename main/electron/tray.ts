@@ -1,6 +1,7 @@
 // Renders the controller's TrayModel (main/controller/tray-model.ts) as Electron's Tray and Menu. What the menu
 // holds is decided there; this file only draws it and routes clicks back.
 import { clipboard, Menu, type MenuItemConstructorOptions, type NativeImage, nativeImage, Tray } from 'electron';
+import type { AppPrefs } from '../../preload/api.ts';
 import type { TrayAction, TrayIconState, TrayItem, TrayModel } from '../controller/tray-model.ts';
 import { drawIcon, TRAY_ICON_SIZES } from './icons.ts';
 import { encodePng } from './png.ts';
@@ -10,6 +11,8 @@ export interface TrayHandlers {
   onAction(action: TrayAction): void;
   /** An account item: switch to it. */
   onSwitchAccount?(id: string): void;
+  /** A 'pref' item (exit node, LAN access): set these preferences. */
+  onSetPrefs?(prefs: Partial<AppPrefs>): void;
   /** After a 'copy' item put text on the clipboard (the shell may confirm it with a notification). */
   onCopied?(label: string, text: string): void;
 }
@@ -55,6 +58,17 @@ function menuItem(item: TrayItem, handlers: TrayHandlers): MenuItemConstructorOp
         checked: item.active,
         click: () => {
           if (!item.active) handlers.onSwitchAccount?.(item.id);
+        },
+      };
+    case 'pref':
+      return {
+        label: item.label,
+        type: item.style,
+        checked: item.checked,
+        click: () => {
+          if (Object.keys(item.set).length > 0 && !(item.style === 'radio' && item.checked)) {
+            handlers.onSetPrefs?.(item.set);
+          }
         },
       };
     case 'info':
