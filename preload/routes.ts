@@ -1,7 +1,7 @@
 // Exit nodes and subnet routes as both the window and the tray see them: CIDR checks (what the user types into
 // "advertised routes"), whether an address lies in a route (search by address), and which exit nodes to offer in
 // what order. Pure functions over the API's types, shared by the renderer and the controller.
-import type { PeerView } from './api.ts';
+import type { AppSnapshot, PeerView } from './api.ts';
 
 /** A parsed address: its family and its bits as one integer. */
 interface Addr {
@@ -186,4 +186,19 @@ export function exitNodeChoices(
     .filter((p) => p.exitNodeOption)
     .sort((a, b) => rank(a) - rank(b) || a.name.localeCompare(b.name, undefined, { numeric: true }))
     .map((peer) => ({ peer, lastUsed: peer === last, suggested: peer === suggested }));
+}
+
+/** 'active': internet traffic leaves through the chosen exit node; 'held': one is chosen but offline or gone from
+ *  the tailnet, so that traffic waits (never sent around it); 'none': no exit node chosen. */
+export type ExitNodeUse = 'none' | 'active' | 'held';
+
+export function exitNodeUse(s: AppSnapshot): ExitNodeUse {
+  if (!s.prefs.exitNodeID) return 'none';
+  return s.exitNode?.active && s.exitNode.online !== false ? 'active' : 'held';
+}
+
+/** The chosen exit node's name (its id when the tailnet no longer has it). */
+export function exitNodeName(s: AppSnapshot): string {
+  const id = s.prefs.exitNodeID;
+  return s.exitNode?.name || s.peers.find((p) => p.stableID === id)?.name || id;
 }

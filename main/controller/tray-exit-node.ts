@@ -2,20 +2,19 @@
 // when it is neither), allow-LAN access, and the window for the full picker. Also whether traffic goes through an
 // exit node now, for the icon and tooltip.
 import type { AppSnapshot, PeerView } from '../../preload/api.ts';
-import { exitNodeChoices, lastUsedExitNode, suggestedExitNode } from '../../preload/routes.ts';
+import {
+  type ExitNodeUse,
+  exitNodeChoices,
+  exitNodeName,
+  exitNodeUse,
+  lastUsedExitNode,
+  suggestedExitNode,
+} from '../../preload/routes.ts';
 import type { TrayItem } from './tray-model.ts';
 
-/** 'active': internet traffic leaves through the chosen exit node; 'held': one is chosen but offline or gone, so
- *  that traffic waits (never sent around it); 'none': no exit node chosen, or not connected. */
-export function usingExitNode(s: AppSnapshot): 'active' | 'held' | 'none' {
-  if (s.link === 'none' || s.state !== 'Running' || !s.prefs.exitNodeID) return 'none';
-  const e = s.exitNode;
-  return e?.active && e.online !== false ? 'active' : 'held';
-}
-
-function exitNodeName(s: AppSnapshot): string {
-  const id = s.prefs.exitNodeID;
-  return s.exitNode?.name || s.peers.find((p) => p.stableID === id)?.name || id;
+/** Whether internet traffic goes through an exit node now (or is held), while connected. */
+export function usingExitNode(s: AppSnapshot): ExitNodeUse {
+  return s.link === 'none' || s.state !== 'Running' ? 'none' : exitNodeUse(s);
 }
 
 export function exitNodeTooltip(s: AppSnapshot): string {

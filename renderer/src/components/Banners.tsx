@@ -1,5 +1,7 @@
-// What needs attention above the content: the bridge reconnecting, no engine reachable, health warnings.
+// What needs attention above the content: the bridge reconnecting, no engine reachable, an exit node that is
+// offline (internet traffic held), health warnings.
 import type { AppSnapshot } from '../../../preload/api.ts';
+import { exitNodeName, exitNodeUse } from '../../../preload/routes.ts';
 import type { BridgeStatus } from '../api/index.ts';
 
 export function Banners({ snapshot, bridge }: { snapshot: AppSnapshot; bridge: BridgeStatus }) {
@@ -13,6 +15,12 @@ export function Banners({ snapshot, bridge }: { snapshot: AppSnapshot; bridge: B
       {snapshot.link === 'none' && (
         <div className="banner banner-bad" role="alert" data-testid="link-problem">
           <strong>No engine running.</strong> {snapshot.linkProblem ?? 'Trellis cannot reach its engine.'}
+        </div>
+      )}
+      {snapshot.state === 'Running' && exitNodeUse(snapshot) === 'held' && (
+        <div className="banner banner-bad" role="alert" data-testid="exit-node-held">
+          <strong>Exit node {exitNodeName(snapshot)} is offline.</strong> Internet traffic is held, not sent around it:
+          wait for it, or choose another exit node or none on the Peers tab.
         </div>
       )}
       {snapshot.health.length > 0 && (

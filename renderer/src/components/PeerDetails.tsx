@@ -97,6 +97,22 @@ export function PeerDetails({ peer, live, onClose }: { peer: PeerView; live: boo
             ↓ {formatBytes(path.rxBytes)} · ↑ {formatBytes(path.txBytes)}
           </Field>
         )}
+        {peer.exitNodeOption && (
+          <Field label="Exit node">
+            {peer.exitNode ? 'In use: your internet traffic goes through it' : 'Offers to be an exit node'}
+          </Field>
+        )}
+        {peer.routes.length > 0 && (
+          <Field label="Subnet routes">
+            <ul className="plain">
+              {peer.routes.map((r) => (
+                <li key={r} className="mono">
+                  {r}
+                </li>
+              ))}
+            </ul>
+          </Field>
+        )}
         <Field label="Taildrop">{status.canReceive ? 'Can receive files' : `Can't receive files: ${status.why}`}</Field>
       </dl>
       <div className="details-actions">
