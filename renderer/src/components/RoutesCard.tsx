@@ -106,7 +106,7 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
                 type="button"
                 className="btn btn-small btn-ghost"
                 disabled={busy}
-                aria-label={`Stop offering ${r}`}
+                aria-label={`Remove ${r}`}
                 onClick={() => void saveRoutes(prefs.advertiseRoutes.filter((x) => x !== r))}
               >
                 Remove
