@@ -48,7 +48,9 @@ export function checkRoutePref(key: RouteKey, value: unknown, status: StatusSnap
     const peer = status?.peers.find((p) => p.stableID === value);
     if (!peer) throw new ApiError('bad-request', 'That device is not in this tailnet.', { field: 'exitNodeID' });
     if (!peer.exitNodeOption) {
-      throw new ApiError('bad-request', `${peer.name} does not offer to be an exit node.`, { field: 'exitNodeID' });
+      throw new ApiError('bad-request', `The device ${peer.name} does not offer to be an exit node.`, {
+        field: 'exitNodeID',
+      });
     }
     return value;
   }
