@@ -13,7 +13,8 @@
         "src/tun_windows.cc",
         "src/udp_linux.cc",
         "src/udp_recv_linux.cc",
-        "src/fd_pass.cc"
+        "src/fd_pass.cc",
+        "src/sock_mark.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

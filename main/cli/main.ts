@@ -3,6 +3,7 @@ import { runDaemon } from './daemon.ts';
 import { runDiagnose } from './diagnose.ts';
 import { runFile } from './file.ts';
 import { runProfiles } from './profiles.ts';
+import { runExitNode, runSet } from './routes.ts';
 import { runTailnet } from './tailnet.ts';
 import { runWeb } from './web.ts';
 import { runWg } from './wg.ts';
@@ -14,6 +15,10 @@ commands:
                                     run the engine as a service on a local socket (foreground)
   up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
+  set [--exit-node=NAME|IP] [--exit-node-allow-lan-access=BOOL] [--accept-routes=BOOL]
+      [--advertise-exit-node=BOOL] [--advertise-routes=CIDR,...]
+                                    change the exit node, LAN access, accepted and advertised routes
+  exit-node list [--json]           the peers offering an exit node
   down                              disconnect from the tailnet (stay logged in)
   logout                            disconnect and log out of the account in use
   login [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME]
@@ -45,6 +50,10 @@ async function main(argv: string[]): Promise<number> {
     case 'logout':
     case 'status':
       return runTailnet(verb, rest);
+    case 'set':
+      return runSet(rest);
+    case 'exit-node':
+      return runExitNode(rest);
     case 'login':
     case 'switch':
       return runProfiles(verb, rest);

@@ -5,13 +5,21 @@ import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot 
 import { type EngineClient, RpcError } from '../engine/rpc.ts';
 import { connectDaemon } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
+import {
+  exitNodeLine,
+  ROUTE_FLAGS_HELP,
+  type RouteFlags,
+  routeMarks,
+  routePrefsOf,
+  takeRouteFlags,
+} from './route-flags.ts';
 
 export type TailnetVerb = 'up' | 'down' | 'logout' | 'status';
 
 export const TAILNET_USAGE: Record<TailnetVerb, string> = {
   up:
     'trellis up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--accept-dns=true|false] ' +
-    '[--timeout SECONDS] [--socket PATH]',
+    '[route flags, see trellis set --help] [--timeout SECONDS] [--socket PATH]',
   down: 'trellis down [--socket PATH]',
   logout: 'trellis logout [--socket PATH]',
   status: 'trellis status [--json] [--socket PATH]',
@@ -29,7 +37,7 @@ export const UP_HELP = `usage: ${TAILNET_USAGE.up}
   --admin-url URL          this account's admin console, for servers other than Tailscale's ('' = none)
   --timeout SECONDS        give up after this long (default 60 with a key, 600 without)
   --socket PATH            the daemon's socket (or TRELLIS_SOCKET)
-`;
+${ROUTE_FLAGS_HELP}`;
 
 /** Bytes of standard input read for --auth-key -; a key is some 100 characters. */
 const MAX_STDIN_KEY = 4096;
@@ -85,11 +93,14 @@ export interface UpOptions {
   hostname?: string;
   acceptDNS?: boolean;
   adminURL?: string;
+  /** --exit-node and the other route flags (login takes none). */
+  routes?: RouteFlags;
   timeoutMs: number;
 }
 
 async function up(socket: string, args: string[]): Promise<number> {
-  const o = await parseUpOptions(args);
+  const routes = takeRouteFlags(args);
+  const o = { ...(await parseUpOptions(args)), routes };
   return withClient(socket, (client) => bringUp(client, o));
 }
 
@@ -232,6 +243,7 @@ export async function bringUp(client: EngineClient, o: UpOptions): Promise<numbe
     if (o.hostname !== undefined) prefs.hostname = o.hostname;
     if (o.acceptDNS !== undefined) prefs.acceptDNS = o.acceptDNS;
     if (o.adminURL !== undefined) prefs.adminURL = o.adminURL;
+    if (o.routes) Object.assign(prefs, routePrefsOf(o.routes, before));
     await ask('setPrefs', prefs);
     let current = await ask('status', {});
     if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});
@@ -288,6 +300,8 @@ export function formatStatus(s: StatusSnapshot): string {
   } else if (s.state === 'Running') {
     lines.push('Running; waiting for the network map.');
   }
+  const exitNode = exitNodeLine(s);
+  if (exitNode) lines.push('', printable(exitNode));
   if (s.fileTargets && s.fileTargets.length > 0) {
     lines.push('', `# Taildrop targets (trellis file cp <file> <peer>:): ${s.fileTargets.map(printable).join(', ')}`);
   }
@@ -306,7 +320,8 @@ function peerRow(p: PeerSummary): string[] {
   const online = p.online === true ? 'online' : p.online === false ? 'offline' : '-';
   const shown = p.expired ? (online === '-' ? 'expired' : `${online}, expired`) : online;
   const row = [p.addresses[0] ?? '-', peerName(p), p.user || '-', p.os || '-', shown];
-  if (p.path) row.push(pathText(p.path));
+  const marks = routeMarks(p);
+  if (p.path || marks) row.push([p.path ? pathText(p.path).trimEnd() : '', marks].filter(Boolean).join('; '));
   return row;
 }
 

@@ -106,10 +106,11 @@ export class Connection {
     const dp = this.dp;
     if (!dp) return;
     const { events } = this.h;
-    dp.update(netmap).then(
+    const prefs = this.h.prefs();
+    dp.update(netmap, { exitNodeID: prefs.exitNodeID, routeAll: prefs.routeAll }).then(
       () => {
         events.setHealth('data-path', undefined);
-        if (dp === this.dp && running()) void this.h.services()?.dataPathUpdated(dp, netmap, this.h.prefs().acceptDNS);
+        if (dp === this.dp && running()) void this.h.services()?.dataPathUpdated(dp, netmap, this.h.prefs());
       },
       (e: Error) => events.setHealth('data-path', `data path: ${e.message}`),
     );

@@ -17,6 +17,7 @@ import type { MagicPeer } from './magicsock/peer-path.ts';
 import { parsePrefix } from './packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from './packet/parse.ts';
 import type { DataPathCounters, NetcheckReport } from './protocol.ts';
+import { type RouteChoice, selectAllowedIPs } from './routes/allowed-ips.ts';
 import { configureInterface } from './tun/os-config.ts';
 import { TunPort } from './tun/tun-port.ts';
 import type { Prefix } from './wg/allowedips.ts';
@@ -152,8 +153,11 @@ export class DataPath {
     return this.magic.localEndpoints();
   }
 
-  /** Applies the netmap: TUN addresses (once), WireGuard peers, magicsock peers and DERP, the filter. */
-  async update(nm: NetMap): Promise<void> {
+  /**
+   * Applies the netmap: TUN addresses (once), WireGuard peers, magicsock peers and DERP, the filter. Each peer's
+   * AllowedIPs are its approved routes as the route choice takes them (default routes for the exit node only).
+   */
+  async update(nm: NetMap, choice: RouteChoice = { exitNodeID: '', routeAll: false }): Promise<void> {
     const self = nm.self;
     if (!self) return;
     const addresses = (self.Addresses ?? []).filter((a) => typeof a === 'string');
@@ -192,7 +196,7 @@ export class DataPath {
         continue;
       }
       const allowedIPs: Prefix[] = [];
-      for (const a of p.AllowedIPs ?? p.Addresses ?? []) {
+      for (const a of selectAllowedIPs(p, choice)) {
         try {
           allowedIPs.push(parsePrefix(a));
         } catch {}

@@ -6,6 +6,15 @@ import type { DataPath } from './datapath.ts';
 import { EngineError, type NetcheckReport, type PeerSummary, type PingResult } from './protocol.ts';
 import { peerSummaries } from './status.ts';
 
+/** The data path while it runs (passed undefined otherwise); a typed error saying how to get one. */
+export function runningDataPath(dp: DataPath | undefined): DataPath {
+  if (dp) return dp;
+  throw new EngineError(
+    'no-data-path',
+    'not connected: the data path is not running (trellis up, and a daemon with a TUN)',
+  );
+}
+
 /** Peer summaries plus, when the data path runs, each peer's path and WireGuard stats. */
 export function peersWithPaths(nm: NetMap, dp: DataPath | undefined): PeerSummary[] {
   const peers = peerSummaries(nm);

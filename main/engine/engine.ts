@@ -3,7 +3,8 @@ import type { NodeKeys } from './control/keys.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
 import type { DataPath } from './datapath.ts';
-import { netcheck, peersWithPaths, pingPeer } from './diagnostics.ts';
+import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './diagnostics.ts';
+import type { EngineOptions } from './engine-options.ts';
 import { EngineEvents } from './events.ts';
 import { handleFileCommand } from './files.ts';
 import { NodeServices } from './node-services.ts';
@@ -22,23 +23,9 @@ import {
   type RequestContext,
   type StatusSnapshot,
 } from './protocol.ts';
-import { cryptoStatus, keyExpired, peerSummaries, selfSummary } from './status.ts';
-
-/** Where the tailnet data path lives: the TUN device's name and the UDP port for WireGuard and disco. */
-export interface DataPathSettings {
-  tunName: string;
-  port: number;
-}
-
-export interface EngineOptions {
-  /** The data path; absent = control plane only (no TUN, no packets). */
-  dataPath?: DataPathSettings;
-  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
-  /** Test-only: faster reconnects. */
-  backoff?: { minMs: number; maxMs: number };
-  /** Timeout for each control connection attempt (default 15 s). */
-  controlTimeoutMs?: number;
-}
+import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
+import { applyRoutePrefs } from './routes/route-prefs.ts';
+import { cryptoStatus, keyExpired, peerSummaries, selfSummary, tailnetOf } from './status.ts';
 
 /** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
 function started<T>(v: T | undefined): T {
@@ -102,11 +89,14 @@ class Engine implements EngineApi {
   }
 
   private snapshot(): StatusSnapshot {
+    const peers = markExitNode(peersWithPaths(this.netmap, this.dataPath), this.prefs.exitNodeID);
+    const exitNode = exitNodeStatus(peers, this.prefs);
     return {
       state: this.state,
-      prefs: { ...this.prefs },
+      prefs: { ...this.prefs, advertiseRoutes: [...this.prefs.advertiseRoutes] },
       self: this.selfNode(),
-      peers: peersWithPaths(this.netmap, this.dataPath),
+      peers,
+      ...(exitNode ? { exitNode } : {}),
       domain: this.netmap.domain || undefined,
       authURL: this.authURL,
       reason: this.reason,
@@ -269,14 +259,27 @@ class Engine implements EngineApi {
     if (typeof p.acceptDNS === 'boolean') next.acceptDNS = p.acceptDNS;
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
+    const routes = applyRoutePrefs(next, p);
     await this.persist();
+    if (routes.routing) this.routesChanged();
+    if (routes.advertising) this.conn.sendHostinfo();
     if (p.controlURL !== undefined || p.adminURL !== undefined) this.emitProfiles();
     if (hostnameChanged) this.conn.sendHostinfo();
     if (acceptDNSChanged) {
       const running = this.state === 'Running' ? this.dataPath : undefined;
       await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
     }
-    return { ...next };
+    return { ...next, advertiseRoutes: [...next.advertiseRoutes] };
+  }
+
+  /** The exit node or accept-routes changed: the data path and the OS routes follow; the warning too. */
+  private routesChanged(): void {
+    this.noteExitNode();
+    if (this.state === 'Running') this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
+  }
+  private noteExitNode(): void {
+    const status = exitNodeStatus(peerSummaries(this.netmap), this.prefs);
+    this.events.setHealth('exit-node', exitNodeHealth(status, this.netmap.self !== undefined));
   }
 
   private async login(o: LoginOptions): Promise<StatusSnapshot> {
@@ -347,6 +350,7 @@ class Engine implements EngineApi {
     }
     if (this.state !== 'Running') this.setState('Running');
     this.noteTailnet();
+    this.noteExitNode();
     this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
     this.events.emit({
       type: 'event',
@@ -359,8 +363,7 @@ class Engine implements EngineApi {
 
   /** Keeps the tailnet's name (the MagicDNS suffix of our name) with the profile, to tell accounts apart. */
   private noteTailnet(): void {
-    const dnsName = selfSummary(this.netmap)?.dnsName ?? '';
-    const tailnet = dnsName.includes('.') ? dnsName.slice(dnsName.indexOf('.') + 1) : this.netmap.domain;
+    const tailnet = tailnetOf(this.netmap);
     if (!tailnet || !this.persisted || this.persisted.tailnet === tailnet) return;
     this.persisted.tailnet = tailnet;
     this.persist().then(
@@ -426,13 +429,7 @@ class Engine implements EngineApi {
   }
 
   private requireDataPath(): DataPath {
-    if (!this.dataPath || this.state !== 'Running') {
-      throw new EngineError(
-        'no-data-path',
-        'not connected: the data path is not running (trellis up, and a daemon with a TUN)',
-      );
-    }
-    return this.dataPath;
+    return runningDataPath(this.state === 'Running' ? this.dataPath : undefined);
   }
 
   async close(): Promise<void> {
@@ -441,6 +438,8 @@ class Engine implements EngineApi {
     await this.services?.dataPathClosed();
   }
 }
+
+export type { DataPathSettings, EngineOptions } from './engine-options.ts';
 
 export function createEngine(opts: EngineOptions = {}): EngineApi {
   return new Engine(opts);

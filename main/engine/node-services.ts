@@ -5,11 +5,15 @@ import type { NetMap } from './control/netmap.ts';
 import type { DataPath } from './datapath.ts';
 import { OsDns } from './dns/os-dns.ts';
 import type { EngineEvents } from './events.ts';
+import type { Prefs } from './protocol.ts';
+import { routedPrefixes } from './routes/allowed-ips.ts';
+import { OsRoutes } from './routes/os-routes.ts';
 import { Taildrop } from './taildrop/service.ts';
 
 export class NodeServices {
   readonly taildrop: Taildrop;
   private readonly osDns: OsDns;
+  private readonly osRoutes: OsRoutes;
   /** The data path the PeerAPI serves, while it runs: its filter lets the PeerAPI's ports in. */
   private dp: DataPath | undefined;
 
@@ -31,11 +35,13 @@ export class NodeServices {
       },
     });
     this.osDns = new OsDns(stateDir, log);
+    this.osRoutes = new OsRoutes(stateDir, log);
   }
 
-  /** A resolv.conf left pointing at quad-100 by a crashed run is put back. */
-  recover(): Promise<void> {
-    return this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+  /** A resolv.conf left pointing at quad-100, or exit-node routing left installed, by a crashed run is put back. */
+  async recover(): Promise<void> {
+    await this.osDns.recover().catch((e: Error) => this.events.log('warn', `DNS: ${e.message}`));
+    await this.osRoutes.recover().catch((e: Error) => this.events.log('warn', `routes: ${e.message}`));
   }
 
   /** The peers we may send files to: none, rather than a failed status call, should one surprise the code. */
@@ -53,16 +59,36 @@ export class NodeServices {
     return this.taildrop.services();
   }
 
-  /** The data path applied a netmap: the PeerAPI on our addresses, and the OS resolver as accept-DNS says. */
-  async dataPathUpdated(dp: DataPath, nm: NetMap, acceptDNS: boolean): Promise<void> {
-    await Promise.all([this.startPeerApi(dp, nm), this.syncOsDns(dp, nm, acceptDNS)]);
+  /** The data path applied a netmap: the PeerAPI on our addresses, the OS resolver and the OS routes as prefs say. */
+  async dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
+    await Promise.all([this.startPeerApi(dp, nm), this.syncOsDns(dp, nm, prefs.acceptDNS), this.syncRoutes(nm, prefs)]);
   }
 
-  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver put back. */
-  dataPathClosed(): Promise<void> {
+  /** The data path is gone (down, logout, stop): PeerAPI closed, OS resolver and routes put back. */
+  async dataPathClosed(): Promise<void> {
     this.dp = undefined;
     this.taildrop.close();
-    return this.syncOsDns(undefined, undefined, false);
+    await Promise.all([this.syncOsDns(undefined, undefined, false), this.syncRoutes(undefined, undefined)]);
+  }
+
+  /** Policy routing for the chosen exit node and accepted subnets; all of it away without a netmap. */
+  private async syncRoutes(nm: NetMap | undefined, prefs: Prefs | undefined): Promise<void> {
+    try {
+      if (nm && prefs) {
+        const choice = { exitNodeID: prefs.exitNodeID, routeAll: prefs.routeAll };
+        await this.osRoutes.apply({
+          tunName: this.tunName,
+          subnets: routedPrefixes(nm.peers.values(), choice),
+          exitNode: prefs.exitNodeID !== '',
+          allowLAN: prefs.exitNodeAllowLANAccess,
+        });
+      } else {
+        await this.osRoutes.remove();
+      }
+      this.events.setHealth('routes', undefined);
+    } catch (e) {
+      this.events.setHealth('routes', `cannot set up the routes: ${(e as Error).message}`);
+    }
   }
 
   private async startPeerApi(dp: DataPath, nm: NetMap): Promise<void> {

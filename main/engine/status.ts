@@ -39,6 +39,12 @@ export function keyExpired(n: TailNode, now = Date.now()): boolean {
   return exp !== undefined && Date.parse(exp) <= now;
 }
 
+/** The tailnet's name: the MagicDNS suffix of our name, else the netmap's domain. */
+export function tailnetOf(nm: NetMap): string {
+  const dnsName = nm.self ? dnsNameOf(nm.self) : '';
+  return dnsName.includes('.') ? dnsName.slice(dnsName.indexOf('.') + 1) : nm.domain;
+}
+
 export function selfSummary(nm: NetMap): SelfNode | undefined {
   const n = nm.self;
   if (!n) return undefined;

@@ -7,6 +7,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitTunDevice(env, exports);
   InitUdpBatchSocket(env, exports);
   InitFdPass(env, exports);
+  InitSockMark(env, exports);
+  exports.Set("BYPASS_MARK", Napi::Number::New(env, static_cast<double>(kBypassMark)));
   exports.Set("TUN_BATCH_BYTES", Napi::Number::New(env, static_cast<double>(kTunBatchBytes)));
   exports.Set("TUN_MAX_BATCH", Napi::Number::New(env, static_cast<double>(kTunMaxBatch)));
   exports.Set("UDP_SLOT_BYTES", Napi::Number::New(env, static_cast<double>(kUdpSlotBytes)));

@@ -140,6 +140,10 @@ UdpBatchSocket::UdpBatchSocket(const Napi::CallbackInfo& info) : Napi::ObjectWra
     SysError(env, -errno, "setsockopt(IPV6_V6ONLY)", where).ThrowAsJavaScriptException();
     return;
   }
+  // The bypass mark keeps WireGuard's datagrams off the tunnel's own routes while an exit node is in use.
+  // Without CAP_NET_ADMIN (tests as a user) the kernel refuses it, and no policy rules are installed either.
+  uint32_t mark = kBypassMark;
+  setsockopt(fd_, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
   SetBufferSize(fd_, SO_RCVBUFFORCE, SO_RCVBUF, 4 << 20);
   SetBufferSize(fd_, SO_SNDBUFFORCE, SO_SNDBUF, 4 << 20);
   if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {

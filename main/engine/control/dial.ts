@@ -4,6 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import { bypassCreateConnection } from '../routes/bypass-socket.ts';
 import { keyFromText } from './keys.ts';
 import { RESPONSE_LEN, startClientHandshake } from './noise.ts';
 import { NoiseConn } from './noise-conn.ts';
@@ -37,11 +38,48 @@ function baseUrl(serverUrl: string): URL {
   return u;
 }
 
+/** GET on a socket that bypasses the tunnel's routes (fetch cannot be given one); status and at most 64 KiB. */
+function getBypassing(u: URL, timeoutMs: number): Promise<{ status: number; body: string }> {
+  const tls = u.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const req = (tls ? https : http).request(u, {
+      method: 'GET',
+      createConnection: bypassCreateConnection(tls) as unknown as http.RequestOptions['createConnection'],
+      timeout: timeoutMs,
+    });
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error('timed out'), { name: 'TimeoutError' })),
+      timeoutMs,
+    );
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (body.length < 65536) body += d;
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: body.slice(0, 65536) });
+      });
+      res.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { name: 'TimeoutError' })));
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.end();
+  });
+}
+
 export async function fetchServerKey(serverUrl: string, timeoutMs = 10_000): Promise<Uint8Array> {
   const u = new URL(`key?v=${CAPABILITY_VERSION}`, baseUrl(serverUrl).href.replace(/\/?$/, '/'));
-  let res: Response;
+  let res: { status: number; body: string };
   try {
-    res = await fetch(u, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+    res = await getBypassing(u, timeoutMs);
   } catch (e) {
     const timedOut = (e as Error).name === 'TimeoutError';
     throw new ControlError(
@@ -58,7 +96,7 @@ export async function fetchServerKey(serverUrl: string, timeoutMs = 10_000): Pro
       `control server answered ${res.status} to GET /key: is ${u.origin} a Tailscale control server?`,
     );
   }
-  const body = (await res.text()).slice(0, 65536);
+  const body = res.body;
   try {
     return keyFromText('mkey', (JSON.parse(body) as { publicKey?: unknown }).publicKey);
   } catch {
@@ -138,6 +176,9 @@ export async function dialNoise(o: DialOptions): Promise<NoiseConn> {
         'Content-Length': '0',
       },
       timeout: timeoutMs,
+      createConnection: bypassCreateConnection(
+        u.protocol === 'https:',
+      ) as unknown as http.RequestOptions['createConnection'],
     });
     req.on('upgrade', (res, sock, h) => {
       if (String(res.headers.upgrade).toLowerCase() !== 'tailscale-control-protocol') {

@@ -3,8 +3,9 @@
 // roots, against CertName, pinned by "sha256-raw:<hex>", or not at all (InsecureForTests). No ALPN is offered:
 // the DERP upgrade is HTTP/1.1 only.
 import { createHash } from 'node:crypto';
-import { isIP, type Socket, connect as tcpConnect } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { bypassConnect } from '../routes/bypass-socket.ts';
 import { DerpError } from './errors.ts';
 
 /** The DERP-map fields of a node that matter for dialing (tailcfg.DERPNode). */
@@ -115,7 +116,7 @@ export function dialTCP(t: DerpTarget, signal: AbortSignal): Promise<Socket> {
       }
     });
     for (const a of t.addrs) {
-      const s = tcpConnect({ host: a.host, port: t.port, ...(a.family ? { family: a.family } : {}) });
+      const s = bypassConnect({ host: a.host, port: t.port, family: a.family }); // off the tunnel's routes
       sockets.push(s);
       s.once('connect', () => {
         if (done) return void s.destroy();
