@@ -202,3 +202,13 @@ export function exitNodeName(s: AppSnapshot): string {
   const id = s.prefs.exitNodeID;
   return s.exitNode?.name || s.peers.find((p) => p.stableID === id)?.name || id;
 }
+
+/** Why internet traffic is held, as the start of a sentence: "Exit node paris is offline". */
+export function heldReason(s: AppSnapshot): string {
+  const name = exitNodeName(s);
+  const e = s.exitNode;
+  const peer = s.peers.find((p) => p.stableID === s.prefs.exitNodeID);
+  if (!peer && (!e || e.name === e.id)) return `Exit node ${name} is no longer in this tailnet`;
+  if (e && !e.active && e.online !== false) return `${name} no longer offers to be an exit node`;
+  return `Exit node ${name} is offline`;
+}

@@ -7,6 +7,7 @@ import {
   exitNodeChoices,
   exitNodeName,
   exitNodeUse,
+  heldReason,
   lastUsedExitNode,
   suggestedExitNode,
 } from '../../preload/routes.ts';
@@ -20,7 +21,7 @@ export function usingExitNode(s: AppSnapshot): ExitNodeUse {
 export function exitNodeTooltip(s: AppSnapshot): string {
   const using = usingExitNode(s);
   if (using === 'active') return `, through exit node ${exitNodeName(s)}`;
-  if (using === 'held') return `; exit node ${exitNodeName(s)} is offline: internet traffic is held`;
+  if (using === 'held') return `; ${heldReason(s).replace(/^E/, 'e')}: internet traffic is held`;
   return '';
 }
 
@@ -71,6 +72,6 @@ export function exitNodeMenu(s: AppSnapshot): TrayItem | undefined {
   const label =
     current === ''
       ? 'Exit node: none'
-      : `Exit node: ${exitNodeName(s)}${using === 'held' ? ' (offline — internet traffic held)' : ''}`;
+      : `Exit node: ${exitNodeName(s)}${using === 'held' ? ' (internet traffic held)' : ''}`;
   return { kind: 'submenu', label, items };
 }

@@ -148,7 +148,14 @@ test('no menu when nobody offers an exit node and none is chosen; a chosen one t
       { exitNodeID: 'id-old' },
     ),
   );
-  assert.equal(gone?.label, 'Exit node: id-old (offline — internet traffic held)');
+  assert.equal(gone?.label, 'Exit node: id-old (internet traffic held)');
+  const goneTip = trayModel(
+    snapshot(
+      { peers, exitNode: { id: 'id-old', name: 'id-old', online: null, active: false } },
+      { exitNodeID: 'id-old' },
+    ),
+  ).tooltip;
+  assert.match(goneTip, /exit node id-old is no longer in this tailnet: internet traffic is held$/);
   assert.deepEqual(lines(gone?.items ?? []).slice(0, 3), [
     '( ) None {"exitNodeID":""}',
     '(x) id-old — gone {}',
@@ -173,7 +180,7 @@ test('the icon and tooltip: through an exit node, held while it is offline, plai
   assert.equal(trayModel(held).icon, 'exit-node-held');
   assert.equal(trayModel(held, true).icon, 'exit-node-held', 'held traffic outranks a file badge');
   assert.match(trayModel(held).tooltip, /exit node oslo is offline: internet traffic is held$/);
-  assert.equal(exitMenu(held)?.label, 'Exit node: oslo (offline — internet traffic held)');
+  assert.equal(exitMenu(held)?.label, 'Exit node: oslo (internet traffic held)');
   const oslo = exitMenu(held)?.items.find((i) => i.kind === 'pref' && i.label.startsWith('oslo'));
   assert.equal(oslo?.kind === 'pref' && oslo.label, 'oslo (last used) — offline');
 

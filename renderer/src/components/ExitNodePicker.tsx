@@ -3,7 +3,13 @@
 // Choosing applies at once; a refusal is said next to the list.
 import { useId, useMemo, useState } from 'react';
 import type { AppSnapshot, PeerView } from '../../../preload/api.ts';
-import { type ExitNodeChoice, exitNodeChoices, exitNodeName, exitNodeUse } from '../../../preload/routes.ts';
+import {
+  type ExitNodeChoice,
+  exitNodeChoices,
+  exitNodeName,
+  exitNodeUse,
+  heldReason,
+} from '../../../preload/routes.ts';
 import { useApi } from '../api/context.ts';
 import { matchesPeer } from '../lib/peer-filter.ts';
 import { attempt, errorMessage } from '../store.ts';
@@ -135,8 +141,7 @@ export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
           )}
           {use === 'held' && (
             <>
-              <strong>Exit node {name} is offline:</strong> internet traffic is held until it is back or you choose
-              another.
+              <strong>{heldReason(snapshot)}:</strong> internet traffic is held until it is back or you choose another.
             </>
           )}
         </span>
