@@ -53,6 +53,7 @@ test('exit nodes and routes in the window (fake API, chromium)', { timeout: 240_
     await app.chooseExitNode('kestrel');
     await app.waitForExitNode('active', 'kestrel');
     await app.peerRow('kestrel').getByTestId('peer-badge-exit-in-use').waitFor({ timeout: 5000 });
+    assert.equal((await page.getByTestId('header-exit-node').textContent())?.trim(), '· through exit node kestrel');
     assert.equal(await app.peerRow('atlas').getByTestId('peer-badge-exit-in-use').count(), 0);
 
     // Another choice: the one used before is now listed first, the suggestion second.
@@ -69,6 +70,7 @@ test('exit nodes and routes in the window (fake API, chromium)', { timeout: 240_
     await app.chooseExitNode('node-15');
     await app.waitForExitNode('held', 'node-15');
     await page.getByTestId('exit-node-held').waitFor({ timeout: 5000 });
+    assert.equal(await page.getByTestId('header-exit-node').count(), 0, 'held traffic goes through no exit node');
     assert.match((await page.getByTestId('exit-node-held').textContent()) ?? '', /node-15 is offline.*held/);
     await app.screenshot('fake-exit-node-held');
     await page.getByTestId('exit-lan').check();

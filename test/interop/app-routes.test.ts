@@ -74,6 +74,7 @@ test('desktop UI in chromium: pick a tailscaled exit node in the picker, the pee
       await app.waitForExitNode('active', name, 30_000);
       await app.peerRow(name).getByTestId('peer-badge-exit-in-use').waitFor({ timeout: 30_000 });
       await app.screenshot('routes-2-in-use');
+      assert.equal((await page.getByTestId('header-exit-node').textContent())?.trim(), `· through exit node ${name}`);
       const s = await node.waitFor((x) => x.exitNode?.active === true, 20_000);
       st.diagnostic(`exit node: ${JSON.stringify(s.exitNode)}`);
       assert.equal(s.prefs.exitNodeID, exitPeer?.stableID);
