@@ -46,6 +46,16 @@ test('exit nodes and routes in the window (fake API, chromium)', { timeout: 240_
     assert.match((await atlas.textContent()) ?? '', /suggested: lowest latency, 2 ms/);
     const offline = page.locator('[data-testid="exit-option"][data-peer="node-15"]');
     assert.match((await offline.textContent()) ?? '', /offline/);
+    assert.equal(await page.getByTestId('exit-none').getAttribute('aria-pressed'), 'true');
+    assert.equal(await atlas.getAttribute('aria-pressed'), 'false');
+    // Keyboard: the search box has focus on opening; Escape closes and focus returns to the button.
+    await page.waitForFunction('document.activeElement?.dataset.testid === "exit-search"', null, { timeout: 5000 });
+    await page.keyboard.press('Escape');
+    await page.getByTestId('exit-node-picker').waitFor({ state: 'detached', timeout: 5000 });
+    await page.waitForFunction('document.activeElement?.dataset.testid === "exit-node-choose"', null, {
+      timeout: 5000,
+    });
+    await page.keyboard.press('Enter');
     await page.getByTestId('exit-search').fill('fjo');
     assert.deepEqual(await optionOrder(page), ['fjord']);
     await page.getByTestId('exit-search').fill('');

@@ -1,7 +1,7 @@
 // The exit node in use above the device list, and the picker to choose one: search, "None", the last used one
 // first, one suggested by measured latency (Headscale suggests none), offline ones marked; and allow-LAN access.
 // Choosing applies at once; a refusal is said next to the list.
-import { useId, useMemo, useState } from 'react';
+import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { AppSnapshot, PeerView } from '../../../preload/api.ts';
 import {
   type ExitNodeChoice,
@@ -32,14 +32,19 @@ function Option(props: { choice?: ExitNodeChoice; checked: boolean; onChoose(p?:
   const { choice, checked, onChoose } = props;
   const peer = choice?.peer;
   const n = choice ? notes(choice) : [];
+  // A button per choice, not radio inputs: arrow keys in a radio group would choose (and route all traffic
+  // through) every device they pass on the way to the wanted one.
   return (
     <li>
-      <label
-        className={`radio exit-option${peer?.online === false ? ' offline' : ''}`}
+      <button
+        type="button"
+        className={`exit-option${peer?.online === false ? ' offline' : ''}`}
         data-testid={peer ? 'exit-option' : 'exit-none'}
         data-peer={peer?.name}
+        aria-pressed={checked}
+        onClick={() => onChoose(peer)}
       >
-        <input type="radio" name="exit-node" checked={checked} onChange={() => onChoose(peer)} />
+        <span className={`exit-mark${checked ? ' on' : ''}`} aria-hidden="true" />
         <span>
           {peer ? peer.name : 'None'}
           {peer ? (
@@ -48,7 +53,7 @@ function Option(props: { choice?: ExitNodeChoice; checked: boolean; onChoose(p?:
             <span className="muted small"> — internet traffic goes out directly</span>
           )}
         </span>
-      </label>
+      </button>
     </li>
   );
 }
@@ -58,6 +63,8 @@ export function ExitNodePicker({ snapshot, onClose }: { snapshot: AppSnapshot; o
   const [query, setQuery] = useState('');
   const [error, setError] = useState('');
   const errorId = useId();
+  const searchBox = useRef<HTMLInputElement>(null);
+  useEffect(() => searchBox.current?.focus(), []);
   const { prefs } = snapshot;
   const choices = useMemo(() => exitNodeChoices(snapshot.peers, prefs), [snapshot.peers, prefs]);
   const matching = choices.filter((c) => matchesPeer(c.peer, query));
@@ -76,6 +83,7 @@ export function ExitNodePicker({ snapshot, onClose }: { snapshot: AppSnapshot; o
         <label className="search">
           <span className="visually-hidden">Search exit nodes</span>
           <input
+            ref={searchBox}
             type="search"
             data-testid="exit-search"
             placeholder="Search exit nodes"
@@ -95,7 +103,7 @@ export function ExitNodePicker({ snapshot, onClose }: { snapshot: AppSnapshot; o
         </button>
       </div>
       <fieldset className="radio-group" aria-describedby={error ? errorId : undefined}>
-        <legend className="visually-hidden">Exit node</legend>
+        <legend className="visually-hidden">Exit nodes</legend>
         <ul className="plain exit-options">
           {!query && <Option checked={prefs.exitNodeID === ''} onChoose={() => void choose()} />}
           {matching.slice(0, SHOWN_LIMIT).map((c) => (
@@ -121,6 +129,7 @@ export function ExitNodePicker({ snapshot, onClose }: { snapshot: AppSnapshot; o
 export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
   const api = useApi();
   const [open, setOpen] = useState(false);
+  const chooseButton = useRef<HTMLButtonElement>(null);
   const offered = snapshot.peers.some((p) => p.exitNodeOption);
   const use = exitNodeUse(snapshot);
   if (!offered && !snapshot.prefs.exitNodeID) return null;
@@ -160,6 +169,7 @@ export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
         <button
           type="button"
           className="btn btn-small"
+          ref={chooseButton}
           data-testid="exit-node-choose"
           aria-expanded={open}
           onClick={() => setOpen(!open)}
@@ -167,7 +177,16 @@ export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
           {use === 'none' ? 'Choose exit node…' : 'Change…'}
         </button>
       </div>
-      {open && <ExitNodePicker snapshot={snapshot} onClose={() => setOpen(false)} />}
+      {open && (
+        <ExitNodePicker
+          snapshot={snapshot}
+          onClose={() => {
+            setOpen(false);
+            // Focus goes back to the button that opened the picker, not to <body>.
+            requestAnimationFrame(() => chooseButton.current?.focus());
+          }}
+        />
+      )}
     </div>
   );
 }

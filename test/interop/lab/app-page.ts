@@ -134,8 +134,7 @@ export class AppPage {
       name === 'None'
         ? this.page.getByTestId('exit-none')
         : this.page.locator(`[data-testid="exit-option"][data-peer="${name}"]`);
-    // A click, not check(): the picker closes once the choice is made, so there is no checked box left to see.
-    await option.locator('input').click({ timeout: 10_000 });
+    await option.click({ timeout: 10_000 });
     await picker.waitFor({ state: 'detached', timeout: 10_000 });
   }
 
