@@ -121,6 +121,12 @@ test('exit nodes and routes in the window (fake API, chromium)', { timeout: 240_
     await details.waitFor({ timeout: 5000 });
     assert.match((await details.textContent()) ?? '', /Subnet routes10\.10\.0\.0\/16192\.168\.10\.0\/24/);
     assert.match((await details.textContent()) ?? '', /Offers to be an exit node/);
+    await page.getByTestId('details-exit-node').click();
+    await new AppPage(page).waitForExitNode('active', 'kestrel');
+    assert.match((await details.textContent()) ?? '', /In use: your internet traffic goes through it/);
+    assert.equal((await page.getByTestId('details-exit-node').textContent())?.trim(), 'Stop using as exit node');
+    await page.getByTestId('details-exit-node').click();
+    await new AppPage(page).waitForExitNode('none');
     await page.close();
   });
 
