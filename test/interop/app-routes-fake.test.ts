@@ -2,7 +2,8 @@
 // the page itself is tested; the real engine's side is app-routes.test.ts). The picker lists the last used exit
 // node first and one suggested by measured latency, marks offline ones, searches; choosing an offline one flags
 // held traffic. Peers offering an exit node or subnets carry badges and are found by "exit" and by an address in
-// a route. Settings show each offered route's approval and refuse a wrong CIDR next to the field. Every such
+// a route. Settings show each offered route's approval and refuse a wrong CIDR next to the field. With 2,000 devices
+// the picker renders 100 exit nodes and says how to find the rest. Every such
 // view, light and dark, passes an axe-core scan with no serious or critical violation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -171,6 +172,22 @@ test('exit nodes and routes in the window (fake API, chromium)', { timeout: 240_
     await card.locator('.route-state [data-approved="true"]').waitFor({ timeout: 5000 });
     await page.getByTestId('route-all').check();
     assert.ok(await page.getByTestId('route-all').isChecked());
+    await page.close();
+  });
+
+  await t.test('2,000 devices, 400 exit nodes: the picker renders 100 and says how to find the rest', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 720 } });
+    await serveDist(page);
+    await openFake(page, { peers: '2000' });
+    await page.getByTestId('exit-node-choose').click();
+    await page.getByTestId('exit-node-picker').waitFor({ timeout: 20_000 });
+    assert.equal(await page.getByTestId('exit-option').count(), 100);
+    assert.match(
+      (await page.getByTestId('exit-node-picker').textContent()) ?? '',
+      /300 more: search to narrow the list\./,
+    );
+    await page.getByTestId('exit-search').fill('node-1995');
+    assert.deepEqual(await optionOrder(page), ['node-1995']);
     await page.close();
   });
 
