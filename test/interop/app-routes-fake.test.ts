@@ -2,9 +2,9 @@
 // the page itself is tested; the real engine's side is app-routes.test.ts). The picker lists the last used exit
 // node first and one suggested by measured latency, marks offline ones, searches; choosing an offline one flags
 // held traffic. Peers offering an exit node or subnets carry badges and are found by "exit" and by an address in
-// a route. Settings show each offered route's approval and refuse a wrong CIDR next to the field. With 2,000 devices
-// the picker renders 100 exit nodes and says how to find the rest. Every such
-// view, light and dark, passes an axe-core scan with no serious or critical violation.
+// a route. Settings show each offered route's approval and refuse a wrong CIDR next to the field. With 2,000
+// devices the picker renders 100 exit nodes and points to the search. Every such view, light and dark, passes an
+// axe-core scan with no serious or critical violation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
