@@ -1,12 +1,16 @@
 // The pure parts of using routes: CIDR checks, which AllowedIPs a peer gets, the route prefs a setPrefs brings,
 // the exit node's status and warning, the CLI's flags and text, and the Linux routing plan.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { UsageError } from '../../main/cli/paths.ts';
 import { hasRouteFlags, routeMarks, routePrefsOf, takeBool, takeRouteFlags } from '../../main/cli/route-flags.ts';
 import { formatExitNodeList } from '../../main/cli/routes.ts';
 import { formatStatus } from '../../main/cli/tailnet.ts';
 import type { TailNode } from '../../main/engine/control/tailcfg.ts';
+import { createEngine } from '../../main/engine/engine.ts';
 import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import type { PeerSummary, Prefs, StatusSnapshot } from '../../main/engine/protocol.ts';
 import { EngineError } from '../../main/engine/protocol.ts';
@@ -290,4 +294,40 @@ test('Linux apply: stale table-52 routes deleted, only missing rules added; remo
   assert.equal(calls.filter((c) => c === '-4 rule del pref 5270 table 52').length, 3);
   assert.ok(calls.includes('-4 rule del pref 5210 fwmark 0x80000/0xff0000 table main'));
   assert.ok(calls.includes('-6 route flush table 52'));
+});
+
+test('engine: route prefs persist across a restart; a missing exit node is kept and reported; bad input refused', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-routes-'));
+  try {
+    const engine = createEngine();
+    await engine.handle('start', { stateDir: dir });
+    const set = await engine.handle('setPrefs', {
+      exitNodeID: 'nGone',
+      exitNodeAllowLANAccess: true,
+      routeAll: true,
+      advertiseRoutes: ['10.2.0.0/16', '2001:db8:0::/48'],
+    });
+    assert.deepEqual(set.advertiseRoutes, ['10.2.0.0/16', '2001:db8::/48']);
+    const st = await engine.handle('status', {});
+    assert.deepEqual(st.exitNode, { id: 'nGone', name: 'nGone', online: null, active: false });
+    await assert.rejects(
+      engine.handle('setPrefs', { advertiseRoutes: ['10.2.0.1/16'], routeAll: false }),
+      (e: unknown) => e instanceof EngineError && e.code === 'bad-request',
+    );
+    await engine.close();
+
+    const again = createEngine();
+    const st2 = await again.handle('start', { stateDir: dir });
+    assert.equal(st2.prefs.exitNodeID, 'nGone');
+    assert.equal(st2.prefs.routeAll, true, 'the refused call changed nothing');
+    assert.equal(st2.prefs.exitNodeAllowLANAccess, true);
+    assert.deepEqual(st2.prefs.advertiseRoutes, ['10.2.0.0/16', '2001:db8::/48']);
+    const cleared = await again.handle('setPrefs', { exitNodeID: '' });
+    assert.equal(cleared.exitNodeID, '');
+    assert.equal(cleared.lastExitNodeID, 'nGone');
+    assert.equal((await again.handle('status', {})).exitNode, undefined);
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -83,7 +83,10 @@ export function bypassConnect(t: BypassTarget): Socket {
   return sock;
 }
 
-/** A connection the way http(s).request's createConnection option wants it: TLS on top for https. */
+/**
+ * A connection the way http(s).request's createConnection option wants it: TLS on top for https. The request's
+ * timeout is set on the socket here, as the agent would (without an agent, nobody else does).
+ */
 export function bypassCreateConnection(
   tls: boolean,
 ): (opts: {
@@ -91,12 +94,16 @@ export function bypassCreateConnection(
   hostname?: string | null;
   port?: number | string | null;
   servername?: string;
+  timeout?: number;
 }) => Socket | TLSSocket {
   return (opts) => {
     const host = String(opts.hostname ?? opts.host ?? 'localhost').replace(/^\[|\]$/g, '');
     const port = Number(opts.port) || (tls ? 443 : 80);
     const sock = bypassConnect({ host, port });
-    if (!tls) return sock;
-    return tlsConnect({ socket: sock, host, ...(isIP(host) ? {} : { servername: opts.servername ?? host }) });
+    const out = tls
+      ? tlsConnect({ socket: sock, host, ...(isIP(host) ? {} : { servername: opts.servername ?? host }) })
+      : sock;
+    if (typeof opts.timeout === 'number' && opts.timeout > 0) out.setTimeout(opts.timeout);
+    return out;
   };
 }

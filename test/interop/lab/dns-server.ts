@@ -1,6 +1,6 @@
 // A DNS server for the MagicDNS lab, run in a namespace:  node --import tsx dns-server.ts <ip> <port> <json>
 // where json maps lowercase names to IPv4 addresses. It answers A for those names (TTL 30), NXDOMAIN for others,
-// and prints "listening" once bound. Stands in for the upstream resolver quad-100 forwards to.
+// and prints "listening" once bound, then "query <name> from <address>" for each question. Stands in for the upstream resolver quad-100 forwards to.
 import { createSocket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 
@@ -15,6 +15,7 @@ sock.on('message', (msg, from) => {
     return;
   }
   const question = q.questions?.[0];
+  console.log(`query ${question?.name ?? '?'} from ${from.address}`);
   const addr = question ? names[question.name.toLowerCase()] : undefined;
   const answers: dnsPacket.Answer[] =
     addr && question?.type === 'A' ? [{ type: 'A', name: question.name, ttl: 30, data: addr }] : [];
