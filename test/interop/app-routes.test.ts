@@ -2,7 +2,8 @@
 // Headscale tailnet with an official tailscaled advertising an exit node, its default routes approved with
 // `headscale nodes approve-routes`. In Debian's chromium the user finds the exit node by its badge and by "exit",
 // picks it in the picker and the peer shows it in use — the daemon's own status is the judge — while the tailnet
-// keeps working; choosing None clears it and the picker offers it first as the last used. trellis web and the
+// keeps working; choosing None clears it and the picker offers it first as the last used; Settings' Use subnet
+// routes and an offered subnet reach the daemon's prefs (a wrong CIDR does not). trellis web and the
 // daemon run with temporary homes. Screenshots go to test-artifacts/app-web/.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -98,6 +99,26 @@ test('desktop UI in chromium: pick a tailscaled exit node in the picker, the pee
       assert.equal(await first.getAttribute('data-peer'), name);
       assert.match((await first.textContent()) ?? '', /last used/);
     });
+    await claim(
+      '4. Settings: use subnet routes and offer a subnet reach the daemon; a wrong CIDR stays in the window',
+      async () => {
+        await page.keyboard.press('Escape');
+        await page.getByTestId('nav-settings').click();
+        await page.getByTestId('route-all').check();
+        await node.waitFor((x) => x.prefs.routeAll === true, 10_000).then((x) => assert.equal(x.prefs.routeAll, true));
+        const before = (await node.status()).prefs.advertiseRoutes;
+        await page.getByTestId('route-input').fill('10.77.0.9/24');
+        await page.getByTestId('route-add').click();
+        await page.getByTestId('route-error').waitFor({ timeout: 5000 });
+        assert.deepEqual((await node.status()).prefs.advertiseRoutes, before, 'nothing sent for a wrong CIDR');
+        await page.getByTestId('route-input').fill('10.77.0.0/24');
+        await page.getByTestId('route-add').click();
+        await page.locator('[data-testid="advertised-route"][data-route="10.77.0.0/24"]').waitFor({ timeout: 10_000 });
+        const s = await node.waitFor((x) => x.prefs.advertiseRoutes.includes('10.77.0.0/24'), 10_000);
+        assert.deepEqual(s.prefs.advertiseRoutes, ['10.77.0.0/24']);
+        await app.screenshot('routes-3-settings');
+      },
+    );
     await report();
   });
 });

@@ -12,7 +12,8 @@ import {
 } from '../../../preload/routes.ts';
 import { useApi } from '../api/context.ts';
 import { matchesPeer } from '../lib/peer-filter.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { errorMessage } from '../store.ts';
+import { usePrefToggle } from './use-pref-toggle.ts';
 
 /** Options rendered at once; a search narrows the rest (a tailnet may have hundreds of exit nodes). */
 const SHOWN_LIMIT = 100;
@@ -127,9 +128,9 @@ export function ExitNodePicker({ snapshot, onClose }: { snapshot: AppSnapshot; o
 
 /** The exit node line above the device list (absent when no device offers one and none is chosen). */
 export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
-  const api = useApi();
   const [open, setOpen] = useState(false);
   const chooseButton = useRef<HTMLButtonElement>(null);
+  const lan = usePrefToggle(snapshot.prefs, 'exitNodeAllowLANAccess');
   const offered = snapshot.peers.some((p) => p.exitNodeOption);
   const use = exitNodeUse(snapshot);
   if (!offered && !snapshot.prefs.exitNodeID) return null;
@@ -158,11 +159,8 @@ export function ExitNodeBar({ snapshot }: { snapshot: AppSnapshot }) {
           <input
             type="checkbox"
             data-testid="exit-lan"
-            checked={snapshot.prefs.exitNodeAllowLANAccess}
-            onChange={(e) => {
-              const on = e.currentTarget.checked;
-              void attempt(() => api.setPrefs({ exitNodeAllowLANAccess: on }));
-            }}
+            checked={lan.checked}
+            onChange={(e) => lan.set(e.currentTarget.checked)}
           />
           Allow LAN access
         </label>

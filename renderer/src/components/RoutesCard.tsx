@@ -2,10 +2,11 @@
 // offers, each with whether the tailnet's admin approved it. Each change applies at once; a route typed wrong is
 // refused with a sentence next to the field before anything is sent.
 import { type FormEvent, useId, useState } from 'react';
-import type { AppPrefs, AppSnapshot } from '../../../preload/api.ts';
+import type { AppSnapshot } from '../../../preload/api.ts';
 import { checkRoute } from '../../../preload/routes.ts';
 import { useApi } from '../api/context.ts';
-import { attempt, errorMessage } from '../store.ts';
+import { errorMessage } from '../store.ts';
+import { usePrefToggle } from './use-pref-toggle.ts';
 
 const DEFAULT_ROUTES = ['0.0.0.0/0', '::/0'];
 
@@ -31,7 +32,8 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
   const approved = new Set(snapshot.routes?.approved ?? []);
   const exitApproved = DEFAULT_ROUTES.every((r) => approved.has(r));
 
-  const set = (p: Partial<AppPrefs>): void => void attempt(() => api.setPrefs(p));
+  const routeAll = usePrefToggle(prefs, 'routeAll');
+  const offerExit = usePrefToggle(prefs, 'advertiseExitNode');
   const saveRoutes = async (routes: string[]): Promise<boolean> => {
     setBusy(true);
     try {
@@ -67,8 +69,8 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
         <input
           type="checkbox"
           data-testid="route-all"
-          checked={prefs.routeAll}
-          onChange={(e) => set({ routeAll: e.currentTarget.checked })}
+          checked={routeAll.checked}
+          onChange={(e) => routeAll.set(e.currentTarget.checked)}
         />
         <span>
           Use subnet routes
@@ -79,8 +81,8 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
         <input
           type="checkbox"
           data-testid="advertise-exit-node"
-          checked={prefs.advertiseExitNode}
-          onChange={(e) => set({ advertiseExitNode: e.currentTarget.checked })}
+          checked={offerExit.checked}
+          onChange={(e) => offerExit.set(e.currentTarget.checked)}
         />
         <span>
           Run as exit node

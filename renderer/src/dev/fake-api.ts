@@ -306,6 +306,8 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
       update({ accounts: left.map((a, i) => ({ ...a, active: left.some((x) => x.active) ? a.active : i === 0 })) });
     },
     setPrefs: async (p: Partial<AppPrefs>) => {
+      // As through the controller: the answer and the new snapshot come a moment after the call.
+      await new Promise((r) => setTimeout(r, 120));
       if (p.hostname !== undefined && !/^[A-Za-z0-9-]{0,63}$/.test(p.hostname))
         throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {
           field: 'hostname',
