@@ -1,9 +1,9 @@
 // The one contract between the window (renderer) and the app's main side. Electron carries it over IPC
 // (preload/index.ts exposes it as window.trellis); `trellis web` carries the very same calls and events over a
 // WebSocket. Both sides import this file; it holds types and a few constants, no code that does I/O.
-import type { EngineState, Health, PeerPath, SelfNode } from '../main/engine/protocol.ts';
+import type { EngineState, ExitNodeStatus, Health, PeerPath, RouteOffer, SelfNode } from '../main/engine/protocol.ts';
 
-export type { EngineState, Health, PeerPath, SelfNode };
+export type { EngineState, ExitNodeStatus, Health, PeerPath, RouteOffer, SelfNode };
 
 /** Preferences the user edits in Settings: the engine's own plus the app's. */
 export interface AppPrefs {
@@ -22,6 +22,18 @@ export interface AppPrefs {
   autoSaveDir: string;
   /** Desktop notifications (file received, login needed, key expiring). */
   notifications: boolean;
+  /** The exit node (a peer's stableID) all traffic leaves through; '' = none. */
+  exitNodeID: string;
+  /** The exit node used before, offered first by the pickers; the engine keeps it (setPrefs refuses it). */
+  lastExitNodeID: string;
+  /** With an exit node, this device's local networks stay reachable directly. */
+  exitNodeAllowLANAccess: boolean;
+  /** Use the subnet routes other devices offer. */
+  routeAll: boolean;
+  /** Offer this device as an exit node. */
+  advertiseExitNode: boolean;
+  /** Subnets this device offers, as CIDRs. */
+  advertiseRoutes: string[];
 }
 
 /** Tailscale's own control server, the default when the user does not pick a custom one. */
@@ -45,6 +57,14 @@ export interface PeerView {
   path?: PeerPath;
   /** Taildrop accepts files for this peer. */
   fileTarget: boolean;
+  /** What AppPrefs.exitNodeID names to choose this peer as exit node. */
+  stableID: string;
+  /** The peer can be chosen as exit node (control approved its default routes). */
+  exitNodeOption: boolean;
+  /** Subnets the peer routes to (approved by control), as CIDRs. */
+  routes: string[];
+  /** This peer is the exit node in use. */
+  exitNode?: boolean;
 }
 
 export type TransferState = 'queued' | 'sending' | 'done' | 'failed' | 'cancelled';
@@ -136,6 +156,10 @@ export interface AppSnapshot {
   accounts?: AccountView[];
   health: Health[];
   prefs: AppPrefs;
+  /** The chosen exit node, also while it is offline (then traffic to the internet is held, not sent around it). */
+  exitNode?: ExitNodeStatus;
+  /** What this device offers as routes and what control approved. */
+  routes?: RouteOffer;
   transfers: Transfer[];
   received: ReceivedItem[];
   /** Files handed to the app (second launch, command line) waiting for the user to pick a peer. */
@@ -258,7 +282,7 @@ export type ApiErrorCode =
   | 'internal';
 
 /** The form field an error is about (the login form's, or a preference in Settings). */
-export type ApiErrorField = 'controlURL' | 'authKey' | 'hostname' | 'autoSaveDir';
+export type ApiErrorField = 'controlURL' | 'authKey' | 'hostname' | 'autoSaveDir' | 'advertiseRoutes' | 'exitNodeID';
 
 export interface ApiErrorBody {
   code: ApiErrorCode;
@@ -296,7 +320,14 @@ export class ApiError extends Error {
 
   /** Rebuilt on the window's side; field and detail are kept only when well-formed. */
   static fromBody(b: ApiErrorBody): ApiError {
-    const fields: readonly unknown[] = ['controlURL', 'authKey', 'hostname', 'autoSaveDir'];
+    const fields: readonly unknown[] = [
+      'controlURL',
+      'authKey',
+      'hostname',
+      'autoSaveDir',
+      'advertiseRoutes',
+      'exitNodeID',
+    ];
     const field = fields.includes(b.field) ? b.field : undefined;
     const detail = typeof b.detail === 'string' ? b.detail : undefined;
     return new ApiError(b.code, b.message, { field, detail });

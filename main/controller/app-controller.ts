@@ -23,6 +23,7 @@ import type { ControllerDelegate } from './delegate.ts';
 import { type EngineLink, privilegeAdvice } from './engine-link.ts';
 import { EngineMirror } from './engine-mirror.ts';
 import { ReceivedFiles } from './received.ts';
+import { enginePrefsView } from './routes.ts';
 import { TransferQueue } from './transfers.ts';
 import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
 import { isWebUrl, peerViews, validatePrefs } from './views.ts';
@@ -105,13 +106,7 @@ export class AppController implements ApiBackend {
   snapshot(): AppSnapshot {
     const s = this.#engine.status;
     const link = this.#engine.link;
-    const prefs: AppPrefs = {
-      controlURL: s?.prefs.controlURL ?? '',
-      hostname: s?.prefs.hostname ?? '',
-      acceptDNS: s?.prefs.acceptDNS ?? true,
-      autoConnect: s?.prefs.autoConnect ?? true,
-      ...this.#appPrefs,
-    };
+    const prefs: AppPrefs = { ...enginePrefsView(s?.prefs), ...this.#appPrefs };
     const health = (s?.health ?? []).map((h) => {
       const advice = h.code === 'data-path' ? privilegeAdvice(h.message) : undefined;
       return advice ? { code: 'no-tun-privilege', message: advice } : h;
@@ -129,6 +124,8 @@ export class AppController implements ApiBackend {
       accounts: accountViews(this.#engine.profiles),
       health,
       prefs,
+      exitNode: s?.exitNode,
+      routes: s?.routes,
       transfers: this.#transfers.list(),
       received: this.#received.list(),
       pendingSend: [...this.#pendingSend],
@@ -156,6 +153,11 @@ export class AppController implements ApiBackend {
   async #openAdminConsole(): Promise<void> {
     const url = this.snapshot().accounts?.find((a) => a.active)?.adminURL;
     if (url) await this.call('openExternal', url);
+  }
+
+  /** The tray's exit node and LAN access items: a pref set, with a notice instead of a throw. */
+  async traySetPrefs(prefs: Partial<AppPrefs>): Promise<void> {
+    await this.call('setPrefs', prefs).catch((e: Error) => this.#notice({ level: 'error', message: e.message }));
   }
 
   /** The tray's account items: switch, with a notice instead of a throw. */
@@ -285,7 +287,7 @@ export class AppController implements ApiBackend {
   }
 
   async #setPrefs(arg: unknown): Promise<AppPrefs> {
-    const { engine, app } = validatePrefs(arg);
+    const { engine, app } = validatePrefs(arg, this.#engine.status);
     const dir = app.autoSaveDir;
     if (dir !== undefined && dir !== '' && this.#saveDir !== undefined && dir !== this.#saveDir) {
       throw new ApiError('refused', `Files are saved to ${this.#saveDir} only.`, { field: 'autoSaveDir' });

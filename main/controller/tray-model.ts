@@ -1,8 +1,19 @@
 // The tray as data: which icon, tooltip and menu each app state gets. Electron's tray.ts only renders this,
 // so every state's menu is unit-tested without Electron.
-import type { AccountView, AppSnapshot } from '../../preload/api.ts';
+import type { AccountView, AppPrefs, AppSnapshot } from '../../preload/api.ts';
+import { exitNodeMenu, exitNodeTooltip, usingExitNode } from './tray-exit-node.ts';
 
-export type TrayIconState = 'disconnected' | 'connecting' | 'connected' | 'needs-login' | 'file-received';
+export type TrayIconState =
+  | 'disconnected'
+  | 'connecting'
+  | 'connected'
+  | 'needs-login'
+  | 'file-received'
+  /** Internet traffic leaves through an exit node. */
+  | 'exit-node'
+  | 'exit-node-file-received'
+  /** An exit node is chosen but offline or gone: internet traffic is held. */
+  | 'exit-node-held';
 export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'admin-console' | 'open' | 'quit';
 
 export type TrayItem =
@@ -13,6 +24,8 @@ export type TrayItem =
   | { kind: 'info'; label: string }
   /** An account: checked when in use; clicking another switches to it. */
   | { kind: 'account'; id: string; label: string; active: boolean }
+  /** A preference set by clicking: a radio item (one of a group) or a checkbox (set holds the flipped value). */
+  | { kind: 'pref'; style: 'radio' | 'checkbox'; label: string; checked: boolean; set: Partial<AppPrefs> }
   | { kind: 'separator' };
 
 export interface TrayModel {
@@ -30,6 +43,9 @@ export function trayIcon(s: AppSnapshot, unseenFiles: boolean): TrayIconState {
   }
   if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth') return 'needs-login';
   if (s.state === 'Starting') return 'connecting';
+  const exit = usingExitNode(s);
+  if (exit === 'held') return 'exit-node-held';
+  if (exit === 'active') return unseenFiles ? 'exit-node-file-received' : 'exit-node';
   return unseenFiles ? 'file-received' : 'connected';
 }
 
@@ -37,7 +53,7 @@ function tooltipFor(s: AppSnapshot): string {
   if (s.link === 'none') return 'Trellis: no engine';
   switch (s.state) {
     case 'Running':
-      return `Trellis: connected${s.self ? ` as ${s.self.name}` : ''}`;
+      return `Trellis: connected${s.self ? ` as ${s.self.name}` : ''}${exitNodeTooltip(s)}`;
     case 'Starting':
       return 'Trellis: connecting…';
     case 'NeedsLogin':
@@ -107,6 +123,8 @@ export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
     if (peerItems.length === 0) peerItems.push({ kind: 'info', label: 'No other devices' });
     items.push({ kind: 'submenu', label: 'Network devices', items: peerItems });
   }
+  const exitMenu = s.link !== 'none' && loggedIn ? exitNodeMenu(s) : undefined;
+  if (exitMenu) items.push(exitMenu);
   items.push({ kind: 'separator' });
   if (s.link !== 'none') {
     if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth' || s.state === 'NoState') {

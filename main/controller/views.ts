@@ -4,6 +4,7 @@ import type { AppPrefs, PeerView } from '../../preload/api.ts';
 import { ApiError } from '../../preload/api.ts';
 import type { Prefs, StatusSnapshot } from '../engine/protocol.ts';
 import type { AppOnlyPrefs } from './app-prefs.ts';
+import { checkRoutePref, isRouteKey } from './routes.ts';
 
 export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
   if (!s) return [];
@@ -23,6 +24,10 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
       path: p.path,
       // The engine names targets by MagicDNS name (FQDN); older engines by short name.
       fileTarget: targets.has(p.dnsName) || targets.has(p.name),
+      stableID: p.stableID,
+      exitNodeOption: p.exitNodeOption,
+      routes: p.routes,
+      ...(p.exitNode ? { exitNode: true } : {}),
     }))
     .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
@@ -30,14 +35,23 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
 const ENGINE_KEYS = ['controlURL', 'hostname', 'acceptDNS', 'autoConnect'] as const;
 const APP_KEYS = ['startAtLogin', 'startHidden', 'autoSaveDir', 'notifications'] as const;
 
-/** Splits a partial AppPrefs into the engine's and the app's parts, refusing unknown keys and wrong types. */
-export function validatePrefs(arg: unknown): { engine: Partial<Prefs>; app: Partial<AppOnlyPrefs> } {
+/** Splits a partial AppPrefs into the engine's and the app's parts, refusing unknown keys and wrong types; the
+ *  status, when known, is what an exit node choice is checked against. */
+export function validatePrefs(
+  arg: unknown,
+  status?: StatusSnapshot,
+): { engine: Partial<Prefs>; app: Partial<AppOnlyPrefs> } {
   if (typeof arg !== 'object' || arg === null || Array.isArray(arg)) {
     throw new ApiError('bad-request', 'setPrefs needs an object of preferences');
   }
   const engine: Record<string, unknown> = {};
   const app: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(arg)) {
+    if (isRouteKey(k)) {
+      engine[k] = checkRoutePref(k, v, status);
+      continue;
+    }
+    if (k === 'lastExitNodeID') throw new ApiError('bad-request', 'lastExitNodeID is kept by the engine');
     const key = k as keyof AppPrefs;
     const wantString = key === 'controlURL' || key === 'hostname' || key === 'autoSaveDir';
     if (!(ENGINE_KEYS as readonly string[]).includes(k) && !(APP_KEYS as readonly string[]).includes(k)) {

@@ -11,6 +11,9 @@ export const TRAY_ICON_STATES: readonly TrayIconState[] = [
   'connected',
   'needs-login',
   'file-received',
+  'exit-node',
+  'exit-node-file-received',
+  'exit-node-held',
 ];
 
 /** Tray sizes: 16 px at scale 1, 32 px for high-density screens. */
@@ -25,12 +28,17 @@ const TILE_COLOURS: Record<IconKind, Rgb> = {
   connected: [0x16, 0xa0, 0x8a],
   'needs-login': [0xf0, 0x6a, 0x1a],
   'file-received': [0x16, 0xa0, 0x8a],
+  // Through an exit node the tile turns blue and carries an arrow leaving it; held traffic turns it red.
+  'exit-node': [0x2f, 0x5f, 0xd0],
+  'exit-node-file-received': [0x2f, 0x5f, 0xd0],
+  'exit-node-held': [0xc8, 0x32, 0x32],
   app: [0x16, 0xa0, 0x8a],
 };
 const WHITE: Rgb = [0xff, 0xff, 0xff];
 const FILE_BADGE: Rgb = [0x2d, 0x7f, 0xf9];
 const LOGIN_DOT: Rgb = [0xff, 0xff, 0xff];
 const BADGE_RING: Rgb = [0x20, 0x22, 0x26];
+const EXIT_ARROW: Rgb = [0xff, 0xff, 0xff];
 
 /** Samples per pixel edge: 4×4 gives smooth edges even at 16 px. */
 const SUPERSAMPLE = 4;
@@ -63,6 +71,18 @@ function lattice(size: number): Shape {
   return (x, y) => frame(x, y) && (near(x + y, rising) || near(x - y, falling));
 }
 
+/** An arrow pointing up and left, out of the tile, inside the top-left badge: traffic leaving elsewhere. */
+function exitArrow(size: number): Shape {
+  const w = Math.max(0.035, 0.6 / size);
+  const inBadge = disc(0.24, 0.24, 0.17);
+  // The shaft along x = y, and the head's two strokes along the badge's top and left edges from the tip.
+  const tip = 0.15;
+  const shaft: Shape = (x, y) => Math.abs(x - y) <= w * Math.SQRT2 && x >= tip && x <= 0.33;
+  const top: Shape = (x, y) => Math.abs(y - tip) <= w && x >= tip && x <= tip + 0.13;
+  const left: Shape = (x, y) => Math.abs(x - tip) <= w && y >= tip && y <= tip + 0.13;
+  return (x, y) => inBadge(x, y) && (shaft(x, y) || top(x, y) || left(x, y));
+}
+
 interface Layer {
   shape: Shape;
   colour: Rgb;
@@ -73,7 +93,11 @@ function layersFor(kind: IconKind, size: number): Layer[] {
     { shape: roundedSquare(0.03, 0.2), colour: TILE_COLOURS[kind] },
     { shape: lattice(size), colour: WHITE },
   ];
-  if (kind === 'file-received') {
+  if (kind === 'exit-node' || kind === 'exit-node-file-received' || kind === 'exit-node-held') {
+    layers.push({ shape: disc(0.24, 0.24, 0.22), colour: BADGE_RING });
+    layers.push({ shape: exitArrow(size), colour: EXIT_ARROW });
+  }
+  if (kind === 'file-received' || kind === 'exit-node-file-received') {
     layers.push({ shape: disc(0.78, 0.78, 0.22), colour: BADGE_RING });
     layers.push({ shape: disc(0.78, 0.78, 0.16), colour: FILE_BADGE });
   } else if (kind === 'needs-login') {

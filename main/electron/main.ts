@@ -103,6 +103,7 @@ async function start(): Promise<void> {
   tray = new TrayView(opened.tray(), {
     onAction: onTrayAction,
     onSwitchAccount: (id) => void opened.traySwitchAccount(id),
+    onSetPrefs: (prefs) => void opened.traySetPrefs(prefs),
   });
   opened.onEvent((m) => {
     if (m.event === 'snapshot') tray?.render(opened.tray());

@@ -1,18 +1,12 @@
 // Renders the controller's TrayModel (main/controller/tray-model.ts) as Electron's Tray and Menu. What the menu
 // holds is decided there; this file only draws it and routes clicks back.
-import { clipboard, Menu, type MenuItemConstructorOptions, type NativeImage, nativeImage, Tray } from 'electron';
-import type { TrayAction, TrayIconState, TrayItem, TrayModel } from '../controller/tray-model.ts';
+import { clipboard, Menu, type NativeImage, nativeImage, Tray } from 'electron';
+import type { TrayIconState, TrayModel } from '../controller/tray-model.ts';
 import { drawIcon, TRAY_ICON_SIZES } from './icons.ts';
 import { encodePng } from './png.ts';
+import { menuItem, type TrayHandlers } from './tray-menu.ts';
 
-export interface TrayHandlers {
-  /** A menu action (connect … quit), or 'open' for a left click on Windows. */
-  onAction(action: TrayAction): void;
-  /** An account item: switch to it. */
-  onSwitchAccount?(id: string): void;
-  /** After a 'copy' item put text on the clipboard (the shell may confirm it with a notification). */
-  onCopied?(label: string, text: string): void;
-}
+export type { TrayHandlers };
 
 const imageCache = new Map<TrayIconState, NativeImage>();
 
@@ -32,36 +26,6 @@ function trayImage(state: TrayIconState): NativeImage {
     imageCache.set(state, image);
   }
   return image;
-}
-
-function menuItem(item: TrayItem, handlers: TrayHandlers): MenuItemConstructorOptions {
-  switch (item.kind) {
-    case 'action':
-      return { label: item.label, enabled: item.enabled, click: () => handlers.onAction(item.action) };
-    case 'copy':
-      return {
-        label: item.label,
-        click: () => {
-          clipboard.writeText(item.text);
-          handlers.onCopied?.(item.label, item.text);
-        },
-      };
-    case 'submenu':
-      return { label: item.label, submenu: item.items.map((i) => menuItem(i, handlers)) };
-    case 'account':
-      return {
-        label: item.label,
-        type: 'radio',
-        checked: item.active,
-        click: () => {
-          if (!item.active) handlers.onSwitchAccount?.(item.id);
-        },
-      };
-    case 'info':
-      return { label: item.label, enabled: false };
-    case 'separator':
-      return { type: 'separator' };
-  }
 }
 
 export class TrayView {
@@ -89,7 +53,9 @@ export class TrayView {
     if (this.#icon !== model.icon) this.#tray.setImage(trayImage(model.icon));
     this.#icon = model.icon;
     this.#tray.setToolTip(model.tooltip);
-    this.#tray.setContextMenu(Menu.buildFromTemplate(model.items.map((i) => menuItem(i, this.#handlers))));
+    this.#tray.setContextMenu(
+      Menu.buildFromTemplate(model.items.map((i) => menuItem(i, this.#handlers, (text) => clipboard.writeText(text)))),
+    );
   }
 
   destroy(): void {

@@ -51,6 +51,9 @@ const peer = (name: string, o: Partial<PeerView> = {}): PeerView => ({
   online: true,
   expired: false,
   fileTarget: true,
+  stableID: `n${name}`,
+  exitNodeOption: false,
+  routes: [],
   ...o,
 });
 

@@ -1,6 +1,7 @@
-// Top bar: name, engine state (in words, announced when it changes), this device (click copies its address),
-// its key expiry when that needs attention, and the connect switch.
+// Top bar: name, engine state (in words, announced when it changes; the exit node traffic goes through), this
+// device (click copies its address), its key expiry when that needs attention, and the connect switch.
 import type { AppSnapshot } from '../../../preload/api.ts';
+import { exitNodeName, exitNodeUse } from '../../../preload/routes.ts';
 import { useApi } from '../api/context.ts';
 import { formatDate, isLoggedIn, primaryAddress, STATE_LABEL } from '../lib/format.ts';
 import { keyExpiry } from '../lib/key-expiry.ts';
@@ -41,6 +42,11 @@ export function Header({ snapshot }: { snapshot: AppSnapshot }) {
         <span data-testid="connection-state" data-state={state}>
           {label}
         </span>
+        {state === 'Running' && exitNodeUse(snapshot) === 'active' && (
+          <span className="muted" data-testid="header-exit-node">
+            · through exit node {exitNodeName(snapshot)}
+          </span>
+        )}
       </div>
       <div className="header-end">
         {expiry?.urgent && self?.keyExpiry && (

@@ -2,12 +2,30 @@
 // target, so files can go to the device being looked at.
 import { type ReactNode, useEffect, useRef } from 'react';
 import type { PeerView } from '../../../preload/api.ts';
+import { useApi } from '../api/context.ts';
 import { formatBytes, formatDate, relativeTime } from '../lib/format.ts';
 import { peerStatus } from '../lib/peer-status.ts';
+import { attempt } from '../store.ts';
 import { CopyButton } from './CopyButton.tsx';
 import { pathText } from './PathBadge.tsx';
 import { SendFilesButton } from './SendFilesButton.tsx';
 import { useFileDrop } from './use-file-drop.ts';
+
+/** Chooses this device as the exit node, or stops using it. */
+function UseAsExitNode({ peer }: { peer: PeerView }) {
+  const api = useApi();
+  const inUse = peer.exitNode === true;
+  return (
+    <button
+      type="button"
+      className="btn"
+      data-testid="details-exit-node"
+      onClick={() => void attempt(() => api.setPrefs({ exitNodeID: inUse ? '' : peer.stableID }))}
+    >
+      {inUse ? 'Stop using as exit node' : 'Use as exit node'}
+    </button>
+  );
+}
 
 function Field({ label, children }: { label: string; children: ReactNode }) {
   return (
@@ -97,10 +115,27 @@ export function PeerDetails({ peer, live, onClose }: { peer: PeerView; live: boo
             ↓ {formatBytes(path.rxBytes)} · ↑ {formatBytes(path.txBytes)}
           </Field>
         )}
+        {peer.exitNodeOption && (
+          <Field label="Exit node">
+            {peer.exitNode ? 'In use: your internet traffic goes through it' : 'Offers to be an exit node'}
+          </Field>
+        )}
+        {peer.routes.length > 0 && (
+          <Field label="Subnet routes">
+            <ul className="plain">
+              {peer.routes.map((r) => (
+                <li key={r} className="mono">
+                  {r}
+                </li>
+              ))}
+            </ul>
+          </Field>
+        )}
         <Field label="Taildrop">{status.canReceive ? 'Can receive files' : `Can't receive files: ${status.why}`}</Field>
       </dl>
       <div className="details-actions">
         <SendFilesButton peer={peer} live={live} className="btn" />
+        {peer.exitNodeOption && <UseAsExitNode peer={peer} />}
       </div>
     </aside>
   );

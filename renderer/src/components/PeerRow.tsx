@@ -4,6 +4,7 @@ import type { PeerView } from '../../../preload/api.ts';
 import { primaryAddress, relativeTime } from '../lib/format.ts';
 import { peerStatus } from '../lib/peer-status.ts';
 import { CopyButton } from './CopyButton.tsx';
+import { OfferBadges } from './OfferBadges.tsx';
 import { PathBadge } from './PathBadge.tsx';
 import { SendFilesButton } from './SendFilesButton.tsx';
 import { useFileDrop } from './use-file-drop.ts';
@@ -42,7 +43,10 @@ export function PeerRow(props: {
           <span className={`dot dot-${status.tone}`} aria-hidden="true" />
           {status.word}
         </span>
-        <span className="peer-name">{peer.name}</span>
+        <span className="peer-name">
+          {peer.name}
+          <OfferBadges peer={peer} />
+        </span>
         <span className="mono peer-ip" data-testid="peer-ip">
           {ip ?? ''}
         </span>

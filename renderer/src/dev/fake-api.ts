@@ -1,6 +1,8 @@
 // Dev aid only (loaded with ?fake=1): an in-memory TrellisApi with a made-up tailnet, so every view can be looked
 // at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1,
-// expiring=1 (this device's key expires in 2 days). A control URL with "fail" or "down", or the auth key "bad",
+// expiring=1 (this device's key expires in 2 days), exit=NAME (that exit node chosen), routes=1 (this device
+// offers two subnets, one approved). Every fifth device offers an exit node, every seventh (from the fourth) two
+// subnets; choosing an exit node marks it in use, offline ones are held as the engine does. A control URL with "fail" or "down", or the auth key "bad",
 // makes the login fail as a real one would.
 // shell=web behaves as trellis web does: one save folder, and a call naming another is refused.
 import {
@@ -15,6 +17,7 @@ import {
   type Transfer,
   type TrellisApi,
 } from '../../../preload/api.ts';
+import { checkRoutes } from '../../../preload/routes.ts';
 
 const OSES = ['linux', 'windows', 'macOS', 'iOS', 'android'];
 const REGIONS = ['New York City', 'Frankfurt', 'Singapore', 'São Paulo', 'Sydney'];
@@ -50,6 +53,9 @@ function makePeers(n: number): PeerView[] {
           }
         : undefined,
       fileTarget: online && i % 5 !== 1,
+      stableID: `n${(100 + i).toString(16)}CNTRL`,
+      exitNodeOption: i % 5 === 0,
+      routes: i % 7 === 3 ? [`10.${i % 256}.0.0/16`, `192.168.${i % 256}.0/24`] : [],
     };
   });
 }
@@ -67,8 +73,16 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     startHidden: false,
     autoSaveDir: '',
     notifications: true,
+    exitNodeID: '',
+    lastExitNodeID: '',
+    exitNodeAllowLANAccess: false,
+    routeAll: false,
+    advertiseExitNode: false,
+    advertiseRoutes: params.get('routes') === '1' ? ['192.168.40.0/24', '10.40.0.0/16'] : [],
   };
   const peers = makePeers(Number(params.get('peers') ?? 24));
+  /** What "control" approved of this device's offer: the first subnet and the exit node; later ones wait. */
+  const approvedRoutes = new Set(['192.168.40.0/24', '0.0.0.0/0', '::/0']);
   const now = Date.now();
   let snap: AppSnapshot = {
     link: params.get('nolink') === '1' ? 'none' : 'worker',
@@ -173,6 +187,43 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
   };
   const later = (ms: number, f: () => void): void => void setTimeout(f, ms);
 
+  /** The snapshot's exit node and route offer after prefs changed, as the engine derives them. */
+  const routeState = (p: AppPrefs): Partial<AppSnapshot> => {
+    const chosen = snap.peers.find((x) => x.stableID === p.exitNodeID);
+    const advertised = [...p.advertiseRoutes, ...(p.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
+    return {
+      peers: snap.peers.map((x) => {
+        const { exitNode: _, ...rest } = x;
+        return x === chosen ? { ...rest, exitNode: true } : rest;
+      }),
+      exitNode: p.exitNodeID
+        ? { id: p.exitNodeID, name: chosen?.name ?? p.exitNodeID, online: chosen?.online ?? null, active: !!chosen }
+        : undefined,
+      routes: { advertised, approved: advertised.filter((r) => approvedRoutes.has(r)) },
+    };
+  };
+  const setRoutePrefs = (p: Partial<AppPrefs>): AppPrefs => {
+    const next = { ...snap.prefs, ...p };
+    if (p.advertiseRoutes !== undefined) {
+      const checked = checkRoutes(p.advertiseRoutes);
+      if ('error' in checked) throw new ApiError('bad-request', checked.error, { field: 'advertiseRoutes' });
+      next.advertiseRoutes = checked.routes;
+    }
+    if (p.exitNodeID !== undefined && p.exitNodeID !== snap.prefs.exitNodeID) {
+      const peer = snap.peers.find((x) => x.stableID === p.exitNodeID);
+      if (p.exitNodeID && !peer?.exitNodeOption)
+        throw new ApiError('bad-request', 'That device does not offer to be an exit node.', { field: 'exitNodeID' });
+      if (snap.prefs.exitNodeID) next.lastExitNodeID = snap.prefs.exitNodeID;
+    }
+    snap = { ...snap, prefs: next };
+    return next;
+  };
+  {
+    const chosen = snap.peers.find((x) => x.name === params.get('exit'));
+    if (chosen) setRoutePrefs({ exitNodeID: chosen.stableID });
+    snap = { ...snap, ...routeState(snap.prefs) };
+  }
+
   // Moves sending transfers along, so progress bars can be watched.
   setInterval(() => {
     if (!snap.transfers.some((t) => t.state === 'sending' || t.state === 'queued')) return;
@@ -255,13 +306,16 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
       update({ accounts: left.map((a, i) => ({ ...a, active: left.some((x) => x.active) ? a.active : i === 0 })) });
     },
     setPrefs: async (p: Partial<AppPrefs>) => {
+      // As through the controller: the answer and the new snapshot come a moment after the call.
+      await new Promise((r) => setTimeout(r, 120));
       if (p.hostname !== undefined && !/^[A-Za-z0-9-]{0,63}$/.test(p.hostname))
         throw new ApiError('bad-request', 'A device name has only letters, digits and dashes (at most 63).', {
           field: 'hostname',
         });
       if (saveDir && p.autoSaveDir !== undefined && p.autoSaveDir !== '' && p.autoSaveDir !== saveDir)
         throw new ApiError('refused', `From the browser, auto-save can only be turned on (to ${saveDir}) or off.`);
-      update({ prefs: { ...snap.prefs, ...p } });
+      const next = setRoutePrefs(p);
+      update({ prefs: next, ...routeState(next) });
       return snap.prefs;
     },
     sendFiles: async (req: { peer: string; paths: string[] }) =>

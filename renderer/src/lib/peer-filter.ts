@@ -1,6 +1,7 @@
-// Search over the device list: every whitespace-separated word must match some field, case-insensitively; the
-// toolbar's filters; and the list's order.
+// Search over the device list: every whitespace-separated word must match some field (or what the device offers),
+// case-insensitively; the toolbar's filters; and the list's order.
 import type { PeerView } from '../../../preload/api.ts';
+import { offerWords, routeHolds } from '../../../preload/routes.ts';
 
 /** The toolbar's filters (kept in the store). */
 export interface PeerFilters {
@@ -11,8 +12,9 @@ export interface PeerFilters {
 export function matchesPeer(p: PeerView, query: string): boolean {
   const words = query.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) return true;
-  const hay = [p.name, p.dnsName, p.os, p.user, ...p.addresses].join(' ').toLowerCase();
-  return words.every((w) => hay.includes(w));
+  // What a device offers is found too: "exit" finds exit nodes, a route's CIDR or an address inside it its router.
+  const hay = [p.name, p.dnsName, p.os, p.user, ...p.addresses, offerWords(p)].join(' ').toLowerCase();
+  return words.every((w) => hay.includes(w) || routeHolds(p, w));
 }
 
 export function passesFilters(p: PeerView, f: PeerFilters): boolean {

@@ -3,6 +3,7 @@
 import { useCallback, useMemo } from 'react';
 import type { AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { ExitNodeBar } from '../components/ExitNodePicker.tsx';
 import { PeerDetails } from '../components/PeerDetails.tsx';
 import { PeerList } from '../components/PeerList.tsx';
 import { Transfers } from '../components/Transfers.tsx';
@@ -41,13 +42,14 @@ export function PeersView({ snapshot }: { snapshot: AppSnapshot }) {
   return (
     <div className={`peers-layout${selected ? ' with-details' : ''}`}>
       <section className="peers" aria-label="Devices">
+        <ExitNodeBar snapshot={snapshot} />
         <div className="toolbar">
           <label className="search">
             <span className="visually-hidden">Search devices</span>
             <input
               type="search"
               data-testid="peer-search"
-              placeholder="Search by name, address, OS or user"
+              placeholder="Search by name, address, OS, user, exit node or route"
               value={search}
               onChange={(e) => setSearch(e.currentTarget.value)}
               onKeyDown={(e) => {

@@ -3,6 +3,7 @@
 import { type FormEvent, useState } from 'react';
 import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { RoutesCard } from '../components/RoutesCard.tsx';
 import { browserCanNotify } from '../lib/browser-notify.ts';
 import { checkControlURL, formatDate } from '../lib/format.ts';
 import { keyExpiry } from '../lib/key-expiry.ts';
@@ -191,6 +192,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
           </span>
         </div>
       </form>
+
+      <RoutesCard snapshot={snapshot} />
 
       <section className="card account" aria-labelledby="account-title">
         <h2 id="account-title">Account</h2>

@@ -126,6 +126,25 @@ export class AppPage {
     await this.page.getByTestId('peer-search').fill(text);
   }
 
+  /** Opens the exit node picker above the device list and chooses a device by name (or 'None'). */
+  async chooseExitNode(name: string): Promise<void> {
+    const picker = this.page.getByTestId('exit-node-picker');
+    if (!(await picker.isVisible())) await this.page.getByTestId('exit-node-choose').click();
+    const option =
+      name === 'None'
+        ? this.page.getByTestId('exit-none')
+        : this.page.locator(`[data-testid="exit-option"][data-peer="${name}"]`);
+    await option.click({ timeout: 10_000 });
+    await picker.waitFor({ state: 'detached', timeout: 10_000 });
+  }
+
+  /** Waits until the exit node line says state ('none', 'active' or 'held') and, unless none, names this device. */
+  async waitForExitNode(state: 'none' | 'active' | 'held', name = '', timeoutMs = 30_000): Promise<void> {
+    await this.page
+      .locator(`[data-testid="exit-node-current"][data-state="${state}"][data-name="${name}"]`)
+      .waitFor({ timeout: timeoutMs });
+  }
+
   async toggleConnection(): Promise<void> {
     await this.page.getByTestId('connect-toggle').click();
   }
