@@ -1,0 +1,100 @@
+// Out-of-order reassembly for the receive side: segments that arrive ahead of RCV.NXT wait here, by offset from
+// RCV.NXT, until the gap before them fills. Held bytes are bounded by the caller (the advertised window), and
+// overlapping data is trimmed so each byte is stored once.
+import { seqAdd, seqDiff } from './segment.ts';
+
+/** Most separate out-of-order pieces held per connection. */
+export const MAX_PIECES = 256;
+
+interface Piece {
+  seq: number;
+  data: Uint8Array;
+}
+
+export class Reassembly {
+  /** Sorted by seq, non-overlapping. */
+  private pieces: Piece[] = [];
+  private held = 0;
+  /** Sequence number of a FIN seen out of order, or -1. */
+  finSeq = -1;
+
+  get bytes(): number {
+    return this.held;
+  }
+
+  get segments(): number {
+    return this.pieces.length;
+  }
+
+  /**
+   * Stores data at `seq` (which is after `rcvNxt`), copying it (the packet buffer is not ours to keep).
+   * Bytes beyond `limit` (absolute seq, exclusive) are dropped. Returns how many bytes were newly stored.
+   */
+  insert(seq: number, data: Uint8Array, rcvNxt: number, limit: number): number {
+    // A peer sending many tiny disjoint pieces could make each insert costly; past the cap, drop (it resends).
+    if (this.pieces.length >= MAX_PIECES) return 0;
+    let start = seq;
+    let bytes = data;
+    const over = seqDiff(seqAdd(start, bytes.length), limit);
+    if (over > 0) bytes = bytes.subarray(0, Math.max(0, bytes.length - over));
+    const lead = seqDiff(rcvNxt, start);
+    if (lead > 0) {
+      bytes = bytes.subarray(lead);
+      start = rcvNxt;
+    }
+    let stored = 0;
+    // Walk the gaps between existing pieces that [start, end) covers and fill each one.
+    let pos = start;
+    const end = seqAdd(start, bytes.length);
+    const fresh: Piece[] = [];
+    for (const p of this.pieces) {
+      if (seqDiff(end, pos) <= 0) break;
+      const pEnd = seqAdd(p.seq, p.data.length);
+      if (seqDiff(pEnd, pos) <= 0) continue;
+      if (seqDiff(p.seq, pos) > 0) {
+        const upto = seqDiff(p.seq, end) < 0 ? p.seq : end;
+        const n = seqDiff(upto, pos);
+        fresh.push({ seq: pos, data: bytes.slice(seqDiff(pos, start), seqDiff(pos, start) + n) });
+        stored += n;
+      }
+      pos = seqDiff(pEnd, pos) > 0 ? pEnd : pos;
+    }
+    if (seqDiff(end, pos) > 0) {
+      const n = seqDiff(end, pos);
+      fresh.push({ seq: pos, data: bytes.slice(seqDiff(pos, start)) });
+      stored += n;
+    }
+    if (fresh.length) {
+      this.pieces.push(...fresh);
+      this.pieces.sort((a, b) => seqDiff(a.seq, rcvNxt) - seqDiff(b.seq, rcvNxt));
+      this.held += stored;
+    }
+    return stored;
+  }
+
+  /** Removes and returns the pieces that now continue from `rcvNxt`, in order. */
+  takeReady(rcvNxt: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let next = rcvNxt;
+    while (this.pieces.length) {
+      const p = this.pieces[0];
+      const d = seqDiff(next, p.seq);
+      if (d < 0) break;
+      this.pieces.shift();
+      this.held -= p.data.length;
+      if (d < p.data.length) {
+        const part = p.data.subarray(d);
+        out.push(part);
+        next = seqAdd(next, part.length);
+      }
+    }
+    return out;
+  }
+
+  /** Drops everything (the connection is closing or memory is short). */
+  clear(): void {
+    this.pieces = [];
+    this.held = 0;
+    this.finSeq = -1;
+  }
+}
