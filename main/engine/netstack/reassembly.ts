@@ -28,11 +28,11 @@ export class Reassembly {
 
   /**
    * Stores data at `seq` (which is after `rcvNxt`), copying it (the packet buffer is not ours to keep).
-   * Bytes beyond `limit` (absolute seq, exclusive) are dropped. Returns how many bytes were newly stored.
+   * Bytes beyond `limit` (absolute seq, exclusive) are dropped. Returns how many bytes were newly stored, or -1 when the piece cap is reached.
    */
   insert(seq: number, data: Uint8Array, rcvNxt: number, limit: number): number {
     // A peer sending many tiny disjoint pieces could make each insert costly; past the cap, drop (it resends).
-    if (this.pieces.length >= MAX_PIECES) return 0;
+    if (this.pieces.length >= MAX_PIECES) return -1;
     let start = seq;
     let bytes = data;
     const over = seqDiff(seqAdd(start, bytes.length), limit);

@@ -188,7 +188,9 @@ export class TcpConnection implements TimerOwner, SegmentSink {
         this.host.drop('rst-not-exact');
         return this.sendAck();
       }
-      if (this.state === 'SYN_RECEIVED' || this.state === 'TIME_WAIT') return this.close();
+      // RFC 1337: a reset does not cut TIME_WAIT short (it would let old duplicates into a new connection).
+      if (this.state === 'TIME_WAIT') return this.host.drop('rst-in-time-wait');
+      if (this.state === 'SYN_RECEIVED') return this.close();
       return this.fail(new TcpError('ECONNRESET', 'the peer reset the connection'), false);
     }
     if (f & SYN) {
@@ -261,7 +263,7 @@ export class TcpConnection implements TimerOwner, SegmentSink {
     if (payload.length > room) payload = payload.subarray(0, Math.max(0, room));
     if (payload.length === 0) return this.sendAck();
     if (seq !== this.rcvNxt) {
-      if (this.rq.insert(seq, payload, this.rcvNxt, this.advEdge) === 0) this.host.drop('reassembly-full');
+      if (this.rq.insert(seq, payload, this.rcvNxt, this.advEdge) < 0) this.host.drop('reassembly-full');
       return this.sendAck(); // a duplicate ACK tells the sender about the hole
     }
     const hadHole = this.rq.segments > 0;
@@ -341,7 +343,9 @@ export class TcpConnection implements TimerOwner, SegmentSink {
 
   sendAck(): void {
     if (this.state === 'SYN_SENT' || this.state === 'CLOSED') return;
-    this.sendSegment(this.snd.nxt, ACK);
+    // SND.MAX, not SND.NXT: after a timeout nxt is pulled back, and a pure ACK from behind the peer's RCV.NXT
+    // would be unacceptable to it (and its ACK information lost).
+    this.sendSegment(this.snd.max, ACK);
   }
 
   private sendReset(seq: number, ack: number, withAck: boolean): void {
@@ -406,7 +410,7 @@ export class TcpConnection implements TimerOwner, SegmentSink {
   /** Sends RST and forgets the connection (no app notification). */
   abort(): void {
     if (this.state === 'CLOSED') return;
-    if (this.state !== 'SYN_SENT') this.emitSegment(this.snd.nxt, RST | ACK, 0);
+    if (this.state !== 'SYN_SENT') this.emitSegment(this.snd.max, RST | ACK, 0);
     this.close();
   }
 
