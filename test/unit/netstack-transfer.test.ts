@@ -41,11 +41,21 @@ test('clean link: 2 MB each way over IPv4 arrive intact and the connection close
 });
 
 test('lossy link (3% loss, reordering, duplication, corruption): 4 MB each way over IPv4', async () => {
-  const r = await transfer(7, 4, { loss: 0.03, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 4 }, 4 << 20);
+  const r = await transfer(
+    7,
+    4,
+    { loss: 0.03, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 4 },
+    4 << 20,
+  );
   assert.ok(r.link.lost > 100 && r.link.corrupted > 10 && r.link.duplicated > 10 && r.link.reordered > 10);
   assert.ok((r.a.drops['bad-checksum'] ?? 0) + (r.b.drops['bad-checksum'] ?? 0) > 0, 'corrupted packets were dropped');
 });
 
 test('lossy link: 4 MB each way over IPv6', async () => {
-  await transfer(11, 6, { loss: 0.02, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 10 }, 4 << 20);
+  await transfer(
+    11,
+    6,
+    { loss: 0.02, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 10 },
+    4 << 20,
+  );
 });

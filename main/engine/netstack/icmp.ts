@@ -1,7 +1,8 @@
 // ICMP and ICMPv6 echo: a request to one of our addresses gets a reply with the same identifier, sequence and data.
+
+import { internetChecksum } from '../packet/checksum.ts';
 import { IPPROTO } from '../packet/parse.ts';
 import { fillTransportChecksum, transportChecksumOk, writeIpHeader } from './segment.ts';
-import { internetChecksum } from '../packet/checksum.ts';
 
 const ECHO_REQUEST = { 4: 8, 6: 128 } as const;
 const ECHO_REPLY = { 4: 0, 6: 129 } as const;

@@ -1,8 +1,8 @@
 // The sending half of a TCP connection: sequence state, the send buffer, segmentation under the send and
 // congestion windows, RTT sampling, retransmission (timeout and fast retransmit) and zero-window probing.
 import { NewReno, RttEstimator } from './congestion.ts';
-import { SendBuffer } from './send-buffer.ts';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLt, TCP_FLAGS } from './segment.ts';
+import { SendBuffer } from './send-buffer.ts';
 
 const { ACK, PSH, FIN } = TCP_FLAGS;
 

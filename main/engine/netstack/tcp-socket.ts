@@ -11,6 +11,21 @@ export interface TcpSocketInfo {
   remotePort: number;
 }
 
+export interface TcpInfo {
+  state: string;
+  rtoMs: number;
+  srttMs: number;
+  cwnd: number;
+  ssthresh: number;
+  sendWindow: number;
+  mss: number;
+  retransmits: number;
+  fastRetransmits: number;
+  timeouts: number;
+  probes: number;
+  segments: number;
+}
+
 export class TcpSocket extends Duplex {
   readonly localAddress: string;
   readonly localPort: number;
@@ -37,6 +52,23 @@ export class TcpSocket extends Duplex {
   /** TCP state, for diagnostics and tests. */
   get tcpState(): string {
     return this.conn?.state ?? 'CLOSED';
+  }
+
+  /** Timer and window state of the connection (like Linux's TCP_INFO), for diagnostics and tests. */
+  get tcpInfo(): TcpInfo | undefined {
+    const c = this.conn;
+    if (!c) return undefined;
+    const s = c.snd;
+    return {
+      state: c.state,
+      rtoMs: s.rtt.rto,
+      srttMs: s.rtt.srtt,
+      cwnd: s.cc.cwnd,
+      ssthresh: s.cc.ssthresh,
+      sendWindow: s.wnd,
+      mss: s.mss,
+      ...s.stats,
+    };
   }
 
   private hooks(): TcpApp {
