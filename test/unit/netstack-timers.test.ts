@@ -132,7 +132,7 @@ test('keep-alive probes keep a quiet connection, and a dead peer is detected', a
   pair.link.filter = () => false;
   const cut = pair.clock.now();
   await runUntil(pair.clock, () => error !== undefined, 60_000);
-  assert.equal(error?.code, 'ETIMEDOUT');
+  assert.equal((error as NodeJS.ErrnoException | undefined)?.code, 'ETIMEDOUT');
   assert.ok(pair.clock.now() - cut <= 10_000 + 4 * 1000 + 10);
 });
 

@@ -136,51 +136,87 @@ export class NetStack implements UdpHost {
   deliver(packet: Uint8Array): void {
     this.counters.packetsIn++;
     const info = parsePacket(packet, this.info);
-    if (info.status !== 'ok') return this.drop(info.error || 'empty');
-    if (info.fragment || info.moreFragments) return this.drop('fragment');
+    if (info.status !== 'ok') {
+      this.drop(info.error || 'empty');
+      return;
+    }
+    if (info.fragment || info.moreFragments) {
+      this.drop('fragment');
+      return;
+    }
     const v4 = info.version === 4;
     const src = packet.slice(v4 ? 12 : 8, v4 ? 16 : 24);
     const dstKey = addressKey(packet.subarray(v4 ? 16 : 24, v4 ? 20 : 40));
     const dst = this.local.get(dstKey);
-    if (!dst) return this.drop('not-local');
+    if (!dst) {
+      this.drop('not-local');
+      return;
+    }
     const t = packet.subarray(info.transportOffset, info.transportOffset + info.transportLength);
     switch (info.proto) {
       case IPPROTO.TCP:
-        return this.tcpInput(t, src, dst, dstKey);
+        this.tcpInput(t, src, dst, dstKey);
+        return;
       case IPPROTO.UDP:
-        return this.udpInput(t, src, dst);
+        this.udpInput(t, src, dst);
+        return;
       case IPPROTO.ICMP:
       case IPPROTO.ICMPV6: {
-        if ((info.proto === IPPROTO.ICMP) !== v4) return this.drop('icmp-family');
+        if ((info.proto === IPPROTO.ICMP) !== v4) {
+          this.drop('icmp-family');
+          return;
+        }
         const reply = echoReply(t, src, dst);
-        if (typeof reply === 'string') return this.drop(reply);
+        if (typeof reply === 'string') {
+          this.drop(reply);
+          return;
+        }
         this.counters.echoReplies++;
-        return this.emit(reply);
+        this.emit(reply);
+        return;
       }
       default:
-        return this.drop('protocol');
+        this.drop('protocol');
+        return;
     }
   }
 
   private tcpInput(t: Uint8Array, src: Uint8Array, dst: Uint8Array, dstKey: string): void {
     const seg = parseTcp(t, src, dst);
-    if (typeof seg === 'string') return this.drop(seg);
+    if (typeof seg === 'string') {
+      this.drop(seg);
+      return;
+    }
     const key = `${addressKey(src)}|${seg.srcPort}|${dstKey}|${seg.dstPort}`;
     const conn = this.conns.get(key);
-    if (conn) return conn.input(seg);
+    if (conn) {
+      conn.input(seg);
+      return;
+    }
     const { SYN, ACK, RST } = TCP_FLAGS;
-    if (seg.flags & RST) return this.drop('rst-no-connection');
+    if (seg.flags & RST) {
+      this.drop('rst-no-connection');
+      return;
+    }
     if ((seg.flags & (SYN | ACK)) !== SYN) {
       this.drop('no-connection');
-      return this.reset(src, dst, seg);
+      this.reset(src, dst, seg);
+      return;
     }
     const listener = this.listeners.get(seg.dstPort);
     if (!listener) {
       this.drop('no-listener');
-      return this.reset(src, dst, seg);
+      this.reset(src, dst, seg);
+      return;
     }
-    if (this.halfOpen.size >= this.maxHalfOpen) return this.drop('syn-backlog-full');
-    if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) return this.drop('too-many-connections');
+    if (this.halfOpen.size >= this.maxHalfOpen) {
+      this.drop('syn-backlog-full');
+      return;
+    }
+    if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) {
+      this.drop('too-many-connections');
+      return;
+    }
     const c = new TcpConnection(
       this.host,
       key,
@@ -227,7 +263,10 @@ export class NetStack implements UdpHost {
     this.halfOpen.delete(key);
     const c = this.conns.get(key);
     const listener = c && this.listeners.get(c.ep.localPort);
-    if (!c || !listener) return c?.abort();
+    if (!c || !listener) {
+      c?.abort();
+      return;
+    }
     listener.emit('connection', this.socketFor(c, false));
   }
 
@@ -314,9 +353,15 @@ export class NetStack implements UdpHost {
 
   private udpInput(t: Uint8Array, src: Uint8Array, dst: Uint8Array): void {
     const d = parseUdp(t, src, dst);
-    if (typeof d === 'string') return this.drop(d);
+    if (typeof d === 'string') {
+      this.drop(d);
+      return;
+    }
     const s = this.udp.get(d.dstPort);
-    if (!s) return this.drop('udp-no-socket');
+    if (!s) {
+      this.drop('udp-no-socket');
+      return;
+    }
     s.receive(d.payload, {
       address: formatAddress(src),
       port: d.srcPort,

@@ -131,13 +131,21 @@ export class TcpConnection implements TimerOwner, SegmentSink {
     const ackOk = (seg.flags & ACK) !== 0 && seg.ack === this.snd.nxt;
     if (seg.flags & ACK && !ackOk) {
       if (!(seg.flags & RST)) this.sendReset(seg.ack, 0, false);
-      return this.host.drop('bad-ack-in-syn-sent');
+      this.host.drop('bad-ack-in-syn-sent');
+      return;
     }
     if (seg.flags & RST) {
-      if (ackOk) return this.fail(new TcpError('ECONNREFUSED', 'the peer refused the connection'), false);
-      return this.host.drop('bad-rst');
+      if (ackOk) {
+        this.fail(new TcpError('ECONNREFUSED', 'the peer refused the connection'), false);
+        return;
+      }
+      this.host.drop('bad-rst');
+      return;
     }
-    if (!(seg.flags & SYN) || !ackOk) return this.host.drop('simultaneous-open');
+    if (!(seg.flags & SYN) || !ackOk) {
+      this.host.drop('simultaneous-open');
+      return;
+    }
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.takeSynOptions(seg.options);
@@ -186,23 +194,39 @@ export class TcpConnection implements TimerOwner, SegmentSink {
       // RFC 5961: only an exact RST resets; one elsewhere in the window gets a challenge ACK.
       if (seg.seq !== this.rcvNxt) {
         this.host.drop('rst-not-exact');
-        return this.sendAck();
+        this.sendAck();
+        return;
       }
       // RFC 1337: a reset does not cut TIME_WAIT short (it would let old duplicates into a new connection).
-      if (this.state === 'TIME_WAIT') return this.host.drop('rst-in-time-wait');
-      if (this.state === 'SYN_RECEIVED') return this.close();
-      return this.fail(new TcpError('ECONNRESET', 'the peer reset the connection'), false);
+      if (this.state === 'TIME_WAIT') {
+        this.host.drop('rst-in-time-wait');
+        return;
+      }
+      if (this.state === 'SYN_RECEIVED') {
+        this.close();
+        return;
+      }
+      this.fail(new TcpError('ECONNRESET', 'the peer reset the connection'), false);
+      return;
     }
     if (f & SYN) {
-      if (this.state === 'SYN_RECEIVED' && seg.seq === this.irs) return this.sendSyn();
+      if (this.state === 'SYN_RECEIVED' && seg.seq === this.irs) {
+        this.sendSyn();
+        return;
+      }
       this.host.drop('syn-in-window');
-      return this.sendAck();
+      this.sendAck();
+      return;
     }
-    if (!(f & ACK)) return this.host.drop('no-ack');
+    if (!(f & ACK)) {
+      this.host.drop('no-ack');
+      return;
+    }
     if (this.state === 'SYN_RECEIVED') {
       if (!(seqGt(seg.ack, this.snd.una) && seqGe(this.snd.max, seg.ack))) {
         this.host.drop('bad-ack');
-        return this.sendReset(seg.ack, 0, false);
+        this.sendReset(seg.ack, 0, false);
+        return;
       }
       this.snd.una = seg.ack;
       this.snd.rtoAt = 0;
@@ -214,7 +238,8 @@ export class TcpConnection implements TimerOwner, SegmentSink {
     const verdict = this.snd.onAck(seg.seq, seg.ack, seg.window, seg.payload.length > 0, f);
     if (verdict === 'unsent') {
       this.host.drop('ack-of-unsent');
-      return this.sendAck();
+      this.sendAck();
+      return;
     }
     this.afterAck();
     if (this.state === 'CLOSED') return;
@@ -242,7 +267,8 @@ export class TcpConnection implements TimerOwner, SegmentSink {
         this.enterTimeWait();
       } else if (this.state === 'LAST_ACK') {
         this.app?.onFinAcked();
-        return this.close();
+        this.close();
+        return;
       }
     }
     if (this.snd.buf.length < this.host.config.sndBuf) this.app?.onWritable();
@@ -250,7 +276,8 @@ export class TcpConnection implements TimerOwner, SegmentSink {
 
   private receiveData(seg: TcpSegment): void {
     if (!(this.state === 'ESTABLISHED' || this.state === 'FIN_WAIT_1' || this.state === 'FIN_WAIT_2')) {
-      return this.host.drop('data-after-fin');
+      this.host.drop('data-after-fin');
+      return;
     }
     let payload = seg.payload;
     let seq = seg.seq;
@@ -261,10 +288,14 @@ export class TcpConnection implements TimerOwner, SegmentSink {
     }
     const room = seqDiff(this.advEdge, seq);
     if (payload.length > room) payload = payload.subarray(0, Math.max(0, room));
-    if (payload.length === 0) return this.sendAck();
+    if (payload.length === 0) {
+      this.sendAck();
+      return;
+    }
     if (seq !== this.rcvNxt) {
       if (this.rq.insert(seq, payload, this.rcvNxt, this.advEdge) < 0) this.host.drop('reassembly-full');
-      return this.sendAck(); // a duplicate ACK tells the sender about the hole
+      this.sendAck(); // a duplicate ACK tells the sender about the hole
+      return;
     }
     const hadHole = this.rq.segments > 0;
     this.deliver(payload.slice());
@@ -471,7 +502,8 @@ export class TcpConnection implements TimerOwner, SegmentSink {
       this.snd.rtoAt = 0;
       if (++this.synRetries > this.host.config.synRetries) {
         if (this.state === 'SYN_RECEIVED') this.host.drop('syn-received-timeout');
-        return this.fail(new TcpError('ETIMEDOUT', 'the peer did not answer the connection request'), false);
+        this.fail(new TcpError('ETIMEDOUT', 'the peer did not answer the connection request'), false);
+        return;
       }
       this.snd.rtt.backoff();
       this.snd.stats.retransmits++;
@@ -498,7 +530,8 @@ export class TcpConnection implements TimerOwner, SegmentSink {
       return;
     }
     if (this.kaProbes >= this.host.config.keepAliveCount) {
-      return this.fail(new TcpError('ETIMEDOUT', 'the peer stopped answering keep-alives'), true);
+      this.fail(new TcpError('ETIMEDOUT', 'the peer stopped answering keep-alives'), true);
+      return;
     }
     this.kaProbes++;
     this.emitSegment(seqAdd(this.snd.una, -1), ACK, this.windowField());

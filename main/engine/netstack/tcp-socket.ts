@@ -109,7 +109,10 @@ export class TcpSocket extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     const conn = this.conn;
-    if (!conn) return cb(new TcpError('EPIPE', 'the connection is closed'));
+    if (!conn) {
+      cb(new TcpError('EPIPE', 'the connection is closed'));
+      return;
+    }
     const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     if (conn.write(data)) cb();
     else this.pendingWrite = cb;
@@ -117,7 +120,10 @@ export class TcpSocket extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     const conn = this.conn;
-    if (!conn) return cb();
+    if (!conn) {
+      cb();
+      return;
+    }
     this.pendingFinal = cb;
     conn.shutdown();
     if (conn.snd.finAcked) this.hooks().onFinAcked();
