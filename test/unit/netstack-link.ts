@@ -168,3 +168,28 @@ export function collect(stream: NodeJS.ReadableStream): { chunks: Buffer[]; done
   });
   return c;
 }
+
+/** Two stacks on the real clock, joined by a lossless link that delivers in batches on setImmediate. */
+export function makeLivePair(opts: Partial<Omit<NetStackOptions, 'output' | 'addresses'>> = {}): {
+  a: NetStack;
+  b: NetStack;
+} {
+  const queue: { to: 'a' | 'b'; p: Uint8Array }[] = [];
+  let scheduled = false;
+  const pair = {} as { a: NetStack; b: NetStack };
+  const flush = () => {
+    scheduled = false;
+    const batch = queue.splice(0, queue.length);
+    for (const { to, p } of batch) pair[to].deliver(p);
+  };
+  const send = (to: 'a' | 'b', p: Uint8Array) => {
+    queue.push({ to, p });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+  pair.a = new NetStack({ ...opts, addresses: [V4.a, V6.a], output: (p) => send('b', p) });
+  pair.b = new NetStack({ ...opts, addresses: [V4.b, V6.b], output: (p) => send('a', p) });
+  return pair;
+}
