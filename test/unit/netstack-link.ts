@@ -51,6 +51,21 @@ export class SimLink {
     public impairment: Impairment = {},
   ) {}
 
+  /**
+   * Hand packets over in one shared Buffer that is scribbled over right after deliver() returns, as the TUN and
+   * WireGuard read loops do: catches a stack that keeps references to input bytes.
+   */
+  reuseBuffers = false;
+  private readonly shared = Buffer.alloc(65536);
+
+  private hand(stack: NetStack, p: Uint8Array): void {
+    if (!this.reuseBuffers) return stack.deliver(p);
+    const view = this.shared.subarray(0, p.length);
+    view.set(p);
+    stack.deliver(view);
+    view.fill(0xaa);
+  }
+
   send(packet: Uint8Array, from: 'a' | 'b', to: () => NetStack): void {
     this.counters.sent++;
     if (this.logging) this.log.push({ from, at: this.clock.now(), packet });
@@ -74,7 +89,7 @@ export class SimLink {
         delay += this.rand() * (imp.jitterMs ?? 5);
         this.counters.reordered++;
       }
-      this.clock.setTimer(() => to().deliver(p), delay);
+      this.clock.setTimer(() => this.hand(to(), p), delay);
     }
   }
 }

@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
 import { collect, type Impairment, makePair, runUntil, seededBytes, sha256, V4, V6 } from './netstack-link.ts';
 
-async function transfer(seed: number, family: 4 | 6, imp: Impairment, size: number) {
+async function transfer(seed: number, family: 4 | 6, imp: Impairment, size: number, reuseBuffers = false) {
   const { clock, link, a, b } = makePair(seed, imp);
+  link.reuseBuffers = reuseBuffers;
   const up = seededBytes(seed + 1, size);
   const down = seededBytes(seed + 2, size);
   let server: ReturnType<typeof collect> | undefined;
@@ -58,4 +59,8 @@ test('lossy link: 4 MB each way over IPv6', async () => {
     { loss: 0.02, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 10 },
     4 << 20,
   );
+});
+
+test('input buffers reused by the data path right after deliver(): bytes still arrive intact', async () => {
+  await transfer(13, 4, { loss: 0.02, reorder: 0.1, jitterMs: 8, delayMs: 3 }, 1 << 20, true);
 });

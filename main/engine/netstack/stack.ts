@@ -133,8 +133,10 @@ export class NetStack implements UdpHost {
   }
 
   /** One IP packet from the data path. Never throws on hostile input: drops are counted by reason. */
-  deliver(packet: Uint8Array): void {
+  deliver(input: Uint8Array): void {
     this.counters.packetsIn++;
+    // A plain Uint8Array view: Buffer.slice() does not copy, and the data path reuses its buffers after this call.
+    const packet = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
     const info = parsePacket(packet, this.info);
     if (info.status !== 'ok') {
       this.drop(info.error || 'empty');
