@@ -59,7 +59,10 @@ export class SimLink {
   private readonly shared = Buffer.alloc(65536);
 
   private hand(stack: NetStack, p: Uint8Array): void {
-    if (!this.reuseBuffers) return stack.deliver(p);
+    if (!this.reuseBuffers) {
+      stack.deliver(p);
+      return;
+    }
     const view = this.shared.subarray(0, p.length);
     view.set(p);
     stack.deliver(view);
