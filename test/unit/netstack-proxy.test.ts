@@ -38,9 +38,9 @@ const dial = (address: string, port: number) =>
     s.once('error', fail);
   });
 const openUdp = () => a.bindUdp();
-const socks = new Socks5Server({ dial, resolve, openUdp });
+const socks = new Socks5Server({ dial, resolve, openUdp, handshakeTimeoutMs: 500 });
 const socksAuth = new Socks5Server({ dial, resolve, credentials: { username: 'alice', password: 's3cret' } });
-const http = new HttpProxyServer({ dial, resolve });
+const http = new HttpProxyServer({ dial, resolve, headTimeoutMs: 500, maxHeadBytes: 4096 });
 let ports = { socks: 0, socksAuth: 0, http: 0 };
 
 before(async () => {
@@ -176,4 +176,36 @@ test('SOCKS5 UDP ASSOCIATE relays datagrams to a tailnet UDP echo and back', asy
   assert.equal(reply.subarray(3 + from.used).toString(), 'ping over the tailnet');
   u.close();
   ctl.destroy();
+});
+
+/** Connects, sends `data`, and collects what the server says until it closes (bounded by 5 s). */
+function rawExchange(port: number, data: string | Buffer): Promise<{ reply: Buffer; ms: number }> {
+  return new Promise((done, fail) => {
+    const start = Date.now();
+    const s = createConnection(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => fail(new Error('the proxy did not close the connection')), 5000);
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      done({ reply: Buffer.concat(chunks), ms: Date.now() - start });
+    });
+    if (data.length) s.write(data);
+  });
+}
+
+test('handshakes are bounded: silent clients are dropped after the timeout, oversized heads get 400', async () => {
+  const silentSocks = await rawExchange(ports.socks, '');
+  assert.equal(silentSocks.reply.length, 0);
+  assert.ok(silentSocks.ms >= 400, 'closed by the handshake timeout');
+  const partialHttp = await rawExchange(ports.http, 'GET http://peer.tailnet.test/ HTTP/1.1\r\nHost: x\r\n');
+  assert.match(partialHttp.reply.toString(), /^HTTP\/1\.1 400 Bad Request[\s\S]*timed out/);
+  const huge = await rawExchange(
+    ports.http,
+    `GET http://peer.tailnet.test/ HTTP/1.1\r\nX: ${'a'.repeat(8000)}\r\n\r\n`,
+  );
+  assert.match(huge.reply.toString(), /^HTTP\/1\.1 400 Bad Request[\s\S]*too long/);
+  const notSocks = await rawExchange(ports.socks, Buffer.from([4, 1, 0, 80, 127, 0, 0, 1, 0]));
+  assert.equal(notSocks.reply.length, 0, 'a SOCKS4 greeting is refused by closing');
 });

@@ -64,3 +64,21 @@ test('lossy link: 4 MB each way over IPv6', async () => {
 test('input buffers reused by the data path right after deliver(): bytes still arrive intact', async () => {
   await transfer(13, 4, { loss: 0.02, reorder: 0.1, jitterMs: 8, delayMs: 3 }, 1 << 20, true);
 });
+
+test('closing the stack fails open sockets with a plain ECONNABORTED and resets the peer', async () => {
+  const { clock, a, b } = makePair(21, { delayMs: 2 });
+  let server: TcpSocket | undefined;
+  b.listen(7000, (s) => {
+    server = s;
+  });
+  const client = a.connect(V4.b, 7000);
+  await runUntil(clock, () => server !== undefined && !client.connecting, 10_000);
+  const errors: NodeJS.ErrnoException[] = [];
+  client.on('error', (e) => errors.push(e));
+  server!.on('error', (e) => errors.push(e));
+  a.close();
+  await runUntil(clock, () => errors.length === 2, 10_000);
+  assert.deepEqual(errors.map((e) => e.code).sort(), ['ECONNABORTED', 'ECONNRESET']);
+  assert.match(errors.find((e) => e.code === 'ECONNABORTED')!.message, /network stack was shut down/);
+  assert.equal(a.connectionCount + b.connectionCount, 0);
+});

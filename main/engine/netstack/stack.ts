@@ -373,9 +373,10 @@ export class NetStack implements UdpHost {
     void dst;
   }
 
-  /** Resets every connection and closes every port. */
+  /** Resets every connection (their sockets get an ECONNABORTED error) and closes every port. */
   close(): void {
-    for (const c of [...this.conns.values()]) c.abort();
+    const err = new TcpError('ECONNABORTED', 'the userspace network stack was shut down');
+    for (const c of [...this.conns.values()]) c.abortWith(err);
     for (const l of [...this.listeners.values()]) l.close();
     for (const s of [...this.udp.values()]) s.close();
   }

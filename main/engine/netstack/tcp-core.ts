@@ -155,6 +155,11 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
     this.close();
   }
 
+  /** Resets the connection and tells the app why (the stack is shutting down). */
+  abortWith(err: TcpError): void {
+    this.fail(err, true);
+  }
+
   protected fail(err: TcpError, reset: boolean): void {
     const app = this.app;
     this.app = undefined;

@@ -50,7 +50,15 @@ export const DEFAULT_TCP_CONFIG: TcpConfig = {
 export class TcpError extends Error {
   override readonly name = 'TcpError';
   constructor(
-    readonly code: 'ECONNREFUSED' | 'ECONNRESET' | 'ETIMEDOUT' | 'EADDRINUSE' | 'EMFILE' | 'ENETUNREACH' | 'EPIPE',
+    readonly code:
+      | 'ECONNABORTED'
+      | 'ECONNREFUSED'
+      | 'ECONNRESET'
+      | 'ETIMEDOUT'
+      | 'EADDRINUSE'
+      | 'EMFILE'
+      | 'ENETUNREACH'
+      | 'EPIPE',
     message: string,
   ) {
     super(message);

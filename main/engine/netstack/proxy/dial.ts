@@ -143,6 +143,7 @@ export class HandshakeReader {
   async readUntil(marker: string): Promise<Buffer> {
     let at = -1;
     await this.waitFor(() => (at = this.buf.indexOf(marker)) >= 0);
+    if (at + marker.length > this.limit) throw new Error('the handshake is too long');
     const out = this.buf.subarray(0, at + marker.length);
     this.buf = this.buf.subarray(at + marker.length);
     return out;
