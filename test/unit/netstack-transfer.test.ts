@@ -82,3 +82,11 @@ test('closing the stack fails open sockets with a plain ECONNABORTED and resets 
   assert.match(errors.find((e) => e.code === 'ECONNABORTED')!.message, /network stack was shut down/);
   assert.equal(a.connectionCount + b.connectionCount, 0);
 });
+
+test('twenty seeds of a harsh link (up to 10% loss, heavy reordering): every transfer completes intact', async () => {
+  for (let seed = 200; seed < 220; seed++) {
+    const loss = [0.01, 0.04, 0.07, 0.1][seed % 4];
+    const imp = { loss, reorder: 0.2, jitterMs: 15, duplicate: 0.05, corrupt: 0.03, delayMs: 2 + (seed % 7) };
+    await transfer(seed, seed % 2 ? 4 : 6, imp, 256 * 1024);
+  }
+});
