@@ -1,7 +1,8 @@
 // The userspace stack against the Linux kernel's TCP/IP: a TUN device (the native addon) moved into a lab
 // namespace joins the stack to a real kernel peer. The kernel judges our segments: a Python HTTP server there
 // serves 20 MB to the stack (IPv4), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
-// replies, and curl on the host fetches through the SOCKS5 proxy dialing over the stack. Needs root, ip, curl,
+// replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a kernel UDP
+// echo answers the stack's datagrams. Needs root, ip, curl,
 // python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped loudly.
 import assert from 'node:assert/strict';
 import { accessSync, constants } from 'node:fs';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type TestContext, test } from 'node:test';
+import { HttpProxyServer } from '../../main/engine/netstack/proxy/http.ts';
 import { Socks5Server } from '../../main/engine/netstack/proxy/socks5.ts';
 import { NetStack } from '../../main/engine/netstack/stack.ts';
 import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
@@ -85,7 +87,7 @@ async function wireTun(ns: Namespace, stack: NetStack): Promise<NativeTunDevice>
   return tun;
 }
 
-test('the userspace stack against the Linux kernel over a TUN: 20 MB each way, ping, SOCKS5', {
+test('the userspace stack against the Linux kernel over a TUN: 20 MB each way, ping, SOCKS5, HTTP proxy, UDP', {
   timeout: 300_000,
 }, async (t) => {
   if (!requireTools(t, ['ip', 'curl', 'python3', 'sha256sum']) || !tunAvailable(t)) return;
@@ -164,5 +166,39 @@ async function exercise(t: TestContext, ns: Namespace, stack: NetStack, dir: str
       { timeoutMs: 150_000 },
     );
     assert.equal(viaSocks.split(' ')[0], sha256(BIG), 'SOCKS5 through the stack to the kernel: 20 MB intact');
+
+    // 5. The same through the HTTP proxy (plain absolute-URI request).
+    const http = new HttpProxyServer({ dial: (a, p) => dial(stack, a, p) });
+    const hp = (await http.listen(0)).port;
+    t.after(() => http.close());
+    const viaHttp = await execCommand(
+      'sh',
+      ['-c', `curl -sS --max-time 120 -x http://127.0.0.1:${hp} http://${KERNEL4}:8000/big | sha256sum`],
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(viaHttp.split(' ')[0], sha256(BIG), 'HTTP proxy through the stack to the kernel: 20 MB intact');
+
+    // 6. UDP both ways: a kernel UDP echo server answers datagrams from the stack (IPv4 and IPv6 checksums).
+    const echo = [
+      'import socket',
+      's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)',
+      's.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)',
+      "s.bind(('::', 7007))",
+      'while True:',
+      '    d, a = s.recvfrom(65535)',
+      '    s.sendto(d, a)',
+    ].join('\n');
+    ns.spawn(['python3', '-c', echo], { label: 'udp echo' });
+    for (const target of [KERNEL4, KERNEL6]) {
+      const u = stack.bindUdp();
+      const replies: string[] = [];
+      u.on('message', (m: Buffer) => replies.push(m.toString()));
+      await until(`a UDP echo from ${target}`, () => {
+        u.send(Buffer.from(`hello ${target}`), 7007, target);
+        return replies.length > 0;
+      });
+      assert.equal(replies[0], `hello ${target}`);
+      u.close();
+    }
   }
 }
