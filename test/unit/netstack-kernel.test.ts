@@ -2,8 +2,8 @@
 // namespace joins the stack to a real kernel peer. The kernel judges our segments: a Python HTTP server there
 // serves 20 MB to the stack (IPv4), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
 // replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a kernel UDP
-// echo answers the stack's datagrams. Needs root, ip, curl,
-// python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped loudly.
+// echo answers the stack's datagrams; then the same kernel over a path that loses and reorders packets both ways.
+// Needs root, ip, curl, python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped.
 import assert from 'node:assert/strict';
 import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +18,7 @@ import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
 import { type NativeTunDevice, TunDevice } from '../../main/engine/tun/native.ts';
 import { execCommand, type Namespace, withLab } from '../interop/lab/netns.ts';
 import { requireTools } from '../interop/lab/tools.ts';
-import { collect, seededBytes, sha256 } from './netstack-link.ts';
+import { collect, prng, seededBytes, sha256 } from './netstack-link.ts';
 
 const STACK4 = '100.100.0.1';
 const KERNEL4 = '100.100.0.2';
@@ -66,13 +66,17 @@ async function httpGet(s: Duplex, host: string, pathname: string, ms = 120_000):
   return all.subarray(at + 4);
 }
 
-async function wireTun(ns: Namespace, stack: NetStack): Promise<NativeTunDevice> {
+async function wireTun(
+  ns: Namespace,
+  stack: NetStack,
+  inbound: (p: Uint8Array) => void = (p) => stack.deliver(p),
+): Promise<NativeTunDevice> {
   const tun = new TunDevice('', {});
   tun.start(
     (buf, lengths, count) => {
       let off = 0;
       for (let i = 0; i < count; i++) {
-        stack.deliver(buf.subarray(off, off + lengths[i]));
+        inbound(buf.subarray(off, off + lengths[i]));
         off += lengths[i];
       }
     },
@@ -202,3 +206,70 @@ async function exercise(t: TestContext, ns: Namespace, stack: NetStack, dir: str
     }
   }
 }
+
+/** Drops a share of packets and holds back another share for 5-15 ms (so later ones overtake it). */
+function impair(next: (p: Uint8Array) => void, rand: () => number, loss: number, reorder: number) {
+  const counts = { dropped: 0, delayed: 0 };
+  const fn = (p: Uint8Array) => {
+    if (rand() < loss) {
+      counts.dropped++;
+      return;
+    }
+    if (rand() < reorder) {
+      counts.delayed++;
+      const copy = Uint8Array.from(p); // the TUN reuses its read buffer
+      setTimeout(() => next(copy), 5 + rand() * 10);
+      return;
+    }
+    next(p);
+  };
+  return Object.assign(fn, { counts });
+}
+
+test('against the kernel over a lossy, reordering path (2% loss, 5% reordered each way): 4 MB each way intact', {
+  timeout: 300_000,
+}, async (t) => {
+  if (!requireTools(t, ['ip', 'curl', 'python3', 'sha256sum']) || !tunAvailable(t)) return;
+  const size = 4 * 1024 * 1024;
+  const data = BIG.subarray(0, size);
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-netstack-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'part'), data);
+  await withLab(t, async (lab) => {
+    const ns = await lab.addNamespace('lossy');
+    const rand = prng(77);
+    let tun: NativeTunDevice | undefined;
+    const out = impair((p) => void tun?.write(p), rand, 0.02, 0.05);
+    const stack = new NetStack({ addresses: [STACK4, STACK6], output: (p) => out(p) });
+    const inbound = impair((p) => stack.deliver(p), rand, 0.02, 0.05);
+    tun = await wireTun(ns, stack, inbound);
+    try {
+      ns.spawn(['python3', '-m', 'http.server', '8000', '--bind', '::', '--directory', dir], { label: 'http.server' });
+      await until('the kernel HTTP server', async () => {
+        try {
+          (await dial(stack, KERNEL6, 8000)).destroy();
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      const body = await httpGet(await dial(stack, KERNEL6, 8000), KERNEL6, '/part', 200_000);
+      assert.equal(sha256(body), sha256(data), 'kernel to stack over the lossy path: intact');
+      stack.listen(8080, (s) => {
+        s.on('error', () => {});
+        s.once('data', () =>
+          s.end(Buffer.concat([Buffer.from(`HTTP/1.0 200 OK\r\nContent-Length: ${size}\r\n\r\n`), data])),
+        );
+      });
+      const got = await ns.exec(['sh', '-c', `curl -sS --max-time 200 http://${STACK4}:8080/part | sha256sum`], {
+        timeoutMs: 220_000,
+      });
+      assert.equal(got.split(' ')[0], sha256(data), 'stack to kernel over the lossy path: intact');
+      assert.ok(out.counts.dropped > 10 && inbound.counts.dropped > 10, 'the path really lost packets both ways');
+      assert.ok(out.counts.delayed > 10 && inbound.counts.delayed > 10, 'and reordered them');
+    } finally {
+      stack.close();
+      tun.close();
+    }
+  });
+});
