@@ -22,7 +22,15 @@ const { SYN, ACK, FIN, RST, PSH } = TCP_FLAGS;
 const ME = parseAddress('100.64.0.1');
 const PEER = parseAddress('100.64.0.9');
 
-function setup(opts: { maxConnections?: number; maxHalfOpen?: number; rcvBuf?: number; sndBuf?: number } = {}) {
+function setup(
+  opts: {
+    maxConnections?: number;
+    maxHalfOpen?: number;
+    rcvBuf?: number;
+    sndBuf?: number;
+    maxReassembly?: number;
+  } = {},
+) {
   const clock = new ManualClock();
   const out: Uint8Array[] = [];
   const rand = prng(99);
@@ -33,6 +41,7 @@ function setup(opts: { maxConnections?: number; maxHalfOpen?: number; rcvBuf?: n
     random32: () => Math.floor(rand() * 2 ** 32) >>> 0,
     maxConnections: opts.maxConnections,
     maxHalfOpen: opts.maxHalfOpen,
+    maxReassemblyBytes: opts.maxReassembly,
     tcp: { rcvBuf: opts.rcvBuf ?? 64 * 1024, sndBuf: opts.sndBuf ?? 64 * 1024 },
   });
   const accepted: TcpSocket[] = [];
@@ -222,4 +231,29 @@ test('random and mutated packets never throw and leave bounded state', () => {
   assert.ok(env.stack.bufferedBytes <= 64 * 1024 * 2);
   const total = Object.values(env.stack.drops).reduce((x, y) => x + y, 0);
   assert.ok(total > 10_000, `drops counted: ${total}`);
+});
+
+test('out-of-order data across many connections stays within the stack-wide budget, and is returned on close', () => {
+  const env = setup({ rcvBuf: 64 * 1024, maxReassembly: 100 * 1024 });
+  const acks: number[] = [];
+  for (let c = 0; c < 40; c++) {
+    const sport = 3000 + c;
+    env.stack.deliver(seg(SYN, 1000, 0, { sport, options: { mss: 1200, wscale: 7 } }));
+    const sa = lastTcp(env.out);
+    env.stack.deliver(seg(ACK, 1001, seqAdd(sa.seq, 1), { sport }));
+    acks.push(seqAdd(sa.seq, 1));
+    // A hole at 1001, then 40 KB beyond it.
+    for (let i = 1; i <= 40; i++) {
+      env.stack.deliver(seg(ACK, 1001 + i * 1000, seqAdd(sa.seq, 1), { sport, payload: new Uint8Array(1000) }));
+    }
+    assert.ok(env.stack.reassemblyBytes <= 100 * 1024, `held ${env.stack.reassemblyBytes}`);
+  }
+  assert.ok(env.stack.drops['reassembly-full']! > 1000);
+  assert.ok(env.stack.reassemblyBytes > 90 * 1024, 'the budget was used, not refused outright');
+  // Filling a hole releases its connection's share; closing the stack releases the rest.
+  const before = env.stack.reassemblyBytes;
+  env.stack.deliver(seg(ACK, 1001, acks[0], { sport: 3000, payload: new Uint8Array(1000) }));
+  assert.ok(env.stack.reassemblyBytes <= before - 40_000, "the first connection's queue was delivered");
+  env.stack.close();
+  assert.equal(env.stack.reassemblyBytes, 0);
 });

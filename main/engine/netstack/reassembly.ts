@@ -6,6 +6,12 @@ import { seqAdd, seqDiff } from './segment.ts';
 /** Most separate out-of-order pieces held per connection. */
 export const MAX_PIECES = 256;
 
+/** Out-of-order bytes held by all connections of a stack, against one limit (so many connections cannot add up). */
+export class ReassemblyBudget {
+  used = 0;
+  constructor(readonly max: number) {}
+}
+
 interface Piece {
   seq: number;
   data: Uint8Array;
@@ -18,6 +24,8 @@ export class Reassembly {
   /** Sequence number of a FIN seen out of order, or -1. */
   finSeq = -1;
 
+  constructor(private readonly budget: ReassemblyBudget = new ReassemblyBudget(Number.MAX_SAFE_INTEGER)) {}
+
   get bytes(): number {
     return this.held;
   }
@@ -28,7 +36,7 @@ export class Reassembly {
 
   /**
    * Stores data at `seq` (which is after `rcvNxt`), copying it (the packet buffer is not ours to keep).
-   * Bytes beyond `limit` (absolute seq, exclusive) are dropped. Returns how many bytes were newly stored, or -1 when the piece cap is reached.
+   * Bytes beyond `limit` (absolute seq, exclusive) are dropped. Returns how many bytes were newly stored, or -1 when the piece cap or the stack's budget is reached.
    */
   insert(seq: number, data: Uint8Array, rcvNxt: number, limit: number): number {
     // A peer sending many tiny disjoint pieces could make each insert costly; past the cap, drop (it resends).
@@ -64,7 +72,9 @@ export class Reassembly {
       fresh.push({ seq: pos, data: bytes.slice(seqDiff(pos, start)) });
       stored += n;
     }
+    if (stored > 0 && this.budget.used + stored > this.budget.max) return -1;
     if (fresh.length) {
+      this.budget.used += stored;
       this.pieces.push(...fresh);
       this.pieces.sort((a, b) => seqDiff(a.seq, rcvNxt) - seqDiff(b.seq, rcvNxt));
       this.held += stored;
@@ -82,6 +92,7 @@ export class Reassembly {
       if (d < 0) break;
       this.pieces.shift();
       this.held -= p.data.length;
+      this.budget.used -= p.data.length;
       if (d < p.data.length) {
         const part = p.data.subarray(d);
         out.push(part);
@@ -93,6 +104,7 @@ export class Reassembly {
 
   /** Drops everything (the connection is closing or memory is short). */
   clear(): void {
+    this.budget.used -= this.held;
     this.pieces = [];
     this.held = 0;
     this.finSeq = -1;

@@ -7,6 +7,7 @@ import { formatAddress, parseAddress } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../packet/parse.ts';
 import { type Clock, systemClock, TimerQueue } from './clock.ts';
 import { echoReply } from './icmp.ts';
+import { ReassemblyBudget } from './reassembly.ts';
 import { buildTcpPacket, parseTcp, seqAdd, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
 import { TcpSocket } from './tcp-socket.ts';
@@ -22,6 +23,8 @@ export interface NetStackOptions {
   tcp?: Partial<TcpConfig>;
   maxConnections?: number;
   maxHalfOpen?: number;
+  /** Out-of-order bytes all connections may hold together (default 32 MiB). */
+  maxReassemblyBytes?: number;
   /** 32-bit random numbers for initial sequence numbers and ephemeral ports. */
   random32?: () => number;
 }
@@ -50,6 +53,7 @@ function addressKey(b: Uint8Array): string {
 export class NetStack implements UdpHost {
   readonly config: TcpConfig;
   readonly timers: TimerQueue;
+  readonly reassemblyBudget: ReassemblyBudget;
   readonly drops: DropCounters = {};
   readonly counters = { packetsIn: 0, packetsOut: 0, echoReplies: 0 };
   private readonly clock: Clock;
@@ -75,9 +79,11 @@ export class NetStack implements UdpHost {
     this.maxConnections = o.maxConnections ?? 4096;
     this.maxHalfOpen = o.maxHalfOpen ?? 256;
     this.timers = new TimerQueue(this.clock);
+    this.reassemblyBudget = new ReassemblyBudget(o.maxReassemblyBytes ?? 32 * 1024 * 1024);
     this.setAddresses(o.addresses);
     this.host = {
       config: this.config,
+      reassemblyBudget: this.reassemblyBudget,
       timers: this.timers,
       now: () => this.clock.now(),
       emit: (p) => this.emit(p),
@@ -103,6 +109,11 @@ export class NetStack implements UdpHost {
 
   get connectionCount(): number {
     return this.conns.size;
+  }
+
+  /** Out-of-order bytes held by all connections. */
+  get reassemblyBytes(): number {
+    return this.reassemblyBudget.used;
   }
 
   get halfOpenCount(): number {

@@ -39,7 +39,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
   ) {
     const cfg = host.config;
     this.ourMss = cfg.mtu - (ep.localAddr.length === 4 ? 40 : 60);
-    this.rcv = new TcpReceiver(cfg.rcvBuf);
+    this.rcv = new TcpReceiver(cfg.rcvBuf, host.reassemblyBudget);
     this.snd = new TcpSender(this, () => host.now(), this.ourMss, cfg.minRtoMs);
     this.snd.start(iss);
     this.state = passive ? 'SYN_RECEIVED' : 'SYN_SENT';

@@ -1,6 +1,6 @@
 // The receiving half of a TCP connection: RCV.NXT, the advertised window (never shrunk, opened in worthwhile
 // steps), segment acceptability (RFC 9293 §3.10.7.4), trimming to the window and out-of-order reassembly.
-import { Reassembly } from './reassembly.ts';
+import { Reassembly, type ReassemblyBudget } from './reassembly.ts';
 import { seqAdd, seqDiff, TCP_FLAGS, type TcpSegment } from './segment.ts';
 
 export interface Placed {
@@ -24,9 +24,14 @@ export class TcpReceiver {
   unacked = 0;
   ackAt = 0;
   finSeen = false;
-  readonly rq = new Reassembly();
+  readonly rq: Reassembly;
 
-  constructor(readonly bufSize: number) {}
+  constructor(
+    readonly bufSize: number,
+    budget?: ReassemblyBudget,
+  ) {
+    this.rq = new Reassembly(budget);
+  }
 
   start(irs: number): void {
     this.irs = irs;

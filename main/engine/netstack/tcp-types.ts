@@ -1,5 +1,6 @@
 // Shared shapes between the TCP connection, its socket and the stack that owns them.
 import type { TimerQueue } from './clock.ts';
+import type { ReassemblyBudget } from './reassembly.ts';
 
 export type TcpState =
   | 'SYN_SENT'
@@ -87,6 +88,8 @@ export type DropCounters = Record<string, number>;
 /** What a connection needs from the stack. */
 export interface TcpHost {
   readonly config: TcpConfig;
+  /** Out-of-order bytes all connections may hold together. */
+  readonly reassemblyBudget: ReassemblyBudget;
   readonly timers: TimerQueue;
   now(): number;
   emit(packet: Uint8Array): void;
