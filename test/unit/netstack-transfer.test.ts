@@ -90,3 +90,29 @@ test('twenty seeds of a harsh link (up to 10% loss, heavy reordering): every tra
     await transfer(seed, seed % 2 ? 4 : 6, imp, 256 * 1024);
   }
 });
+
+test('fifty concurrent connections over one lossy link all deliver intact and all close', async () => {
+  const { clock, a, b } = makePair(31, { loss: 0.02, reorder: 0.05, jitterMs: 6, delayMs: 3 });
+  const sums = new Map<number, string>();
+  const serverDone: ReturnType<typeof collect>[] = [];
+  b.listen(9100, (s) => {
+    const c = collect(s);
+    serverDone.push(c);
+    s.on('end', () => {
+      const body = c.bytes();
+      s.end(body); // echo it back once the client has finished sending
+    });
+  });
+  const clients = Array.from({ length: 50 }, (_, i) => {
+    const data = seededBytes(500 + i, 20_000 + i * 1000);
+    sums.set(i, sha256(data));
+    const s = a.connect(i % 2 ? V4.b : V6.b, 9100);
+    const got = collect(s);
+    s.end(data);
+    return got;
+  });
+  await runUntil(clock, () => clients.every((c) => c.done), 600_000);
+  clients.forEach((c, i) => assert.equal(sha256(c.bytes()), sums.get(i), `connection ${i} echoed intact`));
+  await runUntil(clock, () => a.connectionCount === 0 && b.connectionCount === 0, 600_000);
+  assert.equal(serverDone.length, 50);
+});
