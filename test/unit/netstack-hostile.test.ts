@@ -257,3 +257,37 @@ test('out-of-order data across many connections stays within the stack-wide budg
   env.stack.close();
   assert.equal(env.stack.reassemblyBytes, 0);
 });
+
+test('with SACK agreed, ACKs name the out-of-order blocks held, the most recent first (RFC 2018)', () => {
+  const env = setup();
+  env.stack.deliver(seg(SYN, 1000, 0, { options: { mss: 1200, wscale: 7, sackOk: true } }));
+  const synAck = lastTcp(env.out);
+  assert.equal(synAck.options.sackOk, true, 'the SYN-ACK agrees to SACK');
+  const ack = seqAdd(synAck.seq, 1);
+  env.stack.deliver(seg(ACK, 1001, ack));
+  const at = (off: number) => seqAdd(1001, off);
+  env.stack.deliver(seg(ACK, at(1000), ack, { payload: new Uint8Array(500) }));
+  assert.deepEqual(lastTcp(env.out).options.sack, [[at(1000), at(1500)]]);
+  env.stack.deliver(seg(ACK, at(3000), ack, { payload: new Uint8Array(500) }));
+  assert.deepEqual(lastTcp(env.out).options.sack, [
+    [at(3000), at(3500)],
+    [at(1000), at(1500)],
+  ]);
+  env.stack.deliver(seg(ACK, at(1500), ack, { payload: new Uint8Array(500) })); // extends the first block
+  assert.deepEqual(lastTcp(env.out).options.sack, [
+    [at(1000), at(2000)],
+    [at(3000), at(3500)],
+  ]);
+  env.stack.deliver(seg(ACK, at(0), ack, { payload: new Uint8Array(1000) })); // fills the first hole
+  const filled = lastTcp(env.out);
+  assert.equal(filled.ack, at(2000));
+  assert.deepEqual(filled.options.sack, [[at(3000), at(3500)]]);
+  // Without SACK offered, no blocks.
+  const plain = setup();
+  plain.stack.deliver(seg(SYN, 1000, 0, { options: { mss: 1200 } }));
+  const sa = lastTcp(plain.out);
+  assert.equal(sa.options.sackOk, undefined);
+  plain.stack.deliver(seg(ACK, 1001, seqAdd(sa.seq, 1)));
+  plain.stack.deliver(seg(ACK, at(1000), seqAdd(sa.seq, 1), { payload: new Uint8Array(10) }));
+  assert.equal(lastTcp(plain.out).options.sack, undefined);
+});

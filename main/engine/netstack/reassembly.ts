@@ -23,11 +23,30 @@ export class Reassembly {
   private held = 0;
   /** Sequence number of a FIN seen out of order, or -1. */
   finSeq = -1;
+  /** Where the latest stored data began (for SACK's ordering). */
+  private lastStored = 0;
 
   constructor(private readonly budget: ReassemblyBudget = new ReassemblyBudget(Number.MAX_SAFE_INTEGER)) {}
 
   get bytes(): number {
     return this.held;
+  }
+
+  /**
+   * SACK blocks for what is held (RFC 2018 §4): contiguous pieces merged, the block holding the most recently
+   * stored data first, then the rest in sequence order; at most `max`.
+   */
+  sackBlocks(max: number): [number, number][] {
+    const blocks: [number, number][] = [];
+    for (const p of this.pieces) {
+      const end = seqAdd(p.seq, p.data.length);
+      const last = blocks[blocks.length - 1];
+      if (last && last[1] === p.seq) last[1] = end;
+      else blocks.push([p.seq, end]);
+    }
+    const recent = blocks.findIndex(([s, e]) => seqDiff(this.lastStored, s) >= 0 && seqDiff(e, this.lastStored) > 0);
+    if (recent > 0) blocks.unshift(...blocks.splice(recent, 1));
+    return blocks.slice(0, max);
   }
 
   get segments(): number {
@@ -75,6 +94,7 @@ export class Reassembly {
     if (stored > 0 && this.budget.used + stored > this.budget.max) return -1;
     if (fresh.length) {
       this.budget.used += stored;
+      this.lastStored = fresh[0].seq;
       this.pieces.push(...fresh);
       this.pieces.sort((a, b) => seqDiff(a.seq, rcvNxt) - seqDiff(b.seq, rcvNxt));
       this.held += stored;

@@ -10,8 +10,10 @@ export interface TcpOptions {
   mss?: number;
   /** Window scale shift (RFC 7323), as sent (clamped to 14 by the connection). */
   wscale?: number;
-  /** SACK permitted (RFC 2018); noted, not used yet. */
+  /** SACK permitted (RFC 2018). */
   sackOk?: boolean;
+  /** SACK blocks [start, end) we hold beyond the cumulative ACK (at most 4 without timestamps). */
+  sack?: [number, number][];
 }
 
 export interface TcpSegment {
@@ -67,6 +69,11 @@ export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSe
     if (kind === 2 && len === 4) options.mss = (t[i + 2] << 8) | t[i + 3];
     else if (kind === 3 && len === 3) options.wscale = t[i + 2];
     else if (kind === 4 && len === 2) options.sackOk = true;
+    else if (kind === 5 && len >= 10 && (len - 2) % 8 === 0) {
+      const v = new DataView(t.buffer, t.byteOffset + i + 2, len - 2);
+      options.sack = [];
+      for (let b = 0; b < len - 2; b += 8) options.sack.push([v.getUint32(b), v.getUint32(b + 4)]);
+    }
     i += len;
   }
   return {
@@ -101,6 +108,7 @@ function optionBytes(o: TcpOptions | undefined): number {
   if (o.mss !== undefined) n += 4;
   if (o.wscale !== undefined) n += 4; // NOP + WS
   if (o.sackOk) n += 4; // NOP NOP + SACK-permitted
+  if (o.sack?.length) n += 4 + 8 * Math.min(4, o.sack.length); // NOP NOP + kind, length, blocks
   return n;
 }
 
@@ -187,6 +195,16 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
   if (o?.sackOk) {
     t.set([1, 1, 4, 2], i);
     i += 4;
+  }
+  if (o?.sack?.length) {
+    const blocks = o.sack.slice(0, 4);
+    t.set([1, 1, 5, 2 + 8 * blocks.length], i);
+    i += 4;
+    for (const [start, end] of blocks) {
+      v.setUint32(i, start >>> 0);
+      v.setUint32(i + 4, end >>> 0);
+      i += 8;
+    }
   }
   if (payload) t.set(payload, i);
   fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);

@@ -29,6 +29,7 @@ export class TcpConnection extends ConnectionCore {
   protected takeSynOptions(o: TcpOptions): void {
     const peerMss = o.mss ?? (this.ep.localAddr.length === 4 ? 536 : 1220);
     this.snd.setMss(Math.max(MIN_PEER_MSS, Math.min(this.ourMss, peerMss)));
+    this.sackOk = o.sackOk === true;
     if (o.wscale !== undefined) {
       this.snd.shift = Math.min(14, o.wscale);
       if (this.state === 'SYN_RECEIVED') this.rcv.shift = this.rcv.ourShift();
@@ -42,6 +43,8 @@ export class TcpConnection extends ConnectionCore {
     const passive = this.state === 'SYN_RECEIVED';
     const options: TcpOptions = { mss: this.ourMss };
     if (!passive || this.rcv.shift > 0 || this.snd.shift > 0) options.wscale = this.rcv.shift;
+    // We send SACK blocks (receiver side); our own sender recovers with NewReno and ignores blocks it receives.
+    if (!passive || this.sackOk) options.sackOk = true;
     this.synSentAt = this.host.now();
     // Window in SYN segments is never scaled.
     const window = Math.min(0xffff, this.rcv.bufSize);

@@ -25,6 +25,8 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
   protected synSentAt = 0;
   protected readonly ka: KeepAlive;
   protected queuedAt = 0;
+  /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
+  protected sackOk = false;
   app: TcpApp | undefined;
   /** The app let go (destroy after end): finish closing, then vanish. */
   orphan = false;
@@ -71,6 +73,8 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
       this.rcv.ackAt = 0;
     }
     const { localAddr, localPort, remoteAddr, remotePort } = this.ep;
+    let opts = options;
+    if (!opts && flags & ACK && this.sackOk && this.rcv.rq.segments > 0) opts = { sack: this.rcv.rq.sackBlocks(4) };
     this.host.emit(
       buildTcpPacket({
         src: localAddr,
@@ -81,7 +85,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
         ack: flags & ACK ? this.rcv.nxt : 0,
         flags,
         window,
-        options,
+        options: opts,
         payload,
       }),
     );
