@@ -112,7 +112,9 @@ test('fifty concurrent connections over one lossy link all deliver intact and al
     return got;
   });
   await runUntil(clock, () => clients.every((c) => c.done), 600_000);
-  clients.forEach((c, i) => assert.equal(sha256(c.bytes()), sums.get(i), `connection ${i} echoed intact`));
+  clients.forEach((c, i) => {
+    assert.equal(sha256(c.bytes()), sums.get(i), `connection ${i} echoed intact`);
+  });
   await runUntil(clock, () => a.connectionCount === 0 && b.connectionCount === 0, 600_000);
   assert.equal(serverDone.length, 50);
 });
