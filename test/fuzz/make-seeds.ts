@@ -120,6 +120,27 @@ seeds['packet-parse'] = [tcp4, udp4, icmp4, tcp6, frag4];
   ];
 }
 
+// The userspace stack: a handshake to the listener with data, FIN and a timer tick; an echo request; a UDP datagram.
+{
+  const to = (flags: number, seq: number, ack: number, payload?: Uint8Array) =>
+    buildIpPacket(
+      { src: '100.64.0.9', dst: '100.64.0.1', proto: IPPROTO.TCP },
+      tcpSegment(40000, 80, flags, payload, seq, ack),
+    );
+  const ping = buildIpPacket(
+    { src: '100.64.0.9', dst: '100.64.0.1', proto: IPPROTO.ICMP },
+    icmpMessage(8, 0, fill(12, 1)),
+  );
+  const dgram = buildIpPacket(
+    { src: '100.64.0.9', dst: '100.64.0.1', proto: IPPROTO.UDP },
+    udpDatagram(5000, 7, fill(20, 2)),
+  );
+  seeds.netstack = [
+    batch(to(0x02, 1000, 0), to(0x10, 1001, 0), to(0x18, 1001, 0, fill(50, 3)), new Uint8Array(0), to(0x11, 1051, 0)),
+    batch(ping, dgram, to(0x02, 5, 0), new Uint8Array(0), new Uint8Array(0)),
+  ];
+}
+
 // DERP frames (first byte: how many reads to cut the stream into; second: the frame size limit switch).
 {
   const key = fill(32, 0x33);

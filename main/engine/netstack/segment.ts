@@ -1,0 +1,212 @@
+// TCP segment codec for the stack: parse a segment out of an IP packet (checksum, data offset, options) and build
+// one into a whole IP packet (IPv4 or IPv6 header, options, payload, both checksums) in a single allocation.
+import { fold, internetChecksum, sum16 } from '../packet/checksum.ts';
+import { IPPROTO, TCP_FLAGS } from '../packet/parse.ts';
+
+export { TCP_FLAGS };
+
+export interface TcpOptions {
+  /** Maximum segment size the sender will accept. */
+  mss?: number;
+  /** Window scale shift (RFC 7323), as sent (clamped to 14 by the connection). */
+  wscale?: number;
+  /** SACK permitted (RFC 2018). */
+  sackOk?: boolean;
+  /** SACK blocks [start, end) we hold beyond the cumulative ACK (at most 4 without timestamps). */
+  sack?: [number, number][];
+}
+
+export interface TcpSegment {
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  /** The raw 16-bit window field (unscaled). */
+  window: number;
+  options: TcpOptions;
+  payload: Uint8Array;
+}
+
+/** Sequence-space arithmetic modulo 2^32 (RFC 9293 §3.4). */
+export const seqLt = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+export const seqLe = (a: number, b: number): boolean => ((a - b) | 0) <= 0;
+export const seqGt = (a: number, b: number): boolean => ((a - b) | 0) > 0;
+export const seqGe = (a: number, b: number): boolean => ((a - b) | 0) >= 0;
+export const seqAdd = (a: number, n: number): number => (a + n) >>> 0;
+/** b - a as a signed distance. */
+export const seqDiff = (b: number, a: number): number => (b - a) | 0;
+
+function pseudoSum(src: Uint8Array, dst: Uint8Array, proto: number, length: number): number {
+  return sum16(src) + sum16(dst) + proto + (length & 0xffff) + Math.floor(length / 0x10000);
+}
+
+/** True when the transport checksum over `t` with the IP pseudo-header verifies. */
+export function transportChecksumOk(t: Uint8Array, src: Uint8Array, dst: Uint8Array, proto: number): boolean {
+  return fold(sum16(t, 0, t.length, pseudoSum(src, dst, proto, t.length))) === 0xffff;
+}
+
+/** Parses a TCP segment (the transport bytes of a packet). Returns a reason string when it must be dropped. */
+export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSegment | string {
+  if (t.length < 20) return 'short-tcp';
+  const off = (t[12] >> 4) << 2;
+  if (off < 20 || off > t.length) return 'bad-tcp-offset';
+  if (!transportChecksumOk(t, src, dst, IPPROTO.TCP)) return 'bad-checksum';
+  const flags = t[13];
+  const { SYN, FIN, RST } = TCP_FLAGS;
+  if ((flags & SYN && flags & (FIN | RST)) || (flags & RST && flags & FIN)) return 'bad-tcp-flags';
+  const options: TcpOptions = {};
+  for (let i = 20; i < off; ) {
+    const kind = t[i];
+    if (kind === 0) break;
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= off) return 'bad-tcp-option';
+    const len = t[i + 1];
+    if (len < 2 || i + len > off) return 'bad-tcp-option';
+    if (kind === 2 && len === 4) options.mss = (t[i + 2] << 8) | t[i + 3];
+    else if (kind === 3 && len === 3) options.wscale = t[i + 2];
+    else if (kind === 4 && len === 2) options.sackOk = true;
+    else if (kind === 5 && len >= 10 && (len - 2) % 8 === 0) {
+      const v = new DataView(t.buffer, t.byteOffset + i + 2, len - 2);
+      options.sack = [];
+      for (let b = 0; b < len - 2; b += 8) options.sack.push([v.getUint32(b), v.getUint32(b + 4)]);
+    }
+    i += len;
+  }
+  return {
+    srcPort: (t[0] << 8) | t[1],
+    dstPort: (t[2] << 8) | t[3],
+    seq: ((t[4] << 24) | (t[5] << 16) | (t[6] << 8) | t[7]) >>> 0,
+    ack: ((t[8] << 24) | (t[9] << 16) | (t[10] << 8) | t[11]) >>> 0,
+    flags,
+    window: (t[14] << 8) | t[15],
+    options,
+    payload: t.subarray(off),
+  };
+}
+
+export interface SegmentOut {
+  src: Uint8Array;
+  dst: Uint8Array;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  options?: TcpOptions;
+  payload?: Uint8Array;
+  ttl?: number;
+}
+
+function optionBytes(o: TcpOptions | undefined): number {
+  if (!o) return 0;
+  let n = 0;
+  if (o.mss !== undefined) n += 4;
+  if (o.wscale !== undefined) n += 4; // NOP + WS
+  if (o.sackOk) n += 4; // NOP NOP + SACK-permitted
+  if (o.sack?.length) n += 4 + 8 * Math.min(4, o.sack.length); // NOP NOP + kind, length, blocks
+  return n;
+}
+
+/** Writes an IPv4 or IPv6 header for `proto` with `payloadLen` bytes after it; returns the header length. */
+export function writeIpHeader(
+  out: Uint8Array,
+  src: Uint8Array,
+  dst: Uint8Array,
+  proto: number,
+  payloadLen: number,
+  ttl = 64,
+): number {
+  if (src.length === 4) {
+    const total = 20 + payloadLen;
+    out[0] = 0x45;
+    out[1] = 0;
+    out[2] = total >> 8;
+    out[3] = total & 0xff;
+    out[6] = 0x40; // don't fragment
+    out[8] = ttl;
+    out[9] = proto;
+    out.set(src, 12);
+    out.set(dst, 16);
+    const c = internetChecksum(out.subarray(0, 20));
+    out[10] = c >> 8;
+    out[11] = c & 0xff;
+    return 20;
+  }
+  out[0] = 0x60;
+  out[4] = payloadLen >> 8;
+  out[5] = payloadLen & 0xff;
+  out[6] = proto;
+  out[7] = ttl;
+  out.set(src, 8);
+  out.set(dst, 24);
+  return 40;
+}
+
+/** Fills the checksum at `at` of the transport bytes t (pseudo-header included). */
+export function fillTransportChecksum(
+  t: Uint8Array,
+  at: number,
+  src: Uint8Array,
+  dst: Uint8Array,
+  proto: number,
+): void {
+  t[at] = t[at + 1] = 0;
+  const pseudo = proto === IPPROTO.ICMP ? 0 : pseudoSum(src, dst, proto, t.length);
+  let c = internetChecksum(t, pseudo);
+  if (proto === IPPROTO.UDP && c === 0) c = 0xffff;
+  t[at] = c >> 8;
+  t[at + 1] = c & 0xff;
+}
+
+/** Builds a whole IP packet carrying one TCP segment. */
+export function buildTcpPacket(s: SegmentOut): Uint8Array {
+  const optLen = optionBytes(s.options);
+  const payload = s.payload;
+  const tcpLen = 20 + optLen + (payload?.length ?? 0);
+  const ipLen = s.src.length === 4 ? 20 : 40;
+  const out = new Uint8Array(ipLen + tcpLen);
+  writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
+  const t = out.subarray(ipLen);
+  t[0] = s.srcPort >> 8;
+  t[1] = s.srcPort & 0xff;
+  t[2] = s.dstPort >> 8;
+  t[3] = s.dstPort & 0xff;
+  const v = new DataView(out.buffer, ipLen);
+  v.setUint32(4, s.seq >>> 0);
+  v.setUint32(8, s.ack >>> 0);
+  t[12] = ((20 + optLen) >> 2) << 4;
+  t[13] = s.flags;
+  v.setUint16(14, Math.min(0xffff, Math.max(0, s.window)));
+  let i = 20;
+  const o = s.options;
+  if (o?.mss !== undefined) {
+    t.set([2, 4, o.mss >> 8, o.mss & 0xff], i);
+    i += 4;
+  }
+  if (o?.wscale !== undefined) {
+    t.set([1, 3, 3, o.wscale], i);
+    i += 4;
+  }
+  if (o?.sackOk) {
+    t.set([1, 1, 4, 2], i);
+    i += 4;
+  }
+  if (o?.sack?.length) {
+    const blocks = o.sack.slice(0, 4);
+    t.set([1, 1, 5, 2 + 8 * blocks.length], i);
+    i += 4;
+    for (const [start, end] of blocks) {
+      v.setUint32(i, start >>> 0);
+      v.setUint32(i + 4, end >>> 0);
+      i += 8;
+    }
+  }
+  if (payload) t.set(payload, i);
+  fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);
+  return out;
+}

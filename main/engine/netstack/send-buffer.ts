@@ -1,0 +1,63 @@
+// The send side's bytes: what the app wrote and the peer has not yet acknowledged, addressed by offset from
+// SND.UNA. Chunks are kept as written (no copy on write); a segment copies its bytes out once.
+
+export class SendBuffer {
+  private chunks: Uint8Array[] = [];
+  /** Bytes of chunks[0] already acknowledged. */
+  private headOffset = 0;
+  private total = 0;
+
+  /** Bytes held (unsent plus unacknowledged). */
+  get length(): number {
+    return this.total;
+  }
+
+  append(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.chunks.push(data);
+    this.total += data.length;
+  }
+
+  /** Drops the first `n` bytes (acknowledged). */
+  consume(n: number): void {
+    let left = Math.min(n, this.total);
+    this.total -= left;
+    while (left > 0) {
+      const head = this.chunks[0];
+      const avail = head.length - this.headOffset;
+      if (left < avail) {
+        this.headOffset += left;
+        return;
+      }
+      left -= avail;
+      this.chunks.shift();
+      this.headOffset = 0;
+    }
+  }
+
+  /** A copy of bytes [offset, offset + len) (clipped to what is held). */
+  read(offset: number, len: number): Uint8Array {
+    const n = Math.max(0, Math.min(len, this.total - offset));
+    const out = new Uint8Array(n);
+    let skip = offset + this.headOffset;
+    let written = 0;
+    for (const chunk of this.chunks) {
+      if (written >= n) break;
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      const take = Math.min(chunk.length - skip, n - written);
+      out.set(chunk.subarray(skip, skip + take), written);
+      written += take;
+      skip = 0;
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.headOffset = 0;
+    this.total = 0;
+  }
+}

@@ -1,0 +1,205 @@
+// The core of a TCP connection: its state and halves, the segments it emits, what the app can ask of it, and its
+// deadlines. TcpConnection (tcp-conn.ts) adds the handshake, segment processing and timer handling on top.
+import type { TimerOwner } from './clock.ts';
+import { KeepAlive } from './keepalive.ts';
+import { buildTcpPacket, TCP_FLAGS, type TcpOptions } from './segment.ts';
+import { TcpReceiver } from './tcp-receiver.ts';
+import { type SegmentSink, TcpSender } from './tcp-sender.ts';
+import type { TcpApp, TcpError, TcpHost, TcpState } from './tcp-types.ts';
+
+const { ACK, RST } = TCP_FLAGS;
+
+export interface Endpoints {
+  localAddr: Uint8Array;
+  localPort: number;
+  remoteAddr: Uint8Array;
+  remotePort: number;
+}
+
+export abstract class ConnectionCore implements TimerOwner, SegmentSink {
+  state: TcpState;
+  readonly snd: TcpSender;
+  readonly rcv: TcpReceiver;
+  protected closeAt = 0;
+  protected synRetries = 0;
+  protected synSentAt = 0;
+  protected readonly ka: KeepAlive;
+  protected queuedAt = 0;
+  /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
+  protected sackOk = false;
+  app: TcpApp | undefined;
+  /** The app let go (destroy after end): finish closing, then vanish. */
+  orphan = false;
+  readonly ourMss: number;
+
+  constructor(
+    protected readonly host: TcpHost,
+    readonly key: string,
+    readonly ep: Endpoints,
+    iss: number,
+    passive: boolean,
+  ) {
+    const cfg = host.config;
+    this.ourMss = cfg.mtu - (ep.localAddr.length === 4 ? 40 : 60);
+    this.rcv = new TcpReceiver(cfg.rcvBuf, host.reassemblyBudget);
+    this.snd = new TcpSender(this, () => host.now(), this.ourMss, cfg.minRtoMs);
+    this.snd.start(iss);
+    this.state = passive ? 'SYN_RECEIVED' : 'SYN_SENT';
+    this.ka = new KeepAlive(host.now());
+  }
+
+  /** The window field we send now (scaled). */
+  protected windowField(): number {
+    return this.rcv.windowField(this.app?.bufferedBytes() ?? 0, this.snd.mss);
+  }
+
+  protected enterTimeWait(): void {
+    this.state = 'TIME_WAIT';
+    this.snd.rtoAt = 0;
+    this.snd.persistAt = 0;
+    this.ka.at = 0;
+    this.closeAt = this.host.now() + this.host.config.timeWaitMs;
+  }
+
+  // --- output ------------------------------------------------------------------------------------------------
+
+  sendSegment(seq: number, flags: number, payload?: Uint8Array): void {
+    this.emitSegment(seq, flags, this.windowField(), undefined, payload);
+  }
+
+  protected emitSegment(seq: number, flags: number, window: number, options?: TcpOptions, payload?: Uint8Array): void {
+    if (flags & ACK) {
+      this.rcv.unacked = 0;
+      this.rcv.ackAt = 0;
+    }
+    const { localAddr, localPort, remoteAddr, remotePort } = this.ep;
+    let opts = options;
+    if (!opts && flags & ACK && this.sackOk && this.rcv.rq.segments > 0) opts = { sack: this.rcv.rq.sackBlocks(4) };
+    this.host.emit(
+      buildTcpPacket({
+        src: localAddr,
+        dst: remoteAddr,
+        srcPort: localPort,
+        dstPort: remotePort,
+        seq,
+        ack: flags & ACK ? this.rcv.nxt : 0,
+        flags,
+        window,
+        options: opts,
+        payload,
+      }),
+    );
+  }
+
+  sendAck(): void {
+    if (this.state === 'SYN_SENT' || this.state === 'CLOSED') return;
+    // SND.MAX, not SND.NXT: after a timeout nxt is pulled back, and a pure ACK from behind the peer's RCV.NXT
+    // would be unacceptable to it (and its ACK information lost).
+    this.sendSegment(this.snd.max, ACK);
+  }
+
+  protected sendReset(seq: number): void {
+    this.emitSegment(seq, RST, 0);
+  }
+
+  // --- app calls ---------------------------------------------------------------------------------------------
+
+  /** Queues bytes from the app; false when the send buffer is full (wait for onWritable). */
+  write(data: Uint8Array): boolean {
+    this.snd.buf.append(data);
+    if (this.state !== 'SYN_SENT' && this.state !== 'SYN_RECEIVED') this.snd.output();
+    this.armTimers();
+    return this.snd.buf.length < this.host.config.sndBuf;
+  }
+
+  /** The app ended its side: queue our FIN. */
+  shutdown(): void {
+    if (this.snd.finQueued) return;
+    this.snd.finQueued = true;
+    if (this.state === 'ESTABLISHED') this.state = 'FIN_WAIT_1';
+    else if (this.state === 'CLOSE_WAIT') this.state = 'LAST_ACK';
+    else return;
+    this.snd.output();
+    this.armTimers();
+  }
+
+  /** The app read some data: the window may have opened enough to tell the peer. */
+  onAppRead(): void {
+    if (this.state === 'CLOSED' || this.state === 'SYN_SENT' || this.rcv.finSeen) return;
+    if (this.rcv.wantsWindowUpdate(this.app?.bufferedBytes() ?? 0, this.snd.mss)) {
+      this.sendAck();
+      this.armTimers();
+    }
+  }
+
+  setKeepAlive(idleMs: number): void {
+    this.ka.enable(idleMs, this.host.now());
+    this.armTimers();
+  }
+
+  /** The app is gone. Graceful when it ended first and read everything; otherwise the peer gets a reset. */
+  detach(): void {
+    const app = this.app;
+    this.app = undefined;
+    if (this.state === 'CLOSED' || this.state === 'TIME_WAIT') return;
+    const graceful = this.snd.finQueued && (app?.bufferedBytes() ?? 0) === 0;
+    if (graceful) {
+      this.orphan = true;
+      if (this.state === 'FIN_WAIT_2') this.closeAt = this.host.now() + this.host.config.finWait2Ms;
+      this.armTimers();
+      return;
+    }
+    this.abort();
+  }
+
+  /** Sends RST and forgets the connection (no app notification). */
+  abort(): void {
+    if (this.state === 'CLOSED') return;
+    if (this.state !== 'SYN_SENT') this.emitSegment(this.snd.max, RST | ACK, 0);
+    this.close();
+  }
+
+  /** Resets the connection and tells the app why (the stack is shutting down). */
+  abortWith(err: TcpError): void {
+    this.fail(err, true);
+  }
+
+  protected fail(err: TcpError, reset: boolean): void {
+    const app = this.app;
+    this.app = undefined;
+    if (reset) this.abort();
+    else this.close();
+    app?.onError(err);
+  }
+
+  close(): void {
+    if (this.state === 'CLOSED') return;
+    this.state = 'CLOSED';
+    this.snd.buf.clear();
+    this.rcv.rq.clear();
+    this.host.timers.set(this, 0);
+    this.host.release(this.key);
+  }
+
+  /** Bytes this connection holds (send buffer plus out-of-order data). */
+  get bufferedBytes(): number {
+    return this.snd.buf.length + this.rcv.rq.bytes;
+  }
+
+  // --- timers ------------------------------------------------------------------------------------------------
+
+  protected armTimers(): void {
+    if (this.state === 'CLOSED') return;
+    let next = 0;
+    for (const t of [this.snd.rtoAt, this.snd.persistAt, this.rcv.ackAt, this.closeAt, this.ka.at]) {
+      if (t > 0 && (next === 0 || t < next)) next = t;
+    }
+    // A later deadline keeps the earlier queue entry; it fires early, finds nothing due and re-arms.
+    if (next > 0 && (this.queuedAt === 0 || next < this.queuedAt)) {
+      this.queuedAt = next;
+      this.host.timers.set(this, next);
+    }
+  }
+
+  abstract onTimer(now: number): void;
+}

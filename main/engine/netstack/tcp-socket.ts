@@ -1,0 +1,160 @@
+// The app's view of a TCP connection: a Node Duplex with net.Socket's common fields, so proxy code can pipe it
+// to and from net.Sockets. Reads feed the receive window (unread bytes shrink it); writes wait for send-buffer room.
+import { Duplex } from 'node:stream';
+import type { TcpConnection } from './tcp-conn.ts';
+import { type TcpApp, TcpError } from './tcp-types.ts';
+
+export interface TcpSocketInfo {
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export interface TcpInfo {
+  state: string;
+  rtoMs: number;
+  srttMs: number;
+  cwnd: number;
+  ssthresh: number;
+  sendWindow: number;
+  mss: number;
+  retransmits: number;
+  fastRetransmits: number;
+  timeouts: number;
+  probes: number;
+  segments: number;
+}
+
+export class TcpSocket extends Duplex {
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly remoteFamily: 'IPv4' | 'IPv6';
+  connecting: boolean;
+  private conn: TcpConnection | undefined;
+  private pendingWrite: ((err?: Error | null) => void) | undefined;
+  private pendingFinal: ((err?: Error | null) => void) | undefined;
+
+  constructor(conn: TcpConnection, info: TcpSocketInfo, connecting: boolean, readBuffer: number) {
+    super({ allowHalfOpen: true, readableHighWaterMark: readBuffer });
+    this.localAddress = info.localAddress;
+    this.localPort = info.localPort;
+    this.remoteAddress = info.remoteAddress;
+    this.remotePort = info.remotePort;
+    this.remoteFamily = info.remoteAddress.includes(':') ? 'IPv6' : 'IPv4';
+    this.connecting = connecting;
+    this.conn = conn;
+    conn.app = this.hooks();
+  }
+
+  /** TCP state, for diagnostics and tests. */
+  get tcpState(): string {
+    return this.conn?.state ?? 'CLOSED';
+  }
+
+  /** Timer and window state of the connection (like Linux's TCP_INFO), for diagnostics and tests. */
+  get tcpInfo(): TcpInfo | undefined {
+    const c = this.conn;
+    if (!c) return undefined;
+    const s = c.snd;
+    return {
+      state: c.state,
+      rtoMs: s.rtt.rto,
+      srttMs: s.rtt.srtt,
+      cwnd: s.cc.cwnd,
+      ssthresh: s.cc.ssthresh,
+      sendWindow: s.wnd,
+      mss: s.mss,
+      ...s.stats,
+    };
+  }
+
+  private hooks(): TcpApp {
+    return {
+      onConnect: () => {
+        this.connecting = false;
+        this.emit('connect');
+        this.emit('ready');
+      },
+      onData: (chunk) => {
+        this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      },
+      onEnd: () => {
+        this.push(null);
+      },
+      onFinAcked: () => {
+        const cb = this.pendingFinal;
+        this.pendingFinal = undefined;
+        cb?.();
+      },
+      onWritable: () => {
+        const cb = this.pendingWrite;
+        this.pendingWrite = undefined;
+        cb?.();
+      },
+      onError: (err) => {
+        this.conn = undefined;
+        const w = this.pendingWrite;
+        const f = this.pendingFinal;
+        this.pendingWrite = this.pendingFinal = undefined;
+        w?.(err);
+        f?.(err);
+        this.destroy(err);
+      },
+      bufferedBytes: () => this.readableLength,
+    };
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    const conn = this.conn;
+    if (!conn) {
+      cb(new TcpError('EPIPE', 'the connection is closed'));
+      return;
+    }
+    const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (conn.write(data)) cb();
+    else this.pendingWrite = cb;
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    const conn = this.conn;
+    if (!conn) {
+      cb();
+      return;
+    }
+    this.pendingFinal = cb;
+    conn.shutdown();
+    if (conn.snd.finAcked) this.hooks().onFinAcked();
+  }
+
+  override _read(): void {
+    this.conn?.onAppRead();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.detach();
+    cb(err);
+  }
+
+  /** Sends keep-alive probes after `initialDelayMs` of silence (net.Socket's signature). */
+  setKeepAlive(enable = false, initialDelayMs = 0): this {
+    this.conn?.setKeepAlive(enable ? initialDelayMs || 7_200_000 : 0);
+    return this;
+  }
+
+  /** No Nagle here: segments go out as soon as the windows allow. */
+  setNoDelay(_noDelay = true): this {
+    return this;
+  }
+
+  /** Sends RST instead of FIN (net.Socket.resetAndDestroy). */
+  resetAndDestroy(): this {
+    this.conn?.abort();
+    this.conn = undefined;
+    return this.destroy();
+  }
+}

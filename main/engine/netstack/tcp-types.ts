@@ -1,0 +1,101 @@
+// Shared shapes between the TCP connection, its socket and the stack that owns them.
+import type { TimerQueue } from './clock.ts';
+import type { ReassemblyBudget } from './reassembly.ts';
+
+export type TcpState =
+  | 'SYN_SENT'
+  | 'SYN_RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN_WAIT_1'
+  | 'FIN_WAIT_2'
+  | 'CLOSE_WAIT'
+  | 'CLOSING'
+  | 'LAST_ACK'
+  | 'TIME_WAIT'
+  | 'CLOSED';
+
+export interface TcpConfig {
+  /** Largest IP packet the link carries (Tailscale's default MTU is 1280). */
+  mtu: number;
+  /** Receive buffer per connection (bytes the app has not read plus what may arrive). */
+  rcvBuf: number;
+  /** Send buffer per connection (unsent plus unacknowledged bytes). */
+  sndBuf: number;
+  minRtoMs: number;
+  /** Retransmissions of data before the connection is abandoned. */
+  maxRetries: number;
+  /** SYN / SYN-ACK retransmissions before a handshake is abandoned. */
+  synRetries: number;
+  timeWaitMs: number;
+  finWait2Ms: number;
+  delayedAckMs: number;
+  keepAliveIntervalMs: number;
+  keepAliveCount: number;
+}
+
+export const DEFAULT_TCP_CONFIG: TcpConfig = {
+  mtu: 1280,
+  rcvBuf: 256 * 1024,
+  sndBuf: 256 * 1024,
+  minRtoMs: 200,
+  maxRetries: 12,
+  synRetries: 5,
+  timeWaitMs: 60_000,
+  finWait2Ms: 60_000,
+  delayedAckMs: 40,
+  keepAliveIntervalMs: 75_000,
+  keepAliveCount: 9,
+};
+
+/** What a TCP failure looks like to the app: a Node-style error with a code. */
+export class TcpError extends Error {
+  override readonly name = 'TcpError';
+  constructor(
+    readonly code:
+      | 'ECONNABORTED'
+      | 'ECONNREFUSED'
+      | 'ECONNRESET'
+      | 'ETIMEDOUT'
+      | 'EADDRINUSE'
+      | 'EMFILE'
+      | 'ENETUNREACH'
+      | 'EPIPE',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The app side of a connection (the Duplex socket): the connection calls these. */
+export interface TcpApp {
+  onConnect(): void;
+  onData(chunk: Uint8Array): void;
+  /** The peer sent FIN: no more data. */
+  onEnd(): void;
+  /** Our FIN was acknowledged. */
+  onFinAcked(): void;
+  /** The send buffer has room again. */
+  onWritable(): void;
+  /** The connection failed or was reset; it is gone. */
+  onError(err: TcpError): void;
+  /** Bytes delivered but not yet read by the app (they count against the receive window). */
+  bufferedBytes(): number;
+}
+
+/** Counters of dropped or refused input, by reason. */
+export type DropCounters = Record<string, number>;
+
+/** What a connection needs from the stack. */
+export interface TcpHost {
+  readonly config: TcpConfig;
+  /** Out-of-order bytes all connections may hold together. */
+  readonly reassemblyBudget: ReassemblyBudget;
+  readonly timers: TimerQueue;
+  now(): number;
+  emit(packet: Uint8Array): void;
+  drop(reason: string): void;
+  /** The connection reached CLOSED: forget its 4-tuple. */
+  release(key: string): void;
+  /** A passive connection finished its handshake. */
+  established(key: string): void;
+}
