@@ -10,7 +10,7 @@ import dnsPacket from 'dns-packet';
 import { dohQueryOf, serveDoh } from '../../main/engine/dns/doh.ts';
 import { fullTunnelCommands } from '../../main/engine/plainwg/full-tunnel.ts';
 import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
-import { EngineError, type Prefs } from '../../main/engine/protocol.ts';
+import type { Prefs } from '../../main/engine/protocol.ts';
 import { forwardingChains } from '../../main/engine/routes/forwarding-linux.ts';
 import { advertisedRoutes, offeredLocalNets, shrinkDefaultRoute } from '../../main/engine/routes/offer.ts';
 import { canonicalCidr, formatCidr, parseCidr, RangeSet } from '../../main/engine/routes/prefix-set.ts';

@@ -3,7 +3,7 @@
 // which destinations peers may reach through us — the subnets as advertised, the default routes with this host's own
 // LANs cut out, as tailscaled does (a "guest Wi-Fi": the internet yes, a LAN only when advertised as a subnet).
 import { networkInterfaces } from 'node:os';
-import { EngineError, type Prefs } from '../protocol.ts';
+import type { Prefs } from '../protocol.ts';
 import { type Cidr, formatCidr, parseCidr, RangeSet } from './prefix-set.ts';
 
 export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'] as const;
