@@ -70,6 +70,8 @@ async function whoami(ns: Namespace, host: string): Promise<string> {
 async function routingState(ns: Namespace): Promise<string> {
   const parts: string[] = [];
   for (const cmd of [
+    ['iptables', '-t', 'mangle', '-S'],
+    ['sysctl', 'net.ipv4.conf.all.src_valid_mark'],
     ['ip', '-4', 'rule'],
     ['ip', '-6', 'rule'],
     ['ip', '-4', 'route', 'show', 'table', 'all'],
@@ -124,6 +126,9 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       return r.stdout.trim() || `exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`;
     };
 
+    // Strict reverse-path filtering, as some distributions set it: replies to the engine's marked sockets must
+    // still get in while the default route points into the tunnel.
+    await b.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1']);
     const pristine = await routingState(b);
     const ts = await startTailscaled(a, { name: 'a', env: { TS_DEBUG_USE_DERP_HTTP: '1' } });
     await ts.up({ loginServer: hs.url, authKey, hostname: TS_HOST });
@@ -212,6 +217,8 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       assert.equal(await resolve(), WEB_ADDR, 'a name resolves through the exit node');
       assert.match(dns.output(), new RegExp(`query ${WEB_NAME} from ${A_WAN.replace(/\./g, '\\.')}`));
       assert.match(await trellis(['status']), new RegExp(`${TS_HOST} .*exit node`));
+      assert.match(await b.exec(['iptables', '-t', 'mangle', '-S']), /--restore-mark/);
+      assert.match(await b.exec(['sysctl', 'net.ipv4.conf.all.src_valid_mark']), /= 1/);
     });
 
     await step('3. control, DERP/STUN and the peer keep working with the exit node in use', async (st) => {
