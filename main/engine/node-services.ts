@@ -76,12 +76,13 @@ export class NodeServices {
     try {
       if (nm && prefs) {
         const choice = { exitNodeID: prefs.exitNodeID, routeAll: prefs.routeAll };
-        await this.osRoutes.apply({
+        const poke = await this.osRoutes.apply({
           tunName: this.tunName,
           subnets: routedPrefixes(nm.peers.values(), choice),
           exitNode: prefs.exitNodeID !== '',
           allowLAN: prefs.exitNodeAllowLANAccess,
         });
+        if (poke) this.onServicesChanged(); // a lite map request: the map stream's flow gets its mark saved
       } else {
         await this.osRoutes.remove();
       }

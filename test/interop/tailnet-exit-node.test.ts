@@ -41,6 +41,12 @@ const WHOAMI_PORT = 8099;
 const WEB_NAME = 'web.example';
 const WEB_ADDR = '198.51.100.80';
 const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
+// node -e <src> server name → the first A answer's address, "no address" (e.g. SERVFAIL) or "no answer" (3 s)
+const QUERY_JS =
+  "const d=require('node:dgram').createSocket('udp4');const p=require('dns-packet');" +
+  "d.on('message',(m)=>{const a=p.decode(m).answers.find((x)=>x.type==='A');console.log(a?a.data:'no address');process.exit(0)});" +
+  "d.send(p.encode({type:'query',id:7,flags:256,questions:[{type:'A',name:process.argv[2]}]}),53,process.argv[1]);" +
+  "setTimeout(()=>{console.log('no answer');process.exit(0)},3000)";
 const POLICY = {
   acls: [{ action: 'accept', src: ['*'], dst: ['*:*', 'autogroup:internet:*'] }],
 };
@@ -64,6 +70,8 @@ async function whoami(ns: Namespace, host: string): Promise<string> {
 async function routingState(ns: Namespace): Promise<string> {
   const parts: string[] = [];
   for (const cmd of [
+    ['iptables', '-t', 'mangle', '-S'],
+    ['sysctl', 'net.ipv4.conf.all.src_valid_mark'],
     ['ip', '-4', 'rule'],
     ['ip', '-6', 'rule'],
     ['ip', '-4', 'route', 'show', 'table', 'all'],
@@ -112,11 +120,15 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
     );
     await waitUntil('the internet resolver', 10_000, async () => (dns.output().includes('listening') ? true : null));
     await b.writeEtc('resolv.conf', `nameserver ${INET_ADDR}\noptions timeout:1 attempts:1\n`);
+    // An A query to quad-100, where the OS resolver points while connected: the first answer's address.
     const resolve = async () => {
-      const r = await b.run(['getent', 'hosts', WEB_NAME], { timeoutMs: 15_000 });
-      return r.code === 0 ? r.stdout.trim().split(/\s+/)[0] : `exit ${r.code}`;
+      const r = await b.run([process.execPath, '-e', QUERY_JS, '100.100.100.100', WEB_NAME], { timeoutMs: 10_000 });
+      return r.stdout.trim() || `exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`;
     };
 
+    // Strict reverse-path filtering, as some distributions set it: replies to the engine's marked sockets must
+    // still get in while the default route points into the tunnel.
+    await b.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1']);
     const pristine = await routingState(b);
     const ts = await startTailscaled(a, { name: 'a', env: { TS_DEBUG_USE_DERP_HTTP: '1' } });
     await ts.up({ loginServer: hs.url, authKey, hostname: TS_HOST });
@@ -157,6 +169,9 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       const list = await trellis(['exit-node', 'list']);
       st.diagnostic(list);
       assert.match(list, new RegExp(`${ipA.v4.replace(/\./g, '\\.')} +${TS_HOST}\\.\\S+ +online`));
+      const bad = await tr.cli(['set', '--exit-node=nope'], 15_000);
+      assert.equal(bad.code, 2, `${bad.stdout}${bad.stderr}`);
+      assert.match(bad.stderr, /--exit-node: no peer named "nope"/);
       connected = await routingState(b);
       assert.equal(await whoami(b, INET_ADDR), 'error ENETUNREACH', 'without an exit node the internet is not routed');
       assert.match(await readFile(path.join('/etc/netns', b.name, 'resolv.conf'), 'utf8'), /100\.100\.100\.100/);
@@ -202,6 +217,8 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       assert.equal(await resolve(), WEB_ADDR, 'a name resolves through the exit node');
       assert.match(dns.output(), new RegExp(`query ${WEB_NAME} from ${A_WAN.replace(/\./g, '\\.')}`));
       assert.match(await trellis(['status']), new RegExp(`${TS_HOST} .*exit node`));
+      assert.match(await b.exec(['iptables', '-t', 'mangle', '-S']), /--restore-mark/);
+      assert.match(await b.exec(['sysctl', 'net.ipv4.conf.all.src_valid_mark']), /= 1/);
     });
 
     await step('3. control, DERP/STUN and the peer keep working with the exit node in use', async (st) => {
@@ -297,6 +314,24 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
         assert.equal(after, connected);
       },
     );
+
+    await step('6b. down takes everything away; up puts the chosen exit node back', async () => {
+      await trellis(['set', `--exit-node=${TS_HOST}`]);
+      await waitUntil('the rules installed', 10_000, async () =>
+        /^5270:/m.test(await b.exec(['ip', '-4', 'rule'])) ? true : null,
+      );
+      await trellis(['down']);
+      const after = await waitUntil('the pristine routing state', 10_000, async () => {
+        const now = await routingState(b);
+        return now === pristine ? now : null;
+      }).catch(async () => routingState(b));
+      assert.equal(after, pristine);
+      await trellis(['up']);
+      await tr.waitFor((x) => x.state === 'Running' && x.exitNode?.active === true, 30_000);
+      await waitUntil('the internet through the exit node after up', 30_000, async () =>
+        (await whoami(b, INET_ADDR)) === A_WAN ? true : null,
+      );
+    });
 
     await step('7. a daemon killed with -9 leaves rules behind; started again, it takes them away', async (st) => {
       await trellis(['set', `--exit-node=${TS_HOST}`]);

@@ -17,6 +17,7 @@ import { EngineError } from '../../main/engine/protocol.ts';
 import { routedPrefixes, selectAllowedIPs } from '../../main/engine/routes/allowed-ips.ts';
 import { canonicalCIDR, parseAdvertiseRoutes, RouteError } from '../../main/engine/routes/cidr.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode, resolveExitNode } from '../../main/engine/routes/exit-node.ts';
+import { CONNMARK_RULES } from '../../main/engine/routes/linux-connmark.ts';
 import {
   applyLinuxRoutes,
   lanPrefixes,
@@ -330,4 +331,14 @@ test('engine: route prefs persist across a restart; a missing exit node is kept 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('connmark rules for strict rp_filter: restore on prerouting, save on every marked packet out', () => {
+  assert.deepEqual(
+    CONNMARK_RULES.map((r) => r.join(' ')),
+    [
+      'PREROUTING -m conntrack --ctstate ESTABLISHED,RELATED -j CONNMARK --restore-mark --nfmask 0xff0000 --ctmask 0xff0000',
+      'OUTPUT -m mark --mark 0x80000/0xff0000 -j CONNMARK --save-mark --nfmask 0xff0000 --ctmask 0xff0000',
+    ],
+  );
 });

@@ -5,16 +5,25 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bypassMarkWorks } from './bypass-socket.ts';
+import { installConnmark, removeConnmark, srcValidMark, strictRpFilter } from './linux-connmark.ts';
 import { applyLinuxRoutes, type RoutePlan, type Runner, removeLinuxRoutes, runIp } from './linux-router.ts';
 
 const RECORD = 'routes-installed.json';
+
+/** What was installed, written before it is: enough to undo it after a crash. */
+interface Installed {
+  table: number;
+  tun: string;
+  /** Set when the connmark rules went in (strict rp_filter): the src_valid_mark to put back. */
+  srcValidMark?: string;
+}
 
 export class RoutesUnsupportedError extends Error {
   override readonly name = 'RoutesUnsupportedError';
 }
 
 export class OsRoutes {
-  private installed = false;
+  private installed: Installed | undefined;
   /** One change at a time, in the order asked. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -28,15 +37,20 @@ export class OsRoutes {
   /** Routing left installed by a run that did not end cleanly is taken away. */
   recover(): Promise<void> {
     return this.serial(async () => {
-      if (!(await this.recorded())) return;
+      const left = await this.recorded();
+      if (!left) return;
       this.log('routes: removing the exit-node/subnet routing a previous run left installed');
-      await removeLinuxRoutes(this.run);
-      await rm(join(this.stateDir, RECORD), { force: true });
+      await this.undo(left);
     });
   }
 
-  /** Installs (or changes, or removes when nothing is routed) the routing for the plan. */
-  apply(plan: RoutePlan): Promise<void> {
+  /**
+   * Installs (or changes, or removes when nothing is routed) the routing for the plan. Resolves true when the
+   * connmark rules went in just now: flows opened before save their mark only with their next packet, so the
+   * caller has the quiet ones (the map stream) send one.
+   */
+  apply(plan: RoutePlan): Promise<boolean> {
+    let connmarkNow = false;
     return this.serial(async () => {
       const wanted = plan.exitNode || plan.subnets.length > 0;
       if (!wanted) return this.removeNow();
@@ -49,13 +63,22 @@ export class OsRoutes {
         );
       }
       if (!this.installed) {
-        await writeFile(join(this.stateDir, RECORD), `${JSON.stringify({ table: 52, tun: plan.tunName })}\n`, {
-          mode: 0o600,
-        });
-        this.installed = true;
+        const strict = plan.exitNode && (await strictRpFilter(plan.tunName));
+        const record: Installed = {
+          table: 52,
+          tun: plan.tunName,
+          ...(strict ? { srcValidMark: await srcValidMark() } : {}),
+        };
+        await writeFile(join(this.stateDir, RECORD), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+        this.installed = record;
+        if (strict) {
+          this.log('routes: strict rp_filter: keeping the bypass mark on replies (connmark, src_valid_mark=1)');
+          await installConnmark();
+          connmarkNow = true;
+        }
       }
       await applyLinuxRoutes(plan, this.run);
-    });
+    }).then(() => connmarkNow);
   }
 
   /** Takes everything away (down, disconnect, nothing routed any more). */
@@ -64,19 +87,33 @@ export class OsRoutes {
   }
 
   private async removeNow(): Promise<void> {
-    if (!this.installed && !(await this.recorded())) return;
-    await removeLinuxRoutes(this.run);
-    await rm(join(this.stateDir, RECORD), { force: true });
-    this.installed = false;
+    const what = this.installed ?? (await this.recorded());
+    if (!what) return;
+    await this.undo(what);
+    this.installed = undefined;
   }
 
-  private async recorded(): Promise<boolean> {
-    if (this.platform !== 'linux') return false;
+  private async undo(what: Installed): Promise<void> {
+    await removeLinuxRoutes(this.run);
+    if (what.srcValidMark !== undefined) await removeConnmark(what.srcValidMark);
+    await rm(join(this.stateDir, RECORD), { force: true });
+  }
+
+  /** The record a run left (a damaged one still means something was installed: undo the routing). */
+  private async recorded(): Promise<Installed | undefined> {
+    if (this.platform !== 'linux') return undefined;
+    let text: string;
     try {
-      await readFile(join(this.stateDir, RECORD));
-      return true;
+      text = await readFile(join(this.stateDir, RECORD), 'utf8');
     } catch {
-      return false;
+      return undefined;
+    }
+    try {
+      const r = JSON.parse(text) as Partial<Installed>;
+      const mark = typeof r.srcValidMark === 'string' ? { srcValidMark: r.srcValidMark } : {};
+      return { table: 52, tun: typeof r.tun === 'string' ? r.tun : '', ...mark };
+    } catch {
+      return { table: 52, tun: '' };
     }
   }
 
