@@ -25,7 +25,14 @@ import {
   whoServer,
 } from './lab/routes.ts';
 import { claims } from './lab/scenario.ts';
-import { buildTailnetLab, pingFrom, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
+import {
+  buildTailnetLab,
+  HEADSCALE_ADDR,
+  pingFrom,
+  startTrellisNode,
+  type TrellisNode,
+  waitUntil,
+} from './lab/tailnet.ts';
 import { requireTools } from './lab/tools.ts';
 
 const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
@@ -35,6 +42,8 @@ const B_NAME = 'trellis-b';
 /** A name only the resolver on the internet host knows. */
 const OUTSIDE_NAME = 'outside.example';
 const OUTSIDE_ADDR = '198.51.100.80';
+/** What the resolver on a's own LAN answers for it. */
+const CAFE_ADDR = '203.0.113.80';
 // node -e <src> server name → the first A answer's address, "no address" (e.g. SERVFAIL) or "no answer" (3 s)
 const QUERY_JS =
   "const d=require('node:dgram').createSocket('udp4');const p=require('dns-packet');" +
@@ -84,8 +93,24 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
       { label: 'web: dns server' },
     );
     assert.ok(await dns.waitForOutput(/^listening$/m, 10_000), `lab DNS server:\n${dns.output()}`);
-    // a's only resolver is on the internet: with MagicDNS on, quad-100 forwards outside names there.
-    await a.writeEtc('resolv.conf', `nameserver ${FAR_HOST}\noptions timeout:1 attempts:1\n`);
+    // b's resolver is on the internet; a's is on its own LAN (a café's router, which answers the outside name with
+    // an address of its own). Using b as exit node, a's MagicDNS must ask b (DoH on b's PeerAPI, as tailscaled
+    // does), not the café: the answer and the address the internet's resolver sees tell which.
+    await b.writeEtc('resolv.conf', `nameserver ${FAR_HOST}\noptions timeout:1 attempts:1\n`);
+    await a.writeEtc('resolv.conf', `nameserver ${HEADSCALE_ADDR}\noptions timeout:1 attempts:1\n`);
+    const cafe = tn.net.spawn(
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        DNS_SERVER,
+        HEADSCALE_ADDR,
+        '53',
+        JSON.stringify({ [OUTSIDE_NAME]: CAFE_ADDR }),
+      ],
+      { label: 'net: café dns server' },
+    );
+    assert.ok(await cafe.waitForOutput(/^listening$/m, 10_000), `café DNS server:\n${cafe.output()}`);
     const bBaseline = await netfilterText(b);
 
     const trB = await startTrellisNode(b, { hostname: B_NAME, loginServer: tn.headscale.url, authKey: tn.authKey });
@@ -126,7 +151,7 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
       connected = await routingState(a);
       assert.equal(await tcpProbe(a, FAR_HOST, 8080, 2_000), 'error ENETUNREACH', 'no route to web without b');
       assert.match(await readFile(path.join('/etc/netns', a.name, 'resolv.conf'), 'utf8'), /100\.100\.100\.100/);
-      assert.notEqual(await resolve(), OUTSIDE_ADDR, 'the outside resolver is out of reach without an exit node');
+      assert.equal(await resolve(), CAFE_ADDR, "without an exit node a's own resolver answers");
     });
 
     await step("2. a uses b as exit node: web answers and sees b's address", async (st) => {
@@ -149,12 +174,22 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
     });
 
     await step("3. a's MagicDNS resolves an outside name through b", async (st) => {
-      const answer = await waitUntil(`quad-100 on a resolving ${OUTSIDE_NAME}`, 20_000, async () => {
-        const r = await resolve();
-        return r === OUTSIDE_ADDR ? r : null;
+      const cafeQueries = () =>
+        cafe
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('query ')).length;
+      const cafeBefore = cafeQueries();
+      let last = '';
+      const answer = await waitUntil(`quad-100 on a resolving ${OUTSIDE_NAME}`, 15_000, async () => {
+        last = await resolve();
+        return last === OUTSIDE_ADDR ? last : null;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}; the last answer: ${last}`);
       });
       st.diagnostic(`quad-100 on a: ${OUTSIDE_NAME} → ${answer}`);
       assert.match(dns.output(), new RegExp(`query ${OUTSIDE_NAME} from ${ROUTER_LAN_ADDR.replace(/\./g, '\\.')}`));
+      assert.equal(cafeQueries(), cafeBefore, "no query leaks to a's own resolver while b is the exit node");
     });
 
     await step("4. clearing the exit node gives back exactly a's rules and routes", async () => {
@@ -166,6 +201,7 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
       }).catch(async () => routingState(a));
       assert.equal(after, connected);
       assert.equal(await tcpProbe(a, FAR_HOST, 8080, 2_000), 'error ENETUNREACH', 'web out of reach again');
+      assert.equal(await resolve(), CAFE_ADDR, "a's own resolver answers again");
     });
 
     await step('5. --accept-routes: a reaches the LAN behind b, which sees b’s address (SNAT)', async (st) => {
