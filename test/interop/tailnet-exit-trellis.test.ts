@@ -112,6 +112,8 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
     );
     assert.ok(await cafe.waitForOutput(/^listening$/m, 10_000), `café DNS server:\n${cafe.output()}`);
     const bBaseline = await netfilterText(b);
+    // Strict reverse-path filtering on a, as some distributions set it: the direct path must survive the exit node.
+    await a.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1']);
 
     const trB = await startTrellisNode(b, { hostname: B_NAME, loginServer: tn.headscale.url, authKey: tn.authKey });
     const trA = await startTrellisNode(a, {
@@ -171,6 +173,8 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
         await who.stop();
       }
       assert.ok(await pingFrom(a, FAR_HOST, { count: 2, deadlineS: 10 }), 'ICMP to web through b too');
+      // The engine's own UDP socket bypasses the tunnel: the path to b stays direct.
+      st.diagnostic((await trellis(trA, ['ping', B_NAME, '--count', '5'])).trim());
     });
 
     await step("3. a's MagicDNS resolves an outside name through b", async (st) => {
