@@ -1,9 +1,10 @@
 // Trellis ↔ Trellis for exit nodes and subnet routes, all through the CLI a user types. Host b runs a Trellis daemon
 // with `trellis set --advertise-exit-node --advertise-routes=192.0.2.0/24`; behind b lie its LAN (host "lan") and,
-// beyond lan, the "internet" (host "web", which also runs the only resolver a's resolv.conf names). Headscale
-// approves b's routes. Host a runs a second Trellis daemon: with `--exit-node=trellis-b` web answers and sees b's
-// address, and a's MagicDNS resolves an outside name through b; clearing the exit node gives back a's rules and
-// routes exactly; with `--accept-routes` a reaches the LAN behind b (SNAT); `down` on b removes its chains.
+// beyond lan, the "internet" (host "web", which runs b's resolver). a's resolver is on a's own LAN. Headscale
+// approves b's routes. Host a (strict rp_filter) runs a second Trellis daemon: with `--exit-node=trellis-b` web
+// answers and sees b's address, the path to b stays direct, and a's MagicDNS resolves an outside name through b's
+// DoH (none leaks to a's LAN resolver); clearing the exit node gives back a's rules and routes exactly; with
+// `--accept-routes` a reaches the LAN behind b (SNAT); `down` on b removes its chains.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
