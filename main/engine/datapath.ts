@@ -87,10 +87,11 @@ export class DataPath {
   filtered = 0;
   private osResolvers: string[] = [];
   private peerApi = { v4: 0, v6: 0 };
-  private lastDnsInput: { self: NetMap['self']; peers: TailNode[]; dns: NetMap['dns'] } = {
+  private lastDnsInput: { self: NetMap['self']; peers: TailNode[]; dns: NetMap['dns']; exitNodeID: string } = {
     self: undefined,
     peers: [],
     dns: undefined,
+    exitNodeID: '',
   };
   private readonly quad100 = new Quad100(
     (pkt) => this.tun?.write(pkt),
@@ -190,7 +191,7 @@ export class DataPath {
     this.ownAddresses = addresses;
     this.env.local = new AddrSet([...addresses, ...this.offeredNets]);
     this.quad100.setOwnAddresses(addresses);
-    this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns };
+    this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns, exitNodeID: choice.exitNodeID };
     this.rebuildDnsTable();
     this.filter = compileFilter(nm.packetFilter());
 
@@ -283,7 +284,7 @@ export class DataPath {
 
   private rebuildDnsTable(): void {
     const i = this.lastDnsInput;
-    this.quad100.table = buildDnsTable(i.self, i.peers, i.dns, this.osResolvers);
+    this.quad100.table = buildDnsTable(i.self, i.peers, i.dns, this.osResolvers, i.exitNodeID);
   }
 
   private sendFromTun(pkt: Uint8Array): void {

@@ -113,13 +113,16 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       await waitUntil(`whoami in ${ns.short}`, 10_000, async () => (p.output().includes('listening') ? true : null));
     }
 
-    // b's resolver is on the internet: with MagicDNS, quad-100 forwards other names there.
+    // b's resolver is on the internet: with MagicDNS and no exit node, quad-100 would forward other names there.
     const dns = inet.spawn(
       [process.execPath, '--import', 'tsx', DNS_SERVER, INET_ADDR, '53', JSON.stringify({ [WEB_NAME]: WEB_ADDR })],
       { label: 'dns inet' },
     );
     await waitUntil('the internet resolver', 10_000, async () => (dns.output().includes('listening') ? true : null));
     await b.writeEtc('resolv.conf', `nameserver ${INET_ADDR}\noptions timeout:1 attempts:1\n`);
+    // The exit node's resolver is on the internet too: Trellis sends other names to the exit node's DoH, which
+    // answers with it.
+    await a.writeEtc('resolv.conf', `nameserver ${INET_ADDR}\noptions timeout:1 attempts:1\n`);
     // An A query to quad-100, where the OS resolver points while connected: the first answer's address.
     const resolve = async () => {
       const r = await b.run([process.execPath, '-e', QUERY_JS, '100.100.100.100', WEB_NAME], { timeoutMs: 10_000 });
@@ -213,7 +216,7 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       });
       assert.equal(seen, A_WAN, 'the internet host sees the exit node’s (SNAT) address');
       assert.ok(await pingFrom(b, INET_ADDR, { count: 2, deadlineS: 10 }), 'ICMP to the internet host too');
-      // MagicDNS forwards the query from the engine (an unmarked socket): through the exit node too.
+      // MagicDNS sends other names to the exit node's DoH (peerapi-dns-proxy), which asks its own resolver.
       assert.equal(await resolve(), WEB_ADDR, 'a name resolves through the exit node');
       assert.match(dns.output(), new RegExp(`query ${WEB_NAME} from ${A_WAN.replace(/\./g, '\\.')}`));
       assert.match(await trellis(['status']), new RegExp(`${TS_HOST} .*exit node`));

@@ -119,9 +119,15 @@ export interface DERPMap {
   omitDefaultRegions?: boolean;
 }
 
+/** A DNS resolver; UseWithExitNode keeps it in use while an exit node answers the other names. */
+export interface DnsResolver {
+  Addr: string;
+  UseWithExitNode?: boolean;
+}
+
 export interface DNSConfig {
-  Resolvers?: Array<{ Addr: string }>;
-  Routes?: Record<string, Array<{ Addr: string }> | null>;
+  Resolvers?: DnsResolver[];
+  Routes?: Record<string, DnsResolver[] | null>;
   FallbackResolvers?: Array<{ Addr: string }>;
   Domains?: string[];
   Proxied?: boolean;

@@ -1,5 +1,5 @@
-// Forwarding for quad-100 (services.md §3.4.4): the query's bytes to every resolver of the route at once over UDP;
-// the first answer with the query's ID wins and is relayed as it is. All failing, or nothing within the cap, is
+// Forwarding for quad-100 (services.md §3.4.4): the query's bytes to every resolver of the route at once over UDP
+// (or POSTed to an exit node's DoH URL); the first answer with the query's ID wins and is relayed as it is. All failing, or nothing within the cap, is
 // undefined (the caller answers SERVFAIL). Upstream REFUSED/SERVFAIL count as failures while others may answer.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -18,6 +18,41 @@ export function parseResolver(addr: string): { host: string; port: number } | un
   return { host: m[1], port };
 }
 
+/** An exit node's DoH on its PeerAPI (http://ip:port/dns-query; routes.md): plain HTTP inside WireGuard. */
+function isDohUrl(addr: string): boolean {
+  return /^http:\/\/[^/]+\/dns-query$/.test(addr);
+}
+
+/** A DNS message is at most 64 KiB: a DoH body past that is not an answer. */
+const MAX_DOH_ANSWER = 65_535;
+
+/** POSTs the query to a DoH URL; the answer's bytes, or undefined on any failure or when aborted. */
+async function askDoh(url: string, query: Uint8Array, signal: AbortSignal): Promise<Uint8Array | undefined> {
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
+      body: query,
+      signal,
+      redirect: 'error',
+    });
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const c of res.body) {
+      size += c.length;
+      if (size > MAX_DOH_ANSWER) return undefined;
+      chunks.push(c);
+    }
+    return new Uint8Array(Buffer.concat(chunks));
+  } catch {
+    return undefined;
+  }
+}
+
 export class DnsForwarder {
   private inFlight = 0;
   /** Queries not forwarded because MAX_IN_FLIGHT were already waiting. */
@@ -29,7 +64,8 @@ export class DnsForwarder {
     timeoutMs = FORWARD_TIMEOUT_MS,
   ): Promise<Uint8Array | undefined> {
     const targets = resolvers.map(parseResolver).filter((r) => r !== undefined);
-    if (targets.length === 0 || query.length < 12) return undefined;
+    const dohUrls = resolvers.filter(isDohUrl);
+    if (targets.length + dohUrls.length === 0 || query.length < 12) return undefined;
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.refused++;
       return undefined;
@@ -37,9 +73,10 @@ export class DnsForwarder {
     this.inFlight++;
     const id = (query[0] << 8) | query[1];
     const sockets: Socket[] = [];
+    const abort = new AbortController();
     try {
       return await new Promise<Uint8Array | undefined>((resolve) => {
-        let pending = targets.length;
+        let pending = targets.length + dohUrls.length;
         const timer = setTimeout(() => resolve(undefined), timeoutMs);
         const fail = () => {
           if (--pending === 0) {
@@ -47,6 +84,29 @@ export class DnsForwarder {
             resolve(undefined);
           }
         };
+        // The first answer with our ID wins; SERVFAIL and REFUSED let another resolver answer.
+        const offer = (msg: Uint8Array | undefined, settle: (f: () => void) => void): boolean => {
+          if (!msg || msg.length < 12 || ((msg[0] << 8) | msg[1]) !== id || !(msg[2] & 0x80)) return false;
+          const rcode = msg[3] & 0x0f;
+          settle(() => {
+            if (rcode === 2 || rcode === 5) return fail();
+            clearTimeout(timer);
+            resolve(new Uint8Array(msg));
+          });
+          return true;
+        };
+        for (const url of dohUrls) {
+          let done = false;
+          const once = (f: () => void) => {
+            if (!done) {
+              done = true;
+              f();
+            }
+          };
+          void askDoh(url, query, abort.signal).then((msg) => {
+            if (!offer(msg, once)) once(fail);
+          });
+        }
         for (const t of targets) {
           const s = createSocket(isIP(t.host) === 6 ? 'udp6' : 'udp4');
           sockets.push(s);
@@ -59,13 +119,7 @@ export class DnsForwarder {
           };
           s.on('error', () => once(fail));
           s.on('message', (msg) => {
-            if (msg.length < 12 || ((msg[0] << 8) | msg[1]) !== id || !(msg[2] & 0x80)) return; // not our answer
-            const rcode = msg[3] & 0x0f;
-            once(() => {
-              if (rcode === 2 || rcode === 5) return fail(); // SERVFAIL, REFUSED: let another resolver answer
-              clearTimeout(timer);
-              resolve(new Uint8Array(msg));
-            });
+            offer(msg, once); // not our answer: keep listening
           });
           s.send(query, t.port, t.host, (e) => {
             if (e) once(fail);
@@ -74,6 +128,7 @@ export class DnsForwarder {
       });
     } finally {
       this.inFlight--;
+      abort.abort();
       for (const s of sockets) s.close();
     }
   }

@@ -3,6 +3,7 @@
 // domains, and the upstream resolvers by route. Pure: netmap in, lookup tables out.
 import type { DNSConfig, TailNode as Node } from '../control/tailcfg.ts';
 import { parseAddress } from '../packet/ip.ts';
+import { stableIdOf } from '../routes/allowed-ips.ts';
 
 export interface HostAddrs {
   /** The node's name as an FQDN without the trailing dot, lowercase. */
@@ -40,6 +41,8 @@ export function buildDnsTable(
   dns: DNSConfig | undefined,
   /** The OS's previous nameservers: the default route when control sets no resolvers (services.md §3.4.5). */
   osResolvers: string[] = [],
+  /** The chosen exit node's StableID ('' = none): its DoH answers the other names when it offers one (§3.3 step 8). */
+  exitNodeID = '',
 ): DnsTable {
   const selfName = typeof self?.Name === 'string' ? lower(self.Name) : '';
   const suffix = selfName.includes('.') ? selfName.slice(selfName.indexOf('.') + 1) : '';
@@ -80,7 +83,11 @@ export function buildDnsTable(
     authoritative.push(name);
   }
   const routes: DnsTable['routes'] = [];
+  // Through an exit node that offers DoH, the other names go there (not to a LAN resolver the tunnel now cuts off,
+  // nor leaked past it), unless control marked resolvers for use with an exit node; only routes with such survive.
+  const exitDoH = exitNodeDoH(selfAddrs, peers, exitNodeID);
   for (const [k, list] of Object.entries(dns?.Routes ?? {})) {
+    if (exitDoH && !(Array.isArray(list) && list.some((r) => r?.UseWithExitNode === true))) continue;
     const resolvers = resolverAddrs(list);
     if (resolvers.length === 0) authoritative.push(lower(k));
     else routes.push({ suffix: lower(k), resolvers });
@@ -88,7 +95,14 @@ export function buildDnsTable(
   if (proxied) authoritative.push(...(suffix ? [suffix] : []), ...TAILNET_REVERSE_ZONES);
   const defaults = resolverAddrs(dns?.Resolvers);
   const fallback = resolverAddrs(dns?.FallbackResolvers);
-  routes.push({ suffix: '', resolvers: defaults.length ? defaults : fallback.length ? fallback : osResolvers });
+  if (exitDoH) {
+    const withExit = resolverAddrs(
+      (Array.isArray(dns?.Resolvers) ? dns.Resolvers : []).filter((r) => r?.UseWithExitNode),
+    );
+    routes.push({ suffix: '', resolvers: withExit.length ? withExit : [exitDoH] });
+  } else {
+    routes.push({ suffix: '', resolvers: defaults.length ? defaults : fallback.length ? fallback : osResolvers });
+  }
   routes.sort((a, b) => b.suffix.length - a.suffix.length);
   const searchDomains = (Array.isArray(dns?.Domains) ? dns.Domains : []).filter((d) => typeof d === 'string');
   return { suffix, proxied, hosts, reverse, authoritative: [...new Set(authoritative)], routes, searchDomains };
@@ -107,6 +121,27 @@ function addressesOf(node: Node | undefined): { v4: string[]; v6: string[] } {
     (ip.includes(':') ? out.v6 : out.v4).push(ip);
   }
   return out;
+}
+
+/** The DoH URL on the exit node's PeerAPI (http://ip:port/dns-query), when it offers one in a family self has. */
+export function exitNodeDoH(
+  self: { v4: string[]; v6: string[] },
+  peers: Iterable<Node>,
+  exitNodeID: string,
+): string | undefined {
+  if (!exitNodeID) return undefined;
+  let node: Node | undefined;
+  for (const p of peers) if (stableIdOf(p) === exitNodeID) node = p;
+  const services = Array.isArray(node?.Hostinfo?.Services) ? node.Hostinfo.Services : [];
+  if (!services.some((s) => s?.Proto === 'peerapi-dns-proxy')) return undefined;
+  const port = (proto: string) => {
+    const n = services.find((s) => s?.Proto === proto)?.Port;
+    return typeof n === 'number' && Number.isInteger(n) && n > 0 && n < 65536 ? n : 0;
+  };
+  const addrs = addressesOf(node);
+  if (self.v4.length && addrs.v4[0] && port('peerapi4')) return `http://${addrs.v4[0]}:${port('peerapi4')}/dns-query`;
+  if (self.v6.length && addrs.v6[0] && port('peerapi6')) return `http://[${addrs.v6[0]}]:${port('peerapi6')}/dns-query`;
+  return undefined;
 }
 
 /** Plain-IP and ip:port resolvers (DoH and peer-API resolvers are not supported: skipped). */

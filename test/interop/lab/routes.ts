@@ -138,3 +138,17 @@ export async function dohRequest(
     return { status: 0, type: '', body: Buffer.alloc(0), raw };
   }
 }
+
+/** The policy-routing state a user compares: every rule and every route of every table, both families. */
+export async function routingState(ns: Namespace): Promise<string> {
+  const parts: string[] = [];
+  for (const cmd of [
+    ['ip', '-4', 'rule'],
+    ['ip', '-6', 'rule'],
+    ['ip', '-4', 'route', 'show', 'table', 'all'],
+    ['ip', '-6', 'route', 'show', 'table', 'all'],
+  ]) {
+    parts.push(`$ ${cmd.join(' ')}\n${await ns.exec(cmd)}`);
+  }
+  return parts.join('\n');
+}
