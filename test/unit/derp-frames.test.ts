@@ -135,7 +135,7 @@ describe('DERP frames', () => {
     }
   });
 
-  test('builders: exact bytes (datapath.md §1.9)', () => {
+  test('builders: exact bytes (docs/protocol/datapath.md §1.9)', () => {
     assert.equal(toHex(F.buildKeepAlive()), '0600000000');
     assert.equal(toHex(F.buildNotePreferred(true)), '070000000101');
     assert.equal(toHex(F.buildNotePreferred(false)), '070000000100');

@@ -1,5 +1,5 @@
 // Registration with the control server: logging in with a pre-auth key or interactively (an AuthURL an
-// admin approves), logging out, and the node-key rotation rules of the Go client (control.md §5.3).
+// admin approves), logging out, and the node-key rotation rules of the Go client (docs/protocol/control.md §5.3).
 import { EngineError } from '../protocol.ts';
 import { generatePrivateKey } from '../wg/crypto.ts';
 import { CAPABILITY_VERSION, ControlError } from './dial.ts';

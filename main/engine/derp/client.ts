@@ -1,4 +1,4 @@
-// One DERP connection (datapath.md §1.2–1.6): dial, HTTP upgrade, ServerKey → ClientInfo → ServerInfo, then
+// One DERP connection (docs/protocol/datapath.md §1.2–1.6): dial, HTTP upgrade, ServerKey → ClientInfo → ServerInfo, then
 // packets both ways, pings answered, a read watchdog. No reconnecting: a caller loops over connect() and
 // close(). Every wait is bounded; every byte from the server goes through FrameParser, whose errors end the
 // connection with a DerpError instead of an exception.

@@ -1,4 +1,4 @@
-// The bytes of the DERP handshake (datapath.md §1.2, §1.4) as pure functions: the HTTP upgrade request, the
+// The bytes of the DERP handshake (docs/protocol/datapath.md §1.2, §1.4) as pure functions: the HTTP upgrade request, the
 // reader of the server's answer head, the ClientInfo JSON and frame, and ServerInfo opening.
 import { DerpError } from './errors.ts';
 import { buildClientInfo, PROTOCOL_VERSION } from './frames.ts';

@@ -1,4 +1,4 @@
-// NaCl crypto_box for disco (datapath.md §0): the same primitive DERP's ClientInfo uses, implemented once
+// NaCl crypto_box for disco (docs/protocol/datapath.md §0): the same primitive DERP's ClientInfo uses, implemented once
 // in derp/naclbox.ts. This adapter gives disco its shape: a precomputed key per peer, and open() that
 // returns null instead of throwing, since failed boxes from the network are routine.
 import {

@@ -1,4 +1,4 @@
-// Forwarding for quad-100 (services.md §3.4.4): the query's bytes to every resolver of the route at once over UDP;
+// Forwarding for quad-100 (docs/protocol/services.md §3.4.4): the query's bytes to every resolver of the route at once over UDP;
 // the first answer with the query's ID wins and is relayed as it is. All failing, or nothing within the cap, is
 // undefined (the caller answers SERVFAIL). Upstream REFUSED/SERVFAIL count as failures while others may answer.
 import { createSocket, type Socket } from 'node:dgram';

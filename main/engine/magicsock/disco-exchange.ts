@@ -1,4 +1,4 @@
-// The disco exchange of magicsock (datapath.md §2.1–§2.3, §3.3–§3.7): pings to a peer's candidate endpoints and
+// The disco exchange of magicsock (docs/protocol/datapath.md §2.1–§2.3, §3.3–§3.7): pings to a peer's candidate endpoints and
 // through DERP, pongs that prove a direct path, CallMeMaybe so the peer pings us too, and the heartbeat that keeps a
 // path in use proven. magicsock owns the sockets and the peers; this file decides which disco message goes where.
 import { randomBytes } from 'node:crypto';
@@ -149,7 +149,7 @@ export class DiscoExchange {
     } else if (m.type === 'pong') {
       this.onPong(p, m.txId, from, region, now);
     } else if (m.type === 'callMeMaybe') {
-      // Only through DERP from the peer's own node key (datapath.md §3.7); its list replaces the previous one.
+      // Only through DERP from the peer's own node key (docs/protocol/datapath.md §3.7); its list replaces the previous one.
       if (from || !derpSrc || !sameKey(derpSrc, p.info.nodeKey)) return;
       setCallMeMaybe(p, m.endpoints);
       // Ping every candidate now, whatever the round's spacing (its list may hold an endpoint our last round

@@ -1,7 +1,7 @@
 // One UDP socket shared by WireGuard, disco and STUN, plus DERP connections (home region, and the home regions of
 // peers we send to): datagrams for a peer go to its best direct address once a disco ping/pong proved it, else
 // through the peer's home DERP region. Incoming traffic is told apart by its first bytes (disco magic, STUN, else
-// WireGuard). Netcheck picks our home region; disco-exchange.ts decides the disco pings. Facts: datapath.md §2–§3.
+// WireGuard). Netcheck picks our home region; disco-exchange.ts decides the disco pings. Facts: docs/protocol/datapath.md §2–§3.
 
 import { looksLikeDisco } from '../disco/message.ts';
 import { looksLikeStun } from '../stun/stun.ts';
