@@ -2,9 +2,9 @@
 // device whose peers are the netmap's peers (keyed by node key), magicsock for the paths, and the netmap's
 // packet filter on everything that comes in. The engine creates one while it runs with a TUN.
 
-import { keyFromText } from './control/keys.ts';
 import type { NetMap } from './control/netmap.ts';
 import type { TailNode } from './control/tailcfg.ts';
+import { keyFromText } from './crypto/key-text.ts';
 import { Quad100 } from './dns/quad100.ts';
 import { buildDnsTable } from './dns/table.ts';
 import { compileFilter } from './filter/compile.ts';

@@ -4,7 +4,7 @@
 // connection with a DerpError instead of an exception.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { keyToText } from '../control/keys.ts';
+import { keyToText } from '../crypto/key-text.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type DerpNode, type DerpTarget, dialTCP, resolveTarget, startTLS } from './dial.ts';
 import { DerpError } from './errors.ts';
