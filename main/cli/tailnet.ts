@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { connectDaemon } from '../engine/ipc/daemon-client.ts';
+import { type EngineClient, RpcError } from '../engine/ipc/rpc.ts';
 import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot } from '../engine/protocol.ts';
-import { type EngineClient, RpcError } from '../engine/rpc.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 import {
   exitNodeLine,

@@ -4,7 +4,7 @@
 import type { EngineLinkKind } from '../../preload/api.ts';
 import { EngineHost } from '../engine/host.ts';
 import { connectDaemon } from '../engine/ipc/daemon-client.ts';
-import type { EngineClient } from '../engine/rpc.ts';
+import type { EngineClient } from '../engine/ipc/rpc.ts';
 
 export interface EngineLinkOptions {
   /** The daemon's socket (or named pipe). */

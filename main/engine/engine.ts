@@ -1,16 +1,15 @@
-import { Connection } from './connection.ts';
 import type { NodeKeys } from './control/keys.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
-import type { DataPath } from './datapath.ts';
-import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './diagnostics.ts';
-import type { EngineOptions } from './engine-options.ts';
-import { EngineEvents } from './events.ts';
-import { fileCommands } from './files.ts';
-import { NodeServices } from './node-services.ts';
-import { type PersistedState, saveState } from './prefs-store.ts';
-import { announceProfiles, checkControlURL, type ProfileHost, profileCommands } from './profile-commands.ts';
-import { ProfileStore, profileInfo, readProfile } from './profiles.ts';
+import { Connection } from './core/connection.ts';
+import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './core/diagnostics.ts';
+import type { EngineOptions } from './core/engine-options.ts';
+import { EngineEvents } from './core/events.ts';
+import { type PersistedState, saveState } from './core/prefs-store.ts';
+import { announceProfiles, checkControlURL, type ProfileHost, profileCommands } from './core/profile-commands.ts';
+import { ProfileStore, profileInfo, readProfile } from './core/profiles.ts';
+import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './core/status.ts';
+import type { DataPath } from './datapath/datapath.ts';
 import {
   type CommandHandlers,
   type CommandMap,
@@ -26,7 +25,8 @@ import {
 } from './protocol.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
 import { applyRoutePrefs } from './routes/route-prefs.ts';
-import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './status.ts';
+import { NodeServices } from './services/node-services.ts';
+import { fileCommands } from './services/taildrop-commands.ts';
 
 /** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
 function started<T>(v: T | undefined): T {
@@ -421,7 +421,7 @@ class Engine implements EngineApi {
   }
 }
 
-export type { DataPathSettings, EngineOptions } from './engine-options.ts';
+export type { DataPathSettings, EngineOptions } from './core/engine-options.ts';
 
 export function createEngine(opts: EngineOptions = {}): EngineApi {
   return new Engine(opts);

@@ -2,7 +2,7 @@
 // an official tailscaled with its TUN (`tailscale status --json`), behind one interface.
 import { rmSync } from 'node:fs';
 import { connectDaemon } from '../../main/engine/ipc/daemon-client.ts';
-import type { EngineClient } from '../../main/engine/rpc.ts';
+import type { EngineClient } from '../../main/engine/ipc/rpc.ts';
 import type { Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
 import { startTrellisNode } from '../interop/lab/tailnet.ts';

@@ -9,9 +9,9 @@ import {
   type FileSendResult,
   MAX_READ_BYTES,
   type RequestContext,
-} from './protocol.ts';
-import { InboxError } from './taildrop/inbox.ts';
-import { type Taildrop, TaildropError } from './taildrop/service.ts';
+} from '../protocol.ts';
+import { InboxError } from '../taildrop/inbox.ts';
+import { type Taildrop, TaildropError } from '../taildrop/service.ts';
 
 export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileRead' | 'fileDelete';
 

@@ -1,13 +1,13 @@
 // The engine's account commands: list, add, switch, remove. The engine lends them its active profile and the one
 // way it changes it (activate: stop the running one through the ordinary stop path, start the other as its prefs
 // say), so switching never needs a new login.
-import { loadOrCreateKeys } from './control/keys.ts';
-import { Registrar } from './control/registrar.ts';
-import { buildHostinfo } from './control/requests.ts';
+import { loadOrCreateKeys } from '../control/keys.ts';
+import { Registrar } from '../control/registrar.ts';
+import { buildHostinfo } from '../control/requests.ts';
+import { type CommandHandlers, EngineError, type ProfileList, type StatusSnapshot } from '../protocol.ts';
 import type { EngineEvents } from './events.ts';
 import { loadState, type PersistedState } from './prefs-store.ts';
 import { findProfile, type ProfileStore, profileInfo } from './profiles.ts';
-import { type CommandHandlers, EngineError, type ProfileList, type StatusSnapshot } from './protocol.ts';
 
 export interface ProfileHost {
   readonly store: ProfileStore;
