@@ -180,68 +180,62 @@ export interface AddAccountRequest {
   authKey?: string;
 }
 
-/** The calls the window makes. Each takes at most one argument and resolves with its result. */
-export interface ApiCalls {
-  getSnapshot(): AppSnapshot;
-  connect(): void;
-  disconnect(): void;
-  login(req: LoginRequest): void;
-  logout(): void;
-  /** Adds an account, switches to it and logs it in (interactively without a key: authURL in the snapshot). */
-  addAccount(req: AddAccountRequest): void;
-  /** Switches to the account with this id (no new login: it connects if it was connected). */
-  switchAccount(id: string): void;
-  /** Logs the account with this id out and deletes it; removing the one in use switches to another. */
-  removeAccount(id: string): void;
-  setPrefs(prefs: Partial<AppPrefs>): AppPrefs;
-  /** Sends files (paths the engine can read) to a peer; the new transfers' ids. */
-  sendFiles(req: { peer: string; paths: string[] }): string[];
-  cancelTransfer(id: string): void;
-  /** Forgets finished transfers (done, failed, cancelled). */
-  clearTransfers(): void;
-  /** Moves files waiting in the inbox (all, or those named) into dir (default: the auto-save folder, or under
-   *  `trellis web` its save folder; there dir is refused). */
-  saveReceived(req: { dir?: string; names?: string[] }): string[];
-  openReceived(path: string): void;
-  revealReceived(path: string): void;
-  /** A native folder picker; null when the user cancels. */
-  chooseFolder(): string | null;
-  copyText(text: string): void;
-  /** Opens an http(s) URL in the user's browser; other schemes are refused. */
-  openExternal(url: string): void;
-  /** Drops the files waiting for a peer choice. */
-  dismissPendingSend(): void;
-  /** Gives up a pending interactive login (its URL stops working). */
-  cancelLogin(): void;
+/** One call of the window API: its argument (undefined: none) and result types. Only the type carries them: the value
+ *  is empty, and nothing reads its fields. */
+export interface CallSpec<A, R> {
+  readonly arg: A;
+  readonly result: R;
 }
 
-export type ApiCallName = keyof ApiCalls;
-export type ApiArg<K extends ApiCallName> = Parameters<ApiCalls[K]> extends [infer A] ? A : undefined;
-export type ApiResult<K extends ApiCallName> = ReturnType<ApiCalls[K]>;
+function call<A, R>(): CallSpec<A, R> {
+  return {} as CallSpec<A, R>;
+}
+
+/** The calls the window makes, each declared here and nowhere else: the call list, the argument and result types,
+ *  TrellisApi and the handler table the controller fills are derived from it. Each takes at most one argument. */
+export const API_SCHEMA = {
+  getSnapshot: call<undefined, AppSnapshot>(),
+  connect: call<undefined, void>(),
+  disconnect: call<undefined, void>(),
+  login: call<LoginRequest, void>(),
+  logout: call<undefined, void>(),
+  /** Adds an account, switches to it and logs it in (interactively without a key: authURL in the snapshot). */
+  addAccount: call<AddAccountRequest, void>(),
+  /** Switches to the account with this id (no new login: it connects if it was connected). */
+  switchAccount: call<string, void>(),
+  /** Logs the account with this id out and deletes it; removing the one in use switches to another. */
+  removeAccount: call<string, void>(),
+  setPrefs: call<Partial<AppPrefs>, AppPrefs>(),
+  /** Sends files (paths the engine can read) to a peer; the new transfers' ids. */
+  sendFiles: call<{ peer: string; paths: string[] }, string[]>(),
+  cancelTransfer: call<string, void>(),
+  /** Forgets finished transfers (done, failed, cancelled). */
+  clearTransfers: call<undefined, void>(),
+  /** Moves files waiting in the inbox (all, or those named) into dir (default: the auto-save folder, or under
+   *  `trellis web` its save folder; there dir is refused). */
+  saveReceived: call<{ dir?: string; names?: string[] }, string[]>(),
+  openReceived: call<string, void>(),
+  revealReceived: call<string, void>(),
+  /** A native folder picker; null when the user cancels. */
+  chooseFolder: call<undefined, string | null>(),
+  copyText: call<string, void>(),
+  /** Opens an http(s) URL in the user's browser; other schemes are refused. */
+  openExternal: call<string, void>(),
+  /** Drops the files waiting for a peer choice. */
+  dismissPendingSend: call<undefined, void>(),
+  /** Gives up a pending interactive login (its URL stops working). */
+  cancelLogin: call<undefined, void>(),
+};
+
+export type ApiCallName = keyof typeof API_SCHEMA;
+export type ApiArg<K extends ApiCallName> = (typeof API_SCHEMA)[K]['arg'];
+export type ApiResult<K extends ApiCallName> = (typeof API_SCHEMA)[K]['result'];
+
+/** What answers each call on the main side: the controller's table, checked by the compiler to hold every call. */
+export type ApiHandlers = { [K in ApiCallName]: (arg: ApiArg<K>) => Promise<ApiResult<K>> };
 
 /** Every call name, for the transports to register and to validate what arrives. */
-export const API_CALLS: readonly ApiCallName[] = [
-  'getSnapshot',
-  'connect',
-  'disconnect',
-  'login',
-  'logout',
-  'addAccount',
-  'switchAccount',
-  'removeAccount',
-  'setPrefs',
-  'sendFiles',
-  'cancelTransfer',
-  'clearTransfers',
-  'saveReceived',
-  'openReceived',
-  'revealReceived',
-  'chooseFolder',
-  'copyText',
-  'openExternal',
-  'dismissPendingSend',
-  'cancelLogin',
-];
+export const API_CALLS = Object.keys(API_SCHEMA) as readonly ApiCallName[];
 
 export function isApiCallName(v: unknown): v is ApiCallName {
   return typeof v === 'string' && (API_CALLS as readonly string[]).includes(v);

@@ -7,9 +7,9 @@ import { dirname, resolve } from 'node:path';
 import type { DataPathSettings } from '../engine/engine.ts';
 import { closeQuietly, DescriptorStash, peerUid } from '../engine/fdpass/handover.ts';
 import { EngineHost } from '../engine/host.ts';
+import { daemonListening } from '../engine/ipc/daemon-client.ts';
+import { type EngineClient, SocketTransport, serveEngine } from '../engine/ipc/rpc.ts';
 import type { CommandMap, CommandName, EngineApi, EngineEvent, RequestContext } from '../engine/protocol.ts';
-import { type EngineClient, SocketTransport, serveEngine } from '../engine/rpc.ts';
-import { daemonListening } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
 import { prepareSocketDir } from './socket-dir.ts';
 

@@ -1,7 +1,8 @@
 // `trellis ping <peer>` (disco ping: which path, which endpoint, how fast — like `tailscale ping`) and
 // `trellis netcheck` (UDP, public endpoint, home DERP latency), answered by the running daemon.
+
+import { connectDaemon } from '../engine/ipc/daemon-client.ts';
 import { EngineError } from '../engine/protocol.ts';
-import { connectDaemon } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 
 export const DIAGNOSE_USAGE = {

@@ -2,10 +2,10 @@
 // `trellis file get [--wait] <dir>` (move received files out of the daemon's inbox), like `tailscale file`. This
 // process reads the files it sends and writes the ones it gets, as the user who runs it; the daemon only sees bytes.
 import path from 'node:path';
+import { connectDaemon } from '../engine/ipc/daemon-client.ts';
 import type { EngineEvent } from '../engine/protocol.ts';
 import { type FileSource, openFileSource } from '../engine/taildrop/byte-source.ts';
 import { saveReceivedFiles, sendLocalFile } from '../engine/taildrop/client-files.ts';
-import { connectDaemon } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 
 export const FILE_USAGE = 'trellis file cp <file>... <peer>: | trellis file get [--wait] <dir>   [--socket PATH]';

@@ -16,14 +16,3 @@ export function formatDuration(seconds: number): string {
   if (s > 0 || parts.length === 0) parts.push(`${s} second${s === 1 ? '' : 's'}`);
   return parts.join(', ');
 }
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(2)} ${units[i]}`;
-}

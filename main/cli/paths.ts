@@ -1,16 +1,5 @@
-// Where `trellis daemon` listens, and the small command-line option readers the tailnet verbs share.
-import { join } from 'node:path';
-
-/** The daemon's socket when neither --socket nor TRELLIS_SOCKET says otherwise. */
-export function defaultSocketPath(platform: NodeJS.Platform = process.platform): string {
-  if (platform === 'win32') return '\\\\.\\pipe\\trellisd';
-  return join(platform === 'darwin' ? '/var/run/trellis' : '/run/trellis', 'trellisd.sock');
-}
-
-/** --socket beats TRELLIS_SOCKET beats the OS default. */
-export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return flag || env.TRELLIS_SOCKET || defaultSocketPath();
-}
+// The small command-line option readers the tailnet verbs share (where the daemon listens: engine/ipc/socket-path.ts).
+export { defaultSocketPath, resolveSocketPath } from '../engine/ipc/socket-path.ts';
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';

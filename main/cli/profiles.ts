@@ -1,8 +1,9 @@
 // `trellis login` and `trellis switch`: several accounts, as `tailscale login` / `tailscale switch` have them.
 // login adds an account (its own control server, keys and login) and makes it the one in use; switch lists them or
 // changes to another without logging in again.
+
+import type { EngineClient } from '../engine/ipc/rpc.ts';
 import type { ProfileInfo, ProfileList, StatusSnapshot } from '../engine/protocol.ts';
-import type { EngineClient } from '../engine/rpc.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 import { alignColumns, bringUp, parseUpOptions, printable, stateHeader, UP_HELP, withClient } from './tailnet.ts';
 

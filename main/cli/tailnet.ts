@@ -1,9 +1,9 @@
 // `trellis up | down | logout | status`: the tailnet verbs. Each talks to `trellis daemon` over its socket.
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { connectDaemon } from '../engine/ipc/daemon-client.ts';
+import { type EngineClient, RpcError } from '../engine/ipc/rpc.ts';
 import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot } from '../engine/protocol.ts';
-import { type EngineClient, RpcError } from '../engine/rpc.ts';
-import { connectDaemon } from './client.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 import {
   exitNodeLine,

@@ -5,7 +5,8 @@ import { closeControl, listInterfaces, requestStatus, serveControl } from '../en
 import { type TunnelStatus, WgTunnel } from '../engine/plainwg/tunnel.ts';
 import { ConfigError, parseWgQuick } from '../engine/wg/config-file.ts';
 import type { WgTimers } from '../engine/wg/constants.ts';
-import { formatBytes, formatDuration } from './format.ts';
+import { formatBytes } from '../shared/format.ts';
+import { formatDuration } from './format.ts';
 
 const WG_USAGE = 'usage: trellis wg up <file.conf> [--name NAME] | trellis wg show [NAME] [--json]';
 

@@ -1,8 +1,8 @@
 // The window's and the tray's account calls, carried to the engine's profile commands, and the accounts as the
 // window shows them. What the window sends is checked here: it is a sandboxed page, never trusted.
 import { type AccountView, ApiError, type LoginRequest, TAILSCALE_CONTROL_URL } from '../../preload/api.ts';
+import type { EngineClient } from '../engine/ipc/rpc.ts';
 import type { Prefs, ProfileList } from '../engine/protocol.ts';
-import type { EngineClient } from '../engine/rpc.ts';
 import { loginError } from './login-errors.ts';
 import { isWebUrl } from './views.ts';
 

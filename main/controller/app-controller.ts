@@ -7,11 +7,11 @@ import {
   type ApiCallName,
   ApiError,
   type ApiEventMessage,
+  type ApiHandlers,
   type ApiResult,
   type AppNotification,
   type AppPrefs,
   type AppSnapshot,
-  type LoginRequest,
   type Notice,
 } from '../../preload/api.ts';
 import type { EngineEvent, StatusSnapshot } from '../engine/protocol.ts';
@@ -186,89 +186,71 @@ export class AppController implements ApiBackend {
 
   async call<K extends ApiCallName>(name: K, arg: ApiArg<K>): Promise<ApiResult<K>> {
     try {
-      return (await this.#dispatch(name, arg)) as ApiResult<K>;
+      if (!Object.hasOwn(this.#handlers, name)) throw new ApiError('bad-request', `There is no call named ${name}.`);
+      return await this.#handlers[name](arg);
     } catch (e) {
       throw toApiError(e);
     }
   }
 
-  async #dispatch(name: ApiCallName, arg: unknown): Promise<unknown> {
-    const d = this.#delegate;
-    switch (name) {
-      case 'getSnapshot':
-        return this.snapshot();
-      case 'connect':
-        await this.#command('up');
-        return undefined;
-      case 'disconnect':
-        await this.#command('down');
-        return undefined;
-      case 'login':
-        return this.#accountCall(
-          () => logIn(this.#engine.client(), isRecord(arg) ? (arg as LoginRequest) : {}, this.#engine.status?.prefs),
-          !hasAuthKey(arg),
-        );
-      case 'logout':
-        this.#loggingIn = true;
-        try {
-          await this.#command('logout');
-        } finally {
-          this.#loggingIn = false;
-          this.#schedulePush();
-        }
-        return undefined;
-      case 'addAccount':
-        return this.#accountCall(() => addAccount(this.#engine.client(), arg), !hasAuthKey(arg));
-      case 'switchAccount':
-        return this.#accountCall(() => switchAccount(this.#engine.client(), arg));
-      case 'removeAccount':
-        return this.#accountCall(() => removeAccount(this.#engine.client(), arg));
-      case 'setPrefs':
-        return this.#setPrefs(arg);
-      case 'sendFiles': {
-        const a = isRecord(arg) ? arg : {};
-        const paths = a.paths;
-        if (typeof a.peer !== 'string' || !Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) {
-          throw new ApiError('bad-request', 'sendFiles needs a peer and a list of file paths');
-        }
-        if (paths.length === 0) throw new ApiError('bad-request', 'no files to send');
-        if (this.#engine.status?.state !== 'Running')
-          throw new ApiError('not-connected', 'connect first to send files');
-        return this.#transfers.add(a.peer, paths as string[]);
-      }
-      case 'cancelTransfer':
-        if (typeof arg !== 'string') throw new ApiError('bad-request', 'cancelTransfer needs a transfer id');
-        await this.#transfers.cancel(arg);
-        return undefined;
-      case 'clearTransfers':
-        this.#transfers.clearFinished();
-        return undefined;
-      case 'saveReceived':
-        return this.#saveReceived(isRecord(arg) ? arg : {});
-      case 'openReceived':
-        return d.openPath(this.#knownReceivedPath(arg));
-      case 'revealReceived':
-        d.revealPath(this.#knownReceivedPath(arg));
-        return undefined;
-      case 'chooseFolder':
-        return d.chooseFolder();
-      case 'copyText':
-        if (typeof arg !== 'string') throw new ApiError('bad-request', 'copyText needs text');
-        d.copyText(arg);
-        return undefined;
-      case 'openExternal':
-        if (typeof arg !== 'string' || !isWebUrl(arg)) throw new ApiError('refused', 'only http(s) links are opened');
-        return d.openExternal(arg);
-      case 'dismissPendingSend':
-        this.#pendingSend = [];
+  /** One handler per call of the window API (preload/api.ts API_SCHEMA); the compiler checks none is missing. What
+   *  the window sends is untrusted, so each handler still checks its argument's shape. */
+  readonly #handlers: ApiHandlers = {
+    getSnapshot: async () => this.snapshot(),
+    connect: () => this.#command('up'),
+    disconnect: () => this.#command('down'),
+    login: (arg) =>
+      this.#accountCall(
+        () => logIn(this.#engine.client(), isRecord(arg) ? arg : {}, this.#engine.status?.prefs),
+        !hasAuthKey(arg),
+      ),
+    logout: async () => {
+      this.#loggingIn = true;
+      try {
+        await this.#command('logout');
+      } finally {
+        this.#loggingIn = false;
         this.#schedulePush();
-        return undefined;
-      case 'cancelLogin':
-        // Down gives up the pending login in the engine (and its URL) and keeps it from reconnecting.
-        await this.#command('down');
-        return undefined;
-    }
-  }
+      }
+    },
+    addAccount: (arg) => this.#accountCall(() => addAccount(this.#engine.client(), arg), !hasAuthKey(arg)),
+    switchAccount: (arg) => this.#accountCall(() => switchAccount(this.#engine.client(), arg)),
+    removeAccount: (arg) => this.#accountCall(() => removeAccount(this.#engine.client(), arg)),
+    setPrefs: (arg) => this.#setPrefs(arg),
+    sendFiles: async (arg) => {
+      const a: Record<string, unknown> = isRecord(arg) ? arg : {};
+      const { peer, paths } = a;
+      if (typeof peer !== 'string' || !Array.isArray(paths) || !paths.every((p) => typeof p === 'string')) {
+        throw new ApiError('bad-request', 'sendFiles needs a peer and a list of file paths');
+      }
+      if (paths.length === 0) throw new ApiError('bad-request', 'no files to send');
+      if (this.#engine.status?.state !== 'Running') throw new ApiError('not-connected', 'connect first to send files');
+      return this.#transfers.add(peer, paths);
+    },
+    cancelTransfer: async (arg) => {
+      if (typeof arg !== 'string') throw new ApiError('bad-request', 'cancelTransfer needs a transfer id');
+      await this.#transfers.cancel(arg);
+    },
+    clearTransfers: async () => this.#transfers.clearFinished(),
+    saveReceived: (arg) => this.#saveReceived(isRecord(arg) ? arg : {}),
+    openReceived: async (arg) => this.#delegate.openPath(this.#knownReceivedPath(arg)),
+    revealReceived: async (arg) => this.#delegate.revealPath(this.#knownReceivedPath(arg)),
+    chooseFolder: async () => this.#delegate.chooseFolder(),
+    copyText: async (arg) => {
+      if (typeof arg !== 'string') throw new ApiError('bad-request', 'copyText needs text');
+      this.#delegate.copyText(arg);
+    },
+    openExternal: async (arg) => {
+      if (typeof arg !== 'string' || !isWebUrl(arg)) throw new ApiError('refused', 'only http(s) links are opened');
+      return this.#delegate.openExternal(arg);
+    },
+    dismissPendingSend: async () => {
+      this.#pendingSend = [];
+      this.#schedulePush();
+    },
+    // Down gives up the pending login in the engine (and its URL) and keeps it from reconnecting.
+    cancelLogin: () => this.#command('down'),
+  };
 
   /** A login or an account change: the window shows it under way, and the new account's state once it is done. */
   async #accountCall(run: () => Promise<void>, withoutKey = false): Promise<void> {

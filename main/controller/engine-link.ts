@@ -2,9 +2,9 @@
 // needs no privileges), else an engine in a worker thread of this process. When neither works the link is
 // 'none' with a sentence telling the user what to do; opening a link never throws for that.
 import type { EngineLinkKind } from '../../preload/api.ts';
-import { connectDaemon } from '../cli/client.ts';
 import { EngineHost } from '../engine/host.ts';
-import type { EngineClient } from '../engine/rpc.ts';
+import { connectDaemon } from '../engine/ipc/daemon-client.ts';
+import type { EngineClient } from '../engine/ipc/rpc.ts';
 
 export interface EngineLinkOptions {
   /** The daemon's socket (or named pipe). */

@@ -2,8 +2,8 @@
 // from engine events and a slow poll (for paths, handshakes and bytes), and a new link when the old one is lost
 // or was never there. The controller decides what the changes mean for the user.
 import { ApiError } from '../../preload/api.ts';
+import type { EngineClient } from '../engine/ipc/rpc.ts';
 import type { EngineEvent, ProfileList, StatusSnapshot } from '../engine/protocol.ts';
-import type { EngineClient } from '../engine/rpc.ts';
 import type { EngineLink } from './engine-link.ts';
 
 /** Status polled this often while an engine is linked. */

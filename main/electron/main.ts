@@ -3,10 +3,10 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { app, type BrowserWindow, session } from 'electron';
-import { resolveSocketPath } from '../cli/paths.ts';
 import { AppController } from '../controller/app-controller.ts';
 import { type EngineLinkOptions, openEngineLink } from '../controller/engine-link.ts';
 import type { TrayAction } from '../controller/tray-model.ts';
+import { resolveSocketPath } from '../engine/ipc/socket-path.ts';
 import { registerIpc } from './ipc.ts';
 import { parseLaunchArgs } from './launch-args.ts';
 import { bringToFront, createMainWindow, denyAllPermissions } from './main-window.ts';

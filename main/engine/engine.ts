@@ -1,17 +1,17 @@
-import { Connection } from './connection.ts';
 import type { NodeKeys } from './control/keys.ts';
 import { NetMap } from './control/netmap.ts';
 import { Registrar, toEngineError } from './control/registrar.ts';
-import type { DataPath } from './datapath.ts';
-import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './diagnostics.ts';
-import type { EngineOptions } from './engine-options.ts';
-import { EngineEvents } from './events.ts';
-import { handleFileCommand } from './files.ts';
-import { NodeServices } from './node-services.ts';
-import { type PersistedState, saveState } from './prefs-store.ts';
-import { announceProfiles, checkControlURL, type ProfileHost, runProfileCommand } from './profile-commands.ts';
-import { ProfileStore, profileInfo, readProfile } from './profiles.ts';
+import { Connection } from './core/connection.ts';
+import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './core/diagnostics.ts';
+import type { EngineOptions } from './core/engine-options.ts';
+import { EngineEvents } from './core/events.ts';
+import { type PersistedState, saveState } from './core/prefs-store.ts';
+import { announceProfiles, checkControlURL, type ProfileHost, profileCommands } from './core/profile-commands.ts';
+import { ProfileStore, profileInfo, readProfile } from './core/profiles.ts';
+import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './core/status.ts';
+import type { DataPath } from './datapath/datapath.ts';
 import {
+  type CommandHandlers,
   type CommandMap,
   type CommandName,
   type EngineApi,
@@ -25,7 +25,8 @@ import {
 } from './protocol.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
 import { applyRoutePrefs } from './routes/route-prefs.ts';
-import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './status.ts';
+import { NodeServices } from './services/node-services.ts';
+import { fileCommands } from './services/taildrop-commands.ts';
 
 /** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
 function started<T>(v: T | undefined): T {
@@ -113,58 +114,36 @@ class Engine implements EngineApi {
     if (this.profiles && this.persisted) await saveState(this.profiles.dirOf(this.profileId), this.persisted);
   }
 
+  /** One handler per command of the schema (protocol.ts ENGINE_COMMANDS); the compiler checks none is missing. */
+  private readonly handlers: CommandHandlers = {
+    start: (a) => this.start(a?.stateDir),
+    setPrefs: (a) => this.setPrefs(a ?? {}),
+    login: (a) => this.login(a ?? {}),
+    logout: () => this.logout(),
+    up: () => this.up(),
+    down: () => this.down(),
+    status: async () => this.snapshot(),
+    ping: (a) => pingPeer(this.netmap, this.requireDataPath(), a),
+    netcheck: () => netcheck(this.requireDataPath()),
+    ...profileCommands(
+      () => this.profileHost(),
+      () => this.snapshot(),
+    ),
+    ...fileCommands({
+      taildrop: () => this.services?.taildrop,
+      running: () => this.state === 'Running' && !!this.dataPath,
+      emit: (e) => this.events.emit(e),
+    }),
+  };
+
   async handle<C extends CommandName>(
     cmd: C,
     args: CommandMap[C]['args'],
-    ctx?: RequestContext,
+    ctx: RequestContext = {},
   ): Promise<CommandMap[C]['result']> {
+    if (!Object.hasOwn(this.handlers, cmd)) throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
     if (cmd !== 'start' && !this.persisted) throw new EngineError('not-started', 'the engine has not been started');
-    switch (cmd) {
-      case 'start':
-        return (await this.start((args as CommandMap['start']['args']).stateDir)) as CommandMap[C]['result'];
-      case 'setPrefs':
-        return (await this.setPrefs(args as Partial<Prefs>)) as CommandMap[C]['result'];
-      case 'login':
-        return (await this.login(args as LoginOptions)) as CommandMap[C]['result'];
-      case 'logout':
-        return (await this.logout()) as CommandMap[C]['result'];
-      case 'up':
-        return (await this.up()) as CommandMap[C]['result'];
-      case 'down':
-        return (await this.down()) as CommandMap[C]['result'];
-      case 'status':
-        return this.snapshot() as CommandMap[C]['result'];
-      case 'ping':
-        return (await pingPeer(
-          this.netmap,
-          this.requireDataPath(),
-          args as CommandMap['ping']['args'],
-        )) as CommandMap[C]['result'];
-      case 'netcheck':
-        return (await netcheck(this.requireDataPath())) as CommandMap[C]['result'];
-      case 'listProfiles':
-      case 'addProfile':
-      case 'switchProfile':
-      case 'removeProfile':
-        return ((await runProfileCommand(this.profileHost(), cmd, args)) ?? this.snapshot()) as CommandMap[C]['result'];
-      case 'fileTargets':
-      case 'fileSend':
-      case 'fileList':
-      case 'fileRead':
-      case 'fileDelete': {
-        const running = this.state === 'Running' && !!this.dataPath;
-        return (await handleFileCommand(
-          this.services?.taildrop,
-          running,
-          this.events,
-          cmd,
-          args,
-          ctx,
-        )) as CommandMap[C]['result'];
-      }
-      default:
-        throw new EngineError('bad-request', `unknown command ${String(cmd)}`);
-    }
+    return this.handlers[cmd](args, ctx);
   }
 
   private async start(stateDir: string): Promise<StatusSnapshot> {
@@ -442,7 +421,7 @@ class Engine implements EngineApi {
   }
 }
 
-export type { DataPathSettings, EngineOptions } from './engine-options.ts';
+export type { DataPathSettings, EngineOptions } from './core/engine-options.ts';
 
 export function createEngine(opts: EngineOptions = {}): EngineApi {
   return new Engine(opts);

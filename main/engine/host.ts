@@ -2,8 +2,8 @@
 // receives events. Used by the daemon and by the app's main process alike.
 import type { Worker } from 'node:worker_threads';
 import type { DataPathSettings } from './engine.ts';
-import { EngineClient, PortTransport } from './rpc.ts';
-import { spawnSiblingWorker } from './thread.ts';
+import { EngineClient, PortTransport } from './ipc/rpc.ts';
+import { spawnSiblingWorker } from './ipc/thread.ts';
 
 /** Messages between host and worker outside the engine protocol (serveEngine ignores them: they carry no id). */
 export type WorkerControl = { type: 'ready' } | { type: 'shutdown' };

@@ -219,41 +219,55 @@ export interface NetcheckReport {
   endpoints: string[];
 }
 
-/** Commands and their replies. */
-export interface CommandMap {
-  start: { args: StartOptions; result: StatusSnapshot };
-  setPrefs: { args: Partial<Prefs>; result: Prefs };
-  login: { args: LoginOptions; result: StatusSnapshot };
-  logout: { args: Record<string, never>; result: StatusSnapshot };
-  up: { args: Record<string, never>; result: StatusSnapshot };
-  down: { args: Record<string, never>; result: StatusSnapshot };
-  status: { args: Record<string, never>; result: StatusSnapshot };
-  ping: { args: { target: string; timeoutMs?: number }; result: PingResult };
-  netcheck: { args: Record<string, never>; result: NetcheckReport };
+/** One command of the schema: its argument and result types. Only the type carries them: the value is empty, and
+ *  nothing reads its fields (they exist for the compiler, as in Mullvad's ipc-schema). */
+export interface CommandSpec<A, R> {
+  readonly args: A;
+  readonly result: R;
+}
+
+function command<A, R>(): CommandSpec<A, R> {
+  return {} as CommandSpec<A, R>;
+}
+
+/** The engine's commands and their replies: a command is declared here and nowhere else. The command list, the
+ *  request and reply types and the handler table every engine must fill are derived from it. */
+export const ENGINE_COMMANDS = {
+  start: command<StartOptions, StatusSnapshot>(),
+  setPrefs: command<Partial<Prefs>, Prefs>(),
+  login: command<LoginOptions, StatusSnapshot>(),
+  logout: command<Record<string, never>, StatusSnapshot>(),
+  up: command<Record<string, never>, StatusSnapshot>(),
+  down: command<Record<string, never>, StatusSnapshot>(),
+  status: command<Record<string, never>, StatusSnapshot>(),
+  ping: command<{ target: string; timeoutMs?: number }, PingResult>(),
+  netcheck: command<Record<string, never>, NetcheckReport>(),
   /** The accounts, in the order they were added. */
-  listProfiles: { args: Record<string, never>; result: ProfileList };
+  listProfiles: command<Record<string, never>, ProfileList>(),
   /** A new account (its control server, when given) made the active one; log in next. An active account that
    *  never logged in is reused rather than left behind empty. */
-  addProfile: { args: { controlURL?: string }; result: StatusSnapshot };
+  addProfile: command<{ controlURL?: string }, StatusSnapshot>(),
   /** Stops the active account and starts the one named (id, login name or tailnet), as its prefs say. */
-  switchProfile: { args: { profile: string }; result: StatusSnapshot };
+  switchProfile: command<{ profile: string }, StatusSnapshot>(),
   /** Logs the account out and deletes it with its keys; removing the active one switches to the next. */
-  removeProfile: { args: { profile: string }; result: ProfileList };
+  removeProfile: command<{ profile: string }, ProfileList>(),
   /** Taildrop: peers we may send files to. */
-  fileTargets: { args: Record<string, never>; result: FileTarget[] };
+  fileTargets: command<Record<string, never>, FileTarget[]>(),
   /** Sends a file to a target; fileProgress events while it goes. The caller opens the file itself and attaches
    *  its bytes as the request's source (size = the source's size): the engine never opens a path a client names.
    *  Aborting the request cancels the send. fdToken: the file was also handed to the daemon as a
    *  descriptor (fdpass/handover.ts); the daemon reads that instead, and takes the token out before the engine. */
-  fileSend: { args: { target: string; name: string; size: number; fdToken?: string }; result: FileSendResult };
+  fileSend: command<{ target: string; name: string; size: number; fdToken?: string }, FileSendResult>(),
   /** Files received and waiting in the inbox. */
-  fileList: { args: Record<string, never>; result: ReceivedFile[] };
+  fileList: command<Record<string, never>, ReceivedFile[]>(),
   /** Up to MAX_READ_BYTES of a received file from offset (fewer at its end): the caller writes it where it wants,
    *  as itself. */
-  fileRead: { args: { name: string; offset: number; length: number }; result: Uint8Array };
+  fileRead: command<{ name: string; offset: number; length: number }, Uint8Array>(),
   /** Removes a received file from the inbox (once the caller has saved it). */
-  fileDelete: { args: { name: string }; result: { deleted: boolean } };
-}
+  fileDelete: command<{ name: string }, { deleted: boolean }>(),
+};
+
+export type CommandMap = typeof ENGINE_COMMANDS;
 
 /** The most one read of a source or of a received file carries. */
 export const MAX_READ_BYTES = 1024 * 1024;
@@ -385,26 +399,13 @@ export interface EngineApi {
   close(): Promise<void>;
 }
 
-export const COMMANDS: readonly CommandName[] = [
-  'start',
-  'setPrefs',
-  'login',
-  'logout',
-  'up',
-  'down',
-  'status',
-  'ping',
-  'netcheck',
-  'listProfiles',
-  'addProfile',
-  'switchProfile',
-  'removeProfile',
-  'fileTargets',
-  'fileSend',
-  'fileList',
-  'fileRead',
-  'fileDelete',
-];
+/** Every command name, in the schema's order. */
+export const COMMANDS = Object.keys(ENGINE_COMMANDS) as readonly CommandName[];
+
+/** What answers each command: an engine's table, checked by the compiler to hold every command of the schema. */
+export type CommandHandlers = {
+  [C in CommandName]: (args: CommandMap[C]['args'], ctx: RequestContext) => Promise<CommandMap[C]['result']>;
+};
 
 export function isCommandName(v: unknown): v is CommandName {
   return typeof v === 'string' && (COMMANDS as readonly string[]).includes(v);

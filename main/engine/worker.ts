@@ -3,8 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createEngine, type DataPathSettings } from './engine.ts';
 import type { WorkerControl } from './host.ts';
+import { PortTransport, serveEngine } from './ipc/rpc.ts';
 import type { EngineEvent } from './protocol.ts';
-import { PortTransport, serveEngine } from './rpc.ts';
 
 const port = parentPort;
 if (!port) throw new Error('main/engine/worker.ts runs only inside a worker thread');

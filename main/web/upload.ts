@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ApiErrorCode, Transfer } from '../../preload/api.ts';
-import { formatBytes } from '../cli/format.ts';
+import { formatBytes } from '../shared/format.ts';
 
 export const DEFAULT_UPLOAD_LIMIT = 16 * 1024 ** 3;
 /** A file handed to sendFiles is kept this long after no send is queued or running (the snapshot may lag). */

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectDaemon } from '../../main/cli/client.ts';
+import { connectDaemon } from '../../main/engine/ipc/daemon-client.ts';
 import { sendLocalFile } from '../../main/engine/taildrop/client-files.ts';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import { buildTailnetLab, pingFrom, startTrellisNode, type TrellisNode } from '../interop/lab/tailnet.ts';

@@ -1,8 +1,8 @@
 // The tailnet benchmark's view of a node: a `trellis daemon` (status over its socket, no CLI process per poll) or
 // an official tailscaled with its TUN (`tailscale status --json`), behind one interface.
 import { rmSync } from 'node:fs';
-import { connectDaemon } from '../../main/cli/client.ts';
-import type { EngineClient } from '../../main/engine/rpc.ts';
+import { connectDaemon } from '../../main/engine/ipc/daemon-client.ts';
+import type { EngineClient } from '../../main/engine/ipc/rpc.ts';
 import type { Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
 import { startTrellisNode } from '../interop/lab/tailnet.ts';

@@ -1,4 +1,4 @@
-// MagicDNS, quad-100 (services.md §3.4), in the tailnet lab: a Trellis node and an official tailscaled on one LAN,
+// MagicDNS, quad-100 (docs/protocol/services.md §3.4), in the tailnet lab: a Trellis node and an official tailscaled on one LAN,
 // Headscale with MagicDNS on and a lab DNS server (lab/dns-server.ts on 203.0.113.1) as the global nameserver.
 // From Trellis's namespace `dig @100.100.100.100` resolves the tailscaled peer's FQDN and short name, PTR maps its
 // addresses back, and the answers agree with tailscaled's own quad-100; other names are forwarded to the lab

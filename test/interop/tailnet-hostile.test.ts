@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { keyFromText } from '../../main/engine/control/keys.ts';
+import { keyFromText } from '../../main/engine/crypto/key-text.ts';
 import type { DataPathCounters } from '../../main/engine/protocol.ts';
 import type { DerpAttack, UdpAttack } from './lab/hostile.ts';
 import { withLab } from './lab/netns.ts';

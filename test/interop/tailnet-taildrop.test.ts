@@ -1,4 +1,4 @@
-// Taildrop with the official tailscaled (services.md §2): Trellis node a and tailscaled b of the same Headscale
+// Taildrop with the official tailscaled (docs/protocol/services.md §2): Trellis node a and tailscaled b of the same Headscale
 // user on one LAN, tailscaled c of another user. Files go both ways with equal sha256 (empty, 1 KiB, 100 MiB);
 // hostile names are refused by Trellis's PeerAPI with 400 and nothing written; the other user gets 403.
 import assert from 'node:assert/strict';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatStatus, stateHeader } from '../../main/cli/tailnet.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import type { PeerSummary, StatusSnapshot } from '../../main/engine/protocol.ts';
 
 const PREFS = { ...DEFAULT_PREFS, advertiseRoutes: [], controlURL: 'http://127.0.0.1:8080', wantRunning: true };

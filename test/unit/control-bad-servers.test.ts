@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { keyToText } from '../../main/engine/control/keys.ts';
+import { keyToText } from '../../main/engine/crypto/key-text.ts';
 import { createEngine } from '../../main/engine/engine.ts';
 import { EngineError, type EngineEvent } from '../../main/engine/protocol.ts';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NetMap } from '../../main/engine/control/netmap.ts';
 import type { MapResponse, TailNode } from '../../main/engine/control/tailcfg.ts';
-import { peerSummaries, selfSummary } from '../../main/engine/status.ts';
+import { peerSummaries, selfSummary } from '../../main/engine/core/status.ts';
 
 function node(id: number, extra: Partial<TailNode> = {}): TailNode {
   return {
@@ -163,7 +163,7 @@ test('UserProfiles are additive; hostile entries are skipped and counted', () =>
 });
 
 test('a relayed peer names its DERP region as the map does (none without a name)', async () => {
-  const { peersWithPaths } = await import('../../main/engine/diagnostics.ts');
+  const { peersWithPaths } = await import('../../main/engine/core/diagnostics.ts');
   const nm = new NetMap();
   nm.apply({
     Node: node(1),

@@ -11,7 +11,8 @@ import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { AppController } from '../../main/controller/app-controller.ts';
 import type { ControllerDelegate } from '../../main/controller/delegate.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
+import { EngineClient, PortTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -24,7 +25,6 @@ import {
 } from '../../main/engine/protocol.ts';
 import { exitNodeStatus, markExitNode } from '../../main/engine/routes/exit-node.ts';
 import { applyRoutePrefs } from '../../main/engine/routes/route-prefs.ts';
-import { EngineClient, PortTransport, serveEngine } from '../../main/engine/rpc.ts';
 import { ApiError, type AppSnapshot } from '../../preload/api.ts';
 
 const peer = (id: number, name: string, over: Partial<PeerSummary>): PeerSummary => ({

@@ -12,7 +12,8 @@ import { AppController } from '../../main/controller/app-controller.ts';
 import type { ControllerDelegate, NotificationKind } from '../../main/controller/delegate.ts';
 import { type EngineLink, openEngineLink } from '../../main/controller/engine-link.ts';
 import type { TrayItem } from '../../main/controller/tray-model.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
+import { EngineClient, PortTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -24,7 +25,6 @@ import {
   type RequestContext,
   type StatusSnapshot,
 } from '../../main/engine/protocol.ts';
-import { EngineClient, PortTransport, serveEngine } from '../../main/engine/rpc.ts';
 import { ApiError, type AppSnapshot } from '../../preload/api.ts';
 
 const PEER: PeerSummary = {

@@ -6,10 +6,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { boxBeforenm, boxOpen, boxSeal, NaclBoxError, openFrom, sealTo } from '../../main/engine/crypto/naclbox.ts';
 import { DerpClient, type DerpConnectOptions, DerpError } from '../../main/engine/derp/client.ts';
 import * as F from '../../main/engine/derp/frames.ts';
 import { clientInfoFrame, UpgradeReader } from '../../main/engine/derp/handshake.ts';
-import { boxBeforenm, boxOpen, boxSeal, NaclBoxError, openFrom, sealTo } from '../../main/engine/derp/naclbox.ts';
 import { generateKeyPair } from '../../main/engine/wg/crypto.ts';
 import { type FakeConn, serverKeys, withServer } from './fake-derp.ts';
 
@@ -135,7 +135,7 @@ describe('DERP frames', () => {
     }
   });
 
-  test('builders: exact bytes (datapath.md §1.9)', () => {
+  test('builders: exact bytes (docs/protocol/datapath.md §1.9)', () => {
     assert.equal(toHex(F.buildKeepAlive()), '0600000000');
     assert.equal(toHex(F.buildNotePreferred(true)), '070000000101');
     assert.equal(toHex(F.buildNotePreferred(false)), '070000000100');

@@ -1,5 +1,5 @@
 // Disco: the NaCl box (known answers from NaCl/libsodium), message vectors from disco_test.go
-// (datapath.md §2.3), and the envelope codec's receive rules (§2.5).
+// (docs/protocol/datapath.md §2.3), and the envelope codec's receive rules (§2.5).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
@@ -76,7 +76,7 @@ test('crypto_box rejects tampering, short boxes and low-order keys', () => {
 const TXID = hex('0102030405060708090a0b0c');
 const NODE_KEY = hex('a5'.repeat(32));
 
-test('message vectors from disco_test.go (datapath.md §2.3)', () => {
+test('message vectors from disco_test.go (docs/protocol/datapath.md §2.3)', () => {
   const cases: Array<[DiscoMessage, string]> = [
     [{ type: 'ping', txId: TXID, nodeKey: null, padding: 0 }, '0100 0102030405060708090a0b0c'],
     [{ type: 'ping', txId: TXID, nodeKey: NODE_KEY, padding: 0 }, `0100 0102030405060708090a0b0c ${'a5'.repeat(32)}`],

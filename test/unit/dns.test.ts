@@ -1,4 +1,4 @@
-// Quad-100: the name table from a netmap, the answer algorithm (services.md §3.4.2), malformed queries, and the
+// Quad-100: the name table from a netmap, the answer algorithm (docs/protocol/services.md §3.4.2), malformed queries, and the
 // forwarder against DNS servers on loopback.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTLSServer } from 'node:tls';
+import { openFrom, sealTo } from '../../main/engine/crypto/naclbox.ts';
 import * as F from '../../main/engine/derp/frames.ts';
-import { openFrom, sealTo } from '../../main/engine/derp/naclbox.ts';
 import { generateKeyPair } from '../../main/engine/wg/crypto.ts';
 
 export interface FakeConn {

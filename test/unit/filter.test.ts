@@ -1,4 +1,4 @@
-// The netmap packet filter: rule compilation (services.md §5.1/5.2) and inbound/outbound verdicts (§5.3/5.4).
+// The netmap packet filter: rule compilation (docs/protocol/services.md §5.1/5.2) and inbound/outbound verdicts (§5.3/5.4).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FilterRule } from '../../main/engine/control/tailcfg.ts';

@@ -9,8 +9,8 @@ import { describe, test } from 'node:test';
 import { NetMap } from '../../main/engine/control/netmap.ts';
 import { INVALID_TAG, STABLE_ID, sanitizeNode } from '../../main/engine/control/sanitize.ts';
 import type { MapResponse, TailNode } from '../../main/engine/control/tailcfg.ts';
+import { peerSummaries, selfSummary } from '../../main/engine/core/status.ts';
 import { createEngine } from '../../main/engine/engine.ts';
-import { peerSummaries, selfSummary } from '../../main/engine/status.ts';
 import { FILE_SHARING_CAP, Taildrop } from '../../main/engine/taildrop/service.ts';
 
 function node(id: number, extra: Record<string, unknown> = {}): TailNode {

@@ -6,8 +6,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { adminURLOf, findProfile, ProfileStore } from '../../main/engine/core/profiles.ts';
 import { createEngine } from '../../main/engine/engine.ts';
-import { adminURLOf, findProfile, ProfileStore } from '../../main/engine/profiles.ts';
 import { EngineError, type EngineEvent, type ProfileInfo } from '../../main/engine/protocol.ts';
 
 const KEY = (c: string) => `privkey:${c.repeat(64)}`;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { validatePrefs } from '../../main/controller/views.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import type { PeerSummary, StatusSnapshot } from '../../main/engine/protocol.ts';
 import { ApiError, type PeerView } from '../../preload/api.ts';
 import { addressInRoute, checkRoute, checkRoutes } from '../../preload/routes.ts';

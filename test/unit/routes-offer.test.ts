@@ -7,14 +7,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import dnsPacket from 'dns-packet';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
+import { routeOffer } from '../../main/engine/core/status.ts';
 import { dohQueryOf, serveDoh } from '../../main/engine/dns/doh.ts';
 import { fullTunnelCommands } from '../../main/engine/plainwg/full-tunnel.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import type { Prefs } from '../../main/engine/protocol.ts';
 import { forwardingChains } from '../../main/engine/routes/forwarding-linux.ts';
 import { advertisedRoutes, offeredLocalNets, shrinkDefaultRoute } from '../../main/engine/routes/offer.ts';
 import { canonicalCidr, formatCidr, parseCidr, RangeSet } from '../../main/engine/routes/prefix-set.ts';
-import { routeOffer } from '../../main/engine/status.ts';
 
 const prefs = (p: Partial<Prefs> = {}): Prefs => ({ ...DEFAULT_PREFS, advertiseRoutes: [], ...p });
 

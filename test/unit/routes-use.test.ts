@@ -10,8 +10,8 @@ import { hasRouteFlags, routeMarks, routePrefsOf, takeBool, takeRouteFlags } fro
 import { formatExitNodeList } from '../../main/cli/routes.ts';
 import { formatStatus } from '../../main/cli/tailnet.ts';
 import type { TailNode } from '../../main/engine/control/tailcfg.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import { createEngine } from '../../main/engine/engine.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
 import type { PeerSummary, Prefs, StatusSnapshot } from '../../main/engine/protocol.ts';
 import { EngineError } from '../../main/engine/protocol.ts';
 import { routedPrefixes, selectAllowedIPs } from '../../main/engine/routes/allowed-ips.ts';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createConnection, createServer } from 'node:net';
 import { test } from 'node:test';
-import { SocketTransport } from '../../main/engine/rpc.ts';
+import { SocketTransport } from '../../main/engine/ipc/rpc.ts';
 
 test('a Buffer attachment crosses the socket intact without its toJSON being called', async (t) => {
   let received: (m: unknown) => void = () => {};

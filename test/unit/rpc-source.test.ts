@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
+import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
   type ByteSource,
   type CommandMap,
@@ -18,7 +19,6 @@ import {
   MAX_READ_BYTES,
   type RequestContext,
 } from '../../main/engine/protocol.ts';
-import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import { EngineHost } from '../../main/engine/host.ts';
-import { DEFAULT_PREFS } from '../../main/engine/prefs-store.ts';
+import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
   type CommandMap,
   type CommandName,
@@ -17,7 +18,6 @@ import {
   type EngineEvent,
   type StatusSnapshot,
 } from '../../main/engine/protocol.ts';
-import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } from '../../main/engine/rpc.ts';
 
 const SNAPSHOT: StatusSnapshot = {
   state: 'NeedsLogin',

@@ -1,4 +1,4 @@
-// TSMP pings get tailscaled's pong (services.md §4.11.6): addresses swapped, the 8 ping bytes echoed, the PeerAPI
+// TSMP pings get tailscaled's pong (docs/protocol/services.md §4.11.6): addresses swapped, the 8 ping bytes echoed, the PeerAPI
 // port appended, the IPv4 identification / IPv6 flow label flipped, a valid IPv4 header checksum; anything that is
 // not a whole ping gets none.
 import assert from 'node:assert/strict';

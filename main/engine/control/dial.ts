@@ -4,8 +4,8 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import { keyFromText } from '../crypto/key-text.ts';
 import { bypassCreateConnection } from '../routes/bypass-socket.ts';
-import { keyFromText } from './keys.ts';
 import { RESPONSE_LEN, startClientHandshake } from './noise.ts';
 import { NoiseConn } from './noise-conn.ts';
 

@@ -1,27 +1,9 @@
-// Tailscale key text forms ("mkey:<hex>", "nodekey:<hex>", ...) and the node's persistent keys in the
-// state directory: one JSON file, mode 0600, in a 0700 directory. Private keys never reach a log.
+// The node's persistent keys in the state directory: one JSON file, mode 0600, in a 0700 directory (their text
+// form: crypto/key-text.ts). Private keys never reach a log.
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generatePrivateKey, publicKeyOf } from '../wg/crypto.ts';
-
-export type KeyPrefix = 'mkey' | 'nodekey' | 'discokey' | 'privkey' | 'chalpub';
-
-export class KeyTextError extends Error {
-  override readonly name = 'KeyTextError';
-}
-
-export function keyToText(prefix: KeyPrefix, key: Uint8Array): string {
-  return `${prefix}:${Buffer.from(key).toString('hex')}`;
-}
-
-export function keyFromText(prefix: KeyPrefix, text: unknown): Uint8Array {
-  if (typeof text !== 'string' || !text.startsWith(`${prefix}:`)) {
-    throw new KeyTextError(`expected a ${prefix}: key, got ${JSON.stringify(text)?.slice(0, 80)}`);
-  }
-  const hex = text.slice(prefix.length + 1);
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new KeyTextError(`${prefix}: key must be 64 hex digits`);
-  return new Uint8Array(Buffer.from(hex, 'hex'));
-}
+import { keyFromText, keyToText } from '../crypto/key-text.ts';
+import { generatePrivateKey } from '../wg/crypto.ts';
 
 export interface NodeKeys {
   machinePrivate: Uint8Array;
@@ -81,8 +63,4 @@ export async function saveKeys(stateDir: string, keys: NodeKeys): Promise<void> 
     ...(keys.oldNodePrivate ? { oldNode: keyToText('privkey', keys.oldNodePrivate) } : {}),
   };
   await writePrivateFile(join(stateDir, KEYS_FILE), `${JSON.stringify(f)}\n`);
-}
-
-export function publicText(prefix: 'mkey' | 'nodekey' | 'discokey', privateKey: Uint8Array): string {
-  return keyToText(prefix, publicKeyOf(privateKey));
 }

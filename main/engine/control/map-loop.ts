@@ -14,7 +14,6 @@ export interface MapLoopOptions {
   onDisconnect: (err: Error | undefined, retryInMs: number) => void;
   /** A fatal answer (the server no longer knows this node): the loop stops. */
   onFatal: (err: HttpStatusError) => void;
-  onSession?: (s: ControlSession) => void;
   watchdogMs?: number;
   /** Per-connection timeout for dialing control. */
   connectTimeoutMs?: number;
@@ -29,10 +28,9 @@ export class MapLoop {
   private sleepTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private failures = 0;
-  readonly finished: Promise<void>;
 
   constructor(private readonly o: MapLoopOptions) {
-    this.finished = this.run();
+    void this.run(); // never rejects: every failure is reported through onDisconnect / onFatal
   }
 
   get currentSession(): ControlSession | undefined {
@@ -68,7 +66,6 @@ export class MapLoop {
       try {
         if (!this.session || this.session.closed) {
           this.session = await ControlSession.open(this.o.serverUrl, this.o.machinePrivate, this.o.connectTimeoutMs);
-          this.o.onSession?.(this.session);
         }
         if (this.stopped) break;
         const s = this.session;

@@ -1,5 +1,5 @@
 // The network map: what the control server has told us, kept up to date by applying each MapResponse as
-// the delta it is (control.md §6.2). Input is untrusted JSON: malformed entries are skipped and counted,
+// the delta it is (docs/protocol/control.md §6.2). Input is untrusted JSON: malformed entries are skipped and counted,
 // never thrown on, so one bad peer cannot take the map down; fields of the wrong shape are dropped (sanitize.ts).
 import { sanitizeNode, sanitizeRegion, sanitizeUser } from './sanitize.ts';
 import type {

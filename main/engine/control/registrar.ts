@@ -1,9 +1,11 @@
 // Registration with the control server: logging in with a pre-auth key or interactively (an AuthURL an
-// admin approves), logging out, and the node-key rotation rules of the Go client (control.md §5.3).
+// admin approves), logging out, and the node-key rotation rules of the Go client (docs/protocol/control.md §5.3).
+
+import { keyToText, publicText } from '../crypto/key-text.ts';
 import { EngineError } from '../protocol.ts';
 import { generatePrivateKey } from '../wg/crypto.ts';
 import { CAPABILITY_VERSION, ControlError } from './dial.ts';
-import { keyToText, type NodeKeys, publicText, saveKeys } from './keys.ts';
+import { type NodeKeys, saveKeys } from './keys.ts';
 import { ControlSession, HttpStatusError } from './session.ts';
 import { type Hostinfo, LOGOUT_TIME, type RegisterRequest, ZERO_TIME } from './tailcfg.ts';
 

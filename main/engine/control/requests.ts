@@ -1,9 +1,9 @@
 // The two descriptions of this node that control receives: Hostinfo, and the MapRequest that carries it
 // with our keys and endpoints. Pure builders over what the engine knows.
 import { hostname as osHostname, release } from 'node:os';
+import { publicText } from '../crypto/key-text.ts';
 import { CAPABILITY_VERSION } from './dial.ts';
 import { hostFacts } from './host-facts.ts';
-import { publicText } from './keys.ts';
 import type { Hostinfo, MapRequest } from './tailcfg.ts';
 
 function osName(): string {

@@ -1,10 +1,10 @@
-// One DERP connection (datapath.md §1.2–1.6): dial, HTTP upgrade, ServerKey → ClientInfo → ServerInfo, then
+// One DERP connection (docs/protocol/datapath.md §1.2–1.6): dial, HTTP upgrade, ServerKey → ClientInfo → ServerInfo, then
 // packets both ways, pings answered, a read watchdog. No reconnecting: a caller loops over connect() and
 // close(). Every wait is bounded; every byte from the server goes through FrameParser, whose errors end the
 // connection with a DerpError instead of an exception.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { keyToText } from '../control/keys.ts';
+import { keyToText } from '../crypto/key-text.ts';
 import { publicKeyOf } from '../wg/crypto.ts';
 import { type DerpNode, type DerpTarget, dialTCP, resolveTarget, startTLS } from './dial.ts';
 import { DerpError } from './errors.ts';

@@ -1,4 +1,4 @@
-// Getting a byte stream to a DERP server (datapath.md §1.1): where to dial (a URL, or a DERP-map node with its
+// Getting a byte stream to a DERP server (docs/protocol/datapath.md §1.1): where to dial (a URL, or a DERP-map node with its
 // IPv4/IPv6/DNS rules), TCP with IPv4 and IPv6 raced, then TLS with SNI = HostName, verified against the CA
 // roots, against CertName, pinned by "sha256-raw:<hex>", or not at all (InsecureForTests). No ALPN is offered:
 // the DERP upgrade is HTTP/1.1 only.

@@ -1,4 +1,4 @@
-// DERP framing (datapath.md §1.3–1.5): type(1) ‖ length(u32 BE) ‖ payload. A streaming parser that turns the
+// DERP framing (docs/protocol/datapath.md §1.3–1.5): type(1) ‖ length(u32 BE) ‖ payload. A streaming parser that turns the
 // bytes of a connection into typed frames, however they were split into reads, and builders for the frames
 // a client sends (plus the server frames, for fakes in tests). Pure: no I/O.
 

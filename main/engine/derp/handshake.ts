@@ -1,8 +1,9 @@
-// The bytes of the DERP handshake (datapath.md §1.2, §1.4) as pure functions: the HTTP upgrade request, the
+// The bytes of the DERP handshake (docs/protocol/datapath.md §1.2, §1.4) as pure functions: the HTTP upgrade request, the
 // reader of the server's answer head, the ClientInfo JSON and frame, and ServerInfo opening.
+
+import { openFrom, sealTo } from '../crypto/naclbox.ts';
 import { DerpError } from './errors.ts';
 import { buildClientInfo, PROTOCOL_VERSION } from './frames.ts';
-import { openFrom, sealTo } from './naclbox.ts';
 
 const MAX_HTTP_HEAD = 16 << 10;
 

@@ -1,5 +1,5 @@
-// NaCl crypto_box for disco (datapath.md §0): the same primitive DERP's ClientInfo uses, implemented once
-// in derp/naclbox.ts. This adapter gives disco its shape: a precomputed key per peer, and open() that
+// NaCl crypto_box for disco (docs/protocol/datapath.md §0): the same primitive DERP's ClientInfo uses, implemented once
+// in crypto/naclbox.ts. This adapter gives disco its shape: a precomputed key per peer, and open() that
 // returns null instead of throwing, since failed boxes from the network are routine.
 import {
   BOX_KEY_LEN,
@@ -9,7 +9,7 @@ import {
   boxOpenAfter,
   boxSealAfter,
   NaclBoxError,
-} from '../derp/naclbox.ts';
+} from '../crypto/naclbox.ts';
 
 export const KEY_BYTES = BOX_KEY_LEN;
 export const NONCE_BYTES = BOX_NONCE_LEN;

@@ -1,4 +1,4 @@
-// Opening and sealing disco envelopes for one local disco key (datapath.md §2.1, §2.5). Senders that the
+// Opening and sealing disco envelopes for one local disco key (docs/protocol/datapath.md §2.1, §2.5). Senders that the
 // caller does not know are dropped and counted before any crypto; shared keys are cached per peer.
 import { randomBytes } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';

@@ -1,4 +1,4 @@
-// Disco wire format (datapath.md §2.1–§2.3): the sealed envelope and the Ping/Pong/CallMeMaybe messages.
+// Disco wire format (docs/protocol/datapath.md §2.1–§2.3): the sealed envelope and the Ping/Pong/CallMeMaybe messages.
 // Parsers take bytes and return values or throw DiscoError; they do no I/O and no crypto.
 import { AddressError, formatAddress, parseAddress } from '../packet/ip.ts';
 

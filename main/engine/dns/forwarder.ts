@@ -1,5 +1,6 @@
-// Forwarding for quad-100 (services.md §3.4.4): the query's bytes to every resolver of the route at once over UDP
-// (or POSTed to an exit node's DoH URL); the first answer with the query's ID wins and is relayed as it is. All failing, or nothing within the cap, is
+// Forwarding for quad-100 (docs/protocol/services.md §3.4.4): the query's bytes to every resolver of the route at
+// once over UDP (or POSTed to an exit node's DoH URL); the first answer with the query's ID wins and is relayed as
+// it is. All failing, or nothing within the cap, is
 // undefined (the caller answers SERVFAIL). Upstream REFUSED/SERVFAIL count as failures while others may answer.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
@@ -18,7 +19,7 @@ export function parseResolver(addr: string): { host: string; port: number } | un
   return { host: m[1], port };
 }
 
-/** An exit node's DoH on its PeerAPI (http://ip:port/dns-query; routes.md): plain HTTP inside WireGuard. */
+/** An exit node's DoH on its PeerAPI (http://ip:port/dns-query; docs/protocol/routes.md): plain HTTP inside WireGuard. */
 function isDohUrl(addr: string): boolean {
   return /^http:\/\/[^/]+\/dns-query$/.test(addr);
 }

@@ -1,4 +1,4 @@
-// Pointing the OS resolver at quad-100 while connected with "accept DNS" on (services.md §3.5), and putting it back.
+// Pointing the OS resolver at quad-100 while connected with "accept DNS" on (docs/protocol/services.md §3.5), and putting it back.
 // Linux: through systemd-resolved when /etc/resolv.conf is its stub (per-link DNS on the TUN, reverted on down);
 // otherwise /etc/resolv.conf itself: the original is saved in the state directory first (0600) and written back byte
 // for byte on down — or, after a crash, when the engine next starts. Files are rewritten in place, never renamed

@@ -1,4 +1,4 @@
-// DNS over TCP to quad-100 (services.md §3.4.1), for clients that retry over TCP after a truncated UDP answer.
+// DNS over TCP to quad-100 (docs/protocol/services.md §3.4.1), for clients that retry over TCP after a truncated UDP answer.
 // The smallest TCP that serves it inside the packet path: SYN → SYN-ACK, in-order bytes collected until one
 // length-prefixed query is whole, the answer sent in segments of the client's MSS, then FIN. Segments between the
 // local stack and the TUN are not lost, so there are no retransmission timers; anything unexpected gets a RST.

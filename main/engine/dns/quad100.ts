@@ -1,4 +1,4 @@
-// Quad-100 in the packet path (services.md §3.4.1): UDP to 100.100.100.100:53 or [fd7a:115c:a1e0::53]:53 read
+// Quad-100 in the packet path (docs/protocol/services.md §3.4.1): UDP to 100.100.100.100:53 or [fd7a:115c:a1e0::53]:53 read
 // from the TUN is answered here and never sent to a peer; the reply goes back into the TUN from that address.
 // Only this node's own tailnet addresses may ask: with IP forwarding on, packets routed through us from LAN hosts
 // leave the TUN too, and answering them would make quad-100 an open resolver for the LAN.

@@ -1,4 +1,4 @@
-// Quad-100's answer algorithm (services.md §3.4.2): a DNS query in, a reply out — local names, PTR for tailnet
+// Quad-100's answer algorithm (docs/protocol/services.md §3.4.2): a DNS query in, a reply out — local names, PTR for tailnet
 // addresses, NXDOMAIN inside authoritative suffixes — or "forward to these resolvers". Malformed queries get FORMERR
 // when they have a header to answer, and are dropped when they do not. Encoding by dns-packet.
 import dnsPacket, { type Answer, type DecodedPacket, type Question } from 'dns-packet';

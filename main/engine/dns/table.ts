@@ -1,4 +1,4 @@
-// What quad-100 knows, built from the netmap (services.md §3.3): every node's FQDN (and short name when MagicDNS
+// What quad-100 knows, built from the netmap (docs/protocol/services.md §3.3): every node's FQDN (and short name when MagicDNS
 // is on) with its addresses, reverse entries, ExtraRecords, the suffixes answered authoritatively, the search
 // domains, and the upstream resolvers by route. Pure: netmap in, lookup tables out.
 import type { DNSConfig, TailNode as Node } from '../control/tailcfg.ts';
@@ -39,7 +39,7 @@ export function buildDnsTable(
   self: Node | undefined,
   peers: Iterable<Node>,
   dns: DNSConfig | undefined,
-  /** The OS's previous nameservers: the default route when control sets no resolvers (services.md §3.4.5). */
+  /** The OS's previous nameservers: the default route when control sets no resolvers (docs/protocol/services.md §3.4.5). */
   osResolvers: string[] = [],
   /** The chosen exit node's StableID ('' = none): its DoH answers the other names when it offers one (§3.3 step 8). */
   exitNodeID = '',

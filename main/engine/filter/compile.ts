@@ -1,4 +1,4 @@
-// Compiles the netmap's FilterRules (services.md §5.1, §5.2) into per-family packed matches.
+// Compiles the netmap's FilterRules (docs/protocol/services.md §5.1, §5.2) into per-family packed matches.
 // Input is untrusted JSON: malformed entries are skipped and counted, nothing throws.
 import type { FilterRule } from '../control/tailcfg.ts';
 import { IPPROTO } from '../packet/parse.ts';

@@ -1,4 +1,4 @@
-// Connection tracking for UDP/SCTP replies (services.md §5.3/§5.4): outbound packets record their
+// Connection tracking for UDP/SCTP replies (docs/protocol/services.md §5.3/§5.4): outbound packets record their
 // reversed 5-tuple; inbound packets whose tuple is recorded are admitted. A fixed-size LRU (512 entries,
 // as tailscaled) in typed arrays: no allocation per packet. Shared across filter updates by the caller.
 import type { PacketInfo } from '../packet/parse.ts';

@@ -1,4 +1,4 @@
-// The netmap packet filter at run time (services.md §5.3, §5.4). checkInbound/checkOutbound run per
+// The netmap packet filter at run time (docs/protocol/services.md §5.3, §5.4). checkInbound/checkOutbound run per
 // packet: integer prefix matching over flat u32 tables (match.ts), no allocation.
 import { IPPROTO, type PacketInfo } from '../packet/parse.ts';
 import type { FlowTable } from './conntrack.ts';
@@ -13,7 +13,7 @@ export interface CapGrantEntry {
   readonly values: readonly unknown[];
 }
 
-/** A CapGrant rule restricted to sources of one family (services.md §5.5). */
+/** A CapGrant rule restricted to sources of one family (docs/protocol/services.md §5.5). */
 export interface FamilyCapMatch {
   readonly srcs: Uint32Array;
   readonly grants: readonly CapGrantEntry[];
@@ -82,7 +82,7 @@ export class CompiledFilter {
     return this.verdict('accept', 'outbound');
   }
 
-  /** Peer capabilities src has towards dst, from CapGrant rules (services.md §5.5). Not for the hot path. */
+  /** Peer capabilities src has towards dst, from CapGrant rules (docs/protocol/services.md §5.5). Not for the hot path. */
   capsWithValues(src: string, dst: string): Map<string, unknown[]> {
     const out = new Map<string, unknown[]>();
     const s = parseIpWords(src);
@@ -105,7 +105,7 @@ export class CompiledFilter {
     return v;
   }
 
-  /** Direction-agnostic pre-checks (services.md §5.3 step 1); null means "no verdict yet". */
+  /** Direction-agnostic pre-checks (docs/protocol/services.md §5.3 step 1); null means "no verdict yet". */
   private pre(p: PacketInfo): Verdict | null {
     if (p.status === 'empty') return this.verdict('accept', 'keepalive');
     if (p.status !== 'ok' || p.length < 20) return this.verdict('drop', p.error || 'malformed');

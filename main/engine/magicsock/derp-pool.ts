@@ -1,4 +1,4 @@
-// DERP connections by region (datapath.md §1). The home region is kept up and redialled with a short capped
+// DERP connections by region (docs/protocol/datapath.md §1). The home region is kept up and redialled with a short capped
 // backoff; another region is dialled when we first send to a peer homed there, and closed once it has gone a
 // minute without a send (tailscale: derpInactiveCleanupTime). Packets sent while a region is still connecting
 // wait in a small queue, so the first handshake to a peer on another region is not lost.

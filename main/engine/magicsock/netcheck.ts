@@ -1,4 +1,4 @@
-// Netcheck (datapath.md §2): a STUN binding request to every DERP region tells whether UDP works, how the NAT maps
+// Netcheck (docs/protocol/datapath.md §4–§5): a STUN binding request to every DERP region tells whether UDP works, how the NAT maps
 // us (our public endpoint, and whether that mapping changes with the destination: a hard NAT) and each region's
 // round-trip time. The lowest-latency region becomes our preferred (home) DERP. Without any UDP answer the latency
 // is the time to open TCP to the region's DERP server, as tailscale falls back to HTTPS timing when UDP is blocked.

@@ -1,4 +1,4 @@
-// One peer's path state in magicsock (datapath.md §3.3–§3.7) and the rules that change it without any I/O: which
+// One peer's path state in magicsock (docs/protocol/datapath.md §3.3–§3.7) and the rules that change it without any I/O: which
 // endpoints are candidates, what a CallMeMaybe may add, and which direct address a pong makes the best one.
 import { type Endpoint, endpointOf, formatEndpoint, type PeerEndpoint } from '../wg/endpoint.ts';
 

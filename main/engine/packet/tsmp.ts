@@ -1,4 +1,4 @@
-// TSMP, Tailscale's in-tunnel message protocol (IP protocol 99; services.md §4.11.6). tailscaled answers a TSMP
+// TSMP, Tailscale's in-tunnel message protocol (IP protocol 99; docs/protocol/services.md §4.11.6). tailscaled answers a TSMP
 // ping ('p' + 8 bytes) with a pong ('o', the 8 bytes, our PeerAPI port as BE16) from the address it was sent to,
 // before and whatever the packet filter says, and hands no TSMP packet to the OS: the kernel knows no protocol 99
 // and would answer "protocol unreachable". `tailscale ping --tsmp` is this exchange.

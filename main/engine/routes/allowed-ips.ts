@@ -1,4 +1,4 @@
-// Which of a peer's approved routes this node routes to it (tailscale's routerConfig, routes.md): its own tailnet
+// Which of a peer's approved routes this node routes to it (tailscale's routerConfig, docs/protocol/routes.md): its own tailnet
 // addresses always; both default routes only while it is the chosen exit node; its subnets only with
 // accept-routes. Control sends every approved route in AllowedIPs whatever we chose; the choice is ours.
 import type { TailNode } from '../control/tailcfg.ts';

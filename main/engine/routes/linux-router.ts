@@ -1,4 +1,4 @@
-// Policy routing for an exit node and subnet routes on Linux, the way tailscaled does it (routes.md): our routes
+// Policy routing for an exit node and subnet routes on Linux, the way tailscaled does it (docs/protocol/routes.md): our routes
 // in table 52, and ip rules in both families —
 //   5210 fwmark 0x80000/0xff0000 lookup main      (the engine's own sockets: control, DERP, WireGuard UDP, STUN)
 //   5230 fwmark 0x80000/0xff0000 lookup default

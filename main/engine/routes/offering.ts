@@ -4,11 +4,11 @@
 import { readFile } from 'node:fs/promises';
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
-import type { DataPath } from '../datapath.ts';
+import type { EngineEvents } from '../core/events.ts';
+import type { DataPath } from '../datapath/datapath.ts';
 import type { DohAccess } from '../dns/doh.ts';
 import { nameserversOf } from '../dns/os-dns.ts';
 import { QUAD100_V4, QUAD100_V6 } from '../dns/resolver.ts';
-import type { EngineEvents } from '../events.ts';
 import type { Prefs } from '../protocol.ts';
 import type { DnsAccessCheck } from '../taildrop/service.ts';
 import { forwardingOffWarning, LinuxForwarding } from './forwarding-linux.ts';

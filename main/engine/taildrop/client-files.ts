@@ -5,8 +5,8 @@ import { constants } from 'node:fs';
 import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { offerDescriptor } from '../fdpass/handover.ts';
+import type { EngineClient } from '../ipc/rpc.ts';
 import type { ByteSource, FileSendResult } from '../protocol.ts';
-import type { EngineClient } from '../rpc.ts';
 import { accessError, openFileSource, readAhead } from './byte-source.ts';
 import { numberedName } from './names.ts';
 

@@ -1,4 +1,4 @@
-// The Taildrop inbox in the state directory (services.md §2.8): a file arrives as "<name>.<senderID>.partial"
+// The Taildrop inbox in the state directory (docs/protocol/services.md §2.8): a file arrives as "<name>.<senderID>.partial"
 // (0600) and is renamed to its name when complete — or, when that name is taken, deduplicated (same size and
 // sha256: the partial is dropped) or given the next numbered name. Partials of failed transfers stay for resume.
 import { createHash } from 'node:crypto';

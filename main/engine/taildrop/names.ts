@@ -1,4 +1,4 @@
-// Taildrop file names (services.md §2.7): what a receiver accepts before writing a byte, and the numbered names
+// Taildrop file names (docs/protocol/services.md §2.7): what a receiver accepts before writing a byte, and the numbered names
 // ("a (1).tar.gz") a conflicting file gets. Stricter than tailscaled where Windows would be hurt: reserved device
 // names are refused on every platform, since a file received on Linux may be copied to a Windows machine later.
 const FORBIDDEN = /[/\\:*"<>|]/;

@@ -1,4 +1,4 @@
-// The PeerAPI server (services.md §2.3–§2.6): plain HTTP/1.1 on each of the node's tailnet addresses, at the port
+// The PeerAPI server (docs/protocol/services.md §2.3–§2.6): plain HTTP/1.1 on each of the node's tailnet addresses, at the port
 // tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6. The caller is who the TCP source
 // address says (WireGuard already proved it): a connection from an address no netmap node holds is closed without
 // a word. Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block hashes), GET /v0/put/.
@@ -318,7 +318,7 @@ export class PeerApi {
     sendBody(res, 200, `${JSON.stringify(names.length ? names : null)}\n`, GO_SNIFFED_TEXT);
   }
 
-  /** Host must be "peer" or one of our addresses with its port (services.md §2.4). */
+  /** Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4). */
   private hostOk(host: string | undefined): boolean {
     if (host === 'peer') return true;
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([\d.]+)):(\d+)$/.exec(host ?? '');

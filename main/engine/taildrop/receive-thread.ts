@@ -7,7 +7,7 @@
 // can start, the PeerAPI runs here; if the thread dies, a new one listens on the same addresses and the engine
 // goes on (a transfer cut by the death resumes from its partial file).
 import type { Worker } from 'node:worker_threads';
-import { spawnSiblingWorker } from '../thread.ts';
+import { spawnSiblingWorker } from '../ipc/thread.ts';
 import { Inbox } from './inbox.ts';
 import { type Caller, PeerApi } from './peerapi.ts';
 

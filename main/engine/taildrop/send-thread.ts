@@ -8,8 +8,8 @@ import type { Worker } from 'node:worker_threads';
 import { sourceFd } from '../fdpass/fd-source.ts';
 import { closeQuietly } from '../fdpass/handover.ts';
 import { fdAddon } from '../fdpass/native-fd.ts';
+import { spawnSiblingWorker } from '../ipc/thread.ts';
 import { type ByteSource, ownedBuffer } from '../protocol.ts';
-import { spawnSiblingWorker } from '../thread.ts';
 import { type SendOptions, type SendProgress, sendFile, TaildropSendError } from './send.ts';
 
 /** Main thread → send thread. */

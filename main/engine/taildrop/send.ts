@@ -1,4 +1,4 @@
-// Sending one file to a peer's PeerAPI as tailscaled does (services.md §2.5–§2.6): ask for the block hashes of a
+// Sending one file to a peer's PeerAPI as tailscaled does (docs/protocol/services.md §2.5–§2.6): ask for the block hashes of a
 // partial the receiver may hold from an earlier attempt, skip the blocks that match, PUT the rest with
 // `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels. The file is a ByteSource:
 // the caller opened it (the engine never opens a path a client names) and it is read in order, a few reads ahead.

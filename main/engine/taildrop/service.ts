@@ -1,5 +1,5 @@
 // Taildrop for the engine: the PeerAPI server on our tailnet addresses with the inbox behind it, who may send to
-// us and whom we may send to (services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
+// us and whom we may send to (docs/protocol/services.md §2.1–§2.4: the same untagged user, file-sharing in our CapMap), sending
 // with progress and cancel, and the received files. Sending and receiving each run in a thread of their own
 // (send-thread.ts, receive-thread.ts); this file decides who may call, from the netmap, on the engine's thread.
 import type { NetMap } from '../control/netmap.ts';

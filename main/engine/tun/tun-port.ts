@@ -70,11 +70,6 @@ export class TunPort {
     return this.dev.offloadStats();
   }
 
-  /** Coalescing stats: super-packets written and the segments they carried. */
-  get coalesceStats(): { superPackets: number; segments: number } {
-    return { superPackets: this.coalescer?.coalesced ?? 0, segments: this.coalescer?.segmentsCoalesced ?? 0 };
-  }
-
   /**
    * Starts reading. onPacket gets each IP packet as a view into a reused buffer (copy to keep it);
    * onBatchEnd runs after each batch.

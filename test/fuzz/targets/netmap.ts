@@ -5,10 +5,10 @@
 // One input is up to four messages separated by a NUL, applied to one NetMap, so deltas meet a full map.
 import { NetMap } from '../../../main/engine/control/netmap.ts';
 import type { MapResponse } from '../../../main/engine/control/tailcfg.ts';
+import { keyExpired, peerSummaries, selfSummary } from '../../../main/engine/core/status.ts';
 import { buildDnsTable } from '../../../main/engine/dns/table.ts';
 import { compileFilter } from '../../../main/engine/filter/compile.ts';
 import { netcheckRegions } from '../../../main/engine/magicsock/netcheck.ts';
-import { keyExpired, peerSummaries, selfSummary } from '../../../main/engine/status.ts';
 
 export function fuzz(data: Buffer): void {
   const nm = new NetMap();

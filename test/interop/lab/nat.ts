@@ -1,7 +1,7 @@
 // An "internet with NATs" lab on top of the tailnet lab: namespace `net` holds the internet bridge br0
 // (203.0.113.0/24) with Headscale, its embedded DERP and STUN at 203.0.113.1. Site i is a router namespace with a
 // WAN leg on br0 (203.0.113.<10+i>/24) and a LAN leg (198.51.100.<16(i+1)>/28, router .+1) to one host namespace
-// (.+2, default route via the router). NAT kinds (iptables in the router, see datapath.md §9.2):
+// (.+2, default route via the router). NAT kinds (iptables in the router, see docs/protocol/datapath.md §9.2):
 //   easy        MASQUERADE: endpoint-independent mapping (source port kept when free), 5-tuple filtering;
 //               unsolicited WAN input is dropped (see natRules: else simultaneous open gets a new port)
 //   hard        MASQUERADE --random-fully: a random port per 5-tuple (endpoint-dependent mapping)

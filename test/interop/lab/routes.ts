@@ -1,7 +1,7 @@
 // Lab pieces for exit nodes and subnet routes: a LAN behind a router host (192.0.2.0/24, a host "lan" at
 // 192.0.2.10 that also routes to a far network 198.51.100.0/24 with a host "web" at 198.51.100.10), the router's
 // iptables as text to compare, Headscale's route approval, and a TCP server that says who connected.
-import { connectDaemon } from '../../../main/cli/client.ts';
+import { connectDaemon } from '../../../main/engine/ipc/daemon-client.ts';
 import type { Prefs, StatusSnapshot } from '../../../main/engine/protocol.ts';
 import type { Headscale } from './headscale.ts';
 import type { Lab, Namespace } from './netns.ts';

@@ -3,8 +3,8 @@
 // replies and events. A request may carry the caller's byte source (rpc-source.ts) and may be cancelled by it
 // ({type:'cancel', id}); the serving side aborts a request's signal when the caller cancels or goes away.
 
-import { FdSource } from './fdpass/fd-source.ts';
-import { closeQuietly } from './fdpass/handover.ts';
+import { FdSource } from '../fdpass/fd-source.ts';
+import { closeQuietly } from '../fdpass/handover.ts';
 import {
   type ByteSource,
   type CommandMap,
@@ -16,7 +16,7 @@ import {
   type ErrorCode,
   isCommandName,
   type Reply,
-} from './protocol.ts';
+} from '../protocol.ts';
 import { answerRead, RemoteSource } from './rpc-source.ts';
 import { DEFAULT_TIMEOUT_MS, guarded, type MessageTransport, RpcError } from './rpc-transport.ts';
 

@@ -2,31 +2,31 @@
 // device whose peers are the netmap's peers (keyed by node key), magicsock for the paths, and the netmap's
 // packet filter on everything that comes in. The engine creates one while it runs with a TUN.
 
-import { keyFromText } from './control/keys.ts';
-import type { NetMap } from './control/netmap.ts';
-import type { TailNode } from './control/tailcfg.ts';
-import { Quad100 } from './dns/quad100.ts';
-import { buildDnsTable } from './dns/table.ts';
-import { compileFilter } from './filter/compile.ts';
-import { FlowTable } from './filter/conntrack.ts';
-import type { CompiledFilter, FilterEnv } from './filter/filter.ts';
-import { AddrSet } from './filter/prefix.ts';
-import { MagicSock, type PathInfo } from './magicsock/magicsock.ts';
-import { netcheckRegions } from './magicsock/netcheck.ts';
-import type { MagicPeer } from './magicsock/peer-path.ts';
-import { buildIpPacket, tcpSegment } from './packet/build.ts';
-import { parsePrefix } from './packet/ip.ts';
-import { IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from './packet/parse.ts';
-import { tsmpPong, tsmpReject } from './packet/tsmp.ts';
-import type { DataPathCounters, NetcheckReport } from './protocol.ts';
-import { type RouteChoice, selectAllowedIPs } from './routes/allowed-ips.ts';
-import { configureInterface } from './tun/os-config.ts';
-import { TunPort } from './tun/tun-port.ts';
-import type { Prefix } from './wg/allowedips.ts';
-import { Device, type DropCounters } from './wg/device.ts';
-import { receiveDatagram } from './wg/receive.ts';
-import { sendPacket } from './wg/send.ts';
-import { TICK_MS, tickTimers } from './wg/timers.ts';
+import type { NetMap } from '../control/netmap.ts';
+import type { TailNode } from '../control/tailcfg.ts';
+import { keyFromText } from '../crypto/key-text.ts';
+import { Quad100 } from '../dns/quad100.ts';
+import { buildDnsTable } from '../dns/table.ts';
+import { compileFilter } from '../filter/compile.ts';
+import { FlowTable } from '../filter/conntrack.ts';
+import type { CompiledFilter, FilterEnv } from '../filter/filter.ts';
+import { AddrSet } from '../filter/prefix.ts';
+import { MagicSock, type PathInfo } from '../magicsock/magicsock.ts';
+import { netcheckRegions } from '../magicsock/netcheck.ts';
+import type { MagicPeer } from '../magicsock/peer-path.ts';
+import { buildIpPacket, tcpSegment } from '../packet/build.ts';
+import { parsePrefix } from '../packet/ip.ts';
+import { IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from '../packet/parse.ts';
+import { tsmpPong, tsmpReject } from '../packet/tsmp.ts';
+import type { DataPathCounters, NetcheckReport } from '../protocol.ts';
+import { type RouteChoice, selectAllowedIPs } from '../routes/allowed-ips.ts';
+import { configureInterface } from '../tun/os-config.ts';
+import { TunPort } from '../tun/tun-port.ts';
+import type { Prefix } from '../wg/allowedips.ts';
+import { Device, type DropCounters } from '../wg/device.ts';
+import { receiveDatagram } from '../wg/receive.ts';
+import { sendPacket } from '../wg/send.ts';
+import { TICK_MS, tickTimers } from '../wg/timers.ts';
 
 export const TAILNET_MTU = 1280;
 const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];

@@ -1,7 +1,7 @@
 // NaCl crypto_box (curve25519xsalsa20poly1305): X25519, then HSalsa20 over the shared point with a zero
 // nonce (crypto_box_beforenm), then XSalsa20-Poly1305 (secretbox). Boxes are tag(16) ‖ ciphertext, as NaCl's
 // crypto_box_easy, tweetnacl's box and Go's box.Seal write them. Tailscale's sealed form (DERP ClientInfo and
-// ServerInfo, disco) is nonce(24) ‖ box (datapath.md §0). Pure: no I/O.
+// ServerInfo, disco) is nonce(24) ‖ box (docs/protocol/datapath.md §0). Pure: no I/O.
 import { randomBytes } from 'node:crypto';
 import { hsalsa, xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { x25519 } from '@noble/curves/ed25519.js';

@@ -1,6 +1,6 @@
 // The engine's outward voice: event listeners, log lines (as events and to an optional sink) and the set of
 // health warnings, which is re-announced whenever it changes.
-import type { EngineEvent, Health } from './protocol.ts';
+import type { EngineEvent, Health } from '../protocol.ts';
 
 export type LogLevel = 'info' | 'warn' | 'error';
 

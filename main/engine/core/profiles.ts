@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureStateDir, loadOrCreateKeys, type NodeKeys, writePrivateFile } from './control/keys.ts';
+import { ensureStateDir, loadOrCreateKeys, type NodeKeys, writePrivateFile } from '../control/keys.ts';
+import { EngineError, type ProfileInfo } from '../protocol.ts';
 import { loadState, type PersistedState } from './prefs-store.ts';
-import { EngineError, type ProfileInfo } from './protocol.ts';
 
 const INDEX_FILE = 'profiles.json';
 const PROFILES_DIR = 'profiles';

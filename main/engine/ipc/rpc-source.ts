@@ -2,7 +2,7 @@
 // asking the caller ({type:'read', id, seq, offset, length}) and getting the bytes back ({type:'data', id, seq,
 // bytes} or {…, error}). Each read is one round trip of at most MAX_READ_BYTES, so the caller never queues more
 // than the engine asked for, and a retry can read again from any offset.
-import { type ByteSource, EngineError, MAX_READ_BYTES, ownedBuffer } from './protocol.ts';
+import { type ByteSource, EngineError, MAX_READ_BYTES, ownedBuffer } from '../protocol.ts';
 import { RpcError } from './rpc-transport.ts';
 
 /** How long the caller has to supply one read. */

@@ -2,37 +2,43 @@
 // mapping around taildrop/service.ts, so engine.ts keeps to the state machine. No command takes a path: a file to
 // send comes as the caller's byte source, and a received file leaves the inbox as bytes the caller writes itself —
 // the daemon runs as root and its socket's group must not get it to read or write anywhere for them.
-import type { EngineEvents } from './events.ts';
 import {
-  type CommandMap,
+  type CommandHandlers,
   EngineError,
+  type EngineEvent,
   type FileSendResult,
-  type FileTarget,
   MAX_READ_BYTES,
-  type ReceivedFile,
   type RequestContext,
-} from './protocol.ts';
-import { InboxError } from './taildrop/inbox.ts';
-import { type Taildrop, TaildropError } from './taildrop/service.ts';
+} from '../protocol.ts';
+import { InboxError } from '../taildrop/inbox.ts';
+import { type Taildrop, TaildropError } from '../taildrop/service.ts';
 
 export type FileCommand = 'fileTargets' | 'fileSend' | 'fileList' | 'fileRead' | 'fileDelete';
-type FileResult = FileTarget[] | FileSendResult | ReceivedFile[] | Uint8Array | { deleted: boolean };
 
-export async function handleFileCommand(
-  td: Taildrop | undefined,
-  running: boolean,
-  events: EngineEvents,
-  cmd: FileCommand,
-  args: unknown,
-  ctx: RequestContext = {},
-): Promise<FileResult> {
-  if (!td) throw new EngineError('no-data-path', 'Taildrop needs a daemon with a TUN (the data path)');
-  const a = (args ?? {}) as Record<string, unknown>;
-  switch (cmd) {
-    case 'fileList':
-      return td.list();
-    case 'fileRead': {
-      const { name, offset, length } = a;
+/** Where the Taildrop commands find Taildrop: the service (absent without a data path) and whether we are up. */
+export interface FileCommandHost {
+  taildrop(): Taildrop | undefined;
+  running(): boolean;
+  emit(e: EngineEvent): void;
+}
+
+/** The engine's handlers of the Taildrop commands. */
+export function fileCommands(host: FileCommandHost): Pick<CommandHandlers, FileCommand> {
+  const service = (): Taildrop => {
+    const td = host.taildrop();
+    if (!td) throw new EngineError('no-data-path', 'Taildrop needs a daemon with a TUN (the data path)');
+    return td;
+  };
+  const connected = (): Taildrop => {
+    const td = service();
+    if (!host.running()) throw new EngineError('no-data-path', 'not connected');
+    return td;
+  };
+  return {
+    fileList: async () => service().list(),
+    fileRead: async (a) => {
+      const td = service();
+      const { name, offset, length } = (a ?? {}) as Partial<Record<string, unknown>>;
       if (typeof name !== 'string' || !isCount(offset) || !isCount(length) || length > MAX_READ_BYTES) {
         throw new EngineError(
           'bad-request',
@@ -40,31 +46,31 @@ export async function handleFileCommand(
         );
       }
       return inboxCall(name, () => td.read(name, offset, length));
-    }
-    case 'fileDelete': {
-      if (typeof a.name !== 'string') throw new EngineError('bad-request', 'fileDelete needs a name');
-      const name = a.name;
+    },
+    fileDelete: async (a) => {
+      const td = service();
+      const name: unknown = a?.name;
+      if (typeof name !== 'string') throw new EngineError('bad-request', 'fileDelete needs a name');
       return inboxCall(name, async () => ({ deleted: await td.remove(name) }));
-    }
-    case 'fileTargets':
-      if (!running) throw new EngineError('no-data-path', 'not connected');
-      return td.targets().map((t) => ({ name: t.name, online: t.online }));
-    case 'fileSend':
-      if (!running) throw new EngineError('no-data-path', 'not connected');
-      return send(td, events, a, ctx);
-  }
+    },
+    fileTargets: async () =>
+      connected()
+        .targets()
+        .map((t) => ({ name: t.name, online: t.online })),
+    fileSend: async (a, ctx) => send(connected(), host, (a ?? {}) as Partial<Record<string, unknown>>, ctx),
+  };
 }
 
 async function send(
   td: Taildrop,
-  events: EngineEvents,
-  a: Record<string, unknown>,
+  events: Pick<FileCommandHost, 'emit'>,
+  a: Partial<Record<string, unknown>>,
   ctx: RequestContext,
 ): Promise<FileSendResult> {
   if ('path' in a) {
     throw new EngineError('bad-request', 'fileSend takes no path: the caller opens the file and offers its bytes');
   }
-  const { target, name, size } = a as CommandMap['fileSend']['args'];
+  const { target, name, size } = a;
   const source = ctx.source;
   if (typeof target !== 'string' || typeof name !== 'string' || !isCount(size)) {
     throw new EngineError('bad-request', 'fileSend needs a target, a name and a size');

@@ -1,13 +1,13 @@
 // The engine's account commands: list, add, switch, remove. The engine lends them its active profile and the one
 // way it changes it (activate: stop the running one through the ordinary stop path, start the other as its prefs
 // say), so switching never needs a new login.
-import { loadOrCreateKeys } from './control/keys.ts';
-import { Registrar } from './control/registrar.ts';
-import { buildHostinfo } from './control/requests.ts';
+import { loadOrCreateKeys } from '../control/keys.ts';
+import { Registrar } from '../control/registrar.ts';
+import { buildHostinfo } from '../control/requests.ts';
+import { type CommandHandlers, EngineError, type ProfileList, type StatusSnapshot } from '../protocol.ts';
 import type { EngineEvents } from './events.ts';
 import { loadState, type PersistedState } from './prefs-store.ts';
 import { findProfile, type ProfileStore, profileInfo } from './profiles.ts';
-import { EngineError, type ProfileList } from './protocol.ts';
 
 export interface ProfileHost {
   readonly store: ProfileStore;
@@ -25,28 +25,30 @@ export interface ProfileHost {
 
 export type ProfileCommand = 'listProfiles' | 'addProfile' | 'switchProfile' | 'removeProfile';
 
-/** Runs one account command: the accounts for listProfiles and removeProfile; undefined when the engine's status
- *  is the answer (add, switch). */
-export async function runProfileCommand(
-  host: ProfileHost,
-  cmd: ProfileCommand,
-  args: unknown,
-): Promise<ProfileList | undefined> {
-  const a = (typeof args === 'object' && args !== null ? args : {}) as { controlURL?: string; profile?: unknown };
-  switch (cmd) {
-    case 'listProfiles':
-      return listProfiles(host);
-    case 'addProfile':
-      await oneAtATime(host.store, () => addProfile(host, a.controlURL));
-      return undefined;
-    case 'switchProfile':
-      await oneAtATime(host.store, () => switchProfile(host, checkName(a.profile)));
-      return undefined;
-    case 'removeProfile':
-      await oneAtATime(host.store, () => removeProfile(host, checkName(a.profile)));
+/** The engine's handlers of the account commands; add and switch answer with the engine's status afterwards. */
+export function profileCommands(
+  hostOf: () => ProfileHost,
+  status: () => StatusSnapshot,
+): Pick<CommandHandlers, ProfileCommand> {
+  return {
+    listProfiles: async () => listProfiles(hostOf()),
+    addProfile: async (a) => {
+      const host = hostOf();
+      await oneAtATime(host.store, () => addProfile(host, a?.controlURL));
+      return status();
+    },
+    switchProfile: async (a) => {
+      const host = hostOf();
+      await oneAtATime(host.store, () => switchProfile(host, checkName(a?.profile)));
+      return status();
+    },
+    removeProfile: async (a) => {
+      const host = hostOf();
+      await oneAtATime(host.store, () => removeProfile(host, checkName(a?.profile)));
       announceProfiles(host);
       return listProfiles(host);
-  }
+    },
+  };
 }
 
 const queues = new WeakMap<ProfileStore, Promise<unknown>>();

@@ -1,18 +1,18 @@
 // The node's link to its tailnet while it is up: the map stream to control and the data path beside it, opened
 // together (the UDP side first, so the first MapRequest carries endpoints) and closed together, and the Hostinfo
 // updates that go back to control one at a time. The engine decides when; this file knows how.
-import type { NodeKeys } from './control/keys.ts';
-import { MapLoop } from './control/map-loop.ts';
-import type { NetMap } from './control/netmap.ts';
-import { buildHostinfo, buildMapRequest } from './control/requests.ts';
-import type { Hostinfo, MapRequest } from './control/tailcfg.ts';
-import { DataPath } from './datapath.ts';
-import type { EngineOptions } from './engine.ts';
+import type { NodeKeys } from '../control/keys.ts';
+import { MapLoop } from '../control/map-loop.ts';
+import type { NetMap } from '../control/netmap.ts';
+import { buildHostinfo, buildMapRequest } from '../control/requests.ts';
+import type { Hostinfo, MapRequest } from '../control/tailcfg.ts';
+import { DataPath } from '../datapath/datapath.ts';
+import type { EngineOptions } from '../engine.ts';
+import type { Prefs } from '../protocol.ts';
+import { advertisedRoutes } from '../routes/offer.ts';
+import type { NodeServices } from '../services/node-services.ts';
+import { generatePrivateKey } from '../wg/crypto.ts';
 import type { EngineEvents } from './events.ts';
-import type { NodeServices } from './node-services.ts';
-import type { Prefs } from './protocol.ts';
-import { advertisedRoutes } from './routes/offer.ts';
-import { generatePrivateKey } from './wg/crypto.ts';
 
 export interface ConnectionHost {
   readonly options: EngineOptions;

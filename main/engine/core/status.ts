@@ -1,11 +1,11 @@
 // Turns the netmap into the summaries the UI and CLI show. The netmap's fields are in shape (control/sanitize.ts);
 // each summary is still made under a guard, so one peer the code did not foresee cannot fail every status call.
-import type { NetMap } from './control/netmap.ts';
-import type { TailNode } from './control/tailcfg.ts';
-import { aeadFallbackReason, aeadImplementation } from './crypto/aead.ts';
-import type { CryptoStatus, PeerSummary, Prefs, RouteOffer, SelfNode } from './protocol.ts';
-import { advertisedRoutes } from './routes/offer.ts';
-import { canonicalCidr } from './routes/prefix-set.ts';
+import type { NetMap } from '../control/netmap.ts';
+import type { TailNode } from '../control/tailcfg.ts';
+import { aeadFallbackReason, aeadImplementation } from '../crypto/aead.ts';
+import type { CryptoStatus, PeerSummary, Prefs, RouteOffer, SelfNode } from '../protocol.ts';
+import { advertisedRoutes } from '../routes/offer.ts';
+import { canonicalCidr } from '../routes/prefix-set.ts';
 
 function bareAddress(prefix: string): string {
   const slash = prefix.indexOf('/');

@@ -1,9 +1,10 @@
 // What the engine reports about the data path: each peer's path for status, `ping` and `netcheck`.
 // Pure functions over the netmap and the data path, so engine.ts keeps to the state machine.
-import { keyFromText } from './control/keys.ts';
-import type { NetMap } from './control/netmap.ts';
-import type { DataPath } from './datapath.ts';
-import { EngineError, type NetcheckReport, type PeerSummary, type PingResult } from './protocol.ts';
+
+import type { NetMap } from '../control/netmap.ts';
+import { keyFromText } from '../crypto/key-text.ts';
+import type { DataPath } from '../datapath/datapath.ts';
+import { EngineError, type NetcheckReport, type PeerSummary, type PingResult } from '../protocol.ts';
 import { peerSummaries } from './status.ts';
 
 /** The data path while it runs (passed undefined otherwise); a typed error saying how to get one. */

@@ -1,6 +1,6 @@
 // Connects the tailnet verbs (and the daemon's own already-running check) to the daemon's socket.
 import { createConnection, type Socket } from 'node:net';
-import { EngineClient, SocketTransport } from '../engine/rpc.ts';
+import { EngineClient, SocketTransport } from './rpc.ts';
 
 export class DaemonUnavailableError extends Error {
   override readonly name = 'DaemonUnavailableError';

@@ -1,15 +1,15 @@
 // What runs beside the data path once it is up: Taildrop's PeerAPI on our tailnet addresses (its ports go to
 // control in Hostinfo.Services) and the OS resolver pointed at quad-100 while accept-DNS is on. Both follow the
 // engine's data path: started after each netmap is applied, taken down with it, and recovered after a crash.
-import type { NetMap } from './control/netmap.ts';
-import type { DataPath } from './datapath.ts';
-import { OsDns } from './dns/os-dns.ts';
-import type { EngineEvents } from './events.ts';
-import type { Prefs } from './protocol.ts';
-import { routedPrefixes } from './routes/allowed-ips.ts';
-import { RouteOffering } from './routes/offering.ts';
-import { OsRoutes } from './routes/os-routes.ts';
-import { Taildrop } from './taildrop/service.ts';
+import type { NetMap } from '../control/netmap.ts';
+import type { EngineEvents } from '../core/events.ts';
+import type { DataPath } from '../datapath/datapath.ts';
+import { OsDns } from '../dns/os-dns.ts';
+import type { Prefs } from '../protocol.ts';
+import { routedPrefixes } from '../routes/allowed-ips.ts';
+import { RouteOffering } from '../routes/offering.ts';
+import { OsRoutes } from '../routes/os-routes.ts';
+import { Taildrop } from '../taildrop/service.ts';
 
 export class NodeServices {
   readonly taildrop: Taildrop;

@@ -1,8 +1,8 @@
 // Preferences and login state persisted in the state directory (prefs.json, 0600).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writePrivateFile } from './control/keys.ts';
-import type { Prefs } from './protocol.ts';
+import { writePrivateFile } from '../control/keys.ts';
+import type { Prefs } from '../protocol.ts';
 
 export interface PersistedState {
   prefs: Prefs;
