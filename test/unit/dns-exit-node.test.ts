@@ -1,4 +1,4 @@
-// quad-100 while an exit node is in use (services.md §3.3 step 8): other names go to the exit node's DoH on its
+// quad-100 while an exit node is in use (docs/protocol/services.md §3.3 step 8): other names go to the exit node's DoH on its
 // PeerAPI when it offers one, unless control marked resolvers UseWithExitNode; and the forwarder's DoH client,
 // against an HTTP server on loopback.
 import assert from 'node:assert/strict';
