@@ -17,7 +17,12 @@ import { EngineError } from '../../main/engine/protocol.ts';
 import { routedPrefixes, selectAllowedIPs } from '../../main/engine/routes/allowed-ips.ts';
 import { canonicalCIDR, parseAdvertiseRoutes, RouteError } from '../../main/engine/routes/cidr.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode, resolveExitNode } from '../../main/engine/routes/exit-node.ts';
-import { CONNMARK_RULES } from '../../main/engine/routes/linux-connmark.ts';
+import {
+  CONNMARK_RULES,
+  LAN_SOURCE_PREF,
+  lanSourceRules,
+  syncLanSourceRules,
+} from '../../main/engine/routes/linux-connmark.ts';
 import {
   applyLinuxRoutes,
   lanPrefixes,
@@ -341,4 +346,39 @@ test('connmark rules for strict rp_filter: restore on prerouting, save on every 
       'OUTPUT -m mark --mark 0x80000/0xff0000 -j CONNMARK --save-mark --nfmask 0xff0000 --ctmask 0xff0000',
     ],
   );
+});
+
+test('strict rp_filter: rules from our LAN address to its LAN (so neighbours get ARP answers), kept by difference', async () => {
+  const addrJson = JSON.stringify([
+    { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+    {
+      ifname: 'eth0',
+      addr_info: [
+        { family: 'inet', local: '192.168.1.20', prefixlen: 24 },
+        { family: 'inet6', local: '2001:db8:1::20', prefixlen: 64 },
+      ],
+    },
+    { ifname: 'trellis0', addr_info: [{ family: 'inet', local: '100.64.0.1', prefixlen: 32 }] },
+  ]);
+  assert.deepEqual(lanSourceRules(addrJson, 'trellis0'), [
+    ['from', '192.168.1.20', 'to', '192.168.1.0/24', 'table', 'main'],
+  ]);
+  assert.deepEqual(lanSourceRules('{oops', 'trellis0'), []);
+  // A stale rule (an address the interface lost) goes; the wanted one is added; nobody else's rule is touched.
+  const calls: string[] = [];
+  const rules = [
+    { priority: 5260, src: '10.0.0.5', dst: '10.0.0.0', dstlen: 8, table: 'main' },
+    { priority: 5270, table: '52' },
+  ];
+  await syncLanSourceRules(async (args) => {
+    calls.push(args.join(' '));
+    if (args.includes('addr')) return addrJson;
+    if (args.includes('show')) return JSON.stringify(rules);
+    return '';
+  }, 'trellis0');
+  const changes = calls.filter((c) => / rule (add|del) /.test(c));
+  assert.deepEqual(changes, [
+    `-4 rule add pref ${LAN_SOURCE_PREF} from 192.168.1.20 to 192.168.1.0/24 table main`,
+    `-4 rule del pref ${LAN_SOURCE_PREF} from 10.0.0.5 to 10.0.0.0/8 table main`,
+  ]);
 });

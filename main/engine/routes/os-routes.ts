@@ -5,7 +5,14 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bypassMarkWorks } from './bypass-socket.ts';
-import { installConnmark, removeConnmark, srcValidMark, strictRpFilter } from './linux-connmark.ts';
+import {
+  installConnmark,
+  removeConnmark,
+  removeLanSourceRules,
+  srcValidMark,
+  strictRpFilter,
+  syncLanSourceRules,
+} from './linux-connmark.ts';
 import { applyLinuxRoutes, type RoutePlan, type Runner, removeLinuxRoutes, runIp } from './linux-router.ts';
 
 const RECORD = 'routes-installed.json';
@@ -78,6 +85,9 @@ export class OsRoutes {
         }
       }
       await applyLinuxRoutes(plan, this.run);
+      // Under strict rp_filter with the default route in the tunnel, LAN neighbours must still get ARP answers.
+      if (this.installed?.srcValidMark !== undefined && plan.exitNode) await syncLanSourceRules(this.run, plan.tunName);
+      else await removeLanSourceRules(this.run);
     }).then(() => connmarkNow);
   }
 
@@ -94,6 +104,7 @@ export class OsRoutes {
   }
 
   private async undo(what: Installed): Promise<void> {
+    await removeLanSourceRules(this.run);
     await removeLinuxRoutes(this.run);
     if (what.srcValidMark !== undefined) await removeConnmark(what.srcValidMark);
     await rm(join(this.stateDir, RECORD), { force: true });
