@@ -1,12 +1,26 @@
 // The one contract between the window (renderer) and the app's main side. Electron carries it over IPC
 // (preload/index.ts exposes it as window.trellis); `trellis web` carries the very same calls and events over a
 // WebSocket. Both sides import this file; it holds types and a few constants, no code that does I/O.
-import type { EngineState, ExitNodeStatus, Health, PeerPath, RouteOffer, SelfNode } from '../main/engine/protocol.ts';
+import type {
+  EngineState,
+  ExitNodeStatus,
+  Health,
+  PeerPath,
+  Prefs,
+  RouteOffer,
+  SelfNode,
+} from '../main/engine/protocol.ts';
 
 export type { EngineState, ExitNodeStatus, Health, PeerPath, RouteOffer, SelfNode };
 
+/** The engine's route prefs, as protocol.ts documents them (the window cannot set lastExitNodeID: the engine keeps it). */
+export type RoutePrefs = Pick<
+  Prefs,
+  'exitNodeID' | 'lastExitNodeID' | 'exitNodeAllowLANAccess' | 'routeAll' | 'advertiseExitNode' | 'advertiseRoutes'
+>;
+
 /** Preferences the user edits in Settings: the engine's own plus the app's. */
-export interface AppPrefs {
+export interface AppPrefs extends RoutePrefs {
   /** Control server base URL; '' = not chosen yet (the login view offers Tailscale's or a custom one). */
   controlURL: string;
   /** Requested host name; '' = the OS host name. */
@@ -22,18 +36,6 @@ export interface AppPrefs {
   autoSaveDir: string;
   /** Desktop notifications (file received, login needed, key expiring). */
   notifications: boolean;
-  /** The exit node (a peer's stableID) all traffic leaves through; '' = none. */
-  exitNodeID: string;
-  /** The exit node used before, offered first by the pickers; the engine keeps it (setPrefs refuses it). */
-  lastExitNodeID: string;
-  /** With an exit node, this device's local networks stay reachable directly. */
-  exitNodeAllowLANAccess: boolean;
-  /** Use the subnet routes other devices offer. */
-  routeAll: boolean;
-  /** Offer this device as an exit node. */
-  advertiseExitNode: boolean;
-  /** Subnets this device offers, as CIDRs. */
-  advertiseRoutes: string[];
 }
 
 /** Tailscale's own control server, the default when the user does not pick a custom one. */

@@ -7,14 +7,11 @@
 // answers DNS-over-HTTPS as tailscaled's does, and MagicDNS keeps answering on a; with --accept-routes (no exit
 // node) tailscaled reaches the LAN behind b.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
-import { withLab } from './lab/netns.ts';
 import {
   approveRoutes,
-  buildBehindRouter,
   dohRequest,
   FAR_HOST,
   healthHas,
@@ -25,9 +22,10 @@ import {
   setPrefs,
   tcpProbe,
   whoServer,
+  withRouterLab,
 } from './lab/routes.ts';
 import { claims, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab, HEADSCALE_ADDR, pingFrom, startTrellisNode, waitUntil } from './lab/tailnet.ts';
+import { HEADSCALE_ADDR, pingFrom, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
@@ -54,16 +52,7 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
   if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'iptables-save', 'ping', 'dig'])) {
     return;
   }
-  if (!existsSync('/dev/net/tun')) {
-    if (process.env.CI === 'true') throw new Error('the exit-node lab needs /dev/net/tun');
-    t.skip('the exit-node lab needs /dev/net/tun');
-    return;
-  }
-  await withLab(t, async (lab) => {
-    const tn = await buildTailnetLab(lab, ['a', 'b'], { headscale: { policy: POLICY } });
-    const [a, b] = [tn.hosts.a, tn.hosts.b];
-    if (!a || !b) throw new Error('no hosts a and b');
-    const { lan, web } = await buildBehindRouter(lab, b);
+  await withRouterLab(t, POLICY, async ({ lab, tn, a, b, lan, web }) => {
     // b's own resolver (what its DoH answers with) is the lab DNS server on the LAN host.
     await b.writeEtc('resolv.conf', `nameserver ${LAN_HOST}\noptions timeout:1 attempts:1\n`);
     const dns = lan.spawn([process.execPath, '--import', 'tsx', DNS_SERVER, LAN_HOST, '53', JSON.stringify(OUTSIDE)], {

@@ -6,16 +6,13 @@
 // DoH (none leaks to a's LAN resolver); clearing the exit node gives back a's rules and routes exactly; with
 // `--accept-routes` a reaches the LAN behind b (SNAT); `down` on b removes its chains.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
-import { withLab } from './lab/netns.ts';
 import {
   approveRoutes,
-  buildBehindRouter,
   FAR_HOST,
   LAN_HOST,
   LAN_NET,
@@ -24,16 +21,10 @@ import {
   routingState,
   tcpProbe,
   whoServer,
+  withRouterLab,
 } from './lab/routes.ts';
 import { claims } from './lab/scenario.ts';
-import {
-  buildTailnetLab,
-  HEADSCALE_ADDR,
-  pingFrom,
-  startTrellisNode,
-  type TrellisNode,
-  waitUntil,
-} from './lab/tailnet.ts';
+import { HEADSCALE_ADDR, pingFrom, startTrellisNode, type TrellisNode, waitUntil } from './lab/tailnet.ts';
 import { requireTools } from './lab/tools.ts';
 
 const DNS_SERVER = fileURLToPath(new URL('./lab/dns-server.ts', import.meta.url));
@@ -70,16 +61,7 @@ async function callerSeen(tr: TrellisNode, host: string, port: number, output: (
 
 test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 }, async (t) => {
   if (!requireTools(t, ['headscale', 'ip', 'iptables', 'iptables-save', 'ip6tables-save', 'ping'])) return;
-  if (!existsSync('/dev/net/tun')) {
-    if (process.env.CI === 'true') throw new Error('the exit-node lab needs /dev/net/tun');
-    t.skip('the exit-node lab needs /dev/net/tun');
-    return;
-  }
-  await withLab(t, async (lab) => {
-    const tn = await buildTailnetLab(lab, ['a', 'b'], { headscale: { policy: POLICY } });
-    const [a, b] = [tn.hosts.a, tn.hosts.b];
-    if (!a || !b) throw new Error('no hosts a and b');
-    const { lan, web } = await buildBehindRouter(lab, b);
+  await withRouterLab(t, POLICY, async ({ lab, tn, a, b, lan, web }) => {
     await b.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
     const dns = web.spawn(
       [

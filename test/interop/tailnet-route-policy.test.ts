@@ -3,13 +3,10 @@
 // user "lab") and 192.0.2.10:8080 on b's LAN — nothing else. b advertises 192.0.2.0/24 and an exit node, both
 // approved. Tailscale filters on the receiving side, so every verdict below about traffic through b is Trellis's.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import dnsPacket from 'dns-packet';
-import { withLab } from './lab/netns.ts';
 import {
   approveRoutes,
-  buildBehindRouter,
   dohRequest,
   FAR_HOST,
   LAN_HOST,
@@ -17,9 +14,10 @@ import {
   setPrefs,
   tcpProbe,
   whoServer,
+  withRouterLab,
 } from './lab/routes.ts';
 import { claims, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab, pingFrom, startTrellisNode, waitUntil } from './lab/tailnet.ts';
+import { pingFrom, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
@@ -37,16 +35,7 @@ const EXIT = ['0.0.0.0/0', '::/0'];
 
 test('a Headscale policy is enforced by the Trellis router', { timeout: 600_000 }, async (t) => {
   if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'ping'])) return;
-  if (!existsSync('/dev/net/tun')) {
-    if (process.env.CI === 'true') throw new Error('the route policy lab needs /dev/net/tun');
-    t.skip('the route policy lab needs /dev/net/tun');
-    return;
-  }
-  await withLab(t, async (lab) => {
-    const tn = await buildTailnetLab(lab, ['a', 'b'], { headscale: { policy: POLICY } });
-    const [a, b] = [tn.hosts.a, tn.hosts.b];
-    if (!a || !b) throw new Error('no hosts a and b');
-    const { lan, web } = await buildBehindRouter(lab, b);
+  await withRouterLab(t, POLICY, async ({ lab, tn, a, b, lan, web }) => {
     await b.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
     const guestKey = await tn.headscale.createAuthKey(await tn.headscale.createUser('guest'), { expiration: '1h' });
     const ts = await startTailscaled(a, { name: 'a', env: TS_ENV });

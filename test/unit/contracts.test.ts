@@ -9,6 +9,7 @@ import { AppController } from '../../main/controller/app-controller.ts';
 import { createEngine } from '../../main/engine/engine.ts';
 import { COMMANDS, type CommandName, EngineError } from '../../main/engine/protocol.ts';
 import { API_CALLS, type ApiCallName, ApiError } from '../../preload/api.ts';
+import { stubDelegate } from './stub-delegate.ts';
 
 test('every engine command declared in the schema has a handler; an undeclared one is refused', async () => {
   const engine = createEngine();
@@ -41,16 +42,7 @@ test('every engine command declared in the schema has a handler; an undeclared o
 test('every window API call declared in the schema has a handler; an undeclared one is refused', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-contracts-'));
   const controller = await AppController.open({
-    delegate: {
-      capabilities: { shell: 'web', openFiles: false, chooseFolder: false, autostart: false },
-      notify: () => {},
-      openExternal: async () => {},
-      openPath: async () => {},
-      revealPath: () => {},
-      chooseFolder: async () => null,
-      copyText: () => {},
-      applyAutostart: () => {},
-    },
+    delegate: stubDelegate(),
     link: { kind: 'none', problem: 'No Trellis daemon is running.', where: 'test', close: async () => {} },
     prefsPath: join(dir, 'app.json'),
   });

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { AppController } from '../../main/controller/app-controller.ts';
-import type { ControllerDelegate } from '../../main/controller/delegate.ts';
 import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import { EngineClient, PortTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
@@ -26,6 +25,7 @@ import {
 import { exitNodeStatus, markExitNode } from '../../main/engine/routes/exit-node.ts';
 import { applyRoutePrefs } from '../../main/engine/routes/route-prefs.ts';
 import { ApiError, type AppSnapshot } from '../../preload/api.ts';
+import { stubDelegate } from './stub-delegate.ts';
 
 const peer = (id: number, name: string, over: Partial<PeerSummary>): PeerSummary => ({
   id,
@@ -87,16 +87,9 @@ class RoutesEngine implements EngineApi {
 
 async function rig(engine: RoutesEngine) {
   const dir = await mkdtemp(join(tmpdir(), 'trellis-controller-routes-'));
-  const delegate: ControllerDelegate = {
+  const delegate = stubDelegate({
     capabilities: { shell: 'electron', openFiles: true, chooseFolder: false, autostart: false },
-    notify: () => {},
-    openExternal: async () => {},
-    openPath: async () => {},
-    revealPath: () => {},
-    chooseFolder: async () => null,
-    copyText: () => {},
-    applyAutostart: () => {},
-  };
+  });
   const { port1, port2 } = new MessageChannel();
   serveEngine(engine, new PortTransport(port2));
   const client = new EngineClient(new PortTransport(port1));

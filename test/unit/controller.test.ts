@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { AppController } from '../../main/controller/app-controller.ts';
-import type { ControllerDelegate, NotificationKind } from '../../main/controller/delegate.ts';
+import type { NotificationKind } from '../../main/controller/delegate.ts';
 import { type EngineLink, openEngineLink } from '../../main/controller/engine-link.ts';
 import type { TrayItem } from '../../main/controller/tray-model.ts';
 import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
@@ -26,6 +26,7 @@ import {
   type StatusSnapshot,
 } from '../../main/engine/protocol.ts';
 import { ApiError, type AppSnapshot } from '../../preload/api.ts';
+import { stubDelegate } from './stub-delegate.ts';
 
 const PEER: PeerSummary = {
   id: 2,
@@ -201,16 +202,12 @@ async function rig(
   const notes: Rig['notes'] = [];
   const copied: string[] = [];
   const opened: string[] = [];
-  const delegate: ControllerDelegate = {
+  const delegate = stubDelegate({
     capabilities: { shell, openFiles: true, chooseFolder: false, autostart: false },
     notify: (n) => notes.push({ kind: n.kind, body: n.body }),
     openExternal: async (url) => void opened.push(url),
-    openPath: async () => {},
-    revealPath: () => {},
-    chooseFolder: async () => null,
     copyText: (t) => copied.push(t),
-    applyAutostart: () => {},
-  };
+  });
   const { link, drop } = linkTo(engine, kind);
   const controller = await AppController.open({ delegate, link, prefsPath: join(dir, 'prefs', 'app.json'), reopen });
   return {
@@ -453,16 +450,7 @@ test('no engine at start: the window says what to do, and the controller attache
     close: async () => {},
   };
   const controller = await AppController.open({
-    delegate: {
-      capabilities: { shell: 'web', openFiles: false, chooseFolder: false, autostart: false },
-      notify: () => {},
-      openExternal: async () => {},
-      openPath: async () => {},
-      revealPath: () => {},
-      chooseFolder: async () => null,
-      copyText: () => {},
-      applyAutostart: () => {},
-    },
+    delegate: stubDelegate(),
     link: none,
     prefsPath: join(dir, 'app.json'),
     reopen: async () => (++tries < 2 ? none : linkTo(engine).link),

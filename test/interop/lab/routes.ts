@@ -1,11 +1,14 @@
 // Lab pieces for exit nodes and subnet routes: a LAN behind a router host (192.0.2.0/24, a host "lan" at
 // 192.0.2.10 that also routes to a far network 198.51.100.0/24 with a host "web" at 198.51.100.10), the router's
 // iptables as text to compare, Headscale's route approval, and a TCP server that says who connected.
+import { existsSync } from 'node:fs';
+import type { TestContext } from 'node:test';
 import { connectDaemon } from '../../../main/engine/ipc/daemon-client.ts';
 import type { Prefs, StatusSnapshot } from '../../../main/engine/protocol.ts';
 import type { Headscale } from './headscale.ts';
-import type { Lab, Namespace } from './netns.ts';
+import { type Lab, type Namespace, withLab } from './netns.ts';
 import type { ManagedProcess } from './proc.ts';
+import { buildTailnetLab, type TailnetLab } from './tailnet.ts';
 
 export const LAN_NET = '192.0.2.0/24';
 export const ROUTER_LAN_ADDR = '192.0.2.1';
@@ -151,4 +154,36 @@ export async function routingState(ns: Namespace): Promise<string> {
     parts.push(`$ ${cmd.join(' ')}\n${await ns.exec(cmd)}`);
   }
   return parts.join('\n');
+}
+
+export interface RouterLab {
+  lab: Lab;
+  tn: TailnetLab;
+  /** Tailnet hosts: a uses the routes that b offers. */
+  a: Namespace;
+  b: Namespace;
+  /** b's LAN host and the "internet" host behind it. */
+  lan: Namespace;
+  web: Namespace;
+}
+
+/** The route tests' lab: tailnet hosts a and b under a Headscale policy, with b's LAN and the "internet" behind b.
+ *  It needs a TUN: without one the test fails under CI=true and is skipped elsewhere. */
+export async function withRouterLab(
+  t: TestContext,
+  policy: Record<string, unknown>,
+  run: (l: RouterLab) => Promise<void>,
+): Promise<void> {
+  if (!existsSync('/dev/net/tun')) {
+    if (process.env.CI === 'true') throw new Error('the route lab needs /dev/net/tun');
+    t.skip('the route lab needs /dev/net/tun');
+    return;
+  }
+  await withLab(t, async (lab) => {
+    const tn = await buildTailnetLab(lab, ['a', 'b'], { headscale: { policy } });
+    const [a, b] = [tn.hosts.a, tn.hosts.b];
+    if (!a || !b) throw new Error('no hosts a and b');
+    const { lan, web } = await buildBehindRouter(lab, b);
+    await run({ lab, tn, a, b, lan, web });
+  });
 }
