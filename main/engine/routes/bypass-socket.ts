@@ -3,7 +3,6 @@
 // carries the tunnel would loop into itself. On Linux the addon creates the socket with SO_MARK 0x80000 (the
 // policy rules send that mark to the main table, see linux-router.ts); Node connects it. Elsewhere, or when the
 // kernel refuses the mark (no CAP_NET_ADMIN), a plain socket: no rules are installed there either.
-import { lookup } from 'node:dns/promises';
 import { isIP, Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { loadNativeAddon } from '../tun/native.ts';
@@ -53,14 +52,6 @@ export interface BypassTarget {
   family?: 0 | 4 | 6;
 }
 
-/** Resolves host (a name or literal) to one address of the wanted family. */
-async function resolve(host: string, family: 0 | 4 | 6): Promise<{ address: string; family: 4 | 6 }> {
-  const literal = isIP(host);
-  if (literal === 4 || literal === 6) return { address: host, family: literal };
-  const r = await lookup(host, { family });
-  return { address: r.address, family: r.family === 6 ? 6 : 4 };
-}
-
 /**
  * A TCP socket connecting to the target, marked to bypass the tunnel where that works; it emits 'connect' and
  * 'error' as net.connect's does. A marked socket's family is fixed when it is made, so a name of unknown family
@@ -72,15 +63,11 @@ export function bypassConnect(t: BypassTarget): Socket {
   const chosen: 4 | 6 = literal === 4 || literal === 6 ? literal : family === 6 ? 6 : 4;
   const fd = markedFd(chosen);
   if (fd === undefined) return new Socket().connect({ host: t.host, port: t.port, ...(family ? { family } : {}) });
-  const sock = new Socket({ fd });
-  if (literal !== 0) return sock.connect({ host: t.host, port: t.port });
-  void resolve(t.host, chosen).then(
-    (r) => {
-      if (!sock.destroyed) sock.connect({ host: r.address, port: t.port });
-    },
-    (e: Error) => sock.destroy(e),
-  );
-  return sock;
+  // Not read from before it is connected: a read on the unconnected socket fails with ENOTCONN. manualStart (how
+  // Node's own child_process hands over sockets) skips the constructor's first read; connect() marks the socket
+  // connecting at once, also while a name resolves (family fixed: the socket's), so reads wait for 'connect'.
+  const opts: ConstructorParameters<typeof Socket>[0] & { manualStart: boolean } = { fd, manualStart: true };
+  return new Socket(opts).connect({ host: t.host, port: t.port, family: chosen });
 }
 
 /**
