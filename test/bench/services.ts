@@ -112,8 +112,8 @@ async function main(): Promise<number> {
     const ipC = (await c.ip()).v4;
     for (const ip of [ipB, ipC])
       if (!(await pingFrom(ha, ip, { count: 3, deadlineS: 20 }))) throw new Error(`no ping ${ip}`);
-    const ready = await a.waitFor((s) => (s.fileTargets ?? []).length === 2, 30_000);
-    if ((ready.fileTargets ?? []).length !== 2) {
+    const ready = await a.waitFor((s) => (s.fileTargets ?? []).length === 3, 30_000);
+    if ((ready.fileTargets ?? []).length !== 3) {
       throw new Error(`file targets of a: ${JSON.stringify(ready.fileTargets)}\n${a.output().slice(-3000)}`);
     }
     for (let r = 0; r < runs; r++) {
