@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { accountViews } from '../../main/controller/accounts.ts';
+import { DEFAULT_APP_PREFS } from '../../main/controller/app-prefs.ts';
 import { accountLabel, type TrayItem, trayModel } from '../../main/controller/tray-model.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import type { AccountView, AppSnapshot } from '../../preload/api.ts';
 
 function snapshot(over: Partial<AppSnapshot> = {}): AppSnapshot {
@@ -16,20 +18,10 @@ function snapshot(over: Partial<AppSnapshot> = {}): AppSnapshot {
     peers: [],
     health: [],
     prefs: {
-      controlURL: 'https://hs.one.example',
-      hostname: '',
-      acceptDNS: true,
-      autoConnect: true,
-      startAtLogin: false,
-      startHidden: false,
-      autoSaveDir: '',
-      notifications: true,
-      exitNodeID: '',
-      lastExitNodeID: '',
-      exitNodeAllowLANAccess: false,
-      routeAll: false,
-      advertiseExitNode: false,
+      ...DEFAULT_PREFS,
+      ...DEFAULT_APP_PREFS,
       advertiseRoutes: [],
+      controlURL: 'https://hs.one.example',
     },
     transfers: [],
     received: [],

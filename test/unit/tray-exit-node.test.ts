@@ -4,7 +4,9 @@
 // traffic goes through an exit node or is held because the chosen one is offline.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { DEFAULT_APP_PREFS } from '../../main/controller/app-prefs.ts';
 import { type TrayItem, trayModel } from '../../main/controller/tray-model.ts';
+import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import type { AppSnapshot, PeerView } from '../../preload/api.ts';
 
 function peer(name: string, o: Partial<PeerView> = {}): PeerView {
@@ -50,20 +52,10 @@ function snapshot(over: Partial<AppSnapshot> = {}, prefs: Partial<AppSnapshot['p
     peers: PEERS,
     health: [],
     prefs: {
-      controlURL: 'https://hs.example',
-      hostname: '',
-      acceptDNS: true,
-      autoConnect: true,
-      startAtLogin: false,
-      startHidden: false,
-      autoSaveDir: '',
-      notifications: true,
-      exitNodeID: '',
-      lastExitNodeID: '',
-      exitNodeAllowLANAccess: false,
-      routeAll: false,
-      advertiseExitNode: false,
+      ...DEFAULT_PREFS,
+      ...DEFAULT_APP_PREFS,
       advertiseRoutes: [],
+      controlURL: 'https://hs.example',
       ...prefs,
     },
     transfers: [],

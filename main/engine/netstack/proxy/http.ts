@@ -1,8 +1,9 @@
 // HTTP proxy for userspace networking: CONNECT tunnels and plain HTTP proxying of absolute-URI requests
 // (one request per client connection, sent upstream with "Connection: close"). The request head is bounded in
 // size and time; a failure gets a status line and one plain sentence.
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type Dialer, dialTarget, HandshakeReader, ProxyDialError, type Resolver, splice } from './dial.ts';
+import { ProxyListener } from './listener.ts';
 
 export interface HttpProxyOptions {
   dial: Dialer;
@@ -45,28 +46,12 @@ export function splitHostPort(text: string, defaultPort?: number): { host: strin
   return { host: m[1], port };
 }
 
-export class HttpProxyServer {
-  readonly server: Server;
+export class HttpProxyServer extends ProxyListener {
   private readonly o: Required<Omit<HttpProxyOptions, 'resolve' | 'maxClients'>> & HttpProxyOptions;
 
   constructor(options: HttpProxyOptions) {
+    super(options.maxClients);
     this.o = { headTimeoutMs: 10_000, dialTimeoutMs: 30_000, maxHeadBytes: 16 * 1024, ...options };
-    this.server = createServer((s) => {
-      s.on('error', () => s.destroy());
-      this.serve(s).catch(() => s.destroy());
-    });
-    this.server.maxConnections = options.maxClients ?? 1024;
-  }
-
-  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve(this.server.address() as AddressInfo));
-    });
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
   }
 
   private fail(s: Socket, status: number, sentence: string): void {
@@ -77,7 +62,7 @@ export class HttpProxyServer {
     );
   }
 
-  private async serve(s: Socket): Promise<void> {
+  protected async serve(s: Socket): Promise<void> {
     const r = new HandshakeReader(s, this.o.maxHeadBytes, this.o.headTimeoutMs);
     let head: string;
     try {

@@ -3,7 +3,7 @@
 // optional username/password (RFC 1929). Handshakes are bounded in size and time; failures get a SOCKS reply code.
 import { timingSafeEqual } from 'node:crypto';
 import { createSocket, type Socket as DgramSocket, type RemoteInfo } from 'node:dgram';
-import { type AddressInfo, createServer, isIP, type Server, type Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { parseAddress } from '../../packet/ip.ts';
 import {
   type Dialer,
@@ -14,6 +14,7 @@ import {
   type Resolver,
   splice,
 } from './dial.ts';
+import { ProxyListener } from './listener.ts';
 
 /** A UDP port on the tailnet side (the netstack's UdpSocket fits). */
 export interface UdpEndpoint {
@@ -111,31 +112,15 @@ export function decodeAddress(b: Uint8Array, off: number): { host: string; port:
   return { host, port: (b[p] << 8) | b[p + 1], used: 1 + len + 2 };
 }
 
-export class Socks5Server {
-  readonly server: Server;
+export class Socks5Server extends ProxyListener {
   private readonly opts: Required<Pick<Socks5Options, 'handshakeTimeoutMs' | 'dialTimeoutMs'>> & Socks5Options;
 
   constructor(options: Socks5Options) {
+    super(options.maxClients);
     this.opts = { handshakeTimeoutMs: 10_000, dialTimeoutMs: 30_000, ...options };
-    this.server = createServer((s) => {
-      s.on('error', () => s.destroy());
-      this.serve(s).catch(() => s.destroy());
-    });
-    this.server.maxConnections = options.maxClients ?? 1024;
   }
 
-  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve(this.server.address() as AddressInfo));
-    });
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
-  }
-
-  private async serve(s: Socket): Promise<void> {
+  protected async serve(s: Socket): Promise<void> {
     const r = new HandshakeReader(s, 1024, this.opts.handshakeTimeoutMs);
     const [ver, n] = await r.read(2);
     if (ver !== 5) throw new Error('not a SOCKS5 client');
