@@ -81,6 +81,8 @@ export class DataPath {
   private readonly scratch = new PacketInfo();
   private configuredFor = '';
   private ownAddresses: string[] = [];
+  /** Our own addresses alone (env.local also holds what we route for peers): what TSMP pings may name. */
+  private own = new AddrSet([]);
   /** Destinations beyond our addresses that peers may reach through us (advertised routes, shrunk default routes). */
   private offeredNets: string[] = [];
   /** Inbound packets the netmap filter dropped. */
@@ -189,6 +191,7 @@ export class DataPath {
       this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
     }
     this.ownAddresses = addresses;
+    this.own = new AddrSet(addresses);
     this.env.local = new AddrSet([...addresses, ...this.offeredNets]);
     this.quad100.setOwnAddresses(addresses);
     this.lastDnsInput = { self: nm.self, peers: [...nm.peers.values()], dns: nm.dns, exitNodeID: choice.exitNodeID };
@@ -270,7 +273,7 @@ export class DataPath {
 
   /** A TSMP ping to one of our addresses gets its pong (with our PeerAPI port), whatever the ACLs say. */
   private answerTsmp(pkt: Uint8Array, p: PacketInfo): void {
-    if (p.version === 0 || !this.env.local.has(p.version, p.dst)) return;
+    if (p.version === 0 || !this.own.has(p.version, p.dst)) return; // not for a subnet or the internet behind us
     const pong = tsmpPong(pkt, p, p.version === 4 ? this.peerApi.v4 : this.peerApi.v6);
     if (pong) sendPacket(this.device, pong);
   }
