@@ -265,6 +265,16 @@ test('parity: a tailscaled peer gets the same answers from Trellis as from tails
       for (const f of ['OS', 'Machine', 'Distro', 'DistroVersion', 'DistroCodeName', 'Userspace']) {
         assert.equal(r.T[f], r.D[f], `Hostinfo.${f}`);
       }
+      // NetInfo: the same facts, measured the same way on the same network (latencies differ, their keys do not).
+      const ni = { D: r.D.NetInfo as Record<string, unknown>, T: r.T.NetInfo as Record<string, unknown> };
+      const lacking = Object.keys(ni.D).filter((f) => !(f in ni.T));
+      assert.deepEqual(lacking, [], `NetInfo fields D sends and T does not: ${lacking.join(', ')}`);
+      for (const [f, v] of Object.entries(ni.D)) {
+        if (f === 'DERPLatency') {
+          assert.deepEqual(Object.keys(ni.T[f] as object).sort(), Object.keys(v as object).sort(), 'DERPLatency keys');
+          for (const s of Object.values(ni.T[f] as Record<string, number>)) assert.ok(s > 0 && s < 5, `latency ${s} s`);
+        } else assert.deepEqual(ni.T[f], v, `NetInfo.${f}`);
+      }
     });
 
     await claim(

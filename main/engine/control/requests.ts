@@ -4,18 +4,23 @@ import { hostname as osHostname, release } from 'node:os';
 import { publicText } from '../crypto/key-text.ts';
 import { CAPABILITY_VERSION } from './dial.ts';
 import { hostFacts } from './host-facts.ts';
+import { buildNetInfo, type NetFacts } from './net-info.ts';
 import type { Hostinfo, MapRequest } from './tailcfg.ts';
 
 function osName(): string {
   return process.platform === 'darwin' ? 'macOS' : process.platform === 'win32' ? 'windows' : process.platform;
 }
 
-/** homeDERP 0 = not chosen yet (no NetInfo sent). routableIPs: what we offer (absent when nothing, as tailscaled). */
+/**
+ * homeDERP 0 = not chosen yet (no NetInfo sent). routableIPs: what we offer (absent when nothing, as tailscaled).
+ * netFacts: the latest netcheck and port-mapping probe, for the rest of NetInfo.
+ */
 export function buildHostinfo(
   hostname: string,
   homeDERP: number,
   services: Array<{ Proto: string; Port: number }> = [],
   routableIPs: string[] = [],
+  netFacts?: NetFacts,
 ): Hostinfo {
   return {
     IPNVersion: '0.1.0-trellis',
@@ -24,7 +29,7 @@ export function buildHostinfo(
     Hostname: hostname || osHostname(),
     App: 'trellis',
     ...hostFacts(),
-    ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
+    ...(homeDERP ? { NetInfo: buildNetInfo(homeDERP, netFacts) } : {}),
     ...(services.length > 0 ? { Services: services } : {}),
     ...(routableIPs.length > 0 ? { RoutableIPs: routableIPs } : {}),
   };

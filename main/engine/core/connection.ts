@@ -81,7 +81,7 @@ export class Connection {
   hostinfo(): Hostinfo {
     const prefs = this.h.prefs();
     const services = this.h.services()?.services() ?? [];
-    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs));
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs), this.dp?.netFacts());
   }
 
   private mapRequest(): MapRequest {
@@ -142,6 +142,7 @@ export class Connection {
         derpPlainHTTP: this.h.prefs().controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',
         log: (m) => events.log('info', m),
         onEndpointsChanged: () => this.sendHostinfo(),
+        onNetFactsChanged: () => this.sendHostinfo(),
         onHomeDERPChanged: (region) => {
           this.homeDERP = region;
           this.sendHostinfo();

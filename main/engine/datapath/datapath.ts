@@ -2,6 +2,7 @@
 // device whose peers are the netmap's peers (keyed by node key), magicsock for the paths, and the netmap's
 // packet filter on everything that comes in. The engine creates one while it runs with a TUN.
 
+import type { NetFacts } from '../control/net-info.ts';
 import type { NetMap } from '../control/netmap.ts';
 import type { TailNode } from '../control/tailcfg.ts';
 import { keyFromText } from '../crypto/key-text.ts';
@@ -42,6 +43,8 @@ export interface DataPathOptions {
   onEndpointsChanged: () => void;
   /** Netcheck chose another home DERP region: the engine tells control. */
   onHomeDERPChanged: (region: number) => void;
+  /** What Hostinfo.NetInfo says besides the home region changed: the engine tells control. */
+  onNetFactsChanged?: () => void;
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
@@ -120,6 +123,7 @@ export class DataPath {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
+      onNetFactsChanged: o.onNetFactsChanged,
       onWireGuard: (msg, from, views) => receiveDatagram(this.device, msg, from, views),
       onBatchEnd: () => {
         this.tun?.flush();
@@ -313,6 +317,13 @@ export class DataPath {
 
   discoPing(nodeKey: Uint8Array, timeoutMs: number): Promise<PathInfo | undefined> {
     return this.magic.discoPing(nodeKey, timeoutMs);
+  }
+
+  /** What Hostinfo.NetInfo reports: the latest netcheck, the port-mapping probe, and the firewall tool in use. */
+  netFacts(): NetFacts | undefined {
+    const f = this.magic.netFacts();
+    // The OS side drives iptables (routes/forwarding-linux.ts, linux-connmark.ts): tailscaled's "ipt-default".
+    return f && process.platform === 'linux' ? { ...f, firewallMode: 'ipt-default' } : f;
   }
 
   /** A fresh netcheck: UDP, public endpoint, NAT kind, region latencies and the home region's DERP round trip. */

@@ -2,11 +2,15 @@
 // re-STUNs), its preferred region made the DERP pool's home, and the candidate endpoints reported to control —
 // the public mapping STUN saw (unless it varies by destination: a hard NAT) and every LAN address with our port.
 import { networkInterfaces } from 'node:os';
+import type { NetFacts } from '../control/net-info.ts';
 import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
 import type { DerpPool } from './derp-pool.ts';
 import { Netcheck, type NetcheckRegion, type NetcheckResult } from './netcheck.ts';
+import { type PortMapProbe, probePortMapping } from './portmap-probe.ts';
 
 const NETCHECK_MS = 20_000;
+/** The gateway's port-mapping services are asked again after this long (they rarely change). */
+const PORTMAP_PROBE_MS = 10 * 60_000;
 
 export interface EndpointDiscoveryOptions {
   derp: DerpPool;
@@ -17,6 +21,10 @@ export interface EndpointDiscoveryOptions {
   log: (message: string) => void;
   onEndpointsChanged?: () => void;
   onHomeDERPChanged?: (region: number) => void;
+  /** What NetInfo reports, besides latencies, changed (UDP works, the NAT kind, port mapping). */
+  onNetFactsChanged?: () => void;
+  /** Ask the gateway about port mapping (default true; tests of netcheck alone turn it off). */
+  probePortMapping?: boolean;
 }
 
 export class EndpointDiscovery {
@@ -28,6 +36,9 @@ export class EndpointDiscovery {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private stunEndpoints: string[] = [];
+  private portMap: PortMapProbe | undefined;
+  private portMapAt = Number.NEGATIVE_INFINITY;
+  private factsKey = '';
 
   constructor(private readonly o: EndpointDiscoveryOptions) {
     this.netcheck = new Netcheck({ sendUdp: o.sendUdp, useTLS: o.useTLS });
@@ -63,7 +74,7 @@ export class EndpointDiscovery {
     this.running = true;
     clearTimeout(this.timer);
     try {
-      const r = await this.netcheck.run(this.regions, this.o.derp.home);
+      const [r] = await Promise.all([this.netcheck.run(this.regions, this.o.derp.home), this.probePortMap()]);
       if (!this.closed) this.apply(r);
       return r;
     } finally {
@@ -75,8 +86,36 @@ export class EndpointDiscovery {
     }
   }
 
+  /** The latest netcheck and port-mapping probe as NetInfo reports them; undefined before the first netcheck. */
+  facts(): NetFacts | undefined {
+    const r = this.last;
+    if (!r) return undefined;
+    const answered = r.method === 'stun' ? r.regionLatencyMs.size : 0;
+    return {
+      udp: r.udp,
+      regionLatencyMs: r.regionLatencyMs,
+      ...(answered >= 2 ? { mappingVariesByDestIP: r.mappingVariesByDestIP } : {}),
+      workingIPv6: false, // STUN is asked over IPv4 only
+      osHasIPv6: Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === '::1')),
+      ...(this.portMap ? { portMap: this.portMap } : {}),
+    };
+  }
+
+  private async probePortMap(): Promise<void> {
+    if (this.o.probePortMapping === false || performance.now() - this.portMapAt < PORTMAP_PROBE_MS) return;
+    this.portMapAt = performance.now();
+    this.portMap = await probePortMapping();
+  }
+
   private apply(r: NetcheckResult): void {
     this.last = r;
+    const f = this.facts();
+    const key = JSON.stringify({ ...f, regionLatencyMs: undefined });
+    if (key !== this.factsKey) {
+      const first = this.factsKey === '';
+      this.factsKey = key;
+      if (!first) this.o.onNetFactsChanged?.();
+    }
     if (r.preferredDERP && r.preferredDERP !== this.o.derp.home) {
       const ms = r.regionLatencyMs.get(r.preferredDERP);
       this.o.log(`home DERP region ${r.preferredDERP}${ms === undefined ? '' : ` (${ms.toFixed(1)} ms, ${r.method})`}`);

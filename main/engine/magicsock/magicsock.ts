@@ -3,6 +3,7 @@
 // through the peer's home DERP region. Incoming traffic is told apart by its first bytes (disco magic, STUN, else
 // WireGuard). Netcheck picks our home region; disco-exchange.ts decides the disco pings. Facts: docs/protocol/datapath.md §2–§3.
 
+import type { NetFacts } from '../control/net-info.ts';
 import { looksLikeDisco } from '../disco/message.ts';
 import { looksLikeStun } from '../stun/stun.ts';
 import { udpBatchAvailable } from '../tun/native.ts';
@@ -40,6 +41,8 @@ export interface MagicSockOptions {
   onEndpointsChanged?: () => void;
   /** Netcheck chose a new home DERP region: tell control (Hostinfo.NetInfo.PreferredDERP). */
   onHomeDERPChanged?: (region: number) => void;
+  /** What NetInfo reports changed (see EndpointDiscovery). */
+  onNetFactsChanged?: () => void;
 }
 
 /** What magicsock counted: the drops a hostile network can cause. */
@@ -99,6 +102,7 @@ export class MagicSock {
       log: o.log,
       onEndpointsChanged: o.onEndpointsChanged,
       onHomeDERPChanged: o.onHomeDERPChanged,
+      onNetFactsChanged: o.onNetFactsChanged,
     });
   }
 
@@ -250,6 +254,11 @@ export class MagicSock {
   discoPing(nodeKey: Uint8Array, timeoutMs: number): Promise<PathInfo | undefined> {
     const p = this.peers.get(b64(nodeKey));
     return p ? this.disco.ping(p, timeoutMs) : Promise.resolve(undefined);
+  }
+
+  /** The latest netcheck and port-mapping probe, for Hostinfo.NetInfo (not run afresh). */
+  netFacts(): NetFacts | undefined {
+    return this.discovery.facts();
   }
 
   /** The latest netcheck, run afresh, with the home DERP round trip over its open connection. */
