@@ -243,7 +243,11 @@ export async function bringUp(client: EngineClient, o: UpOptions): Promise<numbe
     if (o.hostname !== undefined) prefs.hostname = o.hostname;
     if (o.acceptDNS !== undefined) prefs.acceptDNS = o.acceptDNS;
     if (o.adminURL !== undefined) prefs.adminURL = o.adminURL;
-    if (o.routes) Object.assign(prefs, routePrefsOf(o.routes, before));
+    // Before the first netmap no peer is known: the exit node is looked up once the node runs (as tailscale
+    // resolves an --exit-node IP when the netmap arrives).
+    const laterExitNode = o.routes?.exitNode && before.peers.length === 0 ? o.routes.exitNode : undefined;
+    if (o.routes)
+      Object.assign(prefs, routePrefsOf({ ...o.routes, ...(laterExitNode ? { exitNode: undefined } : {}) }, before));
     await ask('setPrefs', prefs);
     let current = await ask('status', {});
     if (!o.authKey && current.state !== 'Running' && current.state !== 'NeedsLogin') current = await ask('up', {});
@@ -256,6 +260,7 @@ export async function bringUp(client: EngineClient, o: UpOptions): Promise<numbe
     showURL(now.authURL);
     onState(now.state, now.reason);
     await running;
+    if (laterExitNode) await chooseExitNodeOnceKnown(ask, laterExitNode, deadline);
     const done = await client.request('status', {}, { timeoutMs: 10_000 });
     const addresses = done.self?.addresses ?? [];
     process.stdout.write(`Running.${addresses.length > 0 ? ` Addresses: ${addresses.join(', ')}` : ''}\n`);
@@ -264,6 +269,30 @@ export async function bringUp(client: EngineClient, o: UpOptions): Promise<numbe
     clearTimeout(timer);
     offEvents();
     offClose();
+  }
+}
+
+/** How long `up --exit-node` waits for the named peer to appear in the first netmap. */
+const EXIT_NODE_WAIT_MS = 30_000;
+
+/** Waits (bounded) for a netmap that names the exit node, then chooses it; one sentence if it never does. */
+async function chooseExitNodeOnceKnown(
+  ask: <C extends CommandName>(cmd: C, args: CommandMap[C]['args']) => Promise<CommandMap[C]['result']>,
+  name: string,
+  deadline: number,
+): Promise<void> {
+  const until = Math.min(deadline, Date.now() + EXIT_NODE_WAIT_MS);
+  for (;;) {
+    const s = await ask('status', {});
+    try {
+      await ask('setPrefs', routePrefsOf({ exitNode: name }, s));
+      return;
+    } catch (e) {
+      if (!(e instanceof UsageError) || Date.now() >= until) {
+        throw e instanceof UsageError ? new UsageError(`${e.message}; the node is up without an exit node`) : e;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 

@@ -366,6 +366,22 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
       assert.equal(after, pristine);
     });
 
+    await step(
+      '8. `up --exit-node` from logged out (no peers known yet) chooses it once the netmap names it',
+      async () => {
+        await trellis(['logout']);
+        await tr.waitFor((x) => x.state === 'NeedsLogin' && x.peers.length === 0, 15_000);
+        const out = await trellis(['up', '--login-server', hs.url, '--auth-key', authKey, `--exit-node=${TS_HOST}`]);
+        assert.match(out, /Running\./);
+        const s = await tr.waitFor((x) => x.exitNode?.active === true, 10_000);
+        assert.equal(s.exitNode?.name, TS_HOST);
+        await waitUntil('the internet through the exit node', 30_000, async () =>
+          (await whoami(b, INET_ADDR)) === A_WAN ? true : null,
+        );
+        await trellis(['set', '--exit-node=']);
+      },
+    );
+
     report();
   });
 });
