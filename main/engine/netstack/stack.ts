@@ -7,6 +7,7 @@ import { formatAddress, parseAddress } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../packet/parse.ts';
 import { type Clock, systemClock, TimerQueue } from './clock.ts';
 import { echoReply } from './icmp.ts';
+import { StackMemory } from './memory.ts';
 import { ReassemblyBudget } from './reassembly.ts';
 import { buildTcpPacket, parseTcp, seqAdd, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
@@ -25,6 +26,11 @@ export interface NetStackOptions {
   maxHalfOpen?: number;
   /** Out-of-order bytes all connections may hold together (default 32 MiB). */
   maxReassemblyBytes?: number;
+  /**
+   * Bytes all TCP connections may hold together: send buffers, received data not yet read and out-of-order data
+   * (default 64 MiB). Past it, new data is refused (windows close, writes wait) and new connections are reset.
+   */
+  maxBufferedBytes?: number;
   /** 32-bit random numbers for initial sequence numbers and ephemeral ports. */
   random32?: () => number;
 }
@@ -54,6 +60,7 @@ export class NetStack implements UdpHost {
   readonly config: TcpConfig;
   readonly timers: TimerQueue;
   readonly reassemblyBudget: ReassemblyBudget;
+  readonly memory: StackMemory;
   readonly drops: DropCounters = {};
   readonly counters = { packetsIn: 0, packetsOut: 0, echoReplies: 0 };
   private readonly clock: Clock;
@@ -80,10 +87,12 @@ export class NetStack implements UdpHost {
     this.maxHalfOpen = o.maxHalfOpen ?? 256;
     this.timers = new TimerQueue(this.clock);
     this.reassemblyBudget = new ReassemblyBudget(o.maxReassemblyBytes ?? 32 * 1024 * 1024);
+    this.memory = new StackMemory(o.maxBufferedBytes ?? 64 * 1024 * 1024);
     this.setAddresses(o.addresses);
     this.host = {
       config: this.config,
       reassemblyBudget: this.reassemblyBudget,
+      memory: this.memory,
       timers: this.timers,
       now: () => this.clock.now(),
       emit: (p) => this.emit(p),
@@ -120,11 +129,9 @@ export class NetStack implements UdpHost {
     return this.halfOpen.size;
   }
 
-  /** Bytes held by all connections' send buffers and reassembly queues. */
+  /** Bytes held by all connections: send buffers, received data not yet read by the apps, out-of-order data. */
   get bufferedBytes(): number {
-    let n = 0;
-    for (const c of this.conns.values()) n += c.bufferedBytes;
-    return n;
+    return this.memory.used;
   }
 
   /** Connections by state, for diagnostics and tests. */
@@ -226,6 +233,12 @@ export class NetStack implements UdpHost {
       this.drop('syn-backlog-full');
       return;
     }
+    if (this.memory.exhausted) {
+      // No memory for another connection's buffers: refuse it plainly rather than let it hang.
+      this.drop('memory-full-syn');
+      this.reset(src, dst, seg);
+      return;
+    }
     if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) {
       this.drop('too-many-connections');
       return;
@@ -317,6 +330,9 @@ export class NetStack implements UdpHost {
     }
     if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) {
       throw new TcpError('EMFILE', 'too many TCP connections are open');
+    }
+    if (this.memory.exhausted) {
+      throw new TcpError('ENOBUFS', 'the userspace network stack is out of buffer memory for new connections');
     }
     const remote = parseAddress(address);
     const rk = addressKey(remote);

@@ -59,6 +59,7 @@ export class TcpConnection extends ConnectionCore {
   input(seg: TcpSegment): void {
     if (this.state === 'SYN_SENT') this.inputSynSent(seg);
     else if (this.state !== 'CLOSED') this.inputSynchronized(seg);
+    this.account();
     this.armTimers();
   }
 
@@ -197,6 +198,13 @@ export class TcpConnection extends ConnectionCore {
       this.host.drop('data-after-fin');
       return;
     }
+    // The stack's memory cap is reached: refuse the bytes (the peer resends them) and ask to hear of room.
+    if (!this.host.memory.fits(seg.payload.length)) {
+      this.host.drop('memory-full');
+      this.host.memory.wait(this);
+      this.sendAck();
+      return;
+    }
     const placed = this.rcv.place(seg.seq, seg.payload);
     if (placed.capped) this.host.drop('reassembly-full');
     if (placed.outOfOrder) {
@@ -237,6 +245,7 @@ export class TcpConnection extends ConnectionCore {
     if (this.state === 'CLOSED') return;
     if (this.snd.persistAt > 0 && now >= this.snd.persistAt) this.snd.onPersist();
     if (this.ka.at > 0 && now >= this.ka.at) this.onKeepAliveTimer(now);
+    this.account();
     this.armTimers();
   }
 

@@ -61,8 +61,9 @@ export class TcpReceiver {
   }
 
   /** The window field to send now (scaled); the edge moves right only by at least a segment (RFC 9293 §3.8.6.2.2). */
-  windowField(appBuffered: number, mss: number): number {
-    const free = Math.max(0, this.bufSize - appBuffered);
+  windowField(appBuffered: number, mss: number, stackRoom = Number.POSITIVE_INFINITY): number {
+    // Beyond what is already promised, the window grows only by what the stack's memory cap still has room for.
+    const free = Math.max(0, Math.min(this.bufSize - appBuffered, this.window + stackRoom));
     const proposed = seqAdd(this.nxt, free);
     const gain = seqDiff(proposed, this.advEdge);
     if (gain > 0 && (gain >= Math.min(this.bufSize / 2, mss) || free === this.bufSize)) this.advEdge = proposed;

@@ -1,5 +1,6 @@
 // Shared shapes between the TCP connection, its socket and the stack that owns them.
 import type { TimerQueue } from './clock.ts';
+import type { StackMemory } from './memory.ts';
 import type { ReassemblyBudget } from './reassembly.ts';
 
 export type TcpState =
@@ -58,6 +59,7 @@ export class TcpError extends Error {
       | 'ETIMEDOUT'
       | 'EADDRINUSE'
       | 'EMFILE'
+      | 'ENOBUFS'
       | 'ENETUNREACH'
       | 'EPIPE',
     message: string,
@@ -90,6 +92,8 @@ export interface TcpHost {
   readonly config: TcpConfig;
   /** Out-of-order bytes all connections may hold together. */
   readonly reassemblyBudget: ReassemblyBudget;
+  /** Bytes all connections hold together (buffers, unread and out-of-order data). */
+  readonly memory: StackMemory;
   readonly timers: TimerQueue;
   now(): number;
   emit(packet: Uint8Array): void;
