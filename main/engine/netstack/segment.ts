@@ -88,6 +88,11 @@ export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSe
   };
 }
 
+/** Where a segment's payload can be copied from straight into the packet (the send buffer). */
+export interface PayloadSource {
+  copyTo(out: Uint8Array, at: number, offset: number, len: number): void;
+}
+
 export interface SegmentOut {
   src: Uint8Array;
   dst: Uint8Array;
@@ -99,7 +104,16 @@ export interface SegmentOut {
   window: number;
   options?: TcpOptions;
   payload?: Uint8Array;
+  /** Instead of payload: `length` bytes from `offset` of a source, copied once, into the packet itself. */
+  data?: { from: PayloadSource; offset: number; length: number };
   ttl?: number;
+}
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }
 
 function optionBytes(o: TcpOptions | undefined): number {
@@ -167,7 +181,7 @@ export function fillTransportChecksum(
 export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const optLen = optionBytes(s.options);
   const payload = s.payload;
-  const tcpLen = 20 + optLen + (payload?.length ?? 0);
+  const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
   const ipLen = s.src.length === 4 ? 20 : 40;
   const out = new Uint8Array(ipLen + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
@@ -176,12 +190,13 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
   t[1] = s.srcPort & 0xff;
   t[2] = s.dstPort >> 8;
   t[3] = s.dstPort & 0xff;
-  const v = new DataView(out.buffer, ipLen);
-  v.setUint32(4, s.seq >>> 0);
-  v.setUint32(8, s.ack >>> 0);
+  put32(t, 4, s.seq >>> 0);
+  put32(t, 8, s.ack >>> 0);
   t[12] = ((20 + optLen) >> 2) << 4;
   t[13] = s.flags;
-  v.setUint16(14, Math.min(0xffff, Math.max(0, s.window)));
+  const window = Math.min(0xffff, Math.max(0, s.window));
+  t[14] = window >> 8;
+  t[15] = window & 0xff;
   let i = 20;
   const o = s.options;
   if (o?.mss !== undefined) {
@@ -201,12 +216,13 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
     t.set([1, 1, 5, 2 + 8 * blocks.length], i);
     i += 4;
     for (const [start, end] of blocks) {
-      v.setUint32(i, start >>> 0);
-      v.setUint32(i + 4, end >>> 0);
+      put32(t, i, start >>> 0);
+      put32(t, i + 4, end >>> 0);
       i += 8;
     }
   }
   if (payload) t.set(payload, i);
+  else if (s.data) s.data.from.copyTo(t, i, s.data.offset, s.data.length);
   fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);
   return out;
 }

@@ -3,7 +3,7 @@
 import type { TimerOwner } from './clock.ts';
 import { KeepAlive } from './keepalive.ts';
 import type { MemoryWaiter } from './memory.ts';
-import { buildTcpPacket, TCP_FLAGS, type TcpOptions } from './segment.ts';
+import { buildTcpPacket, type SegmentOut, TCP_FLAGS, type TcpOptions } from './segment.ts';
 import { TcpReceiver } from './tcp-receiver.ts';
 import { type SegmentSink, TcpSender } from './tcp-sender.ts';
 import type { TcpApp, TcpError, TcpHost, TcpState } from './tcp-types.ts';
@@ -92,7 +92,18 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
     this.emitSegment(seq, flags, this.windowField(), undefined, payload);
   }
 
-  protected emitSegment(seq: number, flags: number, window: number, options?: TcpOptions, payload?: Uint8Array): void {
+  sendData(seq: number, flags: number, offset: number, length: number): void {
+    this.emitSegment(seq, flags, this.windowField(), undefined, undefined, { from: this.snd.buf, offset, length });
+  }
+
+  protected emitSegment(
+    seq: number,
+    flags: number,
+    window: number,
+    options?: TcpOptions,
+    payload?: Uint8Array,
+    data?: SegmentOut['data'],
+  ): void {
     if (flags & ACK) {
       this.rcv.unacked = 0;
       this.rcv.ackAt = 0;
@@ -112,6 +123,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
         window,
         options: opts,
         payload,
+        data,
       }),
     );
   }
