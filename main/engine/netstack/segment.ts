@@ -177,6 +177,23 @@ export function fillTransportChecksum(
   t[at + 1] = c & 0xff;
 }
 
+/** The RST that answers `seg` (from src to dst) when it has no connection (RFC 9293 §3.10.7.1). */
+export function buildResetFor(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): Uint8Array {
+  const { SYN, FIN, ACK, RST } = TCP_FLAGS;
+  const len = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
+  const hasAck = (seg.flags & ACK) !== 0;
+  return buildTcpPacket({
+    src: dst,
+    dst: src,
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    seq: hasAck ? seg.ack : 0,
+    ack: hasAck ? 0 : seqAdd(seg.seq, len),
+    flags: hasAck ? RST : RST | ACK,
+    window: 0,
+  });
+}
+
 /** Builds a whole IP packet carrying one TCP segment. */
 export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const optLen = optionBytes(s.options);

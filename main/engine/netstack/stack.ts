@@ -6,10 +6,11 @@ import { isIP } from 'node:net';
 import { formatAddress, parseAddress } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../packet/parse.ts';
 import { type Clock, systemClock, TimerQueue } from './clock.ts';
+import { LastFlow } from './flow-cache.ts';
 import { echoReply } from './icmp.ts';
 import { StackMemory } from './memory.ts';
 import { ReassemblyBudget } from './reassembly.ts';
-import { buildTcpPacket, parseTcp, seqAdd, TCP_FLAGS, type TcpSegment } from './segment.ts';
+import { buildResetFor, parseTcp, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
 import { TcpSocket } from './tcp-socket.ts';
 import { DEFAULT_TCP_CONFIG, type DropCounters, type TcpConfig, TcpError, type TcpHost } from './tcp-types.ts';
@@ -76,6 +77,7 @@ export class NetStack implements UdpHost {
   private readonly listeners = new Map<number, TcpListener>();
   private readonly udp = new Map<number, UdpSocket>();
   private readonly info = new PacketInfo();
+  private readonly lastFlow = new LastFlow();
   private readonly host: TcpHost;
 
   constructor(o: NetStackOptions) {
@@ -98,6 +100,7 @@ export class NetStack implements UdpHost {
       emit: (p) => this.emit(p),
       drop: (r) => this.drop(r),
       release: (key) => {
+        this.lastFlow.forget(key);
         this.conns.delete(key);
         this.halfOpen.delete(key);
       },
@@ -106,6 +109,7 @@ export class NetStack implements UdpHost {
   }
 
   setAddresses(addresses: readonly string[]): void {
+    this.lastFlow.forget();
     this.local.clear();
     this.v4 = this.v6 = undefined;
     for (const a of addresses) {
@@ -165,6 +169,15 @@ export class NetStack implements UdpHost {
       return;
     }
     const v4 = info.version === 4;
+    const t = packet.subarray(info.transportOffset, info.transportOffset + info.transportLength);
+    const flow =
+      info.proto === IPPROTO.TCP && t.length >= 4 ? this.lastFlow.match(packet, info.transportOffset, v4) : undefined;
+    if (flow) {
+      const seg = parseTcp(t, flow.ep.remoteAddr, flow.ep.localAddr);
+      if (typeof seg === 'string') this.drop(seg);
+      else flow.input(seg);
+      return;
+    }
     const src = packet.slice(v4 ? 12 : 8, v4 ? 16 : 24);
     const dstKey = addressKey(packet.subarray(v4 ? 16 : 24, v4 ? 20 : 40));
     const dst = this.local.get(dstKey);
@@ -172,7 +185,6 @@ export class NetStack implements UdpHost {
       this.drop('not-local');
       return;
     }
-    const t = packet.subarray(info.transportOffset, info.transportOffset + info.transportLength);
     switch (info.proto) {
       case IPPROTO.TCP:
         this.tcpInput(t, src, dst, dstKey);
@@ -210,6 +222,7 @@ export class NetStack implements UdpHost {
     const key = `${addressKey(src)}|${seg.srcPort}|${dstKey}|${seg.dstPort}`;
     const conn = this.conns.get(key);
     if (conn) {
+      this.lastFlow.conn = conn;
       conn.input(seg);
       return;
     }
@@ -257,21 +270,7 @@ export class NetStack implements UdpHost {
 
   /** RST for a segment that has no connection (RFC 9293 §3.10.7.1). */
   private reset(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): void {
-    const { SYN, FIN, ACK, RST } = TCP_FLAGS;
-    const len = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
-    const hasAck = (seg.flags & ACK) !== 0;
-    this.emit(
-      buildTcpPacket({
-        src: dst,
-        dst: src,
-        srcPort: seg.dstPort,
-        dstPort: seg.srcPort,
-        seq: hasAck ? seg.ack : 0,
-        ack: hasAck ? 0 : seqAdd(seg.seq, len),
-        flags: hasAck ? RST : RST | ACK,
-        window: 0,
-      }),
-    );
+    this.emit(buildResetFor(src, dst, seg));
   }
 
   /** Frees the oldest TIME_WAIT connection to make room; false when there is none. */

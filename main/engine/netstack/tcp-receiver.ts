@@ -14,6 +14,17 @@ export interface Placed {
   filledHole: boolean;
 }
 
+/**
+ * A copy of in-order bytes for the app. Segment-sized ones come from Node's small-buffer pool (far cheaper than an
+ * ArrayBuffer each); tiny ones get their own, so a few held bytes cannot pin a whole pool slab.
+ */
+function keep(b: Uint8Array): Uint8Array {
+  if (b.length < 512) return b.slice();
+  const c = Buffer.allocUnsafe(b.length);
+  c.set(b);
+  return c;
+}
+
 export class TcpReceiver {
   irs = 0;
   nxt = 0;
@@ -99,7 +110,7 @@ export class TcpReceiver {
       return out;
     }
     out.filledHole = this.rq.segments > 0;
-    out.chunks.push(payload.slice()); // the packet buffer is not ours to keep
+    out.chunks.push(keep(payload)); // the packet buffer is not ours to keep
     this.nxt = seqAdd(this.nxt, payload.length);
     for (const piece of this.rq.takeReady(this.nxt)) {
       out.chunks.push(piece);

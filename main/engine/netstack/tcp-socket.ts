@@ -82,7 +82,7 @@ export class TcpSocket extends Duplex {
         this.emit('ready');
       },
       onData: (chunk) => {
-        this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       },
       onEnd: () => {
         this.push(null);
