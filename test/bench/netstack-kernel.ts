@@ -1,7 +1,7 @@
 // Bulk TCP through the userspace stack against the Linux kernel's TCP: a TUN (MTU 1280, like the tailnet) moved
 // into a lab namespace, a Python sink/source there, and the stack dialing it. Prints MB/s per run and the median
 // for each direction. Informal (the machine is shared): run under nice, compare medians of the same script.
-//   node --import tsx test/bench/netstack-kernel.ts [--mb 100] [--runs 3] [--root DIR (whose netstack to load)]
+//   node --import tsx test/bench/netstack-kernel.ts [--mb 100] [--runs 3] [--kb BUFFER] [--root DIR (whose netstack)]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { NetStack as NetStackType } from '../../main/engine/netstack/stack.ts';
@@ -11,8 +11,10 @@ import { execCommand, Lab } from '../interop/lab/netns.ts';
 import { intOption, ROOT } from './common.ts';
 
 const { values } = parseArgs({
-  options: { mb: { type: 'string' }, runs: { type: 'string' }, root: { type: 'string' } },
+  options: { mb: { type: 'string' }, runs: { type: 'string' }, root: { type: 'string' }, kb: { type: 'string' } },
 });
+/** --kb: receive and send buffer per connection, in KiB (default: the stack's). */
+const bufKb = values.kb ? intOption('kb', values.kb, 1024, 65_536) : undefined;
 const MB = intOption('mb', values.mb, 100, 10_000);
 const RUNS = intOption('runs', values.runs, 3, 20);
 const root = path.resolve(values.root ?? ROOT);
@@ -102,7 +104,8 @@ const lab = new Lab();
 let tun: NativeTunDevice | undefined;
 try {
   const ns = await lab.addNamespace('nsbench');
-  const stack = new NetStack({ addresses: ['100.100.0.1'], output: (p) => tun?.write(p) });
+  const tcp = bufKb ? { rcvBuf: bufKb * 1024, sndBuf: bufKb * 1024 } : {};
+  const stack = new NetStack({ addresses: ['100.100.0.1'], output: (p) => tun?.write(p), tcp });
   tun = new TunDevice('', {});
   tun.start(
     (buf, lengths, count) => {
@@ -133,6 +136,7 @@ try {
     res.up.push(await up(stack, bytes));
     console.log(`run ${r + 1}: kernel→stack ${res.down[r].toFixed(1)} MB/s, stack→kernel ${res.up[r].toFixed(1)} MB/s`);
   }
+  console.log(JSON.stringify(stack.drops));
   console.log(
     `median of ${RUNS} (${MB} MB, ${root}): kernel→stack ${median(res.down).toFixed(1)} MB/s, stack→kernel ${median(res.up).toFixed(1)} MB/s`,
   );

@@ -213,9 +213,27 @@ export class TcpConnection extends ConnectionCore {
     }
     for (const chunk of placed.chunks) this.app?.onData(chunk);
     if (this.rcv.rq.finSeq >= 0 && this.rcv.rq.finSeq === this.rcv.nxt) this.receiveFin();
-    if (placed.filledHole || ++this.rcv.unacked >= 2) this.sendAck();
+    if (placed.filledHole) this.sendAck();
+    else if (++this.rcv.unacked >= 2) this.ackAfterBatch();
     else if (this.rcv.ackAt === 0) this.rcv.ackAt = this.host.now() + this.host.config.delayedAckMs;
   }
+
+  /**
+   * Every second full segment is due an ACK, but the data path hands packets over in batches: one ACK once the
+   * batch is through covers them all (as a kernel's GRO does), instead of one per pair.
+   */
+  private ackAfterBatch(): void {
+    if (this.ackQueued) return;
+    this.ackQueued = true;
+    queueMicrotask(this.flushAck);
+  }
+
+  private readonly flushAck = (): void => {
+    this.ackQueued = false;
+    if (this.rcv.unacked === 0 || this.state === 'CLOSED') return;
+    this.sendAck();
+    this.armTimers();
+  };
 
   protected receiveFin(): void {
     if (this.rcv.finSeen) return;

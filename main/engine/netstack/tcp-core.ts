@@ -26,6 +26,8 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
   protected synSentAt = 0;
   protected readonly ka: KeepAlive;
   protected queuedAt = 0;
+  /** An ACK is queued for the end of the current batch of input. */
+  protected ackQueued = false;
   /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
   protected sackOk = false;
   app: TcpApp | undefined;

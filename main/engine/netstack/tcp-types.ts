@@ -36,8 +36,8 @@ export interface TcpConfig {
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mtu: 1280,
-  rcvBuf: 256 * 1024,
-  sndBuf: 256 * 1024,
+  rcvBuf: 1024 * 1024,
+  sndBuf: 1024 * 1024,
   minRtoMs: 200,
   maxRetries: 12,
   synRetries: 5,
