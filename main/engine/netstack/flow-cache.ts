@@ -1,6 +1,12 @@
-// The connection the previous TCP segment belonged to. A bulk transfer sends its segments back to back, so most
-// segments match it and skip building the 4-tuple key and the map lookup (and the address copies) entirely.
+// Flow identity for the stack's demux: address keys, and the connection the previous TCP segment belonged to. A
+// bulk transfer sends its segments back to back, so most segments match that one and skip building the 4-tuple
+// key and the map lookup (and the address copies) entirely.
 import type { TcpConnection } from './tcp-conn.ts';
+
+/** An address as a map key (dotted quad, or hex for IPv6). */
+export function addressKey(b: Uint8Array): string {
+  return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : Buffer.from(b).toString('hex');
+}
 
 export class LastFlow {
   conn: TcpConnection | undefined;

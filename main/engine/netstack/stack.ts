@@ -1,20 +1,23 @@
 // The userspace stack: whole IP packets in (deliver), whole IP packets out (the output callback). It demuxes TCP
 // by 4-tuple to connections, SYNs to listeners, UDP to bound ports and answers ICMP echo. Connections are
 // bounded in number (with TIME_WAIT recycled first) and half-open connections separately, against SYN floods.
-import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { fold, sum16 } from '../packet/checksum.ts';
 import { formatAddress, parseAddress } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../packet/parse.ts';
 import { type Clock, systemClock, TimerQueue } from './clock.ts';
-import { LastFlow } from './flow-cache.ts';
+import { addressKey, LastFlow } from './flow-cache.ts';
 import { echoReply } from './icmp.ts';
 import { StackMemory } from './memory.ts';
 import { ReassemblyBudget } from './reassembly.ts';
 import { buildResetFor, parseTcp, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
+import { TcpListener } from './tcp-listener.ts';
 import { TcpSocket } from './tcp-socket.ts';
 import { DEFAULT_TCP_CONFIG, type DropCounters, type TcpConfig, TcpError, type TcpHost } from './tcp-types.ts';
 import { buildUdpPacket, parseUdp, type UdpHost, UdpSocket } from './udp.ts';
+
+export { TcpListener };
 
 export interface NetStackOptions {
   /** This node's addresses (IPv4 and/or IPv6); packets to others are dropped. */
@@ -36,26 +39,7 @@ export interface NetStackOptions {
   random32?: () => number;
 }
 
-/** A TCP port we accept connections on: emits 'connection' (socket: TcpSocket). */
-export class TcpListener extends EventEmitter {
-  constructor(
-    readonly port: number,
-    private readonly onClose: () => void,
-  ) {
-    super();
-  }
-  close(): void {
-    this.onClose();
-  }
-}
-
-function cryptoRandom32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-function addressKey(b: Uint8Array): string {
-  return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : Buffer.from(b).toString('hex');
-}
+const cryptoRandom32 = (): number => crypto.getRandomValues(new Uint32Array(1))[0];
 
 export class NetStack implements UdpHost {
   readonly config: TcpConfig;
@@ -159,6 +143,12 @@ export class NetStack implements UdpHost {
     this.counters.packetsIn++;
     // A plain Uint8Array view: Buffer.slice() does not copy, and the data path reuses its buffers after this call.
     const packet = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
+    // RFC 1122 §3.2.1.2: a damaged IPv4 header (its own checksum) is dropped before any field of it is believed.
+    const ihl = (packet[0] & 0x0f) << 2;
+    if (packet[0] >> 4 === 4 && ihl >= 20 && ihl <= packet.length && fold(sum16(packet, 0, ihl)) !== 0xffff) {
+      this.drop('bad-ip-checksum');
+      return;
+    }
     const info = parsePacket(packet, this.info);
     if (info.status !== 'ok') {
       this.drop(info.error || 'empty');
