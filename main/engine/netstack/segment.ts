@@ -109,6 +109,25 @@ export interface SegmentOut {
   ttl?: number;
 }
 
+/**
+ * Zeroed bytes for one outgoing packet, carved from 64 KiB slabs: an ArrayBuffer per packet costs more than
+ * building the packet. A packet is a view into a slab (never transfer or reuse its .buffer); a slab lives while
+ * any packet of it is held, so one held packet pins at most 64 KiB.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+export function packetBytes(n: number): Uint8Array {
+  if (n > SLAB_BYTES / 4) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  slabUsed += (n + 7) & ~7;
+  return out;
+}
+
 function put32(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;
   b[at + 1] = (v >>> 16) & 0xff;
@@ -200,7 +219,7 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const payload = s.payload;
   const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
   const ipLen = s.src.length === 4 ? 20 : 40;
-  const out = new Uint8Array(ipLen + tcpLen);
+  const out = packetBytes(ipLen + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
   const t = out.subarray(ipLen);
   t[0] = s.srcPort >> 8;
