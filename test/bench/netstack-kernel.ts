@@ -118,7 +118,9 @@ try {
     () => {},
   );
   await execCommand('ip', ['link', 'set', tun.name, 'netns', ns.name]);
-  await ns.exec(['ip', 'link', 'set', tun.name, 'mtu', '1280', 'up']);
+  // A queue like the data path's UDP socket buffers (4 MiB), not the TUN's default 500 packets (a burst of a
+  // 1 MiB window would overflow it: loss the real path does not have).
+  await ns.exec(['ip', 'link', 'set', tun.name, 'mtu', '1280', 'txqueuelen', '4000', 'up']);
   await ns.exec(['ip', 'addr', 'add', '100.100.0.2/24', 'dev', tun.name]);
   ns.spawn(['python3', '-c', SERVER], { label: 'sink' });
   for (let i = 0; i < 50; i++) {
@@ -136,7 +138,11 @@ try {
     res.up.push(await up(stack, bytes));
     console.log(`run ${r + 1}: kernel→stack ${res.down[r].toFixed(1)} MB/s, stack→kernel ${res.up[r].toFixed(1)} MB/s`);
   }
-  console.log(JSON.stringify(stack.drops));
+  console.log(`stack drops ${JSON.stringify(stack.drops)}`);
+  const snmp = (await ns.exec(['cat', '/proc/net/snmp'])).split('\n').filter((l) => l.startsWith('Tcp:'));
+  const retrans = snmp[1]?.split(/\s+/)[snmp[0].split(/\s+/).indexOf('RetransSegs')];
+  const link = await ns.exec(['ip', '-s', 'link', 'show', tun.name]);
+  console.log(`kernel: RetransSegs ${retrans}; TUN tx ${link.split('TX:')[1]?.split('\n')[1]?.trim()}`);
   console.log(
     `median of ${RUNS} (${MB} MB, ${root}): kernel→stack ${median(res.down).toFixed(1)} MB/s, stack→kernel ${median(res.up).toFixed(1)} MB/s`,
   );

@@ -76,7 +76,9 @@ export async function wireTun(
     },
   );
   await execCommand('ip', ['link', 'set', tun.name, 'netns', ns.name]);
-  await ns.exec(['ip', 'link', 'set', tun.name, 'mtu', '1280', 'up']);
+  // A queue like the data path's UDP socket buffers, not the TUN's default 500 packets (which a 1 MiB window's
+  // burst overflows: loss the real path does not have).
+  await ns.exec(['ip', 'link', 'set', tun.name, 'mtu', '1280', 'txqueuelen', '4000', 'up']);
   for (const a of addresses) {
     if (a.includes(':')) await ns.exec(['ip', '-6', 'addr', 'add', a, 'dev', tun.name, 'nodad']);
     else await ns.exec(['ip', 'addr', 'add', a, 'dev', tun.name]);
