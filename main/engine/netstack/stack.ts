@@ -22,7 +22,7 @@ export { TcpListener };
 export interface NetStackOptions {
   /** This node's addresses (IPv4 and/or IPv6); packets to others are dropped. */
   addresses: readonly string[];
-  /** Where outgoing IP packets go (the data path). A packet may be a view into a larger buffer: keep or copy the view, never transfer or reuse its .buffer. */
+  /** Where outgoing IP packets go (the data path); a packet may be a view into a larger buffer (never transfer it). */
   output: (packet: Uint8Array) => void;
   clock?: Clock;
   tcp?: Partial<TcpConfig>;
