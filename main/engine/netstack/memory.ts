@@ -1,7 +1,8 @@
 // The bytes all TCP connections of a stack hold together — send buffers, received data the apps have not read
 // yet and out-of-order data — against one cap, so many connections (or hostile peers) cannot add up to unbounded
 // memory. Past the cap new data is refused (the peer resends it; the app's write waits); connections that were
-// refused are woken once enough room returns.
+// refused are woken once enough room returns. Each connection keeps a floor of a few received segments beyond the
+// cap (ConnectionCore.receiveFloor), so that stacks full of send buffers still take the data that frees them.
 
 /** A connection that was refused room and wants to hear when there is some again. */
 export interface MemoryWaiter {

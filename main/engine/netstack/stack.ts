@@ -32,7 +32,8 @@ export interface NetStackOptions {
   maxReassemblyBytes?: number;
   /**
    * Bytes all TCP connections may hold together: send buffers, received data not yet read and out-of-order data
-   * (default 64 MiB). Past it, new data is refused (windows close, writes wait) and new connections are reset.
+   * (default 64 MiB). Past it, new data is refused (windows close, writes wait) and new connections are reset;
+   * each connection may still hold 4 segments of received data, so that two full stacks cannot deadlock.
    */
   maxBufferedBytes?: number;
   /** 32-bit random numbers for initial sequence numbers and ephemeral ports. */
@@ -319,9 +320,6 @@ export class NetStack implements UdpHost {
     }
     if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) {
       throw new TcpError('EMFILE', 'too many TCP connections are open');
-    }
-    if (this.memory.exhausted) {
-      throw new TcpError('ENOBUFS', 'the userspace network stack is out of buffer memory for new connections');
     }
     const remote = parseAddress(address);
     const rk = addressKey(remote);

@@ -1,6 +1,6 @@
 // One TCP connection's state machine (RFC 9293): handshake, segment processing, ACK policy, FIN/RST handling and
 // the connection's timers. Sending lives in TcpSender, the receive window and reassembly in TcpReceiver.
-import { seqAdd, seqGe, seqGt, seqLt, TCP_FLAGS, type TcpOptions, type TcpSegment } from './segment.ts';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, TCP_FLAGS, type TcpOptions, type TcpSegment } from './segment.ts';
 import { ConnectionCore } from './tcp-core.ts';
 import { TcpError } from './tcp-types.ts';
 
@@ -199,7 +199,16 @@ export class TcpConnection extends ConnectionCore {
       return;
     }
     // The stack's memory cap is reached: refuse the bytes (the peer resends them) and ask to hear of room.
-    if (!this.host.memory.fits(seg.payload.length)) {
+    const mem = this.host.memory;
+    const n = seg.payload.length;
+    const appHeld = this.app?.bufferedBytes() ?? 0;
+    if (!mem.fits(n) && this.rcv.rq.bytes + appHeld + n > this.receiveFloor && seqLe(seg.seq, this.rcv.nxt)) {
+      // In-order data is worth more than what waits beyond a hole (which could otherwise hold the floor forever):
+      // under pressure that goes first, as Linux prunes its out-of-order queue.
+      if (this.rcv.rq.bytes > 0) this.host.drop('out-of-order-pruned');
+      this.rcv.rq.clear();
+    }
+    if (!mem.fits(n) && this.rcv.rq.bytes + appHeld + n > this.receiveFloor) {
       this.host.drop('memory-full');
       this.host.memory.wait(this);
       this.sendAck();

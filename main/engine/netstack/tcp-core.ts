@@ -56,10 +56,21 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
   /** The window field we send now (scaled). */
   protected windowField(): number {
     const mem = this.host.memory;
-    const w = this.rcv.windowField(this.app?.bufferedBytes() ?? 0, this.snd.mss, mem.room);
+    const app = this.app?.bufferedBytes() ?? 0;
+    // The stack's room, but never less than keeps this connection's floor open (see receiveFloor).
+    const floorRoom = this.receiveFloor - this.rcv.rq.bytes - app - this.rcv.window;
+    const w = this.rcv.windowField(app, this.snd.mss, Math.max(mem.room, floorRoom));
     // A window held shut by the stack's memory cap: reopen it when room returns.
     if (mem.room < this.rcv.bufSize) mem.wait(this);
     return w;
+  }
+
+  /**
+   * Received bytes a connection may always hold, whatever the stack's cap says (like Linux's tcp_rmem[0]): without
+   * it two stacks whose caps are full of send buffers would each refuse the data that frees the other.
+   */
+  protected get receiveFloor(): number {
+    return 4 * this.snd.mss;
   }
 
   /** Brings the stack's memory account up to date with what this connection holds now. */

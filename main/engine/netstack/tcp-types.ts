@@ -59,7 +59,6 @@ export class TcpError extends Error {
       | 'ETIMEDOUT'
       | 'EADDRINUSE'
       | 'EMFILE'
-      | 'ENOBUFS'
       | 'ENETUNREACH'
       | 'EPIPE',
     message: string,
