@@ -154,7 +154,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
 
   // --- app calls ---------------------------------------------------------------------------------------------
 
-  /** Queues all of `data`, past the buffer bounds if need be; false when the send buffer is full (wait for onWritable). */
+  /** Queues all of `data`, past the buffers' bounds if need be; false when they are full (wait for onWritable). */
   write(data: Uint8Array): boolean {
     this.take(data);
     return this.snd.buf.length < this.host.config.sndBuf && this.host.memory.room > 0;
