@@ -2,94 +2,27 @@
 // namespace joins the stack to a real kernel peer. The kernel judges our segments: a Python HTTP server there
 // serves 20 MB to the stack (IPv4), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
 // replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a kernel UDP
-// echo answers the stack's datagrams; then the same kernel over a path that loses and reorders packets both ways.
+// echo answers the stack's datagrams. (The same kernel over a lossy path: test/interop/netstack-lossy.test.ts.)
 // Needs root, ip, curl, python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped.
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { HttpProxyServer } from '../../main/engine/netstack/proxy/http.ts';
 import { Socks5Server } from '../../main/engine/netstack/proxy/socks5.ts';
 import { NetStack } from '../../main/engine/netstack/stack.ts';
-import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
-import { type NativeTunDevice, TunDevice } from '../../main/engine/tun/native.ts';
+import type { NativeTunDevice } from '../../main/engine/tun/native.ts';
 import { execCommand, type Namespace, withLab } from '../interop/lab/netns.ts';
+import { dial, httpGet, tunAvailable, until, wireTun } from '../interop/lab/netstack-tun.ts';
 import { requireTools } from '../interop/lab/tools.ts';
-import { collect, prng, seededBytes, sha256 } from './netstack-link.ts';
+import { seededBytes, sha256 } from './netstack-link.ts';
 
 const STACK4 = '100.100.0.1';
 const KERNEL4 = '100.100.0.2';
 const STACK6 = 'fd00:77::1';
 const KERNEL6 = 'fd00:77::2';
 const BIG = Buffer.from(seededBytes(2026, 20 * 1024 * 1024));
-
-function tunAvailable(t: TestContext): boolean {
-  try {
-    accessSync('/dev/net/tun', constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    const msg = 'the kernel interop test needs /dev/net/tun';
-    if (process.env.CI === 'true') throw new Error(`${msg}; under CI this is a failure, not a skip`);
-    console.error(`\n!!!!! SKIPPING "${t.name}": ${msg} !!!!!\n`);
-    t.skip(msg);
-    return false;
-  }
-}
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function dial(stack: NetStack, address: string, port: number): Promise<TcpSocket> {
-  return new Promise((ok, fail) => {
-    const s = stack.connect(address, port);
-    s.once('connect', () => ok(s));
-    s.once('error', fail);
-  });
-}
-
-/** GET over a raw stream (HTTP/1.0, so the server closes); returns the body. */
-async function httpGet(s: Duplex, host: string, pathname: string, ms = 120_000): Promise<Buffer> {
-  const got = collect(s);
-  s.write(`GET ${pathname} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
-  await until('the HTTP response to end', () => got.done, ms);
-  const all = got.bytes();
-  const at = all.indexOf('\r\n\r\n');
-  assert.match(all.subarray(0, at).toString(), /^HTTP\/1\.[01] 200/);
-  return all.subarray(at + 4);
-}
-
-async function wireTun(
-  ns: Namespace,
-  stack: NetStack,
-  inbound: (p: Uint8Array) => void = (p) => stack.deliver(p),
-): Promise<NativeTunDevice> {
-  const tun = new TunDevice('', {});
-  tun.start(
-    (buf, lengths, count) => {
-      let off = 0;
-      for (let i = 0; i < count; i++) {
-        inbound(buf.subarray(off, off + lengths[i]));
-        off += lengths[i];
-      }
-    },
-    () => {
-      // A read error ends reading: the interface went away with the namespace at teardown.
-    },
-  );
-  await execCommand('ip', ['link', 'set', tun.name, 'netns', ns.name]);
-  await ns.exec(['ip', 'link', 'set', tun.name, 'mtu', '1280', 'up']);
-  await ns.exec(['ip', 'addr', 'add', `${KERNEL4}/24`, 'dev', tun.name]);
-  await ns.exec(['ip', '-6', 'addr', 'add', `${KERNEL6}/64`, 'dev', tun.name, 'nodad']);
-  return tun;
-}
 
 test('the userspace stack against the Linux kernel over a TUN: 20 MB each way, ping, SOCKS5, HTTP proxy, UDP', {
   timeout: 300_000,
@@ -112,7 +45,7 @@ test('the userspace stack against the Linux kernel over a TUN: 20 MB each way, p
         }
       },
     });
-    tun = await wireTun(ns, stack);
+    tun = await wireTun(ns, stack, [`${KERNEL4}/24`, `${KERNEL6}/64`]);
     // Close the device before the lab deletes the namespace (and with it the interface).
     t.after(() => {
       stack.close();
@@ -206,72 +139,3 @@ async function exercise(t: TestContext, ns: Namespace, stack: NetStack, dir: str
     }
   }
 }
-
-/** Drops a share of packets and holds back another share for 5-15 ms (so later ones overtake it). */
-function impair(next: (p: Uint8Array) => void, rand: () => number, loss: number, reorder: number) {
-  const counts = { dropped: 0, delayed: 0 };
-  const fn = (p: Uint8Array) => {
-    if (rand() < loss) {
-      counts.dropped++;
-      return;
-    }
-    if (rand() < reorder) {
-      counts.delayed++;
-      const copy = Uint8Array.from(p); // the TUN reuses its read buffer
-      setTimeout(() => next(copy), 5 + rand() * 10);
-      return;
-    }
-    next(p);
-  };
-  return Object.assign(fn, { counts });
-}
-
-test('against the kernel over a lossy, reordering path (2% loss, 5% reordered each way): 4 MB each way intact', {
-  timeout: 300_000,
-}, async (t) => {
-  if (!requireTools(t, ['ip', 'curl', 'python3', 'sha256sum']) || !tunAvailable(t)) return;
-  const size = 4 * 1024 * 1024;
-  const data = BIG.subarray(0, size);
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-netstack-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(path.join(dir, 'part'), data);
-  await withLab(t, async (lab) => {
-    const ns = await lab.addNamespace('lossy');
-    const rand = prng(77);
-    let tun: NativeTunDevice | undefined;
-    let closed = false; // packets held back for reordering may come due after the TUN is closed
-    const out = impair((p) => void (closed ? undefined : tun?.write(p)), rand, 0.02, 0.05);
-    const stack = new NetStack({ addresses: [STACK4, STACK6], output: (p) => out(p) });
-    const inbound = impair((p) => stack.deliver(p), rand, 0.02, 0.05);
-    tun = await wireTun(ns, stack, inbound);
-    try {
-      ns.spawn(['python3', '-m', 'http.server', '8000', '--bind', '::', '--directory', dir], { label: 'http.server' });
-      await until('the kernel HTTP server', async () => {
-        try {
-          (await dial(stack, KERNEL6, 8000)).destroy();
-          return true;
-        } catch {
-          return false;
-        }
-      });
-      const body = await httpGet(await dial(stack, KERNEL6, 8000), KERNEL6, '/part', 200_000);
-      assert.equal(sha256(body), sha256(data), 'kernel to stack over the lossy path: intact');
-      stack.listen(8080, (s) => {
-        s.on('error', () => {});
-        s.once('data', () =>
-          s.end(Buffer.concat([Buffer.from(`HTTP/1.0 200 OK\r\nContent-Length: ${size}\r\n\r\n`), data])),
-        );
-      });
-      const got = await ns.exec(['sh', '-c', `curl -sS --max-time 200 http://${STACK4}:8080/part | sha256sum`], {
-        timeoutMs: 220_000,
-      });
-      assert.equal(got.split(' ')[0], sha256(data), 'stack to kernel over the lossy path: intact');
-      assert.ok(out.counts.dropped > 10 && inbound.counts.dropped > 10, 'the path really lost packets both ways');
-      assert.ok(out.counts.delayed > 10 && inbound.counts.delayed > 10, 'and reordered them');
-    } finally {
-      closed = true;
-      stack.close();
-      tun.close();
-    }
-  });
-});

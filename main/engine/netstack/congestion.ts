@@ -34,6 +34,11 @@ export class RttEstimator {
   }
 }
 
+/** RFC 6928's initial window: 10 segments, at most 14600 bytes' worth (but never under 2 segments). */
+function initialWindow(mss: number): number {
+  return Math.min(10 * mss, Math.max(2 * mss, 14_600));
+}
+
 /** NewReno's window: slow start, congestion avoidance, fast retransmit/recovery with partial ACKs. */
 export class NewReno {
   cwnd: number;
@@ -44,19 +49,20 @@ export class NewReno {
   private avoidAcc = 0;
 
   constructor(private mss: number) {
-    // RFC 5681 initial window (RFC 6928's 10 segments is also common; 4 segments here is conservative).
-    this.cwnd = Math.min(4 * mss, Math.max(2 * mss, 4380));
+    this.cwnd = initialWindow(mss);
   }
 
   setMss(mss: number): void {
     this.mss = mss;
-    this.cwnd = Math.min(4 * mss, Math.max(2 * mss, 4380));
+    this.cwnd = initialWindow(mss);
   }
 
   /** New data acknowledged outside recovery. */
   onAck(acked: number): void {
     if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, this.mss);
+      // Slow start counts every byte acknowledged (as Linux does): receivers that ACK a whole batch at once
+      // would otherwise hold the window back (RFC 3465's limit of 2 segments per ACK assumes per-pair ACKs).
+      this.cwnd = Math.min(this.cwnd + acked, Math.max(this.ssthresh, this.cwnd + this.mss));
       return;
     }
     this.avoidAcc += acked;

@@ -3,7 +3,7 @@
 // overlapping data is trimmed so each byte is stored once.
 import { seqAdd, seqDiff } from './segment.ts';
 
-/** Most separate out-of-order pieces held per connection. */
+/** Most separate out-of-order pieces held per connection (data that continues a piece joins it). */
 export const MAX_PIECES = 256;
 
 /** Out-of-order bytes held by all connections of a stack, against one limit (so many connections cannot add up). */
@@ -14,7 +14,9 @@ export class ReassemblyBudget {
 
 interface Piece {
   seq: number;
-  data: Uint8Array;
+  len: number;
+  /** The piece's bytes as they arrived, in order (contiguous segments join the piece before them). */
+  parts: Uint8Array[];
 }
 
 export class Reassembly {
@@ -39,7 +41,7 @@ export class Reassembly {
   sackBlocks(max: number): [number, number][] {
     const blocks: [number, number][] = [];
     for (const p of this.pieces) {
-      const end = seqAdd(p.seq, p.data.length);
+      const end = seqAdd(p.seq, p.len);
       const last = blocks[blocks.length - 1];
       if (last && last[1] === p.seq) last[1] = end;
       else blocks.push([p.seq, end]);
@@ -73,10 +75,10 @@ export class Reassembly {
     // Walk the gaps between existing pieces that [start, end) covers and fill each one.
     let pos = start;
     const end = seqAdd(start, bytes.length);
-    const fresh: Piece[] = [];
+    const fresh: { seq: number; data: Uint8Array }[] = [];
     for (const p of this.pieces) {
       if (seqDiff(end, pos) <= 0) break;
-      const pEnd = seqAdd(p.seq, p.data.length);
+      const pEnd = seqAdd(p.seq, p.len);
       if (seqDiff(pEnd, pos) <= 0) continue;
       if (seqDiff(p.seq, pos) > 0) {
         const upto = seqDiff(p.seq, end) < 0 ? p.seq : end;
@@ -95,8 +97,19 @@ export class Reassembly {
     if (fresh.length) {
       this.budget.used += stored;
       this.lastStored = fresh[0].seq;
-      this.pieces.push(...fresh);
-      this.pieces.sort((a, b) => seqDiff(a.seq, rcvNxt) - seqDiff(b.seq, rcvNxt));
+      let added = false;
+      for (const f of fresh) {
+        // Data that continues a held piece (the usual case behind one hole) joins it rather than adding one.
+        const before = this.pieces.find((p) => seqAdd(p.seq, p.len) === f.seq);
+        if (before) {
+          before.parts.push(f.data);
+          before.len += f.data.length;
+        } else {
+          this.pieces.push({ seq: f.seq, len: f.data.length, parts: [f.data] });
+          added = true;
+        }
+      }
+      if (added) this.pieces.sort((a, b) => seqDiff(a.seq, rcvNxt) - seqDiff(b.seq, rcvNxt));
       this.held += stored;
     }
     return stored;
@@ -108,15 +121,19 @@ export class Reassembly {
     let next = rcvNxt;
     while (this.pieces.length) {
       const p = this.pieces[0];
-      const d = seqDiff(next, p.seq);
-      if (d < 0) break;
+      let skip = seqDiff(next, p.seq);
+      if (skip < 0) break;
       this.pieces.shift();
-      this.held -= p.data.length;
-      this.budget.used -= p.data.length;
-      if (d < p.data.length) {
-        const part = p.data.subarray(d);
-        out.push(part);
-        next = seqAdd(next, part.length);
+      this.held -= p.len;
+      this.budget.used -= p.len;
+      for (const part of p.parts) {
+        if (skip >= part.length) {
+          skip -= part.length;
+          continue;
+        }
+        out.push(skip > 0 ? part.subarray(skip) : part);
+        next = seqAdd(next, part.length - skip);
+        skip = 0;
       }
     }
     return out;

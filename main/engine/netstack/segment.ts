@@ -88,6 +88,11 @@ export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSe
   };
 }
 
+/** Where a segment's payload can be copied from straight into the packet (the send buffer). */
+export interface PayloadSource {
+  copyTo(out: Uint8Array, at: number, offset: number, len: number): void;
+}
+
 export interface SegmentOut {
   src: Uint8Array;
   dst: Uint8Array;
@@ -99,7 +104,35 @@ export interface SegmentOut {
   window: number;
   options?: TcpOptions;
   payload?: Uint8Array;
+  /** Instead of payload: `length` bytes from `offset` of a source, copied once, into the packet itself. */
+  data?: { from: PayloadSource; offset: number; length: number };
   ttl?: number;
+}
+
+/**
+ * Zeroed bytes for one outgoing packet, carved from 64 KiB slabs: an ArrayBuffer per packet costs more than
+ * building the packet. A packet is a view into a slab (never transfer or reuse its .buffer); a slab lives while
+ * any packet of it is held, so one held packet pins at most 64 KiB.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+export function packetBytes(n: number): Uint8Array {
+  if (n > SLAB_BYTES / 4) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  slabUsed += (n + 7) & ~7;
+  return out;
+}
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
 }
 
 function optionBytes(o: TcpOptions | undefined): number {
@@ -163,25 +196,43 @@ export function fillTransportChecksum(
   t[at + 1] = c & 0xff;
 }
 
+/** The RST that answers `seg` (from src to dst) when it has no connection (RFC 9293 §3.10.7.1). */
+export function buildResetFor(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): Uint8Array {
+  const { SYN, FIN, ACK, RST } = TCP_FLAGS;
+  const len = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
+  const hasAck = (seg.flags & ACK) !== 0;
+  return buildTcpPacket({
+    src: dst,
+    dst: src,
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    seq: hasAck ? seg.ack : 0,
+    ack: hasAck ? 0 : seqAdd(seg.seq, len),
+    flags: hasAck ? RST : RST | ACK,
+    window: 0,
+  });
+}
+
 /** Builds a whole IP packet carrying one TCP segment. */
 export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const optLen = optionBytes(s.options);
   const payload = s.payload;
-  const tcpLen = 20 + optLen + (payload?.length ?? 0);
+  const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
   const ipLen = s.src.length === 4 ? 20 : 40;
-  const out = new Uint8Array(ipLen + tcpLen);
+  const out = packetBytes(ipLen + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
   const t = out.subarray(ipLen);
   t[0] = s.srcPort >> 8;
   t[1] = s.srcPort & 0xff;
   t[2] = s.dstPort >> 8;
   t[3] = s.dstPort & 0xff;
-  const v = new DataView(out.buffer, ipLen);
-  v.setUint32(4, s.seq >>> 0);
-  v.setUint32(8, s.ack >>> 0);
+  put32(t, 4, s.seq >>> 0);
+  put32(t, 8, s.ack >>> 0);
   t[12] = ((20 + optLen) >> 2) << 4;
   t[13] = s.flags;
-  v.setUint16(14, Math.min(0xffff, Math.max(0, s.window)));
+  const window = Math.min(0xffff, Math.max(0, s.window));
+  t[14] = window >> 8;
+  t[15] = window & 0xff;
   let i = 20;
   const o = s.options;
   if (o?.mss !== undefined) {
@@ -201,12 +252,13 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
     t.set([1, 1, 5, 2 + 8 * blocks.length], i);
     i += 4;
     for (const [start, end] of blocks) {
-      v.setUint32(i, start >>> 0);
-      v.setUint32(i + 4, end >>> 0);
+      put32(t, i, start >>> 0);
+      put32(t, i + 4, end >>> 0);
       i += 8;
     }
   }
   if (payload) t.set(payload, i);
+  else if (s.data) s.data.from.copyTo(t, i, s.data.offset, s.data.length);
   fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);
   return out;
 }

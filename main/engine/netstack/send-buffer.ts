@@ -37,22 +37,27 @@ export class SendBuffer {
 
   /** A copy of bytes [offset, offset + len) (clipped to what is held). */
   read(offset: number, len: number): Uint8Array {
+    const out = new Uint8Array(Math.max(0, Math.min(len, this.total - offset)));
+    this.copyTo(out, 0, offset, out.length);
+    return out;
+  }
+
+  /** Copies bytes [offset, offset + len) into out at `at` (a segment is built around them in place). */
+  copyTo(out: Uint8Array, at: number, offset: number, len: number): void {
     const n = Math.max(0, Math.min(len, this.total - offset));
-    const out = new Uint8Array(n);
     let skip = offset + this.headOffset;
     let written = 0;
-    for (const chunk of this.chunks) {
-      if (written >= n) break;
+    for (let i = 0; i < this.chunks.length && written < n; i++) {
+      const chunk = this.chunks[i];
       if (skip >= chunk.length) {
         skip -= chunk.length;
         continue;
       }
       const take = Math.min(chunk.length - skip, n - written);
-      out.set(chunk.subarray(skip, skip + take), written);
+      out.set(take === chunk.length ? chunk : chunk.subarray(skip, skip + take), at + written);
       written += take;
       skip = 0;
     }
-    return out;
   }
 
   clear(): void {

@@ -1,23 +1,28 @@
 // The userspace stack: whole IP packets in (deliver), whole IP packets out (the output callback). It demuxes TCP
 // by 4-tuple to connections, SYNs to listeners, UDP to bound ports and answers ICMP echo. Connections are
 // bounded in number (with TIME_WAIT recycled first) and half-open connections separately, against SYN floods.
-import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { fold, sum16 } from '../packet/checksum.ts';
 import { formatAddress, parseAddress } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket } from '../packet/parse.ts';
 import { type Clock, systemClock, TimerQueue } from './clock.ts';
+import { addressKey, LastFlow } from './flow-cache.ts';
 import { echoReply } from './icmp.ts';
+import { StackMemory } from './memory.ts';
 import { ReassemblyBudget } from './reassembly.ts';
-import { buildTcpPacket, parseTcp, seqAdd, TCP_FLAGS, type TcpSegment } from './segment.ts';
+import { buildResetFor, parseTcp, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
+import { TcpListener } from './tcp-listener.ts';
 import { TcpSocket } from './tcp-socket.ts';
 import { DEFAULT_TCP_CONFIG, type DropCounters, type TcpConfig, TcpError, type TcpHost } from './tcp-types.ts';
 import { buildUdpPacket, parseUdp, type UdpHost, UdpSocket } from './udp.ts';
 
+export { TcpListener };
+
 export interface NetStackOptions {
   /** This node's addresses (IPv4 and/or IPv6); packets to others are dropped. */
   addresses: readonly string[];
-  /** Where outgoing IP packets go (the data path). */
+  /** Where outgoing IP packets go (the data path); a packet may be a view into a larger buffer (never transfer it). */
   output: (packet: Uint8Array) => void;
   clock?: Clock;
   tcp?: Partial<TcpConfig>;
@@ -25,35 +30,23 @@ export interface NetStackOptions {
   maxHalfOpen?: number;
   /** Out-of-order bytes all connections may hold together (default 32 MiB). */
   maxReassemblyBytes?: number;
+  /**
+   * Bytes all TCP connections may hold together: send buffers, received data not yet read and out-of-order data
+   * (default 64 MiB). Past it, new data is refused (windows close, writes wait) and new connections are reset;
+   * each connection may still hold 4 segments of received data, so that two full stacks cannot deadlock.
+   */
+  maxBufferedBytes?: number;
   /** 32-bit random numbers for initial sequence numbers and ephemeral ports. */
   random32?: () => number;
 }
 
-/** A TCP port we accept connections on: emits 'connection' (socket: TcpSocket). */
-export class TcpListener extends EventEmitter {
-  constructor(
-    readonly port: number,
-    private readonly onClose: () => void,
-  ) {
-    super();
-  }
-  close(): void {
-    this.onClose();
-  }
-}
-
-function cryptoRandom32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-function addressKey(b: Uint8Array): string {
-  return b.length === 4 ? `${b[0]}.${b[1]}.${b[2]}.${b[3]}` : Buffer.from(b).toString('hex');
-}
+const cryptoRandom32 = (): number => crypto.getRandomValues(new Uint32Array(1))[0];
 
 export class NetStack implements UdpHost {
   readonly config: TcpConfig;
   readonly timers: TimerQueue;
   readonly reassemblyBudget: ReassemblyBudget;
+  readonly memory: StackMemory;
   readonly drops: DropCounters = {};
   readonly counters = { packetsIn: 0, packetsOut: 0, echoReplies: 0 };
   private readonly clock: Clock;
@@ -69,6 +62,7 @@ export class NetStack implements UdpHost {
   private readonly listeners = new Map<number, TcpListener>();
   private readonly udp = new Map<number, UdpSocket>();
   private readonly info = new PacketInfo();
+  private readonly lastFlow = new LastFlow();
   private readonly host: TcpHost;
 
   constructor(o: NetStackOptions) {
@@ -80,15 +74,18 @@ export class NetStack implements UdpHost {
     this.maxHalfOpen = o.maxHalfOpen ?? 256;
     this.timers = new TimerQueue(this.clock);
     this.reassemblyBudget = new ReassemblyBudget(o.maxReassemblyBytes ?? 32 * 1024 * 1024);
+    this.memory = new StackMemory(o.maxBufferedBytes ?? 64 * 1024 * 1024);
     this.setAddresses(o.addresses);
     this.host = {
       config: this.config,
       reassemblyBudget: this.reassemblyBudget,
+      memory: this.memory,
       timers: this.timers,
       now: () => this.clock.now(),
       emit: (p) => this.emit(p),
       drop: (r) => this.drop(r),
       release: (key) => {
+        this.lastFlow.forget(key);
         this.conns.delete(key);
         this.halfOpen.delete(key);
       },
@@ -97,6 +94,7 @@ export class NetStack implements UdpHost {
   }
 
   setAddresses(addresses: readonly string[]): void {
+    this.lastFlow.forget();
     this.local.clear();
     this.v4 = this.v6 = undefined;
     for (const a of addresses) {
@@ -120,11 +118,9 @@ export class NetStack implements UdpHost {
     return this.halfOpen.size;
   }
 
-  /** Bytes held by all connections' send buffers and reassembly queues. */
+  /** Bytes held by all connections: send buffers, received data not yet read by the apps, out-of-order data. */
   get bufferedBytes(): number {
-    let n = 0;
-    for (const c of this.conns.values()) n += c.bufferedBytes;
-    return n;
+    return this.memory.used;
   }
 
   /** Connections by state, for diagnostics and tests. */
@@ -148,6 +144,12 @@ export class NetStack implements UdpHost {
     this.counters.packetsIn++;
     // A plain Uint8Array view: Buffer.slice() does not copy, and the data path reuses its buffers after this call.
     const packet = Buffer.isBuffer(input) ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : input;
+    // RFC 1122 §3.2.1.2: a damaged IPv4 header (its own checksum) is dropped before any field of it is believed.
+    const ihl = (packet[0] & 0x0f) << 2;
+    if (packet[0] >> 4 === 4 && ihl >= 20 && ihl <= packet.length && fold(sum16(packet, 0, ihl)) !== 0xffff) {
+      this.drop('bad-ip-checksum');
+      return;
+    }
     const info = parsePacket(packet, this.info);
     if (info.status !== 'ok') {
       this.drop(info.error || 'empty');
@@ -158,6 +160,15 @@ export class NetStack implements UdpHost {
       return;
     }
     const v4 = info.version === 4;
+    const t = packet.subarray(info.transportOffset, info.transportOffset + info.transportLength);
+    const flow =
+      info.proto === IPPROTO.TCP && t.length >= 4 ? this.lastFlow.match(packet, info.transportOffset, v4) : undefined;
+    if (flow) {
+      const seg = parseTcp(t, flow.ep.remoteAddr, flow.ep.localAddr);
+      if (typeof seg === 'string') this.drop(seg);
+      else flow.input(seg);
+      return;
+    }
     const src = packet.slice(v4 ? 12 : 8, v4 ? 16 : 24);
     const dstKey = addressKey(packet.subarray(v4 ? 16 : 24, v4 ? 20 : 40));
     const dst = this.local.get(dstKey);
@@ -165,7 +176,6 @@ export class NetStack implements UdpHost {
       this.drop('not-local');
       return;
     }
-    const t = packet.subarray(info.transportOffset, info.transportOffset + info.transportLength);
     switch (info.proto) {
       case IPPROTO.TCP:
         this.tcpInput(t, src, dst, dstKey);
@@ -203,6 +213,7 @@ export class NetStack implements UdpHost {
     const key = `${addressKey(src)}|${seg.srcPort}|${dstKey}|${seg.dstPort}`;
     const conn = this.conns.get(key);
     if (conn) {
+      this.lastFlow.conn = conn;
       conn.input(seg);
       return;
     }
@@ -226,6 +237,12 @@ export class NetStack implements UdpHost {
       this.drop('syn-backlog-full');
       return;
     }
+    if (this.memory.exhausted) {
+      // No memory for another connection's buffers: refuse it plainly rather than let it hang.
+      this.drop('memory-full-syn');
+      this.reset(src, dst, seg);
+      return;
+    }
     if (this.conns.size >= this.maxConnections && !this.recycleTimeWait()) {
       this.drop('too-many-connections');
       return;
@@ -244,21 +261,7 @@ export class NetStack implements UdpHost {
 
   /** RST for a segment that has no connection (RFC 9293 §3.10.7.1). */
   private reset(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): void {
-    const { SYN, FIN, ACK, RST } = TCP_FLAGS;
-    const len = seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0);
-    const hasAck = (seg.flags & ACK) !== 0;
-    this.emit(
-      buildTcpPacket({
-        src: dst,
-        dst: src,
-        srcPort: seg.dstPort,
-        dstPort: seg.srcPort,
-        seq: hasAck ? seg.ack : 0,
-        ack: hasAck ? 0 : seqAdd(seg.seq, len),
-        flags: hasAck ? RST : RST | ACK,
-        window: 0,
-      }),
-    );
+    this.emit(buildResetFor(src, dst, seg));
   }
 
   /** Frees the oldest TIME_WAIT connection to make room; false when there is none. */

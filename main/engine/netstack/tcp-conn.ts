@@ -1,6 +1,6 @@
 // One TCP connection's state machine (RFC 9293): handshake, segment processing, ACK policy, FIN/RST handling and
 // the connection's timers. Sending lives in TcpSender, the receive window and reassembly in TcpReceiver.
-import { seqAdd, seqGe, seqGt, seqLt, TCP_FLAGS, type TcpOptions, type TcpSegment } from './segment.ts';
+import { seqAdd, seqGe, seqGt, seqLe, seqLt, TCP_FLAGS, type TcpOptions, type TcpSegment } from './segment.ts';
 import { ConnectionCore } from './tcp-core.ts';
 import { TcpError } from './tcp-types.ts';
 
@@ -59,6 +59,7 @@ export class TcpConnection extends ConnectionCore {
   input(seg: TcpSegment): void {
     if (this.state === 'SYN_SENT') this.inputSynSent(seg);
     else if (this.state !== 'CLOSED') this.inputSynchronized(seg);
+    this.account();
     this.armTimers();
   }
 
@@ -197,6 +198,22 @@ export class TcpConnection extends ConnectionCore {
       this.host.drop('data-after-fin');
       return;
     }
+    // The stack's memory cap is reached: refuse the bytes (the peer resends them) and ask to hear of room.
+    const mem = this.host.memory;
+    const n = seg.payload.length;
+    const appHeld = this.app?.bufferedBytes() ?? 0;
+    if (!mem.fits(n) && this.rcv.rq.bytes + appHeld + n > this.receiveFloor && seqLe(seg.seq, this.rcv.nxt)) {
+      // In-order data is worth more than what waits beyond a hole (which could otherwise hold the floor forever):
+      // under pressure that goes first, as Linux prunes its out-of-order queue.
+      if (this.rcv.rq.bytes > 0) this.host.drop('out-of-order-pruned');
+      this.rcv.rq.clear();
+    }
+    if (!mem.fits(n) && this.rcv.rq.bytes + appHeld + n > this.receiveFloor) {
+      this.host.drop('memory-full');
+      this.host.memory.wait(this);
+      this.sendAck();
+      return;
+    }
     const placed = this.rcv.place(seg.seq, seg.payload);
     if (placed.capped) this.host.drop('reassembly-full');
     if (placed.outOfOrder) {
@@ -205,9 +222,27 @@ export class TcpConnection extends ConnectionCore {
     }
     for (const chunk of placed.chunks) this.app?.onData(chunk);
     if (this.rcv.rq.finSeq >= 0 && this.rcv.rq.finSeq === this.rcv.nxt) this.receiveFin();
-    if (placed.filledHole || ++this.rcv.unacked >= 2) this.sendAck();
+    if (placed.filledHole) this.sendAck();
+    else if (++this.rcv.unacked >= 2) this.ackAfterBatch();
     else if (this.rcv.ackAt === 0) this.rcv.ackAt = this.host.now() + this.host.config.delayedAckMs;
   }
+
+  /**
+   * Every second full segment is due an ACK, but the data path hands packets over in batches: one ACK once the
+   * batch is through covers them all (as a kernel's GRO does), instead of one per pair.
+   */
+  private ackAfterBatch(): void {
+    if (this.ackQueued) return;
+    this.ackQueued = true;
+    queueMicrotask(this.flushAck);
+  }
+
+  private readonly flushAck = (): void => {
+    this.ackQueued = false;
+    if (this.rcv.unacked === 0 || this.state === 'CLOSED') return;
+    this.sendAck();
+    this.armTimers();
+  };
 
   protected receiveFin(): void {
     if (this.rcv.finSeen) return;
@@ -237,6 +272,7 @@ export class TcpConnection extends ConnectionCore {
     if (this.state === 'CLOSED') return;
     if (this.snd.persistAt > 0 && now >= this.snd.persistAt) this.snd.onPersist();
     if (this.ka.at > 0 && now >= this.ka.at) this.onKeepAliveTimer(now);
+    this.account();
     this.armTimers();
   }
 

@@ -2,7 +2,8 @@
 // deadlines. TcpConnection (tcp-conn.ts) adds the handshake, segment processing and timer handling on top.
 import type { TimerOwner } from './clock.ts';
 import { KeepAlive } from './keepalive.ts';
-import { buildTcpPacket, TCP_FLAGS, type TcpOptions } from './segment.ts';
+import type { MemoryWaiter } from './memory.ts';
+import { buildTcpPacket, type SegmentOut, TCP_FLAGS, type TcpOptions } from './segment.ts';
 import { TcpReceiver } from './tcp-receiver.ts';
 import { type SegmentSink, TcpSender } from './tcp-sender.ts';
 import type { TcpApp, TcpError, TcpHost, TcpState } from './tcp-types.ts';
@@ -16,7 +17,7 @@ export interface Endpoints {
   remotePort: number;
 }
 
-export abstract class ConnectionCore implements TimerOwner, SegmentSink {
+export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryWaiter {
   state: TcpState;
   readonly snd: TcpSender;
   readonly rcv: TcpReceiver;
@@ -25,12 +26,16 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
   protected synSentAt = 0;
   protected readonly ka: KeepAlive;
   protected queuedAt = 0;
+  /** An ACK is queued for the end of the current batch of input. */
+  protected ackQueued = false;
   /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
   protected sackOk = false;
   app: TcpApp | undefined;
   /** The app let go (destroy after end): finish closing, then vanish. */
   orphan = false;
   readonly ourMss: number;
+  /** Bytes this connection last reported to the stack's memory account. */
+  private held = 0;
 
   constructor(
     protected readonly host: TcpHost,
@@ -50,7 +55,40 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
 
   /** The window field we send now (scaled). */
   protected windowField(): number {
-    return this.rcv.windowField(this.app?.bufferedBytes() ?? 0, this.snd.mss);
+    const mem = this.host.memory;
+    const app = this.app?.bufferedBytes() ?? 0;
+    // The stack's room, but never less than keeps this connection's floor open (see receiveFloor).
+    const floorRoom = this.receiveFloor - this.rcv.rq.bytes - app - this.rcv.window;
+    const w = this.rcv.windowField(app, this.snd.mss, Math.max(mem.room, floorRoom));
+    // A window held shut by the stack's memory cap: reopen it when room returns.
+    if (mem.room < this.rcv.bufSize) mem.wait(this);
+    return w;
+  }
+
+  /**
+   * Received bytes a connection may always hold, whatever the stack's cap says (like Linux's tcp_rmem[0]): without
+   * it two stacks whose caps are full of send buffers would each refuse the data that frees the other.
+   */
+  protected get receiveFloor(): number {
+    return 4 * this.snd.mss;
+  }
+
+  /** Brings the stack's memory account up to date with what this connection holds now. */
+  protected account(): void {
+    const now = this.state === 'CLOSED' ? 0 : this.bufferedBytes + (this.app?.bufferedBytes() ?? 0);
+    if (now !== this.held) {
+      this.host.memory.change(now - this.held);
+      this.held = now;
+    }
+  }
+
+  /** The stack's memory cap has room again: reopen our window and take more of the app's writes. */
+  onMemoryRoom(): void {
+    if (this.state === 'CLOSED') return;
+    if (this.state !== 'SYN_SENT' && !this.rcv.finSeen && this.rcv.window < this.rcv.bufSize / 2) this.sendAck();
+    this.app?.onWritable();
+    this.account();
+    this.armTimers();
   }
 
   protected enterTimeWait(): void {
@@ -67,7 +105,18 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
     this.emitSegment(seq, flags, this.windowField(), undefined, payload);
   }
 
-  protected emitSegment(seq: number, flags: number, window: number, options?: TcpOptions, payload?: Uint8Array): void {
+  sendData(seq: number, flags: number, offset: number, length: number): void {
+    this.emitSegment(seq, flags, this.windowField(), undefined, undefined, { from: this.snd.buf, offset, length });
+  }
+
+  protected emitSegment(
+    seq: number,
+    flags: number,
+    window: number,
+    options?: TcpOptions,
+    payload?: Uint8Array,
+    data?: SegmentOut['data'],
+  ): void {
     if (flags & ACK) {
       this.rcv.unacked = 0;
       this.rcv.ackAt = 0;
@@ -87,6 +136,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
         window,
         options: opts,
         payload,
+        data,
       }),
     );
   }
@@ -104,12 +154,31 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
 
   // --- app calls ---------------------------------------------------------------------------------------------
 
-  /** Queues bytes from the app; false when the send buffer is full (wait for onWritable). */
+  /** Queues all of `data`, past the buffers' bounds if need be; false when they are full (wait for onWritable). */
   write(data: Uint8Array): boolean {
+    this.take(data);
+    return this.snd.buf.length < this.host.config.sndBuf && this.host.memory.room > 0;
+  }
+
+  /**
+   * Queues as much of `data` as the send buffer and the stack's memory cap allow (no copy); returns how many
+   * bytes were taken. Fewer than all: wait for onWritable and offer the rest.
+   */
+  accept(data: Uint8Array): number {
+    const mem = this.host.memory;
+    const own = this.host.config.sndBuf - this.snd.buf.length;
+    const n = Math.max(0, Math.min(data.length, own, mem.room));
+    // Held back by the stack rather than by our own buffer: no ACK of ours may come to free room, so ask to be woken.
+    if (n < data.length && mem.room < own) mem.wait(this);
+    if (n > 0) this.take(n === data.length ? data : data.subarray(0, n));
+    return n;
+  }
+
+  private take(data: Uint8Array): void {
     this.snd.buf.append(data);
     if (this.state !== 'SYN_SENT' && this.state !== 'SYN_RECEIVED') this.snd.output();
+    this.account();
     this.armTimers();
-    return this.snd.buf.length < this.host.config.sndBuf;
   }
 
   /** The app ended its side: queue our FIN. */
@@ -130,6 +199,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
       this.sendAck();
       this.armTimers();
     }
+    this.account();
   }
 
   setKeepAlive(idleMs: number): void {
@@ -146,6 +216,7 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
     if (graceful) {
       this.orphan = true;
       if (this.state === 'FIN_WAIT_2') this.closeAt = this.host.now() + this.host.config.finWait2Ms;
+      this.account();
       this.armTimers();
       return;
     }
@@ -177,6 +248,8 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink {
     this.state = 'CLOSED';
     this.snd.buf.clear();
     this.rcv.rq.clear();
+    this.account();
+    this.host.memory.forget(this);
     this.host.timers.set(this, 0);
     this.host.release(this.key);
   }

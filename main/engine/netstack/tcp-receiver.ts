@@ -14,6 +14,17 @@ export interface Placed {
   filledHole: boolean;
 }
 
+/**
+ * A copy of in-order bytes for the app. Segment-sized ones come from Node's small-buffer pool (far cheaper than an
+ * ArrayBuffer each); tiny ones get their own, so a few held bytes cannot pin a whole pool slab.
+ */
+function keep(b: Uint8Array): Uint8Array {
+  if (b.length < 512) return b.slice();
+  const c = Buffer.allocUnsafe(b.length);
+  c.set(b);
+  return c;
+}
+
 export class TcpReceiver {
   irs = 0;
   nxt = 0;
@@ -61,8 +72,9 @@ export class TcpReceiver {
   }
 
   /** The window field to send now (scaled); the edge moves right only by at least a segment (RFC 9293 §3.8.6.2.2). */
-  windowField(appBuffered: number, mss: number): number {
-    const free = Math.max(0, this.bufSize - appBuffered);
+  windowField(appBuffered: number, mss: number, stackRoom = Number.POSITIVE_INFINITY): number {
+    // Beyond what is already promised, the window grows only by what the stack's memory cap still has room for.
+    const free = Math.max(0, Math.min(this.bufSize - appBuffered, this.window + stackRoom));
     const proposed = seqAdd(this.nxt, free);
     const gain = seqDiff(proposed, this.advEdge);
     if (gain > 0 && (gain >= Math.min(this.bufSize / 2, mss) || free === this.bufSize)) this.advEdge = proposed;
@@ -98,7 +110,7 @@ export class TcpReceiver {
       return out;
     }
     out.filledHole = this.rq.segments > 0;
-    out.chunks.push(payload.slice()); // the packet buffer is not ours to keep
+    out.chunks.push(keep(payload)); // the packet buffer is not ours to keep
     this.nxt = seqAdd(this.nxt, payload.length);
     for (const piece of this.rq.takeReady(this.nxt)) {
       out.chunks.push(piece);

@@ -9,6 +9,8 @@ const { ACK, PSH, FIN } = TCP_FLAGS;
 /** Where the sender's segments go: the connection adds ACK number, window and addresses. */
 export interface SegmentSink {
   sendSegment(seq: number, flags: number, payload?: Uint8Array): void;
+  /** A segment carrying `length` bytes of the send buffer from `offset` (copied once, into the packet). */
+  sendData(seq: number, flags: number, offset: number, length: number): void;
 }
 
 export type AckVerdict = 'ok' | 'old' | 'unsent';
@@ -171,8 +173,9 @@ export class TcpSender {
     if (len === 0 && !fin) return;
     this.timing = false; // Karn: no RTT samples from retransmitted data
     this.stats.retransmits++;
-    const payload = this.buf.read(seqDiff(this.una, this.bufSeq), len);
-    this.sink.sendSegment(this.una, ACK | (fin ? FIN : 0), payload.length ? payload : undefined);
+    const flags = ACK | (fin ? FIN : 0);
+    if (len > 0) this.sink.sendData(this.una, flags, seqDiff(this.una, this.bufSeq), len);
+    else this.sink.sendSegment(this.una, flags);
   }
 
   /** Sends what the windows allow. */
@@ -188,14 +191,14 @@ export class TcpSender {
         // Silly-window avoidance: with data in flight, wait for room for a full segment.
         if (len < this.mss && len < unsent && flight > 0) break;
         const fin = this.finQueued && len === unsent;
-        const payload = this.buf.read(seqDiff(this.nxt, this.bufSeq), len);
         if (!this.timing && !seqLt(this.nxt, this.max)) {
           this.timing = true;
           this.rttSeq = this.nxt;
           this.rttStart = now;
         }
         if (seqLt(this.nxt, this.max)) this.stats.retransmits++;
-        this.sink.sendSegment(this.nxt, ACK | (len === unsent ? PSH : 0) | (fin ? FIN : 0), payload);
+        const flags = ACK | (len === unsent ? PSH : 0) | (fin ? FIN : 0);
+        this.sink.sendData(this.nxt, flags, seqDiff(this.nxt, this.bufSeq), len);
         this.stats.segments++;
         if (fin) this.finSeq = this.dataEnd;
         this.nxt = seqAdd(this.nxt, len + (fin ? 1 : 0));

@@ -35,6 +35,9 @@ export class TcpSocket extends Duplex {
   connecting: boolean;
   private conn: TcpConnection | undefined;
   private pendingWrite: ((err?: Error | null) => void) | undefined;
+  /** What the connection could not take yet of the pending write (its callback is pendingWrite). */
+  private pendingChunk: Uint8Array | undefined;
+  private readPending = false;
   private pendingFinal: ((err?: Error | null) => void) | undefined;
 
   constructor(conn: TcpConnection, info: TcpSocketInfo, connecting: boolean, readBuffer: number) {
@@ -79,7 +82,7 @@ export class TcpSocket extends Duplex {
         this.emit('ready');
       },
       onData: (chunk) => {
-        this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       },
       onEnd: () => {
         this.push(null);
@@ -91,14 +94,16 @@ export class TcpSocket extends Duplex {
       },
       onWritable: () => {
         const cb = this.pendingWrite;
-        this.pendingWrite = undefined;
-        cb?.();
+        const rest = this.pendingChunk;
+        this.pendingWrite = this.pendingChunk = undefined;
+        if (cb && rest) this.offer(rest, cb);
+        else cb?.();
       },
       onError: (err) => {
         this.conn = undefined;
         const w = this.pendingWrite;
         const f = this.pendingFinal;
-        this.pendingWrite = this.pendingFinal = undefined;
+        this.pendingWrite = this.pendingFinal = this.pendingChunk = undefined;
         w?.(err);
         f?.(err);
         this.destroy(err);
@@ -108,14 +113,23 @@ export class TcpSocket extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.offer(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength), cb);
+  }
+
+  /** Gives the connection what fits of `data`; the rest waits for onWritable, and so does the callback. */
+  private offer(data: Uint8Array, cb: (err?: Error | null) => void): void {
     const conn = this.conn;
     if (!conn) {
       cb(new TcpError('EPIPE', 'the connection is closed'));
       return;
     }
-    const data = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (conn.write(data)) cb();
-    else this.pendingWrite = cb;
+    const taken = conn.accept(data);
+    if (taken === data.length) {
+      cb();
+      return;
+    }
+    this.pendingChunk = data.subarray(taken);
+    this.pendingWrite = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -130,7 +144,13 @@ export class TcpSocket extends Duplex {
   }
 
   override _read(): void {
-    this.conn?.onAppRead();
+    // Readable calls _read before it takes the chunk being read out of its buffer: look once it has.
+    if (this.readPending) return;
+    this.readPending = true;
+    queueMicrotask(() => {
+      this.readPending = false;
+      this.conn?.onAppRead();
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {

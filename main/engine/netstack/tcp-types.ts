@@ -1,5 +1,6 @@
 // Shared shapes between the TCP connection, its socket and the stack that owns them.
 import type { TimerQueue } from './clock.ts';
+import type { StackMemory } from './memory.ts';
 import type { ReassemblyBudget } from './reassembly.ts';
 
 export type TcpState =
@@ -35,8 +36,8 @@ export interface TcpConfig {
 
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mtu: 1280,
-  rcvBuf: 256 * 1024,
-  sndBuf: 256 * 1024,
+  rcvBuf: 1024 * 1024,
+  sndBuf: 1024 * 1024,
   minRtoMs: 200,
   maxRetries: 12,
   synRetries: 5,
@@ -90,6 +91,8 @@ export interface TcpHost {
   readonly config: TcpConfig;
   /** Out-of-order bytes all connections may hold together. */
   readonly reassemblyBudget: ReassemblyBudget;
+  /** Bytes all connections hold together (buffers, unread and out-of-order data). */
+  readonly memory: StackMemory;
   readonly timers: TimerQueue;
   now(): number;
   emit(packet: Uint8Array): void;
