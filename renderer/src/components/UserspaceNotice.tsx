@@ -12,11 +12,9 @@ export function UserspaceNotice({ networking }: { networking?: NetworkingView })
   ].filter((p): p is { kind: string; name: string; address: string } => !!p.address);
   return (
     <section className="userspace-notice" role="note" aria-labelledby="userspace-title" data-testid="userspace-notice">
-      <h2 id="userspace-title">Userspace mode</h2>
       <p>
-        Trellis runs without a network device, so apps reach the tailnet through its proxy: set it in an app's proxy
-        settings (or <span className="mono">ALL_PROXY</span> for command-line tools) to reach devices by name or
-        address.
+        <strong id="userspace-title">Userspace mode:</strong> Trellis runs without a network device, so apps reach the
+        tailnet through its proxy (an app's proxy setting, or <span className="mono">ALL_PROXY</span>).
       </p>
       {proxies.length > 0 ? (
         <dl className="proxy-list">
@@ -35,14 +33,10 @@ export function UserspaceNotice({ networking }: { networking?: NetworkingView })
       ) : (
         <p data-testid="proxy-none">No proxy is running: set their addresses in Settings.</p>
       )}
-      {networking.reason && (
-        <p className="muted" data-testid="userspace-reason">
-          {networking.reason}
-        </p>
-      )}
-      {networking.fullModeAdvice && (
-        <p className="muted" data-testid="userspace-full-mode">
-          {networking.fullModeAdvice}
+      {(networking.reason || networking.fullModeAdvice) && (
+        <p className="muted small">
+          {networking.reason && <span data-testid="userspace-reason">{networking.reason}</span>}{' '}
+          {networking.fullModeAdvice && <span data-testid="userspace-full-mode">{networking.fullModeAdvice}</span>}
         </p>
       )}
     </section>

@@ -375,7 +375,11 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     openReceived: async () => emit('notice', { level: 'info', message: 'Opened (fake).' }),
     revealReceived: async () => emit('notice', { level: 'info', message: 'Revealed (fake).' }),
     chooseFolder: async () => '/home/alice/Taildrop',
-    copyText: async () => {},
+    // Kept where a test can read what would be on the clipboard.
+    copyText: async (text: string) => {
+      const g = globalThis as { __copied?: string[] };
+      g.__copied = [...(g.__copied ?? []), text];
+    },
     openExternal: async () => {},
     dismissPendingSend: async () => update({ pendingSend: [] }),
     cancelLogin: async () => update({ authURL: undefined, loggingIn: false, state: 'NeedsLogin' }),
