@@ -131,7 +131,10 @@ export async function openAppEngineLink(o: {
 
 /** A health message about the TUN that means "no privilege", rewritten as what the user should do. */
 export function privilegeAdvice(message: string, platform: NodeJS.Platform = process.platform): string | undefined {
-  if (!/EPERM|EACCES|not permitted|permission denied|access is denied/i.test(message)) return undefined;
+  // The engine's own sentence for it (tun/tun-port.ts) names root and CAP_NET_ADMIN; OS errors name the errno.
+  if (!/EPERM|EACCES|not permitted|permission denied|access is denied|needs root|CAP_NET_ADMIN/i.test(message)) {
+    return undefined;
+  }
   const how =
     platform === 'win32'
       ? 'Run Trellis as administrator, or install the Trellis service.'

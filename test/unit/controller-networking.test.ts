@@ -187,6 +187,13 @@ test('TUN refused and no userspace mode: the warning stays, as what to do', () =
   assert.equal(networkingView(base), undefined, 'no networking while the engine does not say');
   const tun = networkingView({ ...base, networking: { mode: 'tun' } }, 'linux');
   assert.deepEqual(tun, { mode: 'tun' }, 'no advice in full mode');
+  // The engine's own sentence when the TUN is refused (tun/tun-port.ts) becomes the same advice.
+  const engineWords = 'data path: creating a TUN device needs root or CAP_NET_ADMIN: run trellis with sudo';
+  const [w] = healthView({ ...base, health: [{ code: 'data-path', message: engineWords }] }, 'linux');
+  assert.equal(w?.code, 'no-tun-privilege');
+  assert.match(w?.message ?? '', /^Trellis needs administrator rights/);
+  const userspace = { ...base, networking: { mode: 'userspace' as const } };
+  assert.deepEqual(healthView({ ...userspace, health: [{ code: 'data-path', message: engineWords }] }, 'linux'), []);
   const other = healthView({ ...base, health: [{ code: 'control-unreachable', message: 'x' }] }, 'linux');
   assert.deepEqual(other, [{ code: 'control-unreachable', message: 'x' }]);
   for (const p of ['win32', 'darwin', 'linux'] as const) {

@@ -1,0 +1,154 @@
+// The app without root, end to end: its main side (the controller and the engine link main/electron/main.ts opens,
+// served to the window as `trellis web` serves it; lab/app-shell.mjs) runs as uid 65534 with no capabilities in a
+// lab namespace where no daemon runs. Its own engine cannot open a TUN there, so 'auto' networking falls back to
+// userspace networking: the window, in Debian's chromium in the same namespace, logs in to Headscale with an auth
+// key, lists the tailscaled peer, and says calmly that Trellis runs without a network device — with the SOCKS5 and
+// HTTP proxy addresses (copy puts the address on the clipboard), why, and how to get full mode — instead of the
+// "needs administrator rights" warning; the proxies answer at the addresses shown. Screenshots go to
+// test-artifacts/app-web/.
+import assert from 'node:assert/strict';
+import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { isolatedEnv } from '../isolated-env.ts';
+import { AppPage, buildRenderer, CHROMIUM, launchChromium } from './lab/app-page.ts';
+import { withLab } from './lab/netns.ts';
+import { claims, ready, TS_ENV } from './lab/scenario.ts';
+import { buildTailnetLab } from './lab/tailnet.ts';
+import { startTailscaled } from './lab/tailscaled.ts';
+import { requireTools } from './lab/tools.ts';
+
+const NOBODY = 65534;
+const APP_SHELL = fileURLToPath(new URL('./lab/app-shell.mjs', import.meta.url));
+const URL_LINE = /Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/;
+const SOCKS5 = '127.0.0.1:1055';
+const HTTP_PROXY = '127.0.0.1:1056';
+
+/** Node code run in the namespace: a SOCKS5 greeting (no auth) to the address, printing the reply's bytes in hex,
+ *  or the error. */
+const SOCKS5_GREETING =
+  "const [h,p]=process.argv[1].split(':');const s=require('net').connect(+p,h);s.on('connect',()=>s.write(" +
+  "Buffer.from([5,1,0])));s.once('data',d=>{console.log(d.toString('hex'));s.destroy()});s.on('error',e=>" +
+  "console.log('error '+e.code));setTimeout(()=>{console.log('no answer');process.exit(0)},10000).unref()";
+/** Likewise: whether anything accepts a TCP connection at the address. */
+const TCP_ACCEPTS =
+  "const [h,p]=process.argv[1].split(':');const s=require('net').connect(+p,h);s.on('connect',()=>{" +
+  "console.log('accepted');s.destroy()});s.on('error',e=>console.log('error '+e.code))";
+
+test('the app as uid 65534 without a daemon: userspace networking, said plainly, with its proxies', {
+  timeout: 300_000,
+}, async (t) => {
+  if (!ready(t) || !requireTools(t, ['chromium'])) return;
+  await buildRenderer();
+  await withLab(t, async (lab) => {
+    const tn = await buildTailnetLab(lab, ['a', 'b']);
+    const [ha, hb] = [tn.hosts.a, tn.hosts.b];
+    if (!ha || !hb) throw new Error('tailnet lab without hosts a, b');
+    const hs = tn.headscale;
+    const tsB = await startTailscaled(hb, { name: 'b', env: TS_ENV });
+    await tsB.up({ loginServer: hs.url, authKey: tn.authKey, hostname: 'ts-b' });
+
+    // The app's home belongs to the user it runs as; no daemon socket exists at the path it tries first.
+    const work = await mkdtemp(path.join(tmpdir(), 'trellis-app-userspace-'));
+    t.after(() => rm(work, { recursive: true, force: true }));
+    await chmod(work, 0o755);
+    const env = isolatedEnv(work);
+    for (const dir of [path.join(work, 'home'), env.XDG_CONFIG_HOME]) await chown(dir, NOBODY, NOBODY);
+    const socket = path.join(work, 'no-daemon', 'trellis.sock');
+    const shell = ha.spawn([process.execPath, APP_SHELL, `${NOBODY}:${NOBODY}`, socket], { label: 'app', env });
+    if (!(await shell.waitForOutput(URL_LINE, 60_000))) {
+      throw new Error(`the app's main side printed no URL:\n${shell.output()}`);
+    }
+    const url = URL_LINE.exec(shell.output())?.[1] as string;
+
+    // Chromium in the app's namespace, where its 127.0.0.1 is: a wrapper playwright starts instead of chromium.
+    const wrapper = path.join(work, 'chromium-in-ns');
+    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${ha.name} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+    const browser = await launchChromium(wrapper);
+    try {
+      const context = await browser.newContext({
+        viewport: { width: 1100, height: 760 },
+        permissions: ['clipboard-read', 'clipboard-write'],
+      });
+      const page = await context.newPage();
+      page.on('console', (m) => {
+        if (m.type() === 'error') t.diagnostic(`[page] ${m.text()}`);
+      });
+      const app = new AppPage(page);
+      const { claim, report } = claims(t, async () => `${lab.diagnostics()}\n--- app:\n${shell.output().slice(-6000)}`);
+
+      await claim(
+        '0. the app runs as uid 65534 with no capabilities; no daemon answers, so it has its own engine',
+        async (st) => {
+          const status = await ha.exec(['cat', `/proc/${shell.pid}/status`]);
+          const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+          st.diagnostic(`Uid: ${field('Uid')}; CapEff: ${field('CapEff')}; CapPrm: ${field('CapPrm')}`);
+          assert.deepEqual(field('Uid').split(/\s+/), ['65534', '65534', '65534', '65534'], 'every uid is 65534');
+          assert.equal(BigInt(`0x${field('CapEff')}`), 0n, 'no effective capability');
+          assert.equal(BigInt(`0x${field('CapPrm')}`), 0n, 'no permitted capability');
+          assert.match(shell.output(), /^engine link: worker$/m, 'its own engine (a worker thread)');
+        },
+      );
+
+      await claim('1. log in with an auth key through the window → Running, the tailscaled peer listed', async () => {
+        await page.goto(url);
+        await app.logIn(hs.url, tn.authKey);
+        await app.waitForState('Running', 90_000);
+        await app.peerRow('ts-b').waitFor({ timeout: 30_000 });
+        await app.screenshot('userspace-1-peers');
+      });
+
+      await claim(
+        '2. the engine fell back to userspace networking; the window says so with both proxies',
+        async (st) => {
+          const notice = page.getByTestId('userspace-notice');
+          const shown = await notice
+            .waitFor({ timeout: 30_000 })
+            .then(() => true)
+            .catch(() => false);
+          if (!shown) {
+            await app.screenshot('userspace-fail-no-notice');
+            const warnings = (await page.locator('.health li').allTextContents()).join(' | ') || 'none';
+            assert.fail(
+              "the window shows no userspace notice: the engine's status has no networking in userspace mode, so " +
+                "'auto' networking did not fall back to the netstack (the engine side is issue 15's us-engine " +
+                `branch). Health warnings shown: ${warnings}`,
+            );
+          }
+          const address = (kind: string) =>
+            page
+              .locator(`[data-testid="proxy-address"][data-kind="${kind}"] [data-testid="proxy-value"]`)
+              .textContent();
+          assert.equal(await address('socks5'), SOCKS5);
+          assert.equal(await address('http'), HTTP_PROXY);
+          assert.match((await notice.textContent()) ?? '', /runs without a network device, so apps reach the tailnet/);
+          const reason = (await page.getByTestId('userspace-reason').textContent()) ?? '';
+          st.diagnostic(`reason: ${reason}`);
+          assert.match(reason, /^[A-Z].*\.$/, `the reason is a sentence: ${reason}`);
+          assert.match((await page.getByTestId('userspace-full-mode').textContent()) ?? '', /daemon/);
+          const warnings = await page.locator('.health li').allTextContents();
+          assert.ok(!warnings.some((w) => /administrator rights/.test(w)), `no privilege warning: ${warnings}`);
+          await app.screenshot('userspace-2-notice');
+        },
+      );
+
+      await claim('3. copy puts the SOCKS5 proxy address on the clipboard', async () => {
+        await page.getByRole('button', { name: 'Copy the SOCKS5 proxy address' }).click();
+        await page.locator('[data-testid="notice"]', { hasText: `Copied ${SOCKS5}` }).waitFor({ timeout: 10_000 });
+        assert.equal(await page.evaluate('navigator.clipboard.readText()'), SOCKS5);
+      });
+
+      await claim('4. the proxies answer at the addresses shown, in the app’s namespace', async () => {
+        const greeting = await ha.exec([process.execPath, '-e', SOCKS5_GREETING, SOCKS5], { timeoutMs: 20_000 });
+        assert.equal(greeting.trim(), '0500', 'SOCKS5: version 5, no authentication');
+        const http = await ha.exec([process.execPath, '-e', TCP_ACCEPTS, HTTP_PROXY], { timeoutMs: 20_000 });
+        assert.equal(http.trim(), 'accepted', 'the HTTP proxy accepts connections');
+      });
+      await report();
+    } finally {
+      await browser.close();
+    }
+  });
+});
