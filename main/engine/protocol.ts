@@ -131,7 +131,7 @@ export interface StatusSnapshot {
   exitNode?: ExitNodeStatus;
   /** What this node offers and what control approved of it. */
   routes?: RouteOffer;
-  /** How this machine's apps reach the tailnet (absent while no data path is open). */
+  /** How packets reach this machine's apps (absent while no data path is open). */
   networking?: NetworkingStatus;
 }
 
