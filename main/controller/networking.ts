@@ -12,7 +12,17 @@ export function networkingView(
 ): NetworkingView | undefined {
   const n = s?.networking;
   if (!n) return undefined;
-  return n.mode === 'userspace' ? { ...n, fullModeAdvice: fullModeAdvice(platform) } : { ...n };
+  const view: NetworkingView = { ...n };
+  if (n.reason !== undefined) view.reason = asSentence(n.reason);
+  if (n.mode === 'userspace') view.fullModeAdvice = fullModeAdvice(platform);
+  return view;
+}
+
+/** The engine's reason as the window prints it next to other sentences: a capital first, a full stop last. */
+function asSentence(text: string): string {
+  const t = text.trim();
+  if (t === '') return t;
+  return `${t[0]?.toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}`;
 }
 
 /** The engine's health as the window lists it: a TUN refused for lack of privilege becomes what to do about it,

@@ -194,6 +194,15 @@ test('TUN refused and no userspace mode: the warning stays, as what to do', () =
   assert.match(w?.message ?? '', /^Trellis needs administrator rights/);
   const userspace = { ...base, networking: { mode: 'userspace' as const } };
   assert.deepEqual(healthView({ ...userspace, health: [{ code: 'data-path', message: engineWords }] }, 'linux'), []);
+  // The engine's reason, as the window prints it: a sentence.
+  const said = 'a TUN device needs root or CAP_NET_ADMIN, so apps reach the tailnet through the proxies';
+  const asked = networkingView({ ...base, networking: { mode: 'userspace', reason: said } }, 'linux');
+  assert.equal(
+    asked?.reason,
+    'A TUN device needs root or CAP_NET_ADMIN, so apps reach the tailnet through the proxies.',
+  );
+  const already = networkingView({ ...base, networking: { mode: 'userspace', reason: ' It is so. ' } }, 'linux');
+  assert.equal(already?.reason, 'It is so.');
   const other = healthView({ ...base, health: [{ code: 'control-unreachable', message: 'x' }] }, 'linux');
   assert.deepEqual(other, [{ code: 'control-unreachable', message: 'x' }]);
   for (const p of ['win32', 'darwin', 'linux'] as const) {
