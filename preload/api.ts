@@ -38,7 +38,7 @@ export interface AppPrefs extends RoutePrefs {
   /** Desktop notifications (file received, login needed, key expiring). */
   notifications: boolean;
   /** Where the app's own engine offers its SOCKS5 proxy when it runs without a network device, loopback "host:port".
-   *  Applies when that engine next starts (a daemon keeps its own). */
+   *  A change restarts that engine (a daemon keeps its own). */
   socks5Listen: string;
   /** Likewise for its HTTP proxy. */
   httpProxyListen: string;

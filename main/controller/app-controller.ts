@@ -281,6 +281,12 @@ export class AppController implements ApiBackend {
       if (app.startAtLogin !== undefined || app.startHidden !== undefined) {
         this.#delegate.applyAutostart(this.#appPrefs.startAtLogin, this.#appPrefs.startHidden);
       }
+      const proxies = (['socks5Listen', 'httpProxyListen'] as const).some(
+        (k) => app[k] !== undefined && app[k] !== before[k],
+      );
+      if (proxies && this.#engine.link.kind === 'worker') {
+        await this.#engine.restart('Restarting the engine with the new proxy addresses…');
+      }
       if (app.autoSaveDir !== undefined && app.autoSaveDir !== before.autoSaveDir) {
         await this.#received.watchFolder(this.#savedFolder());
         if (this.#appPrefs.autoSaveDir) await this.#autoSave();

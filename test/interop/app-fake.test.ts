@@ -224,6 +224,9 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: 5000 });
       assert.equal(await socks.inputValue(), '[::1]:9050');
+      await page.getByTestId('nav-peers').click();
+      const shown = page.locator('[data-testid="proxy-address"][data-kind="socks5"] [data-testid="proxy-value"]');
+      assert.equal(await shown.textContent(), '[::1]:9050', 'the notice shows the new address');
       await page.close();
     },
   );

@@ -5,7 +5,8 @@
 // key, lists the tailscaled peer, and says calmly that Trellis runs without a network device — with the SOCKS5 and
 // HTTP proxy addresses (copy puts the address on the clipboard), why, and how to get full mode — instead of the
 // "needs administrator rights" warning; curl in that namespace fetches a page from the peer through each proxy
-// shown. Screenshots go to test-artifacts/app-web/.
+// shown; a new SOCKS5 address saved in Settings restarts the engine, and the notice and the proxy move there.
+// Screenshots go to test-artifacts/app-web/.
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,8 @@ const APP_SHELL = fileURLToPath(new URL('./lab/app-shell.mjs', import.meta.url))
 const URL_LINE = /Trellis web UI: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/;
 const SOCKS5 = '127.0.0.1:1055';
 const HTTP_PROXY = '127.0.0.1:1056';
+/** Where the user moves the SOCKS5 proxy in Settings. */
+const MOVED_SOCKS5 = '127.0.0.1:1080';
 
 /** A web page on the tailscaled peer's host, on every address (its tailnet one included). */
 const PAGE = 'hello from ts-b';
@@ -133,21 +136,49 @@ test('the app as uid 65534 without a daemon: userspace networking, said plainly,
         assert.equal(await page.evaluate('navigator.clipboard.readText()'), SOCKS5);
       });
 
+      const curl = (proxy: string[], url: string) =>
+        ha.run(['curl', '-sS', '--max-time', '20', ...proxy, url], { timeoutMs: 30_000 });
+      const peerB = async () => {
+        const self = (await tsB.status()).Self;
+        return {
+          ip: self?.TailscaleIPs.find((a) => !a.includes(':')) ?? '',
+          name: (self?.DNSName ?? '').replace(/\.$/, ''),
+        };
+      };
       await claim(
         '4. apps reach the tailnet through the proxies shown: curl fetches a page from the peer',
         async (st) => {
           const web = hb.spawn([process.execPath, '-e', WEB_SERVER], { label: 'web on b' });
           assert.ok(await web.waitForOutput(/listening/, 10_000), `the peer's web server: ${web.output()}`);
-          const self = (await tsB.status()).Self;
-          const ipB = self?.TailscaleIPs.find((a) => !a.includes(':')) ?? '';
-          const nameB = (self?.DNSName ?? '').replace(/\.$/, '');
-          st.diagnostic(`peer ${nameB} ${ipB}`);
-          const curl = (proxy: string[], url: string) =>
-            ha.run(['curl', '-sS', '--max-time', '20', ...proxy, url], { timeoutMs: 30_000 });
-          const bySocks = await curl(['--socks5-hostname', SOCKS5], `http://${nameB}:8080/`);
+          const b = await peerB();
+          st.diagnostic(`peer ${b.name} ${b.ip}`);
+          const bySocks = await curl(['--socks5-hostname', SOCKS5], `http://${b.name}:8080/`);
           assert.equal(bySocks.stdout, PAGE, `through SOCKS5 by MagicDNS name: ${bySocks.stderr}`);
-          const byHttp = await curl(['--proxy', `http://${HTTP_PROXY}`], `http://${ipB}:8080/`);
+          const byHttp = await curl(['--proxy', `http://${HTTP_PROXY}`], `http://${b.ip}:8080/`);
           assert.equal(byHttp.stdout, PAGE, `through the HTTP proxy by address: ${byHttp.stderr}`);
+        },
+      );
+
+      await claim(
+        '5. a new SOCKS5 address in Settings restarts the engine; the notice and the proxy move there',
+        async () => {
+          await page.getByTestId('nav-settings').click();
+          await page.getByTestId('pref-socks5Listen').fill(MOVED_SOCKS5);
+          await page.getByRole('button', { name: 'Save', exact: true }).click();
+          // The engine restarts (the window shows none for a moment), reconnects, and reports the new address.
+          await app.waitForState('Running', 90_000);
+          await page.getByTestId('nav-peers').click();
+          await page
+            .locator('[data-testid="proxy-address"][data-kind="socks5"] [data-testid="proxy-value"]', {
+              hasText: MOVED_SOCKS5,
+            })
+            .waitFor({ timeout: 60_000 });
+          await app.screenshot('userspace-3-moved');
+          const b = await peerB();
+          const moved = await curl(['--socks5-hostname', MOVED_SOCKS5], `http://${b.name}:8080/`);
+          assert.equal(moved.stdout, PAGE, `through SOCKS5 at its new address: ${moved.stderr}`);
+          const old = await curl(['--socks5-hostname', SOCKS5], `http://${b.name}:8080/`);
+          assert.notEqual(old.code, 0, 'nothing listens at the old address');
         },
       );
       await report();

@@ -240,3 +240,59 @@ test('setPrefs: proxy addresses are checked, normalized, kept apart and saved; e
     }
   });
 });
+
+test("a changed proxy address restarts the app's own engine with it; a daemon is not restarted", async () => {
+  await withDir(async (dir) => {
+    const started: DataPathSettings[] = [];
+    const engine = new NetEngine();
+    engine.networking = { mode: 'userspace', socks5: '127.0.0.1:1055', httpProxy: '127.0.0.1:1056' };
+    const prefsPath = join(dir, 'app-prefs.json');
+    const open = () =>
+      openAppEngineLink({
+        socketPath: join(dir, 'no-daemon.sock'),
+        stateDir: join(dir, 'engine'),
+        prefsPath,
+        startWorker: fakeWorker(engine, started),
+      });
+    const c = await AppController.open({ delegate: stubDelegate(), link: await open(), prefsPath, reopen: open });
+    try {
+      assert.equal(started.length, 1);
+      await c.call('setPrefs', { socks5Listen: '127.0.0.1:1080' });
+      assert.equal(started.length, 2, 'a second engine started');
+      assert.equal(started[1]?.socks5Listen, '127.0.0.1:1080');
+      assert.equal(started[1]?.httpProxyListen, '127.0.0.1:1056');
+      const s = c.snapshot();
+      assert.equal(s.link, 'worker');
+      assert.equal(s.state, 'Running');
+      // The same address again, or another preference: no restart.
+      await c.call('setPrefs', { socks5Listen: '127.0.0.1:1080', notifications: false });
+      assert.equal(started.length, 2);
+    } finally {
+      await c.close();
+    }
+  });
+  await withDir(async (dir) => {
+    const engine = new NetEngine();
+    const { port1, port2 } = new MessageChannel();
+    serveEngine(engine, new PortTransport(port2));
+    const client = new EngineClient(new PortTransport(port1));
+    let reopened = 0;
+    const daemon: EngineLink = { kind: 'daemon', client, where: 'socket', close: async () => client.close() };
+    const c = await AppController.open({
+      delegate: stubDelegate(),
+      link: daemon,
+      prefsPath: join(dir, 'app.json'),
+      reopen: async () => {
+        reopened++;
+        return daemon;
+      },
+    });
+    try {
+      await c.call('setPrefs', { httpProxyListen: '127.0.0.1:8080' });
+      assert.equal(reopened, 0, 'the daemon keeps running');
+      assert.equal(c.snapshot().link, 'daemon');
+    } finally {
+      await c.close();
+    }
+  });
+});

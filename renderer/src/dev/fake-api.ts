@@ -344,7 +344,13 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
         p = { ...p, [k]: checked.address };
       }
       const next = setRoutePrefs(p);
-      update({ prefs: next, ...routeState(next) });
+      // As the app's own engine does once restarted: the proxies at their new addresses.
+      const networking = snap.networking && {
+        ...snap.networking,
+        socks5: next.socks5Listen || undefined,
+        httpProxy: next.httpProxyListen || undefined,
+      };
+      update({ prefs: next, ...routeState(next), networking });
       return snap.prefs;
     },
     sendFiles: async (req: { peer: string; paths: string[] }) =>

@@ -145,7 +145,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
             <legend>Proxies in userspace mode</legend>
             <p className="muted small">
               Without a network device apps reach the tailnet through these. Addresses on this computer only (127.0.0.1,
-              localhost or [::1]) with a port; empty turns a proxy off. Changes apply when Trellis next starts.
+              localhost or [::1]) with a port; empty turns a proxy off. Saving a change restarts the engine (a few
+              seconds offline).
             </p>
             {listen('socks5Listen', 'SOCKS5 proxy', '127.0.0.1:1055')}
             {listen('httpProxyListen', 'HTTP proxy', '127.0.0.1:1056')}
