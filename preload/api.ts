@@ -5,13 +5,14 @@ import type {
   EngineState,
   ExitNodeStatus,
   Health,
+  NetworkingStatus,
   PeerPath,
   Prefs,
   RouteOffer,
   SelfNode,
 } from '../main/engine/protocol.ts';
 
-export type { EngineState, ExitNodeStatus, Health, PeerPath, RouteOffer, SelfNode };
+export type { EngineState, ExitNodeStatus, Health, NetworkingStatus, PeerPath, RouteOffer, SelfNode };
 
 /** The engine's route prefs, as protocol.ts documents them (the window cannot set lastExitNodeID: the engine keeps it). */
 export type RoutePrefs = Pick<
@@ -36,6 +37,17 @@ export interface AppPrefs extends RoutePrefs {
   autoSaveDir: string;
   /** Desktop notifications (file received, login needed, key expiring). */
   notifications: boolean;
+  /** Where the app's own engine offers its SOCKS5 proxy when it runs without a network device, loopback "host:port".
+   *  A change restarts that engine (a daemon keeps its own). */
+  socks5Listen: string;
+  /** Likewise for its HTTP proxy. */
+  httpProxyListen: string;
+}
+
+/** How this machine's apps reach the tailnet, as the window shows it: the engine's status plus, in userspace
+ *  mode, the sentence saying how to get the full mode (a network device). */
+export interface NetworkingView extends NetworkingStatus {
+  fullModeAdvice?: string;
 }
 
 /** Tailscale's own control server, the default when the user does not pick a custom one. */
@@ -162,6 +174,8 @@ export interface AppSnapshot {
   exitNode?: ExitNodeStatus;
   /** What this device offers as routes and what control approved. */
   routes?: RouteOffer;
+  /** Absent while the engine has no data path open. */
+  networking?: NetworkingView;
   transfers: Transfer[];
   received: ReceivedItem[];
   /** Files handed to the app (second launch, command line) waiting for the user to pick a peer. */
@@ -278,7 +292,18 @@ export type ApiErrorCode =
   | 'internal';
 
 /** The form field an error is about (the login form's, or a preference in Settings). */
-export type ApiErrorField = 'controlURL' | 'authKey' | 'hostname' | 'autoSaveDir' | 'advertiseRoutes' | 'exitNodeID';
+/** The form fields an error can be about. */
+export const API_ERROR_FIELDS = [
+  'controlURL',
+  'authKey',
+  'hostname',
+  'autoSaveDir',
+  'advertiseRoutes',
+  'exitNodeID',
+  'socks5Listen',
+  'httpProxyListen',
+] as const;
+export type ApiErrorField = (typeof API_ERROR_FIELDS)[number];
 
 export interface ApiErrorBody {
   code: ApiErrorCode;
@@ -316,14 +341,7 @@ export class ApiError extends Error {
 
   /** Rebuilt on the window's side; field and detail are kept only when well-formed. */
   static fromBody(b: ApiErrorBody): ApiError {
-    const fields: readonly unknown[] = [
-      'controlURL',
-      'authKey',
-      'hostname',
-      'autoSaveDir',
-      'advertiseRoutes',
-      'exitNodeID',
-    ];
+    const fields: readonly unknown[] = API_ERROR_FIELDS;
     const field = fields.includes(b.field) ? b.field : undefined;
     const detail = typeof b.detail === 'string' ? b.detail : undefined;
     return new ApiError(b.code, b.message, { field, detail });

@@ -3,7 +3,14 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { connectDaemon } from '../engine/ipc/daemon-client.ts';
 import { type EngineClient, RpcError } from '../engine/ipc/rpc.ts';
-import type { CommandMap, CommandName, EngineState, PeerSummary, StatusSnapshot } from '../engine/protocol.ts';
+import type {
+  CommandMap,
+  CommandName,
+  EngineState,
+  NetworkingStatus,
+  PeerSummary,
+  StatusSnapshot,
+} from '../engine/protocol.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 import {
   exitNodeLine,
@@ -334,6 +341,7 @@ export function formatStatus(s: StatusSnapshot): string {
   if (s.fileTargets && s.fileTargets.length > 0) {
     lines.push('', `# Taildrop targets (trellis file cp <file> <peer>:): ${s.fileTargets.map(printable).join(', ')}`);
   }
+  if (s.networking?.mode === 'userspace') lines.push('', ...userspaceLines(s.networking));
   if (s.health.length > 0) {
     lines.push('', '# Health check:', ...s.health.map((h) => `#     - ${printable(h.message)}`));
   }
@@ -343,6 +351,16 @@ export function formatStatus(s: StatusSnapshot): string {
     lines.push('', `# Crypto: ChaCha20-Poly1305 from @noble/ciphers, the slower fallback${why}`);
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** Userspace networking: no network device, so apps reach the tailnet through the proxies it names. */
+function userspaceLines(n: NetworkingStatus): string[] {
+  const lines = ['# Userspace networking (no network device): apps reach the tailnet through a proxy.'];
+  if (n.socks5) lines.push(`#     SOCKS5 proxy: ${printable(n.socks5)}`);
+  if (n.httpProxy) lines.push(`#     HTTP proxy:   ${printable(n.httpProxy)}`);
+  if (!n.socks5 && !n.httpProxy) lines.push('#     No proxy is running.');
+  if (n.reason) lines.push(`#     Why: ${printable(n.reason)}`);
+  return lines;
 }
 
 function peerRow(p: PeerSummary): string[] {

@@ -27,14 +27,14 @@ const WEB_HELP = `usage: ${WEB_USAGE}
   --socket PATH     the daemon's socket
 `;
 const DEFAULT_PORT = 8088;
-const STATIC_DIR = fileURLToPath(new URL('../../renderer/dist/', import.meta.url));
+export const STATIC_DIR = fileURLToPath(new URL('../../renderer/dist/', import.meta.url));
 
 function unsupported(): never {
   throw new ApiError('unsupported', 'not available in the browser');
 }
 
 /** The browser's user may be on another machine: nothing is opened on this one's desktop. */
-function webDelegate(saveDir: string): ControllerDelegate {
+export function webDelegate(saveDir: string): ControllerDelegate {
   const capabilities: Capabilities = { shell: 'web', openFiles: false, chooseFolder: false, autostart: false, saveDir };
   return {
     capabilities,

@@ -20,8 +20,9 @@ import { accountViews, addAccount, hasAuthKey, logIn, removeAccount, switchAccou
 import { toApiError } from './api-errors.ts';
 import { type AppOnlyPrefs, loadAppPrefs, saveAppPrefs } from './app-prefs.ts';
 import type { ControllerDelegate } from './delegate.ts';
-import { type EngineLink, privilegeAdvice } from './engine-link.ts';
+import type { EngineLink } from './engine-link.ts';
 import { EngineMirror } from './engine-mirror.ts';
+import { checkProxyPair, healthView, networkingView } from './networking.ts';
 import { ReceivedFiles } from './received.ts';
 import { enginePrefsView } from './routes.ts';
 import { TransferQueue } from './transfers.ts';
@@ -107,10 +108,6 @@ export class AppController implements ApiBackend {
     const s = this.#engine.status;
     const link = this.#engine.link;
     const prefs: AppPrefs = { ...enginePrefsView(s?.prefs), ...this.#appPrefs };
-    const health = (s?.health ?? []).map((h) => {
-      const advice = h.code === 'data-path' ? privilegeAdvice(h.message) : undefined;
-      return advice ? { code: 'no-tun-privilege', message: advice } : h;
-    });
     return {
       link: link.kind,
       linkProblem: link.kind === 'none' ? link.problem : undefined,
@@ -122,10 +119,11 @@ export class AppController implements ApiBackend {
       peers: peerViews(s),
       domain: s?.domain,
       accounts: accountViews(this.#engine.profiles),
-      health,
+      health: healthView(s),
       prefs,
       exitNode: s?.exitNode,
       routes: s?.routes,
+      networking: networkingView(s),
       transfers: this.#transfers.list(),
       received: this.#received.list(),
       pendingSend: [...this.#pendingSend],
@@ -274,6 +272,7 @@ export class AppController implements ApiBackend {
     if (dir !== undefined && dir !== '' && this.#saveDir !== undefined && dir !== this.#saveDir) {
       throw new ApiError('refused', `Files are saved to ${this.#saveDir} only.`, { field: 'autoSaveDir' });
     }
+    checkProxyPair({ ...this.#appPrefs, ...app });
     if (Object.keys(engine).length > 0) await this.#engine.client().request('setPrefs', engine);
     if (Object.keys(app).length > 0) {
       const before = this.#appPrefs;
@@ -281,6 +280,12 @@ export class AppController implements ApiBackend {
       await saveAppPrefs(this.#prefsPath, this.#appPrefs);
       if (app.startAtLogin !== undefined || app.startHidden !== undefined) {
         this.#delegate.applyAutostart(this.#appPrefs.startAtLogin, this.#appPrefs.startHidden);
+      }
+      const proxies = (['socks5Listen', 'httpProxyListen'] as const).some(
+        (k) => app[k] !== undefined && app[k] !== before[k],
+      );
+      if (proxies && this.#engine.link.kind === 'worker') {
+        await this.#engine.restart('Restarting the engine with the new proxy addresses…');
       }
       if (app.autoSaveDir !== undefined && app.autoSaveDir !== before.autoSaveDir) {
         await this.#received.watchFolder(this.#savedFolder());

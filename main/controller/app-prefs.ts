@@ -3,14 +3,20 @@
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AppPrefs } from '../../preload/api.ts';
+import { checkListenAddress, DEFAULT_HTTP_PROXY_LISTEN, DEFAULT_SOCKS5_LISTEN } from '../../preload/listen-address.ts';
 
-export type AppOnlyPrefs = Pick<AppPrefs, 'startAtLogin' | 'startHidden' | 'autoSaveDir' | 'notifications'>;
+export type AppOnlyPrefs = Pick<
+  AppPrefs,
+  'startAtLogin' | 'startHidden' | 'autoSaveDir' | 'notifications' | 'socks5Listen' | 'httpProxyListen'
+>;
 
 export const DEFAULT_APP_PREFS: AppOnlyPrefs = {
   startAtLogin: false,
   startHidden: false,
   autoSaveDir: '',
   notifications: true,
+  socks5Listen: DEFAULT_SOCKS5_LISTEN,
+  httpProxyListen: DEFAULT_HTTP_PROXY_LISTEN,
 };
 
 /** Keeps the known fields of the right type; anything else falls back to its default. */
@@ -22,7 +28,17 @@ export function parseAppPrefs(value: unknown): AppOnlyPrefs {
     startHidden: bool('startHidden') as boolean,
     autoSaveDir: typeof v.autoSaveDir === 'string' ? v.autoSaveDir : DEFAULT_APP_PREFS.autoSaveDir,
     notifications: bool('notifications') as boolean,
+    socks5Listen: listen(v.socks5Listen, DEFAULT_APP_PREFS.socks5Listen),
+    httpProxyListen: listen(v.httpProxyListen, DEFAULT_APP_PREFS.httpProxyListen),
   };
+}
+
+/** A proxy address from the file, used only when it still passes the window's check (a hand-edited file cannot open
+ *  a proxy to the network). */
+function listen(value: unknown, fallback: string): string {
+  if (typeof value !== 'string') return fallback;
+  const checked = checkListenAddress(value, 'proxy');
+  return 'address' in checked ? checked.address : fallback;
 }
 
 export async function loadAppPrefs(path: string): Promise<AppOnlyPrefs> {

@@ -104,6 +104,26 @@ export class EngineMirror {
     await this.#link.close();
   }
 
+  /** Closes the link and opens a new one: the app's own engine restarts and reads its settings again. While it
+   *  restarts the window shows no engine, with why. */
+  async restart(why: string): Promise<void> {
+    const reopen = this.o.reopen;
+    if (!reopen || this.#closed) return;
+    for (const off of this.#offLink) off();
+    this.#offLink = [];
+    const old = this.#link;
+    this.#link = { kind: 'none', problem: why, where: old.where, close: async () => {} };
+    this.#status = undefined;
+    this.o.changed();
+    await old.close();
+    const link = await reopen().catch((e: Error) => ({ kind: 'none', problem: e.message }) as EngineLink);
+    if (this.#closed) return void (await link.close?.());
+    if (link.kind !== 'none') return this.#attach(link);
+    this.#link = link;
+    this.o.changed();
+    this.#retry();
+  }
+
   async #attach(link: EngineLink): Promise<void> {
     for (const off of this.#offLink) off();
     this.#offLink = [];

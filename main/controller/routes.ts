@@ -3,6 +3,7 @@
 import { ApiError, type AppPrefs } from '../../preload/api.ts';
 import { checkRoutes } from '../../preload/routes.ts';
 import type { Prefs, StatusSnapshot } from '../engine/protocol.ts';
+import type { AppOnlyPrefs } from './app-prefs.ts';
 
 /** The engine's preferences a window may set, besides the connection ones views.ts checks. */
 export const ROUTE_KEYS = [
@@ -22,9 +23,7 @@ export function isRouteKey(k: string): k is RouteKey {
 const MAX_ROUTES = 256;
 
 /** The engine's part of AppPrefs, with defaults while no engine has answered yet. */
-export function enginePrefsView(
-  p: Prefs | undefined,
-): Omit<AppPrefs, 'startAtLogin' | 'startHidden' | 'autoSaveDir' | 'notifications'> {
+export function enginePrefsView(p: Prefs | undefined): Omit<AppPrefs, keyof AppOnlyPrefs> {
   return {
     controlURL: p?.controlURL ?? '',
     hostname: p?.hostname ?? '',

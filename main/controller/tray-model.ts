@@ -91,6 +91,14 @@ function accountMenu(accounts: AccountView[]): TrayItem {
   return { kind: 'submenu', label: active ? `Account: ${accountLabel(active)}` : 'Accounts', items };
 }
 
+/** In userspace mode a disabled line says so and where apps find the tailnet: the SOCKS5 proxy, else the HTTP one. */
+function userspaceLine(s: AppSnapshot): TrayItem | undefined {
+  const n = s.networking;
+  if (n?.mode !== 'userspace') return undefined;
+  const proxy = n.socks5 ? `proxy ${n.socks5}` : n.httpProxy ? `HTTP proxy ${n.httpProxy}` : 'no proxy running';
+  return { kind: 'info', label: `Userspace mode — ${proxy}` };
+}
+
 export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
   const items: TrayItem[] = [];
   // A first run's one empty account needs no menu: 'Log in…' is all there is to do.
@@ -107,6 +115,8 @@ export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
   } else if (loggedIn) {
     items.push({ kind: 'action', action: 'connect', label: 'Connect', enabled: true });
   }
+  const userspace = s.link !== 'none' ? userspaceLine(s) : undefined;
+  if (userspace) items.push(userspace);
   if (s.self && s.state === 'Running') {
     const ip = s.self.addresses.find((a) => !a.includes(':')) ?? s.self.addresses[0] ?? '';
     items.push({ kind: 'separator' });

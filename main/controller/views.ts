@@ -2,6 +2,7 @@
 // on preferences the window sends (never trusted: a window is a sandboxed web page).
 import type { AppPrefs, PeerView } from '../../preload/api.ts';
 import { ApiError } from '../../preload/api.ts';
+import { checkListenAddress } from '../../preload/listen-address.ts';
 import type { Prefs, StatusSnapshot } from '../engine/protocol.ts';
 import type { AppOnlyPrefs } from './app-prefs.ts';
 import { checkRoutePref, isRouteKey } from './routes.ts';
@@ -33,7 +34,16 @@ export function peerViews(s: StatusSnapshot | undefined): PeerView[] {
 }
 
 const ENGINE_KEYS = ['controlURL', 'hostname', 'acceptDNS', 'autoConnect'] as const;
-const APP_KEYS = ['startAtLogin', 'startHidden', 'autoSaveDir', 'notifications'] as const;
+const APP_KEYS = [
+  'startAtLogin',
+  'startHidden',
+  'autoSaveDir',
+  'notifications',
+  'socks5Listen',
+  'httpProxyListen',
+] as const;
+/** The proxy address prefs, as the user knows them. */
+const LISTEN_NAMES = { socks5Listen: 'The SOCKS5 proxy', httpProxyListen: 'The HTTP proxy' } as const;
 
 /** Splits a partial AppPrefs into the engine's and the app's parts, refusing unknown keys and wrong types; the
  *  status, when known, is what an exit node choice is checked against. */
@@ -53,7 +63,12 @@ export function validatePrefs(
     }
     if (k === 'lastExitNodeID') throw new ApiError('bad-request', 'lastExitNodeID is kept by the engine');
     const key = k as keyof AppPrefs;
-    const wantString = key === 'controlURL' || key === 'hostname' || key === 'autoSaveDir';
+    const wantString =
+      key === 'controlURL' ||
+      key === 'hostname' ||
+      key === 'autoSaveDir' ||
+      key === 'socks5Listen' ||
+      key === 'httpProxyListen';
     if (!(ENGINE_KEYS as readonly string[]).includes(k) && !(APP_KEYS as readonly string[]).includes(k)) {
       throw new ApiError('bad-request', `unknown preference ${JSON.stringify(k)}`);
     }
@@ -69,6 +84,12 @@ export function validatePrefs(
       throw new ApiError('bad-request', 'The folder must be a full path, like /home/you/Downloads.', {
         field: 'autoSaveDir',
       });
+    }
+    if (key === 'socks5Listen' || key === 'httpProxyListen') {
+      const checked = checkListenAddress(v as string, LISTEN_NAMES[key]);
+      if ('error' in checked) throw new ApiError('bad-request', checked.error, { field: key });
+      app[k] = checked.address;
+      continue;
     }
     ((ENGINE_KEYS as readonly string[]).includes(k) ? engine : app)[k] = key === 'hostname' ? (v as string).trim() : v;
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { app, type BrowserWindow, session } from 'electron';
 import { AppController } from '../controller/app-controller.ts';
-import { type EngineLinkOptions, openEngineLink } from '../controller/engine-link.ts';
+import { openAppEngineLink } from '../controller/engine-link.ts';
 import type { TrayAction } from '../controller/tray-model.ts';
 import { resolveSocketPath } from '../engine/ipc/socket-path.ts';
 import { registerIpc } from './ipc.ts';
@@ -84,17 +84,20 @@ async function start(): Promise<void> {
   denyAllPermissions(session.defaultSession);
 
   const userData = app.getPath('userData');
-  const linkOptions: EngineLinkOptions = {
+  const prefsPath = join(userData, 'app-prefs.json');
+  // Without a daemon the app's own engine takes a TUN if it may, else userspace networking behind its proxies.
+  const linkOptions = {
     socketPath: resolveSocketPath(undefined),
     stateDir: join(userData, 'engine'),
     tunName: 'trellis0',
+    prefsPath,
   };
   const delegate = new ElectronShellDelegate({ window: currentWindow, showWindow });
   const opened = await AppController.open({
     delegate,
-    link: await openEngineLink(linkOptions),
-    prefsPath: join(userData, 'app-prefs.json'),
-    reopen: () => openEngineLink(linkOptions),
+    link: await openAppEngineLink(linkOptions),
+    prefsPath,
+    reopen: () => openAppEngineLink(linkOptions),
   });
   controller = opened;
   forwardFiles(earlyFiles.splice(0));

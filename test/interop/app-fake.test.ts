@@ -2,7 +2,8 @@
 // tested is the page itself). 2,000 devices: the list stays small in the DOM, sorts names as people read them
 // (node-18 before node-178) and keeps the search box in view after scrolling to the end. Every view, light and
 // dark, passes an axe-core scan with no serious or critical violation (contrast included); each is saved as a
-// screenshot in test-artifacts/app-web/.
+// screenshot in test-artifacts/app-web/. Userspace networking: the notice with both proxy addresses, copy buttons,
+// the reason and how to get full mode, above 2,000 devices; the proxy addresses checked in Settings.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -83,6 +84,17 @@ const VIEWS: View[] = [
     },
   },
   { name: 'pending-send', params: { peers: '40', pending: '1' } },
+  { name: 'peers-userspace', params: { peers: PEERS, userspace: '1' } },
+  {
+    name: 'settings-proxy-error',
+    params: { peers: '40', userspace: '1' },
+    reach: async (page) => {
+      await page.getByTestId('nav-settings').click();
+      await page.getByTestId('pref-socks5Listen').fill('0.0.0.0:1055');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await page.getByTestId('settings-error').waitFor({ timeout: 5000 });
+    },
+  },
 ];
 
 test('the window with 2,000 devices, every view accessible in light and dark (fake API, chromium)', {
@@ -160,6 +172,64 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
     assert.equal(await page.locator('[data-testid="peer-row"][data-file-target="false"]').count(), 0);
     await page.close();
   });
+
+  await t.test(
+    'userspace mode: a calm notice above 2,000 devices with both proxies, copy, why and full mode',
+    async () => {
+      const page = await browser.newPage({ viewport: { width: 960, height: 680 } });
+      await serveDist(page);
+      await openFake(page, { peers: PEERS, userspace: '1' });
+      const app = new AppPage(page);
+      const notice = page.getByTestId('userspace-notice');
+      await notice.waitFor({ timeout: 20_000 });
+      assert.equal(await notice.getAttribute('role'), 'note', 'a note, not an alert: nothing is wrong');
+      assert.match((await notice.textContent()) ?? '', /runs without a network device, so apps reach the tailnet/);
+      const address = (kind: string) =>
+        page.locator(`[data-testid="proxy-address"][data-kind="${kind}"] [data-testid="proxy-value"]`).textContent();
+      assert.equal(await address('socks5'), '127.0.0.1:1055');
+      assert.equal(await address('http'), '127.0.0.1:1056');
+      assert.match((await page.getByTestId('userspace-reason').textContent()) ?? '', /administrator rights/);
+      assert.match((await page.getByTestId('userspace-full-mode').textContent()) ?? '', /^For full mode, .*daemon/);
+      assert.equal(await page.locator('[data-testid="link-problem"], .health').count(), 0, 'no warning banner');
+
+      await page.getByRole('button', { name: 'Copy the SOCKS5 proxy address' }).click();
+      await page.locator('[data-testid="notice"]', { hasText: 'Copied 127.0.0.1:1055' }).waitFor({ timeout: 5000 });
+      await page.getByRole('button', { name: 'Copy the HTTP proxy address' }).click();
+      await page.waitForFunction('globalThis.__copied?.length === 2', null, { timeout: 5000 });
+      assert.deepEqual(await page.evaluate('globalThis.__copied'), ['127.0.0.1:1055', '127.0.0.1:1056']);
+
+      // The notice takes its place above the list; the list still renders few rows and keeps its search in view.
+      assert.equal((await page.getByTestId('peer-count').textContent())?.trim(), '2000 of 2000');
+      const elements = await page.evaluate('document.getElementsByTagName("*").length');
+      assert.ok(Number(elements) < 3000, `the page has ${elements} elements for 2,000 devices (want < 3,000)`);
+      await page.getByTestId('peer-list').evaluate((el) => {
+        const box = el as unknown as { scrollTop: number; scrollHeight: number };
+        box.scrollTop = box.scrollHeight;
+      });
+      await page.locator('[data-testid="peer-row"][aria-posinset="2000"]').waitFor({ timeout: 5000 });
+      assert.ok(await page.getByTestId('peer-search').isVisible(), 'the search box is visible');
+      await app.screenshot('fake-userspace-scrolled-end');
+
+      // Settings: the proxies' addresses, checked before they are kept.
+      await page.getByTestId('nav-settings').click();
+      const socks = page.getByTestId('pref-socks5Listen');
+      assert.equal(await socks.inputValue(), '127.0.0.1:1055');
+      await socks.fill('192.168.1.5:1055');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      const err = page.getByTestId('settings-error');
+      await err.waitFor({ timeout: 5000 });
+      assert.match((await err.textContent()) ?? '', /^The SOCKS5 proxy must listen on this computer only/);
+      assert.equal(await socks.getAttribute('aria-invalid'), 'true');
+      await socks.fill('[::1]:9050');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor({ timeout: 5000 });
+      assert.equal(await socks.inputValue(), '[::1]:9050');
+      await page.getByTestId('nav-peers').click();
+      const shown = page.locator('[data-testid="proxy-address"][data-kind="socks5"] [data-testid="proxy-value"]');
+      assert.equal(await shown.textContent(), '[::1]:9050', 'the notice shows the new address');
+      await page.close();
+    },
+  );
 
   for (const scheme of ['light', 'dark'] as const) {
     await t.test(`every view in ${scheme}: no serious or critical axe violation`, async () => {

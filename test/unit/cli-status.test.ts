@@ -122,3 +122,39 @@ test('the AEAD shows only when it is the noble fallback; libsodium is the quiet 
     '100.64.0.1  laptop  alice  -  -\n\n# Crypto: ChaCha20-Poly1305 from @noble/ciphers, the slower fallback (TRELLIS_AEAD=noble)\n',
   );
 });
+
+test('userspace networking: the mode, both proxy addresses and why, after the table; nothing in TUN mode', () => {
+  const text = formatStatus(
+    snapshot({
+      self: SELF,
+      networking: {
+        mode: 'userspace',
+        socks5: '127.0.0.1:1055',
+        httpProxy: '[::1]:1056',
+        reason: 'Creating a network device needs root.',
+      },
+    }),
+  );
+  assert.equal(
+    text,
+    [
+      '100.64.0.1  laptop  alice  -  -',
+      '',
+      '# Userspace networking (no network device): apps reach the tailnet through a proxy.',
+      '#     SOCKS5 proxy: 127.0.0.1:1055',
+      '#     HTTP proxy:   [::1]:1056',
+      '#     Why: Creating a network device needs root.',
+      '',
+    ].join('\n'),
+  );
+  const bare = formatStatus(
+    snapshot({ self: SELF, networking: { mode: 'userspace', socks5: '127.0.0.1:1\u001b[2J' } }),
+  );
+  assert.match(bare, /SOCKS5 proxy: 127\.0\.0\.1:1\?\[2J\n$/, 'no escape reaches the terminal; no "Why" without one');
+  const none = formatStatus(snapshot({ self: SELF, networking: { mode: 'userspace' } }));
+  assert.match(none, /# {5}No proxy is running\.\n$/);
+  assert.equal(
+    formatStatus(snapshot({ self: SELF, networking: { mode: 'tun' } })),
+    '100.64.0.1  laptop  alice  -  -\n',
+  );
+});

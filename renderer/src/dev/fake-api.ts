@@ -2,7 +2,7 @@
 // at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1,
 // expiring=1 (this device's key expires in 2 days), exit=NAME (that exit node chosen), routes=1 (this device
 // offers two subnets, one approved). Every fifth device offers an exit node, every seventh (from the fourth) two
-// subnets; choosing an exit node marks it in use, offline ones are held as the engine does. A control URL with "fail" or "down", or the auth key "bad",
+// subnets; userspace=1: userspace networking (the notice and its proxies); choosing an exit node marks it in use, offline ones are held as the engine does. A control URL with "fail" or "down", or the auth key "bad",
 // makes the login fail as a real one would.
 // shell=web behaves as trellis web does: one save folder, and a call naming another is refused.
 import {
@@ -17,6 +17,11 @@ import {
   type Transfer,
   type TrellisApi,
 } from '../../../preload/api.ts';
+import {
+  checkListenAddress,
+  DEFAULT_HTTP_PROXY_LISTEN,
+  DEFAULT_SOCKS5_LISTEN,
+} from '../../../preload/listen-address.ts';
 import { checkRoutes } from '../../../preload/routes.ts';
 
 const OSES = ['linux', 'windows', 'macOS', 'iOS', 'android'];
@@ -73,6 +78,8 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     startHidden: false,
     autoSaveDir: '',
     notifications: true,
+    socks5Listen: DEFAULT_SOCKS5_LISTEN,
+    httpProxyListen: DEFAULT_HTTP_PROXY_LISTEN,
     exitNodeID: '',
     lastExitNodeID: '',
     exitNodeAllowLANAccess: false,
@@ -118,6 +125,18 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
         ? [{ code: 'control-unreachable', message: 'Cannot reach the control server.' }]
         : [],
     prefs,
+    networking:
+      params.get('userspace') === '1'
+        ? {
+            mode: 'userspace',
+            socks5: prefs.socks5Listen,
+            httpProxy: prefs.httpProxyListen,
+            reason: 'Creating a network device needs administrator rights, which Trellis does not have.',
+            fullModeAdvice:
+              'For full mode, start the Trellis daemon as root ("sudo trellis daemon --state-dir /var/lib/trellis"), ' +
+              'then restart Trellis.',
+          }
+        : undefined,
     transfers: [
       {
         id: 't1',
@@ -314,8 +333,24 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
         });
       if (saveDir && p.autoSaveDir !== undefined && p.autoSaveDir !== '' && p.autoSaveDir !== saveDir)
         throw new ApiError('refused', `From the browser, auto-save can only be turned on (to ${saveDir}) or off.`);
+      for (const [k, what] of [
+        ['socks5Listen', 'The SOCKS5 proxy'],
+        ['httpProxyListen', 'The HTTP proxy'],
+      ] as const) {
+        const v = p[k];
+        if (v === undefined) continue;
+        const checked = checkListenAddress(v, what);
+        if ('error' in checked) throw new ApiError('bad-request', checked.error, { field: k });
+        p = { ...p, [k]: checked.address };
+      }
       const next = setRoutePrefs(p);
-      update({ prefs: next, ...routeState(next) });
+      // As the app's own engine does once restarted: the proxies at their new addresses.
+      const networking = snap.networking && {
+        ...snap.networking,
+        socks5: next.socks5Listen || undefined,
+        httpProxy: next.httpProxyListen || undefined,
+      };
+      update({ prefs: next, ...routeState(next), networking });
       return snap.prefs;
     },
     sendFiles: async (req: { peer: string; paths: string[] }) =>
@@ -346,7 +381,11 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     openReceived: async () => emit('notice', { level: 'info', message: 'Opened (fake).' }),
     revealReceived: async () => emit('notice', { level: 'info', message: 'Revealed (fake).' }),
     chooseFolder: async () => '/home/alice/Taildrop',
-    copyText: async () => {},
+    // Kept where a test can read what would be on the clipboard.
+    copyText: async (text: string) => {
+      const g = globalThis as { __copied?: string[] };
+      g.__copied = [...(g.__copied ?? []), text];
+    },
     openExternal: async () => {},
     dismissPendingSend: async () => update({ pendingSend: [] }),
     cancelLogin: async () => update({ authURL: undefined, loggingIn: false, state: 'NeedsLogin' }),

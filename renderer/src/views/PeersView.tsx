@@ -7,6 +7,7 @@ import { ExitNodeBar } from '../components/ExitNodePicker.tsx';
 import { PeerDetails } from '../components/PeerDetails.tsx';
 import { PeerList } from '../components/PeerList.tsx';
 import { Transfers } from '../components/Transfers.tsx';
+import { UserspaceNotice } from '../components/UserspaceNotice.tsx';
 import { matchesPeer, passesFilters, sortPeers } from '../lib/peer-filter.ts';
 import { attempt, useStore } from '../store.ts';
 
@@ -42,6 +43,7 @@ export function PeersView({ snapshot }: { snapshot: AppSnapshot }) {
   return (
     <div className={`peers-layout${selected ? ' with-details' : ''}`}>
       <section className="peers" aria-label="Devices">
+        <UserspaceNotice networking={snapshot.networking} />
         <ExitNodeBar snapshot={snapshot} />
         <div className="toolbar">
           <label className="search">

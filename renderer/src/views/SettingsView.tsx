@@ -93,6 +93,23 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     </label>
   );
 
+  const listen = (k: 'socks5Listen' | 'httpProxyListen', label: string, placeholder: string) => (
+    <label className="field">
+      <span>{label}</span>
+      <input
+        type="text"
+        className="mono"
+        data-testid={`pref-${k}`}
+        value={value(k)}
+        placeholder={placeholder}
+        onChange={(e) => edit(k, e.currentTarget.value)}
+        aria-invalid={status.kind === 'error' && status.field === k}
+        aria-describedby={status.kind === 'error' && status.field === k ? `settings-error-${k}` : undefined}
+      />
+      <FieldError status={status} field={k} />
+    </label>
+  );
+
   return (
     <div className="stack">
       <form className="card settings" onSubmit={save}>
@@ -123,6 +140,18 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
         </label>
         {check('acceptDNS', 'Use tailnet DNS (MagicDNS)', 'Resolve device names like laptop.tailnet.ts.net.')}
         {check('autoConnect', 'Connect when Trellis starts')}
+        {snapshot.link === 'worker' && (
+          <fieldset className="proxy-fields" data-testid="proxy-settings">
+            <legend>Proxies in userspace mode</legend>
+            <p className="muted small">
+              Without a network device apps reach the tailnet through these. Addresses on this computer only (127.0.0.1,
+              localhost or [::1]) with a port; empty turns a proxy off. Saving a change restarts the engine (a few
+              seconds offline).
+            </p>
+            {listen('socks5Listen', 'SOCKS5 proxy', '127.0.0.1:1055')}
+            {listen('httpProxyListen', 'HTTP proxy', '127.0.0.1:1056')}
+          </fieldset>
+        )}
 
         <h2>App</h2>
         {capabilities.autostart && (

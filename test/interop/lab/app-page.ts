@@ -69,9 +69,10 @@ export async function startWebUi(socket: string): Promise<WebUi> {
   return { url, saveDir: home.env.XDG_DOWNLOAD_DIR, process: proc, stop };
 }
 
-export async function launchChromium(): Promise<Browser> {
+/** Debian's chromium, headless; executablePath may be a wrapper that starts it elsewhere (in a namespace). */
+export async function launchChromium(executablePath = CHROMIUM): Promise<Browser> {
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     timeout: 60_000,
   });
