@@ -2,7 +2,7 @@
 // a namespace on a veth into that bridge (203.0.113.2, .3, …; no default route) with its own resolv.conf, so no
 // client can touch the host's resolver. startTrellisNode runs `trellis daemon` (with a TUN) inside a host.
 import { existsSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
@@ -143,7 +143,11 @@ export interface TrellisNodeOptions {
   hostname: string;
   loginServer: string;
   authKey: string;
-  tun?: string; // TUN name, default 'trellis0'
+  tun?: string; // TUN name, default 'trellis0'; 'userspace-networking' for the netstack (no TUN)
+  daemonArgs?: string[]; // more `trellis daemon` arguments, e.g. ['--socks5-server', '127.0.0.1:1055']
+  /** Run the daemon as this uid (gid the same, no supplementary groups, no capabilities: setpriv); its temp dir
+   *  (state, socket, HOME) is handed to that user. The CLI calls stay root's. */
+  uid?: number;
   port?: number; // UDP port for WireGuard/disco, default 41641
   env?: Record<string, string>; // extra environment for the daemon
   startTimeoutMs?: number; // bound for the first `status --json` answer, default 20 s
@@ -177,6 +181,18 @@ export interface TrellisNode {
   restart(): Promise<void>;
 }
 
+/** The daemon exited before it answered on its socket (exit code 2: it refused its arguments). */
+export class DaemonExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly output: string,
+  ) {
+    super(message);
+    this.name = 'DaemonExitError';
+  }
+}
+
 const live = new Map<string, ManagedProcess>(); // temp dir → daemon, for the exit hook
 process.on('exit', () => {
   for (const [dir, p] of live) {
@@ -184,6 +200,12 @@ process.on('exit', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Gives dir and everything under it to uid (gid the same). */
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await chown(dir, uid, uid);
+  for (const e of await readdir(dir, { recursive: true })) await chown(path.join(dir, e), uid, uid);
+}
 
 /** Starts `trellis daemon --tun … --port …` in ns, waits for its socket, then logs in with `trellis up`. */
 export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions): Promise<TrellisNode> {
@@ -201,13 +223,21 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (opts.socketGroup !== undefined) await chmod(dir, 0o711);
   const args = ['daemon', '--state-dir', stateDir, '--socket', socket, '--tun', tun, '--port', String(port)];
   if (opts.socketGroup !== undefined) args.push('--socket-group', String(opts.socketGroup));
+  args.push(...(opts.daemonArgs ?? []));
+  const env = { ...isolatedEnv(dir), ...opts.env };
+  let asUser: string[] = [];
+  if (opts.uid !== undefined) {
+    const id = String(opts.uid);
+    asUser = ['setpriv', `--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
+    await chownTree(dir, opts.uid);
+  }
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? cpuProfileArgs(profDir) : [];
   const spawn = (): ManagedProcess => {
-    const p = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
+    const p = ns.spawn([...asUser, process.execPath, ...prof, TRELLIS_BIN, ...args], {
       label: `trellis daemon ${opts.hostname}@${ns.short}`,
-      env: { ...isolatedEnv(dir), ...opts.env },
+      env,
     });
     live.set(dir, p);
     void p.exited.then(() => {
@@ -250,7 +280,9 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
       const why = proc.hasExited
         ? `exited (${proc.exitCode ?? proc.exitSignal})`
         : `no status after ${startMs} ms (${last})`;
-      throw new Error(`trellis daemon ${args.join(' ')} in ${ns.name} ${why}\n--- output:\n${proc.output()}`);
+      const msg = `trellis daemon ${args.join(' ')} in ${ns.name} ${why}\n--- output:\n${proc.output()}`;
+      if (proc.hasExited) throw new DaemonExitError(msg, proc.exitCode, proc.output());
+      throw new Error(msg);
     }
   };
 
