@@ -14,8 +14,16 @@ export const DIRECTION_LABEL: Record<Direction, string> = {
   up: 'upload (client → server)',
 };
 export const TARGET = 1.0;
+const TUN_LABEL = 'tailscaled (TUN) ↔ tailscaled S, iperf3';
 /** The uid the Trellis client runs as. */
 export const NOBODY_UID = 65534;
+
+/** What S's TUN carried during a transfer: packets (and their bytes) in the data's direction, packets the other way. */
+export interface Packets {
+  data: number;
+  dataBytes: number;
+  acks: number;
+}
 
 /** One curl transfer through a client's SOCKS5 proxy to the server peer, or one iperf3 test of the TUN pair. */
 export interface Sample {
@@ -27,6 +35,7 @@ export interface Sample {
   /** CPU seconds (user + system) of the client's daemon and of the server's tailscaled during the transfer. */
   cpuClientS: number;
   cpuServerS: number;
+  packets: Packets;
 }
 
 export interface ProxySample extends Sample {
@@ -43,7 +52,7 @@ export interface RunInfo {
   wallS: number;
   machine: string[];
   trellis: TrellisRow;
-  /** What the Trellis row runs, one line per command (Markdown code). */
+  /** What the Trellis row runs, one Markdown line per command. */
   trellisCommands: string[];
   engineChanged: boolean;
   /** Top functions of the Trellis daemon's profile (TRELLIS_CPU_PROF) over its transfers; empty without one. */
@@ -100,9 +109,42 @@ export function proxyTable(ss: ProxySample[], trellis: TrellisRow): string {
   );
 }
 
+/** Packets per MB at S's TUN, both directions, and the data packets' mean size, for every client and direction. */
+export function packetTable(ss: ProxySample[], tun: Sample[], trellis: TrellisRow): string {
+  const row = (label: string, direction: Direction, picked: Sample[]) => {
+    const per = (f: (s: Sample) => number) => median(picked.map(f));
+    return [
+      label,
+      DIRECTION_LABEL[direction],
+      fix(per((s) => s.packets.data / s.mb)),
+      fix(per((s) => s.packets.dataBytes / s.packets.data)),
+      fix(per((s) => s.packets.acks / s.mb)),
+    ];
+  };
+  const rows: string[][] = [];
+  for (const client of ['tailscaled', 'trellis'] as const) {
+    if (client === 'trellis' && !trellis.available) continue;
+    for (const direction of ['down', 'up'] as const)
+      rows.push(row(CLIENT_LABEL[client], direction, pick(ss, client, direction)));
+  }
+  for (const direction of ['down', 'up'] as const) {
+    rows.push(
+      row(
+        TUN_LABEL,
+        direction,
+        tun.filter((s) => s.direction === direction),
+      ),
+    );
+  }
+  return mdTable(
+    ['Client', 'Direction', 'Data packets/MB', 'Bytes per data packet', 'Packets/MB the other way (mostly ACKs)'],
+    rows,
+  );
+}
+
 export function tunTable(ss: Sample[]): string {
   const rows = (['down', 'up'] as const).map((direction) => [
-    'tailscaled (TUN) ↔ tailscaled S, iperf3',
+    TUN_LABEL,
     DIRECTION_LABEL[direction],
     ...cells(ss.filter((s) => s.direction === direction)),
   ]);
@@ -150,6 +192,13 @@ ${proxyTable(ss, run.trellis)}
 
 ${targetLines(ss, run.trellis).join('\n')}
 
+Packets through S's TUN (\`/sys/class/net/ts-s/statistics\`) during each transfer, per MB moved (medians): how often
+the client acknowledges and how the data arrives, which S's CPU per MB follows. S's tailscaled takes the kernel's
+TSO super-packets from its TUN and writes coalesced ones into it (GRO), so a data packet here is a batch of
+segments, not one segment on the wire. The last two rows are the TUN pair's iperf3 tests below.
+
+${packetTable(ss, tun, run.trellis)}
+
 What each client runs:
 
 - tailscaled: \`tailscaled --tun=userspace-networking --socks5-server=127.0.0.1:1055 --port=41641\` (state and socket
@@ -157,9 +206,14 @@ What each client runs:
   ts-user --accept-dns=false\`.
 - Trellis, as uid ${NOBODY_UID} with no groups and no capabilities, HOME and XDG_CONFIG_HOME in its temp dir (owned by that
   uid), then logged in by root over the daemon's socket:
-${run.trellisCommands.map((c) => `  - \`${c}\``).join('\n')}
+${run.trellisCommands.map((c) => `  - ${c}`).join('\n')}
 
-${run.trellis.available ? '' : `The Trellis row did not run: ${run.trellis.reason}. The daemon refused its arguments (exit 2), so this build has no userspace mode yet; the row runs unchanged once \`trellis daemon\` takes \`--tun userspace-networking\` and \`--socks5-server\`.\n\n`}## Where Trellis's time goes
+${
+  run.trellis.available
+    ? ''
+    : `The Trellis row did not run: ${run.trellis.reason}, so this build has no userspace mode yet. The row runs
+unchanged once \`trellis daemon\` takes \`--tun userspace-networking\` and \`--socks5-server\`.\n\n`
+}## Where Trellis's time goes
 
 ${
   run.profile.length > 0

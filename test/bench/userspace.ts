@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
-import { buildTailnetLab, DaemonExitError, startTrellisNode, waitUntil } from '../interop/lab/tailnet.ts';
+import { buildTailnetLab, DaemonExitError, startTrellisNode, unprivileged, waitUntil } from '../interop/lab/tailnet.ts';
 import { startTailscaled, type Tailscaled, tailscaledBinary } from '../interop/lab/tailscaled.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
 import { waitListening } from '../interop/lab/traffic.ts';
@@ -20,12 +20,15 @@ import { benchPreamble, firstLine, fix, intOption, machineLines, ROOT, sourceFin
 import { iperfWithCpu } from './iperf.ts';
 import { type ProfileTop, profileFiles, topFunctions } from './profile.ts';
 import { proxyTransfer, startBulkServer } from './proxy-transfer.ts';
+import { liveDirs, removeLiveDirs } from './tailnet-nodes.ts';
 import {
   DIRECTION_LABEL,
   type Direction,
   NOBODY_UID,
+  type Packets,
   type ProxyClient,
   type ProxySample,
+  packetTable,
   proxyTable,
   renderMarkdown,
   type Sample,
@@ -48,8 +51,8 @@ const SLOWEST_MBPS = 4;
 
 /** What the Trellis row runs; $TMP is the node's temp dir (owned by uid 65534). Kept in step with startTrellisNode. */
 const TRELLIS_COMMANDS = [
-  `setpriv --reuid=${NOBODY_UID} --regid=${NOBODY_UID} --clear-groups --inh-caps=-all --bounding-set=-all node main/cli/trellis.mjs daemon --state-dir $TMP/state --socket $TMP/d.sock --tun userspace-networking --port 41641 --socks5-server ${PROXY}`,
-  'trellis up --login-server http://203.0.113.1:8080 --auth-key file:$TMP/auth.key --hostname trellis-user --timeout 30 --socket $TMP/d.sock (as root)',
+  `\`${unprivileged(NOBODY_UID).join(' ')} node main/cli/trellis.mjs daemon --state-dir $TMP/state --socket $TMP/d.sock --tun userspace-networking --port 41641 --socks5-server ${PROXY}\``,
+  '`trellis up --login-server http://203.0.113.1:8080 --auth-key file:$TMP/auth.key --hostname trellis-user --timeout 30 --socket $TMP/d.sock`, as root',
 ];
 
 interface ProxyNode {
@@ -98,6 +101,36 @@ async function profileDir(): Promise<string | undefined> {
   return dir;
 }
 
+type LinkCounters = { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
+
+/** The interface's packet and byte counters in ns (/sys/class/net/<dev>/statistics). */
+async function linkCounters(ns: Namespace, dev: string): Promise<LinkCounters> {
+  const names = ['rx_packets', 'rx_bytes', 'tx_packets', 'tx_bytes'];
+  const out = await ns.exec(['cat', ...names.map((n) => `/sys/class/net/${dev}/statistics/${n}`)]);
+  const [rxPackets = Number.NaN, rxBytes = Number.NaN, txPackets = Number.NaN, txBytes = Number.NaN] = out
+    .trim()
+    .split('\n')
+    .map(Number);
+  return { rxPackets, rxBytes, txPackets, txBytes };
+}
+
+/** Runs measure and counts the packets S's TUN carried meanwhile: the data direction's, and the ACKs' the other way. */
+async function withPackets<T>(
+  ns: Namespace,
+  dev: string,
+  direction: Direction,
+  measure: () => Promise<T>,
+): Promise<{ result: T; packets: Packets }> {
+  const a = await linkCounters(ns, dev);
+  const result = await measure();
+  const b = await linkCounters(ns, dev);
+  // S's kernel transmits into the TUN what S sends (download data); what arrives from the tunnel it receives
+  const sent = { packets: b.txPackets - a.txPackets, bytes: b.txBytes - a.txBytes };
+  const received = { packets: b.rxPackets - a.rxPackets, bytes: b.rxBytes - a.rxBytes };
+  const [data, acks] = direction === 'down' ? [sent, received] : [received, sent];
+  return { result, packets: { data: data.packets, dataBytes: data.bytes, acks: acks.packets } };
+}
+
 /** Waits until S lists the client with a path, then `tailscale ping`s it from S until the path is direct. */
 async function makeDirect(s: Tailscaled, node: { label: string; ip: string }): Promise<string> {
   await waitUntil(`S to list ${node.label} (${node.ip}) with a path`, READY_MS, async () => {
@@ -127,10 +160,11 @@ async function startTrellisClient(
       hostname: 'trellis-user',
       ...login,
       tun: 'userspace-networking',
-      daemonArgs: ['--socks5-server', PROXY],
-      uid: NOBODY_UID,
+      args: ['--socks5-server', PROXY],
+      runAsUid: NOBODY_UID,
       upTimeoutS: 30,
     });
+    liveDirs.add(node.dir);
     const ip = (await node.ip()).v4;
     if (!ip) throw new Error(`Trellis has no tailnet IPv4 after login\n${node.output().slice(-3_000)}`);
     if (!(await waitListening(ns, PROXY_PORT, 15_000, node.process))) {
@@ -155,6 +189,7 @@ async function startTailscaledClient(
     env: TS_ENV,
     ...(userspace ? { tun: false, socks5Server: PROXY } : {}),
   });
+  liveDirs.add(ts.dir);
   await ts.up({ ...login, hostname: `ts-${name}`, timeoutS: 30 });
   const ip = (await ts.ip()).v4;
   if (!ip) throw new Error(`tailscaled ${name} has no tailnet IPv4 after login`);
@@ -168,10 +203,12 @@ async function startTailscaledClient(
 async function main(): Promise<number> {
   const { runs, mb, seconds, out } = options();
   let work = '';
-  const removeWork = () => {
+  // on a signal the lab's hook kills the processes and re-raises it before any exit hook could remove their dirs
+  const removeDirs = () => {
     if (work) rmSync(work, { recursive: true, force: true });
+    removeLiveDirs();
   };
-  if (!(await benchPreamble('bench (userspace)', prerequisites(), removeWork))) return 1;
+  if (!(await benchPreamble('bench (userspace)', prerequisites(), removeDirs))) return 1;
   const profDir = await profileDir();
   work = await mkdtemp(path.join(tmpdir(), 'trellis-bench-us-'));
   const started = performance.now();
@@ -197,16 +234,20 @@ async function main(): Promise<number> {
     const file = path.join(work, 'upload.bin');
     await writeFile(file, randomBytes(bytes));
     const tn = await buildTailnetLab(lab, ['s', 'tsu', 'tru', 'tst']);
+    liveDirs.add(tn.headscale.dir);
     const host = (h: string): Namespace => {
       const ns = tn.hosts[h];
       if (!ns) throw new Error(`no lab host ${h}`);
       return ns;
     };
     const login = { loginServer: tn.headscale.url, authKey: tn.authKey };
-    const s = await startTailscaled(host('s'), { name: 's', env: TS_ENV });
+    const sNs = host('s');
+    const s = await startTailscaled(sNs, { name: 's', env: TS_ENV });
+    liveDirs.add(s.dir);
+    const sTun = s.tunName ?? 'ts-s';
     await s.up({ ...login, hostname: SERVER_HOST, timeoutS: 30 });
     const sIp = (await s.ip()).v4;
-    await startBulkServer(host('s'), '0.0.0.0', HTTP_PORT);
+    await startBulkServer(sNs, '0.0.0.0', HTTP_PORT);
     const base = `http://${SERVER_HOST}.tailnet.test:${HTTP_PORT}`;
 
     const clients: ProxyNode[] = [await startTailscaledClient(host('tsu'), login, true)];
@@ -239,7 +280,9 @@ async function main(): Promise<number> {
             await makeDirect(s, c);
           }
           const watch = [c.process, s.process];
-          const t = await proxyTransfer({ ns: c.ns, proxy: PROXY, base, direction, bytes, file, timeoutS, watch });
+          const { result: t, packets } = await withPackets(sNs, sTun, direction, () =>
+            proxyTransfer({ ns: c.ns, proxy: PROXY, base, direction, bytes, file, timeoutS, watch }),
+          );
           const [cpuClientS = Number.NaN, cpuServerS = Number.NaN] = t.cpuS;
           if (c.client === 'trellis') trellisWindows.push(t.monoUs);
           samples.push({
@@ -250,25 +293,29 @@ async function main(): Promise<number> {
             mb: t.bytes / 1e6,
             cpuClientS,
             cpuServerS,
+            packets,
           });
           console.log(
             `[run ${r + 1}/${runs}] ${c.label}, ${DIRECTION_LABEL[direction]}: ${fix(t.mbps)} Mbit/s ` +
               `(${mb} MB in ${fix(t.seconds, 2)} s); CPU ${c.label} ${fix((1000 * cpuClientS) / mb, 1)} ms/MB, ` +
-              `S ${fix((1000 * cpuServerS) / mb, 1)} ms/MB`,
+              `S ${fix((1000 * cpuServerS) / mb, 1)} ms/MB; at S's TUN ${fix(packets.data / mb)} data packets/MB ` +
+              `(${fix(packets.dataBytes / packets.data)} bytes each), ${fix(packets.acks / mb)} the other way`,
           );
         }
       }
       for (const direction of ['down', 'up'] as Direction[]) {
-        const res = await iperfWithCpu({
-          clientNs: tunClient.ns,
-          serverNs: host('s'),
-          addr: sIp,
-          seconds,
-          reverse: direction === 'down',
-          watch: [tunClient.process, s.process],
-        });
+        const { result: res, packets } = await withPackets(sNs, sTun, direction, () =>
+          iperfWithCpu({
+            clientNs: tunClient.ns,
+            serverNs: sNs,
+            addr: sIp,
+            seconds,
+            reverse: direction === 'down',
+            watch: [tunClient.process, s.process],
+          }),
+        );
         const [cpuClientS = Number.NaN, cpuServerS = Number.NaN] = res.cpuS;
-        tun.push({ direction, run: r, mbps: res.mbps, mb: res.mbit / 8, cpuClientS, cpuServerS });
+        tun.push({ direction, run: r, mbps: res.mbps, mb: res.mbit / 8, cpuClientS, cpuServerS, packets });
         console.log(
           `[run ${r + 1}/${runs}] ${tunClient.label} ↔ S iperf3, ${DIRECTION_LABEL[direction]}: ${fix(res.mbps)} Mbit/s`,
         );
@@ -279,6 +326,7 @@ async function main(): Promise<number> {
   } finally {
     await lab.cleanup();
     await rm(work, { recursive: true, force: true });
+    removeLiveDirs();
   }
 
   // the daemons wrote their profiles when the lab stopped them
@@ -299,7 +347,7 @@ async function main(): Promise<number> {
   };
   await writeFile(out, renderMarkdown(samples, tun, run));
   console.log(
-    `\n${proxyTable(samples, trellis)}\n\n${tunTable(tun)}\n\n${targetLines(samples, trellis).join('\n')}\n` +
+    `\n${proxyTable(samples, trellis)}\n\n${packetTable(samples, tun, trellis)}\n\n${tunTable(tun)}\n\n${targetLines(samples, trellis).join('\n')}\n` +
       `wall time ${fix(run.wallS)} s\nwrote ${path.relative(ROOT, out)}`,
   );
   return 0;

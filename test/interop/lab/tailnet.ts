@@ -2,7 +2,7 @@
 // a namespace on a veth into that bridge (203.0.113.2, .3, …; no default route) with its own resolv.conf, so no
 // client can touch the host's resolver. startTrellisNode runs `trellis daemon` (with a TUN) inside a host.
 import { existsSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusSnapshot } from '../../../main/engine/protocol.ts';
@@ -143,17 +143,22 @@ export interface TrellisNodeOptions {
   hostname: string;
   loginServer: string;
   authKey: string;
-  tun?: string; // TUN name, default 'trellis0'; 'userspace-networking' for the netstack (no TUN)
-  daemonArgs?: string[]; // more `trellis daemon` arguments, e.g. ['--socks5-server', '127.0.0.1:1055']
-  /** Run the daemon as this uid (gid the same, no supplementary groups, no capabilities: setpriv); its temp dir
-   *  (state, socket, HOME) is handed to that user. The CLI calls stay root's. */
-  uid?: number;
+  tun?: string; // TUN name, default 'trellis0'
   port?: number; // UDP port for WireGuard/disco, default 41641
   env?: Record<string, string>; // extra environment for the daemon
   startTimeoutMs?: number; // bound for the first `status --json` answer, default 20 s
   upTimeoutS?: number; // trellis up --timeout, default 60
   login?: boolean; // false = leave the daemon logged out (the app logs in); default true
   socketGroup?: number; // --socket-group: the socket 0660 for this gid, in a directory the daemon creates
+  /** Runs the daemon as this uid (and gid) with no capabilities at all (setpriv); its temp dir is theirs. */
+  runAsUid?: number;
+  args?: string[]; // extra daemon arguments, e.g. ['--socks5-server', '127.0.0.1:1055']
+}
+
+/** setpriv's prefix for a process as uid:uid with no groups and no capability (none inheritable, none bounding). */
+export function unprivileged(uid: number): string[] {
+  const id = String(uid);
+  return ['setpriv', `--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
 }
 
 export interface TrellisNode {
@@ -201,12 +206,6 @@ process.on('exit', () => {
   }
 });
 
-/** Gives dir and everything under it to uid (gid the same). */
-async function chownTree(dir: string, uid: number): Promise<void> {
-  await chown(dir, uid, uid);
-  for (const e of await readdir(dir, { recursive: true })) await chown(path.join(dir, e), uid, uid);
-}
-
 /** Starts `trellis daemon --tun … --port …` in ns, waits for its socket, then logs in with `trellis up`. */
 export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions): Promise<TrellisNode> {
   const { lab } = ns;
@@ -223,19 +222,25 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (opts.socketGroup !== undefined) await chmod(dir, 0o711);
   const args = ['daemon', '--state-dir', stateDir, '--socket', socket, '--tun', tun, '--port', String(port)];
   if (opts.socketGroup !== undefined) args.push('--socket-group', String(opts.socketGroup));
-  args.push(...(opts.daemonArgs ?? []));
+  args.push(...(opts.args ?? []));
   const env = { ...isolatedEnv(dir), ...opts.env };
-  let asUser: string[] = [];
-  if (opts.uid !== undefined) {
-    const id = String(opts.uid);
-    asUser = ['setpriv', `--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
-    await chownTree(dir, opts.uid);
+  const runAs = opts.runAsUid === undefined ? [] : unprivileged(opts.runAsUid);
+  if (opts.runAsUid !== undefined) {
+    await ns.exec(['chown', '-R', `${opts.runAsUid}:${opts.runAsUid}`, dir]);
+    // The code must be readable by that user: say so plainly rather than fail obscurely in the daemon.
+    const r = await ns.run([...runAs, process.execPath, TRELLIS_BIN, '--help'], { timeoutMs: 30_000 });
+    if (r.code !== 0) {
+      throw new Error(
+        `uid ${opts.runAsUid} cannot run ${TRELLIS_BIN} (is the checkout with node_modules readable by it?): ` +
+          r.stderr.trim().slice(0, 500),
+      );
+    }
   }
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? cpuProfileArgs(profDir) : [];
   const spawn = (): ManagedProcess => {
-    const p = ns.spawn([...asUser, process.execPath, ...prof, TRELLIS_BIN, ...args], {
+    const p = ns.spawn([...runAs, process.execPath, ...prof, TRELLIS_BIN, ...args], {
       label: `trellis daemon ${opts.hostname}@${ns.short}`,
       env,
     });
