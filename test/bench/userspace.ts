@@ -6,13 +6,20 @@
 // (--out: elsewhere). When this build's daemon refuses the userspace flags, the Trellis row says "not available".
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, rmSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab, type Namespace } from '../interop/lab/netns.ts';
 import type { ManagedProcess } from '../interop/lab/proc.ts';
-import { buildTailnetLab, DaemonExitError, startTrellisNode, unprivileged, waitUntil } from '../interop/lab/tailnet.ts';
+import {
+  buildTailnetLab,
+  DaemonExitError,
+  HEADSCALE_ADDR,
+  startTrellisNode,
+  unprivileged,
+  waitUntil,
+} from '../interop/lab/tailnet.ts';
 import { startTailscaled, type Tailscaled, tailscaledBinary } from '../interop/lab/tailscaled.ts';
 import { missingPrerequisites } from '../interop/lab/tools.ts';
 import { waitListening } from '../interop/lab/traffic.ts';
@@ -52,7 +59,7 @@ const SLOWEST_MBPS = 4;
 /** What the Trellis row runs; $TMP is the node's temp dir (owned by uid 65534). Kept in step with startTrellisNode. */
 const TRELLIS_COMMANDS = [
   `\`${unprivileged(NOBODY_UID).join(' ')} node main/cli/trellis.mjs daemon --state-dir $TMP/state --socket $TMP/d.sock --tun userspace-networking --port 41641 --socks5-server ${PROXY}\``,
-  '`trellis up --login-server http://203.0.113.1:8080 --auth-key file:$TMP/auth.key --hostname trellis-user --timeout 30 --socket $TMP/d.sock`, as root',
+  `\`trellis up --login-server http://${HEADSCALE_ADDR}:8080 --auth-key file:$TMP/auth.key --hostname trellis-user --timeout 30 --socket $TMP/d.sock\`, as root`,
 ];
 
 interface ProxyNode {
@@ -99,6 +106,20 @@ async function profileDir(): Promise<string | undefined> {
     );
   }
   return dir;
+}
+
+/** A file of n random bytes, written a MiB at a time (n may exceed what fits in memory). */
+async function writeRandomFile(file: string, n: number): Promise<void> {
+  const fh = await open(file, 'w', 0o600);
+  try {
+    for (let left = n; left > 0; left -= 1 << 20) {
+      const chunk = randomBytes(Math.min(left, 1 << 20));
+      const { bytesWritten } = await fh.write(chunk);
+      if (bytesWritten !== chunk.length) throw new Error(`short write to ${file} (disk full?)`);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 type LinkCounters = { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
@@ -232,7 +253,7 @@ async function main(): Promise<number> {
   const lab = new Lab();
   try {
     const file = path.join(work, 'upload.bin');
-    await writeFile(file, randomBytes(bytes));
+    await writeRandomFile(file, bytes);
     const tn = await buildTailnetLab(lab, ['s', 'tsu', 'tru', 'tst']);
     liveDirs.add(tn.headscale.dir);
     const host = (h: string): Namespace => {
@@ -247,6 +268,7 @@ async function main(): Promise<number> {
     const sTun = s.tunName ?? 'ts-s';
     await s.up({ ...login, hostname: SERVER_HOST, timeoutS: 30 });
     const sIp = (await s.ip()).v4;
+    if (!sIp) throw new Error('tailscaled S has no tailnet IPv4 after login');
     await startBulkServer(sNs, '0.0.0.0', HTTP_PORT);
     const base = `http://${SERVER_HOST}.tailnet.test:${HTTP_PORT}`;
 
