@@ -20,6 +20,7 @@ tailscaleBinary();
 export interface TailscaledOptions {
   name: string; // [a-z0-9]{1,12}; the TUN is ts-<name>
   tun?: boolean; // default true: a real TUN; false: --tun=userspace-networking
+  socks5Server?: string; // --socks5-server=ADDR, e.g. '127.0.0.1:1055' (none by default)
   port?: number; // UDP port for WireGuard/disco, default 41641 (0 picks a free one)
   env?: Record<string, string>; // extra environment for tailscaled, e.g. { TS_DEBUG_USE_DERP_HTTP: '1' }
   startTimeoutMs?: number; // bound for the first `status --json` answer; default 20 s
@@ -197,6 +198,7 @@ export async function startTailscaled(ns: Namespace, opts: TailscaledOptions): P
     `--port=${port}`,
     `--tun=${tunName ?? 'userspace-networking'}`,
     '--no-logs-no-support',
+    ...(opts.socks5Server ? [`--socks5-server=${opts.socks5Server}`] : []),
   ];
   if (opts.privateEtc) {
     await mkdir(path.join(dir, 'etc', 'up'), { recursive: true });
