@@ -131,6 +131,18 @@ export interface StatusSnapshot {
   exitNode?: ExitNodeStatus;
   /** What this node offers and what control approved of it. */
   routes?: RouteOffer;
+  /** How packets reach this machine's apps (absent while no data path is open). */
+  networking?: NetworkingStatus;
+}
+
+export interface NetworkingStatus {
+  /** How packets reach this machine's apps: a TUN device, or the userspace stack (apps use the proxies). */
+  mode: 'tun' | 'userspace';
+  /** Why userspace mode runs when it was not asked for (e.g. the TUN needs root), one plain sentence. */
+  reason?: string;
+  /** The proxies listening, "host:port" (IPv6 as "[::1]:1055"). */
+  socks5?: string;
+  httpProxy?: string;
 }
 
 export interface ExitNodeStatus {

@@ -137,6 +137,7 @@ export class Connection {
       this.dp = await DataPath.open({
         tunName: settings.tunName,
         port: settings.port,
+        networking: settings.networking,
         nodePrivate: this.h.keys().nodePrivate,
         discoPrivate: this.discoPrivate,
         derpPlainHTTP: this.h.prefs().controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',

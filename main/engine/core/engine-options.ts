@@ -4,6 +4,13 @@
 export interface DataPathSettings {
   tunName: string;
   port: number;
+  /** 'tun' (default): a TUN device named tunName; 'userspace': the netstack, no privilege needed;
+   *  'auto': the TUN, else (no privilege for it) the netstack, with status.networking.reason saying why. */
+  networking?: 'tun' | 'userspace' | 'auto';
+  /** "host:port" for the SOCKS5 proxy (absent: none). Loopback by default in the app: 127.0.0.1:1055. */
+  socks5Listen?: string;
+  /** "host:port" for the HTTP proxy (absent: none). Loopback by default in the app: 127.0.0.1:1056. */
+  httpProxyListen?: string;
 }
 
 export interface EngineOptions {

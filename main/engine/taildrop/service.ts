@@ -8,7 +8,7 @@ import type { DohAccess } from '../dns/doh.ts';
 import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
-import type { Caller } from './peerapi.ts';
+import type { Caller, PeerApiStream } from './peerapi.ts';
 import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
 import { type SendProgress, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
@@ -88,9 +88,12 @@ export class Taildrop {
     return out;
   }
 
-  /** Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. */
-  async listen(addresses: string[]): Promise<boolean> {
-    const key = addresses.join(',');
+  /**
+   * Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. withoutSockets
+   * (userspace networking): on the engine's thread, connections come from the netstack through acceptConnection.
+   */
+  async listen(addresses: string[], withoutSockets = false): Promise<boolean> {
+    const key = `${withoutSockets ? 'stack:' : ''}${addresses.join(',')}`;
     if (key === this.listening) return false;
     await this.inbox.ensure();
     if (!this.sweeper) {
@@ -100,9 +103,16 @@ export class Taildrop {
     }
     this.listening = '';
     this.sendThread.start(); // ready before the first send, as the receiving side is before the first upload
-    await this.receiver.listen(addresses.map((a) => a.split('/')[0] ?? a));
+    const bare = addresses.map((a) => a.split('/')[0] ?? a);
+    if (withoutSockets) await this.receiver.listenWithoutSockets(bare);
+    else await this.receiver.listen(bare);
     this.listening = key;
     return true;
+  }
+
+  /** A connection the netstack accepted on the PeerAPI's port (userspace networking). */
+  acceptConnection(socket: PeerApiStream): void {
+    this.receiver.acceptConnection(socket);
   }
 
   ports(): PeerApiPorts {

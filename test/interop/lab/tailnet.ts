@@ -150,6 +150,15 @@ export interface TrellisNodeOptions {
   upTimeoutS?: number; // trellis up --timeout, default 60
   login?: boolean; // false = leave the daemon logged out (the app logs in); default true
   socketGroup?: number; // --socket-group: the socket 0660 for this gid, in a directory the daemon creates
+  /** Runs the daemon as this uid (and gid) with no capabilities at all (setpriv); its temp dir is theirs. */
+  runAsUid?: number;
+  args?: string[]; // extra daemon arguments, e.g. ['--socks5-server', '127.0.0.1:1055']
+}
+
+/** setpriv's prefix for a process as uid:uid with no groups and no capability (none inheritable, none bounding). */
+export function unprivileged(uid: number): string[] {
+  const id = String(uid);
+  return ['setpriv', `--reuid=${id}`, `--regid=${id}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
 }
 
 export interface TrellisNode {
@@ -201,13 +210,27 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (opts.socketGroup !== undefined) await chmod(dir, 0o711);
   const args = ['daemon', '--state-dir', stateDir, '--socket', socket, '--tun', tun, '--port', String(port)];
   if (opts.socketGroup !== undefined) args.push('--socket-group', String(opts.socketGroup));
+  args.push(...(opts.args ?? []));
+  const env = { ...isolatedEnv(dir), ...opts.env };
+  const runAs = opts.runAsUid === undefined ? [] : unprivileged(opts.runAsUid);
+  if (opts.runAsUid !== undefined) {
+    await ns.exec(['chown', '-R', `${opts.runAsUid}:${opts.runAsUid}`, dir]);
+    // The code must be readable by that user: say so plainly rather than fail obscurely in the daemon.
+    const r = await ns.run([...runAs, process.execPath, TRELLIS_BIN, '--help'], { timeoutMs: 30_000 });
+    if (r.code !== 0) {
+      throw new Error(
+        `uid ${opts.runAsUid} cannot run ${TRELLIS_BIN} (is the checkout with node_modules readable by it?): ` +
+          r.stderr.trim().slice(0, 500),
+      );
+    }
+  }
   // TRELLIS_CPU_PROF=<dir>: each lab daemon writes a V8 CPU profile there when it stops (what the bench notes cite).
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? cpuProfileArgs(profDir) : [];
   const spawn = (): ManagedProcess => {
-    const p = ns.spawn([process.execPath, ...prof, TRELLIS_BIN, ...args], {
+    const p = ns.spawn([...runAs, process.execPath, ...prof, TRELLIS_BIN, ...args], {
       label: `trellis daemon ${opts.hostname}@${ns.short}`,
-      env: { ...isolatedEnv(dir), ...opts.env },
+      env,
     });
     live.set(dir, p);
     void p.exited.then(() => {

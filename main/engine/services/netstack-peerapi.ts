@@ -1,0 +1,51 @@
+// Taildrop's PeerAPI in userspace networking: the netstack listens on the PeerAPI's ports (on our tailnet
+// addresses, where no OS socket can) and hands each connection to the PeerAPI on the engine's thread.
+import type { NetStack, TcpListener, TcpSocket } from '../netstack/index.ts';
+import type { PeerApiStream } from '../taildrop/peerapi.ts';
+import type { PeerApiPorts } from '../taildrop/receive-thread.ts';
+
+/**
+ * net.Socket's idle timeout, which node's HTTP server and the PeerAPI set and a netstack socket lacks: 'timeout'
+ * after ms without bytes in.
+ */
+function withIdleTimeout(s: TcpSocket): PeerApiStream {
+  let timer: NodeJS.Timeout | undefined;
+  const setTimeout = (ms: number, onTimeout?: () => void): TcpSocket => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (onTimeout) s.once('timeout', onTimeout);
+    if (ms > 0) {
+      timer = globalThis.setTimeout(() => s.emit('timeout'), ms);
+      timer.unref();
+    }
+    return s;
+  };
+  s.on('data', () => timer?.refresh());
+  s.once('close', () => clearTimeout(timer));
+  return Object.assign(s, { setTimeout });
+}
+
+export class NetstackPeerApi {
+  private listeners: TcpListener[] = [];
+  private serving = '';
+  private stack: NetStack | undefined;
+
+  /** Listens on the ports (again only when they or the stack changed). */
+  serve(stack: NetStack, ports: PeerApiPorts, accept: (s: PeerApiStream) => void): void {
+    const wanted = [...new Set([ports.v4, ports.v6].filter((p) => p > 0))];
+    if (wanted.join(',') === this.serving && stack === this.stack) return;
+    this.close();
+    this.stack = stack;
+    for (const port of wanted) {
+      this.listeners.push(stack.listen(port, (s) => accept(withIdleTimeout(s))));
+    }
+    this.serving = wanted.join(',');
+  }
+
+  close(): void {
+    for (const l of this.listeners) l.close();
+    this.listeners = [];
+    this.serving = '';
+    this.stack = undefined;
+  }
+}
