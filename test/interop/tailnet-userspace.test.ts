@@ -5,6 +5,8 @@
 // HTTP proxy (plain and CONNECT); UDP goes through SOCKS5 UDP ASSOCIATE to an echo server there. Inbound, the
 // netstack answers tailscaled's pings (disco, ICMP, TSMP) and takes `tailscale file cp` into the inbox; the netmap's
 // filter decides what gets in as in TUN mode (the policy opens only TCP 5001 from tailscaled towards Trellis).
+// Last, tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from
+// nowhere else) arrives from the exit node's address.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { tailscalePing } from './lab/peer-probe.ts';
+import { approveRoutes } from './lab/routes.ts';
 import { claims, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
@@ -33,6 +36,7 @@ const POLICY = {
   acls: [
     { action: 'accept', src: [TRELLIS], dst: [`${TS}:*`] },
     { action: 'accept', proto: 'tcp', src: [TS], dst: [`${TRELLIS}:5001`] },
+    { action: 'accept', src: [TRELLIS], dst: ['autogroup:internet:*'] },
   ],
 };
 const SOCKS = '127.0.0.1:1055';
@@ -40,6 +44,16 @@ const HTTP_PROXY = '127.0.0.1:1056';
 const WEB_PORT = 8000;
 const ECHO_PORT = 7007;
 const BLOB_BYTES = 20 * 1024 * 1024;
+// Behind tailscaled's host b: its ISP router and the "internet" host beyond it.
+const B_WAN = '192.0.2.2';
+const ISP_B = '192.0.2.1';
+const ISP_INET = '198.51.100.1';
+const INET_ADDR = '198.51.100.10';
+const WHOAMI_PORT = 8099;
+// node -e <src> port → an HTTP server answering each request with the caller's address
+const WHOAMI_JS =
+  "require('node:http').createServer((q,r)=>r.end(q.socket.remoteAddress.replace(/^::ffff:/,''))).listen(+process.argv[1]," +
+  "()=>console.log('listening'));setTimeout(()=>process.exit(0),600000)";
 
 // node -e <src> port: a UDP echo server on every address
 const ECHO_JS =
@@ -100,6 +114,15 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       (await ha.exec(['ip', '-6', 'addr', 'show', 'tentative'])).trim() === '' ? true : null,
     );
     const before = await netState(ha);
+    const isp = await lab.addNamespace('isp');
+    const inet = await lab.addNamespace('inet');
+    await lab.linkVeth(hb, isp, { a: `${B_WAN}/24`, b: `${ISP_B}/24` });
+    await lab.linkVeth(isp, inet, { a: `${ISP_INET}/24`, b: `${INET_ADDR}/24` });
+    await hb.exec(['ip', 'route', 'add', 'default', 'via', ISP_B]);
+    await inet.exec(['ip', 'route', 'add', 'default', 'via', ISP_INET]);
+    for (const ns of [hb, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    const whoami = inet.spawn([process.execPath, '-e', WHOAMI_JS, String(WHOAMI_PORT)], { label: 'whoami@inet' });
+    assert.ok(await whoami.waitForOutput(/listening/, 10_000), 'the internet host did not start');
     const tr = await startTrellisNode(ha, {
       hostname: TRELLIS,
       loginServer: tn.headscale.url,
@@ -223,7 +246,28 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       assert.ok(d2 > d1, 'the filter dropped the SYN to the denied port');
     });
 
-    await claim("7. no TUN and nothing changed in the daemon's namespace", async () => {
+    await claim('7. with tailscaled as exit node, SOCKS5 to the internet arrives from its address', async (st) => {
+      const url = `http://${INET_ADDR}:${WHOAMI_PORT}/`;
+      const direct = await ha.run(['curl', '-sS', '--max-time', '10', '--socks5', SOCKS, url], { timeoutMs: 20_000 });
+      st.diagnostic(`no exit node: exit ${direct.code} ${direct.stderr.trim()}`);
+      assert.notEqual(direct.code, 0, 'the internet is out of reach from the host without an exit node');
+      assert.equal((await ts.cli(['set', '--advertise-exit-node'])).code, 0);
+      await waitUntil('Headscale listing the exit route', 20_000, async () =>
+        (await tn.headscale.nodes()).some((n) => n.name === TS) ? true : null,
+      );
+      await approveRoutes(tn.headscale, TS, ['0.0.0.0/0', '::/0']);
+      await tr.waitFor((s) => s.peers.some((p) => p.addresses.includes(IP_TS) && p.exitNodeOption), 30_000);
+      const set = await tr.cli(['set', `--exit-node=${IP_TS}`], 30_000);
+      assert.equal(set.code, 0, `trellis set --exit-node: ${set.stderr}${set.stdout}`);
+      const seen = await waitUntil('the internet answering through the exit node', 30_000, async () => {
+        const r = await ha.run(['curl', '-sS', '--max-time', '5', '--socks5', SOCKS, url], { timeoutMs: 15_000 });
+        return r.code === 0 ? r.stdout.trim() : null;
+      });
+      st.diagnostic(`the internet saw ${seen}`);
+      assert.equal(seen, B_WAN);
+    });
+
+    await claim("8. no TUN and nothing changed in the daemon's namespace", async () => {
       const after = await netState(ha);
       assert.equal(after, before);
       assert.doesNotMatch(after, /tun|trellis/);
@@ -231,5 +275,6 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
     await report();
     web.signal('SIGTERM');
     echo.signal('SIGTERM');
+    whoami.signal('SIGTERM');
   });
 });

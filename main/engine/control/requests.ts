@@ -16,6 +16,7 @@ export function buildHostinfo(
   homeDERP: number,
   services: Array<{ Proto: string; Port: number }> = [],
   routableIPs: string[] = [],
+  userspace = false,
 ): Hostinfo {
   return {
     IPNVersion: '0.1.0-trellis',
@@ -24,6 +25,7 @@ export function buildHostinfo(
     Hostname: hostname || osHostname(),
     App: 'trellis',
     ...hostFacts(),
+    ...(userspace ? { Userspace: true, UserspaceRouter: true } : {}),
     ...(homeDERP ? { NetInfo: { PreferredDERP: homeDERP } } : {}),
     ...(services.length > 0 ? { Services: services } : {}),
     ...(routableIPs.length > 0 ? { RoutableIPs: routableIPs } : {}),

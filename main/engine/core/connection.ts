@@ -81,7 +81,8 @@ export class Connection {
   hostinfo(): Hostinfo {
     const prefs = this.h.prefs();
     const services = this.h.services()?.services() ?? [];
-    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs));
+    const userspace = this.dp?.networking().mode === 'userspace';
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs), userspace);
   }
 
   private mapRequest(): MapRequest {
