@@ -5,8 +5,9 @@
 // HTTP proxy (plain and CONNECT); UDP goes through SOCKS5 UDP ASSOCIATE to an echo server there. Inbound, the
 // netstack answers tailscaled's pings (disco, ICMP, TSMP) and takes `tailscale file cp` into the inbox; the netmap's
 // filter decides what gets in as in TUN mode (the policy opens only TCP 5001 from tailscaled towards Trellis).
-// Last, tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from
-// nowhere else) arrives from the exit node's address.
+// Then tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from
+// nowhere else) arrives from the exit node's address. Offering an exit node is refused with a health message, and
+// at the end the namespace's links, rules, routes, forwarding and firewall are as before the daemon started.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { tailscalePing } from './lab/peer-probe.ts';
-import { approveRoutes } from './lab/routes.ts';
+import { approveRoutes, healthHas, setPrefs } from './lab/routes.ts';
 import { claims, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
@@ -76,6 +77,10 @@ async function netState(ns: Namespace): Promise<string> {
     ['ip', 'route', 'show', 'table', 'all'],
     ['ip', '-6', 'route', 'show', 'table', 'all'],
     ['sysctl', 'net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding'],
+    ['iptables', '-S'],
+    ['iptables', '-t', 'nat', '-S'],
+    ['iptables', '-t', 'mangle', '-S'],
+    ['ip6tables', '-S'],
   ]) {
     parts.push(`$ ${cmd.join(' ')}\n${await ns.exec(cmd)}`);
   }
@@ -93,7 +98,8 @@ async function curl(ns: Namespace, out: string, args: string[]): Promise<Buffer>
 test('userspace networking: an unprivileged Trellis daemon on the tailnet through its proxies', {
   timeout: 420_000,
 }, async (t) => {
-  if (!requireTools(t, ['headscale', 'tailscaled', 'tailscale', 'ip', 'curl', 'setpriv', 'python3', 'sysctl'])) return;
+  const tools = ['headscale', 'tailscaled', 'tailscale', 'ip', 'iptables', 'ip6tables', 'curl', 'setpriv', 'python3'];
+  if (!requireTools(t, [...tools, 'sysctl'])) return;
   if (!existsSync('/dev/net/tun')) {
     if (process.env.CI === 'true') throw new Error('the userspace lab needs /dev/net/tun for tailscaled');
     t.skip('the userspace lab needs /dev/net/tun for tailscaled');
@@ -267,7 +273,14 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       assert.equal(seen, B_WAN);
     });
 
-    await claim("8. no TUN and nothing changed in the daemon's namespace", async () => {
+    await claim('8. offering an exit node is refused with one plain health message', async (st) => {
+      await setPrefs(tr.socket, { advertiseExitNode: true });
+      const s = await tr.waitFor((x) => healthHas(x, 'not supported in userspace networking'), 10_000);
+      st.diagnostic(JSON.stringify(s.health));
+      assert.ok(healthHas(s, 'not supported in userspace networking'), JSON.stringify(s.health));
+    });
+
+    await claim("9. no TUN and nothing changed in the daemon's namespace (rules, routes, firewall)", async () => {
       const after = await netState(ha);
       assert.equal(after, before);
       assert.doesNotMatch(after, /tun|trellis/);

@@ -81,8 +81,10 @@ export class Connection {
   hostinfo(): Hostinfo {
     const prefs = this.h.prefs();
     const services = this.h.services()?.services() ?? [];
+    // Userspace networking offers no routes (it cannot forward): control must not route peers through us.
     const userspace = this.dp?.networking().mode === 'userspace';
-    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs), userspace);
+    const routes = userspace ? [] : advertisedRoutes(prefs);
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, routes, userspace);
   }
 
   private mapRequest(): MapRequest {

@@ -4,6 +4,7 @@
 // In userspace networking nothing of the OS is touched: the proxies take the resolver's and the routes' place,
 // and the PeerAPI listens in the netstack.
 import type { NetMap } from '../control/netmap.ts';
+import type { DataPathSettings } from '../core/engine-options.ts';
 import type { EngineEvents } from '../core/events.ts';
 import type { DataPath } from '../datapath/datapath.ts';
 import { OsDns } from '../dns/os-dns.ts';
@@ -16,11 +17,8 @@ import { Taildrop } from '../taildrop/service.ts';
 import { NetstackPeerApi } from './netstack-peerapi.ts';
 import { UserspaceProxies } from './userspace-proxies.ts';
 
-/** Where userspace networking's proxies listen ("host:port"; absent: none). */
-export interface ProxySettings {
-  socks5Listen?: string;
-  httpProxyListen?: string;
-}
+/** How packets meet this machine, and where userspace networking's proxies listen ("host:port"; absent: none). */
+export type NetworkingSettings = Pick<DataPathSettings, 'networking' | 'socks5Listen' | 'httpProxyListen'>;
 
 const NO_OFFER_IN_USERSPACE =
   'advertising routes or an exit node is not supported in userspace networking: this node offers only itself';
@@ -47,7 +45,7 @@ export class NodeServices {
     private readonly events: EngineEvents,
     /** The PeerAPI moved (new ports): tell control. */
     private readonly onServicesChanged: () => void,
-    private readonly proxySettings: ProxySettings = {},
+    private readonly settings: NetworkingSettings = {},
   ) {
     const log = (m: string) => events.log('info', m);
     this.taildrop = new Taildrop(stateDir, {
@@ -140,7 +138,7 @@ export class NodeServices {
     if (!this.proxies) {
       this.proxies = new UserspaceProxies(dp, (m) => this.events.log('info', m));
       const proxies = this.proxies;
-      const problems = await proxies.start(this.proxySettings);
+      const problems = await proxies.start(this.settings);
       if (!current()) proxies.close(); // the data path closed while they came up
       this.events.setHealth('proxies', problems.length > 0 ? problems.join('; ') : undefined);
     }
@@ -193,6 +191,8 @@ export class NodeServices {
 
   /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
   async syncOsDns(dp: DataPath | undefined, nm: NetMap | undefined, acceptDNS: boolean): Promise<void> {
+    // Userspace networking leaves the OS resolver alone.
+    if (dp?.userspaceStack || this.proxies || this.settings.networking === 'userspace') return;
     try {
       if (dp && nm && acceptDNS) {
         await this.osDns.apply({ searchDomains: nm.dns?.Domains ?? [], interfaceName: this.tunName });
