@@ -2,20 +2,22 @@
 // (`--tun userspace-networking`, no TUN, nothing of its namespace touched) logs in to Headscale beside a tailscaled
 // node with a TUN. Apps on Trellis's host reach the tailnet only through its SOCKS5 and HTTP proxies: curl fetches
 // 20 MB from an HTTP server on tailscaled's host by MagicDNS name and by address, through SOCKS5 and through the
-// HTTP proxy (plain and CONNECT); UDP goes through SOCKS5 UDP ASSOCIATE to an echo server there. Inbound, the
-// netstack answers tailscaled's pings (disco, ICMP, TSMP) and takes `tailscale file cp` into the inbox; the netmap's
-// filter decides what gets in as in TUN mode (the policy opens only TCP 5001 from tailscaled towards Trellis).
+// HTTP proxy (plain and CONNECT); UDP goes through SOCKS5 UDP ASSOCIATE to an echo server there and to quad-100.
+// Inbound, the netstack answers tailscaled's pings (disco, ICMP, TSMP) and takes `tailscale file cp` into the inbox
+// (and `trellis file cp` goes out through it); the netmap's filter decides what gets in as in TUN mode (the policy
+// opens only TCP 5001 from tailscaled towards Trellis).
 // Then tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from
 // nowhere else) arrives from the exit node's address. Offering an exit node is refused with a health message, and
 // at the end the namespace's links, rules, routes, forwarding and firewall are as before the daemon started.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import dnsPacket from 'dns-packet';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { tailscalePing } from './lab/peer-probe.ts';
 import { approveRoutes, healthHas, setPrefs } from './lab/routes.ts';
@@ -193,7 +195,7 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       );
     });
 
-    await claim('3. UDP through SOCKS5 UDP ASSOCIATE to an echo server on the peer', async (st) => {
+    await claim('3. UDP through SOCKS5 UDP ASSOCIATE: an echo server on the peer, and quad-100', async (st) => {
       for (const host of [IP_TS, tsName]) {
         const r = await ha.run([process.execPath, SOCKS_UDP, '127.0.0.1', '1055', host, String(ECHO_PORT), 'hello'], {
           timeoutMs: 20_000,
@@ -202,6 +204,20 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(JSON.parse(r.stdout), { from: `${IP_TS}:${ECHO_PORT}`, text: 'echo:hello' });
       }
+      // The netstack's own DNS to quad-100 is answered in the engine, as a TUN's is.
+      const query = dnsPacket.encode({ type: 'query', id: 7, flags: 256, questions: [{ type: 'A', name: tsName }] });
+      const r = await ha.run(
+        [process.execPath, SOCKS_UDP, '127.0.0.1', '1055', '100.100.100.100', '53', `hex:${query.toString('hex')}`],
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const reply = JSON.parse(r.stdout) as { from: string; hex: string };
+      const answers = (dnsPacket.decode(Buffer.from(reply.hex, 'hex')).answers ?? []).flatMap((x) =>
+        x.type === 'A' ? [String(x.data)] : [],
+      );
+      st.diagnostic(`quad-100 via SOCKS5 UDP: ${tsName} → ${JSON.stringify(answers)}`);
+      assert.equal(reply.from, '100.100.100.100:53');
+      assert.deepEqual(answers, [IP_TS]);
     });
 
     await claim('4. tailscale ping (disco, --icmp, --tsmp) gets answers from Trellis', async (st) => {
@@ -230,6 +246,21 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       });
       assert.equal(sha(got), sha(data));
       st.diagnostic(`${data.length} bytes received`);
+    });
+
+    await claim('5b. trellis file cp to tailscaled goes out through the netstack', async (st) => {
+      const file = path.join(work, 'back.bin');
+      const data = randomBytes(5 * 1024 * 1024);
+      await writeFile(file, data);
+      await tr.waitFor((s) => (s.fileTargets ?? []).includes(tsName), 20_000);
+      const r = await tr.cli(['file', 'cp', file, `${TS}:`], 60_000);
+      assert.equal(r.code, 0, `trellis file cp: ${r.stderr}${r.stdout}`);
+      st.diagnostic(r.stdout.trim());
+      const inbox = path.join(work, 'b-inbox');
+      await mkdir(inbox);
+      const g = await ts.cli(['file', 'get', inbox], 30_000);
+      assert.equal(g.code, 0, `tailscale file get: ${g.stderr}`);
+      assert.equal(sha(await readFile(path.join(inbox, 'back.bin'))), sha(data));
     });
 
     await claim('6. the netmap filter: TCP 5001 gets in (the stack refuses it), 5002 is dropped', async (st) => {

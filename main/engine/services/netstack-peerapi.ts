@@ -1,6 +1,7 @@
-// Taildrop's PeerAPI in userspace networking: the netstack listens on the PeerAPI's ports (on our tailnet
-// addresses, where no OS socket can) and hands each connection to the PeerAPI on the engine's thread.
-import type { NetStack, TcpListener, TcpSocket } from '../netstack/index.ts';
+// Taildrop in userspace networking: the netstack listens on the PeerAPI's ports (on our tailnet addresses, where
+// no OS socket can) and hands each connection to the PeerAPI on the engine's thread; sends dial through it too.
+import type { Duplex } from 'node:stream';
+import type { NetStack, TcpListener } from '../netstack/index.ts';
 import type { PeerApiStream } from '../taildrop/peerapi.ts';
 import type { PeerApiPorts } from '../taildrop/receive-thread.ts';
 
@@ -8,9 +9,10 @@ import type { PeerApiPorts } from '../taildrop/receive-thread.ts';
  * net.Socket's idle timeout, which node's HTTP server and the PeerAPI set and a netstack socket lacks: 'timeout'
  * after ms without bytes in.
  */
-function withIdleTimeout(s: TcpSocket): PeerApiStream {
+export function withIdleTimeout<S extends Duplex>(s: S): S & PeerApiStream {
+  if (typeof (s as { setTimeout?: unknown }).setTimeout === 'function') return s; // a net.Socket has its own
   let timer: NodeJS.Timeout | undefined;
-  const setTimeout = (ms: number, onTimeout?: () => void): TcpSocket => {
+  const setTimeout = (ms: number, onTimeout?: () => void): S => {
     clearTimeout(timer);
     timer = undefined;
     if (onTimeout) s.once('timeout', onTimeout);

@@ -14,7 +14,7 @@ import { advertisedRoutes } from '../routes/offer.ts';
 import { RouteOffering } from '../routes/offering.ts';
 import { OsRoutes } from '../routes/os-routes.ts';
 import { Taildrop } from '../taildrop/service.ts';
-import { NetstackPeerApi } from './netstack-peerapi.ts';
+import { NetstackPeerApi, withIdleTimeout } from './netstack-peerapi.ts';
 import { UserspaceProxies } from './userspace-proxies.ts';
 
 /** How packets meet this machine, and where userspace networking's proxies listen ("host:port"; absent: none). */
@@ -113,6 +113,7 @@ export class NodeServices {
     this.dp = undefined;
     this.taildrop.close();
     this.stackPeerApi.close();
+    this.taildrop.connector = undefined;
     this.proxies?.close();
     await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
     if (this.proxies) {
@@ -183,6 +184,9 @@ export class NodeServices {
         this.onServicesChanged();
       }
       if (stack) this.stackPeerApi.serve(stack, this.taildrop.ports(), (s) => this.taildrop.acceptConnection(s));
+      const proxies = this.proxies;
+      this.taildrop.connector =
+        stack && proxies ? async (h, p) => withIdleTimeout(await proxies.dial(h, p)) : undefined;
       this.events.setHealth('peerapi', undefined);
     } catch (e) {
       this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);

@@ -10,7 +10,7 @@ import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
 import type { Caller, PeerApiStream } from './peerapi.ts';
 import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
-import { type SendProgress, sendFileWithRetry } from './send.ts';
+import { type PeerConnector, type SendProgress, sendFile, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
 
 /** Whether a peer, calling from one of its addresses, may use our DNS-over-HTTPS, and with which upstreams. */
@@ -78,6 +78,9 @@ export class Taildrop {
   get receiveThread(): ReceiveThread {
     return this.receiver;
   }
+
+  /** How sends reach peers: an OS socket (undefined, the default) or, in userspace networking, the netstack. */
+  connector: PeerConnector | undefined;
 
   /** PeerAPI ports for Hostinfo.Services (empty until listening). */
   services(): Array<{ Proto: string; Port: number }> {
@@ -178,9 +181,11 @@ export class Taildrop {
     const name = o.name;
     const bad = invalidNameReason(name);
     if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
+    // Through the netstack (userspace networking) the bytes are on this thread anyway: no send thread then.
+    const connect = this.connector;
     const r = await sendFileWithRetry(
-      { base: t.base, source: o.source, name, onProgress: o.onProgress, signal: o.signal },
-      { log: this.o.log, send: (x) => this.sendThread.send(x) },
+      { base: t.base, source: o.source, name, onProgress: o.onProgress, signal: o.signal, connect },
+      { log: this.o.log, send: connect ? sendFile : (x) => this.sendThread.send(x) },
     );
     this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
     return { target: t.name, name, ...r };

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // A tiny SOCKS5 UDP ASSOCIATE client (RFC 1928 §7) for the lab: sends one datagram through the proxy and prints
 // the first answer's source and payload as JSON, then exits. No dependencies.
-//   node socks-udp.mjs <proxy host> <proxy port> <target host or name> <target port> <text>
+//   node socks-udp.mjs <proxy host> <proxy port> <target host or name> <target port> <text | hex:HEX>
+// With hex:…, the datagram is those bytes and the answer is printed as hex too.
 // Exit codes: 0 answered, 1 error, 2 no answer within SOCKS_UDP_TIMEOUT_MS (default 10000).
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-const [proxyHost, proxyPort, target, targetPort, text] = process.argv.slice(2);
+const [proxyHost, proxyPort, target, targetPort, text = ''] = process.argv.slice(2);
+const binary = text.startsWith('hex:');
 const timer = setTimeout(
   () => {
     process.stderr.write('socks-udp: no answer in time\n');
@@ -59,14 +61,15 @@ tcp.on('data', (d) => {
     const udp = dgram.createSocket(net.isIPv6(relay.host) ? 'udp6' : 'udp4');
     udp.on('message', (m) => {
       const from = decode(m, 3);
-      process.stdout.write(
-        `${JSON.stringify({ from: `${from.host}:${from.port}`, text: m.subarray(3 + from.used).toString() })}\n`,
-      );
+      const body = m.subarray(3 + from.used);
+      const shown = binary ? { hex: body.toString('hex') } : { text: body.toString() };
+      process.stdout.write(`${JSON.stringify({ from: `${from.host}:${from.port}`, ...shown })}\n`);
       clearTimeout(timer);
       udp.close();
       tcp.destroy();
     });
-    const msg = Buffer.concat([Buffer.from([0, 0, 0]), address(target, Number(targetPort)), Buffer.from(text)]);
+    const payload = binary ? Buffer.from(text.slice(4), 'hex') : Buffer.from(text);
+    const msg = Buffer.concat([Buffer.from([0, 0, 0]), address(target, Number(targetPort)), payload]);
     // Datagrams may be lost while paths settle: a few tries, one a second.
     const send = () => udp.send(msg, relay.port, relay.host === '0.0.0.0' ? proxyHost : relay.host);
     send();
