@@ -39,7 +39,12 @@ export class NetstackPeerApi {
     this.close();
     this.stack = stack;
     for (const port of wanted) {
-      this.listeners.push(stack.listen(port, (s) => accept(withIdleTimeout(s))));
+      this.listeners.push(
+        stack.listen(port, (s) => {
+          s.on('error', () => {}); // the PeerAPI handles what it cares about; none may crash the engine
+          accept(withIdleTimeout(s));
+        }),
+      );
     }
     this.serving = wanted.join(',');
   }

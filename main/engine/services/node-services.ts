@@ -3,11 +3,12 @@
 // engine's data path: started after each netmap is applied, taken down with it, and recovered after a crash.
 // In userspace networking nothing of the OS is touched: the proxies take the resolver's and the routes' place,
 // and the PeerAPI listens in the netstack.
+import { readFile } from 'node:fs/promises';
 import type { NetMap } from '../control/netmap.ts';
 import type { DataPathSettings } from '../core/engine-options.ts';
 import type { EngineEvents } from '../core/events.ts';
 import type { DataPath } from '../datapath/datapath.ts';
-import { OsDns } from '../dns/os-dns.ts';
+import { nameserversOf, OsDns } from '../dns/os-dns.ts';
 import type { NetworkingStatus, Prefs } from '../protocol.ts';
 import { routedPrefixes } from '../routes/allowed-ips.ts';
 import { advertisedRoutes } from '../routes/offer.ts';
@@ -137,6 +138,9 @@ export class NodeServices {
   private async userspaceUpdated(dp: DataPath, nm: NetMap, prefs: Prefs, current: () => boolean): Promise<void> {
     this.events.setHealth('routes', advertisedRoutes(prefs).length > 0 ? NO_OFFER_IN_USERSPACE : undefined);
     if (!this.proxies) {
+      // The OS's resolvers (read, never changed) answer other names when control sets none, as with a TUN.
+      const conf = process.platform === 'win32' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+      dp.setOsResolvers(nameserversOf(conf));
       this.proxies = new UserspaceProxies(dp, (m) => this.events.log('info', m));
       const proxies = this.proxies;
       const problems = await proxies.start(this.settings);

@@ -1,7 +1,8 @@
 // Userspace networking's doors for this machine's apps: the SOCKS5 and HTTP proxies. Their dialer sends what goes
 // to the tailnet (our ranges, a peer's AllowedIPs: subnets, the chosen exit node's default routes) into the
 // netstack and dials the rest from the host, as tailscaled's userspace dialer does; their resolver answers
-// MagicDNS names from quad-100's table without a packet, and other names through its upstream resolvers or the OS.
+// MagicDNS names from quad-100's table without a packet, names under control's split-DNS routes through their
+// resolvers, and the rest through the OS.
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { Resolver as DnsResolver, lookup } from 'node:dns/promises';
 import { isIP, connect as netConnect } from 'node:net';
@@ -35,9 +36,13 @@ export function parseListenAddress(text: string, what: string): { host: string; 
 
 const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
+/** A stream's error never crashes the engine, also when nobody listens any more (a dial that timed out). */
+const ignore = () => {};
+
 function dialStack(stack: NetStack, address: string, port: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const s = stack.connect(address, port);
+    s.on('error', ignore);
     s.once('connect', () => {
       s.off('error', reject);
       resolve(s);
@@ -49,6 +54,7 @@ function dialStack(stack: NetStack, address: string, port: number): Promise<Dupl
 function dialHost(address: string, port: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const s = netConnect({ host: address, port });
+    s.on('error', ignore);
     s.once('connect', () => {
       s.off('error', reject);
       resolve(s);
@@ -77,7 +83,7 @@ export class UserspaceProxies {
   httpProxy = '';
 
   constructor(
-    private readonly dp: DataPath,
+    private readonly dp: Pick<DataPath, 'routesViaTailnet' | 'userspaceStack' | 'dnsTable'>,
     private readonly log: (m: string) => void,
   ) {}
 
@@ -94,7 +100,9 @@ export class UserspaceProxies {
     const hit = t.hosts.get(n) ?? t.searchDomains.map((d) => t.hosts.get(`${n}.${d}`)).find((h) => h);
     if (hit) return [...hit.v4, ...hit.v6];
     if (t.authoritative.some((z) => inZone(n, z))) throw new Error(`${name} is not a name in the tailnet`);
-    const servers = plainServers(t.routes.find((r) => inZone(n, r.suffix))?.resolvers ?? []);
+    // A split-DNS route of control's goes to its resolvers; the rest to the OS (hosts file and all), as apps would.
+    const route = t.routes.find((r) => r.suffix !== '' && inZone(n, r.suffix));
+    const servers = plainServers(route?.resolvers ?? []);
     if (servers.length === 0) return (await lookup(n, { all: true })).map((a) => a.address);
     const r = new DnsResolver({ timeout: 5_000, tries: 2 });
     r.setServers(servers);
