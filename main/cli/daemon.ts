@@ -10,11 +10,15 @@ import { EngineHost } from '../engine/host.ts';
 import { daemonListening } from '../engine/ipc/daemon-client.ts';
 import { type EngineClient, SocketTransport, serveEngine } from '../engine/ipc/rpc.ts';
 import type { CommandMap, CommandName, EngineApi, EngineEvent, RequestContext } from '../engine/protocol.ts';
+import { parseListenAddress } from '../engine/services/userspace-proxies.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, UsageError } from './paths.ts';
 import { prepareSocketDir } from './socket-dir.ts';
 
 export const DAEMON_USAGE =
-  'trellis daemon --state-dir DIR [--socket PATH] [--socket-group GROUP] [--tun NAME|off] [--port UDP_PORT]';
+  'trellis daemon --state-dir DIR [--socket PATH] [--socket-group GROUP] [--tun NAME|off|userspace-networking]\n' +
+  '               [--port UDP_PORT] [--socks5-server ADDR] [--outbound-http-proxy-listen ADDR]';
+/** tailscaled's name for running without a TUN: the engine's own TCP/IP stack, no privilege needed. */
+const USERSPACE = 'userspace-networking';
 /** How long a socket client's request may wait for the engine (an interactive login takes minutes). */
 const PROXY_TIMEOUT_MS = 10 * 60_000;
 const isWindows = process.platform === 'win32';
@@ -49,8 +53,29 @@ export async function runDaemon(args: string[]): Promise<number> {
     const portText = takeOption(args, '--port') ?? '41641';
     const port = Number(portText);
     if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be 0-65535, got ${portText}`);
-    if (tun !== 'off' && !/^[A-Za-z0-9_.-]{1,15}$/.test(tun)) throw new UsageError(`bad --tun name ${tun}`);
-    dataPath = tun === 'off' ? undefined : { tunName: tun, port };
+    if (tun !== 'off' && tun !== USERSPACE && !/^[A-Za-z0-9_.-]{1,15}$/.test(tun)) {
+      throw new UsageError(`bad --tun name ${tun}`);
+    }
+    const socks5Listen = takeOption(args, '--socks5-server');
+    const httpProxyListen = takeOption(args, '--outbound-http-proxy-listen');
+    for (const [flag, value] of [
+      ['--socks5-server', socks5Listen],
+      ['--outbound-http-proxy-listen', httpProxyListen],
+    ] as const) {
+      if (value === undefined) continue;
+      if (tun !== USERSPACE) throw new UsageError(`${flag} needs --tun ${USERSPACE}`);
+      try {
+        parseListenAddress(value, flag);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
+    dataPath =
+      tun === 'off'
+        ? undefined
+        : tun === USERSPACE
+          ? { tunName: tun, port, networking: 'userspace', socks5Listen, httpProxyListen }
+          : { tunName: tun, port };
     noMoreArgs(args);
     if (!stateDir) throw new UsageError('--state-dir is required');
   } catch (e) {

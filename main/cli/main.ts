@@ -11,8 +11,10 @@ import { runWg } from './wg.ts';
 const USAGE = `usage: trellis <command> [args]
 
 commands:
-  daemon --state-dir DIR [--socket PATH] [--tun NAME|off] [--port UDP_PORT]
-                                    run the engine as a service on a local socket (foreground)
+  daemon --state-dir DIR [--socket PATH] [--tun NAME|off|userspace-networking] [--port UDP_PORT]
+         [--socks5-server ADDR] [--outbound-http-proxy-listen ADDR]
+                                    run the engine as a service on a local socket (foreground); with
+                                    userspace-networking no TUN and no root: apps use the proxies
   up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
   set [--exit-node=NAME|IP] [--exit-node-allow-lan-access=BOOL] [--accept-routes=BOOL]

@@ -23,6 +23,7 @@ import {
   type RequestContext,
   type StatusSnapshot,
 } from './protocol.ts';
+import { setBypassMarking } from './routes/bypass-socket.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
 import { applyRoutePrefs } from './routes/route-prefs.ts';
 import { NodeServices } from './services/node-services.ts';
@@ -50,6 +51,7 @@ class Engine implements EngineApi {
   private readonly conn: Connection;
 
   constructor(private readonly o: EngineOptions) {
+    if (o.dataPath?.networking === 'userspace') setBypassMarking(false); // no SO_MARK: nothing of the OS is ours
     this.events = new EngineEvents(o.log);
     this.conn = new Connection({
       options: o,
@@ -106,6 +108,7 @@ class Engine implements EngineApi {
       routes: routeOffer(this.prefs, this.netmap.self),
       ...(this.persisted ? { profile: profileInfo(this.profileId, this.persisted) } : {}),
       ...(this.dataPath ? { counters: this.dataPath.counters() } : {}),
+      ...(this.dataPath ? { networking: { ...this.dataPath.networking(), ...this.services?.proxyStatus() } } : {}),
       ...(this.services && this.state === 'Running' ? { fileTargets: this.services.fileTargetNames() } : {}),
     };
   }
@@ -162,8 +165,9 @@ class Engine implements EngineApi {
     this.profiles = profiles;
     // Taildrop's inbox and the OS resolver's backup belong to the machine: they stay at the top of the state dir.
     if (this.o.dataPath) {
-      this.services = new NodeServices(stateDir, this.o.dataPath.tunName, this.events, () => this.conn.sendHostinfo());
-      await this.services.recover();
+      const dp = this.o.dataPath;
+      this.services = new NodeServices(stateDir, dp.tunName, this.events, () => this.conn.sendHostinfo(), dp);
+      if (dp.networking !== 'userspace') await this.services.recover(); // userspace networking never touches the OS
     }
     await this.activate(profiles.current);
     return this.snapshot();

@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 for pair in wireguard-go:wireguard-go wg:wireguard-tools ip:iproute2 iptables:iptables iperf3:iperf3 dig:dnsutils \
-  make:make g++:g++ python3:python3 ping:iputils-ping chromium:chromium curl:curl; do
+  make:make g++:g++ python3:python3 ping:iputils-ping chromium:chromium curl:curl setpriv:util-linux; do
   tool=${pair%%:*} pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

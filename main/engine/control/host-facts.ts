@@ -9,9 +9,9 @@ export interface HostFacts {
   Distro?: string;
   DistroVersion?: string;
   DistroCodeName?: string;
-  /** Trellis always routes through a TUN device, never userspace networking. */
-  Userspace: false;
-  UserspaceRouter: false;
+  /** False here; buildHostinfo sets both in userspace networking (the netstack routes, as with tailscaled's). */
+  Userspace: boolean;
+  UserspaceRouter: boolean;
   /** Trellis offers no app connector, and keeps its state in 0600 files, not an encrypted store (TPM, keychain). */
   AppConnector: false;
   StateEncrypted: false;

@@ -21,6 +21,7 @@ export function buildHostinfo(
   services: Array<{ Proto: string; Port: number }> = [],
   routableIPs: string[] = [],
   netFacts?: NetFacts,
+  userspace = false,
 ): Hostinfo {
   return {
     IPNVersion: '0.1.0-trellis',
@@ -29,6 +30,7 @@ export function buildHostinfo(
     Hostname: hostname || osHostname(),
     App: 'trellis',
     ...hostFacts(),
+    ...(userspace ? { Userspace: true, UserspaceRouter: true } : {}),
     ...(homeDERP ? { NetInfo: buildNetInfo(homeDERP, netFacts) } : {}),
     ...(services.length > 0 ? { Services: services } : {}),
     ...(routableIPs.length > 0 ? { RoutableIPs: routableIPs } : {}),

@@ -81,7 +81,10 @@ export class Connection {
   hostinfo(): Hostinfo {
     const prefs = this.h.prefs();
     const services = this.h.services()?.services() ?? [];
-    return buildHostinfo(prefs.hostname, this.homeDERP, services, advertisedRoutes(prefs), this.dp?.netFacts());
+    // Userspace networking offers no routes (it cannot forward): control must not route peers through us.
+    const userspace = this.dp?.networking().mode === 'userspace';
+    const routes = userspace ? [] : advertisedRoutes(prefs);
+    return buildHostinfo(prefs.hostname, this.homeDERP, services, routes, this.dp?.netFacts(), userspace);
   }
 
   private mapRequest(): MapRequest {
@@ -137,6 +140,7 @@ export class Connection {
       this.dp = await DataPath.open({
         tunName: settings.tunName,
         port: settings.port,
+        networking: settings.networking,
         nodePrivate: this.h.keys().nodePrivate,
         discoPrivate: this.discoPrivate,
         derpPlainHTTP: this.h.prefs().controlURL.startsWith('http://') || process.env.TRELLIS_DERP_HTTP === '1',

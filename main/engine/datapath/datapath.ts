@@ -1,6 +1,7 @@
 // The tailnet data path: the TUN device with this node's addresses and the tailnet routes, a WireGuard
 // device whose peers are the netmap's peers (keyed by node key), magicsock for the paths, and the netmap's
-// packet filter on everything that comes in. The engine creates one while it runs with a TUN.
+// packet filter on everything that comes in. The engine creates one while it runs. Packets meet this machine at
+// its packet port: the TUN, or in userspace networking the engine's own TCP/IP stack (netstack-port.ts).
 
 import type { NetFacts } from '../control/net-info.ts';
 import type { NetMap } from '../control/netmap.ts';
@@ -16,18 +17,20 @@ import { MagicSock, type PathInfo } from '../magicsock/magicsock.ts';
 import { netcheckRegions } from '../magicsock/netcheck.ts';
 import type { MagicPeer } from '../magicsock/peer-path.ts';
 import { buildIpPacket, tcpSegment } from '../packet/build.ts';
-import { parsePrefix } from '../packet/ip.ts';
+import { parseAddress, parsePrefix } from '../packet/ip.ts';
 import { IPPROTO, PacketInfo, parsePacket, TCP_FLAGS } from '../packet/parse.ts';
 import { tsmpPong, tsmpReject } from '../packet/tsmp.ts';
-import type { DataPathCounters, NetcheckReport } from '../protocol.ts';
+import type { DataPathCounters, NetcheckReport, NetworkingStatus } from '../protocol.ts';
 import { type RouteChoice, selectAllowedIPs } from '../routes/allowed-ips.ts';
 import { configureInterface } from '../tun/os-config.ts';
-import { TunPort } from '../tun/tun-port.ts';
+import type { TunPort } from '../tun/tun-port.ts';
 import type { Prefix } from '../wg/allowedips.ts';
 import { Device, type DropCounters } from '../wg/device.ts';
 import { receiveDatagram } from '../wg/receive.ts';
 import { sendPacket } from '../wg/send.ts';
 import { TICK_MS, tickTimers } from '../wg/timers.ts';
+import { inTailnetRanges, NetstackPort } from './netstack-port.ts';
+import { type NetworkingMode, openTunFor, type PacketPort } from './packet-port.ts';
 
 export const TAILNET_MTU = 1280;
 const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];
@@ -35,6 +38,8 @@ const TAILNET_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];
 export interface DataPathOptions {
   tunName: string;
   port: number;
+  /** How packets meet this machine (default 'tun'). */
+  networking?: NetworkingMode;
   nodePrivate: Uint8Array;
   discoPrivate: Uint8Array;
   derpPlainHTTP: boolean;
@@ -75,7 +80,12 @@ export interface PeerPathSummary extends PathInfo {
 }
 
 export class DataPath {
+  /** The TUN or the netstack, opened at the first netmap with addresses; tun/netstack say which. */
+  private port: PacketPort | undefined;
   private tun: TunPort | undefined;
+  private netstack: NetstackPort | undefined;
+  /** Why 'auto' chose userspace networking. */
+  private userspaceReason: string | undefined;
   private readonly device: Device;
   private readonly magic: MagicSock;
   private tick: NodeJS.Timeout | undefined;
@@ -99,8 +109,8 @@ export class DataPath {
     exitNodeID: '',
   };
   private readonly quad100 = new Quad100(
-    (pkt) => this.tun?.write(pkt),
-    () => this.tun?.flush(),
+    (pkt) => this.port?.write(pkt),
+    () => this.port?.flush(),
   );
 
   private constructor(private readonly o: DataPathOptions) {
@@ -126,7 +136,7 @@ export class DataPath {
       onNetFactsChanged: o.onNetFactsChanged,
       onWireGuard: (msg, from, views) => receiveDatagram(this.device, msg, from, views),
       onBatchEnd: () => {
-        this.tun?.flush();
+        this.port?.flush();
         this.magic.flush();
       },
     });
@@ -146,10 +156,10 @@ export class DataPath {
           if (notice) sendPacket(this.device, notice);
           return;
         }
-        this.tun?.write(pkt);
+        this.port?.write(pkt);
       },
       flush: () => {
-        this.tun?.flush();
+        this.port?.flush();
         this.magic.flush();
       },
     });
@@ -178,21 +188,18 @@ export class DataPath {
     const addresses = (self.Addresses ?? []).filter((a) => typeof a === 'string');
     const key = addresses.join(',');
     if (key !== this.configuredFor && addresses.length > 0) {
-      if (!this.tun) {
-        this.tun = TunPort.open({ name: this.o.tunName });
-        this.tun.start(
-          (pkt) => this.sendFromTun(pkt),
-          () => {
-            this.quad100.flushReplies(); // MagicDNS answers of this batch, in one TUN write
-            this.magic.flush();
-          },
-          (e) => this.o.log(`TUN read failed: ${e.message}`),
+      if (!this.port) this.openPort(addresses);
+      if (this.tun) {
+        await configureInterface({ name: this.tun.name, mtu: TAILNET_MTU, addresses, routes: TAILNET_ROUTES });
+        const tso = this.tun.tso ? ' (TCP segmentation offload on)' : '';
+        this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
+      } else if (this.netstack) {
+        this.netstack.setAddresses(addresses);
+        this.o.log(
+          `userspace networking with ${addresses.join(', ')}${this.userspaceReason ? ` (${this.userspaceReason})` : ''}`,
         );
       }
-      await configureInterface({ name: this.tun.name, mtu: TAILNET_MTU, addresses, routes: TAILNET_ROUTES });
       this.configuredFor = key;
-      const tso = this.tun.tso ? ' (TCP segmentation offload on)' : '';
-      this.o.log(`${this.tun.name} up with ${addresses.join(', ')}${tso}`);
     }
     this.ownAddresses = addresses;
     this.own = new AddrSet(addresses);
@@ -240,6 +247,60 @@ export class DataPath {
     for (const [b64, peer] of this.device.peers) if (!keep.has(b64)) this.device.removePeer(peer.publicKey);
 
     this.magic.setDERPMap(netcheckRegions(nm.derpMap.Regions));
+  }
+
+  /** Opens the TUN, or the netstack in userspace networking; both end a batch the same way. */
+  private openPort(addresses: string[]): void {
+    const endBatch = () => {
+      this.quad100.flushReplies(); // MagicDNS answers of this batch, in one write
+      this.magic.flush();
+    };
+    const choice = openTunFor(this.o.networking ?? 'tun', this.o.tunName);
+    if ('tun' in choice) {
+      const tun = choice.tun;
+      tun.start(
+        (pkt) => this.sendFromTun(pkt),
+        endBatch,
+        (e) => this.o.log(`TUN read failed: ${e.message}`),
+      );
+      this.tun = tun;
+      this.port = tun;
+      return;
+    }
+    this.userspaceReason = choice.reason;
+    this.netstack = new NetstackPort(addresses, (pkt) => this.sendFromTun(pkt), endBatch);
+    this.port = this.netstack;
+  }
+
+  /** The userspace stack, in userspace networking once the first netmap opened it. */
+  get userspaceStack(): NetstackPort['stack'] | undefined {
+    return this.netstack?.stack;
+  }
+
+  /** How packets meet this machine: the port's kind once open, else the one asked for. */
+  networking(): NetworkingStatus {
+    if (this.netstack) return { mode: 'userspace', ...(this.userspaceReason ? { reason: this.userspaceReason } : {}) };
+    return { mode: this.tun || this.o.networking !== 'userspace' ? 'tun' : 'userspace' };
+  }
+
+  /**
+   * Whether a connection to address goes into the tailnet (as tailscaled's userspace dialer decides): a peer's
+   * AllowedIPs hold it (its addresses, accepted subnets, the default routes of a chosen exit node), or it is in
+   * the tailnet's own ranges (no peer there: unreachable, never out through the host).
+   */
+  routesViaTailnet(address: string): boolean {
+    let b: Uint8Array;
+    try {
+      b = parseAddress(address);
+    } catch {
+      return false;
+    }
+    return inTailnetRanges(b) || this.device.routes.lookup(b, 0, b.length === 4 ? 4 : 16) !== undefined;
+  }
+
+  /** The name table quad-100 answers from (MagicDNS names, upstream resolvers by suffix). */
+  get dnsTable(): Quad100['table'] {
+    return this.quad100.table;
   }
 
   /** What peers may reach through us besides our addresses; the netmap's filter still decides who may. */
@@ -322,8 +383,10 @@ export class DataPath {
   /** What Hostinfo.NetInfo reports: the latest netcheck, the port-mapping probe, and the firewall tool in use. */
   netFacts(): NetFacts | undefined {
     const f = this.magic.netFacts();
-    // The OS side drives iptables (routes/forwarding-linux.ts, linux-connmark.ts): tailscaled's "ipt-default".
-    return f && process.platform === 'linux' ? { ...f, firewallMode: 'ipt-default' } : f;
+    // With a TUN the OS side drives iptables (routes/forwarding-linux.ts, linux-connmark.ts): tailscaled's
+    // "ipt-default". Userspace networking touches no firewall, and tailscaled then reports no mode either.
+    const tun = this.networking().mode === 'tun';
+    return f && tun && process.platform === 'linux' ? { ...f, firewallMode: 'ipt-default' } : f;
   }
 
   /** A fresh netcheck: UDP, public endpoint, NAT kind, region latencies and the home region's DERP round trip. */
@@ -364,6 +427,6 @@ export class DataPath {
   close(): void {
     clearInterval(this.tick);
     this.magic.close();
-    this.tun?.close();
+    this.port?.close();
   }
 }

@@ -36,6 +36,11 @@ function markedFd(family: 4 | 6): number | undefined {
   }
 }
 
+/** Userspace networking changes nothing in the OS, so its sockets stay plain: setBypassMarking(false). */
+export function setBypassMarking(on: boolean): void {
+  marking = on ? undefined : false;
+}
+
 /** True when the engine's sockets carry the bypass mark (so policy routing for an exit node is safe). */
 export function bypassMarkWorks(): boolean {
   if (marking === undefined) {

@@ -1,15 +1,28 @@
 // What runs beside the data path once it is up: Taildrop's PeerAPI on our tailnet addresses (its ports go to
 // control in Hostinfo.Services) and the OS resolver pointed at quad-100 while accept-DNS is on. Both follow the
 // engine's data path: started after each netmap is applied, taken down with it, and recovered after a crash.
+// In userspace networking nothing of the OS is touched: the proxies take the resolver's and the routes' place,
+// and the PeerAPI listens in the netstack.
+import { readFile } from 'node:fs/promises';
 import type { NetMap } from '../control/netmap.ts';
+import type { DataPathSettings } from '../core/engine-options.ts';
 import type { EngineEvents } from '../core/events.ts';
 import type { DataPath } from '../datapath/datapath.ts';
-import { OsDns } from '../dns/os-dns.ts';
-import type { Prefs } from '../protocol.ts';
+import { nameserversOf, OsDns } from '../dns/os-dns.ts';
+import type { NetworkingStatus, Prefs } from '../protocol.ts';
 import { routedPrefixes } from '../routes/allowed-ips.ts';
+import { advertisedRoutes } from '../routes/offer.ts';
 import { RouteOffering } from '../routes/offering.ts';
 import { OsRoutes } from '../routes/os-routes.ts';
 import { Taildrop } from '../taildrop/service.ts';
+import { NetstackPeerApi, withIdleTimeout } from './netstack-peerapi.ts';
+import { UserspaceProxies } from './userspace-proxies.ts';
+
+/** How packets meet this machine, and where userspace networking's proxies listen ("host:port"; absent: none). */
+export type NetworkingSettings = Pick<DataPathSettings, 'networking' | 'socks5Listen' | 'httpProxyListen'>;
+
+const NO_OFFER_IN_USERSPACE =
+  'advertising routes or an exit node is not supported in userspace networking: this node offers only itself';
 
 export class NodeServices {
   readonly taildrop: Taildrop;
@@ -23,6 +36,9 @@ export class NodeServices {
   private updating: Promise<void> = Promise.resolve();
   private nextUpdate: { dp: DataPath; nm: NetMap; prefs: Prefs; generation: number } | undefined;
   private generation = 0;
+  /** Userspace networking (once a data path opened that way): its proxies and the PeerAPI's netstack listeners. */
+  private proxies: UserspaceProxies | undefined;
+  private readonly stackPeerApi = new NetstackPeerApi();
 
   constructor(
     stateDir: string,
@@ -30,6 +46,7 @@ export class NodeServices {
     private readonly events: EngineEvents,
     /** The PeerAPI moved (new ports): tell control. */
     private readonly onServicesChanged: () => void,
+    private readonly settings: NetworkingSettings = {},
   ) {
     const log = (m: string) => events.log('info', m);
     this.taildrop = new Taildrop(stateDir, {
@@ -82,6 +99,7 @@ export class NodeServices {
       this.nextUpdate = undefined;
       if (!u || u.generation !== this.generation) return; // the data path closed meanwhile
       const current = () => u.generation === this.generation;
+      if (u.dp.userspaceStack) return this.userspaceUpdated(u.dp, u.nm, u.prefs, current);
       await Promise.all([this.syncOsDns(u.dp, u.nm, u.prefs.acceptDNS), this.syncRoutes(u.nm, u.prefs)]);
       if (current()) await this.offering.apply(u.dp, u.prefs, current); // first: DNS access follows the filter
       if (current()) await this.startPeerApi(u.dp, u.nm, u.prefs);
@@ -95,12 +113,42 @@ export class NodeServices {
     this.nextUpdate = undefined;
     this.dp = undefined;
     this.taildrop.close();
+    this.stackPeerApi.close();
+    this.taildrop.connector = undefined;
+    this.proxies?.close();
     await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
+    if (this.proxies) {
+      this.proxies = undefined; // userspace networking: the OS was never touched, so nothing to put back
+      return;
+    }
     await Promise.all([
       this.syncOsDns(undefined, undefined, false),
       this.syncRoutes(undefined, undefined),
       this.offering.stop(),
     ]);
+  }
+
+  /** The proxies' addresses while they listen (userspace networking). */
+  proxyStatus(): Pick<NetworkingStatus, 'socks5' | 'httpProxy'> {
+    const p = this.proxies;
+    return { ...(p?.socks5 ? { socks5: p.socks5 } : {}), ...(p?.httpProxy ? { httpProxy: p.httpProxy } : {}) };
+  }
+
+  /** Userspace networking: the proxies up (once), offering refused plainly, the PeerAPI in the netstack. */
+  private async userspaceUpdated(dp: DataPath, nm: NetMap, prefs: Prefs, current: () => boolean): Promise<void> {
+    this.events.setHealth('routes', advertisedRoutes(prefs).length > 0 ? NO_OFFER_IN_USERSPACE : undefined);
+    if (!this.proxies) {
+      // The OS's resolvers (read, never changed) answer other names when control sets none, as with a TUN.
+      const conf = process.platform === 'win32' ? '' : await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+      dp.setOsResolvers(nameserversOf(conf));
+      this.proxies = new UserspaceProxies(dp, (m) => this.events.log('info', m));
+      const proxies = this.proxies;
+      const problems = await proxies.start(this.settings);
+      if (!current()) proxies.close(); // the data path closed while they came up
+      this.events.setHealth('proxies', problems.length > 0 ? problems.join('; ') : undefined);
+    }
+    const stack = dp.userspaceStack;
+    if (current() && stack) await this.startPeerApi(dp, nm, prefs, stack);
   }
 
   /** Policy routing for the chosen exit node and accepted subnets; all of it away without a netmap. */
@@ -124,16 +172,25 @@ export class NodeServices {
     }
   }
 
-  private async startPeerApi(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
+  private async startPeerApi(
+    dp: DataPath,
+    nm: NetMap,
+    prefs: Prefs,
+    stack?: NonNullable<DataPath['userspaceStack']>,
+  ): Promise<void> {
     const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
     if (addrs.length === 0) return;
     this.dp = dp;
-    this.taildrop.setNetMap(nm, this.offering.dnsAccess(dp, nm, prefs));
+    this.taildrop.setNetMap(nm, stack ? undefined : this.offering.dnsAccess(dp, nm, prefs));
     try {
-      if (await this.taildrop.listen(addrs)) {
+      if (await this.taildrop.listen(addrs, stack !== undefined)) {
         dp.setPeerApiPorts(this.taildrop.ports());
         this.onServicesChanged();
       }
+      if (stack) this.stackPeerApi.serve(stack, this.taildrop.ports(), (s) => this.taildrop.acceptConnection(s));
+      const proxies = this.proxies;
+      this.taildrop.connector =
+        stack && proxies ? async (h, p) => withIdleTimeout(await proxies.dial(h, p)) : undefined;
       this.events.setHealth('peerapi', undefined);
     } catch (e) {
       this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);
@@ -142,6 +199,8 @@ export class NodeServices {
 
   /** The OS resolver follows quad-100 while the data path runs with accept-DNS on; else it is put back. */
   async syncOsDns(dp: DataPath | undefined, nm: NetMap | undefined, acceptDNS: boolean): Promise<void> {
+    // Userspace networking leaves the OS resolver alone.
+    if (dp?.userspaceStack || this.proxies || this.settings.networking === 'userspace') return;
     try {
       if (dp && nm && acceptDNS) {
         await this.osDns.apply({ searchDomains: nm.dns?.Domains ?? [], interfaceName: this.tunName });

@@ -97,8 +97,19 @@ export function peerApiPort(addr: string, attempt: number): number {
   return 0x8000 | (crc32(last3) & 0xffff);
 }
 
+/** A byte stream from a caller: a net.Socket (TUN mode) or a netstack TcpSocket (userspace mode). */
+export type PeerApiStream = import('node:stream').Duplex & {
+  remoteAddress?: string;
+  remotePort?: number;
+  localAddress?: string;
+  localPort?: number;
+};
+
 export class PeerApi {
   private readonly servers: Server[] = [];
+  /** Userspace networking: the server that no OS socket feeds (acceptConnection does) and the addresses it is on. */
+  private stackServer: Server | undefined;
+  private stackAddresses: string[] = [];
   private readonly inFlight = new Set<string>();
   /** Open connections per caller address. */
   private readonly conns = new Map<string, number>();
@@ -122,7 +133,25 @@ export class PeerApi {
     if (v6) this.port6 = await this.listenOn(v6, this.port4);
   }
 
+  /** Userspace networking: no OS socket; the netstack listens on these ports and calls acceptConnection. */
+  serveWithoutSockets(addresses: string[]): void {
+    this.stackServer ??= this.newServer();
+    this.stackAddresses = addresses;
+    const v4 = addresses.find((a) => !a.includes(':'));
+    const v6 = addresses.find((a) => a.includes(':'));
+    this.port4 = v4 ? peerApiPort(v4, 0) : 0;
+    this.port6 = v6 ? this.port4 || peerApiPort(v6, 0) : 0;
+  }
+
+  /** A connection the netstack accepted on our PeerAPI port. */
+  acceptConnection(socket: PeerApiStream): void {
+    if (this.stackServer) this.stackServer.emit('connection', socket);
+    else socket.destroy();
+  }
+
   close(): void {
+    this.stackServer?.closeAllConnections();
+    this.stackServer = undefined;
     for (const s of this.servers) {
       s.close();
       s.closeAllConnections();
@@ -131,11 +160,7 @@ export class PeerApi {
   }
 
   private async listenOn(addr: string, prefer = 0): Promise<number> {
-    // No request timeout (a large upload takes as long as it takes); the idle timeout ends a stalled one.
-    const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.serve(req, res));
-    server.timeout = this.idleMs;
-    server.on('connection', (sock: Socket) => this.admit(sock));
-    server.on('clientError', (_e, sock: Socket) => sock.destroy());
+    const server = this.newServer();
     const ports = [...(prefer ? [prefer] : []), ...[0, 1, 2, 3, 4].map((i) => peerApiPort(addr, i)), 0];
     for (const port of ports) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -154,6 +179,15 @@ export class PeerApi {
       }
     }
     throw new Error(`peerapi: cannot listen on ${addr}`);
+  }
+
+  private newServer(): Server {
+    // No request timeout (a large upload takes as long as it takes); the idle timeout ends a stalled one.
+    const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.serve(req, res));
+    server.timeout = this.idleMs;
+    server.on('connection', (sock: Socket) => this.admit(sock));
+    server.on('clientError', (_e, sock: Socket) => sock.destroy());
+    return server;
   }
 
   /** Closes a connection from an address no netmap node holds, or one over its address's cap. */
@@ -323,7 +357,11 @@ export class PeerApi {
     if (host === 'peer') return true;
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([\d.]+)):(\d+)$/.exec(host ?? '');
     const ip = m?.[1] ?? m?.[2];
-    return !!ip && this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
+    if (!ip) return false;
+    return (
+      this.stackAddresses.includes(ip) ||
+      this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip)
+    );
   }
 }
 

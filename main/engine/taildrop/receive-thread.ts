@@ -9,7 +9,7 @@
 import type { Worker } from 'node:worker_threads';
 import { spawnSiblingWorker } from '../ipc/thread.ts';
 import { Inbox } from './inbox.ts';
-import { type Caller, PeerApi } from './peerapi.ts';
+import { type Caller, PeerApi, type PeerApiStream } from './peerapi.ts';
 
 /** Caller address (no prefix length) → the netmap node holding it; our own addresses are never in it. */
 export type CallerTable = ReadonlyMap<string, Caller>;
@@ -122,6 +122,30 @@ export class ReceiveThread {
     return ports;
   }
 
+  /**
+   * Userspace networking: the PeerAPI on this thread, fed by the netstack (acceptConnection), no OS socket. The
+   * netstack's bytes come through the engine's thread anyway; a thread of its own would only add a copy.
+   */
+  async listenWithoutSockets(addresses: string[]): Promise<PeerApiPorts> {
+    this.#addresses = [];
+    clearTimeout(this.#restart);
+    const w = this.#worker;
+    this.#worker = undefined;
+    if (w) await w.terminate().catch(() => 0);
+    this.#local?.close();
+    const api = this.#newLocal();
+    api.serveWithoutSockets(addresses);
+    this.#local = api;
+    this.#ports = { v4: api.port4, v6: api.port6 };
+    return this.#ports;
+  }
+
+  /** A connection the netstack accepted on the PeerAPI's port (userspace networking). */
+  acceptConnection(socket: PeerApiStream): void {
+    if (this.#local) this.#local.acceptConnection(socket);
+    else socket.destroy();
+  }
+
   /** Stops serving and ends the thread; a later listen starts another. */
   close(): Promise<void> {
     this.#addresses = [];
@@ -153,13 +177,7 @@ export class ReceiveThread {
 
   async #listenHere(addresses: string[]): Promise<PeerApiPorts> {
     this.#local?.close();
-    const api = new PeerApi({
-      inbox: new Inbox(this.o.stateDir),
-      identify: (ip) => this.#callers.get(ip),
-      fileSharing: () => this.#fileSharing,
-      log: this.o.log,
-      onReceived: this.o.onReceived,
-    });
+    const api = this.#newLocal();
     this.#local = api;
     try {
       await api.listen(addresses);
@@ -167,6 +185,16 @@ export class ReceiveThread {
       throw new ReceiveThreadError('listen', (e as Error).message);
     }
     return { v4: api.port4, v6: api.port6 };
+  }
+
+  #newLocal(): PeerApi {
+    return new PeerApi({
+      inbox: new Inbox(this.o.stateDir),
+      identify: (ip) => this.#callers.get(ip),
+      fileSharing: () => this.#fileSharing,
+      log: this.o.log,
+      onReceived: this.o.onReceived,
+    });
   }
 
   #ensure(): Worker | undefined {

@@ -4,7 +4,8 @@
 // the caller opened it (the engine never opens a path a client names) and it is read in order, a few reads ahead.
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Socket } from 'node:net';
+import { type Duplex, Readable } from 'node:stream';
 import type { ByteSource } from '../protocol.ts';
 import { readAhead } from './byte-source.ts';
 import { BLOCK_SIZE } from './inbox.ts';
@@ -31,6 +32,20 @@ export interface SendOptions {
   signal?: AbortSignal;
   /** Give up when no byte has gone out for this long (a dead link); default STALL_MS. */
   stallMs?: number;
+  /** Opens the connection to the peer (userspace networking: through the netstack); default: an OS socket. */
+  connect?: PeerConnector;
+}
+
+/** A connected stream to host:port that node's HTTP client can use (setTimeout included). */
+export type PeerConnector = (host: string, port: number) => Promise<Duplex>;
+
+/** http.request's createConnection for a connector's stream, opened first; nothing when there is no connector. */
+async function connectionFor(url: string, connect: PeerConnector | undefined) {
+  if (!connect) return {};
+  const u = new URL(url);
+  const socket = await connect(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port) || 80);
+  // No agent: node's HTTP client ignores createConnection when one is set (agent: false makes a fresh one).
+  return { agent: undefined, createConnection: () => socket as Socket };
 }
 
 /** A transfer with no progress for this long has lost its path; the partial stays with the peer for a resume. */
@@ -50,7 +65,7 @@ export class TaildropSendError extends Error {
 export async function sendFile(o: SendOptions): Promise<{ total: number; resumedFrom: number }> {
   const total = o.source.size;
   const put = `${o.base}/v0/put/${encodeURIComponent(o.name)}`;
-  const blocks = await remoteBlocks(put, o.signal);
+  const blocks = await remoteBlocks(put, o.signal, o.connect);
   if (blocks === null) {
     // No answer at all (a path still coming back, a peer busy closing our cut upload): sending everything now
     // would throw away what it holds, so this attempt fails and a retry asks again.
@@ -67,10 +82,11 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     const secs = Math.max((now - started) / 1000, 1e-3);
     o.onProgress?.({ name: o.name, sent, total, resumedFrom, bytesPerSecond: (sent - resumedFrom) / secs });
   };
+  const via = await connectionFor(put, o.connect);
   await new Promise<void>((resolve, reject) => {
     const headers: Record<string, string | number> = { host: 'peer', 'content-length': total - resumedFrom };
     if (resumedFrom > 0) headers.range = `bytes=${resumedFrom}-`;
-    const req = request(put, { method: 'PUT', headers, agent: false, signal: o.signal }, (res) => {
+    const req = request(put, { method: 'PUT', headers, agent: false, signal: o.signal, ...via }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => {
         if (body.length < 4096) body += d;
@@ -159,11 +175,18 @@ export async function sendFileWithRetry(
 async function remoteBlocks(
   url: string,
   signal?: AbortSignal,
+  connect?: PeerConnector,
 ): Promise<Array<{ checksum: string; size: number }> | null> {
+  let via: Awaited<ReturnType<typeof connectionFor>>;
+  try {
+    via = await connectionFor(url, connect);
+  } catch {
+    return null;
+  }
   return new Promise((resolve) => {
     const req = request(
       url,
-      { method: 'GET', headers: { host: 'peer' }, agent: false, timeout: 10_000, signal },
+      { method: 'GET', headers: { host: 'peer' }, agent: false, timeout: 10_000, signal, ...via },
       (res) => {
         if (res.statusCode !== 200) {
           res.resume();

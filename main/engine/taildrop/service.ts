@@ -8,9 +8,9 @@ import type { DohAccess } from '../dns/doh.ts';
 import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
-import type { Caller } from './peerapi.ts';
+import type { Caller, PeerApiStream } from './peerapi.ts';
 import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
-import { type SendProgress, sendFileWithRetry } from './send.ts';
+import { type PeerConnector, type SendProgress, sendFile, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
 
 /** Whether a peer, calling from one of its addresses, may use our DNS-over-HTTPS, and with which upstreams. */
@@ -79,6 +79,9 @@ export class Taildrop {
     return this.receiver;
   }
 
+  /** How sends reach peers: an OS socket (undefined, the default) or, in userspace networking, the netstack. */
+  connector: PeerConnector | undefined;
+
   /** PeerAPI ports for Hostinfo.Services (empty until listening). */
   services(): Array<{ Proto: string; Port: number }> {
     const out: Array<{ Proto: string; Port: number }> = [];
@@ -88,9 +91,12 @@ export class Taildrop {
     return out;
   }
 
-  /** Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. */
-  async listen(addresses: string[]): Promise<boolean> {
-    const key = addresses.join(',');
+  /**
+   * Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. withoutSockets
+   * (userspace networking): on the engine's thread, connections come from the netstack through acceptConnection.
+   */
+  async listen(addresses: string[], withoutSockets = false): Promise<boolean> {
+    const key = `${withoutSockets ? 'stack:' : ''}${addresses.join(',')}`;
     if (key === this.listening) return false;
     await this.inbox.ensure();
     if (!this.sweeper) {
@@ -100,9 +106,16 @@ export class Taildrop {
     }
     this.listening = '';
     this.sendThread.start(); // ready before the first send, as the receiving side is before the first upload
-    await this.receiver.listen(addresses.map((a) => a.split('/')[0] ?? a));
+    const bare = addresses.map((a) => a.split('/')[0] ?? a);
+    if (withoutSockets) await this.receiver.listenWithoutSockets(bare);
+    else await this.receiver.listen(bare);
     this.listening = key;
     return true;
+  }
+
+  /** A connection the netstack accepted on the PeerAPI's port (userspace networking). */
+  acceptConnection(socket: PeerApiStream): void {
+    this.receiver.acceptConnection(socket);
   }
 
   ports(): PeerApiPorts {
@@ -168,9 +181,11 @@ export class Taildrop {
     const name = o.name;
     const bad = invalidNameReason(name);
     if (bad) throw new TaildropError('bad-request', `cannot send a file named ${JSON.stringify(name)}: ${bad}`);
+    // Through the netstack (userspace networking) the bytes are on this thread anyway: no send thread then.
+    const connect = this.connector;
     const r = await sendFileWithRetry(
-      { base: t.base, source: o.source, name, onProgress: o.onProgress, signal: o.signal },
-      { log: this.o.log, send: (x) => this.sendThread.send(x) },
+      { base: t.base, source: o.source, name, onProgress: o.onProgress, signal: o.signal, connect },
+      { log: this.o.log, send: connect ? sendFile : (x) => this.sendThread.send(x) },
     );
     this.o.log(`taildrop: sent ${name} (${r.total} bytes, ${r.resumedFrom} resumed) to ${t.name}`);
     return { target: t.name, name, ...r };

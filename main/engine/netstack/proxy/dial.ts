@@ -57,10 +57,18 @@ export async function dialTarget(
     if (!first) throw new ProxyDialError('resolve', `${host} has no address`);
     address = first;
   }
+  let late = false;
+  const dialing = dial(address, port);
+  // A connection that comes up after we gave up on it is nobody's: closed at once rather than left open.
+  dialing.then(
+    (s) => late && s.destroy(),
+    () => {},
+  );
   try {
-    return await withTimeout(dial(address, port), timeoutMs, () =>
-      Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }),
-    );
+    return await withTimeout(dialing, timeoutMs, () => {
+      late = true;
+      return Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+    });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const where = `${host} port ${port}`;
