@@ -1,19 +1,21 @@
-// The PeerAPI server (docs/protocol/services.md §2.3–§2.6): plain HTTP/1.1 on each of the node's tailnet addresses, at the port
-// tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6. The caller is who the TCP source
-// address says (WireGuard already proved it): a connection from an address no netmap node holds is closed without
-// a word. Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block hashes), GET /v0/put/.
-// A caller cannot hold the server hostage: idle connections are closed, each address has a connection cap, and an
-// upload that would push the inbox's disk under a floor of free space is refused with 507 (partials kept to resume).
+// The PeerAPI server (docs/protocol/services.md §2.3–§2.6): HTTP/1.1 and h2c on each of the node's tailnet addresses,
+// at the port tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6 (connections come through
+// peerapi-intake.ts, from the kernel or the userspace stack). The caller is who the TCP source address says
+// (WireGuard already proved it). Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block
+// hashes), GET /v0/put/. A caller cannot hold the server hostage: idle connections are closed, each address has a
+// connection cap, and an upload that would push the inbox's disk under a floor of free space is refused with 507
+// (partials kept to resume).
 import { writeSync, writevSync } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { type DohAccess, serveDoh } from '../dns/doh.ts';
 import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
+import { PeerApiIntake, type PeerApiStream, unmap } from './peerapi-intake.ts';
 import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
 
 export interface Caller extends PageCaller {
@@ -100,18 +102,26 @@ export function peerApiPort(addr: string, attempt: number): number {
 export class PeerApi {
   private readonly servers: Server[] = [];
   private readonly inFlight = new Set<string>();
-  /** Open connections per caller address. */
-  private readonly conns = new Map<string, number>();
+  private readonly intake: PeerApiIntake;
   private readonly idleMs: number;
-  private readonly maxConns: number;
   private readonly statfs: (dir: string) => Promise<DiskSpace>;
   port4 = 0;
   port6 = 0;
 
   constructor(private readonly o: PeerApiOptions) {
     this.idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-    this.maxConns = o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER;
     this.statfs = o.statfs ?? ((dir) => statfs(dir));
+    this.intake = new PeerApiIntake({
+      handler: (req, res) => void this.serve(req, res),
+      known: (ip) => this.o.identify(ip) !== undefined,
+      idleMs: this.idleMs,
+      maxConnectionsPerPeer: o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER,
+    });
+  }
+
+  /** Serves one connection from a caller (HTTP/1.1 or h2c), whichever listener took it. */
+  acceptConnection(socket: PeerApiStream): void {
+    this.intake.accept(socket);
   }
 
   /** Listens on the node's IPv4 and IPv6 tailnet addresses (each on tailscaled's port, else any free one). */
@@ -123,19 +133,13 @@ export class PeerApi {
   }
 
   close(): void {
-    for (const s of this.servers) {
-      s.close();
-      s.closeAllConnections();
-    }
+    for (const s of this.servers) s.close();
     this.servers.length = 0;
+    this.intake.close();
   }
 
   private async listenOn(addr: string, prefer = 0): Promise<number> {
-    // No request timeout (a large upload takes as long as it takes); the idle timeout ends a stalled one.
-    const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.serve(req, res));
-    server.timeout = this.idleMs;
-    server.on('connection', (sock: Socket) => this.admit(sock));
-    server.on('clientError', (_e, sock: Socket) => sock.destroy());
+    const server = createServer((sock) => this.acceptConnection(sock));
     const ports = [...(prefer ? [prefer] : []), ...[0, 1, 2, 3, 4].map((i) => peerApiPort(addr, i)), 0];
     for (const port of ports) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -156,20 +160,6 @@ export class PeerApi {
     throw new Error(`peerapi: cannot listen on ${addr}`);
   }
 
-  /** Closes a connection from an address no netmap node holds, or one over its address's cap. */
-  private admit(sock: Socket): void {
-    const ip = unmap(sock.remoteAddress ?? '');
-    if (!this.o.identify(ip)) return void sock.destroy(); // not a tailnet node: no HTTP at all
-    const open = this.conns.get(ip) ?? 0;
-    if (open >= this.maxConns) return void sock.destroy();
-    this.conns.set(ip, open + 1);
-    sock.once('close', () => {
-      const left = (this.conns.get(ip) ?? 1) - 1;
-      if (left > 0) this.conns.set(ip, left);
-      else this.conns.delete(ip);
-    });
-  }
-
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const caller = this.o.identify(unmap(req.socket.remoteAddress ?? ''));
     if (!caller) return void req.socket.destroy();
@@ -179,7 +169,7 @@ export class PeerApi {
       else res.end(`${text}\n`);
     };
     // A browser's request (it names a Referer or an Origin) is refused; an empty header names nothing, as for Go.
-    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host)) {
+    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host, req.socket.localAddress)) {
       return fail(403, 'invalid peerapi request');
     }
     addSecurityHeaders(req, res);
@@ -318,12 +308,17 @@ export class PeerApi {
     sendBody(res, 200, `${JSON.stringify(names.length ? names : null)}\n`, GO_SNIFFED_TEXT);
   }
 
-  /** Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4). */
-  private hostOk(host: string | undefined): boolean {
+  /**
+   * Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4): an address we listen
+   * on, or the one this connection came to (in userspace mode nothing listens in the kernel).
+   */
+  private hostOk(host: string | undefined, local: string | undefined): boolean {
     if (host === 'peer') return true;
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([\d.]+)):(\d+)$/.exec(host ?? '');
     const ip = m?.[1] ?? m?.[2];
-    return !!ip && this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
+    if (!ip) return false;
+    if (local !== undefined && unmap(local) === ip) return true;
+    return this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
   }
 }
 
@@ -389,9 +384,4 @@ export function decodePutName(url: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** "::ffff:100.64.0.2" → "100.64.0.2". */
-function unmap(addr: string): string {
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
