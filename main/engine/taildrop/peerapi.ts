@@ -15,7 +15,7 @@ import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
-import { PeerApiIntake, type PeerApiStream, unmap } from './peerapi-intake.ts';
+import { type PeerApiConn, PeerApiIntake, type PeerApiStream } from './peerapi-intake.ts';
 import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
 
 export interface Caller extends PageCaller {
@@ -112,7 +112,7 @@ export class PeerApi {
     this.idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
     this.statfs = o.statfs ?? ((dir) => statfs(dir));
     this.intake = new PeerApiIntake({
-      handler: (req, res) => void this.serve(req, res),
+      handler: (req, res, conn) => void this.serve(req, res, conn),
       known: (ip) => this.o.identify(ip) !== undefined,
       idleMs: this.idleMs,
       maxConnectionsPerPeer: o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER,
@@ -160,8 +160,8 @@ export class PeerApi {
     throw new Error(`peerapi: cannot listen on ${addr}`);
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const caller = this.o.identify(unmap(req.socket.remoteAddress ?? ''));
+  private async serve(req: IncomingMessage, res: ServerResponse, conn: PeerApiConn): Promise<void> {
+    const caller = this.o.identify(conn.remoteAddress);
     if (!caller) return void req.socket.destroy();
     const fail = (status: number, text: string) => {
       if (!req.complete) return void answerAndClose(req, res, status, text); // a body still coming: drained first
@@ -169,13 +169,13 @@ export class PeerApi {
       else res.end(`${text}\n`);
     };
     // A browser's request (it names a Referer or an Origin) is refused; an empty header names nothing, as for Go.
-    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host, req.socket.localAddress)) {
+    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host, conn.localAddress)) {
       return fail(403, 'invalid peerapi request');
     }
     addSecurityHeaders(req, res);
     const url = req.url ?? '';
     if (url === '/dns-query' || url.startsWith('/dns-query?')) return serveDoh(req, res, caller.dns);
-    if (!url.startsWith('/v0/put/')) return servePage(req, res, caller, unmap(req.socket.remoteAddress ?? ''));
+    if (!url.startsWith('/v0/put/')) return servePage(req, res, caller, conn.remoteAddress);
     if (!caller.mayFileSend || !this.o.fileSharing()) return fail(403, NO_TAILDROP);
     if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
     const name = decodePutName(url);
@@ -312,12 +312,12 @@ export class PeerApi {
    * Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4): an address we listen
    * on, or the one this connection came to (in userspace mode nothing listens in the kernel).
    */
-  private hostOk(host: string | undefined, local: string | undefined): boolean {
+  private hostOk(host: string | undefined, local: string): boolean {
     if (host === 'peer') return true;
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([\d.]+)):(\d+)$/.exec(host ?? '');
     const ip = m?.[1] ?? m?.[2];
     if (!ip) return false;
-    if (local !== undefined && unmap(local) === ip) return true;
+    if (local === ip) return true;
     return this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
   }
 }
