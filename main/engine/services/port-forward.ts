@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TcpListener } from '../netstack/stack.ts';
+import { EngineError } from '../protocol.ts';
 
 /** At most this many forwards (a pref, not a port scan). */
 export const MAX_FORWARDS = 64;
@@ -61,6 +62,19 @@ export function parseForwardPorts(entries: readonly unknown[]): PortForward[] {
   }
   if (problems.length > 0) throw new ForwardPortsError(problems);
   return out;
+}
+
+/** A setPrefs call's forwardPorts, checked (EngineError 'bad-request' naming each bad entry) and in canonical form;
+ *  undefined when not given. */
+export function checkForwardPortsPref(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) throw new EngineError('bad-request', 'forwardPorts must be a list of port forwards');
+  try {
+    return formatForwardPorts(parseForwardPorts(v));
+  } catch (e) {
+    if (e instanceof ForwardPortsError) throw new EngineError('bad-request', e.message);
+    throw e;
+  }
 }
 
 /** The canonical text of forwards ("8080", "2222=22"), as the pref keeps them. */
