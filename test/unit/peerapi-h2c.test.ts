@@ -14,7 +14,7 @@ import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
 import { Inbox } from '../../main/engine/taildrop/inbox.ts';
-import { type Caller, PeerApi, type PeerApiOptions } from '../../main/engine/taildrop/peerapi.ts';
+import { type Caller, PeerApi, type PeerApiOptions, peerApiPort } from '../../main/engine/taildrop/peerapi.ts';
 import {
   ensureIdleTimer,
   H2_PREFACE,
@@ -23,7 +23,7 @@ import {
   sniffProtocol,
 } from '../../main/engine/taildrop/peerapi-intake.ts';
 import { ReceiveThread } from '../../main/engine/taildrop/receive-thread.ts';
-import { makeLivePair, V4 } from './netstack-link.ts';
+import { makeLivePair, V4, V6 } from './netstack-link.ts';
 
 /** A stream whose bytes the test pushes one chunk at a time. */
 function fedStream(): Duplex {
@@ -327,6 +327,28 @@ describe('the PeerAPI over h2c and HTTP/1.1', { timeout: 60_000 }, () => {
         return s;
       }),
     );
+  });
+
+  test("listenOnStack: tailscaled's port on the userspace stack (the next try when taken); Host with it passes", async (t) => {
+    const { a, b } = makeLivePair();
+    const taken = b.listen(peerApiPort(V4.b, 0)); // someone else holds the first choice
+    t.after(() => taken.close());
+    const { api } = await withApi(t, V4.a);
+    api.listenOnStack([V4.b, V6.b], (port, onConnection) => b.listen(port, onConnection));
+    const port = peerApiPort(V4.b, 1);
+    assert.deepEqual([api.port4, api.port6], [port, port]);
+    const dial = () => {
+      const s = a.connect(V4.b, port);
+      ensureIdleTimer(s);
+      return s;
+    };
+    const hostIp = await ask1(port, { method: 'GET', path: '/', headers: { host: `${V4.b}:${port}` } }, dial);
+    assert.equal(hostIp.status, 200, 'our own address as Host, though nothing listens on it in the kernel');
+    const session = h2connect(`http://${V4.b}:${port}`, { createConnection: dial });
+    t.after(() => session.close());
+    assert.equal((await ask2(session, { method: 'GET', path: '/v0/put/' })).status, 200);
+    api.close();
+    b.listen(port).close(); // the port is free again after close()
   });
 
   test('idle h2c and HTTP/1.1 connections are closed; h2c connections count against the cap', async (t) => {

@@ -5,7 +5,6 @@
 // hashes), GET /v0/put/. A caller cannot hold the server hostage: idle connections are closed, each address has a
 // connection cap, and an upload that would push the inbox's disk under a floor of free space is refused with 507
 // (partials kept to resume).
-import { writeSync, writevSync } from 'node:fs';
 import { readdir, statfs } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:net';
@@ -17,6 +16,7 @@ import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
 import { type PeerApiConn, PeerApiIntake, type PeerApiStream } from './peerapi-intake.ts';
 import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
+import { writeNow } from './write-now.ts';
 
 export interface Caller extends PageCaller {
   /** The sender's stable ID (Headscale: the decimal node ID): names its partial files. */
@@ -72,6 +72,9 @@ const WRITE_BATCH_BYTES = 1 << 20;
 /** After refusing an upload mid-body, its bytes are read and dropped this long so the sender sees the answer. */
 const LINGER_MS = 2_000;
 
+/** Listens on a TCP port of the userspace stack (NetStack.listen); throws when the port is taken. */
+export type StackListen = (port: number, onConnection: (s: PeerApiStream) => void) => { close(): void };
+
 /** The floor of free space for a filesystem of totalBytes. */
 export function diskFloor(totalBytes: number): number {
   return Math.min(DISK_FLOOR_MAX_BYTES, Math.floor(totalBytes * DISK_FLOOR_FRACTION));
@@ -101,6 +104,7 @@ export function peerApiPort(addr: string, attempt: number): number {
 
 export class PeerApi {
   private readonly servers: Server[] = [];
+  private readonly stackListeners: { close(): void }[] = [];
   private readonly inFlight = new Set<string>();
   private readonly intake: PeerApiIntake;
   private readonly idleMs: number;
@@ -132,9 +136,30 @@ export class PeerApi {
     if (v6) this.port6 = await this.listenOn(v6, this.port4);
   }
 
+  /**
+   * Userspace mode: listens on the userspace stack (NetStack.listen fits `listen`), one port for every address:
+   * tailscaled's for the first IPv4 address, else its next tries. Throws when all are taken.
+   */
+  listenOnStack(addresses: string[], listen: StackListen): void {
+    const first = addresses.find((a) => !a.includes(':')) ?? addresses[0];
+    if (!first) throw new Error('peerapi: no tailnet address to serve on');
+    for (const port of [0, 1, 2, 3, 4].map((i) => peerApiPort(first, i))) {
+      try {
+        this.stackListeners.push(listen(port, (s) => this.acceptConnection(s)));
+      } catch {
+        continue; // taken: the next of tailscaled's tries
+      }
+      this.port4 = addresses.some((a) => !a.includes(':')) ? port : 0;
+      this.port6 = addresses.some((a) => a.includes(':')) ? port : 0;
+      return void this.o.log(`peerapi: serving on port ${port} of the userspace stack`);
+    }
+    throw new Error(`peerapi: cannot listen on the userspace stack for ${first}`);
+  }
+
   close(): void {
     for (const s of this.servers) s.close();
-    this.servers.length = 0;
+    for (const l of this.stackListeners) l.close();
+    this.servers.length = this.stackListeners.length = 0;
     this.intake.close();
   }
 
@@ -348,26 +373,6 @@ function answerAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
     'content-length': Buffer.byteLength(body),
   });
   res.end(body, cutIfStillSending);
-}
-
-/** writev at a position, on this thread; a failure comes back as a rejected promise, as from FileHandle.writev. */
-function writeNow(fd: number, batch: Buffer[], at: number): Promise<void> {
-  try {
-    const total = batch.reduce((n, b) => n + b.length, 0);
-    let done = writevSync(fd, batch, at);
-    if (done < total) {
-      // A short write (rare: a signal, a nearly full disk) goes on from where it stopped.
-      const all = Buffer.concat(batch);
-      while (done < total) {
-        const n = writeSync(fd, all, done, total - done, at + done);
-        if (n <= 0) throw Object.assign(new Error('the disk took no more bytes'), { code: 'ENOSPC' });
-        done += n;
-      }
-    }
-    return Promise.resolve();
-  } catch (e) {
-    return Promise.reject(e);
-  }
 }
 
 function size(bytes: number): string {
