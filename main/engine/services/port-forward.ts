@@ -160,8 +160,9 @@ export class PortForwarder {
     }
     const local = (this.o.connectLocal ?? connectLoopback)(localPort);
     this.open.add(remote);
-    remote.once('close', () => this.open.delete(remote));
+    let connected = false;
     const fail = (why: string) => {
+      if (remote.destroyed) return; // already cut (and said so)
       clearTimeout(timer);
       this.o.log(`port forward: ${why}; the tailnet connection is reset`);
       local.destroy();
@@ -169,26 +170,28 @@ export class PortForwarder {
     };
     const ms = this.connectTimeoutMs;
     const timer = setTimeout(() => fail(`127.0.0.1:${localPort} did not accept within ${ms} ms`), ms);
-    const onConnectError = (e: NodeJS.ErrnoException) =>
+    local.on('error', (e: NodeJS.ErrnoException) => {
+      if (connected) return reset(remote); // a failure after the connect resets the tailnet side
       fail(
         e.code === 'ECONNREFUSED'
           ? `nothing listens on 127.0.0.1:${localPort}`
           : `127.0.0.1:${localPort}: ${e.message}`,
       );
-    local.once('error', onConnectError);
+    });
     local.once('connect', () => {
+      connected = true;
       clearTimeout(timer);
-      local.off('error', onConnectError);
-      // After the connect, a failure on either side resets the other; an end is passed on as a half-close.
-      local.on('error', () => reset(remote));
-      remote.on('error', () => local.resetAndDestroy());
+      // Each end is passed on as a half-close; the other direction carries on until it ends too.
       remote.pipe(local);
       local.pipe(remote);
     });
     // A side that closes without having ended both ways was cut: the other side is cut too, not left open.
     remote.once('close', () => {
+      this.open.delete(remote);
+      clearTimeout(timer);
       if (local.destroyed) return;
-      if (local.connecting || !remote.readableEnded || !remote.writableFinished) local.resetAndDestroy();
+      if (!connected) local.destroy();
+      else if (!remote.readableEnded || !remote.writableFinished) local.resetAndDestroy();
     });
     local.once('close', () => {
       if (!remote.destroyed && (!local.readableEnded || !local.writableFinished)) reset(remote);
