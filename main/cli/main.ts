@@ -18,8 +18,8 @@ commands:
   up [--login-server URL] [--auth-key file:PATH|-] [--hostname NAME] [--timeout SECONDS]
                                     connect to the tailnet, logging in if needed
   set [--exit-node=NAME|IP] [--exit-node-allow-lan-access=BOOL] [--accept-routes=BOOL]
-      [--advertise-exit-node=BOOL] [--advertise-routes=CIDR,...]
-                                    change the exit node, LAN access, accepted and advertised routes
+      [--advertise-exit-node=BOOL] [--advertise-routes=CIDR,...] [--forward-ports=PORT[=LOCAL],...]
+                                    change the exit node, LAN access, routes, port forwards
   exit-node list [--json]           the peers offering an exit node
   down                              disconnect from the tailnet (stay logged in)
   logout                            disconnect and log out of the account in use

@@ -5,6 +5,7 @@
 import type { PeerSummary, Prefs, StatusSnapshot } from '../engine/protocol.ts';
 import { parseAdvertiseRoutes, RouteError } from '../engine/routes/cidr.ts';
 import { ExitNodeChoiceError, resolveExitNode } from '../engine/routes/exit-node.ts';
+import { ForwardPortsError, formatForwardPorts, parseForwardPorts } from '../engine/services/port-forward.ts';
 import { UsageError } from './paths.ts';
 
 /** The route flags as given; undefined = not given (unchanged). */
@@ -15,6 +16,8 @@ export interface RouteFlags {
   routeAll?: boolean;
   advertiseExitNode?: boolean;
   advertiseRoutes?: string[];
+  /** Not a route, but a pref `up` and `set` share the same way: canonical port forwards ([] = none). */
+  forwardPorts?: string[];
 }
 
 export const ROUTE_FLAGS_HELP = `  --exit-node=NAME|IP      send all traffic through this peer (name, MagicDNS name or address; '' = none)
@@ -26,6 +29,8 @@ export const ROUTE_FLAGS_HELP = `  --exit-node=NAME|IP      send all traffic thr
                            offer this node as an exit node
   --advertise-routes=CIDR,...
                            offer these subnets to the tailnet ('' = none)
+  --forward-ports=PORT[=LOCAL_PORT],...
+                           in userspace networking, forward these tailnet TCP ports to 127.0.0.1 ('' = none)
 `;
 
 /** --name, --name=true|false; undefined when absent. */
@@ -56,6 +61,15 @@ export function takeRouteFlags(args: string[]): RouteFlags {
       f.advertiseRoutes = parseAdvertiseRoutes(adv.split(','));
     } catch (e) {
       if (e instanceof RouteError) throw new UsageError(`--advertise-routes: ${e.message}`);
+      throw e;
+    }
+  }
+  const forwards = takeValueOrEmpty(args, '--forward-ports');
+  if (forwards !== undefined) {
+    try {
+      f.forwardPorts = forwards.trim() === '' ? [] : formatForwardPorts(parseForwardPorts(forwards.split(',')));
+    } catch (e) {
+      if (e instanceof ForwardPortsError) throw new UsageError(`--forward-ports: ${e.message}`);
       throw e;
     }
   }
@@ -93,6 +107,7 @@ export function routePrefsOf(f: RouteFlags, status: Pick<StatusSnapshot, 'peers'
   if (f.routeAll !== undefined) p.routeAll = f.routeAll;
   if (f.advertiseExitNode !== undefined) p.advertiseExitNode = f.advertiseExitNode;
   if (f.advertiseRoutes !== undefined) p.advertiseRoutes = f.advertiseRoutes;
+  if (f.forwardPorts !== undefined) p.forwardPorts = f.forwardPorts;
   return p;
 }
 
@@ -106,6 +121,17 @@ export function exitNodeLine(s: Pick<StatusSnapshot, 'exitNode'>): string | unde
       ? 'offline: internet traffic is held'
       : 'in use';
   return `# Exit node: ${e.name} (${state})`;
+}
+
+/** The port forwards, for `status`; undefined when there are none. */
+export function forwardPortsLine(s: Pick<StatusSnapshot, 'prefs'>): string | undefined {
+  const forwards = s.prefs?.forwardPorts ?? [];
+  if (forwards.length === 0) return undefined;
+  const each = forwards.map((f) => {
+    const [from, to = from] = f.split('=');
+    return `${from} → 127.0.0.1:${to}`;
+  });
+  return `# Port forwards (userspace networking): ${each.join(', ')}`;
 }
 
 /** The route marks after a peer's status column: "exit node", "offers exit node", its subnets. */

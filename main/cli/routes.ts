@@ -1,7 +1,14 @@
 // `trellis set` (the route prefs) and `trellis exit-node list` (the peers offering an exit node).
 import type { PeerSummary } from '../engine/protocol.ts';
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
-import { exitNodeLine, hasRouteFlags, ROUTE_FLAGS_HELP, routePrefsOf, takeRouteFlags } from './route-flags.ts';
+import {
+  exitNodeLine,
+  forwardPortsLine,
+  hasRouteFlags,
+  ROUTE_FLAGS_HELP,
+  routePrefsOf,
+  takeRouteFlags,
+} from './route-flags.ts';
 import { alignColumns, printable, withClient } from './tailnet.ts';
 
 export const SET_USAGE = 'trellis set [route flags] [--socket PATH]';
@@ -22,8 +29,9 @@ export async function runSet(args: string[]): Promise<number> {
       const prefs = routePrefsOf(flags, await client.request('status', {}));
       await client.request('setPrefs', prefs);
       const s = await client.request('status', {});
-      const line = exitNodeLine(s);
-      if (line) process.stdout.write(`${printable(line)}\n`);
+      for (const line of [exitNodeLine(s), flags.forwardPorts ? forwardPortsLine(s) : undefined]) {
+        if (line) process.stdout.write(`${printable(line)}\n`);
+      }
       return 0;
     });
   });

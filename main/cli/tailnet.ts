@@ -14,6 +14,7 @@ import type {
 import { noMoreArgs, resolveSocketPath, takeOption, takeSwitch, UsageError } from './paths.ts';
 import {
   exitNodeLine,
+  forwardPortsLine,
   ROUTE_FLAGS_HELP,
   type RouteFlags,
   routeMarks,
@@ -338,6 +339,8 @@ export function formatStatus(s: StatusSnapshot): string {
   }
   const exitNode = exitNodeLine(s);
   if (exitNode) lines.push('', printable(exitNode));
+  const forwards = forwardPortsLine(s);
+  if (forwards) lines.push('', printable(forwards));
   if (s.fileTargets && s.fileTargets.length > 0) {
     lines.push('', `# Taildrop targets (trellis file cp <file> <peer>:): ${s.fileTargets.map(printable).join(', ')}`);
   }

@@ -5,7 +5,7 @@ import { Connection } from './core/connection.ts';
 import { netcheck, peersWithPaths, pingPeer, runningDataPath } from './core/diagnostics.ts';
 import type { EngineOptions } from './core/engine-options.ts';
 import { EngineEvents } from './core/events.ts';
-import { type PersistedState, saveState } from './core/prefs-store.ts';
+import { copyPrefs, type PersistedState, saveState } from './core/prefs-store.ts';
 import { announceProfiles, checkControlURL, type ProfileHost, profileCommands } from './core/profile-commands.ts';
 import { ProfileStore, profileInfo, readProfile } from './core/profiles.ts';
 import { cryptoStatus, keyExpired, peerSummaries, routeOffer, selfSummary, tailnetOf } from './core/status.ts';
@@ -27,6 +27,7 @@ import { setBypassMarking } from './routes/bypass-socket.ts';
 import { exitNodeHealth, exitNodeStatus, markExitNode } from './routes/exit-node.ts';
 import { applyRoutePrefs } from './routes/route-prefs.ts';
 import { NodeServices } from './services/node-services.ts';
+import { checkForwardPortsPref } from './services/port-forward.ts';
 import { fileCommands } from './services/taildrop-commands.ts';
 
 /** What exists once the engine has started (keys, registrar, profiles); a typed error before. */
@@ -96,7 +97,7 @@ class Engine implements EngineApi {
     const exitNode = exitNodeStatus(peers, this.prefs);
     return {
       state: this.state,
-      prefs: { ...this.prefs, advertiseRoutes: [...this.prefs.advertiseRoutes] },
+      prefs: copyPrefs(this.prefs),
       self: this.selfNode(),
       peers,
       ...(exitNode ? { exitNode } : {}),
@@ -224,6 +225,7 @@ class Engine implements EngineApi {
 
   private async setPrefs(p: Partial<Prefs>): Promise<Prefs> {
     const prefs = this.prefs;
+    const forwardPorts = checkForwardPortsPref(p.forwardPorts); // checked first: a bad entry changes nothing
     if (p.adminURL !== undefined) prefs.adminURL = checkControlURL(p.adminURL) || undefined;
     if (p.controlURL !== undefined) {
       const url = checkControlURL(p.controlURL);
@@ -244,8 +246,9 @@ class Engine implements EngineApi {
     if (typeof p.acceptDNS === 'boolean') next.acceptDNS = p.acceptDNS;
     if (typeof p.autoConnect === 'boolean') next.autoConnect = p.autoConnect;
     if (typeof p.wantRunning === 'boolean') next.wantRunning = p.wantRunning;
+    if (forwardPorts) next.forwardPorts = forwardPorts;
     await this.persist();
-    if (routes.routing) this.routesChanged();
+    if (routes.routing || forwardPorts) this.routesChanged(); // userspace networking forwards on each update
     // What we offer goes to control, and the filter's reach over our subnets follows it at once.
     if (routes.advertising && !routes.routing) this.conn.applyNetMap(this.netmap, () => this.state === 'Running');
     if (hostnameChanged || routes.advertising) this.conn.sendHostinfo();
@@ -254,7 +257,7 @@ class Engine implements EngineApi {
       const running = this.state === 'Running' ? this.dataPath : undefined;
       await this.services?.syncOsDns(running, this.netmap, next.acceptDNS);
     }
-    return { ...next, advertiseRoutes: [...next.advertiseRoutes] };
+    return copyPrefs(next);
   }
 
   /** The exit node or accept-routes changed: the data path and the OS routes follow; the warning too. */

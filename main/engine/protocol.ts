@@ -28,6 +28,11 @@ export interface Prefs {
   advertiseExitNode: boolean;
   /** Subnets this node offers to the tailnet, as canonical CIDRs. */
   advertiseRoutes: string[];
+  /**
+   * TCP ports of this node's tailnet addresses forwarded to local services: "PORT" or "TAILNET_PORT=LOCAL_PORT"
+   * (to 127.0.0.1:LOCAL_PORT). Only userspace networking forwards; with a TUN the local listener is reachable.
+   */
+  forwardPorts: string[];
 }
 
 /** One account: its own control server, keys, prefs and login. */

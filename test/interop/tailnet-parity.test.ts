@@ -2,13 +2,21 @@
 // Trellis node T — every `tailscale ping` type, `tailscale whois`, the PeerAPI's endpoints, what `tailscale status`
 // and `tailscale file cp --targets` show, a Wake-on-LAN request and a TCP connection the ACLs refuse — and T's
 // answers must agree with D's in what matters: ping success per type, the whois result, status codes, error texts
-// and the key headers. The policy opens every TCP/UDP port but 7000, so the refusal has something to refuse.
+// and the key headers — over HTTP/1.1 and over h2c (tailscaled's PeerAPI speaks both on one port). The policy opens every TCP/UDP port but 7000, so the refusal has something to refuse.
 // PARITY_DUMP=<file> writes everything C saw, for the table in docs/parity.md.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import { withLab } from './lab/netns.ts';
-import { type ProbeAnswer, type ProbeRequest, probePeerApi, tailscalePing, tailscaleWhois } from './lab/peer-probe.ts';
+import {
+  type ProbeAnswer,
+  type ProbeRequest,
+  probePeerApi,
+  probePeerApiH2c,
+  tailscalePing,
+  tailscaleWhois,
+} from './lab/peer-probe.ts';
 import { claims, peerApiOf, ready, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
@@ -59,6 +67,27 @@ const REQUESTS: ProbeRequest[] = [
 const V6_REQUESTS: ProbeRequest[] = [
   { method: 'HEAD', path: '/' },
   { method: 'GET', path: '/v0/put/' },
+  { method: 'GET', path: '/nope' },
+];
+/** Over h2c: pages, refusals, Taildrop (a PUT, its checks), the capability-only and unknown paths. */
+const H2C_REQUESTS: ProbeRequest[] = [
+  { method: 'GET', path: '/' },
+  { method: 'HEAD', path: '/' },
+  { method: 'GET', path: '/', headers: { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Firefox/1' } },
+  { method: 'GET', path: '/', headers: { origin: 'http://evil.example' } },
+  { method: 'GET', path: '/', headers: { host: 'evil.example:80' } },
+  { method: 'GET', path: '/', headers: { host: 'peer' } },
+  { method: 'GET', path: '/v0/put/' },
+  { method: 'GET', path: '/v0/put/none.txt' },
+  { method: 'PUT', path: '/v0/put/h2c.txt', body: 'over h2c' },
+  { method: 'PUT', path: '/v0/put/..', body: 'x' },
+  { method: 'PUT', path: '/v0/put/resume.txt', body: 'x', headers: { range: 'bytes=1-2' } },
+  { method: 'DELETE', path: '/v0/put/h2c.txt' },
+  { method: 'GET', path: '/v0/env' },
+  { method: 'POST', path: '/v0/ingress' },
+  { method: 'GET', path: '/v0/wol' },
+  { method: 'POST', path: '/v0/wol?mac=nonsense' },
+  { method: 'GET', path: '/v0/drive/' },
   { method: 'GET', path: '/nope' },
 ];
 /** From a node of another user: who may do what. */
@@ -208,6 +237,35 @@ test('parity: a tailscaled peer gets the same answers from Trellis as from tails
         if (!d || !tt || essence(d) !== essence(tt)) bad.push(`${what}: D ${d && essence(d)} | T ${tt && essence(tt)}`);
       }
       assert.deepEqual(bad, [], bad.join('\n'));
+    });
+
+    await claim('3c. h2c (HTTP/2 with prior knowledge): T answers as D does, and as over HTTP/1.1', async (st) => {
+      const two = await both('peerapi over h2c', (k) => probePeerApiH2c(hc, base[k], H2C_REQUESTS));
+      const one = await probePeerApi(hc, base.T, H2C_REQUESTS);
+      const bad: string[] = [];
+      for (const [i, q] of H2C_REQUESTS.entries()) {
+        const [d, tt, t1] = [two.D[i], two.T[i], one[i]];
+        const what = `h2c ${q.method} ${q.path}${q.headers ? ` ${JSON.stringify(q.headers)}` : ''}`;
+        st.diagnostic(`${what}: D ${d ? essence(d) : '-'} | T ${tt ? essence(tt) : '-'}`);
+        if (!d || !tt || !t1) {
+          bad.push(`${what}: no answer`);
+          continue;
+        }
+        if (d.protocol !== 'h2c' || tt.protocol !== 'h2c') bad.push(`${what}: spoke ${d.protocol} / ${tt.protocol}`);
+        if (essence(d) !== essence(tt)) bad.push(`${what}:\n  D ${essence(d)}\n  T ${essence(tt)}`);
+        if ('content-length' in d.headers !== 'content-length' in tt.headers) {
+          bad.push(
+            `${what}: Content-Length on D ${'content-length' in d.headers}, on T ${'content-length' in tt.headers}`,
+          );
+        }
+        // One handler for both protocols: T's h2c answer is its HTTP/1.1 answer (a second PUT gets its own name).
+        if (q.method !== 'PUT' && essence(tt) !== essence(t1)) {
+          bad.push(`${what}: T over h2c ${essence(tt)}, over HTTP/1.1 ${essence(t1)}`);
+        }
+      }
+      assert.deepEqual(bad, [], bad.join('\n'));
+      const landed = await readFile(path.join(tr.stateDir, 'taildrop', 'h2c.txt'), 'utf8');
+      assert.equal(landed, 'over h2c', "the h2c PUT landed in T's inbox");
     });
 
     await claim('4. Wake-on-LAN from T reaches its LAN with the magic packet for the MAC asked for', async () => {

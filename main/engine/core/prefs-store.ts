@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writePrivateFile } from '../control/keys.ts';
 import type { Prefs } from '../protocol.ts';
+import { formatForwardPorts, parseForwardPorts } from '../services/port-forward.ts';
 
 export interface PersistedState {
   prefs: Prefs;
@@ -26,6 +27,7 @@ export const DEFAULT_PREFS: Readonly<Prefs> = Object.freeze({
   routeAll: false,
   advertiseExitNode: false,
   advertiseRoutes: [],
+  forwardPorts: [],
 });
 
 const FILE = 'prefs.json';
@@ -53,6 +55,7 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
         advertiseRoutes: Array.isArray(p.advertiseRoutes)
           ? p.advertiseRoutes.filter((r): r is string => typeof r === 'string')
           : [],
+        forwardPorts: storedForwardPorts(p.forwardPorts),
         ...(typeof p.adminURL === 'string' && p.adminURL ? { adminURL: p.adminURL } : {}),
       },
       loggedIn: raw.loggedIn === true,
@@ -61,7 +64,22 @@ export async function loadState(stateDir: string): Promise<PersistedState> {
     };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
-    return { prefs: { ...DEFAULT_PREFS, advertiseRoutes: [] }, loggedIn: false };
+    return { prefs: { ...DEFAULT_PREFS, advertiseRoutes: [], forwardPorts: [] }, loggedIn: false };
+  }
+}
+
+/** A copy whose lists are not shared with the original. */
+export function copyPrefs(p: Prefs): Prefs {
+  return { ...p, advertiseRoutes: [...p.advertiseRoutes], forwardPorts: [...p.forwardPorts] };
+}
+
+/** The stored forwards, when they still pass the checks (a hand-edited file with a bad one forwards nothing). */
+function storedForwardPorts(v: unknown): string[] {
+  if (!Array.isArray(v)) return [];
+  try {
+    return formatForwardPorts(parseForwardPorts(v));
+  } catch {
+    return [];
   }
 }
 

@@ -16,6 +16,7 @@ import { RouteOffering } from '../routes/offering.ts';
 import { OsRoutes } from '../routes/os-routes.ts';
 import { Taildrop } from '../taildrop/service.ts';
 import { NetstackPeerApi, withIdleTimeout } from './netstack-peerapi.ts';
+import { PortForwarder } from './port-forward.ts';
 import { UserspaceProxies } from './userspace-proxies.ts';
 
 /** How packets meet this machine, and where userspace networking's proxies listen ("host:port"; absent: none). */
@@ -39,6 +40,8 @@ export class NodeServices {
   /** Userspace networking (once a data path opened that way): its proxies and the PeerAPI's netstack listeners. */
   private proxies: UserspaceProxies | undefined;
   private readonly stackPeerApi = new NetstackPeerApi();
+  /** Userspace networking: tailnet ports forwarded to local listeners (prefs.forwardPorts). */
+  private forwarder: PortForwarder | undefined;
 
   constructor(
     stateDir: string,
@@ -114,6 +117,8 @@ export class NodeServices {
     this.dp = undefined;
     this.taildrop.close();
     this.stackPeerApi.close();
+    this.forwarder?.close();
+    this.forwarder = undefined;
     this.taildrop.connector = undefined;
     this.proxies?.close();
     await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
@@ -148,7 +153,14 @@ export class NodeServices {
       this.events.setHealth('proxies', problems.length > 0 ? problems.join('; ') : undefined);
     }
     const stack = dp.userspaceStack;
-    if (current() && stack) await this.startPeerApi(dp, nm, prefs, stack);
+    if (current() && stack) {
+      this.forwarder ??= new PortForwarder({
+        listen: (port) => stack.listen(port),
+        log: (m) => this.events.log('info', m),
+      });
+      this.forwarder.set(prefs.forwardPorts);
+      await this.startPeerApi(dp, nm, prefs, stack);
+    }
   }
 
   /** Policy routing for the chosen exit node and accepted subnets; all of it away without a netmap. */

@@ -1,20 +1,25 @@
-// The PeerAPI server (docs/protocol/services.md §2.3–§2.6): plain HTTP/1.1 on each of the node's tailnet addresses, at the port
-// tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6. The caller is who the TCP source
-// address says (WireGuard already proved it): a connection from an address no netmap node holds is closed without
-// a word. Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block hashes), GET /v0/put/.
-// A caller cannot hold the server hostage: idle connections are closed, each address has a connection cap, and an
-// upload that would push the inbox's disk under a floor of free space is refused with 507 (partials kept to resume).
-import { writeSync, writevSync } from 'node:fs';
+// The PeerAPI server (docs/protocol/services.md §2.3–§2.6): HTTP/1.1 and h2c on each of the node's tailnet addresses,
+// at the port tailscaled's algorithm picks, advertised to control as peerapi4/peerapi6 (connections come through
+// peerapi-intake.ts, from the kernel or the userspace stack). The caller is who the TCP source address says
+// (WireGuard already proved it). Serves Taildrop: PUT /v0/put/<name> (with Range resume), GET /v0/put/<name> (block
+// hashes), GET /v0/put/. A caller cannot hold the server hostage: idle connections are closed, each address has a
+// connection cap, and an upload that would push the inbox's disk under a floor of free space is refused with 507
+// (partials kept to resume).
 import { readdir, statfs } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { type DohAccess, serveDoh } from '../dns/doh.ts';
 import { crc32 } from '../packet/crc32.ts';
 import { parseAddress } from '../packet/ip.ts';
 import type { Inbox } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
+import { type PeerApiConn, PeerApiIntake, type PeerApiStream } from './peerapi-intake.ts';
+
+export type { PeerApiStream };
+
 import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
+import { writeNow } from './write-now.ts';
 
 export interface Caller extends PageCaller {
   /** The sender's stable ID (Headscale: the decimal node ID): names its partial files. */
@@ -70,6 +75,9 @@ const WRITE_BATCH_BYTES = 1 << 20;
 /** After refusing an upload mid-body, its bytes are read and dropped this long so the sender sees the answer. */
 const LINGER_MS = 2_000;
 
+/** Listens on a TCP port of the userspace stack (NetStack.listen); throws when the port is taken. */
+export type StackListen = (port: number, onConnection: (s: PeerApiStream) => void) => { close(): void };
+
 /** The floor of free space for a filesystem of totalBytes. */
 export function diskFloor(totalBytes: number): number {
   return Math.min(DISK_FLOOR_MAX_BYTES, Math.floor(totalBytes * DISK_FLOOR_FRACTION));
@@ -97,32 +105,30 @@ export function peerApiPort(addr: string, attempt: number): number {
   return 0x8000 | (crc32(last3) & 0xffff);
 }
 
-/** A byte stream from a caller: a net.Socket (TUN mode) or a netstack TcpSocket (userspace mode). */
-export type PeerApiStream = import('node:stream').Duplex & {
-  remoteAddress?: string;
-  remotePort?: number;
-  localAddress?: string;
-  localPort?: number;
-};
-
 export class PeerApi {
   private readonly servers: Server[] = [];
-  /** Userspace networking: the server that no OS socket feeds (acceptConnection does) and the addresses it is on. */
-  private stackServer: Server | undefined;
-  private stackAddresses: string[] = [];
+  private readonly stackListeners: { close(): void }[] = [];
   private readonly inFlight = new Set<string>();
-  /** Open connections per caller address. */
-  private readonly conns = new Map<string, number>();
+  private readonly intake: PeerApiIntake;
   private readonly idleMs: number;
-  private readonly maxConns: number;
   private readonly statfs: (dir: string) => Promise<DiskSpace>;
   port4 = 0;
   port6 = 0;
 
   constructor(private readonly o: PeerApiOptions) {
     this.idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-    this.maxConns = o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER;
     this.statfs = o.statfs ?? ((dir) => statfs(dir));
+    this.intake = new PeerApiIntake({
+      handler: (req, res, conn) => void this.serve(req, res, conn),
+      known: (ip) => this.o.identify(ip) !== undefined,
+      idleMs: this.idleMs,
+      maxConnectionsPerPeer: o.maxConnectionsPerPeer ?? MAX_CONNECTIONS_PER_PEER,
+    });
+  }
+
+  /** Serves one connection from a caller (HTTP/1.1 or h2c), whichever listener took it. */
+  acceptConnection(socket: PeerApiStream): void {
+    this.intake.accept(socket);
   }
 
   /** Listens on the node's IPv4 and IPv6 tailnet addresses (each on tailscaled's port, else any free one). */
@@ -133,34 +139,46 @@ export class PeerApi {
     if (v6) this.port6 = await this.listenOn(v6, this.port4);
   }
 
-  /** Userspace networking: no OS socket; the netstack listens on these ports and calls acceptConnection. */
+  /**
+   * Userspace networking with the engine's own listeners (services/netstack-peerapi.ts): no OS socket, tailscaled's
+   * port for our addresses; each connection arrives through acceptConnection.
+   */
   serveWithoutSockets(addresses: string[]): void {
-    this.stackServer ??= this.newServer();
-    this.stackAddresses = addresses;
     const v4 = addresses.find((a) => !a.includes(':'));
     const v6 = addresses.find((a) => a.includes(':'));
     this.port4 = v4 ? peerApiPort(v4, 0) : 0;
     this.port6 = v6 ? this.port4 || peerApiPort(v6, 0) : 0;
   }
 
-  /** A connection the netstack accepted on our PeerAPI port. */
-  acceptConnection(socket: PeerApiStream): void {
-    if (this.stackServer) this.stackServer.emit('connection', socket);
-    else socket.destroy();
+  /**
+   * Userspace mode: listens on the userspace stack (NetStack.listen fits `listen`), one port for every address:
+   * tailscaled's for the first IPv4 address, else its next tries. Throws when all are taken.
+   */
+  listenOnStack(addresses: string[], listen: StackListen): void {
+    const first = addresses.find((a) => !a.includes(':')) ?? addresses[0];
+    if (!first) throw new Error('peerapi: no tailnet address to serve on');
+    for (const port of [0, 1, 2, 3, 4].map((i) => peerApiPort(first, i))) {
+      try {
+        this.stackListeners.push(listen(port, (s) => this.acceptConnection(s)));
+      } catch {
+        continue; // taken: the next of tailscaled's tries
+      }
+      this.port4 = addresses.some((a) => !a.includes(':')) ? port : 0;
+      this.port6 = addresses.some((a) => a.includes(':')) ? port : 0;
+      return void this.o.log(`peerapi: serving on port ${port} of the userspace stack`);
+    }
+    throw new Error(`peerapi: cannot listen on the userspace stack for ${first}`);
   }
 
   close(): void {
-    this.stackServer?.closeAllConnections();
-    this.stackServer = undefined;
-    for (const s of this.servers) {
-      s.close();
-      s.closeAllConnections();
-    }
-    this.servers.length = 0;
+    for (const s of this.servers) s.close();
+    for (const l of this.stackListeners) l.close();
+    this.servers.length = this.stackListeners.length = 0;
+    this.intake.close();
   }
 
   private async listenOn(addr: string, prefer = 0): Promise<number> {
-    const server = this.newServer();
+    const server = createServer((sock) => this.acceptConnection(sock));
     const ports = [...(prefer ? [prefer] : []), ...[0, 1, 2, 3, 4].map((i) => peerApiPort(addr, i)), 0];
     for (const port of ports) {
       const ok = await new Promise<boolean>((resolve) => {
@@ -181,31 +199,8 @@ export class PeerApi {
     throw new Error(`peerapi: cannot listen on ${addr}`);
   }
 
-  private newServer(): Server {
-    // No request timeout (a large upload takes as long as it takes); the idle timeout ends a stalled one.
-    const server = createServer({ requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => void this.serve(req, res));
-    server.timeout = this.idleMs;
-    server.on('connection', (sock: Socket) => this.admit(sock));
-    server.on('clientError', (_e, sock: Socket) => sock.destroy());
-    return server;
-  }
-
-  /** Closes a connection from an address no netmap node holds, or one over its address's cap. */
-  private admit(sock: Socket): void {
-    const ip = unmap(sock.remoteAddress ?? '');
-    if (!this.o.identify(ip)) return void sock.destroy(); // not a tailnet node: no HTTP at all
-    const open = this.conns.get(ip) ?? 0;
-    if (open >= this.maxConns) return void sock.destroy();
-    this.conns.set(ip, open + 1);
-    sock.once('close', () => {
-      const left = (this.conns.get(ip) ?? 1) - 1;
-      if (left > 0) this.conns.set(ip, left);
-      else this.conns.delete(ip);
-    });
-  }
-
-  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const caller = this.o.identify(unmap(req.socket.remoteAddress ?? ''));
+  private async serve(req: IncomingMessage, res: ServerResponse, conn: PeerApiConn): Promise<void> {
+    const caller = this.o.identify(conn.remoteAddress);
     if (!caller) return void req.socket.destroy();
     const fail = (status: number, text: string) => {
       if (!req.complete) return void answerAndClose(req, res, status, text); // a body still coming: drained first
@@ -213,13 +208,13 @@ export class PeerApi {
       else res.end(`${text}\n`);
     };
     // A browser's request (it names a Referer or an Origin) is refused; an empty header names nothing, as for Go.
-    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host)) {
+    if (req.headers.referer || req.headers.origin || !this.hostOk(req.headers.host, conn.localAddress)) {
       return fail(403, 'invalid peerapi request');
     }
     addSecurityHeaders(req, res);
     const url = req.url ?? '';
     if (url === '/dns-query' || url.startsWith('/dns-query?')) return serveDoh(req, res, caller.dns);
-    if (!url.startsWith('/v0/put/')) return servePage(req, res, caller, unmap(req.socket.remoteAddress ?? ''));
+    if (!url.startsWith('/v0/put/')) return servePage(req, res, caller, conn.remoteAddress);
     if (!caller.mayFileSend || !this.o.fileSharing()) return fail(403, NO_TAILDROP);
     if (req.method !== 'GET' && req.method !== 'PUT') return fail(405, 'expected method GET or PUT');
     const name = decodePutName(url);
@@ -352,16 +347,17 @@ export class PeerApi {
     sendBody(res, 200, `${JSON.stringify(names.length ? names : null)}\n`, GO_SNIFFED_TEXT);
   }
 
-  /** Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4). */
-  private hostOk(host: string | undefined): boolean {
+  /**
+   * Host must be "peer" or one of our addresses with its port (docs/protocol/services.md §2.4): an address we listen
+   * on, or the one this connection came to (in userspace mode nothing listens in the kernel).
+   */
+  private hostOk(host: string | undefined, local: string): boolean {
     if (host === 'peer') return true;
     const m = /^(?:\[([0-9a-fA-F:]+)\]|([\d.]+)):(\d+)$/.exec(host ?? '');
     const ip = m?.[1] ?? m?.[2];
     if (!ip) return false;
-    return (
-      this.stackAddresses.includes(ip) ||
-      this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip)
-    );
+    if (local === ip) return true;
+    return this.servers.some((s) => (s.address() as { address: string } | null)?.address === ip);
   }
 }
 
@@ -393,26 +389,6 @@ function answerAndClose(req: IncomingMessage, res: ServerResponse, status: numbe
   res.end(body, cutIfStillSending);
 }
 
-/** writev at a position, on this thread; a failure comes back as a rejected promise, as from FileHandle.writev. */
-function writeNow(fd: number, batch: Buffer[], at: number): Promise<void> {
-  try {
-    const total = batch.reduce((n, b) => n + b.length, 0);
-    let done = writevSync(fd, batch, at);
-    if (done < total) {
-      // A short write (rare: a signal, a nearly full disk) goes on from where it stopped.
-      const all = Buffer.concat(batch);
-      while (done < total) {
-        const n = writeSync(fd, all, done, total - done, at + done);
-        if (n <= 0) throw Object.assign(new Error('the disk took no more bytes'), { code: 'ENOSPC' });
-        done += n;
-      }
-    }
-    return Promise.resolve();
-  } catch (e) {
-    return Promise.reject(e);
-  }
-}
-
 function size(bytes: number): string {
   if (bytes >= 1 << 30) return `${(bytes / (1 << 30)).toFixed(1)} GiB`;
   return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${bytes} bytes`;
@@ -427,9 +403,4 @@ export function decodePutName(url: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** "::ffff:100.64.0.2" → "100.64.0.2". */
-function unmap(addr: string): string {
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }

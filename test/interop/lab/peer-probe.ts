@@ -16,6 +16,8 @@ export interface ProbeAnswer {
   headers: Record<string, string>;
   body: string; // first 400 characters
   error?: string;
+  /** h2c probes only: what the session spoke ("h2c"). */
+  protocol?: string;
 }
 
 // argv: base URL, JSON list of requests. Prints a JSON list of answers. Sequential, 10 s per request.
@@ -40,6 +42,41 @@ const one = (q) => new Promise((resolve) => {
 /** Sends each request to the PeerAPI at base (http://ip:port) from inside ns, in order. */
 export async function probePeerApi(ns: Namespace, base: string, requests: ProbeRequest[]): Promise<ProbeAnswer[]> {
   const out = await ns.exec([process.execPath, '-e', CLIENT, base, JSON.stringify(requests)], {
+    timeoutMs: 15_000 * Math.max(1, requests.length),
+  });
+  return JSON.parse(out) as ProbeAnswer[];
+}
+
+// argv: base URL, JSON list of requests. The same over cleartext HTTP/2 with prior knowledge (h2c), all on one
+// session; each answer says which protocol the session spoke ("h2c" when the server took the preface).
+const H2C_CLIENT = `
+const http2 = require('http2');
+const [base, list] = process.argv.slice(1);
+const u = new URL(base);
+const session = http2.connect(base);
+session.on('error', () => {});
+const one = (q) => new Promise((resolve) => {
+  const { host, ...rest } = q.headers || {};
+  const headers = { ':method': q.method, ':path': q.path, ':authority': host || u.host, ...rest };
+  if (q.body !== undefined) headers['content-length'] = String(Buffer.byteLength(q.body));
+  let s;
+  try { s = session.request(headers, { endStream: q.body === undefined }); }
+  catch (e) { return resolve({ status: 0, headers: {}, body: '', error: e.code || e.message }); }
+  let status = 0, h = {}, b = '';
+  s.on('response', (r) => { status = Number(r[':status']); for (const [k, v] of Object.entries(r)) if (!k.startsWith(':')) h[k] = String(v); });
+  s.setEncoding('utf8');
+  s.on('data', (c) => { if (b.length < 400) b += c; });
+  s.on('end', () => resolve({ status, headers: h, body: b.slice(0, 400), protocol: session.alpnProtocol }));
+  s.on('error', (e) => resolve({ status, headers: h, body: b, error: e.code || e.message, protocol: session.alpnProtocol }));
+  s.setTimeout(10000, () => s.close());
+  if (q.body !== undefined) s.end(q.body);
+});
+(async () => { const out = []; for (const q of JSON.parse(list)) out.push(await one(q)); console.log(JSON.stringify(out)); session.close(); })();
+`;
+
+/** Sends each request to the PeerAPI at base over h2c (one HTTP/2 session) from inside ns, in order. */
+export async function probePeerApiH2c(ns: Namespace, base: string, requests: ProbeRequest[]): Promise<ProbeAnswer[]> {
+  const out = await ns.exec([process.execPath, '-e', H2C_CLIENT, base, JSON.stringify(requests)], {
     timeoutMs: 15_000 * Math.max(1, requests.length),
   });
   return JSON.parse(out) as ProbeAnswer[];
