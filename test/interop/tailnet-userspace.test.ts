@@ -45,6 +45,8 @@ const POLICY = {
 const SOCKS = '127.0.0.1:1055';
 const HTTP_PROXY = '127.0.0.1:1056';
 const WEB_PORT = 8000;
+/** A web server in Trellis's namespace on loopback only: reachable from the tailnet only through a forward. */
+const LOCAL_WEB_PORT = 8011;
 const ECHO_PORT = 7007;
 const BLOB_BYTES = 20 * 1024 * 1024;
 // Behind tailscaled's host b: its ISP router and the "internet" host beyond it.
@@ -281,6 +283,35 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       assert.equal(d1, d0, 'nothing dropped for the allowed port');
       assert.notEqual(closed, 'connected');
       assert.ok(d2 > d1, 'the filter dropped the SYN to the denied port');
+    });
+
+    await claim('6b. a forwarded tailnet port reaches a local listener; a port the ACLs deny does not', async (st) => {
+      const local = ha.spawn(
+        ['python3', '-m', 'http.server', '--bind', '127.0.0.1', '--directory', work, String(LOCAL_WEB_PORT)],
+        { label: 'http.server@a (local only)' },
+      );
+      try {
+        await waitUntil('the local-only web server', 10_000, async () =>
+          (await ha.run(['curl', '-sS', '-o', '/dev/null', `http://127.0.0.1:${LOCAL_WEB_PORT}/`])).code === 0
+            ? true
+            : null,
+        );
+        const set = await tr.cli(['set', `--forward-ports=5001=${LOCAL_WEB_PORT},5002=${LOCAL_WEB_PORT}`], 15_000);
+        assert.equal(set.code, 0, `trellis set --forward-ports: ${set.stderr}`);
+        const url = `http://${IP_TRELLIS}:5001/blob.bin`;
+        const got = await waitUntil('the forward answering', 15_000, async () =>
+          curl(hb, path.join(work, 'fwd.bin'), [url]).catch(() => null),
+        );
+        assert.equal(sha(got), sha(blob), 'from the peer through the forward to 127.0.0.1');
+        const denied = await hb.run(['curl', '-sS', '--max-time', '5', `http://${IP_TRELLIS}:5002/`], {
+          timeoutMs: 15_000,
+        });
+        st.diagnostic(`5002 (forwarded, ACLs deny): exit ${denied.code} ${denied.stderr.trim()}`);
+        assert.notEqual(denied.code, 0, 'the netmap filter still decides who reaches a forwarded port');
+      } finally {
+        await tr.cli(['set', '--forward-ports='], 15_000);
+        await local.stop();
+      }
     });
 
     await claim('7. with tailscaled as exit node, SOCKS5 to the internet arrives from its address', async (st) => {

@@ -3,28 +3,17 @@
 import type { Duplex } from 'node:stream';
 import type { NetStack, TcpListener } from '../netstack/index.ts';
 import type { PeerApiStream } from '../taildrop/peerapi.ts';
+import { ensureIdleTimer } from '../taildrop/peerapi-intake.ts';
 import type { PeerApiPorts } from '../taildrop/receive-thread.ts';
 
 /**
- * net.Socket's idle timeout, which node's HTTP server and the PeerAPI set and a netstack socket lacks: 'timeout'
- * after ms without bytes in.
+ * net.Socket's idle timeout, which node's HTTP server and the PeerAPI set and a netstack socket lacks (see
+ * ensureIdleTimer: it watches bytes without a 'data' listener, which would start the stream flowing and take the
+ * bytes the PeerAPI's protocol sniff reads).
  */
 export function withIdleTimeout<S extends Duplex>(s: S): S & PeerApiStream {
-  if (typeof (s as { setTimeout?: unknown }).setTimeout === 'function') return s; // a net.Socket has its own
-  let timer: NodeJS.Timeout | undefined;
-  const setTimeout = (ms: number, onTimeout?: () => void): S => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (onTimeout) s.once('timeout', onTimeout);
-    if (ms > 0) {
-      timer = globalThis.setTimeout(() => s.emit('timeout'), ms);
-      timer.unref();
-    }
-    return s;
-  };
-  s.on('data', () => timer?.refresh());
-  s.once('close', () => clearTimeout(timer));
-  return Object.assign(s, { setTimeout });
+  ensureIdleTimer(s);
+  return s;
 }
 
 export class NetstackPeerApi {
