@@ -5,6 +5,7 @@
 // to their resolver and the rest to the OS (localhost from the hosts file).
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
@@ -14,6 +15,7 @@ import { inTailnetRanges } from '../../main/engine/datapath/netstack-port.ts';
 import { buildDnsTable } from '../../main/engine/dns/table.ts';
 import { NetStack } from '../../main/engine/netstack/index.ts';
 import { parseAddress } from '../../main/engine/packet/ip.ts';
+import { withIdleTimeout } from '../../main/engine/services/netstack-peerapi.ts';
 import { UserspaceProxies } from '../../main/engine/services/userspace-proxies.ts';
 
 const node = (o: Record<string, unknown>): TailNode => o as unknown as TailNode;
@@ -88,4 +90,47 @@ test('userspace proxies: tailnet into the stack, the rest from the host; names b
   await assert.rejects(proxies.resolve('nobody.tailnet.test'), /not a name in the tailnet/);
   assert.deepEqual(await proxies.resolve('db.corp.example'), ['192.0.2.7']);
   assert.ok((await proxies.resolve('localhost')).some((x) => x === '127.0.0.1' || x === '::1'));
+});
+
+test('userspace proxies with an exit node: outside names go to its DNS-over-HTTPS through the tailnet', async (t) => {
+  let a: NetStack | undefined;
+  let b: NetStack | undefined;
+  a = new NetStack({ addresses: ['100.64.0.1'], output: (p) => setImmediate(() => b?.deliver(p)) });
+  b = new NetStack({ addresses: ['100.64.0.2'], output: (p) => setImmediate(() => a?.deliver(p)) });
+  const asked: string[] = [];
+  // The exit node's PeerAPI /dns-query, on its side of the tailnet only.
+  const doh = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const q = dnsPacket.decode(Buffer.concat(chunks));
+      const question = q.questions?.[0];
+      asked.push(`${req.method} ${req.url} ${question?.type} ${question?.name}`);
+      const answers =
+        question?.type === 'A' && question.name === 'example.com'
+          ? [{ type: 'A' as const, name: question.name, ttl: 30, data: '203.0.113.80' }]
+          : [];
+      res.setHeader('content-type', 'application/dns-message');
+      res.end(dnsPacket.encode({ type: 'response', id: q.id, flags: 384, questions: q.questions, answers }));
+    });
+  });
+  b.listen(8053, (s) => {
+    s.on('error', () => {});
+    doh.emit('connection', withIdleTimeout(s));
+  });
+  t.after(() => {
+    a?.close();
+    b?.close();
+  });
+  const table = buildDnsTable(self, [peer], { Proxied: true, Domains: ['tailnet.test'] });
+  table.routes = [{ suffix: '', resolvers: ['http://100.64.0.2:8053/dns-query'] }]; // what choosing the exit node sets
+  const proxies = new UserspaceProxies(
+    { routesViaTailnet: (address) => inTailnetRanges(parseAddress(address)), userspaceStack: a, dnsTable: table },
+    () => {},
+  );
+  assert.deepEqual(await proxies.resolve('example.com'), ['203.0.113.80']);
+  assert.deepEqual(asked.sort(), ['POST /dns-query A example.com', 'POST /dns-query AAAA example.com']);
+  await assert.rejects(proxies.resolve('nothing.example'), /has no address \(asked the exit node's DNS\)/);
+  assert.deepEqual(await proxies.resolve('laptop'), ['100.64.0.2'], 'MagicDNS names are still answered locally');
+  assert.equal(asked.length, 4, 'no DoH question for a MagicDNS name');
 });

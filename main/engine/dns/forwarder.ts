@@ -20,7 +20,7 @@ export function parseResolver(addr: string): { host: string; port: number } | un
 }
 
 /** An exit node's DoH on its PeerAPI (http://ip:port/dns-query; docs/protocol/routes.md): plain HTTP inside WireGuard. */
-function isDohUrl(addr: string): boolean {
+export function isDohUrl(addr: string): boolean {
   return /^http:\/\/[^/]+\/dns-query$/.test(addr);
 }
 

@@ -8,6 +8,7 @@ import { Resolver as DnsResolver, lookup } from 'node:dns/promises';
 import { isIP, connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DataPath } from '../datapath/datapath.ts';
+import { isDohUrl } from '../dns/forwarder.ts';
 import { inZone } from '../dns/table.ts';
 import {
   type Dialer,
@@ -18,6 +19,7 @@ import {
   type UdpEndpoint,
 } from '../netstack/index.ts';
 import { splitHostPort } from '../netstack/proxy/http.ts';
+import { resolveThroughDoh } from './userspace-doh.ts';
 
 export class ProxyAddressError extends Error {
   override readonly name = 'ProxyAddressError';
@@ -100,8 +102,12 @@ export class UserspaceProxies {
     const hit = t.hosts.get(n) ?? t.searchDomains.map((d) => t.hosts.get(`${n}.${d}`)).find((h) => h);
     if (hit) return [...hit.v4, ...hit.v6];
     if (t.authoritative.some((z) => inZone(n, z))) throw new Error(`${name} is not a name in the tailnet`);
-    // A split-DNS route of control's goes to its resolvers; the rest to the OS (hosts file and all), as apps would.
+    // A split-DNS route of control's goes to its resolvers; the rest to the OS (hosts file and all), as apps would,
+    // unless an exit node is in use.
     const route = t.routes.find((r) => r.suffix !== '' && inZone(n, r.suffix));
+    // With an exit node, quad-100's default route is its DoH: asked through the tailnet, never the local network.
+    const exitDoh = route ? undefined : t.routes.find((r) => r.suffix === '')?.resolvers.find(isDohUrl);
+    if (exitDoh) return resolveThroughDoh(exitDoh, n, this.dial);
     const servers = plainServers(route?.resolvers ?? []);
     if (servers.length === 0) return (await lookup(n, { all: true })).map((a) => a.address);
     const r = new DnsResolver({ timeout: 5_000, tries: 2 });
