@@ -28,8 +28,15 @@ async function post(
       reject(new DohLookupError("the exit node's DNS could not be reached in time"));
     }, DOH_TIMEOUT_MS);
     dial(host, port).then(
-      (s) => (late ? s.destroy() : (clearTimeout(timer), resolve(s))),
-      (e: Error) => (clearTimeout(timer), reject(e)),
+      (s) => {
+        if (late) return void s.destroy();
+        clearTimeout(timer);
+        resolve(s);
+      },
+      (e: Error) => {
+        clearTimeout(timer);
+        reject(e);
+      },
     );
   });
   return new Promise((resolve, reject) => {
