@@ -132,6 +132,10 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
     // Strict reverse-path filtering, as some distributions set it: replies to the engine's marked sockets must
     // still get in while the default route points into the tunnel.
     await b.exec(['sysctl', '-q', '-w', 'net.ipv4.conf.all.rp_filter=1']);
+    // The kernel adds a link-local address's local route once duplicate address detection ends: settled first.
+    await waitUntil('no tentative IPv6 address in namespace b', 10_000, async () =>
+      (await b.exec(['ip', '-6', 'addr', 'show', 'tentative'])).trim() === '' ? true : null,
+    );
     const pristine = await routingState(b);
     const ts = await startTailscaled(a, { name: 'a', env: { TS_DEBUG_USE_DERP_HTTP: '1' } });
     await ts.up({ loginServer: hs.url, authKey, hostname: TS_HOST });
