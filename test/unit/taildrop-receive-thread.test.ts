@@ -125,6 +125,15 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
     assert.deepEqual(received[0], { name: 'big.bin', size: body.length, from: 'laptop.tailnet.test' });
   });
 
+  test('overlapping listen calls move the PeerAPI once: the first reports a change, the repeat none', async (t) => {
+    const { td } = await started(t);
+    const results = await Promise.all([td.listen([`${SELF}/32`]), td.listen([`${SELF}/32`]), td.listen([`${SELF}/32`])]);
+    assert.deepEqual(results, [true, false, false]);
+    const port = td.ports().v4;
+    assert.ok(port > 0, 'listening');
+    assert.equal(await put(port, '/v0/put/after.bin', new Uint8Array(8)), 200);
+  });
+
   test('hostile requests get their errors in the thread; the thread and this one go on', async (t) => {
     const { td, inbox } = await started(t);
     await td.listen([`${SELF}/32`]);

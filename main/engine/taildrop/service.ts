@@ -44,6 +44,7 @@ export class Taildrop {
   private nm: NetMap | undefined;
   private readonly receiver: ReceiveThread;
   private listening = '';
+  private listenChain: Promise<unknown> = Promise.resolve();
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sendThread = new SendThread();
 
@@ -95,7 +96,14 @@ export class Taildrop {
    * Starts (or moves) the PeerAPI to these addresses; true when the advertised ports changed. withoutSockets
    * (userspace networking): on the engine's thread, connections come from the netstack through acceptConnection.
    */
-  async listen(addresses: string[], withoutSockets = false): Promise<boolean> {
+  listen(addresses: string[], withoutSockets = false): Promise<boolean> {
+    // One move at a time: two overlapping calls would both see the old key and both re-listen.
+    const next = this.listenChain.then(() => this.listenNow(addresses, withoutSockets));
+    this.listenChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async listenNow(addresses: string[], withoutSockets: boolean): Promise<boolean> {
     const key = `${withoutSockets ? 'stack:' : ''}${addresses.join(',')}`;
     if (key === this.listening) return false;
     await this.inbox.ensure();
