@@ -375,13 +375,13 @@ function peerRow(p: PeerSummary): string[] {
   return row;
 }
 
-/** Like `tailscale status`: "direct ip:port", "relay "derp-999"", with traffic counters once there is any. */
+/** Like `tailscale status`: "direct ip:port", "relay "fra"" (the region's code; "derp-N" without one), with traffic counters once there is any. */
 function pathText(path: NonNullable<PeerSummary['path']>): string {
   const via =
     path.via === 'direct'
       ? `direct ${path.endpoint ?? ''}`
       : path.via === 'derp'
-        ? `relay "derp-${path.derpRegion}"`
+        ? `relay "${path.derpRegionCode ?? `derp-${path.derpRegion}`}"`
         : '-';
   return path.rxBytes + path.txBytes > 0 ? `${via}, tx ${path.txBytes} rx ${path.rxBytes}` : via;
 }

@@ -99,6 +99,8 @@ export interface PeerPath {
   derpRegion?: number;
   /** The region's name in the DERP map (e.g. "Frankfurt"), when the map gives one. */
   derpRegionName?: string;
+  /** The region's short code in the DERP map (e.g. "fra"), which `tailscale status` prints for a relayed path. */
+  derpRegionCode?: string;
   latencyMs?: number;
   /** Unix seconds of the latest WireGuard handshake; 0 = never. */
   lastHandshake: number;

@@ -105,6 +105,8 @@ test('derp regions: Trellis and tailscaled homed on different regions, relayed b
       st.diagnostic(`trellis a → b: ${show(path)}; DERP connections ${JSON.stringify(n.derpConnected)}`);
       assert.equal(path?.via, 'derp');
       assert.equal(path?.derpRegion, EMBEDDED_REGION, 'relayed through the peer’s home region');
+      // The code `trellis status` prints, as tailscaled prints its own relay ("headscale" for the embedded one).
+      assert.equal(path?.derpRegionCode, 'headscale', 'the region code from the DERP map');
       assert.deepEqual([...n.derpConnected].sort(), [DERPER_REGION, EMBEDDED_REGION]);
       const theirs = (await tsd.status()).peers.find((p) => p.TailscaleIPs.includes(ipA));
       assert.equal(theirs?.CurAddr, '', 'no direct path: UDP between the sites is dropped');

@@ -65,6 +65,21 @@ test('running: self first, then peers sorted by name, in aligned columns', () =>
   );
 });
 
+test('a relayed path shows the region code as tailscale status does; derp-N only without one', () => {
+  const via = { via: 'derp' as const, derpRegion: 900, lastHandshake: 0, rxBytes: 0, txBytes: 0 };
+  const text = formatStatus(
+    snapshot({
+      self: SELF,
+      peers: [
+        peer(2, 'db', '100.64.0.2', true, { path: { ...via, derpRegionCode: 'fra' } }),
+        peer(3, 'nas', '100.64.0.3', true, { path: via }),
+      ],
+    }),
+  );
+  assert.match(text, /db .* online {2}relay "fra"\n/);
+  assert.match(text, /nas .* online {2}relay "derp-900"\n/);
+});
+
 test('running with no peers prints only the self line', () => {
   assert.equal(formatStatus(snapshot({ self: SELF })), '100.64.0.1  laptop  alice  -  -\n');
 });

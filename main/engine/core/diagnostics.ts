@@ -4,7 +4,7 @@
 import type { NetMap } from '../control/netmap.ts';
 import { keyFromText } from '../crypto/key-text.ts';
 import type { DataPath } from '../datapath/datapath.ts';
-import { EngineError, type NetcheckReport, type PeerSummary, type PingResult } from '../protocol.ts';
+import { EngineError, type NetcheckReport, type PeerPath, type PeerSummary, type PingResult } from '../protocol.ts';
 import { peerSummaries } from './status.ts';
 
 /** The data path while it runs (passed undefined otherwise); a typed error saying how to get one. */
@@ -27,7 +27,12 @@ export function peersWithPaths(nm: NetMap, dp: DataPath | undefined): PeerSummar
       const path = dp.peerPath(keyFromText('nodekey', key));
       const region = path.derpRegion !== undefined ? nm.derpMap.Regions?.[String(path.derpRegion)] : undefined;
       const name = region?.RegionName?.trim();
-      return { ...p, path: name ? { ...path, derpRegionName: name.slice(0, 64) } : path };
+      const code = region?.RegionCode?.trim();
+      const shown: PeerPath = { ...path };
+      if (name) shown.derpRegionName = name.slice(0, 64);
+      // Printed in quotes by the CLI: only a short code of plain characters from a hostile map.
+      if (code && /^[A-Za-z0-9._-]{1,32}$/.test(code)) shown.derpRegionCode = code;
+      return { ...p, path: shown };
     } catch {
       return p;
     }
