@@ -176,6 +176,9 @@ export async function peerApiOf(ts: Tailscaled, ip: string): Promise<string> {
   return waitUntil('Trellis PeerAPIURL in tailscale status', 15_000, async () => {
     const s = await ts.status();
     const peers = Object.values(s.raw.Peer as Record<string, { TailscaleIPs?: string[]; PeerAPIURL?: string[] }>);
-    return peers.find((p) => p.TailscaleIPs?.includes(ip))?.PeerAPIURL?.find((u) => u.includes(ip)) ?? null;
+    // The URL's host exactly: "100.64.0.1" must not match "http://100.64.0.10:…".
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    const urls = peers.find((p) => p.TailscaleIPs?.includes(ip))?.PeerAPIURL ?? [];
+    return urls.find((u) => URL.canParse(u) && new URL(u).host.startsWith(`${host}:`)) ?? null;
   });
 }
