@@ -127,7 +127,11 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
 
   test('overlapping listen calls move the PeerAPI once: the first reports a change, the repeat none', async (t) => {
     const { td } = await started(t);
-    const results = await Promise.all([td.listen([`${SELF}/32`]), td.listen([`${SELF}/32`]), td.listen([`${SELF}/32`])]);
+    const results = await Promise.all([
+      td.listen([`${SELF}/32`]),
+      td.listen([`${SELF}/32`]),
+      td.listen([`${SELF}/32`]),
+    ]);
     assert.deepEqual(results, [true, false, false]);
     const port = td.ports().v4;
     assert.ok(port > 0, 'listening');
