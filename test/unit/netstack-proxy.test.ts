@@ -9,7 +9,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createConnection, connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { splice } from '../../main/engine/netstack/proxy/dial.ts';
+import { DialFailureReport, ProxyDialError, splice } from '../../main/engine/netstack/proxy/dial.ts';
 import { HttpProxyServer } from '../../main/engine/netstack/proxy/http.ts';
 import { decodeAddress, encodeAddress, Socks5Server } from '../../main/engine/netstack/proxy/socks5.ts';
 import { makeLivePair, seededBytes, sha256, V4, V6 } from './netstack-link.ts';
@@ -38,9 +38,23 @@ const dial = (address: string, port: number) =>
     s.once('error', fail);
   });
 const openUdp = () => a.bindUdp();
-const socks = new Socks5Server({ dial, resolve, openUdp, handshakeTimeoutMs: 500 });
+/** What each proxy told its owner about failed dials (the client only sees a code). */
+const failures: string[] = [];
+const socks = new Socks5Server({
+  dial,
+  resolve,
+  openUdp,
+  handshakeTimeoutMs: 500,
+  onDialFailure: (e) => failures.push(`socks ${e.kind}: ${e.message}`),
+});
 const socksAuth = new Socks5Server({ dial, resolve, credentials: { username: 'alice', password: 's3cret' } });
-const http = new HttpProxyServer({ dial, resolve, headTimeoutMs: 500, maxHeadBytes: 4096 });
+const http = new HttpProxyServer({
+  dial,
+  resolve,
+  headTimeoutMs: 500,
+  maxHeadBytes: 4096,
+  onDialFailure: (e) => failures.push(`http ${e.kind}: ${e.message}`),
+});
 let ports = { socks: 0, socksAuth: 0, http: 0 };
 
 before(async () => {
@@ -106,6 +120,8 @@ test('SOCKS5 failures: an unknown name, a refused port and a bad password get SO
   const refused = await curl(['--socks5', `127.0.0.1:${ports.socks}`, `http://${V4.b}:81/`]);
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /refused|SOCKS5/i);
+  assert.ok(failures.includes('socks resolve: cannot resolve nope.tailnet.test: no such name'), failures.join('; '));
+  assert.ok(failures.includes(`socks refused: ${V4.b} port 81 refused the connection`), failures.join('; '));
   const good = await curl([
     '--socks5-hostname',
     `alice:s3cret@127.0.0.1:${ports.socksAuth}`,
@@ -140,6 +156,7 @@ test('HTTP proxy failures answer 502 with a plain sentence', async () => {
   assert.match(r.stdout.toString(), /cannot resolve nope\.tailnet\.test: no such name/);
   const refused = await curl(['-i', '-x', `http://127.0.0.1:${ports.http}`, `http://${V4.b}:81/`]);
   assert.match(refused.stdout.toString(), /^HTTP\/1\.1 502 Bad Gateway[\s\S]*refused the connection/);
+  assert.ok(failures.includes(`http refused: ${V4.b} port 81 refused the connection`), failures.join('; '));
   const bad = await curl(['-i', '-x', `http://127.0.0.1:${ports.http}`, 'ftp://x/']);
   assert.match(bad.stdout.toString(), /^HTTP\/1\.1 400 Bad Request[\s\S]*forwards http:\/\/ only/);
 });
@@ -208,4 +225,25 @@ test('handshakes are bounded: silent clients are dropped after the timeout, over
   assert.match(huge.reply.toString(), /^HTTP\/1\.1 400 Bad Request[\s\S]*too long/);
   const notSocks = await rawExchange(ports.socks, Buffer.from([4, 1, 0, 80, 127, 0, 0, 1, 0]));
   assert.equal(notSocks.reply.length, 0, 'a SOCKS4 greeting is refused by closing');
+});
+
+test('dial failures reach the log at most 20 a minute; the next line says how many were held back', () => {
+  const lines: string[] = [];
+  let now = 1_000_000;
+  const report = new DialFailureReport(
+    (m) => lines.push(m),
+    20,
+    () => now,
+  );
+  const e = new ProxyDialError('refused', '100.64.0.2 port 81 refused the connection');
+  for (let i = 0; i < 50; i++) report.report('SOCKS5', e);
+  assert.equal(lines.length, 20);
+  assert.equal(lines[0], 'SOCKS5 proxy: 100.64.0.2 port 81 refused the connection');
+  now += 59_999;
+  report.report('HTTP', e);
+  assert.equal(lines.length, 20, 'still the same minute');
+  now += 1;
+  report.report('HTTP', e);
+  assert.equal(lines.length, 21);
+  assert.equal(lines[20], 'HTTP proxy: 100.64.0.2 port 81 refused the connection (31 more not logged)');
 });

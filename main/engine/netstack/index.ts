@@ -2,7 +2,7 @@
 // proxies and local services use (sockets, the SOCKS5 and HTTP proxy servers).
 export { type Clock, ManualClock, systemClock } from './clock.ts';
 export { type MemoryWaiter, StackMemory } from './memory.ts';
-export { type Dialer, ProxyDialError, type Resolver } from './proxy/dial.ts';
+export { type Dialer, DialFailureReport, ProxyDialError, type Resolver } from './proxy/dial.ts';
 export { type HttpProxyOptions, HttpProxyServer } from './proxy/http.ts';
 export { type Socks5Options, Socks5Server, type UdpEndpoint } from './proxy/socks5.ts';
 export { NetStack, type NetStackOptions, TcpListener } from './stack.ts';

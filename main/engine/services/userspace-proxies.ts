@@ -12,6 +12,7 @@ import { isDohUrl } from '../dns/forwarder.ts';
 import { inZone } from '../dns/table.ts';
 import {
   type Dialer,
+  DialFailureReport,
   HttpProxyServer,
   type NetStack,
   type Resolver,
@@ -87,7 +88,11 @@ export class UserspaceProxies {
   constructor(
     private readonly dp: Pick<DataPath, 'routesViaTailnet' | 'userspaceStack' | 'dnsTable'>,
     private readonly log: (m: string) => void,
-  ) {}
+  ) {
+    this.failures = new DialFailureReport(log);
+  }
+
+  private readonly failures: DialFailureReport;
 
   readonly dial: Dialer = (address, port) => {
     if (!this.dp.routesViaTailnet(address)) return dialHost(address, port);
@@ -157,7 +162,12 @@ export class UserspaceProxies {
   async start(o: { socks5Listen?: string; httpProxyListen?: string }): Promise<string[]> {
     const problems: string[] = [];
     if (o.socks5Listen && !this.socks) {
-      const socks = new Socks5Server({ dial: this.dial, resolve: this.resolve, openUdp: () => this.openUdp() });
+      const socks = new Socks5Server({
+        dial: this.dial,
+        resolve: this.resolve,
+        openUdp: () => this.openUdp(),
+        onDialFailure: (e) => this.failures.report('SOCKS5', e),
+      });
       try {
         const { host, port } = parseListenAddress(o.socks5Listen, 'the SOCKS5 address');
         const a = await socks.listen(port, host);
@@ -169,7 +179,11 @@ export class UserspaceProxies {
       }
     }
     if (o.httpProxyListen && !this.http) {
-      const http = new HttpProxyServer({ dial: this.dial, resolve: this.resolve });
+      const http = new HttpProxyServer({
+        dial: this.dial,
+        resolve: this.resolve,
+        onDialFailure: (e) => this.failures.report('HTTP', e),
+      });
       try {
         const { host, port } = parseListenAddress(o.httpProxyListen, 'the HTTP proxy address');
         const a = await http.listen(port, host);

@@ -20,6 +20,38 @@ export class ProxyDialError extends Error {
   }
 }
 
+/**
+ * Tells the log why proxied connections fail (the client only sees a reply code or status), at most `perMinute`
+ * lines a minute so a client retrying in a loop cannot flood it; what was held back is counted in the next line.
+ */
+export class DialFailureReport {
+  private windowStart = 0;
+  private inWindow = 0;
+  private heldBack = 0;
+
+  constructor(
+    private readonly log: (m: string) => void,
+    private readonly perMinute = 20,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  report(proxy: string, e: ProxyDialError): void {
+    const t = this.now();
+    if (t - this.windowStart >= 60_000) {
+      this.windowStart = t;
+      this.inWindow = 0;
+    }
+    if (this.inWindow >= this.perMinute) {
+      this.heldBack++;
+      return;
+    }
+    this.inWindow++;
+    const more = this.heldBack > 0 ? ` (${this.heldBack} more not logged)` : '';
+    this.heldBack = 0;
+    this.log(`${proxy} proxy: ${e.message}${more}`);
+  }
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(onTimeout()), ms);

@@ -12,6 +12,8 @@ export interface HttpProxyOptions {
   dialTimeoutMs?: number;
   maxHeadBytes?: number;
   maxClients?: number;
+  /** Told of every failed dial (the client only gets a status line). */
+  onDialFailure?: (e: ProxyDialError) => void;
 }
 
 const HOP_BY_HOP = new Set([
@@ -47,7 +49,7 @@ export function splitHostPort(text: string, defaultPort?: number): { host: strin
 }
 
 export class HttpProxyServer extends ProxyListener {
-  private readonly o: Required<Omit<HttpProxyOptions, 'resolve' | 'maxClients'>> & HttpProxyOptions;
+  private readonly o: Required<Omit<HttpProxyOptions, 'resolve' | 'maxClients' | 'onDialFailure'>> & HttpProxyOptions;
 
   constructor(options: HttpProxyOptions) {
     super(options.maxClients);
@@ -77,7 +79,10 @@ export class HttpProxyServer extends ProxyListener {
     } catch (e) {
       r.done();
       if (e instanceof HttpProxyError) return this.fail(s, e.status, e.message);
-      if (e instanceof ProxyDialError) return this.fail(s, e.kind === 'timeout' ? 504 : 502, e.message);
+      if (e instanceof ProxyDialError) {
+        this.o.onDialFailure?.(e);
+        return this.fail(s, e.kind === 'timeout' ? 504 : 502, e.message);
+      }
       throw e;
     }
   }

@@ -33,6 +33,8 @@ export interface Socks5Options {
   handshakeTimeoutMs?: number;
   dialTimeoutMs?: number;
   maxClients?: number;
+  /** Told of every failed dial (the client only gets a reply code). */
+  onDialFailure?: (e: ProxyDialError) => void;
 }
 
 const REPLY = {
@@ -170,6 +172,7 @@ export class Socks5Server extends ProxyListener {
       remote = await dialTarget(host, port, this.opts.dial, this.opts.resolve, this.opts.dialTimeoutMs);
     } catch (e) {
       r.done();
+      if (e instanceof ProxyDialError) this.opts.onDialFailure?.(e);
       const code = e instanceof ProxyDialError ? FAILURE_REPLY[e.kind] : REPLY.failure;
       return this.reply(s, code);
     }
