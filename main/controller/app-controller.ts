@@ -26,7 +26,7 @@ import { checkProxyPair, healthView, networkingView } from './networking.ts';
 import { ReceivedFiles } from './received.ts';
 import { enginePrefsView } from './routes.ts';
 import { TransferQueue } from './transfers.ts';
-import { type TrayAction, type TrayModel, trayModel } from './tray-model.ts';
+import { type TrayAction, type TrayModel, trayLoginURL, trayModel } from './tray-model.ts';
 import { isWebUrl, peerViews, validatePrefs } from './views.ts';
 
 export interface AppControllerOptions {
@@ -141,7 +141,10 @@ export class AppController implements ApiBackend {
       else if (action === 'disconnect') await this.call('disconnect', undefined);
       else if (action === 'logout') await this.call('logout', undefined);
       else if (action === 'admin-console') await this.#openAdminConsole();
-      else await this.call('login', {});
+      else if (action === 'login-page') {
+        const url = trayLoginURL(this.snapshot());
+        if (url) await this.call('openExternal', url);
+      } else await this.call('login', {});
     } catch (e) {
       this.#notice({ level: 'error', message: (e as Error).message });
     }

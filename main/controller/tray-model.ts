@@ -2,6 +2,7 @@
 // so every state's menu is unit-tested without Electron.
 import type { AccountView, AppPrefs, AppSnapshot } from '../../preload/api.ts';
 import { exitNodeMenu, exitNodeTooltip, usingExitNode } from './tray-exit-node.ts';
+import { isWebUrl } from './views.ts';
 
 export type TrayIconState =
   | 'disconnected'
@@ -14,7 +15,16 @@ export type TrayIconState =
   | 'exit-node-file-received'
   /** An exit node is chosen but offline or gone: internet traffic is held. */
   | 'exit-node-held';
-export type TrayAction = 'connect' | 'disconnect' | 'login' | 'logout' | 'admin-console' | 'open' | 'quit';
+export type TrayAction =
+  | 'connect'
+  | 'disconnect'
+  | 'login'
+  /** Opens the pending login page again (the browser tab may have been closed). */
+  | 'login-page'
+  | 'logout'
+  | 'admin-console'
+  | 'open'
+  | 'quit';
 
 export type TrayItem =
   | { kind: 'action'; action: TrayAction; label: string; enabled: boolean }
@@ -49,8 +59,18 @@ export function trayIcon(s: AppSnapshot, unseenFiles: boolean): TrayIconState {
   return unseenFiles ? 'file-received' : 'connected';
 }
 
+/**
+ * The login page a login under way waits on, when it is one a browser may open (http/https only: the URL comes
+ * from the control server); undefined when no login waits on the browser.
+ */
+export function trayLoginURL(s: AppSnapshot): string | undefined {
+  if (s.link === 'none' || (s.state !== 'NeedsLogin' && s.state !== 'NoState')) return undefined;
+  return s.authURL && isWebUrl(s.authURL) ? s.authURL : undefined;
+}
+
 function tooltipFor(s: AppSnapshot): string {
   if (s.link === 'none') return 'Trellis: no engine';
+  if (trayLoginURL(s)) return 'Trellis: finish logging in in your browser';
   switch (s.state) {
     case 'Running':
       return `Trellis: connected${s.self ? ` as ${s.self.name}` : ''}${exitNodeTooltip(s)}`;
@@ -137,8 +157,18 @@ export function trayModel(s: AppSnapshot, unseenFiles = false): TrayModel {
   if (exitMenu) items.push(exitMenu);
   items.push({ kind: 'separator' });
   if (s.link !== 'none') {
-    if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth' || s.state === 'NoState') {
-      items.push({ kind: 'action', action: 'login', label: 'Log in…', enabled: !s.loggingIn });
+    const loginURL = trayLoginURL(s);
+    if (loginURL) {
+      // A login started from the tray with the window closed: say what it waits for, and offer the page again.
+      items.push({ kind: 'info', label: 'Finish logging in in your browser' });
+      items.push({ kind: 'action', action: 'login-page', label: 'Open the login page again', enabled: true });
+    } else if (s.state === 'NeedsLogin' || s.state === 'NeedsMachineAuth' || s.state === 'NoState') {
+      items.push({
+        kind: 'action',
+        action: 'login',
+        label: s.loggingIn ? 'Logging in…' : 'Log in…',
+        enabled: !s.loggingIn,
+      });
     } else if (loggedIn) {
       items.push({ kind: 'action', action: 'logout', label: 'Log out', enabled: !s.loggingIn });
     }

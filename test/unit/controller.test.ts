@@ -11,7 +11,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { AppController } from '../../main/controller/app-controller.ts';
 import type { NotificationKind } from '../../main/controller/delegate.ts';
 import { type EngineLink, openEngineLink } from '../../main/controller/engine-link.ts';
-import type { TrayItem } from '../../main/controller/tray-model.ts';
+import { type TrayItem, trayModel } from '../../main/controller/tray-model.ts';
 import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
 import { EngineClient, PortTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
@@ -545,6 +545,33 @@ test('openEngineLink: no daemon at the socket means advice, not an error', async
     assert.match(link.problem ?? '', /No Trellis daemon is running at .*none\.sock\. Start it as root/);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a login from the tray with the window closed: the tray says it waits for the browser and reopens the page', async () => {
+  const engine = new ScriptedEngine();
+  engine.interactiveURL = 'https://hs.example/register/tray';
+  const r = await rig(engine, undefined, 'daemon', 'electron');
+  try {
+    await r.controller.trayAction('login');
+    await until(r.controller, (x) => x.authURL !== undefined, 'the login URL');
+    const tray = r.controller.tray();
+    assert.equal(tray.tooltip, 'Trellis: finish logging in in your browser');
+    assert.deepEqual(labels(tray.items), [
+      '—',
+      'Finish logging in in your browser',
+      'Open the login page again',
+      'Open Trellis',
+      'Quit',
+    ]);
+    assert.deepEqual(r.opened, ['https://hs.example/register/tray'], 'opened once by the login');
+    await r.controller.trayAction('login-page');
+    assert.deepEqual(r.opened, ['https://hs.example/register/tray', 'https://hs.example/register/tray']);
+    // A control server's URL that is not a web page is never offered to the browser.
+    const hostile = trayModel({ ...r.controller.snapshot(), authURL: 'file:///etc/passwd' });
+    assert.deepEqual(labels(hostile.items), ['—', 'Log in…', 'Open Trellis', 'Quit']);
+  } finally {
+    await r.done();
   }
 });
 
