@@ -1,7 +1,7 @@
 // The pure parts of using routes: CIDR checks, which AllowedIPs a peer gets, the route prefs a setPrefs brings,
 // the exit node's status and warning, the CLI's flags and text, and the Linux routing plan.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -29,6 +29,7 @@ import {
   removeLinuxRoutes,
   wantedRoutes,
 } from '../../main/engine/routes/linux-router.ts';
+import { type ConnmarkOps, OsRoutes } from '../../main/engine/routes/os-routes.ts';
 import { applyRoutePrefs } from '../../main/engine/routes/route-prefs.ts';
 
 test('canonicalCIDR: canonical text, host bits and bad input refused with the reason', () => {
@@ -381,4 +382,37 @@ test('strict rp_filter: rules from our LAN address to its LAN (so neighbours get
     `-4 rule add pref ${LAN_SOURCE_PREF} from 192.168.1.20 to 192.168.1.0/24 table main`,
     `-4 rule del pref ${LAN_SOURCE_PREF} from 10.0.0.5 to 10.0.0.0/8 table main`,
   ]);
+});
+
+test('strict rp_filter: subnets accepted first, an exit node chosen later still gets the connmark rules; undone once', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-osroutes-'));
+  try {
+    const events: string[] = [];
+    const connmark: ConnmarkOps = {
+      strictRpFilter: async () => true,
+      srcValidMark: async () => '0',
+      install: async () => void events.push('install'),
+      remove: async (previous) => void events.push(`remove ${previous}`),
+    };
+    const ip = async (args: string[]) => (args.includes('-j') ? '[]' : '');
+    const routes = new OsRoutes(
+      dir,
+      () => {},
+      ip,
+      'linux',
+      connmark,
+      () => true,
+    );
+    const plan = { tunName: 'trellis0', subnets: ['10.9.0.0/16'], exitNode: false, allowLAN: false };
+    assert.equal(await routes.apply(plan), false, 'subnets alone: no connmark');
+    assert.deepEqual(events, []);
+    assert.equal(await routes.apply({ ...plan, exitNode: true }), true, 'the exit node chosen later: installed now');
+    assert.equal(await routes.apply({ ...plan, exitNode: true }), false, 'and only once');
+    const record = JSON.parse(await readFile(path.join(dir, 'routes-installed.json'), 'utf8'));
+    assert.equal(record.srcValidMark, '0', 'recorded, so a crash undoes it too');
+    await routes.remove();
+    assert.deepEqual(events, ['install', 'remove 0']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

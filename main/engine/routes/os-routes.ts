@@ -13,6 +13,22 @@ import {
   strictRpFilter,
   syncLanSourceRules,
 } from './linux-connmark.ts';
+
+/** The strict-rp_filter answer's OS parts (linux-connmark.ts), apart so a test can watch the decisions. */
+export interface ConnmarkOps {
+  strictRpFilter(tunName: string): Promise<boolean>;
+  srcValidMark(): Promise<string>;
+  install(): Promise<void>;
+  remove(previousSrcValidMark: string): Promise<void>;
+}
+
+const LINUX_CONNMARK: ConnmarkOps = {
+  strictRpFilter,
+  srcValidMark,
+  install: () => installConnmark(),
+  remove: (previous) => removeConnmark(previous),
+};
+
 import { applyLinuxRoutes, type RoutePlan, type Runner, removeLinuxRoutes, runIp } from './linux-router.ts';
 
 const RECORD = 'routes-installed.json';
@@ -39,6 +55,8 @@ export class OsRoutes {
     private readonly log: (message: string) => void,
     private readonly run: Runner = runIp,
     private readonly platform: NodeJS.Platform = process.platform,
+    private readonly connmark: ConnmarkOps = LINUX_CONNMARK,
+    private readonly markWorks: () => boolean = bypassMarkWorks,
   ) {}
 
   /** Routing left installed by a run that did not end cleanly is taken away. */
@@ -64,31 +82,32 @@ export class OsRoutes {
       if (this.platform !== 'linux') {
         throw new RoutesUnsupportedError(`exit nodes and subnet routes are not supported on ${this.platform} yet`);
       }
-      if (!bypassMarkWorks()) {
+      if (!this.markWorks()) {
         throw new RoutesUnsupportedError(
           'exit nodes and subnet routes need the native addon and CAP_NET_ADMIN (to mark the engine’s own sockets)',
         );
       }
-      if (!this.installed) {
-        const strict = plan.exitNode && (await strictRpFilter(plan.tunName));
-        const record: Installed = {
-          table: 52,
-          tun: plan.tunName,
-          ...(strict ? { srcValidMark: await srcValidMark() } : {}),
-        };
-        await writeFile(join(this.stateDir, RECORD), `${JSON.stringify(record)}\n`, { mode: 0o600 });
-        this.installed = record;
-        if (strict) {
-          this.log('routes: strict rp_filter: keeping the bypass mark on replies (connmark, src_valid_mark=1)');
-          await installConnmark();
-          connmarkNow = true;
-        }
+      if (!this.installed) await this.record({ table: 52, tun: plan.tunName });
+      // Checked whenever an exit node is in the plan, not only at the first install: subnets accepted first and an
+      // exit node chosen later need the rules too.
+      const installed = this.installed as Installed;
+      if (plan.exitNode && installed.srcValidMark === undefined && (await this.connmark.strictRpFilter(plan.tunName))) {
+        await this.record({ ...installed, srcValidMark: await this.connmark.srcValidMark() });
+        this.log('routes: strict rp_filter: keeping the bypass mark on replies (connmark, src_valid_mark=1)');
+        await this.connmark.install();
+        connmarkNow = true;
       }
       await applyLinuxRoutes(plan, this.run);
       // Under strict rp_filter with the default route in the tunnel, LAN neighbours must still get ARP answers.
       if (this.installed?.srcValidMark !== undefined && plan.exitNode) await syncLanSourceRules(this.run, plan.tunName);
       else await removeLanSourceRules(this.run);
     }).then(() => connmarkNow);
+  }
+
+  /** Writes what is about to be installed, before it is. */
+  private async record(what: Installed): Promise<void> {
+    await writeFile(join(this.stateDir, RECORD), `${JSON.stringify(what)}\n`, { mode: 0o600 });
+    this.installed = what;
   }
 
   /** Takes everything away (down, disconnect, nothing routed any more). */
@@ -106,7 +125,7 @@ export class OsRoutes {
   private async undo(what: Installed): Promise<void> {
     await removeLanSourceRules(this.run);
     await removeLinuxRoutes(this.run);
-    if (what.srcValidMark !== undefined) await removeConnmark(what.srcValidMark);
+    if (what.srcValidMark !== undefined) await this.connmark.remove(what.srcValidMark);
     await rm(join(this.stateDir, RECORD), { force: true });
   }
 
