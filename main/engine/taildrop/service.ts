@@ -45,7 +45,7 @@ export class Taildrop {
   private readonly receiver: ReceiveThread;
   private listening = '';
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly sendThread = new SendThread();
+  private readonly sendThread: SendThread;
 
   constructor(
     stateDir: string,
@@ -59,6 +59,7 @@ export class Taildrop {
     },
   ) {
     this.inbox = new Inbox(stateDir);
+    this.sendThread = new SendThread(o.log);
     this.receiver = new ReceiveThread({
       stateDir,
       log: o.log,
