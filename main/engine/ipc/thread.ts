@@ -1,10 +1,22 @@
 // Starts a worker thread from a module beside the caller's: <name>.js when running compiled JavaScript (the app's
 // bundle), <name>.ts under tsx (tests, the CLI from sources) through a one-line bootstrap that registers tsx
 // inside the thread first — loader flags in execArgv do not reach worker threads on Node 20.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
+/**
+ * Throws when the worker's file is missing: a Worker made from a missing file only fails later, in the thread, so a
+ * caller that can do without the thread (the Taildrop threads run on the engine's thread then) would never know.
+ */
 export function spawnSiblingWorker(here: string, name: string, workerData: unknown): Worker {
-  if (!here.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, here), { workerData });
+  if (!here.endsWith('.ts')) {
+    const file = new URL(`./${name}.js`, here);
+    if (file.protocol === 'file:' && !existsSync(fileURLToPath(file))) {
+      throw new Error(`${fileURLToPath(file)} is missing`);
+    }
+    return new Worker(file, { workerData });
+  }
   const entry = new URL(`./${name}.ts`, here).href;
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;

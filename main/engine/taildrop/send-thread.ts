@@ -52,6 +52,9 @@ export class SendThread {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
 
+  /** log: where a thread that cannot start is told of (the sends then run on the engine's thread). */
+  constructor(private readonly log: (message: string) => void = () => {}) {}
+
   send(o: SendOptions): Promise<{ total: number; resumedFrom: number }> {
     const worker = this.#ensure();
     if (!worker) return sendFile(o);
@@ -118,8 +121,9 @@ export class SendThread {
     let worker: Worker;
     try {
       worker = spawnSiblingWorker(import.meta.url, 'send-worker', undefined);
-    } catch {
+    } catch (e) {
       this.#broken = true;
+      this.log(`taildrop: no send thread (${(e as Error).message}); sending on the engine's thread`);
       return undefined;
     }
     worker.unref(); // an idle send thread must not keep the process alive

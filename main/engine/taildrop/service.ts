@@ -46,7 +46,7 @@ export class Taildrop {
   private listening = '';
   private listenChain: Promise<unknown> = Promise.resolve();
   private sweeper: NodeJS.Timeout | undefined;
-  private readonly sendThread = new SendThread();
+  private readonly sendThread: SendThread;
 
   constructor(
     stateDir: string,
@@ -60,6 +60,7 @@ export class Taildrop {
     },
   ) {
     this.inbox = new Inbox(stateDir);
+    this.sendThread = new SendThread(o.log);
     this.receiver = new ReceiveThread({
       stateDir,
       log: o.log,

@@ -153,6 +153,10 @@ export interface TrellisNodeOptions {
   /** Runs the daemon as this uid (and gid) with no capabilities at all (setpriv); its temp dir is theirs. */
   runAsUid?: number;
   args?: string[]; // extra daemon arguments, e.g. ['--socks5-server', '127.0.0.1:1055']
+  /** The node that runs the daemon and the CLI verbs; default the one running the test. */
+  node?: string;
+  /** The `trellis` script; default TRELLIS_BIN (the sources through tsx), e.g. a bundle's trellis.js instead. */
+  trellisBin?: string;
 }
 
 /** setpriv's prefix for a process as uid:uid with no groups and no capability (none inheritable, none bounding). */
@@ -212,6 +216,8 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (lab.isClosed) throw new Error('lab already cleaned up; not starting trellis daemon');
   const tun = opts.tun ?? 'trellis0';
   const port = opts.port ?? 41641;
+  const node = opts.node ?? process.execPath;
+  const bin = opts.trellisBin ?? TRELLIS_BIN;
   // keep the daemon's DNS configuration off the host's resolver (`ip netns exec` bind-mounts this one)
   if (!existsSync(path.join('/etc/netns', ns.name, 'resolv.conf'))) await ns.writeEtc('resolv.conf', RESOLV_CONF);
   const dir = await mkdtemp(path.join(tmpdir(), `trellis-tn-${ns.short}-`));
@@ -228,10 +234,10 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   if (opts.runAsUid !== undefined) {
     await ns.exec(['chown', '-R', `${opts.runAsUid}:${opts.runAsUid}`, dir]);
     // The code must be readable by that user: say so plainly rather than fail obscurely in the daemon.
-    const r = await ns.run([...runAs, process.execPath, TRELLIS_BIN, '--help'], { timeoutMs: 30_000 });
+    const r = await ns.run([...runAs, node, bin, '--help'], { timeoutMs: 30_000 });
     if (r.code !== 0) {
       throw new Error(
-        `uid ${opts.runAsUid} cannot run ${TRELLIS_BIN} (is the checkout with node_modules readable by it?): ` +
+        `uid ${opts.runAsUid} cannot run ${bin} (is the checkout with node_modules readable by it?): ` +
           r.stderr.trim().slice(0, 500),
       );
     }
@@ -240,7 +246,7 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   const profDir = process.env.TRELLIS_CPU_PROF;
   const prof = profDir ? cpuProfileArgs(profDir) : [];
   const spawn = (): ManagedProcess => {
-    const p = ns.spawn([...runAs, process.execPath, ...prof, TRELLIS_BIN, ...args], {
+    const p = ns.spawn([...runAs, node, ...prof, bin, ...args], {
       label: `trellis daemon ${opts.hostname}@${ns.short}`,
       env,
     });
@@ -253,7 +259,7 @@ export async function startTrellisNode(ns: Namespace, opts: TrellisNodeOptions):
   let proc = spawn();
 
   const cli = (cmd: string[], timeoutMs = 30_000): Promise<RunResult> =>
-    ns.run([process.execPath, TRELLIS_BIN, ...cmd, '--socket', socket], { timeoutMs });
+    ns.run([node, bin, ...cmd, '--socket', socket], { timeoutMs });
   const describe = (what: string, r: RunResult): string =>
     `trellis ${what} (${opts.hostname}@${ns.name}): ${r.timedOut ? 'timed out' : `exit ${r.code ?? r.signal}`}\n` +
     `${r.stderr.trim()}\n${r.stdout.trim()}\n--- daemon output (tail):\n${proc.output().slice(-4_000)}`;
