@@ -69,20 +69,25 @@ export function addForward(
   current: readonly string[],
   tailnetText: string,
   localText: string,
-): { forwardPorts: string[] } | { error: string } {
+): { forwardPorts: string[] } | { error: string; field?: 'tailnet' | 'local' } {
   const t = tailnetText.trim();
   const l = localText.trim();
-  if (t === '') return { error: 'Give the tailnet port that peers connect to.' };
+  if (t === '') return { error: 'Give the tailnet port that peers connect to.', field: 'tailnet' };
   const tailnetPort = parsePort(t);
-  if (tailnetPort === undefined)
-    return { error: `The tailnet port must be a number from 1 to 65535, not ${short(t)}.` };
+  if (tailnetPort === undefined) {
+    return { error: `The tailnet port must be a number from 1 to 65535, not ${short(t)}.`, field: 'tailnet' };
+  }
   const localPort = l === '' ? tailnetPort : parsePort(l);
-  if (localPort === undefined) return { error: `The local port must be a number from 1 to 65535, not ${short(l)}.` };
+  if (localPort === undefined) {
+    return { error: `The local port must be a number from 1 to 65535, not ${short(l)}.`, field: 'local' };
+  }
   try {
     const existing = parseForwardPorts(current);
     const same = existing.find((f) => f.tailnetPort === tailnetPort);
-    if (same)
-      return { error: `Tailnet port ${tailnetPort} is forwarded already (to this computer's ${same.localPort}).` };
+    if (same) {
+      const error = `Tailnet port ${tailnetPort} is forwarded already (to this computer's ${same.localPort}).`;
+      return { error, field: 'tailnet' };
+    }
     return { forwardPorts: formatForwardPorts(parseForwardPorts([...current, `${tailnetPort}=${localPort}`])) };
   } catch (e) {
     if (e instanceof ForwardPortsError) return { error: e.message };

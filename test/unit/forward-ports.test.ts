@@ -26,6 +26,10 @@ test('addForward: one sentence per refusal, nothing to send', () => {
   assert.match(said([], '70000', ''), /not "70000"/);
   assert.match(said([], 'http', ''), /not "http"/);
   assert.match(said([], '8080', '-1'), /local port must be a number from 1 to 65535, not "-1"/);
+  assert.deepEqual(addForward([], '8080', 'x'), {
+    error: 'The local port must be a number from 1 to 65535, not "x".',
+    field: 'local',
+  });
   assert.match(said(['8080=80'], '8080', ''), /Tailnet port 8080 is forwarded already \(to this computer's 80\)/);
   const full = Array.from({ length: MAX_FORWARDS }, (_, i) => String(i + 1));
   assert.match(said(full, '9999', ''), /At most 64 ports/);

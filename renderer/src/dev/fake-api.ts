@@ -141,7 +141,9 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
               'For full mode, start the Trellis daemon as root ("sudo trellis daemon --state-dir /var/lib/trellis"), ' +
               'then restart Trellis.',
           }
-        : undefined,
+        : params.get('nolink') === '1'
+          ? undefined
+          : { mode: 'tun' },
     transfers: [
       {
         id: 't1',

@@ -3,6 +3,7 @@
 import { type FormEvent, useState } from 'react';
 import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { PortForwardsCard } from '../components/PortForwardsCard.tsx';
 import { RoutesCard } from '../components/RoutesCard.tsx';
 import { browserCanNotify } from '../lib/browser-notify.ts';
 import { checkControlURL, formatDate } from '../lib/format.ts';
@@ -223,6 +224,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
       </form>
 
       <RoutesCard snapshot={snapshot} />
+      <PortForwardsCard snapshot={snapshot} />
 
       <section className="card account" aria-labelledby="account-title">
         <h2 id="account-title">Account</h2>
