@@ -17,8 +17,6 @@ export type ListChange = (current: readonly string[]) => string[] | { error: str
 export interface PrefList {
   /** The newest list known (a reply may be newer than the snapshot). */
   list: readonly string[];
-  /** A change is being sent or waits for one being sent. */
-  busy: boolean;
   /** The last change's refusal or failure, one sentence ('' = none). */
   error: string;
   setError(text: string): void;
@@ -31,7 +29,6 @@ export function usePrefList(prefs: AppPrefs, key: ListPref): PrefList {
   const fromSnapshot = prefs[key];
   const newest = useRef<readonly string[]>(fromSnapshot);
   const [shown, setShown] = useState<readonly string[]>(fromSnapshot);
-  const [pending, setPending] = useState(0);
   const [error, setError] = useState('');
   const queue = useRef<Promise<unknown>>(Promise.resolve());
 
@@ -43,7 +40,6 @@ export function usePrefList(prefs: AppPrefs, key: ListPref): PrefList {
 
   const change = useCallback(
     (f: ListChange): Promise<boolean> => {
-      setPending((n) => n + 1);
       const run = async (): Promise<boolean> => {
         try {
           const next = f(newest.current);
@@ -59,8 +55,6 @@ export function usePrefList(prefs: AppPrefs, key: ListPref): PrefList {
         } catch (e) {
           setError(errorMessage(e));
           return false;
-        } finally {
-          setPending((n) => n - 1);
         }
       };
       const done = queue.current.then(run);
@@ -70,5 +64,5 @@ export function usePrefList(prefs: AppPrefs, key: ListPref): PrefList {
     [api, key],
   );
 
-  return { list: shown, busy: pending > 0, error, setError, change };
+  return { list: shown, error, setError, change };
 }
