@@ -17,7 +17,13 @@ export type { EngineState, ExitNodeStatus, Health, NetworkingStatus, PeerPath, R
 /** The engine's route prefs, as protocol.ts documents them (the window cannot set lastExitNodeID: the engine keeps it). */
 export type RoutePrefs = Pick<
   Prefs,
-  'exitNodeID' | 'lastExitNodeID' | 'exitNodeAllowLANAccess' | 'routeAll' | 'advertiseExitNode' | 'advertiseRoutes'
+  | 'exitNodeID'
+  | 'lastExitNodeID'
+  | 'exitNodeAllowLANAccess'
+  | 'routeAll'
+  | 'advertiseExitNode'
+  | 'advertiseRoutes'
+  | 'forwardPorts'
 >;
 
 /** Preferences the user edits in Settings: the engine's own plus the app's. */

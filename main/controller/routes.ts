@@ -12,6 +12,7 @@ export const ROUTE_KEYS = [
   'routeAll',
   'advertiseExitNode',
   'advertiseRoutes',
+  'forwardPorts',
 ] as const;
 export type RouteKey = (typeof ROUTE_KEYS)[number];
 
@@ -35,6 +36,7 @@ export function enginePrefsView(p: Prefs | undefined): Omit<AppPrefs, keyof AppO
     routeAll: p?.routeAll ?? false,
     advertiseExitNode: p?.advertiseExitNode ?? false,
     advertiseRoutes: [...(p?.advertiseRoutes ?? [])],
+    forwardPorts: [...(p?.forwardPorts ?? [])],
   };
 }
 
@@ -63,6 +65,14 @@ export function checkRoutePref(key: RouteKey, value: unknown, status: StatusSnap
     const checked = checkRoutes(value);
     if ('error' in checked) throw new ApiError('bad-request', checked.error, { field: 'advertiseRoutes' });
     return checked.routes;
+  }
+  if (key === 'forwardPorts') {
+    // Only the shape is checked here: the engine checks the entries with the shared parser and its sentence (one
+    // per bad entry) is what the window shows.
+    if (!Array.isArray(value) || !value.every((r) => typeof r === 'string')) {
+      throw new ApiError('bad-request', 'forwardPorts must be a list of port forwards');
+    }
+    return value;
   }
   if (typeof value !== 'boolean') throw new ApiError('bad-request', `${key} must be true or false`);
   return value;

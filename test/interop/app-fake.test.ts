@@ -226,6 +226,8 @@ test('the window with 2,000 devices, every view accessible in light and dark (fa
       assert.equal(await socks.inputValue(), '[::1]:9050');
       await page.getByTestId('nav-peers').click();
       const shown = page.locator('[data-testid="proxy-address"][data-kind="socks5"] [data-testid="proxy-value"]');
+      // The snapshot with the new address follows the reply a moment later, as main pushes it.
+      await shown.filter({ hasText: '[::1]:9050' }).waitFor({ timeout: 5000 });
       assert.equal(await shown.textContent(), '[::1]:9050', 'the notice shows the new address');
       await page.close();
     },

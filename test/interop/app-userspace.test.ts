@@ -5,7 +5,9 @@
 // key, lists the tailscaled peer, and says calmly that Trellis runs without a network device — with the SOCKS5 and
 // HTTP proxy addresses (copy puts the address on the clipboard), why, and how to get full mode — instead of the
 // "needs administrator rights" warning; curl in that namespace fetches a page from the peer through each proxy
-// shown; a new SOCKS5 address saved in Settings restarts the engine, and the notice and the proxy move there.
+// shown; a new SOCKS5 address saved in Settings restarts the engine, and the notice and the proxy move there; a
+// port forward added in Settings' "Services on this computer" lets the tailscaled peer reach a server that listens
+// on the app's loopback only, and removing it shuts the port again.
 // Screenshots go to test-artifacts/app-web/.
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +19,7 @@ import { isolatedEnv } from '../isolated-env.ts';
 import { AppPage, buildRenderer, CHROMIUM, launchChromium } from './lab/app-page.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab } from './lab/tailnet.ts';
+import { buildTailnetLab, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
@@ -32,6 +34,11 @@ const MOVED_SOCKS5 = '127.0.0.1:1080';
 /** A web page on the tailscaled peer's host, on every address (its tailnet one included). */
 const PAGE = 'hello from ts-b';
 const WEB_SERVER = `require('http').createServer((q,r)=>r.end(${JSON.stringify(PAGE)})).listen(8080,()=>console.log('listening'))`;
+/** A server in the app's namespace on its loopback only: the tailnet reaches it only through a port forward. */
+const LOCAL_PAGE = 'hello from the loopback of the app';
+const LOCAL_PORT = 9091;
+const FORWARDED_PORT = 8081;
+const LOCAL_SERVER = `require('http').createServer((q,r)=>r.end(${JSON.stringify(LOCAL_PAGE)})).listen(${LOCAL_PORT},'127.0.0.1',()=>console.log('listening'))`;
 
 test('the app as uid 65534 without a daemon: userspace networking, said plainly, with its proxies', {
   timeout: 300_000,
@@ -179,6 +186,49 @@ test('the app as uid 65534 without a daemon: userspace networking, said plainly,
           assert.equal(moved.stdout, PAGE, `through SOCKS5 at its new address: ${moved.stderr}`);
           const old = await curl(['--socks5-hostname', SOCKS5], `http://${b.name}:8080/`);
           assert.notEqual(old.code, 0, 'nothing listens at the old address');
+        },
+      );
+      await claim(
+        '6. a port forward added in Settings: the tailscaled peer reaches a loopback-only server; removed, it cannot',
+        async (st) => {
+          const local = ha.spawn([process.execPath, '-e', LOCAL_SERVER], { label: 'loopback server on a' });
+          t.after(() => local.stop());
+          assert.ok(await local.waitForOutput(/listening/, 10_000), `the loopback server: ${local.output()}`);
+          const self = (await tsB.status()).peers.find((p) => p.TailscaleIPs.length > 0);
+          const ip = self?.TailscaleIPs.find((a) => !a.includes(':')) ?? '';
+          assert.ok(ip, 'tailscaled lists the app as a peer with an IPv4 address');
+          const url = `http://${ip}:${FORWARDED_PORT}/`;
+          const fromB = () => hb.run(['curl', '-sS', '--max-time', '10', url], { timeoutMs: 20_000 });
+          const before = await fromB();
+          st.diagnostic(`before the forward: exit ${before.code} ${before.stderr.trim()}`);
+          assert.notEqual(before.stdout, LOCAL_PAGE, 'nothing forwards yet');
+
+          await page.getByTestId('nav-settings').click();
+          const card = page.getByTestId('forwards-card');
+          await card.waitFor({ timeout: 10_000 });
+          assert.equal(await card.getAttribute('data-mode'), 'userspace');
+          await page.getByTestId('forward-tailnet-port').fill(String(FORWARDED_PORT));
+          await page.getByTestId('forward-local-port').fill(String(LOCAL_PORT));
+          await page.getByTestId('forward-add').click();
+          const row = page.locator(`[data-testid="forward-row"][data-tailnet-port="${FORWARDED_PORT}"]`);
+          await row.waitFor({ timeout: 15_000 });
+          assert.equal(await row.getAttribute('data-local-port'), String(LOCAL_PORT));
+          assert.equal(await page.getByTestId('forward-error').count(), 0, 'no error shown');
+          await app.screenshot('userspace-4-forward');
+          const got = await waitUntil('the forward answering the peer', 20_000, async () => {
+            const r = await fromB();
+            return r.stdout === LOCAL_PAGE ? r.stdout : null;
+          });
+          assert.equal(got, LOCAL_PAGE, 'from the tailscaled peer through the forward to 127.0.0.1');
+
+          await page.getByRole('button', { name: `Remove port ${FORWARDED_PORT}` }).click();
+          await row.waitFor({ state: 'detached', timeout: 15_000 });
+          const closed = await waitUntil('the forward stopping', 20_000, async () => {
+            const r = await fromB();
+            return r.stdout === LOCAL_PAGE ? null : r;
+          });
+          st.diagnostic(`after removing it: exit ${closed.code} ${closed.stderr.trim()}`);
+          assert.notEqual(closed.code, 0, 'the port is shut again');
         },
       );
       await report();

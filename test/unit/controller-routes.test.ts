@@ -1,7 +1,8 @@
 // The app controller's side of exit nodes and routes under plain Node, against a small engine served over the real
 // engine protocol (a MessageChannel with rpc.ts on both ends) that applies route prefs with the engine's own
 // functions: what a window may set is checked before the engine hears of it, the snapshot carries the exit node
-// and the route offer, and the tray's exit node items set prefs and switch the icon. The real daemon and
+// and the route offer, and the tray's exit node items set prefs and switch the icon. Port forwards go through to the
+// engine, whose sentence for a bad entry is what the window gets. The real daemon and
 // tailscaled are exercised end to end by test/interop/app-routes.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +25,7 @@ import {
 } from '../../main/engine/protocol.ts';
 import { exitNodeStatus, markExitNode } from '../../main/engine/routes/exit-node.ts';
 import { applyRoutePrefs } from '../../main/engine/routes/route-prefs.ts';
+import { checkForwardPortsPref } from '../../main/engine/services/port-forward.ts';
 import { ApiError, type AppSnapshot } from '../../preload/api.ts';
 import { stubDelegate } from './stub-delegate.ts';
 
@@ -58,7 +60,11 @@ class RoutesEngine implements EngineApi {
     const advertised = [...this.prefs.advertiseRoutes, ...(this.prefs.advertiseExitNode ? ['0.0.0.0/0', '::/0'] : [])];
     return {
       state: 'Running',
-      prefs: { ...this.prefs, advertiseRoutes: [...this.prefs.advertiseRoutes] },
+      prefs: {
+        ...this.prefs,
+        advertiseRoutes: [...this.prefs.advertiseRoutes],
+        forwardPorts: [...this.prefs.forwardPorts],
+      },
       self: { id: 1, name: 'desk', dnsName: 'desk.tail.example', addresses: ['100.64.0.1'], user: 'alice' },
       peers: markExitNode(this.peers, this.prefs.exitNodeID),
       health: [],
@@ -70,7 +76,9 @@ class RoutesEngine implements EngineApi {
   async handle<C extends CommandName>(cmd: C, args: CommandMap[C]['args']): Promise<CommandMap[C]['result']> {
     if (cmd === 'setPrefs') {
       this.setPrefsCalls.push(args);
+      const forwardPorts = checkForwardPortsPref((args as Partial<Prefs>).forwardPorts); // as the engine: first
       applyRoutePrefs(this.prefs, args as Partial<Prefs>);
+      if (forwardPorts) this.prefs.forwardPorts = forwardPorts;
       return { ...this.prefs } as CommandMap[C]['result'];
     }
     if (cmd === 'fileList') return [] as CommandMap[C]['result'];
@@ -195,6 +203,40 @@ test('the tray: None clears the exit node (remembered as last used), allow-LAN f
     await until(r.controller, () => r.notices.length > 0, 'a notice');
     assert.match(r.notices[0], /^The device nas does not offer to be an exit node\.$/);
     assert.equal(r.controller.snapshot().prefs.exitNodeID, '');
+  } finally {
+    await r.done();
+  }
+});
+
+test('port forwards: a list of text goes to the engine; its refusal, one sentence per bad entry, comes back', async () => {
+  const engine = new RoutesEngine();
+  const r = await rig(engine);
+  try {
+    await until(r.controller, (s) => s.peers.length === 2, 'peers');
+    await assert.rejects(
+      r.controller.call('setPrefs', { forwardPorts: '8080' } as never),
+      (e) => e instanceof ApiError && e.code === 'bad-request',
+    );
+    await assert.rejects(
+      r.controller.call('setPrefs', { forwardPorts: [8080] } as never),
+      (e) => e instanceof ApiError && e.code === 'bad-request',
+    );
+    assert.equal(engine.setPrefsCalls.length, 0, 'a list of anything but text stops at the controller');
+
+    const prefs = await r.controller.call('setPrefs', { forwardPorts: ['8080', ' 2222=22 '] });
+    assert.deepEqual(prefs.forwardPorts, ['8080', '2222=22'], 'the reply carries the canonical list');
+    await until(r.controller, (s) => s.prefs.forwardPorts.join() === '8080,2222=22', 'the snapshot with them');
+
+    await assert.rejects(r.controller.call('setPrefs', { forwardPorts: ['8080', '70000', '8080'] }), (e) => {
+      assert.ok(e instanceof ApiError && e.code === 'bad-request');
+      assert.equal(
+        e.message,
+        '"70000" is not a port forward: give PORT or TAILNET_PORT=LOCAL_PORT, ports from 1 to 65535. ' +
+          'Tailnet port 8080 is forwarded more than once.',
+      );
+      return true;
+    });
+    assert.deepEqual(r.controller.snapshot().prefs.forwardPorts, ['8080', '2222=22'], 'a refusal changes nothing');
   } finally {
     await r.done();
   }

@@ -5,64 +5,23 @@
 // "TAILNET_PORT=LOCAL_PORT".
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import {
+  ForwardPortsError,
+  formatForwardPorts,
+  MAX_FORWARDS,
+  type PortForward,
+  parseForwardPorts,
+} from '../../shared/forward-ports.ts';
 import type { TcpListener } from '../netstack/stack.ts';
 import { EngineError } from '../protocol.ts';
 
-/** At most this many forwards (a pref, not a port scan). */
-export const MAX_FORWARDS = 64;
+// The pref's parser lives in main/shared (the window checks with it too); its users here import it from this file.
+export { ForwardPortsError, formatForwardPorts, MAX_FORWARDS, type PortForward, parseForwardPorts };
+
 /** Connections all forwards together carry at once; more are reset. */
 export const MAX_FORWARDED_CONNECTIONS = 256;
 /** A local service that does not accept within this long: the tailnet connection is reset. */
 export const LOCAL_CONNECT_TIMEOUT_MS = 5_000;
-
-export interface PortForward {
-  tailnetPort: number;
-  localPort: number;
-}
-
-/** A forwardPorts pref that cannot be used; the message has one sentence per bad entry. */
-export class ForwardPortsError extends Error {
-  override readonly name = 'ForwardPortsError';
-  constructor(readonly problems: string[]) {
-    super(problems.join(' '));
-  }
-}
-
-function port(text: string): number | undefined {
-  if (!/^\d{1,5}$/.test(text)) return undefined;
-  const n = Number(text);
-  return n >= 1 && n <= 65535 ? n : undefined;
-}
-
-/**
- * Checks a forwardPorts pref: entries "PORT" or "TAILNET_PORT=LOCAL_PORT", ports 1–65535, each tailnet port once.
- * Returns the forwards in the order given; throws ForwardPortsError naming every bad entry.
- */
-export function parseForwardPorts(entries: readonly unknown[]): PortForward[] {
-  const problems: string[] = [];
-  const out: PortForward[] = [];
-  const seen = new Set<number>();
-  if (entries.length > MAX_FORWARDS) problems.push(`At most ${MAX_FORWARDS} ports can be forwarded.`);
-  for (const raw of entries.slice(0, MAX_FORWARDS)) {
-    const entry = typeof raw === 'string' ? raw.trim() : '';
-    const shown = typeof raw === 'string' ? JSON.stringify(raw.slice(0, 40)) : 'a non-text entry';
-    const [from = '', to, ...extra] = entry.split('=');
-    const tailnetPort = port(from);
-    const localPort = to === undefined ? tailnetPort : port(to);
-    if (tailnetPort === undefined || localPort === undefined || extra.length > 0) {
-      problems.push(`${shown} is not a port forward: give PORT or TAILNET_PORT=LOCAL_PORT, ports from 1 to 65535.`);
-      continue;
-    }
-    if (seen.has(tailnetPort)) {
-      problems.push(`Tailnet port ${tailnetPort} is forwarded more than once.`);
-      continue;
-    }
-    seen.add(tailnetPort);
-    out.push({ tailnetPort, localPort });
-  }
-  if (problems.length > 0) throw new ForwardPortsError(problems);
-  return out;
-}
 
 /** A setPrefs call's forwardPorts, checked (EngineError 'bad-request' naming each bad entry) and in canonical form;
  *  undefined when not given. */
@@ -75,11 +34,6 @@ export function checkForwardPortsPref(v: unknown): string[] | undefined {
     if (e instanceof ForwardPortsError) throw new EngineError('bad-request', e.message);
     throw e;
   }
-}
-
-/** The canonical text of forwards ("8080", "2222=22"), as the pref keeps them. */
-export function formatForwardPorts(forwards: readonly PortForward[]): string[] {
-  return forwards.map((f) => (f.tailnetPort === f.localPort ? `${f.tailnetPort}` : `${f.tailnetPort}=${f.localPort}`));
 }
 
 export interface PortForwarderOptions {

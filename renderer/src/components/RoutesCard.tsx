@@ -4,8 +4,7 @@
 import { type FormEvent, useId, useState } from 'react';
 import type { AppSnapshot } from '../../../preload/api.ts';
 import { checkRoute } from '../../../preload/routes.ts';
-import { useApi } from '../api/context.ts';
-import { errorMessage } from '../store.ts';
+import { usePrefList } from './use-pref-list.ts';
 import { usePrefToggle } from './use-pref-toggle.ts';
 
 const DEFAULT_ROUTES = ['0.0.0.0/0', '::/0'];
@@ -23,30 +22,17 @@ function Approval({ approved }: { approved: boolean }) {
 }
 
 export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
-  const api = useApi();
   const { prefs } = snapshot;
   const [typed, setTyped] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
   const errorId = useId();
   const approved = new Set(snapshot.routes?.approved ?? []);
   const exitApproved = DEFAULT_ROUTES.every((r) => approved.has(r));
 
   const routeAll = usePrefToggle(prefs, 'routeAll');
   const offerExit = usePrefToggle(prefs, 'advertiseExitNode');
-  const saveRoutes = async (routes: string[]): Promise<boolean> => {
-    setBusy(true);
-    try {
-      await api.setPrefs({ advertiseRoutes: routes });
-      setError('');
-      return true;
-    } catch (e) {
-      setError(errorMessage(e));
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
+  // Each change is made to the newest list, not this render's (see use-pref-list.ts).
+  const routes = usePrefList(prefs, 'advertiseRoutes');
+  const { error, setError } = routes;
   const add = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
     const checked = checkRoute(typed);
@@ -54,11 +40,10 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
       setError(checked.error);
       return;
     }
-    if (prefs.advertiseRoutes.includes(checked.route)) {
-      setError(`${checked.route} is offered already.`);
-      return;
-    }
-    if (await saveRoutes([...prefs.advertiseRoutes, checked.route])) setTyped('');
+    const added = await routes.change((current) =>
+      current.includes(checked.route) ? { error: `${checked.route} is offered already.` } : [...current, checked.route],
+    );
+    if (added) setTyped('');
   };
 
   return (
@@ -96,20 +81,19 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
       )}
 
       <h3 className="subhead">Subnets this device offers</h3>
-      {prefs.advertiseRoutes.length === 0 ? (
+      {routes.list.length === 0 ? (
         <p className="muted">None.</p>
       ) : (
         <ul className="plain route-list">
-          {prefs.advertiseRoutes.map((r) => (
+          {routes.list.map((r) => (
             <li key={r} className="route-row" data-testid="advertised-route" data-route={r}>
               <span className="mono">{r}</span>
               <Approval approved={approved.has(r)} />
               <button
                 type="button"
                 className="btn btn-small btn-ghost"
-                disabled={busy}
                 aria-label={`Remove ${r}`}
-                onClick={() => void saveRoutes(prefs.advertiseRoutes.filter((x) => x !== r))}
+                onClick={() => void routes.change((current) => current.filter((x) => x !== r))}
               >
                 Remove
               </button>
@@ -134,7 +118,7 @@ export function RoutesCard({ snapshot }: { snapshot: AppSnapshot }) {
             aria-invalid={error !== ''}
             aria-describedby={error ? errorId : undefined}
           />
-          <button type="submit" className="btn btn-small" data-testid="route-add" disabled={busy}>
+          <button type="submit" className="btn btn-small" data-testid="route-add">
             Add
           </button>
         </span>

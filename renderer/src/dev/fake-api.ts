@@ -1,10 +1,14 @@
 // Dev aid only (loaded with ?fake=1): an in-memory TrellisApi with a made-up tailnet, so every view can be looked
 // at without an engine. Options: state=Running|NeedsLogin|…, peers=N, shell=web, pending=1, nolink=1, health=1,
 // expiring=1 (this device's key expires in 2 days), exit=NAME (that exit node chosen), routes=1 (this device
-// offers two subnets, one approved). Every fifth device offers an exit node, every seventh (from the fourth) two
+// offers two subnets, one approved), forwards=1 (two port forwards: 8080 and 2222→22),
+// lag=MS (the snapshot after a setPrefs comes MS after its reply, 150 unless said; a long lag makes a window that
+// computes a change from the snapshot it shows fail every time). Every fifth device offers an exit node, every seventh (from the fourth) two
 // subnets; userspace=1: userspace networking (the notice and its proxies); choosing an exit node marks it in use, offline ones are held as the engine does. A control URL with "fail" or "down", or the auth key "bad",
 // makes the login fail as a real one would.
 // shell=web behaves as trellis web does: one save folder, and a call naming another is refused.
+
+import { ForwardPortsError, formatForwardPorts, parseForwardPorts } from '../../../main/shared/forward-ports.ts';
 import {
   ApiError,
   type ApiEventName,
@@ -86,6 +90,7 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
     routeAll: false,
     advertiseExitNode: false,
     advertiseRoutes: params.get('routes') === '1' ? ['192.168.40.0/24', '10.40.0.0/16'] : [],
+    forwardPorts: params.get('forwards') === '1' ? ['8080', '2222=22'] : [],
   };
   const peers = makePeers(Number(params.get('peers') ?? 24));
   /** What "control" approved of this device's offer: the first subnet and the exit node; later ones wait. */
@@ -136,7 +141,9 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
               'For full mode, start the Trellis daemon as root ("sudo trellis daemon --state-dir /var/lib/trellis"), ' +
               'then restart Trellis.',
           }
-        : undefined,
+        : params.get('nolink') === '1'
+          ? undefined
+          : { mode: 'tun' },
     transfers: [
       {
         id: 't1',
@@ -200,9 +207,11 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
   const emit = <E extends ApiEventName>(event: E, payload: ApiEvents[E]): void => {
     for (const l of listeners.get(event) ?? []) (l as (p: ApiEvents[E]) => void)(payload);
   };
+  /** A snapshot push is scheduled (after a setPrefs): changes until then go out with it, as the controller batches. */
+  let pushPending = false;
   const update = (patch: Partial<AppSnapshot>): void => {
     snap = { ...snap, ...patch };
-    emit('snapshot', snap);
+    if (!pushPending) emit('snapshot', snap);
   };
   const later = (ms: number, f: () => void): void => void setTimeout(f, ms);
 
@@ -227,6 +236,15 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
       const checked = checkRoutes(p.advertiseRoutes);
       if ('error' in checked) throw new ApiError('bad-request', checked.error, { field: 'advertiseRoutes' });
       next.advertiseRoutes = checked.routes;
+    }
+    if (p.forwardPorts !== undefined) {
+      // The engine's own parser and sentence.
+      try {
+        next.forwardPorts = formatForwardPorts(parseForwardPorts(p.forwardPorts));
+      } catch (e) {
+        if (e instanceof ForwardPortsError) throw new ApiError('bad-request', e.message);
+        throw e;
+      }
     }
     if (p.exitNodeID !== undefined && p.exitNodeID !== snap.prefs.exitNodeID) {
       const peer = snap.peers.find((x) => x.stableID === p.exitNodeID);
@@ -350,8 +368,18 @@ export function createFakeApi(params: URLSearchParams): TrellisApi {
         socks5: next.socks5Listen || undefined,
         httpProxy: next.httpProxyListen || undefined,
       };
-      update({ prefs: next, ...routeState(next), networking });
-      return snap.prefs;
+      // As the controller does: the reply carries the new prefs at once, the snapshot follows a push interval
+      // later (a window that computes its next change from the snapshot it shows would use the old prefs).
+      const pushed = { prefs: next, ...routeState(next), networking };
+      snap = { ...snap, ...pushed };
+      if (!pushPending) {
+        pushPending = true;
+        later(Number(params.get('lag') ?? 150), () => {
+          pushPending = false;
+          emit('snapshot', snap);
+        });
+      }
+      return next;
     },
     sendFiles: async (req: { peer: string; paths: string[] }) =>
       send(

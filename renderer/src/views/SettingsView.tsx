@@ -1,8 +1,9 @@
 // Preferences. The form holds only the fields the user changed (the rest show the live prefs), and Save sends
 // just those; log out asks for a second click instead of a blocking dialog.
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useRef, useState } from 'react';
 import type { ApiErrorField, AppPrefs, AppSnapshot } from '../../../preload/api.ts';
 import { useApi } from '../api/context.ts';
+import { PortForwardsCard } from '../components/PortForwardsCard.tsx';
 import { RoutesCard } from '../components/RoutesCard.tsx';
 import { browserCanNotify } from '../lib/browser-notify.ts';
 import { checkControlURL, formatDate } from '../lib/format.ts';
@@ -32,7 +33,14 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
   const [draft, setDraft] = useState<Partial<AppPrefs>>({});
   const [status, setStatus] = useState<Status>({ kind: 'idle' });
   const [confirmLogout, setConfirmLogout] = useState(false);
-  const value = <K extends keyof AppPrefs>(k: K): AppPrefs[K] => draft[k] ?? prefs[k];
+  // Saved prefs as the reply gave them, until the next snapshot (main pushes it a moment after the reply): without
+  // this the fields flick back to the old values in between.
+  // The reply counts only over the snapshot it came on top of.
+  const [replied, setReplied] = useState<{ over: AppPrefs; prefs: AppPrefs } | undefined>(undefined);
+  const shownPrefs = useRef(prefs);
+  shownPrefs.current = prefs;
+  const current = replied?.over === prefs ? replied.prefs : prefs;
+  const value = <K extends keyof AppPrefs>(k: K): AppPrefs[K] => draft[k] ?? current[k];
   const edit = <K extends keyof AppPrefs>(k: K, v: AppPrefs[K]): void => {
     setDraft((d) => ({ ...d, [k]: v }));
     setStatus({ kind: 'idle' });
@@ -62,7 +70,8 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
     }
     setStatus({ kind: 'saving' });
     try {
-      await api.setPrefs(changes);
+      const saved = await api.setPrefs(changes);
+      setReplied({ over: shownPrefs.current, prefs: saved });
       setDraft({});
       setStatus({ kind: 'saved' });
     } catch (err) {
@@ -223,6 +232,7 @@ export function SettingsView({ snapshot }: { snapshot: AppSnapshot }) {
       </form>
 
       <RoutesCard snapshot={snapshot} />
+      <PortForwardsCard snapshot={snapshot} />
 
       <section className="card account" aria-labelledby="account-title">
         <h2 id="account-title">Account</h2>

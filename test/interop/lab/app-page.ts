@@ -13,10 +13,14 @@ export const CHROMIUM = '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'app-web');
 
-/** Builds renderer/dist with Vite unless it is newer than every renderer source. */
+/** Builds renderer/dist with Vite unless it is newer than every renderer source (the renderer's own, and what it
+ *  imports from preload/ and main/shared/). */
 export async function buildRenderer(): Promise<void> {
   const out = path.join(ROOT, 'renderer', 'dist', 'index.html');
-  if (existsSync(out) && statSync(out).mtimeMs > newestSource(path.join(ROOT, 'renderer'))) return;
+  const newest = Math.max(
+    ...['renderer', 'preload', path.join('main', 'shared')].map((d) => newestSource(path.join(ROOT, d))),
+  );
+  if (existsSync(out) && statSync(out).mtimeMs > newest) return;
   const vite = path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
   const config = path.join(ROOT, 'renderer', 'vite.config.ts');
   const r = await runCommand(process.execPath, [vite, 'build', '--config', config], { timeoutMs: 180_000 });
