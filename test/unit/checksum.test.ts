@@ -46,8 +46,7 @@ test('an IPv4 header with its checksum filled in verifies to zero', () => {
 });
 
 test('the native sum equals the portable one at every offset and length, odd ones included', () => {
-  const native = (loadNativeAddon() as unknown as { sum16: (b: Uint8Array, from: number, to: number) => number })
-    .sum16;
+  const native = (loadNativeAddon() as unknown as { sum16: (b: Uint8Array, from: number, to: number) => number }).sum16;
   const rand = prng(7);
   const buf = new Uint8Array(4200);
   for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(rand() * 256);
