@@ -70,6 +70,7 @@ export class TcpError extends Error {
 /** The app side of a connection (the Duplex socket): the connection calls these. */
 export interface TcpApp {
   onConnect(): void;
+  /** In-order bytes; `chunk` may be a view into the packet, valid only during the call (copy what is kept). */
   onData(chunk: Uint8Array): void;
   /** The peer sent FIN: no more data. */
   onEnd(): void;
