@@ -251,7 +251,7 @@ async function main(): Promise<number> {
   let trellis: TrellisRow = { available: true };
   /** The Trellis daemon's pid and when its transfers ran, for its profile. */
   let trellisPid: number | undefined;
-  const trellisWindows: [number, number][] = [];
+  const trellisWindows: Record<Direction, [number, number][]> = { down: [], up: [] };
   const lab = new Lab();
   try {
     const file = path.join(work, 'upload.bin');
@@ -315,7 +315,7 @@ async function main(): Promise<number> {
             proxyTransfer({ ns: c.ns, proxy: PROXY, base, direction, bytes, file, timeoutS, watch }),
           );
           const [cpuClientS = Number.NaN, cpuServerS = Number.NaN] = t.cpuS;
-          if (c.client === 'trellis') trellisWindows.push(t.monoUs);
+          if (c.client === 'trellis') trellisWindows[direction].push(t.monoUs);
           samples.push({
             client: c.client,
             direction,
@@ -363,7 +363,13 @@ async function main(): Promise<number> {
   // the daemons wrote their profiles when the lab stopped them
   const profile: ProfileTop[] =
     profDir && trellisPid !== undefined
-      ? [topFunctions('Trellis (userspace), the client daemon', profileFiles(profDir, trellisPid), trellisWindows)]
+      ? (['down', 'up'] as Direction[]).map((d) =>
+          topFunctions(
+            `Trellis (userspace), the client daemon, ${DIRECTION_LABEL[d]}`,
+            profileFiles(profDir, trellisPid as number),
+            trellisWindows[d],
+          ),
+        )
       : [];
   const run = {
     profile,
