@@ -1,6 +1,6 @@
 // TCP segment codec for the stack: parse a segment out of an IP packet (checksum, data offset, options) and build
 // one into a whole IP packet (IPv4 or IPv6 header, options, payload, both checksums) in a single allocation.
-import { fold, internetChecksum, sum16 } from '../packet/checksum.ts';
+import { fold, sum16 } from '../packet/checksum.ts';
 import { IPPROTO, TCP_FLAGS } from '../packet/parse.ts';
 
 export { TCP_FLAGS };
@@ -165,7 +165,7 @@ export function writeIpHeader(
     out[9] = proto;
     out.set(src, 12);
     out.set(dst, 16);
-    const c = internetChecksum(out.subarray(0, 20));
+    const c = ~fold(sum16(out, 0, 20)) & 0xffff;
     out[10] = c >> 8;
     out[11] = c & 0xff;
     return 20;
@@ -188,12 +188,26 @@ export function fillTransportChecksum(
   dst: Uint8Array,
   proto: number,
 ): void {
-  t[at] = t[at + 1] = 0;
-  const pseudo = proto === IPPROTO.ICMP ? 0 : pseudoSum(src, dst, proto, t.length);
-  let c = internetChecksum(t, pseudo);
+  fillChecksumFrom(t, 0, at, src, dst, proto);
+}
+
+/** fillTransportChecksum for transport bytes b[from, b.length): no view of them needed. */
+function fillChecksumFrom(
+  b: Uint8Array,
+  from: number,
+  at: number,
+  src: Uint8Array,
+  dst: Uint8Array,
+  proto: number,
+): void {
+  const field = from + at;
+  b[field] = b[field + 1] = 0;
+  const len = b.length - from;
+  const pseudo = proto === IPPROTO.ICMP ? 0 : pseudoSum(src, dst, proto, len);
+  let c = ~fold(sum16(b, from, b.length, pseudo)) & 0xffff;
   if (proto === IPPROTO.UDP && c === 0) c = 0xffff;
-  t[at] = c >> 8;
-  t[at + 1] = c & 0xff;
+  b[field] = c >> 8;
+  b[field + 1] = c & 0xff;
 }
 
 /** The RST that answers `seg` (from src to dst) when it has no connection (RFC 9293 §3.10.7.1). */
@@ -213,41 +227,50 @@ export function buildResetFor(src: Uint8Array, dst: Uint8Array, seg: TcpSegment)
   });
 }
 
-/** Builds a whole IP packet carrying one TCP segment. */
+/** Builds a whole IP packet carrying one TCP segment, written in place (one per segment sent: no views made). */
 export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const optLen = optionBytes(s.options);
   const payload = s.payload;
   const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
-  const ipLen = s.src.length === 4 ? 20 : 40;
-  const out = packetBytes(ipLen + tcpLen);
+  const h = s.src.length === 4 ? 20 : 40;
+  const out = packetBytes(h + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
-  const t = out.subarray(ipLen);
-  t[0] = s.srcPort >> 8;
-  t[1] = s.srcPort & 0xff;
-  t[2] = s.dstPort >> 8;
-  t[3] = s.dstPort & 0xff;
-  put32(t, 4, s.seq >>> 0);
-  put32(t, 8, s.ack >>> 0);
-  t[12] = ((20 + optLen) >> 2) << 4;
-  t[13] = s.flags;
+  out[h] = s.srcPort >> 8;
+  out[h + 1] = s.srcPort & 0xff;
+  out[h + 2] = s.dstPort >> 8;
+  out[h + 3] = s.dstPort & 0xff;
+  put32(out, h + 4, s.seq >>> 0);
+  put32(out, h + 8, s.ack >>> 0);
+  out[h + 12] = ((20 + optLen) >> 2) << 4;
+  out[h + 13] = s.flags;
   const window = Math.min(0xffff, Math.max(0, s.window));
-  t[14] = window >> 8;
-  t[15] = window & 0xff;
-  let i = 20;
+  out[h + 14] = window >> 8;
+  out[h + 15] = window & 0xff;
+  let i = h + 20;
   const o = s.options;
-  if (o?.mss !== undefined) {
+  if (o) i = writeOptions(out, i, o);
+  if (payload) out.set(payload, i);
+  else if (s.data) s.data.from.copyTo(out, i, s.data.offset, s.data.length);
+  fillChecksumFrom(out, h, 16, s.src, s.dst, IPPROTO.TCP);
+  return out;
+}
+
+/** Writes the options at i (in the order optionBytes counts them); returns where they end. */
+function writeOptions(t: Uint8Array, at: number, o: TcpOptions): number {
+  let i = at;
+  if (o.mss !== undefined) {
     t.set([2, 4, o.mss >> 8, o.mss & 0xff], i);
     i += 4;
   }
-  if (o?.wscale !== undefined) {
+  if (o.wscale !== undefined) {
     t.set([1, 3, 3, o.wscale], i);
     i += 4;
   }
-  if (o?.sackOk) {
+  if (o.sackOk) {
     t.set([1, 1, 4, 2], i);
     i += 4;
   }
-  if (o?.sack?.length) {
+  if (o.sack?.length) {
     const blocks = o.sack.slice(0, 4);
     t.set([1, 1, 5, 2 + 8 * blocks.length], i);
     i += 4;
@@ -257,8 +280,5 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
       i += 8;
     }
   }
-  if (payload) t.set(payload, i);
-  else if (s.data) s.data.from.copyTo(t, i, s.data.offset, s.data.length);
-  fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);
-  return out;
+  return i;
 }
