@@ -46,6 +46,8 @@ export function transportChecksumOk(t: Uint8Array, src: Uint8Array, dst: Uint8Ar
   return fold(sum16(t, 0, t.length, pseudoSum(src, dst, proto, t.length))) === 0xffff;
 }
 
+const NO_OPTIONS: TcpOptions = Object.freeze({});
+
 /** Parses a TCP segment (the transport bytes of a packet). Returns a reason string when it must be dropped. */
 export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSegment | string {
   if (t.length < 20) return 'short-tcp';
@@ -55,7 +57,8 @@ export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSe
   const flags = t[13];
   const { SYN, FIN, RST } = TCP_FLAGS;
   if ((flags & SYN && flags & (FIN | RST)) || (flags & RST && flags & FIN)) return 'bad-tcp-flags';
-  const options: TcpOptions = {};
+  // Most segments carry no options: they share one frozen empty set rather than allocate their own.
+  const options: TcpOptions = off === 20 ? NO_OPTIONS : {};
   for (let i = 20; i < off; ) {
     const kind = t[i];
     if (kind === 0) break;
