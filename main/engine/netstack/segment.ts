@@ -131,6 +131,30 @@ export function packetBytes(n: number): Uint8Array {
   return out;
 }
 
+/**
+ * One buffer for every packet a stack sends, when its output is done with each packet once the call returns (it
+ * copies what it keeps, as the WireGuard path does): no ArrayBuffer or view is made per packet (the views, one per
+ * length, are made once). Its bytes are not zeroed: the builders write every byte of a packet.
+ */
+export class PacketScratch {
+  private readonly buf: ArrayBuffer;
+  private readonly views: (Uint8Array | undefined)[] = [];
+
+  constructor(private readonly max: number) {
+    this.buf = new ArrayBuffer(max);
+  }
+
+  readonly bytes = (n: number): Uint8Array => {
+    if (n > this.max) return packetBytes(n);
+    let v = this.views[n];
+    if (v === undefined) {
+      v = new Uint8Array(this.buf, 0, n);
+      this.views[n] = v;
+    }
+    return v;
+  };
+}
+
 function put32(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;
   b[at + 1] = (v >>> 16) & 0xff;
@@ -157,15 +181,19 @@ export function writeIpHeader(
   payloadLen: number,
   ttl = 64,
 ): number {
+  // Every byte is written (zero ones too): out may be a reused buffer (PacketScratch).
   if (src.length === 4) {
     const total = 20 + payloadLen;
     out[0] = 0x45;
     out[1] = 0;
     out[2] = total >> 8;
     out[3] = total & 0xff;
+    out[4] = out[5] = 0; // identification: unused with don't-fragment
     out[6] = 0x40; // don't fragment
+    out[7] = 0;
     out[8] = ttl;
     out[9] = proto;
+    out[10] = out[11] = 0;
     out.set(src, 12);
     out.set(dst, 16);
     const c = ~fold(sum16(out, 0, 20)) & 0xffff;
@@ -174,6 +202,7 @@ export function writeIpHeader(
     return 20;
   }
   out[0] = 0x60;
+  out[1] = out[2] = out[3] = 0;
   out[4] = payloadLen >> 8;
   out[5] = payloadLen & 0xff;
   out[6] = proto;
@@ -230,13 +259,16 @@ export function buildResetFor(src: Uint8Array, dst: Uint8Array, seg: TcpSegment)
   });
 }
 
-/** Builds a whole IP packet carrying one TCP segment, written in place (one per segment sent: no views made). */
-export function buildTcpPacket(s: SegmentOut): Uint8Array {
+/**
+ * Builds a whole IP packet carrying one TCP segment, written in place (one per segment sent: no views made), into
+ * bytes from `alloc` (by default fresh ones; a PacketScratch's when the output copies what it keeps).
+ */
+export function buildTcpPacket(s: SegmentOut, alloc: (n: number) => Uint8Array = packetBytes): Uint8Array {
   const optLen = optionBytes(s.options);
   const payload = s.payload;
   const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
   const h = s.src.length === 4 ? 20 : 40;
-  const out = packetBytes(h + tcpLen);
+  const out = alloc(h + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
   out[h] = s.srcPort >> 8;
   out[h + 1] = s.srcPort & 0xff;
@@ -249,6 +281,7 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
   const window = Math.min(0xffff, Math.max(0, s.window));
   out[h + 14] = window >> 8;
   out[h + 15] = window & 0xff;
+  out[h + 18] = out[h + 19] = 0; // urgent pointer
   let i = h + 20;
   const o = s.options;
   if (o) i = writeOptions(out, i, o);

@@ -128,19 +128,22 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
     let opts = options;
     if (!opts && flags & ACK && this.sackOk && this.rcv.rq.segments > 0) opts = { sack: this.rcv.rq.sackBlocks(4) };
     this.host.emit(
-      buildTcpPacket({
-        src: localAddr,
-        dst: remoteAddr,
-        srcPort: localPort,
-        dstPort: remotePort,
-        seq,
-        ack: flags & ACK ? this.rcv.nxt : 0,
-        flags,
-        window,
-        options: opts,
-        payload,
-        data,
-      }),
+      buildTcpPacket(
+        {
+          src: localAddr,
+          dst: remoteAddr,
+          srcPort: localPort,
+          dstPort: remotePort,
+          seq,
+          ack: flags & ACK ? this.rcv.nxt : 0,
+          flags,
+          window,
+          options: opts,
+          payload,
+          data,
+        },
+        this.host.packetBytes,
+      ),
     );
   }
 

@@ -97,6 +97,8 @@ export interface TcpHost {
   readonly timers: TimerQueue;
   now(): number;
   emit(packet: Uint8Array): void;
+  /** Bytes for a packet about to be emitted (valid until the next call: emit it first). */
+  packetBytes(n: number): Uint8Array;
   drop(reason: string): void;
   /** The connection reached CLOSED: forget its 4-tuple. */
   release(key: string): void;
