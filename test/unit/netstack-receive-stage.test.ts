@@ -1,4 +1,4 @@
-// ReceiveStage: received bytes are copied out of the packet at once, pushed once per batch in order (two
+// ReceiveStage: received bytes are copied out of the packet at once, pushed once per turn in order (two
 // connections interleaved in one batch included), counted while staged, and small runs never pin a shared slab.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -14,9 +14,12 @@ function staged(): { stage: ReceiveStage; pushed: Buffer[]; alive: { v: boolean 
   return { stage, pushed, alive };
 }
 
+/** The end of this turn of the event loop, when staged bytes are pushed. */
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
 const bytes = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
 
-test('a batch of segments becomes one push after the batch, copied out of the packet buffer', async () => {
+test('a batch of segments becomes one push at the end of the turn, copied out of the packet buffer', async () => {
   const { stage, pushed } = staged();
   const packet = new Uint8Array(1400);
   for (let i = 0; i < 20; i++) {
@@ -26,7 +29,7 @@ test('a batch of segments becomes one push after the batch, copied out of the pa
   packet.fill(0xee); // the data path reuses its buffer
   assert.equal(pushed.length, 0);
   assert.equal(stage.staged, 20 * 1400);
-  await Promise.resolve();
+  await turn();
   assert.equal(pushed.length, 1);
   assert.equal(stage.staged, 0);
   const got = pushed[0];
@@ -34,14 +37,14 @@ test('a batch of segments becomes one push after the batch, copied out of the pa
   for (let i = 0; i < 20; i++) assert.equal(got[i * 1400 + 700], i);
 });
 
-test('two connections interleaved in one batch each get their bytes in order', async () => {
+test('two connections interleaved in one turn each get their bytes in order', async () => {
   const a = staged();
   const b = staged();
   for (let i = 0; i < 30; i++) {
     a.stage.add(bytes(1000, i));
     b.stage.add(bytes(700, 100 + i));
   }
-  await Promise.resolve();
+  await turn();
   const all = (p: Buffer[]) => Buffer.concat(p);
   const ga = all(a.pushed);
   const gb = all(b.pushed);
@@ -56,7 +59,7 @@ test('two connections interleaved in one batch each get their bytes in order', a
 test('a small run gets a buffer of its own; a large one may be a view; flush before the end keeps order', async () => {
   const { stage, pushed } = staged();
   stage.add(bytes(100, 1));
-  await Promise.resolve();
+  await turn();
   assert.equal(pushed[0].length, 100);
   assert.equal(pushed[0].buffer.byteLength, 100, 'a tiny run does not pin a shared slab');
   for (let i = 0; i < 16; i++) stage.add(bytes(1400, 2));
@@ -65,12 +68,12 @@ test('a small run gets a buffer of its own; a large one may be a view; flush bef
   assert.equal(pushed.length, 2);
   assert.equal(pushed[1].length, 16 * 1400 + 50);
   assert.equal(pushed[1][16 * 1400], 3);
-  await Promise.resolve();
+  await turn();
   assert.equal(pushed.length, 2, 'nothing left for the batch-end flush');
   // Runs larger than a quarter slab go on their own, after what was staged before them.
   stage.add(bytes(10, 4));
   stage.add(bytes(40_000, 5));
-  await Promise.resolve();
+  await turn();
   assert.deepEqual(
     pushed.slice(2).map((p) => [p.length, p[0]]),
     [
@@ -84,11 +87,11 @@ test('bytes staged for a stream that is gone are dropped, not pushed', async () 
   const { stage, pushed, alive } = staged();
   stage.add(bytes(5000, 1));
   alive.v = false;
-  await Promise.resolve();
+  await turn();
   assert.equal(pushed.length, 0);
   stage.add(bytes(300, 1));
   stage.clear();
   assert.equal(stage.staged, 0);
-  await Promise.resolve();
+  await turn();
   assert.equal(pushed.length, 0);
 });

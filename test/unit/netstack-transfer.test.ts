@@ -60,8 +60,13 @@ test('lossy link (3% loss, reordering, duplication, corruption): 4 MB each way o
   assert.ok(r.link.lost > 100 && r.link.corrupted > 10 && r.link.duplicated > 10 && r.link.reordered > 10);
   // Every bit of an IPv4 packet is under a checksum (the header's own, or the transport's): each corrupted packet
   // is dropped before TCP sees it, and counted.
+  // A flip in the version nibble (4 to 6) makes it an IPv6 packet to an address that is not ours: not-local.
   const caught = (d: Record<string, number>) =>
-    (d['bad-ip-checksum'] ?? 0) + (d['bad-checksum'] ?? 0) + (d['bad-tcp-offset'] ?? 0) + (d['short-tcp'] ?? 0);
+    (d['bad-ip-checksum'] ?? 0) +
+    (d['bad-checksum'] ?? 0) +
+    (d['bad-tcp-offset'] ?? 0) +
+    (d['short-tcp'] ?? 0) +
+    (d['not-local'] ?? 0);
   assert.equal(caught(r.a.drops) + caught(r.b.drops), r.link.corrupted, JSON.stringify([r.a.drops, r.b.drops]));
   assert.ok((r.a.drops['bad-ip-checksum'] ?? 0) + (r.b.drops['bad-ip-checksum'] ?? 0) > 0, 'IP header damage too');
 });

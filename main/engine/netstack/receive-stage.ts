@@ -1,8 +1,9 @@
 // In-order received bytes on their way to the app's stream. A push into a Node stream (and the write it sets off
 // downstream, e.g. to the loopback socket of a proxy) costs far more than copying a segment, and was over a third
 // of a download's CPU when done per segment. So bytes are copied at once (the packet buffer is the data path's)
-// into a slab shared by all connections, and pushed once per input batch: the data path hands packets over in
-// batches, and a microtask runs when the batch is through.
+// into a slab shared by all connections, and pushed once per turn of the event loop (setImmediate): the data path
+// hands packets over in batches, several per wake-up (the addon drains up to 256 datagrams in batches of 64), and
+// one push (one write downstream) then carries them all.
 //
 // Memory: staged bytes count as the app's (see `staged`), so windows and the stack's cap see them exactly. A
 // pushed view keeps its whole slab alive while the app holds it, so only views of at least SLAB/16 are pushed
@@ -17,6 +18,15 @@ const OWN_BUFFER_BELOW = 512;
 
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
 let slabUsed = 0;
+
+/** Stages with bytes to push at the end of this turn, and whether the one setImmediate for them is queued. */
+const due: ReceiveStage[] = [];
+let dueQueued = false;
+
+function flushDue(): void {
+  dueQueued = false;
+  for (const stage of due.splice(0)) stage.flushDue();
+}
 
 function ownCopy(b: Uint8Array): Buffer {
   if (b.length < OWN_BUFFER_BELOW) {
@@ -47,7 +57,7 @@ export class ReceiveStage {
     return this.end - this.start;
   }
 
-  /** Copies `data` (valid only during this call) to be pushed when the current batch is through. */
+  /** Copies `data` (valid only during this call) to be pushed at the end of this turn of the event loop. */
   add(data: Uint8Array): void {
     const n = data.length;
     if (n === 0) return;
@@ -72,16 +82,21 @@ export class ReceiveStage {
     this.end = slabUsed;
     if (!this.flushQueued) {
       this.flushQueued = true;
-      queueMicrotask(this.flushLater);
+      due.push(this);
+      if (!dueQueued) {
+        dueQueued = true;
+        setImmediate(flushDue);
+      }
     }
   }
 
-  private readonly flushLater = (): void => {
+  /** The turn's end: push what is staged. */
+  flushDue(): void {
     this.flushQueued = false;
     this.flush();
-  };
+  }
 
-  /** Pushes what is staged now (before the end of the stream, and at the end of a batch). */
+  /** Pushes what is staged now (before the end of the stream, and at the end of the turn). */
   flush(): void {
     const at = this.at;
     const n = this.end - this.start;

@@ -40,7 +40,7 @@ export class TcpSocket extends Duplex {
   private pendingChunk: Uint8Array | undefined;
   private readPending = false;
   private pendingFinal: ((err?: Error | null) => void) | undefined;
-  /** Received bytes copied out of their packets, pushed once per input batch. */
+  /** Received bytes copied out of their packets, pushed once per turn of the event loop. */
   private readonly stage = new ReceiveStage(
     (b) => this.push(b),
     () => !this.destroyed,
