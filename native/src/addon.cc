@@ -1,4 +1,4 @@
-// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket, descriptor passing (fd_pass.cc) and the batch-layout constants.
+// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket, descriptor passing (fd_pass.cc), the Internet checksum (checksum.cc) and the batch-layout constants.
 #include "common.h"
 
 using namespace trellis;
@@ -8,6 +8,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitUdpBatchSocket(env, exports);
   InitFdPass(env, exports);
   InitSockMark(env, exports);
+  InitChecksum(env, exports);
   exports.Set("BYPASS_MARK", Napi::Number::New(env, static_cast<double>(kBypassMark)));
   exports.Set("TUN_BATCH_BYTES", Napi::Number::New(env, static_cast<double>(kTunBatchBytes)));
   exports.Set("TUN_MAX_BATCH", Napi::Number::New(env, static_cast<double>(kTunMaxBatch)));

@@ -53,6 +53,8 @@ const SERVER_HOST = 'ts-s';
 const TS_ENV = { TS_DEBUG_USE_DERP_HTTP: '1' };
 /** Bound for S to list a client, and for a client's first transfer through its proxy to succeed. */
 const READY_MS = 30_000;
+/** Bytes moved each way, unmeasured, before the first measured run: the JIT warms up on the data path first. */
+const WARM_UP_BYTES = 16_000_000;
 /** Slowest rate a transfer may take before it counts as hung, Mbit/s. */
 const SLOWEST_MBPS = 4;
 
@@ -249,11 +251,13 @@ async function main(): Promise<number> {
   let trellis: TrellisRow = { available: true };
   /** The Trellis daemon's pid and when its transfers ran, for its profile. */
   let trellisPid: number | undefined;
-  const trellisWindows: [number, number][] = [];
+  const trellisWindows: Record<Direction, [number, number][]> = { down: [], up: [] };
   const lab = new Lab();
   try {
     const file = path.join(work, 'upload.bin');
     await writeRandomFile(file, bytes);
+    const warmFile = path.join(work, 'warm-up.bin');
+    await writeRandomFile(warmFile, WARM_UP_BYTES);
     const tn = await buildTailnetLab(lab, ['s', 'tsu', 'tru', 'tst']);
     liveDirs.add(tn.headscale.dir);
     const host = (h: string): Namespace => {
@@ -292,6 +296,11 @@ async function main(): Promise<number> {
         await proxyTransfer({ ns: c.ns, proxy: PROXY, base, direction: 'down', bytes: 1e6, timeoutS: 10, watch: [] });
         return true;
       });
+      for (const direction of ['down', 'up'] as Direction[]) {
+        const w = { ns: c.ns, proxy: PROXY, base, direction, bytes: WARM_UP_BYTES, file: warmFile, watch: [] };
+        await proxyTransfer({ ...w, timeoutS: 60 });
+      }
+      console.log(`${c.label}: warmed up (${WARM_UP_BYTES / 1e6} MB each way, not measured)`);
     }
 
     for (let r = 0; r < runs; r++) {
@@ -306,7 +315,7 @@ async function main(): Promise<number> {
             proxyTransfer({ ns: c.ns, proxy: PROXY, base, direction, bytes, file, timeoutS, watch }),
           );
           const [cpuClientS = Number.NaN, cpuServerS = Number.NaN] = t.cpuS;
-          if (c.client === 'trellis') trellisWindows.push(t.monoUs);
+          if (c.client === 'trellis') trellisWindows[direction].push(t.monoUs);
           samples.push({
             client: c.client,
             direction,
@@ -354,7 +363,13 @@ async function main(): Promise<number> {
   // the daemons wrote their profiles when the lab stopped them
   const profile: ProfileTop[] =
     profDir && trellisPid !== undefined
-      ? [topFunctions('Trellis (userspace), the client daemon', profileFiles(profDir, trellisPid), trellisWindows)]
+      ? (['down', 'up'] as Direction[]).map((d) =>
+          topFunctions(
+            `Trellis (userspace), the client daemon, ${DIRECTION_LABEL[d]}`,
+            profileFiles(profDir, trellisPid as number),
+            trellisWindows[d],
+          ),
+        )
       : [];
   const run = {
     profile,

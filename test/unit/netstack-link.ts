@@ -69,7 +69,11 @@ export class SimLink {
     view.fill(0xaa);
   }
 
-  send(packet: Uint8Array, from: 'a' | 'b', to: () => NetStack): void {
+  /** Copy each packet when it is sent: what a stack with outputCopies (a reused output buffer) needs. */
+  copyPackets = false;
+
+  send(sent: Uint8Array, from: 'a' | 'b', to: () => NetStack): void {
+    const packet = this.copyPackets ? sent.slice() : sent;
     this.counters.sent++;
     if (this.logging) this.log.push({ from, at: this.clock.now(), packet });
     if (this.filter && !this.filter(packet, from)) return;

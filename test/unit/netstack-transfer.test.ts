@@ -6,9 +6,17 @@ import { test } from 'node:test';
 import type { TcpSocket } from '../../main/engine/netstack/tcp-socket.ts';
 import { collect, type Impairment, makePair, runUntil, seededBytes, sha256, V4, V6 } from './netstack-link.ts';
 
-async function transfer(seed: number, family: 4 | 6, imp: Impairment, size: number, reuseBuffers = false) {
-  const { clock, link, a, b } = makePair(seed, imp);
+async function transfer(
+  seed: number,
+  family: 4 | 6,
+  imp: Impairment,
+  size: number,
+  reuseBuffers = false,
+  outputCopies = false,
+) {
+  const { clock, link, a, b } = makePair(seed, imp, { outputCopies });
   link.reuseBuffers = reuseBuffers;
+  link.copyPackets = outputCopies;
   const up = seededBytes(seed + 1, size);
   const down = seededBytes(seed + 2, size);
   let server: ReturnType<typeof collect> | undefined;
@@ -52,8 +60,13 @@ test('lossy link (3% loss, reordering, duplication, corruption): 4 MB each way o
   assert.ok(r.link.lost > 100 && r.link.corrupted > 10 && r.link.duplicated > 10 && r.link.reordered > 10);
   // Every bit of an IPv4 packet is under a checksum (the header's own, or the transport's): each corrupted packet
   // is dropped before TCP sees it, and counted.
+  // A flip in the version nibble (4 to 6) makes it an IPv6 packet to an address that is not ours: not-local.
   const caught = (d: Record<string, number>) =>
-    (d['bad-ip-checksum'] ?? 0) + (d['bad-checksum'] ?? 0) + (d['bad-tcp-offset'] ?? 0) + (d['short-tcp'] ?? 0);
+    (d['bad-ip-checksum'] ?? 0) +
+    (d['bad-checksum'] ?? 0) +
+    (d['bad-tcp-offset'] ?? 0) +
+    (d['short-tcp'] ?? 0) +
+    (d['not-local'] ?? 0);
   assert.equal(caught(r.a.drops) + caught(r.b.drops), r.link.corrupted, JSON.stringify([r.a.drops, r.b.drops]));
   assert.ok((r.a.drops['bad-ip-checksum'] ?? 0) + (r.b.drops['bad-ip-checksum'] ?? 0) > 0, 'IP header damage too');
 });
@@ -69,6 +82,12 @@ test('lossy link: 4 MB each way over IPv6', async () => {
 
 test('input buffers reused by the data path right after deliver(): bytes still arrive intact', async () => {
   await transfer(13, 4, { loss: 0.02, reorder: 0.1, jitterMs: 8, delayMs: 3 }, 1 << 20, true);
+});
+
+test('stacks that build every segment in one reused output buffer (outputCopies): 2 MB each way, IPv4 and IPv6', async () => {
+  const imp = { loss: 0.02, reorder: 0.05, jitterMs: 8, duplicate: 0.02, corrupt: 0.01, delayMs: 4 };
+  await transfer(17, 4, imp, 2 << 20, true, true);
+  await transfer(19, 6, imp, 2 << 20, true, true);
 });
 
 test('closing the stack fails open sockets with a plain ECONNABORTED and resets the peer', async () => {

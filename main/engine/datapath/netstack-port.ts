@@ -32,6 +32,9 @@ export class NetstackPort implements PacketPort {
   ) {
     this.stack = new NetStack({
       addresses: bare(addresses),
+      // The packet goes through sendFromTun at once (sealed into a message, or copied when staged or answered
+      // by quad-100), and writes from inside it wait (write()): the stack may reuse its output buffer.
+      outputCopies: true,
       output: (pkt) => {
         this.sending++;
         try {

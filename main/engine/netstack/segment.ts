@@ -1,6 +1,6 @@
 // TCP segment codec for the stack: parse a segment out of an IP packet (checksum, data offset, options) and build
 // one into a whole IP packet (IPv4 or IPv6 header, options, payload, both checksums) in a single allocation.
-import { fold, internetChecksum, sum16 } from '../packet/checksum.ts';
+import { fold, sum16 } from '../packet/checksum.ts';
 import { IPPROTO, TCP_FLAGS } from '../packet/parse.ts';
 
 export { TCP_FLAGS };
@@ -46,6 +46,8 @@ export function transportChecksumOk(t: Uint8Array, src: Uint8Array, dst: Uint8Ar
   return fold(sum16(t, 0, t.length, pseudoSum(src, dst, proto, t.length))) === 0xffff;
 }
 
+const NO_OPTIONS: TcpOptions = Object.freeze({});
+
 /** Parses a TCP segment (the transport bytes of a packet). Returns a reason string when it must be dropped. */
 export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSegment | string {
   if (t.length < 20) return 'short-tcp';
@@ -55,7 +57,8 @@ export function parseTcp(t: Uint8Array, src: Uint8Array, dst: Uint8Array): TcpSe
   const flags = t[13];
   const { SYN, FIN, RST } = TCP_FLAGS;
   if ((flags & SYN && flags & (FIN | RST)) || (flags & RST && flags & FIN)) return 'bad-tcp-flags';
-  const options: TcpOptions = {};
+  // Most segments carry no options: they share one frozen empty set rather than allocate their own.
+  const options: TcpOptions = off === 20 ? NO_OPTIONS : {};
   for (let i = 20; i < off; ) {
     const kind = t[i];
     if (kind === 0) break;
@@ -128,6 +131,30 @@ export function packetBytes(n: number): Uint8Array {
   return out;
 }
 
+/**
+ * One buffer for every packet a stack sends, when its output is done with each packet once the call returns (it
+ * copies what it keeps, as the WireGuard path does): no ArrayBuffer or view is made per packet (the views, one per
+ * length, are made once). Its bytes are not zeroed: the builders write every byte of a packet.
+ */
+export class PacketScratch {
+  private readonly buf: ArrayBuffer;
+  private readonly views: (Uint8Array | undefined)[] = [];
+
+  constructor(private readonly max: number) {
+    this.buf = new ArrayBuffer(max);
+  }
+
+  readonly bytes = (n: number): Uint8Array => {
+    if (n > this.max) return packetBytes(n);
+    let v = this.views[n];
+    if (v === undefined) {
+      v = new Uint8Array(this.buf, 0, n);
+      this.views[n] = v;
+    }
+    return v;
+  };
+}
+
 function put32(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;
   b[at + 1] = (v >>> 16) & 0xff;
@@ -154,23 +181,28 @@ export function writeIpHeader(
   payloadLen: number,
   ttl = 64,
 ): number {
+  // Every byte is written (zero ones too): out may be a reused buffer (PacketScratch).
   if (src.length === 4) {
     const total = 20 + payloadLen;
     out[0] = 0x45;
     out[1] = 0;
     out[2] = total >> 8;
     out[3] = total & 0xff;
+    out[4] = out[5] = 0; // identification: unused with don't-fragment
     out[6] = 0x40; // don't fragment
+    out[7] = 0;
     out[8] = ttl;
     out[9] = proto;
+    out[10] = out[11] = 0;
     out.set(src, 12);
     out.set(dst, 16);
-    const c = internetChecksum(out.subarray(0, 20));
+    const c = ~fold(sum16(out, 0, 20)) & 0xffff;
     out[10] = c >> 8;
     out[11] = c & 0xff;
     return 20;
   }
   out[0] = 0x60;
+  out[1] = out[2] = out[3] = 0;
   out[4] = payloadLen >> 8;
   out[5] = payloadLen & 0xff;
   out[6] = proto;
@@ -188,12 +220,26 @@ export function fillTransportChecksum(
   dst: Uint8Array,
   proto: number,
 ): void {
-  t[at] = t[at + 1] = 0;
-  const pseudo = proto === IPPROTO.ICMP ? 0 : pseudoSum(src, dst, proto, t.length);
-  let c = internetChecksum(t, pseudo);
+  fillChecksumFrom(t, 0, at, src, dst, proto);
+}
+
+/** fillTransportChecksum for transport bytes b[from, b.length): no view of them needed. */
+function fillChecksumFrom(
+  b: Uint8Array,
+  from: number,
+  at: number,
+  src: Uint8Array,
+  dst: Uint8Array,
+  proto: number,
+): void {
+  const field = from + at;
+  b[field] = b[field + 1] = 0;
+  const len = b.length - from;
+  const pseudo = proto === IPPROTO.ICMP ? 0 : pseudoSum(src, dst, proto, len);
+  let c = ~fold(sum16(b, from, b.length, pseudo)) & 0xffff;
   if (proto === IPPROTO.UDP && c === 0) c = 0xffff;
-  t[at] = c >> 8;
-  t[at + 1] = c & 0xff;
+  b[field] = c >> 8;
+  b[field + 1] = c & 0xff;
 }
 
 /** The RST that answers `seg` (from src to dst) when it has no connection (RFC 9293 §3.10.7.1). */
@@ -213,41 +259,54 @@ export function buildResetFor(src: Uint8Array, dst: Uint8Array, seg: TcpSegment)
   });
 }
 
-/** Builds a whole IP packet carrying one TCP segment. */
-export function buildTcpPacket(s: SegmentOut): Uint8Array {
+/**
+ * Builds a whole IP packet carrying one TCP segment, written in place (one per segment sent: no views made), into
+ * bytes from `alloc` (by default fresh ones; a PacketScratch's when the output copies what it keeps).
+ */
+export function buildTcpPacket(s: SegmentOut, alloc: (n: number) => Uint8Array = packetBytes): Uint8Array {
   const optLen = optionBytes(s.options);
   const payload = s.payload;
   const tcpLen = 20 + optLen + (payload?.length ?? s.data?.length ?? 0);
-  const ipLen = s.src.length === 4 ? 20 : 40;
-  const out = packetBytes(ipLen + tcpLen);
+  const h = s.src.length === 4 ? 20 : 40;
+  const out = alloc(h + tcpLen);
   writeIpHeader(out, s.src, s.dst, IPPROTO.TCP, tcpLen, s.ttl);
-  const t = out.subarray(ipLen);
-  t[0] = s.srcPort >> 8;
-  t[1] = s.srcPort & 0xff;
-  t[2] = s.dstPort >> 8;
-  t[3] = s.dstPort & 0xff;
-  put32(t, 4, s.seq >>> 0);
-  put32(t, 8, s.ack >>> 0);
-  t[12] = ((20 + optLen) >> 2) << 4;
-  t[13] = s.flags;
+  out[h] = s.srcPort >> 8;
+  out[h + 1] = s.srcPort & 0xff;
+  out[h + 2] = s.dstPort >> 8;
+  out[h + 3] = s.dstPort & 0xff;
+  put32(out, h + 4, s.seq >>> 0);
+  put32(out, h + 8, s.ack >>> 0);
+  out[h + 12] = ((20 + optLen) >> 2) << 4;
+  out[h + 13] = s.flags;
   const window = Math.min(0xffff, Math.max(0, s.window));
-  t[14] = window >> 8;
-  t[15] = window & 0xff;
-  let i = 20;
+  out[h + 14] = window >> 8;
+  out[h + 15] = window & 0xff;
+  out[h + 18] = out[h + 19] = 0; // urgent pointer
+  let i = h + 20;
   const o = s.options;
-  if (o?.mss !== undefined) {
+  if (o) i = writeOptions(out, i, o);
+  if (payload) out.set(payload, i);
+  else if (s.data) s.data.from.copyTo(out, i, s.data.offset, s.data.length);
+  fillChecksumFrom(out, h, 16, s.src, s.dst, IPPROTO.TCP);
+  return out;
+}
+
+/** Writes the options at i (in the order optionBytes counts them); returns where they end. */
+function writeOptions(t: Uint8Array, at: number, o: TcpOptions): number {
+  let i = at;
+  if (o.mss !== undefined) {
     t.set([2, 4, o.mss >> 8, o.mss & 0xff], i);
     i += 4;
   }
-  if (o?.wscale !== undefined) {
+  if (o.wscale !== undefined) {
     t.set([1, 3, 3, o.wscale], i);
     i += 4;
   }
-  if (o?.sackOk) {
+  if (o.sackOk) {
     t.set([1, 1, 4, 2], i);
     i += 4;
   }
-  if (o?.sack?.length) {
+  if (o.sack?.length) {
     const blocks = o.sack.slice(0, 4);
     t.set([1, 1, 5, 2 + 8 * blocks.length], i);
     i += 4;
@@ -257,8 +316,5 @@ export function buildTcpPacket(s: SegmentOut): Uint8Array {
       i += 8;
     }
   }
-  if (payload) t.set(payload, i);
-  else if (s.data) s.data.from.copyTo(t, i, s.data.offset, s.data.length);
-  fillTransportChecksum(t, 16, s.src, s.dst, IPPROTO.TCP);
-  return out;
+  return i;
 }

@@ -10,7 +10,7 @@ import { addressKey, LastFlow } from './flow-cache.ts';
 import { echoReply } from './icmp.ts';
 import { StackMemory } from './memory.ts';
 import { ReassemblyBudget } from './reassembly.ts';
-import { buildResetFor, parseTcp, TCP_FLAGS, type TcpSegment } from './segment.ts';
+import { buildResetFor, PacketScratch, packetBytes, parseTcp, TCP_FLAGS, type TcpSegment } from './segment.ts';
 import { TcpConnection } from './tcp-conn.ts';
 import { TcpListener } from './tcp-listener.ts';
 import { TcpSocket } from './tcp-socket.ts';
@@ -36,6 +36,11 @@ export interface NetStackOptions {
    * each connection may still hold 4 segments of received data, so that two full stacks cannot deadlock.
    */
   maxBufferedBytes?: number;
+  /**
+   * output() is done with each packet when it returns (it copies what it keeps, as the WireGuard path does, and
+   * never makes the stack send from inside it): the stack then builds its TCP segments in one reused buffer.
+   */
+  outputCopies?: boolean;
   /** 32-bit random numbers for initial sequence numbers and ephemeral ports. */
   random32?: () => number;
 }
@@ -83,6 +88,7 @@ export class NetStack implements UdpHost {
       timers: this.timers,
       now: () => this.clock.now(),
       emit: (p) => this.emit(p),
+      packetBytes: o.outputCopies ? new PacketScratch(Math.max(this.config.mtu, 1500)).bytes : packetBytes,
       drop: (r) => this.drop(r),
       release: (key) => {
         this.lastFlow.forget(key);

@@ -190,7 +190,11 @@ export class TcpConnection extends ConnectionCore {
         return;
       }
     }
-    if (this.snd.buf.length < this.host.config.sndBuf) this.app?.onWritable();
+    // A writer waiting for room hears of it once a quarter of the buffer is free (as Linux's sk_stream_write_space
+    // waits for a third), not on every ACK: per-ACK wake-ups took a sliver per ACK and cut the send buffer into
+    // thousands of small pieces that every segment's copy had to walk past.
+    const free = this.host.config.sndBuf - this.snd.buf.length;
+    if (free >= this.host.config.sndBuf / 4 || (free > 0 && this.snd.buf.length === 0)) this.app?.onWritable();
   }
 
   protected receiveData(seg: TcpSegment): void {

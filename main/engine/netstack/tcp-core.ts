@@ -10,6 +10,9 @@ import type { TcpApp, TcpError, TcpHost, TcpState } from './tcp-types.ts';
 
 const { ACK, RST } = TCP_FLAGS;
 
+/** The earlier of two deadlines, where 0 means none. */
+const earliest = (a: number, b: number): number => (a === 0 ? b : b === 0 || a < b ? a : b);
+
 export interface Endpoints {
   localAddr: Uint8Array;
   localPort: number;
@@ -125,19 +128,22 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
     let opts = options;
     if (!opts && flags & ACK && this.sackOk && this.rcv.rq.segments > 0) opts = { sack: this.rcv.rq.sackBlocks(4) };
     this.host.emit(
-      buildTcpPacket({
-        src: localAddr,
-        dst: remoteAddr,
-        srcPort: localPort,
-        dstPort: remotePort,
-        seq,
-        ack: flags & ACK ? this.rcv.nxt : 0,
-        flags,
-        window,
-        options: opts,
-        payload,
-        data,
-      }),
+      buildTcpPacket(
+        {
+          src: localAddr,
+          dst: remoteAddr,
+          srcPort: localPort,
+          dstPort: remotePort,
+          seq,
+          ack: flags & ACK ? this.rcv.nxt : 0,
+          flags,
+          window,
+          options: opts,
+          payload,
+          data,
+        },
+        this.host.packetBytes,
+      ),
     );
   }
 
@@ -263,10 +269,9 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
 
   protected armTimers(): void {
     if (this.state === 'CLOSED') return;
-    let next = 0;
-    for (const t of [this.snd.rtoAt, this.snd.persistAt, this.rcv.ackAt, this.closeAt, this.ka.at]) {
-      if (t > 0 && (next === 0 || t < next)) next = t;
-    }
+    // Runs after every segment: plain comparisons, no array of the five deadlines.
+    let next = earliest(earliest(earliest(this.snd.rtoAt, this.snd.persistAt), this.rcv.ackAt), this.closeAt);
+    next = earliest(next, this.ka.at);
     // A later deadline keeps the earlier queue entry; it fires early, finds nothing due and re-arms.
     if (next > 0 && (this.queuedAt === 0 || next < this.queuedAt)) {
       this.queuedAt = next;

@@ -4,7 +4,7 @@ import { Reassembly, type ReassemblyBudget } from './reassembly.ts';
 import { seqAdd, seqDiff, TCP_FLAGS, type TcpSegment } from './segment.ts';
 
 export interface Placed {
-  /** In-order bytes now deliverable to the app (RCV.NXT already moved past them). */
+  /** In-order bytes now deliverable to the app (RCV.NXT already moved past them); the first may be a view into the packet. */
   chunks: Uint8Array[];
   /** The segment was stored ahead of a hole (or was a pure duplicate). */
   outOfOrder: boolean;
@@ -12,17 +12,6 @@ export interface Placed {
   capped: boolean;
   /** The segment filled a hole: tell the sender at once. */
   filledHole: boolean;
-}
-
-/**
- * A copy of in-order bytes for the app. Segment-sized ones come from Node's small-buffer pool (far cheaper than an
- * ArrayBuffer each); tiny ones get their own, so a few held bytes cannot pin a whole pool slab.
- */
-function keep(b: Uint8Array): Uint8Array {
-  if (b.length < 512) return b.slice();
-  const c = Buffer.allocUnsafe(b.length);
-  c.set(b);
-  return c;
 }
 
 export class TcpReceiver {
@@ -110,7 +99,7 @@ export class TcpReceiver {
       return out;
     }
     out.filledHole = this.rq.segments > 0;
-    out.chunks.push(keep(payload)); // the packet buffer is not ours to keep
+    out.chunks.push(payload); // a view into the packet: the app copies it (ReceiveStage) during onData
     this.nxt = seqAdd(this.nxt, payload.length);
     for (const piece of this.rq.takeReady(this.nxt)) {
       out.chunks.push(piece);

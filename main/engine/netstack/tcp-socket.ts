@@ -1,6 +1,7 @@
 // The app's view of a TCP connection: a Node Duplex with net.Socket's common fields, so proxy code can pipe it
 // to and from net.Sockets. Reads feed the receive window (unread bytes shrink it); writes wait for send-buffer room.
 import { Duplex } from 'node:stream';
+import { ReceiveStage } from './receive-stage.ts';
 import type { TcpConnection } from './tcp-conn.ts';
 import { type TcpApp, TcpError } from './tcp-types.ts';
 
@@ -39,6 +40,11 @@ export class TcpSocket extends Duplex {
   private pendingChunk: Uint8Array | undefined;
   private readPending = false;
   private pendingFinal: ((err?: Error | null) => void) | undefined;
+  /** Received bytes copied out of their packets, pushed once per turn of the event loop. */
+  private readonly stage = new ReceiveStage(
+    (b) => this.push(b),
+    () => !this.destroyed,
+  );
 
   constructor(conn: TcpConnection, info: TcpSocketInfo, connecting: boolean, readBuffer: number) {
     super({ allowHalfOpen: true, readableHighWaterMark: readBuffer });
@@ -82,9 +88,10 @@ export class TcpSocket extends Duplex {
         this.emit('ready');
       },
       onData: (chunk) => {
-        this.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        this.stage.add(chunk);
       },
       onEnd: () => {
+        this.stage.flush();
         this.push(null);
       },
       onFinAcked: () => {
@@ -108,7 +115,8 @@ export class TcpSocket extends Duplex {
         f?.(err);
         this.destroy(err);
       },
-      bufferedBytes: () => this.readableLength,
+      // Staged bytes are the app's already: the window and the stack's memory account count them.
+      bufferedBytes: () => this.readableLength + this.stage.staged,
     };
   }
 
@@ -156,7 +164,9 @@ export class TcpSocket extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     const conn = this.conn;
     this.conn = undefined;
+    // Staged bytes are unread ones: detach sees them (and resets rather than closes) before they are dropped.
     conn?.detach();
+    this.stage.clear();
     cb(err);
   }
 

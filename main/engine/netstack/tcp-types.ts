@@ -70,6 +70,7 @@ export class TcpError extends Error {
 /** The app side of a connection (the Duplex socket): the connection calls these. */
 export interface TcpApp {
   onConnect(): void;
+  /** In-order bytes; `chunk` may be a view into the packet, valid only during the call (copy what is kept). */
   onData(chunk: Uint8Array): void;
   /** The peer sent FIN: no more data. */
   onEnd(): void;
@@ -96,6 +97,8 @@ export interface TcpHost {
   readonly timers: TimerQueue;
   now(): number;
   emit(packet: Uint8Array): void;
+  /** Bytes for a packet about to be emitted (valid until the next call: emit it first). */
+  packetBytes(n: number): Uint8Array;
   drop(reason: string): void;
   /** The connection reached CLOSED: forget its 4-tuple. */
   release(key: string): void;

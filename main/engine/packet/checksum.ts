@@ -1,10 +1,39 @@
 // The Internet checksum (RFC 1071), in the pieces the packet builders and the TUN offloads (TSO split, TCP
-// coalescing) share: a running sum of 16-bit words, its fold, the field value.
+// coalescing) share: a running sum of 16-bit words, its fold, the field value. Long runs go to the native addon
+// (native/src/checksum.cc) when it loads: the userspace stack sums every segment it sends or receives.
+import { loadNativeAddon } from '../tun/native.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** From this many bytes on the native sum is cheaper than the call into it; below, JavaScript is. */
+const NATIVE_FROM = 256;
+
+type NativeSum16 = (b: Uint8Array, from: number, to: number) => number;
+/** The addon's sum16; null once it is known not to load (then JavaScript does it all). */
+let nativeSum: NativeSum16 | null | undefined;
+
+function loadNativeSum(): NativeSum16 | null {
+  try {
+    const f = (loadNativeAddon() as unknown as { sum16?: unknown }).sum16;
+    nativeSum = typeof f === 'function' ? (f as NativeSum16) : null;
+  } catch {
+    nativeSum = null;
+  }
+  return nativeSum;
+}
+
 /** acc plus the big-endian 16-bit words of b[from, to); an odd last byte is the high half of a word. */
 export function sum16(b: Uint8Array, from = 0, to = b.length, acc = 0): number {
+  if (to - from >= NATIVE_FROM) {
+    const f = nativeSum === undefined ? loadNativeSum() : nativeSum;
+    // The native sum comes folded to 16 bits: the same value modulo 0xffff, which is all a sum16 promises.
+    if (f) return acc + f(b, from, to);
+  }
+  return sum16Portable(b, from, to, acc);
+}
+
+/** sum16 in JavaScript alone (short runs, and wherever the addon cannot load). */
+export function sum16Portable(b: Uint8Array, from = 0, to = b.length, acc = 0): number {
   let s = acc;
   let i = from;
   // Long runs at an even address: add 32-bit words in host order, four bytes a step. Modulo 0xffff a 32-bit word
