@@ -17,6 +17,36 @@ function forwardsOf(list: readonly string[]): { tailnetPort: number; localPort: 
   }
 }
 
+/** A labelled port number field; the card has two. */
+function PortField(p: {
+  id: string;
+  label: string;
+  testId: string;
+  placeholder: string;
+  value: string;
+  onChange: (value: string) => void;
+  invalid: boolean;
+  describedBy: string | undefined;
+}) {
+  return (
+    <>
+      <label htmlFor={p.id}>{p.label}</label>
+      <input
+        id={p.id}
+        type="text"
+        inputMode="numeric"
+        className="mono port-input"
+        data-testid={p.testId}
+        placeholder={p.placeholder}
+        value={p.value}
+        onChange={(e) => p.onChange(e.currentTarget.value)}
+        aria-invalid={p.invalid}
+        aria-describedby={p.describedBy}
+      />
+    </>
+  );
+}
+
 export function PortForwardsCard({ snapshot }: { snapshot: AppSnapshot }) {
   const mode = snapshot.networking?.mode;
   const forwards = usePrefList(snapshot.prefs, 'forwardPorts');
@@ -109,37 +139,31 @@ export function PortForwardsCard({ snapshot }: { snapshot: AppSnapshot }) {
       {userspace && (
         <form className="field" onSubmit={add} noValidate aria-label="Forward a port">
           <div className="input-with-button forward-fields">
-            <label htmlFor={`${id}-tailnet`}>Tailnet port</label>
-            <input
+            <PortField
               id={`${id}-tailnet`}
-              type="text"
-              inputMode="numeric"
-              className="mono port-input"
-              data-testid="forward-tailnet-port"
+              label="Tailnet port"
+              testId="forward-tailnet-port"
               placeholder="8080"
               value={tailnet}
-              onChange={(e) => {
-                setTailnet(e.currentTarget.value);
+              onChange={(v) => {
+                setTailnet(v);
                 clearError();
               }}
-              aria-invalid={invalid('tailnet')}
-              aria-describedby={invalid('tailnet') ? errorId : undefined}
+              invalid={invalid('tailnet')}
+              describedBy={invalid('tailnet') ? errorId : undefined}
             />
-            <label htmlFor={`${id}-local`}>to local port</label>
-            <input
+            <PortField
               id={`${id}-local`}
-              type="text"
-              inputMode="numeric"
-              className="mono port-input"
-              data-testid="forward-local-port"
+              label="to local port"
+              testId="forward-local-port"
               placeholder="same"
               value={local}
-              onChange={(e) => {
-                setLocal(e.currentTarget.value);
+              onChange={(v) => {
+                setLocal(v);
                 clearError();
               }}
-              aria-invalid={invalid('local')}
-              aria-describedby={invalid('local') ? errorId : `${id}-hint`}
+              invalid={invalid('local')}
+              describedBy={invalid('local') ? errorId : `${id}-hint`}
             />
             <button type="submit" className="btn btn-small" data-testid="forward-add">
               Add
