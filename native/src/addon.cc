@@ -1,4 +1,4 @@
-// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket, descriptor passing (fd_pass.cc) and the batch-layout constants.
+// Entry point of trellis_tun.node: TunDevice, UdpBatchSocket, descriptor passing (fd_pass.cc), sendfile/splice for Taildrop (fd_sendfile.cc, fd_splice.cc) and the batch-layout constants.
 #include "common.h"
 
 using namespace trellis;
@@ -8,6 +8,8 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   InitUdpBatchSocket(env, exports);
   InitFdPass(env, exports);
   InitSockMark(env, exports);
+  InitFdSendfile(env, exports);
+  InitFdSplice(env, exports);
   exports.Set("BYPASS_MARK", Napi::Number::New(env, static_cast<double>(kBypassMark)));
   exports.Set("TUN_BATCH_BYTES", Napi::Number::New(env, static_cast<double>(kTunBatchBytes)));
   exports.Set("TUN_MAX_BATCH", Napi::Number::New(env, static_cast<double>(kTunMaxBatch)));
