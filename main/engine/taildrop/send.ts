@@ -3,7 +3,7 @@
 // `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels. The file is a ByteSource:
 // the caller opened it (the engine never opens a path a client names) and it is read in order, a few reads ahead.
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
 import { sourceFd } from '../fdpass/fd-source.ts';
@@ -166,6 +166,11 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
           else if (r.kind === 'sent') {
             allOut();
             req.end();
+          } else if (!req.destroyed) {
+            // Answered before the body was out: the request is never ended, so it is closed once the answer is read.
+            const res = (req as typeof req & { res?: IncomingMessage }).res;
+            if (!res || res.complete) req.destroy();
+            else res.once('end', () => req.destroy());
           }
         },
         (e: Error) => void req.destroy(e),
