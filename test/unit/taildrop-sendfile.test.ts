@@ -183,6 +183,35 @@ describe('Taildrop send by sendfile', { skip }, () => {
     await src.done();
   });
 
+  test('an answer before the body is out (507) ends the send with it, and the connection is closed', async () => {
+    const data = randomBytes(16 << 20);
+    const src = await fileOf(data);
+    let closed!: Promise<void>;
+    const server = createServer((req, res) => {
+      if (req.method === 'GET') return void res.writeHead(404).end();
+      closed = new Promise((r) => req.socket.once('close', () => r()));
+      res.writeHead(507, { 'content-type': 'text/plain' }).end('no room\n'); // the body is never read
+    });
+    server.keepAliveTimeout = 600_000; // the server would keep the connection open: only the sender closes it
+    server.requestTimeout = 0;
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const { wrapped } = counting();
+    await assert.rejects(
+      sendFile({
+        base: `http://127.0.0.1:${port}`,
+        source: new FdSource(src.fd, data.length, true),
+        name: 'n.bin',
+        kernelCopy: wrapped,
+      }),
+      (e: Error) => e instanceof TaildropSendError && e.status === 507 && /no room/.test(e.message),
+    );
+    await closed; // by the sender: the server keeps it open
+    server.close();
+    closeSync(src.fd);
+    await src.done();
+  });
+
   test('native: bad descriptors and arguments answer an errno or a TypeError, never a crash', () => {
     const a = addon as KernelCopyAddon;
     assert.equal(a.fdSendfile(1 << 30, 1 << 30, 0, 10, 10), -E.EBADF);
