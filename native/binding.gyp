@@ -15,7 +15,9 @@
         "src/udp_recv_linux.cc",
         "src/fd_pass.cc",
         "src/sock_mark.cc",
-        "src/checksum.cc"
+        "src/checksum.cc",
+        "src/fd_sendfile.cc",
+        "src/fd_splice.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

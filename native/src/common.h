@@ -159,6 +159,8 @@ void InitUdpBatchSocket(Napi::Env env, Napi::Object exports);
 void InitFdPass(Napi::Env env, Napi::Object exports);
 void InitSockMark(Napi::Env env, Napi::Object exports);
 void InitChecksum(Napi::Env env, Napi::Object exports);
+void InitFdSendfile(Napi::Env env, Napi::Object exports);
+void InitFdSplice(Napi::Env env, Napi::Object exports);
 
 // The routing bypass mark (tailscale's 0x80000 under mask 0xff0000): the engine's own sockets carry it so that
 // policy rules keep them off the tunnel's routes.

@@ -19,7 +19,9 @@ import { type PeerApiConn, PeerApiIntake, type PeerApiStream } from './peerapi-i
 export type { PeerApiStream };
 
 import { addSecurityHeaders, type PageCaller, sendBody, sendText, servePage } from './peerapi-pages.ts';
-import { writeNow } from './write-now.ts';
+import { writeUploadBody } from './upload-body.ts';
+
+export { DISK_CHECK_BYTES } from './upload-body.ts';
 
 export interface Caller extends PageCaller {
   /** The sender's stable ID (Headscale: the decimal node ID): names its partial files. */
@@ -68,10 +70,6 @@ export const MAX_CONNECTIONS_PER_PEER = 8;
 /** The free space an upload must leave on the inbox's disk: 5 % of the filesystem, at most 1 GiB. */
 export const DISK_FLOOR_MAX_BYTES = 1 << 30;
 export const DISK_FLOOR_FRACTION = 0.05;
-/** During an upload the free space is checked again after each this many bytes. */
-export const DISK_CHECK_BYTES = 4 << 20;
-/** Bytes of an upload gathered before they are written (one batch written while the next is read). */
-const WRITE_BATCH_BYTES = 1 << 20;
 /** After refusing an upload mid-body, its bytes are read and dropped this long so the sender sees the answer. */
 const LINGER_MS = 2_000;
 
@@ -252,51 +250,21 @@ export class PeerApi {
       const short = await this.spaceShortfall(declared ?? 0, false);
       if (short) throw new DiskFloorError(short);
       const fh = await this.o.inbox.openPartial(name, caller.senderId, offset);
-      // One write on its way to the disk at a time while the socket is read on: the chunks (64 KiB) that come
-      // meanwhile are gathered and go in one writev when it is done, or sooner once they reach a batch's worth.
-      // (A write per chunk, each awaited, would leave the socket unread during every one.)
-      let writing: Promise<unknown> = Promise.resolve();
-      let busy = false;
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      let written = 0;
-      const startWrite = () => {
-        const at = offset + written; // explicit position: r+ starts at 0
-        busy = true;
-        writing = (this.o.blockingWrites ? writeNow(fh.fd, batch, at) : fh.writev(batch, at)).finally(() => {
-          busy = false;
-        });
-        writing.catch(() => {}); // awaited before the next batch or at the end: never an unhandled rejection
-        written += batchBytes;
-        batch = [];
-        batchBytes = 0;
-      };
+      let spliced = false;
       try {
-        let checked = 0;
-        // Not destroyed on a throw: the sender is still owed an answer.
-        for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-          batch.push(chunk);
-          batchBytes += chunk.length;
-          copied += chunk.length;
-          if (busy && batchBytes >= WRITE_BATCH_BYTES) await writing; // a failed write throws here
-          if (!busy) {
-            await writing; // settled: throws if it failed
-            startWrite();
-          }
-          if (copied - checked >= DISK_CHECK_BYTES) {
-            checked = copied;
-            const short = await this.spaceShortfall(declared === undefined ? 0 : Math.max(0, declared - copied), true);
+        ({ copied, spliced } = await writeUploadBody({
+          req,
+          fh,
+          offset,
+          declared,
+          blockingWrites: this.o.blockingWrites === true,
+          idleMs: this.idleMs,
+          checkpoint: async (done) => {
+            const short = await this.spaceShortfall(declared === undefined ? 0 : Math.max(0, declared - done), true);
             if (short) throw new DiskFloorError(short);
-          }
-        }
-        await writing;
-        if (batchBytes > 0) startWrite();
-        await writing;
+          },
+        }));
       } finally {
-        // What came before a failure (a stall, a cut, the disk floor) is kept for the sender's resume.
-        await writing.catch(() => {});
-        if (batchBytes > 0) startWrite();
-        await writing.catch(() => {});
         await fh.close();
       }
       if (declared !== undefined && copied !== declared) {
@@ -305,6 +273,8 @@ export class PeerApi {
       const saved = await this.busy(req, () => this.o.inbox.finalize(name, caller.senderId));
       this.o.log(`taildrop: received ${saved} (${offset + copied} bytes) from ${caller.name}`);
       this.o.onReceived?.({ name: saved, size: offset + copied, from: caller.name });
+      // After a spliced body node's parser does not know where the connection stands: it ends with this answer.
+      if (spliced) res.setHeader('connection', 'close');
       sendBody(res, 200, '{}\n', GO_SNIFFED_TEXT);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;

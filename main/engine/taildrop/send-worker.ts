@@ -56,6 +56,7 @@ port.on('message', (m: SendThreadRequest) => {
     source: own ?? sourceOf(m.id, m.size, run),
     name: m.name,
     stallMs: m.stallMs,
+    kernelCopy: own !== undefined, // this thread is the sends' own: sendfile may wait for the socket here
     signal: run.ac.signal,
     onProgress: (progress) => reply({ type: 'progress', id: m.id, progress }),
   })

@@ -3,12 +3,15 @@
 // `Range: bytes=<offset>-`. Progress is reported as bytes go out; an AbortSignal cancels. The file is a ByteSource:
 // the caller opened it (the engine never opens a path a client names) and it is read in order, a few reads ahead.
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Duplex, Readable } from 'node:stream';
+import { sourceFd } from '../fdpass/fd-source.ts';
 import type { ByteSource } from '../protocol.ts';
 import { readAhead } from './byte-source.ts';
 import { BLOCK_SIZE } from './inbox.ts';
+import type { KernelCopyAddon } from './kernel-copy.ts';
+import { sendBodyWithSendfile } from './send-sendfile.ts';
 
 /** Reads of the file kept in flight while sending: each crosses threads and the caller's socket, a round trip
  *  that takes longest exactly when the tunnel is busiest, and the upload must not run dry meanwhile (8 MiB). */
@@ -34,6 +37,9 @@ export interface SendOptions {
   stallMs?: number;
   /** Opens the connection to the peer (userspace networking: through the netstack); default: an OS socket. */
   connect?: PeerConnector;
+  /** The send thread owns the source's descriptor and may block briefly: the body goes by sendfile(2) when it can
+   *  (send-sendfile.ts). An addon object instead of true: tests (a failing sendfile). */
+  kernelCopy?: boolean | KernelCopyAddon;
 }
 
 /** A connected stream to host:port that node's HTTP client can use (setTimeout included). */
@@ -83,49 +89,94 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
     o.onProgress?.({ name: o.name, sent, total, resumedFrom, bytesPerSecond: (sent - resumedFrom) / secs });
   };
   const via = await connectionFor(put, o.connect);
-  await new Promise<void>((resolve, reject) => {
-    const headers: Record<string, string | number> = { host: 'peer', 'content-length': total - resumedFrom };
-    if (resumedFrom > 0) headers.range = `bytes=${resumedFrom}-`;
-    const req = request(put, { method: 'PUT', headers, agent: false, signal: o.signal, ...via }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        if (body.length < 4096) body += d;
-      });
-      res.on('end', () => {
-        if (res.statusCode === 200) resolve();
-        else reject(new TaildropSendError(`${res.statusCode} ${body.trim()}`, res.statusCode));
-      });
-    });
-    req.on('error', (e) => reject(o.signal?.aborted ? new TaildropSendError('cancelled') : e));
-    req.on('response', () => {
-      lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
-    });
-    const src = Readable.from(readAhead(o.source, resumedFrom, SEND_READS_AHEAD), { objectMode: false });
-    let lastProgress = performance.now();
-    const stallMs = o.stallMs ?? STALL_MS;
-    const watchdog = setInterval(() => {
-      if (performance.now() - lastProgress < stallMs) return;
-      req.destroy(
-        new TaildropSendError(`no progress for ${Math.round(stallMs / 1000)} s: the path to the peer is gone`),
-      );
-    }, 1_000);
-    req.on('close', () => {
-      clearInterval(watchdog);
-      src.destroy(); // stops the reads ahead once the request is over, however it ended
-    });
-    src.on('data', (chunk) => {
-      sent += chunk.length;
-      lastProgress = performance.now();
-      report();
-    });
-    src.on('end', () => {
-      lastProgress = performance.now() + 100_000; // all read: allow the peer two minutes to store it and answer
-    });
-    src.on('error', (e) => req.destroy(e));
-    src.pipe(req);
-  });
+  /** The body going out by sendfile: the file's descriptor is in use until it settles. */
+  let bodyOut: Promise<void> = Promise.resolve();
+  try {
+    await requestWithBody();
+  } finally {
+    await bodyOut;
+  }
   report(true);
   return { total, resumedFrom };
+
+  function requestWithBody() {
+    return new Promise<void>((resolve, reject) => {
+      const headers: Record<string, string | number> = { host: 'peer', 'content-length': total - resumedFrom };
+      if (resumedFrom > 0) headers.range = `bytes=${resumedFrom}-`;
+      const req = request(put, { method: 'PUT', headers, agent: false, signal: o.signal, ...via }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          if (body.length < 4096) body += d;
+        });
+        res.on('end', () => {
+          if (res.statusCode === 200) resolve();
+          else reject(new TaildropSendError(`${res.statusCode} ${body.trim()}`, res.statusCode));
+        });
+      });
+      req.on('error', (e) => reject(o.signal?.aborted ? new TaildropSendError('cancelled') : e));
+      req.on('response', () => {
+        lastProgress = Number.POSITIVE_INFINITY; // the body is out; the answer may take a while (hashing, renaming)
+      });
+      let lastProgress = performance.now();
+      const stallMs = o.stallMs ?? STALL_MS;
+      const watchdog = setInterval(() => {
+        if (performance.now() - lastProgress < stallMs) return;
+        req.destroy(
+          new TaildropSendError(`no progress for ${Math.round(stallMs / 1000)} s: the path to the peer is gone`),
+        );
+      }, 1_000);
+      let src: Readable | undefined;
+      req.on('close', () => {
+        clearInterval(watchdog);
+        src?.destroy(); // stops the reads ahead once the request is over, however it ended
+      });
+      const allOut = () => {
+        lastProgress = performance.now() + 100_000; // all sent: allow the peer two minutes to store it and answer
+      };
+      /** The body from offset on, read from the source and written to the request. */
+      const pipeFrom = (offset: number) => {
+        if (req.destroyed) return;
+        src = Readable.from(readAhead(o.source, offset, SEND_READS_AHEAD), { objectMode: false });
+        src.on('data', (chunk: Uint8Array) => {
+          sent += chunk.length;
+          lastProgress = performance.now();
+          report();
+        });
+        src.on('end', allOut);
+        src.on('error', (e) => req.destroy(e));
+        src.pipe(req);
+      };
+      const fileFd = o.kernelCopy && !o.connect ? sourceFd(o.source) : undefined;
+      if (fileFd === undefined) return pipeFrom(resumedFrom);
+      req.flushHeaders();
+      bodyOut = sendBodyWithSendfile({
+        req,
+        fileFd,
+        from: resumedFrom,
+        end: total,
+        addon: typeof o.kernelCopy === 'object' ? o.kernelCopy : undefined,
+        onSent: (n) => {
+          sent += n;
+          lastProgress = performance.now();
+          report();
+        },
+      }).then(
+        (r) => {
+          if (r.kind === 'fallback') pipeFrom(r.at);
+          else if (r.kind === 'sent') {
+            allOut();
+            req.end();
+          } else if (!req.destroyed) {
+            // Answered before the body was out: the request is never ended, so it is closed once the answer is read.
+            const res = (req as typeof req & { res?: IncomingMessage }).res;
+            if (!res || res.complete) req.destroy();
+            else res.once('end', () => req.destroy());
+          }
+        },
+        (e: Error) => void req.destroy(e),
+      );
+    });
+  }
 }
 
 /**
