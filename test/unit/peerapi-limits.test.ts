@@ -3,55 +3,15 @@
 // an upload that would push the inbox's disk under the free-space floor is refused with 507, before its body and
 // during it; and the Range header stays strict.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { Inbox } from '../../main/engine/taildrop/inbox.ts';
-import {
-  DISK_CHECK_BYTES,
-  type DiskSpace,
-  diskFloor,
-  PeerApi,
-  type PeerApiOptions,
-  parseRangeHeader,
-} from '../../main/engine/taildrop/peerapi.ts';
+import { DISK_CHECK_BYTES, type DiskSpace, diskFloor, parseRangeHeader } from '../../main/engine/taildrop/peerapi.ts';
+import { open, withApi } from './peerapi-rig.ts';
 
 const GiB = 1 << 30;
-
-async function withApi(
-  t: { after: (fn: () => Promise<void>) => void },
-  extra: Partial<PeerApiOptions>,
-  fn: (port: number, inbox: Inbox, logs: string[]) => Promise<void>,
-): Promise<void> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-peerapi-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const inbox = new Inbox(dir);
-  await inbox.ensure();
-  const logs: string[] = [];
-  const api = new PeerApi({
-    inbox,
-    identify: (ip) => (ip === '127.0.0.1' ? { senderId: 'n7', name: 'sender', mayFileSend: true } : undefined),
-    fileSharing: () => true,
-    log: (m) => logs.push(m),
-    ...extra,
-  });
-  await api.listen(['127.0.0.1']);
-  try {
-    await fn(api.port4, inbox, logs);
-  } finally {
-    api.close();
-  }
-}
-
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
 
 /** Everything the server sends until it closes, and how long that took. */
 function untilClosed(s: Socket): Promise<{ text: string; ms: number }> {

@@ -7,15 +7,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { E, type KernelCopyAddon, kernelCopyAddon } from '../../main/engine/taildrop/kernel-copy.ts';
-import { DISK_CHECK_BYTES, type DiskSpace, PeerApi, type PeerApiOptions } from '../../main/engine/taildrop/peerapi.ts';
+import { DISK_CHECK_BYTES, type DiskSpace } from '../../main/engine/taildrop/peerapi.ts';
 import { spliceableSocket, spliceUpload } from '../../main/engine/taildrop/receive-splice.ts';
 import { sendFile } from '../../main/engine/taildrop/send.ts';
+import { open, withApi } from './peerapi-rig.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const addon = kernelCopyAddon();
@@ -37,38 +37,8 @@ function spyOnSplice(t: { after: (fn: () => void) => void }): { moved: () => num
   return { moved: () => moved };
 }
 
-async function withApi(
-  t: { after: (fn: () => Promise<void>) => void },
-  extra: Partial<PeerApiOptions>,
-  fn: (port: number, inbox: Inbox, logs: string[]) => Promise<void>,
-): Promise<void> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'trellis-splice-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const inbox = new Inbox(dir);
-  await inbox.ensure();
-  const logs: string[] = [];
-  const api = new PeerApi({
-    inbox,
-    identify: (ip) => (ip === '127.0.0.1' ? { senderId: 'n7', name: 'sender', mayFileSend: true } : undefined),
-    fileSharing: () => true,
-    log: (m) => logs.push(m),
-    blockingWrites: true, // as in the receive thread: the splice path
-    ...extra,
-  });
-  await api.listen(['127.0.0.1']);
-  try {
-    await fn(api.port4, inbox, logs);
-  } finally {
-    api.close();
-  }
-}
-
-function open(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
-  });
-}
+/** The PeerAPI as the receive thread runs it (blocking writes): the splice path. */
+const withSpliceApi: typeof withApi = (t, extra, fn) => withApi(t, { blockingWrites: true, ...extra }, fn);
 
 /** Everything the server sends until the connection closes. */
 function untilClosed(s: Socket): Promise<string> {
@@ -105,7 +75,7 @@ describe('PeerAPI receive by splice', { skip, timeout: 60_000 }, () => {
   test('an upload goes by splice, arrives intact and is answered with Connection: close', async (t) => {
     const spy = spyOnSplice(t);
     const data = randomBytes(24 << 20);
-    await withApi(t, {}, async (port, inbox) => {
+    await withSpliceApi(t, {}, async (port, inbox) => {
       const s = await open(port);
       const answer = untilClosed(s);
       s.write(`PUT /v0/put/a.bin HTTP/1.1\r\nHost: peer\r\nContent-Length: ${data.length}\r\n\r\n`);
@@ -120,7 +90,7 @@ describe('PeerAPI receive by splice', { skip, timeout: 60_000 }, () => {
 
   test('the sender (sendFile) and a resume work against the splice path', async (t) => {
     const data = randomBytes(3 << 20);
-    await withApi(t, {}, async (port, inbox) => {
+    await withSpliceApi(t, {}, async (port, inbox) => {
       const base = `http://127.0.0.1:${port}`;
       const source = { size: data.length, read: async (o: number, n: number) => data.subarray(o, o + n) };
       // A cut first upload: head and 1 MiB, then the sender closes its side.
@@ -193,7 +163,7 @@ describe('PeerAPI receive by splice', { skip, timeout: 60_000 }, () => {
       looks++;
       return { bsize: 1, blocks: 100 * 2 ** 30, bavail: looks > 1 ? 1 << 20 : 50 * 2 ** 30 };
     };
-    await withApi(t, { statfs }, async (port, inbox, logs) => {
+    await withSpliceApi(t, { statfs }, async (port, inbox, logs) => {
       const total = 6 * DISK_CHECK_BYTES;
       const s = await open(port);
       const answer = untilClosed(s);
@@ -213,7 +183,7 @@ describe('PeerAPI receive by splice', { skip, timeout: 60_000 }, () => {
   test('a connection cut mid-body keeps what came; a short body is no file', async (t) => {
     const spy = spyOnSplice(t);
     const data = randomBytes(10 << 20);
-    await withApi(t, {}, async (port, inbox) => {
+    await withSpliceApi(t, {}, async (port, inbox) => {
       const s = await open(port);
       const closed = untilClosed(s);
       s.write(`PUT /v0/put/cut.bin HTTP/1.1\r\nHost: peer\r\nContent-Length: ${2 * data.length}\r\n\r\n`);

@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { FdSource } from '../../main/engine/fdpass/fd-source.ts';
-import { BLOCK_SIZE, Inbox } from '../../main/engine/taildrop/inbox.ts';
+import { BLOCK_SIZE, type Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { E, type KernelCopyAddon, kernelCopyAddon } from '../../main/engine/taildrop/kernel-copy.ts';
-import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
 import { type SendProgress, sendFile, TaildropSendError } from '../../main/engine/taildrop/send.ts';
 import { SENDFILE_SLICE_BYTES } from '../../main/engine/taildrop/send-sendfile.ts';
+import { withPeerApi } from './peerapi-rig.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const addon = kernelCopyAddon();
@@ -38,18 +38,9 @@ function counting(failAfter = Number.POSITIVE_INFINITY, failWith = -E.EINVAL) {
 
 async function withReceiver(fn: (base: string, inbox: Inbox) => Promise<void>) {
   const dir = await mkdtemp(path.join(tmpdir(), 'trellis-sf-'));
-  const inbox = new Inbox(path.join(dir, 'state'));
-  const api = new PeerApi({
-    inbox,
-    identify: (ip) => (ip === '127.0.0.1' ? { senderId: '7', name: 'sender', mayFileSend: true } : undefined),
-    fileSharing: () => true,
-    log: () => {},
-  });
-  await api.listen(['127.0.0.1']);
   try {
-    await fn(`http://127.0.0.1:${api.port4}`, inbox);
+    await withPeerApi(path.join(dir, 'state'), fn);
   } finally {
-    api.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -12,9 +12,9 @@ import { describe, test } from 'node:test';
 import type { ByteSource } from '../../main/engine/protocol.ts';
 import { Inbox } from '../../main/engine/taildrop/inbox.ts';
 import { invalidNameReason, numberedName } from '../../main/engine/taildrop/names.ts';
-import { PeerApi } from '../../main/engine/taildrop/peerapi.ts';
 import { sendFile, sendFileWithRetry, TaildropSendError } from '../../main/engine/taildrop/send.ts';
 import { SendThread } from '../../main/engine/taildrop/send-thread.ts';
+import { withPeerApi } from './peerapi-rig.ts';
 import { startStubReceiver } from './stub-receiver.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -67,22 +67,6 @@ describe('Taildrop names', () => {
     assert.equal(numberedName('.bashrc', 1), '.bashrc (1)');
   });
 });
-
-async function withPeerApi(stateDir: string, fn: (base: string, inbox: Inbox) => Promise<void>): Promise<void> {
-  const inbox = new Inbox(stateDir);
-  const api = new PeerApi({
-    inbox,
-    identify: (ip) => (ip === '127.0.0.1' ? { senderId: '7', name: 'sender', mayFileSend: true } : undefined),
-    fileSharing: () => true,
-    log: () => {},
-  });
-  await api.listen(['127.0.0.1']);
-  try {
-    await fn(`http://127.0.0.1:${api.port4}`, inbox);
-  } finally {
-    api.close();
-  }
-}
 
 /** A PUT that sends `send` of `declared` bytes and then cuts the connection: an interrupted transfer. */
 function cutPut(base: string, name: string, declared: number, send: Uint8Array): Promise<void> {
