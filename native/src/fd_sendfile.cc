@@ -17,30 +17,17 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "kernel_copy.h"
+
 namespace trellis {
 namespace {
-
-int64_t NowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-// A non-negative integer argument that fits the type the syscall takes.
-bool NumArg(const Napi::CallbackInfo& info, size_t i, double max, double* out) {
-  if (info.Length() <= i || !info[i].IsNumber()) return false;
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || static_cast<double>(static_cast<int64_t>(d)) != d) return false;
-  *out = d;
-  return true;
-}
 
 Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double out_fd, in_fd, offset, count, wait_ms;
-  if (!NumArg(info, 0, 0x7fffffff, &out_fd) || !NumArg(info, 1, 0x7fffffff, &in_fd) ||
-      !NumArg(info, 2, 9007199254740991.0, &offset) || !NumArg(info, 3, 9007199254740991.0, &count) ||
-      !NumArg(info, 4, 600000, &wait_ms)) {
+  if (!WholeNumberArg(info, 0, 0x7fffffff, &out_fd) || !WholeNumberArg(info, 1, 0x7fffffff, &in_fd) ||
+      !WholeNumberArg(info, 2, 9007199254740991.0, &offset) || !WholeNumberArg(info, 3, 9007199254740991.0, &count) ||
+      !WholeNumberArg(info, 4, 600000, &wait_ms)) {
     ArgError(env, "fdSendfile(outFd, inFd, offset, count, waitMs) needs non-negative integers")
         .ThrowAsJavaScriptException();
     return env.Undefined();
@@ -50,7 +37,7 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
   off_t pos = static_cast<off_t>(offset);
   uint64_t left = static_cast<uint64_t>(count);
   uint64_t sent = 0;
-  const int64_t deadline = NowMs() + static_cast<int64_t>(wait_ms);
+  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(wait_ms);
   while (left > 0) {
     // At most 1 GiB per call: sendfile moves at most 0x7ffff000 bytes at once anyway.
     size_t want = left > (1u << 30) ? (1u << 30) : static_cast<size_t>(left);
@@ -68,7 +55,7 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
       if (sent > 0) break;
       return Napi::Number::New(env, -err);
     }
-    int64_t remaining = deadline - NowMs();
+    int64_t remaining = deadline - MonotonicMs();
     if (remaining <= 0) break;
     pollfd p{out, POLLOUT, 0};
     int r = poll(&p, 1, static_cast<int>(remaining));
@@ -78,7 +65,7 @@ Napi::Value Sendfile(const Napi::CallbackInfo& info) {
     }
     // POLLERR/POLLHUP: the next sendfile reports what went wrong.
   }
-  if (sent == 0 && count > 0 && left > 0 && NowMs() >= deadline) return Napi::Number::New(env, -EAGAIN);
+  if (sent == 0 && count > 0 && left > 0 && MonotonicMs() >= deadline) return Napi::Number::New(env, -EAGAIN);
   return Napi::Number::New(env, static_cast<double>(sent));
 }
 

@@ -22,25 +22,13 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "kernel_copy.h"
+
 namespace trellis {
 namespace {
 
 constexpr int kPipeBytes = 1 << 20;
 constexpr size_t kMaxPerSplice = 1 << 20;
-
-int64_t NowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool NumArg(const Napi::CallbackInfo& info, size_t i, double max, double* out) {
-  if (info.Length() <= i || !info[i].IsNumber()) return false;
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= max) || static_cast<double>(static_cast<int64_t>(d)) != d) return false;
-  *out = d;
-  return true;
-}
 
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -73,10 +61,10 @@ int DrainPipe(int pipe_r, int file, off_t* pos, size_t in_pipe, uint64_t* writte
 Napi::Value Splice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   double sock_d, pipe_r_d, pipe_w_d, file_d, offset, count, wait_ms;
-  if (!NumArg(info, 0, 0x7fffffff, &sock_d) || !NumArg(info, 1, 0x7fffffff, &pipe_r_d) ||
-      !NumArg(info, 2, 0x7fffffff, &pipe_w_d) || !NumArg(info, 3, 0x7fffffff, &file_d) ||
-      !NumArg(info, 4, 9007199254740991.0, &offset) || !NumArg(info, 5, 9007199254740991.0, &count) ||
-      !NumArg(info, 6, 600000, &wait_ms)) {
+  if (!WholeNumberArg(info, 0, 0x7fffffff, &sock_d) || !WholeNumberArg(info, 1, 0x7fffffff, &pipe_r_d) ||
+      !WholeNumberArg(info, 2, 0x7fffffff, &pipe_w_d) || !WholeNumberArg(info, 3, 0x7fffffff, &file_d) ||
+      !WholeNumberArg(info, 4, 9007199254740991.0, &offset) || !WholeNumberArg(info, 5, 9007199254740991.0, &count) ||
+      !WholeNumberArg(info, 6, 600000, &wait_ms)) {
     ArgError(env, "fdSplice(sockFd, pipeR, pipeW, fileFd, offset, count, waitMs) needs non-negative integers")
         .ThrowAsJavaScriptException();
     return env.Undefined();
@@ -99,7 +87,7 @@ Napi::Value Splice(const Napi::CallbackInfo& info) {
     if (err < 0) return result(err);
     left = left > static_cast<uint64_t>(held) ? left - static_cast<uint64_t>(held) : 0;
   }
-  const int64_t deadline = NowMs() + static_cast<int64_t>(wait_ms);
+  const int64_t deadline = MonotonicMs() + static_cast<int64_t>(wait_ms);
   while (left > 0) {
     size_t want = left > kMaxPerSplice ? kMaxPerSplice : static_cast<size_t>(left);
     ssize_t n = splice(sock, nullptr, pipe_w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -114,7 +102,7 @@ Napi::Value Splice(const Napi::CallbackInfo& info) {
     if (err == EINTR) continue;
     if (err != EAGAIN && err != EWOULDBLOCK) return result(-err);
     if (written > 0) break;  // what was at hand is on the disk: back to the caller's loop
-    int64_t remaining = deadline - NowMs();
+    int64_t remaining = deadline - MonotonicMs();
     if (remaining <= 0) return Napi::Number::New(env, -EAGAIN);
     pollfd p{sock, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(remaining)) < 0 && errno != EINTR) return result(-errno);
