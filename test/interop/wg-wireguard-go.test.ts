@@ -120,21 +120,27 @@ describe('trellis wg ↔ wireguard-go', () => {
       const before = trellis.handshakes();
       // wireguard-go's side sends: after its restart it has fresh traffic and no session, so it initiates
       // and Trellis must accept a new initiation from a peer that lost all state.
+      // Long enough to be still running at the restart (40 MB took 0.5 s once the data path got faster, and a
+      // finished transfer leaves wireguard-go nothing to send: only the 15 s timer of the next test recovers that).
+      let finished = false;
       const transfer = tcpTransfer({
         fromNs: nsG,
         toNs: nsT,
         toAddr: T4,
         port: 5003,
-        bytes: 40 * MB,
+        bytes: 400 * MB,
         timeoutMs: 90_000,
+      }).finally(() => {
+        finished = true;
       });
       await delay(700);
+      assert.equal(finished, false, 'the transfer is still running when wireguard-go restarts');
       await wggo.restart();
       const back = Date.now();
       assert.ok(await waitPing(nsT, G4, 10_000), 'Trellis reaches wireguard-go within 10 s of its restart');
       const recovered = (Date.now() - back) / 1000;
       const r = await transfer;
-      assert.equal(r.receivedBytes, 40 * MB);
+      assert.equal(r.receivedBytes, 400 * MB);
       assert.equal(r.receivedSha256, r.sentSha256, 'the transfer survives the restart intact');
       assert.ok(trellis.handshakes() > before, 'a new handshake happened');
       t.diagnostic(`traffic flowed again ${recovered.toFixed(2)} s after wireguard-go came back`);
