@@ -90,7 +90,7 @@ export class EndpointDiscovery {
   facts(): NetFacts | undefined {
     const r = this.last;
     if (!r) return undefined;
-    const answered = r.method === 'stun' ? r.regionLatencyMs.size : 0;
+    const answered = r.method === 'stun' ? r.stunAnswers : 0; // tailscaled: known from the second answer on
     return {
       udp: r.udp,
       regionLatencyMs: r.regionLatencyMs,

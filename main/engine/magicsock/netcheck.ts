@@ -11,6 +11,11 @@ import { type Endpoint, endpointOf, formatEndpoint } from '../wg/endpoint.ts';
 export const STUN_WAIT_MS = 1_000;
 /** A second request to every silent region, in case the first datagram was lost. */
 const STUN_RETRY_MS = 300;
+/** Requests sent to each region at once: two answers tell whether the mapping varies (as tailscaled's repeated
+ *  probes do, also with a single region). */
+const PROBES_PER_REGION = 2;
+/** Once every region answered, how long a missing second answer is waited for. */
+const SECOND_ANSWER_GRACE_MS = 50;
 const TCP_TIMEOUT_MS = 1_500;
 /** Keep the current home unless another region is clearly closer: by 10 ms and a third (as tailscale does). */
 const SWITCH_RATIO = 2 / 3;
@@ -28,8 +33,10 @@ export interface NetcheckResult {
   udp: boolean;
   /** Our mapping as the STUN servers saw it (one per family), lowest-latency region's first. */
   publicEndpoints: string[];
-  /** Different regions saw different mappings: an endpoint-dependent (hard) NAT. */
+  /** Answers saw different mappings: an endpoint-dependent (hard) NAT. Known only with stunAnswers ≥ 2. */
   mappingVariesByDestIP: boolean;
+  /** STUN answers counted (IPv4): tailscaled reports MappingVariesByDestIP from the second one on. */
+  stunAnswers: number;
   /** Region id → round-trip ms (STUN, or TCP connect without UDP). */
   regionLatencyMs: Map<number, number>;
   /** Chosen home region; 0 when the map has no region. */
@@ -117,34 +124,45 @@ export class Netcheck {
 
   async run(regions: NetcheckRegion[], currentHome: number): Promise<NetcheckResult> {
     const latency = new Map<number, number>();
+    /** Our mapping as each answer saw it: two per region asked (tailscaled's probes repeat too). */
     const mapped: string[] = [];
     await new Promise<void>((resolve) => {
-      const waiting = new Set(regions.filter((r) => r.stun).map((r) => r.id));
+      const asked = regions.filter((r) => r.stun).map((r) => r.id);
+      const answers = new Map<number, number>(asked.map((id) => [id, 0]));
       const ours = new Set<string>();
       let timer: NodeJS.Timeout | undefined;
       let retry: NodeJS.Timeout | undefined;
+      let grace: NodeJS.Timeout | undefined;
       const finish = () => {
         clearTimeout(timer);
         clearTimeout(retry);
+        clearTimeout(grace);
         for (const tx of ours) this.pending.delete(tx);
         resolve();
       };
       const done = (a: { region: number; ms: number; mapped: string }) => {
-        if (!waiting.delete(a.region)) return; // the retry's answer after the first one
-        latency.set(a.region, a.ms);
+        const n = answers.get(a.region) ?? 0;
+        if (n >= PROBES_PER_REGION) return; // a retry's answer after both of the first
+        answers.set(a.region, n + 1);
+        if (n === 0) latency.set(a.region, a.ms);
         mapped.push(a.mapped);
-        if (waiting.size === 0) finish();
+        const counts = [...answers.values()];
+        if (counts.every((c) => c >= PROBES_PER_REGION)) return finish();
+        // Every region heard from: a lost second answer costs at most a short wait, not the whole round.
+        if (counts.every((c) => c > 0) && !grace) grace = setTimeout(finish, SECOND_ANSWER_GRACE_MS);
       };
       const ask = () => {
         for (const r of regions) {
-          if (!r.stun || !waiting.has(r.id)) continue;
-          const tx = newTxID();
-          ours.add(hex(tx));
-          this.pending.set(hex(tx), { region: r.id, sentAt: performance.now(), done });
-          this.o.sendUdp(bindingRequest(tx), r.stun);
+          if (!r.stun || answers.get(r.id) !== 0) continue;
+          for (let i = 0; i < PROBES_PER_REGION; i++) {
+            const tx = newTxID();
+            ours.add(hex(tx));
+            this.pending.set(hex(tx), { region: r.id, sentAt: performance.now(), done });
+            this.o.sendUdp(bindingRequest(tx), r.stun);
+          }
         }
       };
-      if (waiting.size === 0) return finish();
+      if (asked.length === 0) return finish();
       ask();
       retry = setTimeout(ask, STUN_RETRY_MS);
       timer = setTimeout(finish, STUN_WAIT_MS);
@@ -155,6 +173,7 @@ export class Netcheck {
       udp,
       publicEndpoints: [...new Set(mapped)].slice(0, 1),
       mappingVariesByDestIP: new Set(mapped).size > 1,
+      stunAnswers: mapped.length,
       regionLatencyMs: latency,
       preferredDERP: choosePreferred(
         latency,
