@@ -130,6 +130,12 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
         clearInterval(watchdog);
         src?.destroy(); // stops the reads ahead once the request is over, however it ended
       });
+      /** n more bytes went out (by either path): progress, and the stall watchdog fed. */
+      const progressed = (n: number) => {
+        sent += n;
+        lastProgress = performance.now();
+        report();
+      };
       const allOut = () => {
         lastProgress = performance.now() + 100_000; // all sent: allow the peer two minutes to store it and answer
       };
@@ -137,11 +143,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
       const pipeFrom = (offset: number) => {
         if (req.destroyed) return;
         src = Readable.from(readAhead(o.source, offset, SEND_READS_AHEAD), { objectMode: false });
-        src.on('data', (chunk: Uint8Array) => {
-          sent += chunk.length;
-          lastProgress = performance.now();
-          report();
-        });
+        src.on('data', (chunk: Uint8Array) => progressed(chunk.length));
         src.on('end', allOut);
         src.on('error', (e) => req.destroy(e));
         src.pipe(req);
@@ -155,11 +157,7 @@ export async function sendFile(o: SendOptions): Promise<{ total: number; resumed
         from: resumedFrom,
         end: total,
         addon: typeof o.kernelCopy === 'object' ? o.kernelCopy : undefined,
-        onSent: (n) => {
-          sent += n;
-          lastProgress = performance.now();
-          report();
-        },
+        onSent: progressed,
       }).then(
         (r) => {
           if (r.kind === 'fallback') pipeFrom(r.at);
