@@ -95,3 +95,24 @@ test('bytes staged for a stream that is gone are dropped, not pushed', async () 
   await turn();
   assert.equal(pushed.length, 0);
 });
+
+test('a stream that reaches the end of the slab keeps pushing large runs, in order', async () => {
+  // 1240-byte segments do not divide the slab: a run meets its end mid-segment on every pass. Pushing the short run
+  // there once made the next turn start at the same spot, so every later push was 4 segments long.
+  const { stage, pushed } = staged();
+  const SEG = 1240;
+  const PER_TURN = 50;
+  let sent = 0;
+  for (let t = 0; t < 40; t++) {
+    for (let i = 0; i < PER_TURN; i++) stage.add(bytes(SEG, sent++ & 0xff));
+    await turn();
+  }
+  const all = Buffer.concat(pushed);
+  assert.equal(all.length, sent * SEG);
+  for (let k = 0; k < sent; k++) assert.equal(all[k * SEG + SEG - 1], k & 0xff, `segment ${k} in place`);
+  // One push a turn, plus one where a pass over the slab ends mid-turn (the rest of that turn may then be short).
+  const passes = Math.ceil((sent * SEG) / (128 * 1024));
+  assert.ok(pushed.length <= 40 + passes, `${pushed.length} pushes for 40 turns`);
+  const short = pushed.filter((b) => b.length < 8 * SEG).length;
+  assert.ok(short <= passes, `${short} pushes shorter than 8 segments in ${passes} passes over the slab`);
+});

@@ -68,7 +68,12 @@ export class ReceiveStage {
       return;
     }
     // Only the newest run of the shared slab can grow in place; another connection may have taken the bytes after ours.
-    if (this.at !== slab || this.end !== slabUsed || slabUsed + n > SLAB_BYTES) {
+    if (this.at === slab && this.end === slabUsed && slabUsed + n > SLAB_BYTES && this.staged < MIN_VIEW) {
+      // The slab's tail is too short for this segment. Pushing the short run now would free its bytes for the
+      // next turn to start at the same spot and stop there again: every push would be this short (a 4-segment
+      // write downstream each, measured). Carry the run to a fresh slab instead.
+      this.moveToNewSlab();
+    } else if (this.at !== slab || this.end !== slabUsed || slabUsed + n > SLAB_BYTES) {
       this.flush();
       if (slabUsed + n > SLAB_BYTES) {
         slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
@@ -112,6 +117,17 @@ export class ReceiveStage {
     if (at === slab && this.end === slabUsed) slabUsed = this.start;
     this.reset();
     if (copy) this.push(copy);
+  }
+
+  /** Carries the staged run, the newest of the slab, to the start of a fresh slab. */
+  private moveToNewSlab(): void {
+    const run = slab.subarray(this.start, this.end);
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slab.set(run);
+    slabUsed = run.length;
+    this.at = slab;
+    this.start = 0;
+    this.end = slabUsed;
   }
 
   /** Forgets what is staged (the stream is gone). */
