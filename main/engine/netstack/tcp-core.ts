@@ -31,6 +31,8 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
   protected queuedAt = 0;
   /** An ACK is queued for the end of the current batch of input. */
   protected ackQueued = false;
+  /** A short last segment waits for the end of this turn (see take). */
+  private tailQueued = false;
   /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
   protected sackOk = false;
   app: TcpApp | undefined;
@@ -182,10 +184,25 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
 
   private take(data: Uint8Array): void {
     this.snd.buf.append(data);
-    if (this.state !== 'SYN_SENT' && this.state !== 'SYN_RECEIVED') this.snd.output();
+    // A proxy writes what one read of its socket gave (64 KiB from Node): sent at once, each write's short last
+    // segment would cut the GSO trains and add a packet; held to the turn's end, the next write fills it.
+    if (this.state !== 'SYN_SENT' && this.state !== 'SYN_RECEIVED' && this.snd.output(true)) this.sendTailLater();
     this.account();
     this.armTimers();
   }
+
+  private sendTailLater(): void {
+    if (this.tailQueued) return;
+    this.tailQueued = true;
+    setImmediate(this.sendTail);
+  }
+
+  private readonly sendTail = (): void => {
+    this.tailQueued = false;
+    if (this.state === 'CLOSED') return;
+    this.snd.output();
+    this.armTimers();
+  };
 
   /** The app ended its side: queue our FIN. */
   shutdown(): void {

@@ -178,9 +178,14 @@ export class TcpSender {
     else this.sink.sendSegment(this.una, flags);
   }
 
-  /** Sends what the windows allow. */
-  output(): void {
+  /**
+   * Sends what the windows allow. `holdTail`: the app is writing now and may write more in this turn of the event
+   * loop, so a last segment shorter than the MSS waits while others are in flight, and the caller sends it at the
+   * turn's end (as Linux's autocork merges small writes). Returns whether such a tail is held.
+   */
+  output(holdTail = false): boolean {
     const now = this.now();
+    let held = false;
     for (let guard = 0; guard < 100_000; guard++) {
       const flight = this.flight;
       const usable = Math.min(this.wnd, this.cc.cwnd) - flight;
@@ -190,6 +195,10 @@ export class TcpSender {
         if (len <= 0) break;
         // Silly-window avoidance: with data in flight, wait for room for a full segment.
         if (len < this.mss && len < unsent && flight > 0) break;
+        if (holdTail && len < this.mss && len === unsent && flight > 0 && !this.finQueued) {
+          held = true;
+          break;
+        }
         const fin = this.finQueued && len === unsent;
         if (!this.timing && !seqLt(this.nxt, this.max)) {
           this.timing = true;
@@ -221,6 +230,7 @@ export class TcpSender {
     } else {
       this.persistAt = 0;
     }
+    return held;
   }
 
   /** The retransmission timer fired (data state). Returns false when the connection should give up. */
