@@ -13,6 +13,7 @@
         "src/tun_windows.cc",
         "src/udp_linux.cc",
         "src/udp_recv_linux.cc",
+        "src/udp_send_linux.cc",
         "src/fd_pass.cc",
         "src/sock_mark.cc",
         "src/checksum.cc",

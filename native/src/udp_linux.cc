@@ -5,6 +5,7 @@
 #if defined(__linux__)
 
 #include "udp_recv_linux.h"
+#include "udp_send_linux.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,14 +14,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace trellis {
 namespace {
-
-// Datagrams gathered for one sendmmsg (a flush of the send ring, 128, fits).
-constexpr uint32_t kSendMaxDatagrams = 256;
 
 class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
  public:
@@ -43,6 +43,10 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
   Napi::Value SendMany(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value SetMark(const Napi::CallbackInfo& info);
+  Napi::Value SetSendThread(const Napi::CallbackInfo& info);
+  Napi::Value GetSendDropped(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), sender_ ? static_cast<double>(sender_->dropped()) : 0);
+  }
 
   bool CheckOpen(napi_env env, const char* what);
   bool MakeDest(napi_env env, napi_value addr, napi_value port, sockaddr_storage* ss, socklen_t* len);
@@ -56,7 +60,9 @@ class UdpBatchSocket : public Napi::ObjectWrap<UdpBatchSocket> {
   int fd_ = -1;
   int family_ = AF_INET;
   // Runs of equal-sized datagrams go out as one UDP_SEGMENT (GSO) message until the kernel refuses it.
-  bool gso_ok_ = true;
+  std::atomic<bool> gso_ok_{true};
+  // When set, sendMany hands its datagrams to this thread (see udp_send_linux.h).
+  std::unique_ptr<UdpSendThread> sender_;
   uint16_t port_ = 0;
   bool reading_ = false;
   FdWatch watch_;
@@ -76,12 +82,14 @@ Napi::Function UdpBatchSocket::Define(Napi::Env env) {
                          InstanceAccessor<&UdpBatchSocket::GetClosed>("closed"),
                          InstanceAccessor<&UdpBatchSocket::GetGro>("gro"),
                          InstanceAccessor<&UdpBatchSocket::GetCoalesced>("coalesced"),
+                         InstanceAccessor<&UdpBatchSocket::GetSendDropped>("sendDropped"),
                          InstanceMethod<&UdpBatchSocket::Start>("start"),
                          InstanceMethod<&UdpBatchSocket::Stop>("stop"),
                          InstanceMethod<&UdpBatchSocket::Send>("send"),
                          InstanceMethod<&UdpBatchSocket::SendMany>("sendMany"),
                          InstanceMethod<&UdpBatchSocket::Close>("close"),
                          InstanceMethod<&UdpBatchSocket::SetMark>("setMark"),
+                         InstanceMethod<&UdpBatchSocket::SetSendThread>("setSendThread"),
                      });
 }
 
@@ -205,6 +213,7 @@ void UdpBatchSocket::StopInternal() {
 
 void UdpBatchSocket::CloseInternal() {
   StopInternal();
+  sender_.reset();  // joins the sender thread: it must not meet the descriptor's number reused
   watch_.Close();
   if (fd_ >= 0) {
     ::close(fd_);
@@ -358,16 +367,12 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sendMany: count out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  // One sendmmsg takes up to kUdpMaxBatch messages, each a GSO run of up to kUdpMaxGsoSegments datagrams: a
-  // flush of a few TSO super-packets' worth is one system call, and a run is not cut at a fixed datagram count.
-  struct mmsghdr msgs[kUdpMaxBatch];
+  // Up to kSendMaxDatagrams a round: each run of equal-sized datagrams one GSO message (SendDatagrams), so a
+  // flush of a few TSO super-packets' worth is one system call.
   struct iovec iov[kSendMaxDatagrams];
-  uint32_t group_size[kUdpMaxBatch];
-  alignas(struct cmsghdr) char cbuf[kUdpMaxBatch][CMSG_SPACE(sizeof(uint16_t))];
   uint32_t sent = 0;
   while (sent < static_cast<uint32_t>(want)) {
-    // Without GSO a message is one datagram: gather no more than fit in one call.
-    uint32_t k = std::min<uint32_t>(gso_ok_ ? kSendMaxDatagrams : kUdpMaxBatch, static_cast<uint32_t>(want) - sent);
+    uint32_t k = std::min<uint32_t>(kSendMaxDatagrams, static_cast<uint32_t>(want) - sent);
     for (uint32_t j = 0; j < k; j++) {
       napi_value item = nullptr;
       const uint8_t* data = nullptr;
@@ -380,55 +385,36 @@ Napi::Value UdpBatchSocket::SendMany(const Napi::CallbackInfo& info) {
       iov[j].iov_base = const_cast<uint8_t*>(data);
       iov[j].iov_len = len;
     }
-    // One message per run of equal-sized datagrams (the last of a run may be shorter): the kernel cuts it
-    // at the segment size, so the stack is walked once per run instead of once per datagram.
-    uint32_t m = 0;
-    for (uint32_t j = 0; j < k && m < kUdpMaxBatch; m++) {
-      size_t seg = iov[j].iov_len;
-      size_t total = seg;
-      uint32_t run = 1;
-      while (gso_ok_ && seg > 0 && j + run < k && run < kUdpMaxGsoSegments && iov[j + run].iov_len > 0 &&
-             iov[j + run].iov_len <= seg && total + iov[j + run].iov_len <= kUdpMaxGsoBytes) {
-        total += iov[j + run].iov_len;
-        bool shorter = iov[j + run].iov_len < seg;
-        run++;
-        if (shorter) break;
-      }
-      std::memset(&msgs[m], 0, sizeof msgs[m]);
-      msgs[m].msg_hdr.msg_name = &dest;
-      msgs[m].msg_hdr.msg_namelen = dlen;
-      msgs[m].msg_hdr.msg_iov = &iov[j];
-      msgs[m].msg_hdr.msg_iovlen = run;
-      if (run > 1) {
-        msgs[m].msg_hdr.msg_control = cbuf[m];
-        msgs[m].msg_hdr.msg_controllen = sizeof cbuf[m];
-        struct cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
-        c->cmsg_level = SOL_UDP;
-        c->cmsg_type = UDP_SEGMENT;
-        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t gso = static_cast<uint16_t>(seg);
-        std::memcpy(CMSG_DATA(c), &gso, sizeof gso);
-      }
-      group_size[m] = run;
-      j += run;
+    if (sender_) {
+      uint32_t took = sender_->Push(dest, dlen, iov, k);
+      sent += took;
+      if (took < k) break;  // the thread's queue stayed full: dropped
+      continue;
     }
-    int n = sendmmsg(fd_, msgs, m, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
-      if (gso_ok_ && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
-        gso_ok_ = false;  // this kernel or route cannot segment for us: plain sendmmsg from now on
-        continue;
-      }
-      Napi::Error e = SysError(env, -errno, "sendmmsg", "");
-      e.Set("sent", Napi::Number::New(env, sent));
-      e.ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    if (n == 0) break;
-    for (int i = 0; i < n; i++) sent += group_size[i];
+    SendResult r = SendDatagrams(fd_, dest, dlen, iov, k, &gso_ok_);
+    sent += r.sent;
+    if (r.err == 0) continue;
+    if (r.err == EAGAIN || r.err == EWOULDBLOCK || r.err == ENOBUFS) break;
+    Napi::Error e = SysError(env, -r.err, "sendmmsg", "");
+    e.Set("sent", Napi::Number::New(env, sent));
+    e.ThrowAsJavaScriptException();
+    return env.Undefined();
   }
   return Napi::Number::New(env, sent);
+}
+
+// setSendThread(on): sendMany's datagrams go out from a thread of the socket's own (on) or at once (off).
+Napi::Value UdpBatchSocket::SetSendThread(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) {
+    ArgError(env, "setSendThread(on): expects a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!CheckOpen(env, "setSendThread")) return env.Undefined();
+  bool on = info[0].As<Napi::Boolean>().Value();
+  if (on && !sender_) sender_ = std::make_unique<UdpSendThread>(fd_, &gso_ok_);
+  if (!on) sender_.reset();
+  return env.Undefined();
 }
 
 }  // namespace

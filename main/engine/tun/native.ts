@@ -106,6 +106,13 @@ export interface NativeUdpBatchSocket {
   sendMany(bufs: readonly Uint8Array[], count: number, addr: Uint8Array, port: number): number;
   /** SO_MARK on the socket (Linux, CAP_NET_ADMIN): policy rules route marked datagrams off a full tunnel. */
   setMark(mark: number): void;
+  /**
+   * sendMany's datagrams go out from a thread of the socket's own (copied into its queue; sendMany then returns
+   * at once) or, off, in the caller's thread. Off by default.
+   */
+  setSendThread(on: boolean): void;
+  /** Datagrams the send thread dropped: its queue stayed full, or the kernel refused them. */
+  readonly sendDropped: number;
   close(): void;
 }
 
