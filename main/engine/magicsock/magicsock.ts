@@ -136,6 +136,14 @@ export class MagicSock {
   }
 
   /**
+   * UDP sends from a thread of the socket's own (the batch socket only; node:dgram sends asynchronously anyway).
+   * For an engine thread that has more to do than carry packets: see the data path's userspace networking.
+   */
+  setSendThread(on: boolean): void {
+    if (this.udp instanceof BatchUdpTransport) this.udp.setSendThread(on);
+  }
+
+  /**
    * True once open() chose the batch socket: send() is then done with each message when flush() returns (sendmmsg
    * copies it to the kernel, DERP copies it into a frame). node:dgram keeps it until its asynchronous send.
    */

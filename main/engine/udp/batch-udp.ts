@@ -143,6 +143,12 @@ export class BatchUdpTransport {
     this.pendingTo = undefined;
   }
 
+  /** sendmmsg from a thread of each socket's own (see native/src/udp_send_linux.h), or in the caller. */
+  setSendThread(on: boolean): void {
+    this.v4.setSendThread(on);
+    this.v6?.setSendThread(on);
+  }
+
   /** Marks both sockets' datagrams (SO_MARK); throws the system error when the kernel refuses. */
   setMark(mark: number): void {
     this.v4.setMark(mark);
