@@ -23,10 +23,17 @@ fi
 
 # The npm dependencies (also builds the native TUN addon through node-gyp).
 here=$(cd "$(dirname "$0")/../.." && pwd)
+addon="$here/native/build/Release/trellis_tun.node"
 if [ ! -f "$here/node_modules/.package-lock.json" ] || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ] \
-  || [ ! -f "$here/native/build/Release/trellis_tun.node" ]; then
+  || [ ! -f "$addon" ]; then
   echo "prereqs: npm ci"
   (cd "$here" && ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+# A checkout that pulled new native sources keeps its old build otherwise (and the engine then runs its slower
+# fallbacks, or refuses a stale addon).
+if [ -n "$(find "$here/native/src" "$here/native/binding.gyp" -newer "$addon" -print -quit)" ]; then
+  echo "prereqs: rebuilding the native addon (its sources changed)"
+  (cd "$here" && npx node-gyp rebuild --directory native >/dev/null)
 fi
 
 # Electron's Node: the engine must run on it too, and Electron 45 ships Node 24 (Electron itself cannot be

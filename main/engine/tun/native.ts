@@ -171,7 +171,11 @@ export function loadNativeAddon(): NativeAddon {
     );
     throw failure;
   }
+  // Layout constants, and functions added since the first builds (a stale build lacks them).
   const stale =
+    typeof (mod as { sum16?: unknown }).sum16 !== 'function' ||
+    (mod.udpBatchSupported &&
+      typeof (mod.UdpBatchSocket.prototype as { setSendThread?: unknown }).setSendThread !== 'function') ||
     mod.TUN_BATCH_BYTES !== TUN_BATCH_BYTES ||
     mod.TUN_MAX_BATCH !== TUN_MAX_BATCH ||
     mod.UDP_SLOT_BYTES !== UDP_SLOT_BYTES ||
@@ -179,7 +183,7 @@ export function loadNativeAddon(): NativeAddon {
     mod.UDP_TRUNCATED !== UDP_TRUNCATED;
   if (stale) {
     failure = new NativeAddonError(
-      `the native addon ${NATIVE_ADDON_PATH} is stale (its batch layout differs): run npm install to rebuild it`,
+      `the native addon ${NATIVE_ADDON_PATH} is stale (its batch layout or functions differ): run npm install to rebuild it`,
     );
     throw failure;
   }
