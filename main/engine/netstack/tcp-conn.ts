@@ -1,7 +1,7 @@
 // One TCP connection's state machine (RFC 9293): handshake, segment processing, ACK policy, FIN/RST handling and
 // the connection's timers. Sending lives in TcpSender, the receive window and reassembly in TcpReceiver.
 import { seqAdd, seqGe, seqGt, seqLe, seqLt, TCP_FLAGS, type TcpOptions, type TcpSegment } from './segment.ts';
-import { ConnectionCore } from './tcp-core.ts';
+import { ConnectionCore, TURN_ACK } from './tcp-core.ts';
 import { TcpError } from './tcp-types.ts';
 
 export type { Endpoints } from './tcp-core.ts';
@@ -227,28 +227,9 @@ export class TcpConnection extends ConnectionCore {
     for (const chunk of placed.chunks) this.app?.onData(chunk);
     if (this.rcv.rq.finSeq >= 0 && this.rcv.rq.finSeq === this.rcv.nxt) this.receiveFin();
     if (placed.filledHole) this.sendAck();
-    else if (++this.rcv.unacked >= 2) this.ackAfterBatch();
+    else if (++this.rcv.unacked >= 2) this.atTurnEnd(TURN_ACK);
     else if (this.rcv.ackAt === 0) this.rcv.ackAt = this.host.now() + this.host.config.delayedAckMs;
   }
-
-  /**
-   * Every second full segment is due an ACK, but the data path hands packets over in batches, several per wake-up
-   * (up to 256 datagrams, 64 a call): one ACK at the end of the turn covers them all, as gVisor's one ACK per
-   * drained queue does. One per call (a microtask) made ~14 ACKs a MB where tailscaled sends ~5, and the server
-   * paid for each.
-   */
-  private ackAfterBatch(): void {
-    if (this.ackQueued) return;
-    this.ackQueued = true;
-    setImmediate(this.flushAck);
-  }
-
-  private readonly flushAck = (): void => {
-    this.ackQueued = false;
-    if (this.rcv.unacked === 0 || this.state === 'CLOSED') return;
-    this.sendAck();
-    this.armTimers();
-  };
 
   protected receiveFin(): void {
     if (this.rcv.finSeen) return;
