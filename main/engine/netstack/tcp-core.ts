@@ -39,7 +39,6 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
   protected synSentAt = 0;
   protected readonly ka: KeepAlive;
   protected queuedAt = 0;
-  /** An ACK is queued for the end of the current batch of input. */
   /** What waits for the end of this turn of the event loop (TURN_* bits; one setImmediate for all of it). */
   private turnEndDue = 0;
   /** Both sides offered SACK: our ACKs carry blocks for out-of-order data. */
