@@ -91,6 +91,7 @@ UdpSendThread::UdpSendThread(int fd, std::atomic<bool>* gso_ok) : fd_(fd), gso_o
 }
 
 uint32_t UdpSendThread::Push(const sockaddr_storage& dest, socklen_t dlen, const iovec* iov, uint32_t count) {
+  count = std::min(count, kSendMaxDatagrams);  // one call is sent from one iovec array (SendAll)
   size_t total = 0;
   for (uint32_t i = 0; i < count; i++) total += iov[i].iov_len;
   std::unique_lock<std::mutex> lk(mu_);
@@ -149,22 +150,16 @@ void UdpSendThread::Run() {
 
 void UdpSendThread::SendAll(Outbox& box) {
   iovec iov[kSendMaxDatagrams];
-  size_t offset = 0;
+  uint8_t* at = box.bytes.data();
   for (const Outbox::Call& call : box.calls) {
+    for (uint32_t i = 0; i < call.count; i++) {  // count <= kSendMaxDatagrams: Push takes no more
+      iov[i].iov_base = at;
+      iov[i].iov_len = box.lens[call.first + i];
+      at += iov[i].iov_len;
+    }
     uint32_t done = 0;
-    int tries = 0;
-    size_t call_offset = offset;
-    for (uint32_t i = 0; i < call.count; i++) offset += box.lens[call.first + i];
-    while (done < call.count) {
-      const uint32_t k = std::min<uint32_t>(kSendMaxDatagrams, call.count - done);
-      size_t o = call_offset;
-      for (uint32_t i = 0; i < k; i++) {
-        iov[i].iov_base = box.bytes.data() + o;
-        iov[i].iov_len = box.lens[call.first + done + i];
-        o += iov[i].iov_len;
-      }
-      SendResult r = SendDatagrams(fd_, call.dest, call.dlen, iov, k, gso_ok_);
-      for (uint32_t i = 0; i < r.sent; i++) call_offset += box.lens[call.first + done + i];
+    for (int tries = 0; done < call.count;) {
+      SendResult r = SendDatagrams(fd_, call.dest, call.dlen, iov + done, call.count - done, gso_ok_);
       done += r.sent;
       if (r.err == 0) continue;
       // A full socket buffer: wait for room a little. Anything else (no route, refused) concerns these datagrams

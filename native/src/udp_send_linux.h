@@ -42,8 +42,9 @@ class UdpSendThread {
   UdpSendThread(const UdpSendThread&) = delete;
   UdpSendThread& operator=(const UdpSendThread&) = delete;
 
-  // Copies iov[0..count) into the queue for dest; returns count, or 0 when the queue is full (the datagrams are
-  // dropped, as a full socket buffer drops them: WireGuard and the protocols inside recover).
+  // Copies iov[0..count) (at most kSendMaxDatagrams of them) into the queue for dest; returns how many it took, 0
+  // when the queue stays full (the datagrams are dropped, as a full socket buffer drops them: WireGuard and the
+  // protocols inside recover).
   uint32_t Push(const sockaddr_storage& dest, socklen_t dlen, const iovec* iov, uint32_t count);
   // Ends the thread (what is still queued is dropped); the socket may be closed after this returns.
   void Stop();
