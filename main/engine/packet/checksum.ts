@@ -1,21 +1,20 @@
 // The Internet checksum (RFC 1071), in the pieces the packet builders and the TUN offloads (TSO split, TCP
 // coalescing) share: a running sum of 16-bit words, its fold, the field value. Long runs go to the native addon
 // (native/src/checksum.cc) when it loads: the userspace stack sums every segment it sends or receives.
-import { loadNativeAddon } from '../tun/native.ts';
+import { loadNativeAddon, type NativeAddon } from '../tun/native.ts';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** From this many bytes on the native sum is cheaper than the call into it; below, JavaScript is. */
 const NATIVE_FROM = 256;
 
-type NativeSum16 = (b: Uint8Array, from: number, to: number) => number;
+type NativeSum16 = NativeAddon['sum16'];
 /** The addon's sum16; null once it is known not to load (then JavaScript does it all). */
 let nativeSum: NativeSum16 | null | undefined;
 
 function loadNativeSum(): NativeSum16 | null {
   try {
-    const f = (loadNativeAddon() as unknown as { sum16?: unknown }).sum16;
-    nativeSum = typeof f === 'function' ? (f as NativeSum16) : null;
+    nativeSum = loadNativeAddon().sum16; // the loader refuses a build without it as stale
   } catch {
     nativeSum = null;
   }

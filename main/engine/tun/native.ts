@@ -136,6 +136,8 @@ export interface NativeAddon {
   readonly UDP_SLOT_BYTES: number;
   readonly UDP_MAX_BATCH: number;
   readonly UDP_TRUNCATED: number;
+  /** The big-endian 16-bit words of b[from, to) summed, folded to 16 bits (native/src/checksum.cc). */
+  sum16(b: Uint8Array, from: number, to: number): number;
   /**
    * For tests and fuzzing only: one frame as a TSO TUN read gives it (virtio_net_hdr + packet) through the read
    * loop's splitter, fresh each call; packets is empty when the frame was dropped.
@@ -173,7 +175,7 @@ export function loadNativeAddon(): NativeAddon {
   }
   // Layout constants, and functions added since the first builds (a stale build lacks them).
   const stale =
-    typeof (mod as { sum16?: unknown }).sum16 !== 'function' ||
+    typeof mod.sum16 !== 'function' ||
     (mod.udpBatchSupported &&
       typeof (mod.UdpBatchSocket.prototype as { setSendThread?: unknown }).setSendThread !== 'function') ||
     mod.TUN_BATCH_BYTES !== TUN_BATCH_BYTES ||
