@@ -129,56 +129,50 @@ async function main(): Promise<number> {
     if ((ready.fileTargets ?? []).length !== 3) {
       throw new Error(`file targets of a: ${JSON.stringify(ready.fileTargets)}\n${a.output().slice(-3000)}`);
     }
+    /** `tailscale file cp` from c, timed around the command. */
+    const officialCp = async (ip: string): Promise<number> => {
+      const t0 = performance.now();
+      const cp = await c.cli(['file', 'cp', big, `${ip}:`], 300_000);
+      if (cp.code !== 0) throw new Error(`tailscale file cp: ${cp.stderr}${cp.stdout}`);
+      return (performance.now() - t0) / 1000;
+    };
+    // Trellis a sends to Trellis b and to tailscaled c; the official client's own Taildrop in the same lab is the
+    // yardstick for the ratio: tailscaled c → Trellis b, and tailscaled c → tailscaled d (what the reference
+    // reaches on this machine).
+    const pairs = [
+      {
+        kind: 'trellis',
+        from: ha,
+        to: hb,
+        ip: ipB,
+        sender: a,
+        receiver: b,
+        send: () => sendTimed(a, big, 'trellis-b'),
+      },
+      { kind: 'tailscaled', from: ha, to: hc, ip: ipC, sender: a, receiver: c, send: () => sendTimed(a, big, 'ts-c') },
+      { kind: 'official', from: hc, to: hb, ip: ipB, sender: c, receiver: b, send: () => officialCp(ipB) },
+      { kind: 'reference', from: hc, to: hd, ip: ipD, sender: c, receiver: d, send: () => officialCp(ipD) },
+    ] as const;
     for (let r = 0; r < runs; r++) {
-      for (const [kind, ns, ip, target, receiver] of [
-        ['trellis', hb, ipB, 'trellis-b', b.process],
-        ['tailscaled', hc, ipC, 'ts-c', c.process],
-      ] as const) {
-        const watch = [a.process, receiver];
-        const tunnel = await iperfWithCpu({ clientNs: ha, serverNs: ns, addr: ip, seconds, watch });
+      for (const p of pairs) {
+        const watch = [p.sender.process, p.receiver.process];
+        const tunnel = await iperfWithCpu({ clientNs: p.from, serverNs: p.to, addr: p.ip, seconds, watch });
         const cpu0 = watch.map(cpuSeconds);
-        const secs = await sendTimed(a, big, target);
-        const cpu = watch.map((p, i) => cpuSeconds(p) - (cpu0[i] ?? 0));
-        rows[kind].cpu.iperf.push(perMb(tunnel.cpuS, tunnel.mbit / 8));
-        rows[kind].cpu.taildrop.push(perMb(cpu, FILE_MB));
+        const secs = await p.send();
+        const cpu = watch.map((proc, i) => cpuSeconds(proc) - (cpu0[i] ?? 0));
+        const row = rows[p.kind];
+        row.cpu.iperf.push(perMb(tunnel.cpuS, tunnel.mbit / 8));
+        row.cpu.taildrop.push(perMb(cpu, FILE_MB));
         const mbps = (FILE_MB * 8) / secs;
-        rows[kind].iperf.push(tunnel.mbps);
-        rows[kind].taildrop.push(mbps);
+        row.iperf.push(tunnel.mbps);
+        row.taildrop.push(mbps);
         console.log(
-          `[run ${r + 1}/${runs}] Trellis a → ${target}: iperf3 ${fix(tunnel.mbps)} Mbit/s, Taildrop ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
+          `[run ${r + 1}/${runs}] ${ROW_LABEL[p.kind]}: iperf3 ${fix(tunnel.mbps)} Mbit/s, Taildrop ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
         );
         // empty the receiver's inbox for the next run
-        const sink = path.join(work, `sink-${kind}-${r}`);
+        const sink = path.join(work, `sink-${p.kind}-${r}`);
         await mkdir(sink);
-        if (kind === 'trellis') await b.cli(['file', 'get', sink], 60_000);
-        else await c.cli(['file', 'get', sink], 60_000);
-        await rm(sink, { recursive: true, force: true });
-      }
-      // The official client's own Taildrop in the same lab, as yardsticks for the ratio: tailscaled c → Trellis b,
-      // and tailscaled c → tailscaled d (what the reference reaches on this machine).
-      for (const [kind, ns, ip, receiver] of [
-        ['official', hb, ipB, b],
-        ['reference', hd, ipD, d],
-      ] as const) {
-        const watch = [c.process, receiver.process];
-        const tunnel = await iperfWithCpu({ clientNs: hc, serverNs: ns, addr: ip, seconds, watch });
-        const cpu0 = watch.map(cpuSeconds);
-        const t0 = performance.now();
-        const cp = await c.cli(['file', 'cp', big, `${ip}:`], 300_000);
-        const secs = (performance.now() - t0) / 1000;
-        const cpu = watch.map((p, i) => cpuSeconds(p) - (cpu0[i] ?? 0));
-        rows[kind].cpu.iperf.push(perMb(tunnel.cpuS, tunnel.mbit / 8));
-        rows[kind].cpu.taildrop.push(perMb(cpu, FILE_MB));
-        if (cp.code !== 0) throw new Error(`tailscale file cp: ${cp.stderr}${cp.stdout}`);
-        const mbps = (FILE_MB * 8) / secs;
-        rows[kind].iperf.push(tunnel.mbps);
-        rows[kind].taildrop.push(mbps);
-        console.log(
-          `[run ${r + 1}/${runs}] tailscaled c → ${kind === 'official' ? 'trellis-b' : 'ts-d'}: iperf3 ${fix(tunnel.mbps)} Mbit/s, tailscale file cp ${FILE_MB} MB in ${fix(secs, 2)} s = ${fix(mbps)} Mbit/s`,
-        );
-        const sink = path.join(work, `sink-${kind}-${r}`);
-        await mkdir(sink);
-        await receiver.cli(['file', 'get', sink], 60_000);
+        await p.receiver.cli(['file', 'get', sink], 60_000);
         await rm(sink, { recursive: true, force: true });
       }
       resolver.trellis.push(await qps(ha, '100.100.100.100', 'trellis-b.tailnet.test', seconds));
