@@ -21,6 +21,7 @@ import {
   UdpBatchSocket,
   udpBatchAvailable,
 } from '../../main/engine/tun/native.ts';
+import { waitFor } from './wait-for.ts';
 
 const linuxOnly = process.platform === 'linux' ? false : 'recvmmsg/sendmmsg and these TUN checks are Linux-only';
 
@@ -40,14 +41,6 @@ function requireTun(t: TestContext): boolean {
   console.error(`\n!!!!! SKIPPING "${t.name}": ${msg} !!!!!\n`);
   t.skip(msg);
   return false;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function assertSysError(fn: () => unknown, code: string): NativeSystemError {

@@ -11,6 +11,7 @@ import {
   UDP_TRUNCATED,
   UdpBatchSocket,
 } from '../../main/engine/tun/native.ts';
+import { waitFor } from './wait-for.ts';
 
 const skip = process.platform === 'linux' ? false : 'UDP GRO and recvmmsg/sendmmsg are Linux-only';
 
@@ -65,14 +66,6 @@ function datagrams(sizes: number[], tag: number): Buffer[] {
     for (let j = 0; j < n; j++) d[j] = (i * 31 + j * 7 + tag) & 0xff;
     return d;
   });
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function assertAll(got: Got[], sent: Buffer[], from: Uint8Array, port: number): void {

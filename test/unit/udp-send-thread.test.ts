@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { type NativeUdpBatchSocket, UDP_SLOT_BYTES, UdpBatchSocket } from '../../main/engine/tun/native.ts';
+import { waitFor } from './wait-for.ts';
 
 const skip = process.platform === 'linux' ? false : 'recvmmsg/sendmmsg and the send thread are Linux-only';
 
@@ -23,14 +24,6 @@ function collect(sock: NativeUdpBatchSocket): Buffer[] {
       got.push(Buffer.from(buf.subarray(i * UDP_SLOT_BYTES, i * UDP_SLOT_BYTES + lengths[i])));
   });
   return got;
-}
-
-async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** A datagram whose bytes say which one it is. */
