@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import { DEFAULT_PREFS } from '../../main/engine/core/prefs-store.ts';
-import { EngineHost } from '../../main/engine/host.ts';
+import { ENGINE_YOUNG_GENERATION_MB, EngineHost } from '../../main/engine/host.ts';
 import { EngineClient, PortTransport, RpcError, SocketTransport, serveEngine } from '../../main/engine/ipc/rpc.ts';
 import {
   type CommandMap,
@@ -241,6 +241,8 @@ describe('EngineHost', () => {
       const started = await host.client.request('start', { stateDir: join(dir, 'state') });
       assert.notEqual(started.state, 'NoState');
       assert.notEqual((await host.client.request('status', {})).state, 'NoState');
+      // a small young generation: the data path's garbage goes in scavenges, not whole-heap marking
+      assert.equal(host.resourceLimits.maxYoungGenerationSizeMb, ENGINE_YOUNG_GENERATION_MB);
     } finally {
       await host.stop();
       await rm(dir, { recursive: true, force: true });

@@ -24,6 +24,18 @@ test('a bundled sibling worker starts; a missing one throws before any thread ex
   });
   assert.equal(got, 42);
   await w.terminate();
+  // resource limits reach the thread (the engine's keeps its young generation small)
+  await writeFile(
+    path.join(dir, 'limits-worker.js'),
+    "import { parentPort, resourceLimits } from 'node:worker_threads';\nparentPort.postMessage(resourceLimits);\n",
+  );
+  const limited = spawnSiblingWorker(here, 'limits-worker', undefined, { maxYoungGenerationSizeMb: 6 });
+  const limits = await new Promise<{ maxYoungGenerationSizeMb?: number }>((resolve, reject) => {
+    limited.once('message', resolve);
+    limited.once('error', reject);
+  });
+  assert.equal(limits.maxYoungGenerationSizeMb, 6);
+  await limited.terminate();
   assert.throws(
     () => spawnSiblingWorker(here, 'receive-worker', undefined),
     (e: Error) => e.message === `${path.join(dir, 'receive-worker.js')} is missing`,

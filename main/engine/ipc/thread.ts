@@ -3,32 +3,38 @@
 // inside the thread first — loader flags in execArgv do not reach worker threads on Node 20.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 
 /**
  * Throws when the worker's file is missing: a Worker made from a missing file only fails later, in the thread, so a
  * caller that can do without the thread (the Taildrop threads run on the engine's thread then) would never know.
  */
-export function spawnSiblingWorker(here: string, name: string, workerData: unknown): Worker {
+export function spawnSiblingWorker(
+  here: string,
+  name: string,
+  workerData: unknown,
+  resourceLimits?: ResourceLimits,
+): Worker {
+  const common = resourceLimits ? { workerData, resourceLimits } : { workerData };
   if (!here.endsWith('.ts')) {
     const file = new URL(`./${name}.js`, here);
     if (file.protocol === 'file:' && !existsSync(fileURLToPath(file))) {
       throw new Error(`${fileURLToPath(file)} is missing`);
     }
-    return new Worker(file, { workerData });
+    return new Worker(file, common);
   }
   const entry = new URL(`./${name}.ts`, here).href;
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const boot = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
   const execArgv = withoutTsxLoader(process.execArgv);
-  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true, workerData });
+  if (execArgv.length === process.execArgv.length) return new Worker(boot, { eval: true, ...common });
   try {
-    return new Worker(boot, { eval: true, execArgv, workerData });
+    return new Worker(boot, { eval: true, execArgv, ...common });
   } catch (e) {
     // An explicit execArgv may not hold process-wide flags (--title, --max-old-space-size...) that inheriting
     // tolerates: inherit then, tsx's loader flag included (a second registration is harmless).
     if ((e as NodeJS.ErrnoException).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
-    return new Worker(boot, { eval: true, workerData });
+    return new Worker(boot, { eval: true, ...common });
   }
 }
 
