@@ -16,7 +16,8 @@ export interface RawOptions {
   maxConnections?: number;
   maxHalfOpen?: number;
   rcvBuf?: number;
-  sndBuf?: number;
+  /** 'default': the stack's own default (DEFAULT_TCP_CONFIG). */
+  sndBuf?: number | 'default';
   maxReassembly?: number;
   maxBuffered?: number;
 }
@@ -35,7 +36,10 @@ export function setup(opts: RawOptions = {}) {
     maxHalfOpen: opts.maxHalfOpen,
     maxReassemblyBytes: opts.maxReassembly,
     maxBufferedBytes: opts.maxBuffered,
-    tcp: { rcvBuf: opts.rcvBuf ?? 64 * 1024, sndBuf: opts.sndBuf ?? 64 * 1024 },
+    tcp: {
+      rcvBuf: opts.rcvBuf ?? 64 * 1024,
+      ...(opts.sndBuf === 'default' ? {} : { sndBuf: opts.sndBuf ?? 64 * 1024 }),
+    },
   });
   const accepted: TcpSocket[] = [];
   stack.listen(80, (s) => {

@@ -20,7 +20,11 @@ export interface TcpConfig {
   mtu: number;
   /** Receive buffer per connection (bytes the app has not read plus what may arrive). */
   rcvBuf: number;
-  /** Send buffer per connection (unsent plus unacknowledged bytes). */
+  /**
+   * Send buffer per connection (unsent plus unacknowledged bytes). It bounds what is in flight: at 1 MiB an upload
+   * through the proxy stopped at ~1 MiB per round trip while the round trip under load grew to several ms, and the
+   * engine's thread sat a third idle (tailscaled's gVisor lets its send buffer grow to 6 MiB).
+   */
   sndBuf: number;
   minRtoMs: number;
   /** Retransmissions of data before the connection is abandoned. */
@@ -37,7 +41,7 @@ export interface TcpConfig {
 export const DEFAULT_TCP_CONFIG: TcpConfig = {
   mtu: 1280,
   rcvBuf: 1024 * 1024,
-  sndBuf: 1024 * 1024,
+  sndBuf: 4 * 1024 * 1024,
   minRtoMs: 200,
   maxRetries: 12,
   synRetries: 5,
