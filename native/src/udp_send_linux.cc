@@ -111,10 +111,9 @@ uint32_t UdpSendThread::Push(const sockaddr_storage& dest, socklen_t dlen, const
   call.first = static_cast<uint32_t>(fill_.lens.size());
   call.count = count;
   fill_.calls.push_back(call);
-  size_t at = fill_.bytes.size();
-  fill_.bytes.resize(at + total);
+  uint8_t* at = fill_.bytes.Append(total);
   for (uint32_t i = 0; i < count; i++) {
-    std::memcpy(fill_.bytes.data() + at, iov[i].iov_base, iov[i].iov_len);
+    std::memcpy(at, iov[i].iov_base, iov[i].iov_len);
     at += iov[i].iov_len;
     fill_.lens.push_back(static_cast<uint32_t>(iov[i].iov_len));
   }

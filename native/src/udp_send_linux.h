@@ -16,6 +16,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -51,6 +53,36 @@ class UdpSendThread {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  // Bytes appended back to back. Unlike std::vector::resize, growing does not zero the new bytes first: Push copies
+  // over them at once, and the zeroing cost as much as the copy (perf: memset was 5 % of the engine's thread in an
+  // upload through the userspace stack).
+  class Bytes {
+   public:
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    uint8_t* data() { return buf_.get(); }
+    void clear() { size_ = 0; }  // capacity kept: steady traffic allocates nothing
+    // Room for n more bytes at the end, uninitialized; returns where they start.
+    uint8_t* Append(size_t n) {
+      if (size_ + n > cap_) {
+        size_t cap = cap_ ? cap_ : 64 * 1024;
+        while (cap < size_ + n) cap *= 2;
+        std::unique_ptr<uint8_t[]> grown(new uint8_t[cap]);
+        if (size_) std::memcpy(grown.get(), buf_.get(), size_);
+        buf_ = std::move(grown);
+        cap_ = cap;
+      }
+      uint8_t* at = buf_.get() + size_;
+      size_ += n;
+      return at;
+    }
+
+   private:
+    std::unique_ptr<uint8_t[]> buf_;
+    size_t size_ = 0;
+    size_t cap_ = 0;
+  };
+
   // Datagrams back to back with their lengths, and the calls they came in (one destination each).
   struct Outbox {
     struct Call {
@@ -59,11 +91,11 @@ class UdpSendThread {
       uint32_t first;
       uint32_t count;
     };
-    std::vector<uint8_t> bytes;
+    Bytes bytes;
     std::vector<uint32_t> lens;
     std::vector<Call> calls;
     void Clear() {
-      bytes.clear();  // capacity kept: steady traffic allocates nothing
+      bytes.clear();
       lens.clear();
       calls.clear();
     }
