@@ -6,6 +6,13 @@ export class SendBuffer {
   /** Bytes of chunks[0] already acknowledged. */
   private headOffset = 0;
   private total = 0;
+  /**
+   * Where the last copy started: chunks[cursor] begins cursorBase bytes into chunks[0]. Segments are copied out in
+   * order, so the next one starts here instead of at chunks[0]; with a 4 MiB buffer that scan passed up to 64
+   * chunks a segment.
+   */
+  private cursor = 0;
+  private cursorBase = 0;
 
   /** Bytes held (unsent plus unacknowledged). */
   get length(): number {
@@ -30,8 +37,14 @@ export class SendBuffer {
         return;
       }
       left -= avail;
-      this.chunks.shift();
+      const gone = this.chunks.shift();
       this.headOffset = 0;
+      if (this.cursor > 0) {
+        this.cursor--;
+        this.cursorBase -= gone?.length ?? 0;
+      } else {
+        this.cursorBase = 0;
+      }
     }
   }
 
@@ -45,14 +58,20 @@ export class SendBuffer {
   /** Copies bytes [offset, offset + len) into out at `at` (a segment is built around them in place). */
   copyTo(out: Uint8Array, at: number, offset: number, len: number): void {
     const n = Math.max(0, Math.min(len, this.total - offset));
-    let skip = offset + this.headOffset;
+    if (n === 0) return;
+    const pos = offset + this.headOffset; // from the start of chunks[0]
+    if (pos < this.cursorBase) {
+      this.cursor = 0; // a retransmission from before the last copy
+      this.cursorBase = 0;
+    }
+    while (this.cursor < this.chunks.length - 1 && pos >= this.cursorBase + this.chunks[this.cursor].length) {
+      this.cursorBase += this.chunks[this.cursor].length;
+      this.cursor++;
+    }
+    let skip = pos - this.cursorBase;
     let written = 0;
-    for (let i = 0; i < this.chunks.length && written < n; i++) {
+    for (let i = this.cursor; i < this.chunks.length && written < n; i++) {
       const chunk = this.chunks[i];
-      if (skip >= chunk.length) {
-        skip -= chunk.length;
-        continue;
-      }
       const take = Math.min(chunk.length - skip, n - written);
       out.set(take === chunk.length ? chunk : chunk.subarray(skip, skip + take), at + written);
       written += take;
@@ -64,5 +83,7 @@ export class SendBuffer {
     this.chunks = [];
     this.headOffset = 0;
     this.total = 0;
+    this.cursor = 0;
+    this.cursorBase = 0;
   }
 }
