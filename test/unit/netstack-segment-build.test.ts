@@ -8,7 +8,9 @@ import {
   parseTcp,
   type SegmentOut,
   TCP_FLAGS,
+  writeIpHeader,
 } from '../../main/engine/netstack/segment.ts';
+import { fold, sum16 } from '../../main/engine/packet/checksum.ts';
 import { parseAddress } from '../../main/engine/packet/ip.ts';
 
 const { ACK, PSH, SYN } = TCP_FLAGS;
@@ -47,4 +49,25 @@ test('segments built into a dirty reused buffer equal those built into fresh byt
   assert.equal(x.buffer, y.buffer);
   assert.equal(scratch.bytes(60), x, 'a view per length, made once');
   assert.notEqual(scratch.bytes(2000).buffer, x.buffer, 'larger than the scratch: bytes of their own');
+});
+
+test('an IPv4 header checksum (summed from the fields) verifies for any addresses, length, TTL and protocol', () => {
+  let seed = 7;
+  const byte = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed >>> 24;
+  };
+  const out = new Uint8Array(20);
+  for (let i = 0; i < 2000; i++) {
+    const src = Uint8Array.from([byte(), byte(), byte(), byte()]);
+    const dst = i % 7 ? Uint8Array.from([byte(), byte(), byte(), byte()]) : Uint8Array.from([255, 255, 255, 255]);
+    const len = (byte() << 8) | byte();
+    const payload = Math.min(len, 65_515);
+    out.fill(0xff);
+    assert.equal(writeIpHeader(out, src, dst, byte(), payload, byte()), 20);
+    assert.equal(fold(sum16(out, 0, 20)), 0xffff, `header ${Buffer.from(out).toString('hex')} verifies`);
+    assert.deepEqual([...out.subarray(12, 16)], [...src]);
+    assert.deepEqual([...out.subarray(16, 20)], [...dst]);
+    assert.equal((out[2] << 8) | out[3], 20 + payload);
+  }
 });
