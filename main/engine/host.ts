@@ -103,7 +103,8 @@ export class EngineHost {
  * headroom stays under the young one's capacity, so V8 marked the whole heap every ~100 ms under load (a
  * Mark-Compact per 100 ms in --trace-gc, ~10 % of the thread). A small young generation makes those frequent, cheap
  * scavenges instead: an upload through the userspace stack took 3.5 ms of CPU per MB instead of 3.9 (bench, same
- * run), and its Mark-Compacts went from 34 to 1.
+ * run), and its Mark-Compacts in a 2-run bench went from 34 to 1 (7 once the stack's send buffer grew to 4 MiB: the
+ * socket reads it holds live longer).
  */
 export const ENGINE_YOUNG_GENERATION_MB = 8;
 

@@ -37,11 +37,11 @@ export class SendBuffer {
         return;
       }
       left -= avail;
-      const gone = this.chunks.shift();
+      this.chunks.shift();
       this.headOffset = 0;
       if (this.cursor > 0) {
         this.cursor--;
-        this.cursorBase -= gone?.length ?? 0;
+        this.cursorBase -= head.length;
       } else {
         this.cursorBase = 0;
       }

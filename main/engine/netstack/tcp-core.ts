@@ -10,7 +10,6 @@ import type { TcpApp, TcpError, TcpHost, TcpState } from './tcp-types.ts';
 
 const { ACK, RST } = TCP_FLAGS;
 
-/** The earlier of two deadlines, where 0 means none. */
 const NO_ADDR = new Uint8Array(0);
 const NO_SOURCE: PayloadSource = { copyTo() {} };
 /**
@@ -33,6 +32,7 @@ const segOut: SegmentOut = {
   ttl: 64,
 };
 
+/** The earlier of two deadlines, where 0 means none. */
 const earliest = (a: number, b: number): number => (a === 0 ? b : b === 0 || a < b ? a : b);
 
 export interface Endpoints {
@@ -171,12 +171,13 @@ export abstract class ConnectionCore implements TimerOwner, SegmentSink, MemoryW
     segOut.window = window;
     segOut.options = opts;
     segOut.payload = payload;
+    segOut.data = undefined;
     if (dataLength >= 0) {
       outData.from = this.snd.buf;
       outData.offset = dataOffset;
       outData.length = dataLength;
+      segOut.data = outData;
     }
-    segOut.data = dataLength >= 0 ? outData : undefined;
     const packet = buildTcpPacket(segOut, this.host.packetBytes);
     // nothing of this segment stays reachable from the shared description
     segOut.payload = undefined;
