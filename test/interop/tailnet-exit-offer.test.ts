@@ -220,9 +220,10 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       const after = await tr.waitFor((x) => x.state === 'Running' && x.routes?.approved.length === 3, 60_000);
       st.diagnostic(`after the restart, status.routes: ${JSON.stringify(after.routes)}`);
       assert.deepEqual(after.routes?.approved, [LAN_NET, ...EXIT], 'a full map carries the approval');
+      // The IPv6 NAT jump goes in last (IPv4 filter, IPv4 nat, IPv6 filter, IPv6 nat): once it is there, all are.
       const text = await waitUntil('the chains after the restart', 30_000, async () => {
         const x = await netfilterText(b);
-        return x.includes('-A POSTROUTING -j trellis-postrouting') ? x : null;
+        return x.includes('6 nat -A POSTROUTING -j trellis-postrouting') ? x : null;
       });
       const jumps = text.split('\n').filter((l) => / -A (FORWARD|POSTROUTING) -j trellis-/.test(l));
       st.diagnostic(`after restart: ${jumps.length} jumps: ${JSON.stringify(jumps)}`);
