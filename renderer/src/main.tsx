@@ -7,7 +7,7 @@ import { App } from './App.tsx';
 import { ApiContext } from './api/context.ts';
 import { getApi } from './api/index.ts';
 import { bindApi } from './boot.ts';
-import './styles.css';
+import './styles/index.css';
 
 async function start(): Promise<void> {
   const params = new URLSearchParams(location.search);
