@@ -3,8 +3,8 @@
 // 198.51.100.0/24 with host "web"). Headscale allows everything, the internet included, and an admin approves b's
 // routes. Checked: what Trellis advertises and what status says control approved; the ip-forward warning; the
 // iptables chains Trellis installs (and that they go exactly on down and after kill -9 + restart); tailscaled using b
-// as exit node reaches web, which sees b's address (SNAT), while b's own tailnet LAN stays cut out; b's PeerAPI
-// answers DNS-over-HTTPS as tailscaled's does, and MagicDNS keeps answering on a; with --accept-routes (no exit
+// as exit node reaches web over IPv4 and IPv6, which sees b's address (SNAT), while b's own LANs stay cut out; b's
+// PeerAPI answers DNS-over-HTTPS as tailscaled's does, and MagicDNS keeps answering on a; with --accept-routes (no exit
 // node) tailscaled reaches the LAN behind b.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -14,11 +14,14 @@ import {
   approveRoutes,
   dohRequest,
   FAR_HOST,
+  FAR_HOST6,
   healthHas,
   LAN_HOST,
+  LAN_HOST6,
   LAN_NET,
   netfilterText,
   ROUTER_LAN_ADDR,
+  ROUTER_LAN_ADDR6,
   setPrefs,
   tcpProbe,
   whoServer,
@@ -129,7 +132,7 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       },
     );
 
-    await step("3. tailscaled uses b as exit node: web answers and sees b's address", async (st) => {
+    await step("3. tailscaled uses b as exit node: web answers over IPv4 and IPv6 and sees b's address", async (st) => {
       const r = await ts.cli(['set', `--exit-node=${ipB}`], 20_000);
       assert.equal(r.code, 0, `tailscale set --exit-node: ${r.stderr}`);
       const who = await whoServer(web, FAR_HOST, 8080);
@@ -142,6 +145,16 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       } finally {
         await who.stop();
       }
+      // IPv6 leaves through b as well (::/0), masqueraded by b's ip6tables rule.
+      const who6 = await whoServer(web, FAR_HOST6, 8080);
+      try {
+        assert.equal(await tcpProbe(a, FAR_HOST6, 8080, 20_000), 'connected', 'a cannot reach web over IPv6 through b');
+        const from = who6.output().match(/^from (.*)$/m)?.[1];
+        st.diagnostic(`web saw the IPv6 connection from ${from}`);
+        assert.equal(from, ROUTER_LAN_ADDR6, "SNAT for IPv6: web must see b's LAN address");
+      } finally {
+        await who6.stop();
+      }
     });
 
     await step('4. b\'s own tailnet LAN is cut out of the exit node ("guest Wi-Fi"); b itself answers', async (st) => {
@@ -153,6 +166,12 @@ test('Trellis as exit node and subnet router for tailscaled', { timeout: 600_000
       );
       assert.equal(toLan, false, "b's directly connected LAN must not be reachable through the exit node");
       assert.ok(after - before >= 2, "the drops are Trellis's filter");
+      // Its IPv6 LAN too: nothing listens there, so a refusal would mean the SYN got through; a drop times out.
+      const toLan6 = await tcpProbe(a, LAN_HOST6, 8081, 3_000);
+      const after6 = (await tr.status()).counters?.filterDropped ?? 0;
+      st.diagnostic(`a → [${LAN_HOST6}]:8081 through b: ${toLan6}; b's filter drops +${after6 - after}`);
+      assert.equal(toLan6, 'timeout', "b's IPv6 LAN must not be reachable through the exit node");
+      assert.ok(after6 > after, "the IPv6 drops are Trellis's filter");
       assert.ok(await pingFrom(a, tn.addr('b'), { count: 2, deadlineS: 10 }), "b's own LAN address stays reachable");
     });
 

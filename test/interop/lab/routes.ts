@@ -1,6 +1,7 @@
-// Lab pieces for exit nodes and subnet routes: a LAN behind a router host (192.0.2.0/24, a host "lan" at
-// 192.0.2.10 that also routes to a far network 198.51.100.0/24 with a host "web" at 198.51.100.10), the router's
-// iptables as text to compare, Headscale's route approval, and a TCP server that says who connected.
+// Lab pieces for exit nodes and subnet routes: a LAN behind a router host (192.0.2.0/24 and 2001:db8:1::/64, a host
+// "lan" at 192.0.2.10 that also routes to a far network 198.51.100.0/24 and 2001:db8:2::/64 with a host "web" at
+// 198.51.100.10 and 2001:db8:2::10), the router's iptables as text to compare, Headscale's route approval, and a TCP
+// server that says who connected. The IPv6 networks are documentation prefixes, like the IPv4 ones.
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { connectDaemon } from '../../../main/engine/ipc/daemon-client.ts';
@@ -15,6 +16,9 @@ export const ROUTER_LAN_ADDR = '192.0.2.1';
 export const LAN_HOST = '192.0.2.10';
 export const FAR_NET = '198.51.100.0/24';
 export const FAR_HOST = '198.51.100.10';
+export const ROUTER_LAN_ADDR6 = '2001:db8:1::1';
+export const LAN_HOST6 = '2001:db8:1::10';
+export const FAR_HOST6 = '2001:db8:2::10';
 
 export interface BehindRouter {
   lan: Namespace;
@@ -22,18 +26,31 @@ export interface BehindRouter {
 }
 
 /**
- * Builds router ─ lan (192.0.2.0/24) ─ web (198.51.100.0/24): `lan` forwards between them; the router's default route
- * goes via `lan`, so `web` is on no network the router is attached to (its exit-node filter lets it through) while
- * 192.0.2.0/24 is the router's own LAN (cut out of what an exit node offers unless advertised).
+ * Builds router ─ lan (192.0.2.0/24, 2001:db8:1::/64) ─ web (198.51.100.0/24, 2001:db8:2::/64): `lan` forwards
+ * between them; the router's default routes go via `lan`, so `web` is on no network the router is attached to (its
+ * exit-node filter lets it through) while the LAN is the router's own (cut out of what an exit node offers unless
+ * advertised).
  */
 export async function buildBehindRouter(lab: Lab, router: Namespace): Promise<BehindRouter> {
   const lan = await lab.addNamespace('lan');
   const web = await lab.addNamespace('web');
-  await lab.linkVeth(router, lan, { a: `${ROUTER_LAN_ADDR}/24`, b: `${LAN_HOST}/24` });
-  await lab.linkVeth(lan, web, { a: '198.51.100.1/24', b: `${FAR_HOST}/24` });
-  await lan.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  await lab.linkVeth(router, lan, {
+    a: `${ROUTER_LAN_ADDR}/24`,
+    b: `${LAN_HOST}/24`,
+    a6: `${ROUTER_LAN_ADDR6}/64`,
+    b6: `${LAN_HOST6}/64`,
+  });
+  await lab.linkVeth(lan, web, {
+    a: '198.51.100.1/24',
+    b: `${FAR_HOST}/24`,
+    a6: '2001:db8:2::1/64',
+    b6: `${FAR_HOST6}/64`,
+  });
+  await lan.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
   await web.exec(['ip', 'route', 'add', 'default', 'via', '198.51.100.1']);
+  await web.exec(['ip', '-6', 'route', 'add', 'default', 'via', '2001:db8:2::1']);
   await router.exec(['ip', 'route', 'add', 'default', 'via', LAN_HOST]);
+  await router.exec(['ip', '-6', 'route', 'add', 'default', 'via', LAN_HOST6]);
   return { lan, web };
 }
 
