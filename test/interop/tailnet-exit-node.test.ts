@@ -1,10 +1,10 @@
 // Trellis uses a tailscaled exit node and subnet router. Host a runs tailscaled with --advertise-exit-node and
 // --advertise-routes of a LAN behind it (10.77.0.0/24, host "sub"); behind a also sits the "internet"
-// (198.51.100.0/24, host "inet"), reachable from nowhere else. Headscale (policy with autogroup:internet)
-// approves the routes. Host b runs `trellis daemon`, chooses a as exit node with `trellis set`, and the claims
-// check what a user would: the internet answers and sees a's address; control, DERP/STUN and the peer keep
-// working; allow-LAN-access keeps the LAN direct; clearing gives back exactly the rules and routes of before;
-// accept-routes reaches the subnet; a daemon killed with -9 cleans up when it starts again.
+// (198.51.100.0/24 and 2001:db8:b::/64, host "inet"), reachable from nowhere else. Headscale (policy with
+// autogroup:internet) approves the routes. Host b runs `trellis daemon`, chooses a as exit node with `trellis set`,
+// and the claims check what a user would: the internet answers over IPv4 and IPv6 and sees a's address; control,
+// DERP/STUN and the peer keep working; allow-LAN-access keeps the LAN direct; clearing gives back exactly the rules
+// and routes of before; accept-routes reaches the subnet; a daemon killed with -9 cleans up when it starts again.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -33,6 +33,11 @@ const ISP_INET = '198.51.100.1';
 const ISP_A = '192.0.2.1';
 /** The exit node's address towards its ISP: what the internet host sees. */
 const A_WAN = '192.0.2.2';
+/** The same links' IPv6 (documentation prefixes): a ─ isp 2001:db8:a::/64, isp ─ inet 2001:db8:b::/64. */
+const A_WAN6 = '2001:db8:a::2';
+const ISP_A6 = '2001:db8:a::1';
+const ISP_INET6 = '2001:db8:b::1';
+const INET_ADDR6 = '2001:db8:b::10';
 const SUBNET = '10.77.0.0/24';
 const SUB_ADDR = '10.77.0.10';
 const SUB_GW = '10.77.0.1';
@@ -101,12 +106,20 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
     const isp = await lab.addNamespace('isp');
     const inet = await lab.addNamespace('inet');
     const sub = await lab.addNamespace('sub');
-    await lab.linkVeth(a, isp, { a: `${A_WAN}/24`, b: `${ISP_A}/24` });
-    await lab.linkVeth(isp, inet, { a: `${ISP_INET}/24`, b: `${INET_ADDR}/24` });
+    await lab.linkVeth(a, isp, { a: `${A_WAN}/24`, b: `${ISP_A}/24`, a6: `${A_WAN6}/64`, b6: `${ISP_A6}/64` });
+    await lab.linkVeth(isp, inet, {
+      a: `${ISP_INET}/24`,
+      b: `${INET_ADDR}/24`,
+      a6: `${ISP_INET6}/64`,
+      b6: `${INET_ADDR6}/64`,
+    });
     await lab.linkVeth(a, sub, { a: `${SUB_GW}/24`, b: `${SUB_ADDR}/24` });
     await a.exec(['ip', 'route', 'add', 'default', 'via', ISP_A]);
+    await a.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_A6]);
     await inet.exec(['ip', 'route', 'add', 'default', 'via', ISP_INET]);
+    await inet.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_INET6]);
     for (const ns of [a, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    await isp.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     await a.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     for (const ns of [inet, sub]) {
       const p = ns.spawn([process.execPath, '-e', WHOAMI_JS, String(WHOAMI_PORT)], { label: `whoami ${ns.short}` });
@@ -219,6 +232,15 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
         throw new Error(`${e.message}\n${dump}`);
       });
       assert.equal(seen, A_WAN, 'the internet host sees the exit node’s (SNAT) address');
+      // IPv6 leaves through the exit node too (::/0), masqueraded by tailscaled to a's IPv6 address.
+      const seen6 = await waitUntil('the internet host answering over IPv6 through the exit node', 20_000, async () => {
+        last = await whoami(b, INET_ADDR6);
+        return last.startsWith('error') || last.startsWith('exit') ? null : last;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}; last answer: ${last}`);
+      });
+      st.diagnostic(`the internet host saw b's IPv6 connection from ${seen6}`);
+      assert.equal(seen6, A_WAN6, 'the internet host sees the exit node’s IPv6 address');
       assert.ok(await pingFrom(b, INET_ADDR, { count: 2, deadlineS: 10 }), 'ICMP to the internet host too');
       // MagicDNS sends other names to the exit node's DoH (peerapi-dns-proxy), which asks its own resolver.
       assert.equal(await resolve(), WEB_ADDR, 'a name resolves through the exit node');

@@ -2,9 +2,9 @@
 // with `trellis set --advertise-exit-node --advertise-routes=192.0.2.0/24`; behind b lie its LAN (host "lan") and,
 // beyond lan, the "internet" (host "web", which runs b's resolver). a's resolver is on a's own LAN. Headscale
 // approves b's routes. Host a (strict rp_filter) runs a second Trellis daemon: with `--exit-node=trellis-b` web
-// answers and sees b's address, the path to b stays direct, and a's MagicDNS resolves an outside name through b's
-// DoH (none leaks to a's LAN resolver); clearing the exit node gives back a's rules and routes exactly; with
-// `--accept-routes` a reaches the LAN behind b (SNAT); `down` on b removes its chains.
+// answers over IPv4 and IPv6 and sees b's address, the path to b stays direct, and a's MagicDNS resolves an outside
+// name through b's DoH (none leaks to a's LAN resolver); clearing the exit node gives back a's rules and routes
+// exactly; with `--accept-routes` a reaches the LAN behind b (SNAT); `down` on b removes its chains.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,10 +14,12 @@ import type { StatusSnapshot } from '../../main/engine/protocol.ts';
 import {
   approveRoutes,
   FAR_HOST,
+  FAR_HOST6,
   LAN_HOST,
   LAN_NET,
   netfilterText,
   ROUTER_LAN_ADDR,
+  ROUTER_LAN_ADDR6,
   routingState,
   tcpProbe,
   whoServer,
@@ -139,7 +141,7 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
       assert.equal(await resolve(), CAFE_ADDR, "without an exit node a's own resolver answers");
     });
 
-    await step("2. a uses b as exit node: web answers and sees b's address", async (st) => {
+    await step("2. a uses b as exit node: web answers over IPv4 and IPv6 and sees b's address", async (st) => {
       st.diagnostic((await trellis(trA, ['set', `--exit-node=${B_NAME}`])).trim());
       const s = await trA.waitFor((x) => x.exitNode?.active === true && x.exitNode.online === true, 10_000);
       assert.equal(s.exitNode?.name, B_NAME, JSON.stringify(s.exitNode));
@@ -154,6 +156,14 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
         assert.equal(from, ROUTER_LAN_ADDR, "SNAT: web must see b's address");
       } finally {
         await who.stop();
+      }
+      const who6 = await whoServer(web, FAR_HOST6, 8080);
+      try {
+        const from = await callerSeen(trA, FAR_HOST6, 8080, () => who6.output());
+        st.diagnostic(`web saw a's IPv6 connection from ${from}`);
+        assert.equal(from, ROUTER_LAN_ADDR6, "SNAT for IPv6: web must see b's LAN address");
+      } finally {
+        await who6.stop();
       }
       assert.ok(await pingFrom(a, FAR_HOST, { count: 2, deadlineS: 10 }), 'ICMP to web through b too');
       // The engine's own UDP socket bypasses the tunnel: the path to b stays direct.
@@ -188,6 +198,7 @@ test('Trellis uses a Trellis exit node and subnet router', { timeout: 300_000 },
       }).catch(async () => routingState(a));
       assert.equal(after, connected);
       assert.equal(await tcpProbe(a, FAR_HOST, 8080, 2_000), 'error ENETUNREACH', 'web out of reach again');
+      assert.equal(await tcpProbe(a, FAR_HOST6, 8080, 2_000), 'error ENETUNREACH', 'over IPv6 as well');
       assert.equal(await resolve(), CAFE_ADDR, "a's own resolver answers again");
     });
 
