@@ -6,9 +6,10 @@
 // Inbound, the netstack answers tailscaled's pings (disco, ICMP, TSMP) and takes `tailscale file cp` into the inbox
 // (and `trellis file cp` goes out through it); the netmap's filter decides what gets in as in TUN mode (the policy
 // opens only TCP 5001 from tailscaled towards Trellis).
-// Then tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from
-// nowhere else) arrives from the exit node's address. Offering an exit node is refused with a health message, and
-// at the end the namespace's links, rules, routes, forwarding and firewall are as before the daemon started.
+// Then tailscaled becomes the exit node: a SOCKS5 connection to an "internet" host behind it (reachable from nowhere
+// else) arrives from the exit node's address, over IPv4 and IPv6. Offering an exit node is refused with a health
+// message, and at the end the namespace's links, rules, routes, forwarding and firewall are as before the daemon
+// started.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -34,12 +35,14 @@ const TS = 'ts-b';
 // Headscale hands out addresses in registration order: Trellis first. Checked after both are up.
 const IP_TRELLIS = '100.64.0.1';
 const IP_TS = '100.64.0.2';
+/** Trellis's IPv6 tailnet address (Headscale allocates sequentially): a host alias holds one prefix. */
+const IP6_TRELLIS = 'fd7a:115c:a1e0::1';
 const POLICY = {
-  hosts: { [TRELLIS]: `${IP_TRELLIS}/32`, [TS]: `${IP_TS}/32` },
+  hosts: { [TRELLIS]: `${IP_TRELLIS}/32`, [`${TRELLIS}-v6`]: `${IP6_TRELLIS}/128`, [TS]: `${IP_TS}/32` },
   acls: [
     { action: 'accept', src: [TRELLIS], dst: [`${TS}:*`] },
     { action: 'accept', proto: 'tcp', src: [TS], dst: [`${TRELLIS}:5001`] },
-    { action: 'accept', src: [TRELLIS], dst: ['autogroup:internet:*'] },
+    { action: 'accept', src: [TRELLIS, `${TRELLIS}-v6`], dst: ['autogroup:internet:*'] },
   ],
 };
 const SOCKS = '127.0.0.1:1055';
@@ -54,6 +57,11 @@ const B_WAN = '192.0.2.2';
 const ISP_B = '192.0.2.1';
 const ISP_INET = '198.51.100.1';
 const INET_ADDR = '198.51.100.10';
+// The same links' IPv6 (documentation prefixes): b ─ isp 2001:db8:a::/64, isp ─ inet 2001:db8:b::/64.
+const B_WAN6 = '2001:db8:a::2';
+const ISP_B6 = '2001:db8:a::1';
+const ISP_INET6 = '2001:db8:b::1';
+const INET_ADDR6 = '2001:db8:b::10';
 const WHOAMI_PORT = 8099;
 // node -e <src> port → an HTTP server answering each request with the caller's address
 const WHOAMI_JS =
@@ -126,11 +134,19 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
     const before = await netState(ha);
     const isp = await lab.addNamespace('isp');
     const inet = await lab.addNamespace('inet');
-    await lab.linkVeth(hb, isp, { a: `${B_WAN}/24`, b: `${ISP_B}/24` });
-    await lab.linkVeth(isp, inet, { a: `${ISP_INET}/24`, b: `${INET_ADDR}/24` });
+    await lab.linkVeth(hb, isp, { a: `${B_WAN}/24`, b: `${ISP_B}/24`, a6: `${B_WAN6}/64`, b6: `${ISP_B6}/64` });
+    await lab.linkVeth(isp, inet, {
+      a: `${ISP_INET}/24`,
+      b: `${INET_ADDR}/24`,
+      a6: `${ISP_INET6}/64`,
+      b6: `${INET_ADDR6}/64`,
+    });
     await hb.exec(['ip', 'route', 'add', 'default', 'via', ISP_B]);
+    await hb.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_B6]);
     await inet.exec(['ip', 'route', 'add', 'default', 'via', ISP_INET]);
+    await inet.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_INET6]);
     for (const ns of [hb, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    for (const ns of [hb, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     const whoami = inet.spawn([process.execPath, '-e', WHOAMI_JS, String(WHOAMI_PORT)], { label: 'whoami@inet' });
     assert.ok(await whoami.waitForOutput(/listening/, 10_000), 'the internet host did not start');
     const tr = await startTrellisNode(ha, {
@@ -314,26 +330,45 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       }
     });
 
-    await claim('7. with tailscaled as exit node, SOCKS5 to the internet arrives from its address', async (st) => {
-      const url = `http://${INET_ADDR}:${WHOAMI_PORT}/`;
-      const direct = await ha.run(['curl', '-sS', '--max-time', '10', '--socks5', SOCKS, url], { timeoutMs: 20_000 });
-      st.diagnostic(`no exit node: exit ${direct.code} ${direct.stderr.trim()}`);
-      assert.notEqual(direct.code, 0, 'the internet is out of reach from the host without an exit node');
-      assert.equal((await ts.cli(['set', '--advertise-exit-node'])).code, 0);
-      await waitUntil('Headscale listing the exit route', 20_000, async () =>
-        (await tn.headscale.nodes()).some((n) => n.name === TS) ? true : null,
-      );
-      await approveRoutes(tn.headscale, TS, ['0.0.0.0/0', '::/0']);
-      await tr.waitFor((s) => s.peers.some((p) => p.addresses.includes(IP_TS) && p.exitNodeOption), 30_000);
-      const set = await tr.cli(['set', `--exit-node=${IP_TS}`], 30_000);
-      assert.equal(set.code, 0, `trellis set --exit-node: ${set.stderr}${set.stdout}`);
-      const seen = await waitUntil('the internet answering through the exit node', 30_000, async () => {
-        const r = await ha.run(['curl', '-sS', '--max-time', '5', '--socks5', SOCKS, url], { timeoutMs: 15_000 });
-        return r.code === 0 ? r.stdout.trim() : null;
-      });
-      st.diagnostic(`the internet saw ${seen}`);
-      assert.equal(seen, B_WAN);
-    });
+    await claim(
+      '7. with tailscaled as exit node, SOCKS5 to the internet (IPv4 and IPv6) arrives from its address',
+      async (st) => {
+        const url = `http://${INET_ADDR}:${WHOAMI_PORT}/`;
+        for (const u of [url, `http://[${INET_ADDR6}]:${WHOAMI_PORT}/`]) {
+          const direct = await ha.run(['curl', '-sS', '--max-time', '10', '--socks5', SOCKS, u], { timeoutMs: 20_000 });
+          st.diagnostic(`no exit node, ${u}: exit ${direct.code} ${direct.stderr.trim()}`);
+          assert.notEqual(direct.code, 0, 'the internet is out of reach from the host without an exit node');
+        }
+        assert.equal((await ts.cli(['set', '--advertise-exit-node'])).code, 0);
+        await waitUntil('Headscale listing the exit route', 20_000, async () =>
+          (await tn.headscale.nodes()).some((n) => n.name === TS) ? true : null,
+        );
+        await approveRoutes(tn.headscale, TS, ['0.0.0.0/0', '::/0']);
+        await tr.waitFor((s) => s.peers.some((p) => p.addresses.includes(IP_TS) && p.exitNodeOption), 30_000);
+        const set = await tr.cli(['set', `--exit-node=${IP_TS}`], 30_000);
+        assert.equal(set.code, 0, `trellis set --exit-node: ${set.stderr}${set.stdout}`);
+        const seen = await waitUntil('the internet answering through the exit node', 30_000, async () => {
+          const r = await ha.run(['curl', '-sS', '--max-time', '5', '--socks5', SOCKS, url], { timeoutMs: 15_000 });
+          return r.code === 0 ? r.stdout.trim() : null;
+        });
+        st.diagnostic(`the internet saw ${seen}`);
+        assert.equal(seen, B_WAN);
+        // An IPv6 address outside the tailnet goes to the exit node as well.
+        const url6 = `http://[${INET_ADDR6}]:${WHOAMI_PORT}/`;
+        let last6 = '';
+        const seen6 = await waitUntil('the internet answering over IPv6 through the exit node', 30_000, async () => {
+          const r = await ha.run(['curl', '-sS', '--max-time', '5', '--socks5', SOCKS, url6], { timeoutMs: 15_000 });
+          last6 = `exit ${r.code} ${r.stderr.trim()}`;
+          return r.code === 0 ? r.stdout.trim() : null;
+        }).catch(async (e: Error) => {
+          throw new Error(
+            `${e.message}; the last curl: ${last6}; counters ${JSON.stringify((await tr.status()).counters)}`,
+          );
+        });
+        st.diagnostic(`the internet saw ${seen6} over IPv6`);
+        assert.equal(seen6, B_WAN6);
+      },
+    );
 
     await claim('8. offering an exit node is refused with one plain health message', async (st) => {
       await setPrefs(tr.socket, { advertiseExitNode: true });

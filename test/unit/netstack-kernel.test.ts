@@ -1,6 +1,6 @@
 // The userspace stack against the Linux kernel's TCP/IP: a TUN device (the native addon) moved into a lab
 // namespace joins the stack to a real kernel peer. The kernel judges our segments: a Python HTTP server there
-// serves 20 MB to the stack (IPv4), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
+// serves 20 MB to the stack (IPv4 and IPv6), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
 // replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a kernel UDP
 // echo answers the stack's datagrams. (The same kernel over a lossy path: test/interop/netstack-lossy.test.ts.)
 // Needs root, ip, curl, python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped.
@@ -68,7 +68,7 @@ async function exercise(t: TestContext, ns: Namespace, stack: NetStack, dir: str
     await ns.exec(['ping', '-6', '-c', '2', '-W', '2', STACK6]);
     assert.ok(stack.counters.echoReplies >= 4);
 
-    // 2. The stack dials a kernel HTTP server and fetches 20 MB over IPv4.
+    // 2. The stack dials a kernel HTTP server and fetches 20 MB over IPv4, then over IPv6.
     ns.spawn(['python3', '-m', 'http.server', '8000', '--bind', '::', '--directory', dir], { label: 'http.server' });
     await until('the kernel HTTP server', async () => {
       try {
@@ -80,6 +80,8 @@ async function exercise(t: TestContext, ns: Namespace, stack: NetStack, dir: str
     });
     const body = await httpGet(await dial(stack, KERNEL4, 8000), KERNEL4, '/big');
     assert.equal(sha256(body), sha256(BIG), 'kernel to stack: 20 MB intact');
+    const body6 = await httpGet(await dial(stack, KERNEL6, 8000), `[${KERNEL6}]`, '/big');
+    assert.equal(sha256(body6), sha256(BIG), 'kernel to stack over IPv6: 20 MB intact');
 
     // 3. curl in the namespace fetches 20 MB from a listener on the stack over IPv6.
     stack.listen(8080, (s) => {
