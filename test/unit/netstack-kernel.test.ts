@@ -1,8 +1,8 @@
 // The userspace stack against the Linux kernel's TCP/IP: a TUN device (the native addon) moved into a lab
 // namespace joins the stack to a real kernel peer. The kernel judges our segments: a Python HTTP server there
-// serves 20 MB to the stack (IPv4 and IPv6), curl there fetches 20 MB from a listener on the stack (IPv6), ping gets echo
-// replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a kernel UDP
-// echo answers the stack's datagrams. (The same kernel over a lossy path: test/interop/netstack-lossy.test.ts.)
+// serves 20 MB to the stack (IPv4, then IPv6), curl there fetches 20 MB from a listener on the stack (IPv6), ping
+// gets echo replies, curl on the host fetches through the SOCKS5 and HTTP proxies dialing over the stack, and a
+// kernel UDP echo answers the stack's datagrams. (The same kernel over a lossy path: test/interop/netstack-lossy.test.ts.)
 // Needs root, ip, curl, python3 and /dev/net/tun: under CI their absence fails the test; elsewhere it is skipped.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
