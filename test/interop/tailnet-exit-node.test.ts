@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { StatusSnapshot } from '../../main/engine/protocol.ts';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { delay } from './lab/proc.ts';
+import { buildInternetBehind, INTERNET } from './lab/routes.ts';
 import { claims } from './lab/scenario.ts';
 import {
   activeProfileDir,
@@ -28,16 +29,11 @@ import { requireTools } from './lab/tools.ts';
 
 const TS_HOST = 'ts-exit';
 const TRELLIS_HOST = 'trellis-b';
-const INET_ADDR = '198.51.100.10';
-const ISP_INET = '198.51.100.1';
-const ISP_A = '192.0.2.1';
-/** The exit node's address towards its ISP: what the internet host sees. */
-const A_WAN = '192.0.2.2';
-/** The same links' IPv6 (documentation prefixes): a ─ isp 2001:db8:a::/64, isp ─ inet 2001:db8:b::/64. */
-const A_WAN6 = '2001:db8:a::2';
-const ISP_A6 = '2001:db8:a::1';
-const ISP_INET6 = '2001:db8:b::1';
-const INET_ADDR6 = '2001:db8:b::10';
+const INET_ADDR = INTERNET.inet;
+const INET_ADDR6 = INTERNET.inet6;
+/** The exit node's addresses towards its ISP: what the internet host sees. */
+const A_WAN = INTERNET.wan;
+const A_WAN6 = INTERNET.wan6;
 const SUBNET = '10.77.0.0/24';
 const SUB_ADDR = '10.77.0.10';
 const SUB_GW = '10.77.0.1';
@@ -103,24 +99,9 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
     if (!a || !b) throw new Error('tailnet lab has no hosts a and b');
     // Behind a: its ISP (a router), the "internet" host beyond it, and a LAN; a forwards (tailscaled only warns
     // when it cannot). The internet is not directly connected to a: an exit node cuts its own LANs out.
-    const isp = await lab.addNamespace('isp');
-    const inet = await lab.addNamespace('inet');
+    const { inet } = await buildInternetBehind(lab, a);
     const sub = await lab.addNamespace('sub');
-    await lab.linkVeth(a, isp, { a: `${A_WAN}/24`, b: `${ISP_A}/24`, a6: `${A_WAN6}/64`, b6: `${ISP_A6}/64` });
-    await lab.linkVeth(isp, inet, {
-      a: `${ISP_INET}/24`,
-      b: `${INET_ADDR}/24`,
-      a6: `${ISP_INET6}/64`,
-      b6: `${INET_ADDR6}/64`,
-    });
     await lab.linkVeth(a, sub, { a: `${SUB_GW}/24`, b: `${SUB_ADDR}/24` });
-    await a.exec(['ip', 'route', 'add', 'default', 'via', ISP_A]);
-    await a.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_A6]);
-    await inet.exec(['ip', 'route', 'add', 'default', 'via', ISP_INET]);
-    await inet.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_INET6]);
-    for (const ns of [a, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await isp.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-    await a.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     for (const ns of [inet, sub]) {
       const p = ns.spawn([process.execPath, '-e', WHOAMI_JS, String(WHOAMI_PORT)], { label: `whoami ${ns.short}` });
       await waitUntil(`whoami in ${ns.short}`, 10_000, async () => (p.output().includes('listening') ? true : null));

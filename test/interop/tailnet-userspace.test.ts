@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 import { type Namespace, withLab } from './lab/netns.ts';
 import { tailscalePing } from './lab/peer-probe.ts';
-import { approveRoutes, healthHas, setPrefs } from './lab/routes.ts';
+import { approveRoutes, buildInternetBehind, healthHas, INTERNET, setPrefs } from './lab/routes.ts';
 import { claims, TS_ENV } from './lab/scenario.ts';
 import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
@@ -52,16 +52,11 @@ const WEB_PORT = 8000;
 const LOCAL_WEB_PORT = 8011;
 const ECHO_PORT = 7007;
 const BLOB_BYTES = 20 * 1024 * 1024;
-// Behind tailscaled's host b: its ISP router and the "internet" host beyond it.
-const B_WAN = '192.0.2.2';
-const ISP_B = '192.0.2.1';
-const ISP_INET = '198.51.100.1';
-const INET_ADDR = '198.51.100.10';
-// The same links' IPv6 (documentation prefixes): b ─ isp 2001:db8:a::/64, isp ─ inet 2001:db8:b::/64.
-const B_WAN6 = '2001:db8:a::2';
-const ISP_B6 = '2001:db8:a::1';
-const ISP_INET6 = '2001:db8:b::1';
-const INET_ADDR6 = '2001:db8:b::10';
+// Behind tailscaled's host b: its ISP router and the "internet" host beyond it (buildInternetBehind).
+const B_WAN = INTERNET.wan;
+const B_WAN6 = INTERNET.wan6;
+const INET_ADDR = INTERNET.inet;
+const INET_ADDR6 = INTERNET.inet6;
 const WHOAMI_PORT = 8099;
 // node -e <src> port → an HTTP server answering each request with the caller's address
 const WHOAMI_JS =
@@ -132,21 +127,7 @@ test('userspace networking: an unprivileged Trellis daemon on the tailnet throug
       (await ha.exec(['ip', '-6', 'addr', 'show', 'tentative'])).trim() === '' ? true : null,
     );
     const before = await netState(ha);
-    const isp = await lab.addNamespace('isp');
-    const inet = await lab.addNamespace('inet');
-    await lab.linkVeth(hb, isp, { a: `${B_WAN}/24`, b: `${ISP_B}/24`, a6: `${B_WAN6}/64`, b6: `${ISP_B6}/64` });
-    await lab.linkVeth(isp, inet, {
-      a: `${ISP_INET}/24`,
-      b: `${INET_ADDR}/24`,
-      a6: `${ISP_INET6}/64`,
-      b6: `${INET_ADDR6}/64`,
-    });
-    await hb.exec(['ip', 'route', 'add', 'default', 'via', ISP_B]);
-    await hb.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_B6]);
-    await inet.exec(['ip', 'route', 'add', 'default', 'via', ISP_INET]);
-    await inet.exec(['ip', '-6', 'route', 'add', 'default', 'via', ISP_INET6]);
-    for (const ns of [hb, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    for (const ns of [hb, isp]) await ns.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    const { inet } = await buildInternetBehind(lab, hb);
     const whoami = inet.spawn([process.execPath, '-e', WHOAMI_JS, String(WHOAMI_PORT)], { label: 'whoami@inet' });
     assert.ok(await whoami.waitForOutput(/listening/, 10_000), 'the internet host did not start');
     const tr = await startTrellisNode(ha, {

@@ -204,3 +204,42 @@ export async function withRouterLab(
     await run({ lab, tn, a, b, lan, web });
   });
 }
+
+/** Addresses of the "internet" behind a host (buildInternetBehind), documentation prefixes for both families. */
+export const INTERNET = {
+  /** The host's WAN addresses, and its ISP router's on that link (192.0.2.0/24, 2001:db8:a::/64). */
+  wan: '192.0.2.2',
+  wan6: '2001:db8:a::2',
+  ispWan: '192.0.2.1',
+  ispWan6: '2001:db8:a::1',
+  /** The ISP router's and the internet host's on the far link (198.51.100.0/24, 2001:db8:b::/64). */
+  ispInet: '198.51.100.1',
+  ispInet6: '2001:db8:b::1',
+  inet: '198.51.100.10',
+  inet6: '2001:db8:b::10',
+} as const;
+
+/**
+ * Builds host ─ isp ─ inet: the host's default routes (both families) go via isp, which forwards to inet; inet is
+ * reachable from nowhere else and routes back via isp. The host forwards both families, as an exit node must.
+ */
+export async function buildInternetBehind(lab: Lab, host: Namespace): Promise<{ isp: Namespace; inet: Namespace }> {
+  const n = INTERNET;
+  const isp = await lab.addNamespace('isp');
+  const inet = await lab.addNamespace('inet');
+  await lab.linkVeth(host, isp, { a: `${n.wan}/24`, b: `${n.ispWan}/24`, a6: `${n.wan6}/64`, b6: `${n.ispWan6}/64` });
+  await lab.linkVeth(isp, inet, {
+    a: `${n.ispInet}/24`,
+    b: `${n.inet}/24`,
+    a6: `${n.ispInet6}/64`,
+    b6: `${n.inet6}/64`,
+  });
+  await host.exec(['ip', 'route', 'add', 'default', 'via', n.ispWan]);
+  await host.exec(['ip', '-6', 'route', 'add', 'default', 'via', n.ispWan6]);
+  await inet.exec(['ip', 'route', 'add', 'default', 'via', n.ispInet]);
+  await inet.exec(['ip', '-6', 'route', 'add', 'default', 'via', n.ispInet6]);
+  for (const ns of [host, isp]) {
+    await ns.exec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  }
+  return { isp, inet };
+}
