@@ -15,7 +15,7 @@ export function spawnSiblingWorker(
   workerData: unknown,
   resourceLimits?: ResourceLimits,
 ): Worker {
-  const common = resourceLimits ? { workerData, resourceLimits } : { workerData };
+  const common = { workerData, resourceLimits }; // undefined limits: V8's defaults
   if (!here.endsWith('.ts')) {
     const file = new URL(`./${name}.js`, here);
     if (file.protocol === 'file:' && !existsSync(fileURLToPath(file))) {
