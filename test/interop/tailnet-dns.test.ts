@@ -153,8 +153,8 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         const resolvConf = path.join('/etc/netns', ha.name, 'resolv.conf');
         const original = LAB_RESOLV_CONF;
         await writeFile(resolvConf, original);
-        await tr.cli(['down'], 15_000);
-        await tr.cli(['up', '--accept-dns=true'], 30_000);
+        await cliOk(tr, ['down'], 15_000);
+        await cliOk(tr, ['up', '--accept-dns=true'], 30_000);
         const ours = await waitFor(
           () => readFile(resolvConf, 'utf8'),
           (c) => c.includes('nameserver 100.100.100.100'),
@@ -164,7 +164,7 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         const g = await ha.run(['getent', 'hosts', 'ts-b'], { timeoutMs: 10_000 });
         st.diagnostic(`getent hosts ts-b: ${g.stdout.trim()}`);
         assert.match(g.stdout, new RegExp(`^${tsIp.v4.replaceAll('.', '\\.')}\\s+ts-b\\.tailnet\\.test`, 'm'));
-        await tr.cli(['down'], 15_000);
+        await cliOk(tr, ['down'], 15_000);
         const after = await waitFor(
           () => readFile(resolvConf, 'utf8'),
           (c) => c === original,
@@ -175,7 +175,7 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
     await claim('6. a daemon killed while up: the next start restores resolv.conf byte for byte', async (st) => {
       const resolvConf = path.join('/etc/netns', ha.name, 'resolv.conf');
       const original = await readFile(resolvConf, 'utf8');
-      await tr.cli(['up'], 30_000);
+      await cliOk(tr, ['up'], 30_000);
       await waitFor(
         () => readFile(resolvConf, 'utf8'),
         (c) => c.includes('nameserver 100.100.100.100'),
@@ -199,21 +199,35 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
         env: isolatedEnv(tr.dir),
       });
       // it restores at start, then (still wanting to run) connects and points the OS at quad-100 again
-      await waitFor(
+      const running = await waitFor(
         () => tr.status().catch(() => undefined),
         (s) => s?.state === 'Running',
       );
-      await tr.cli(['down'], 15_000);
+      const output = () => `restarted daemon output:\n${again.output().slice(-1500)}`;
+      assert.equal(running?.state, 'Running', output());
+      // Down at once, while the PeerAPI may still be starting (a down then once left resolv.conf pointing at quad-100).
+      await cliOk(tr, ['down'], 15_000, output);
       const after = await waitFor(
         () => readFile(resolvConf, 'utf8'),
         (c) => c === original,
       );
-      st.diagnostic(`restarted daemon output:\n${again.output().slice(-1500)}`);
-      assert.equal(after, original, 'resolv.conf after restart and down');
+      st.diagnostic(output());
+      assert.equal(after, original, `resolv.conf after restart and down\n${output()}`);
     });
     await report();
   });
 });
+
+/** Runs a trellis command; it must succeed (its stderr, and what extra() says, in the failure). */
+async function cliOk(
+  tr: { cli(args: string[], timeoutMs?: number): Promise<{ code: number | null; stderr: string }> },
+  args: string[],
+  timeoutMs: number,
+  extra: () => string = () => '',
+): Promise<void> {
+  const r = await tr.cli(args, timeoutMs);
+  assert.equal(r.code, 0, `trellis ${args.join(' ')}: ${r.stderr.trim()}\n${extra()}`);
+}
 
 /** Polls get() every 200 ms (≤ 15 s) until pred holds; returns the last value either way. */
 async function waitFor<T>(get: () => Promise<T>, pred: (v: T) => boolean): Promise<T> {

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { NetMap } from '../../main/engine/control/netmap.ts';
+import { Inbox } from '../../main/engine/taildrop/inbox.ts';
+import { PeerApi, peerApiPort } from '../../main/engine/taildrop/peerapi.ts';
 import { ReceiveThread, ReceiveThreadError } from '../../main/engine/taildrop/receive-thread.ts';
 import { callerTable, FILE_SHARING_CAP, Taildrop } from '../../main/engine/taildrop/service.ts';
 
@@ -231,6 +233,77 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
     await td.listen([`${SELF}/32`]);
     assert.notEqual(td.receiveThread.worker, first);
     assert.equal(td.ports().v4, port, "tailscaled's port again: the old thread let go of it first");
+  });
+
+  test('close while the thread is still starting: the listen fails at once (typed), and nothing keeps the port', async (t) => {
+    const { td } = await started(t);
+    const starting = td.listen([`${SELF}/32`]);
+    td.close(); // down while the PeerAPI comes up: the update waiting on it must not wait forever
+    const outcome = await Promise.race([
+      starting.then(
+        () => 'listened',
+        (e: unknown) => e,
+      ),
+      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000)),
+    ]);
+    assert.ok(
+      outcome instanceof ReceiveThreadError && outcome.code === 'closed',
+      `the listen's outcome: ${String(outcome)}`,
+    );
+    assert.equal(td.receiveThread.threaded, false);
+    assert.deepEqual(td.ports(), { v4: 0, v6: 0 });
+    // Had the cut-off thread gone on to listen, tailscaled's first port would be taken and this would get the next.
+    await td.listen([`${SELF}/32`]);
+    assert.equal(td.ports().v4, peerApiPort(SELF, 0));
+  });
+
+  test('the ReceiveThread closed while its new thread boots: the waiting listen fails at once', async (t) => {
+    const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-td-recv-'));
+    const rt = new ReceiveThread({ stateDir, log: () => {}, onReceived: () => {}, onPortsChanged: () => {} });
+    t.after(async () => {
+      await rt.close();
+      await rm(stateDir, { recursive: true, force: true });
+    });
+    const starting = rt.listen([SELF]);
+    await until('the thread spawned', () => rt.threaded, 2_000);
+    const closing = rt.close(); // the thread is terminated before it could answer
+    const outcome = await Promise.race([
+      starting.then(
+        () => 'listened',
+        (e: unknown) => e,
+      ),
+      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000)),
+    ]);
+    assert.ok(
+      outcome instanceof ReceiveThreadError && outcome.code === 'closed',
+      `the listen's outcome: ${String(outcome)}`,
+    );
+    await closing;
+    assert.deepEqual(rt.ports, { v4: 0, v6: 0 });
+  });
+
+  test('the PeerApi on this thread, closed while it binds: the bind that finishes later lets go of the port', async (t) => {
+    const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-td-recv-'));
+    t.after(() => rm(stateDir, { recursive: true, force: true }));
+    const api = new PeerApi({
+      inbox: new Inbox(stateDir),
+      identify: () => undefined,
+      fileSharing: () => true,
+      log: () => {},
+      onReceived: () => {},
+    });
+    const binding = api.listen([SELF]);
+    api.close();
+    await assert.rejects(binding, /closed while it started listening/);
+    const port = peerApiPort(SELF, 0);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: SELF, port }, () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.on('error', () => resolve(true));
+    });
+    assert.ok(refused, `nothing listens on ${SELF}:${port}`);
   });
 
   test('the ReceiveThread alone: callers set before or after the thread starts are the ones it judges by', async (t) => {

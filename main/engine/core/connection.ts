@@ -13,6 +13,7 @@ import { advertisedRoutes } from '../routes/offer.ts';
 import type { NodeServices } from '../services/node-services.ts';
 import { generatePrivateKey } from '../wg/crypto.ts';
 import type { EngineEvents } from './events.ts';
+import { within } from './within.ts';
 
 export interface ConnectionHost {
   readonly options: EngineOptions;
@@ -70,12 +71,8 @@ export class Connection {
 
   /** Waits (at most limitMs) for the node services to wind down after stop(); a slow OS command must not hold up down. */
   async closed(limitMs = 10_000): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), limitMs);
-    });
-    const r = await Promise.race([this.closing.then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
-    if (r === 'late') this.h.events.log('warn', `the OS settings were not all put back within ${limitMs / 1000} s`);
+    if ((await within(this.closing, limitMs)) === 'late')
+      this.h.events.log('warn', `the OS settings were not all put back within ${limitMs / 1000} s`);
   }
 
   hostinfo(): Hostinfo {

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { NetMap } from '../control/netmap.ts';
 import type { DataPathSettings } from '../core/engine-options.ts';
 import type { EngineEvents } from '../core/events.ts';
+import { within } from '../core/within.ts';
 import type { DataPath } from '../datapath/datapath.ts';
 import { nameserversOf, OsDns } from '../dns/os-dns.ts';
 import type { NetworkingStatus, Prefs } from '../protocol.ts';
@@ -21,6 +22,9 @@ import { UserspaceProxies } from './userspace-proxies.ts';
 
 /** How packets meet this machine, and where userspace networking's proxies listen ("host:port"; absent: none). */
 export type NetworkingSettings = Pick<DataPathSettings, 'networking' | 'socks5Listen' | 'httpProxyListen'>;
+
+/** How long the cleanup on down waits for an update under way (its OS commands have their own time limits). */
+const UPDATE_WAIT_MS = 15_000;
 
 const NO_OFFER_IN_USERSPACE =
   'advertising routes or an exit node is not supported in userspace networking: this node offers only itself';
@@ -105,7 +109,7 @@ export class NodeServices {
       if (u.dp.userspaceStack) return this.userspaceUpdated(u.dp, u.nm, u.prefs, current);
       await Promise.all([this.syncOsDns(u.dp, u.nm, u.prefs.acceptDNS), this.syncRoutes(u.nm, u.prefs)]);
       if (current()) await this.offering.apply(u.dp, u.prefs, current); // first: DNS access follows the filter
-      if (current()) await this.startPeerApi(u.dp, u.nm, u.prefs);
+      if (current()) await this.startPeerApi(u.dp, u.nm, u.prefs, current);
     });
     return this.updating;
   }
@@ -121,7 +125,11 @@ export class NodeServices {
     this.forwarder = undefined;
     this.taildrop.connector = undefined;
     this.proxies?.close();
-    await this.updating; // an update under way finishes first, so nothing it sets up outlives the cleanup
+    // An update under way finishes first, so nothing it sets up outlives the cleanup; bounded, since the OS being
+    // put back matters more (each of its steps checks that its data path is still the current one).
+    if ((await within(this.updating, UPDATE_WAIT_MS)) === 'late') {
+      this.events.log('warn', `an update of the OS settings still ran after ${UPDATE_WAIT_MS / 1000} s; cleaning up`);
+    }
     if (this.proxies) {
       this.proxies = undefined; // userspace networking: the OS was never touched, so nothing to put back
       return;
@@ -159,7 +167,7 @@ export class NodeServices {
         log: (m) => this.events.log('info', m),
       });
       this.forwarder.set(prefs.forwardPorts);
-      await this.startPeerApi(dp, nm, prefs, stack);
+      await this.startPeerApi(dp, nm, prefs, current, stack);
     }
   }
 
@@ -188,6 +196,7 @@ export class NodeServices {
     dp: DataPath,
     nm: NetMap,
     prefs: Prefs,
+    current: () => boolean,
     stack?: NonNullable<DataPath['userspaceStack']>,
   ): Promise<void> {
     const addrs = (nm.self?.Addresses ?? []).filter((a): a is string => typeof a === 'string');
@@ -205,6 +214,7 @@ export class NodeServices {
         stack && proxies ? async (h, p) => withIdleTimeout(await proxies.dial(h, p)) : undefined;
       this.events.setHealth('peerapi', undefined);
     } catch (e) {
+      if (!current()) return; // the data path went down while the PeerAPI started: nothing to warn of
       this.events.setHealth('peerapi', `Taildrop cannot receive: ${(e as Error).message}`);
     }
   }

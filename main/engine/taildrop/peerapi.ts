@@ -105,6 +105,8 @@ export function peerApiPort(addr: string, attempt: number): number {
 
 export class PeerApi {
   private readonly servers: Server[] = [];
+  /** Set by close(): a listen finishing afterwards lets go of its port at once. */
+  private closed = false;
   private readonly stackListeners: { close(): void }[] = [];
   private readonly inFlight = new Set<string>();
   private readonly intake: PeerApiIntake;
@@ -169,6 +171,7 @@ export class PeerApi {
   }
 
   close(): void {
+    this.closed = true;
     for (const s of this.servers) s.close();
     for (const l of this.stackListeners) l.close();
     this.servers.length = this.stackListeners.length = 0;
@@ -187,6 +190,10 @@ export class PeerApi {
           resolve(true);
         });
       });
+      if (ok && this.closed) {
+        server.close();
+        throw new Error('peerapi: closed while it started listening');
+      }
       if (ok) {
         this.servers.push(server);
         const bound = (server.address() as { port: number }).port;

@@ -48,8 +48,11 @@ export interface ReceiveWorkerData {
 export class ReceiveThreadError extends Error {
   override readonly name = 'ReceiveThreadError';
   constructor(
-    /** listen: the PeerAPI could not listen; died: the thread ended while a request waited on it. */
-    readonly code: 'listen' | 'died',
+    /**
+     * listen: the PeerAPI could not listen; died: the thread ended while a request waited on it; closed: close() came
+     * first (the data path went down while the PeerAPI was starting).
+     */
+    readonly code: 'listen' | 'died' | 'closed',
     message: string,
   ) {
     super(message);
@@ -69,6 +72,10 @@ export interface ReceiveThreadOptions {
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
+
+function closedMeanwhile(): ReceiveThreadError {
+  return new ReceiveThreadError('closed', 'the PeerAPI was closed while it started');
+}
 
 export class ReceiveThread {
   #worker: Worker | undefined;
@@ -116,8 +123,10 @@ export class ReceiveThread {
     this.#addresses = addresses;
     clearTimeout(this.#restart);
     await this.#ending;
+    if (this.#addresses !== addresses) throw closedMeanwhile(); // close() or another listen while the old thread ended
     const worker = this.#ensure();
     const ports = worker ? await this.#listenIn(worker, addresses) : await this.#listenHere(addresses);
+    if (this.#addresses !== addresses) throw closedMeanwhile();
     this.#ports = ports;
     return ports;
   }
@@ -151,6 +160,9 @@ export class ReceiveThread {
     this.#addresses = [];
     this.#ports = { v4: 0, v6: 0 };
     clearTimeout(this.#restart);
+    // A listen waiting on the thread gets no answer from a terminated thread: it fails now rather than never.
+    for (const p of this.#pending.values()) p.reject(closedMeanwhile());
+    this.#pending.clear();
     this.#local?.close();
     this.#local = undefined;
     const w = this.#worker;

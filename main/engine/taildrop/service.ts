@@ -9,7 +9,7 @@ import type { ByteSource } from '../protocol.ts';
 import { Inbox, type ReceivedFile } from './inbox.ts';
 import { invalidNameReason } from './names.ts';
 import type { Caller, PeerApiStream } from './peerapi.ts';
-import { type PeerApiPorts, ReceiveThread } from './receive-thread.ts';
+import { type PeerApiPorts, ReceiveThread, ReceiveThreadError } from './receive-thread.ts';
 import { type PeerConnector, type SendProgress, sendFile, sendFileWithRetry } from './send.ts';
 import { SendThread } from './send-thread.ts';
 
@@ -45,6 +45,8 @@ export class Taildrop {
   private readonly receiver: ReceiveThread;
   private listening = '';
   private listenChain: Promise<unknown> = Promise.resolve();
+  /** Counts close() calls: a listen asked for before the latest close gives up. */
+  private closes = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly sendThread: SendThread;
 
@@ -99,15 +101,20 @@ export class Taildrop {
    */
   listen(addresses: string[], withoutSockets = false): Promise<boolean> {
     // One move at a time: two overlapping calls would both see the old key and both re-listen.
-    const next = this.listenChain.then(() => this.listenNow(addresses, withoutSockets));
+    const closes = this.closes;
+    const next = this.listenChain.then(() => this.listenNow(addresses, withoutSockets, closes));
     this.listenChain = next.catch(() => undefined);
     return next;
   }
 
-  private async listenNow(addresses: string[], withoutSockets: boolean): Promise<boolean> {
+  private async listenNow(addresses: string[], withoutSockets: boolean, closes: number): Promise<boolean> {
     const key = `${withoutSockets ? 'stack:' : ''}${addresses.join(',')}`;
     if (key === this.listening) return false;
+    // close() since this listen was asked for (the data path went down): it must not bring the PeerAPI back.
+    const closed = () => closes !== this.closes;
+    if (closed()) throw new ReceiveThreadError('closed', 'the PeerAPI was closed before it started');
     await this.inbox.ensure();
+    if (closed()) throw new ReceiveThreadError('closed', 'the PeerAPI was closed while it started');
     if (!this.sweeper) {
       void this.sweep();
       this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
@@ -137,6 +144,7 @@ export class Taildrop {
   }
 
   close(): void {
+    this.closes++;
     void this.sendThread.close();
     clearInterval(this.sweeper);
     this.sweeper = undefined;
