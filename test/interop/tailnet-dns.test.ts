@@ -214,6 +214,35 @@ test('MagicDNS: quad-100 on Trellis answers like tailscaled, forwards the rest, 
       st.diagnostic(output());
       assert.equal(after, original, `resolv.conf after restart and down\n${output()}`);
     });
+    await claim(
+      '7. down while up is still connecting, four times: no TUN stays, resolv.conf as it was; then up works',
+      async (st) => {
+        const resolvConf = path.join('/etc/netns', ha.name, 'resolv.conf');
+        const original = await readFile(resolvConf, 'utf8');
+        for (let round = 0; round < 5; round++) {
+          // up waits for Running; down lands at a different moment of its connecting each round
+          const up = tr.cli(['up'], 4_000);
+          await new Promise((r) => setTimeout(r, 300 + round * 150));
+          await cliOk(tr, ['down'], 15_000);
+          await up;
+          const link = await waitFor(
+            () => ha.run(['ip', '-brief', 'link', 'show', tr.tun]),
+            (r) => r.code !== 0,
+          );
+          assert.notEqual(link.code, 0, `round ${round}: ${tr.tun} still there after down: ${link.stdout.trim()}`);
+          const now = await waitFor(
+            () => readFile(resolvConf, 'utf8'),
+            (c) => c === original,
+          );
+          assert.equal(now, original, `round ${round}: resolv.conf after down`);
+        }
+        await cliOk(tr, ['up'], 30_000);
+        const r = await dig(ha, '100.100.100.100', fqdn, 'A');
+        st.diagnostic(`after the rounds, A ${fqdn}: ${JSON.stringify(r)}`);
+        assert.deepEqual(r, { status: 'NOERROR', answers: [`A ${tsIp.v4}`] });
+        await cliOk(tr, ['down'], 15_000);
+      },
+    );
     await report();
   });
 });

@@ -30,6 +30,8 @@ export class Connection {
   private mapLoop: MapLoop | undefined;
   private dp: DataPath | undefined;
   private generation = 0;
+  /** The latest data path open (one at a time). */
+  private opening: Promise<void> = Promise.resolve();
   private homeDERP = 0;
   private hostinfoInFlight = false;
   private hostinfoPending = false;
@@ -52,7 +54,10 @@ export class Connection {
   /** Opens the data path, then the map stream; a stop() meanwhile wins. */
   open(): void {
     const generation = ++this.generation;
-    void this.openDataPath().then(() => {
+    // After the previous open: two at once would both want the TUN's name.
+    const opened = this.opening.then(() => this.openDataPath(generation));
+    this.opening = opened;
+    void opened.then(() => {
       if (generation === this.generation) this.startMapLoop();
     });
   }
@@ -129,12 +134,12 @@ export class Connection {
     );
   }
 
-  private async openDataPath(): Promise<void> {
+  private async openDataPath(generation: number): Promise<void> {
     const settings = this.h.options.dataPath;
-    if (!settings || this.dp) return;
+    if (!settings || this.dp || generation !== this.generation) return;
     const { events } = this.h;
     try {
-      this.dp = await DataPath.open({
+      const dp = await DataPath.open({
         tunName: settings.tunName,
         port: settings.port,
         networking: settings.networking,
@@ -149,6 +154,9 @@ export class Connection {
           this.sendHostinfo();
         },
       });
+      // stop() came while it opened (down during connect): the TUN and sockets must not stay open until the next up.
+      if (generation !== this.generation) return void dp.close();
+      this.dp = dp;
       events.setHealth('data-path', undefined);
     } catch (e) {
       events.setHealth('data-path', `cannot open the data path: ${(e as Error).message}`);
