@@ -82,7 +82,17 @@ test('desktop UI in chromium: pick a tailscaled exit node in the picker, the pee
       assert.deepEqual(s.exitNode, { id: exitPeer?.stableID, name, online: true, active: true });
       assert.equal(s.peers.find((p) => p.stableID === exitPeer?.stableID)?.exitNode, true);
       // The tailnet keeps working with every route through the exit node: the exit node itself answers.
-      assert.ok(await node.ping(ipX, { count: 3, deadlineS: 15 }), `ping ${ipX} through the tunnel`);
+      if (!(await node.ping(ipX, { count: 3, deadlineS: 15 }))) {
+        // Everything the excerpt of a failed run can carry: the path to the exit node, the routing, the daemon's log.
+        const after = await node.status().catch((e: Error) => e.message);
+        const peer = typeof after === 'string' ? after : after.peers.find((p) => p.addresses.includes(ipX));
+        const rules = await ha.run(['ip', '-4', 'rule']);
+        const table = await ha.run(['ip', '-4', 'route', 'show', 'table', 'all']);
+        assert.fail(
+          `ping ${ipX} through the tunnel: no replies in 15 s\npeer: ${JSON.stringify(peer)}\n` +
+            `rules:\n${rules.stdout}routes:\n${table.stdout}daemon:\n${node.output().slice(-2500)}`,
+        );
+      }
     });
 
     await claim('3. None clears it; the picker then offers it first, as the last used', async () => {
