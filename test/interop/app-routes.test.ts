@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { buildRenderer, openWindowOn } from './lab/app-page.ts';
 import { withLab } from './lab/netns.ts';
 import { claims, ready, TS_ENV } from './lab/scenario.ts';
-import { buildTailnetLab, startTrellisNode } from './lab/tailnet.ts';
+import { buildTailnetLab, startTrellisNode, waitUntil } from './lab/tailnet.ts';
 import { startTailscaled } from './lab/tailscaled.ts';
 import { requireTools } from './lab/tools.ts';
 
@@ -48,6 +48,11 @@ test('desktop UI in chromium: pick a tailscaled exit node in the picker, the pee
       `the engine sees ts-x offering an exit node: ${JSON.stringify(exitPeer)}`,
     );
     const name = exitPeer?.name ?? 'ts-x';
+    // The exit node must know us too before it can answer (control tells it of a new node a moment later).
+    const ipA = offered.self?.addresses.find((a) => !a.includes(':')) ?? '';
+    await waitUntil('ts-x listing trellis-a', 30_000, async () =>
+      (await tsX.status()).peers.some((p) => p.TailscaleIPs.includes(ipA)) ? true : null,
+    );
     const { web, page, app } = await openWindowOn(t, node.socket);
     const { claim, report } = claims(
       t,
@@ -88,8 +93,12 @@ test('desktop UI in chromium: pick a tailscaled exit node in the picker, the pee
         const peer = typeof after === 'string' ? after : after.peers.find((p) => p.addresses.includes(ipX));
         const rules = await ha.run(['ip', '-4', 'rule']);
         const table = await ha.run(['ip', '-4', 'route', 'show', 'table', 'all']);
+        const seen = await tsX.status().then(
+          (x) => JSON.stringify(x.peers.find((p) => p.TailscaleIPs.includes(ipA))),
+          (e: Error) => e.message,
+        );
         assert.fail(
-          `ping ${ipX} through the tunnel: no replies in 15 s\npeer: ${JSON.stringify(peer)}\n` +
+          `ping ${ipX} through the tunnel: no replies in 15 s\npeer: ${JSON.stringify(peer)}\nts-x sees us: ${seen}\n` +
             `rules:\n${rules.stdout}routes:\n${table.stdout}daemon:\n${node.output().slice(-2500)}`,
         );
       }
