@@ -99,6 +99,35 @@ async function started(
   return { td, stateDir, inbox: path.join(stateDir, 'taildrop'), logs, received, portsChanged };
 }
 
+/** A ReceiveThread without Taildrop around it, closed and its state dir removed after the test. */
+async function bareReceiveThread(t: { after(f: () => unknown): void }): Promise<ReceiveThread> {
+  const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-td-recv-'));
+  const rt = new ReceiveThread({ stateDir, log: () => {}, onReceived: () => {}, onPortsChanged: () => {} });
+  t.after(async () => {
+    await rt.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  return rt;
+}
+
+/** The listen fails with code 'closed' within 5 s (never settling is the bug these tests guard against). */
+async function failsClosedWithin5s(listen: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    listen.then(
+      () => 'listened',
+      (e: unknown) => e,
+    ),
+    new Promise((r) => {
+      timer = setTimeout(() => r('still waiting after 5 s'), 5_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  assert.ok(
+    outcome instanceof ReceiveThreadError && outcome.code === 'closed',
+    `the listen's outcome: ${String(outcome)}`,
+  );
+}
+
 describe('Taildrop receive thread', { timeout: 60_000 }, () => {
   test('the caller table: peers by address, our own address never, the tagged peer not allowed to send', () => {
     const table = callerTable(netmap());
@@ -239,17 +268,7 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
     const { td } = await started(t);
     const starting = td.listen([`${SELF}/32`]);
     td.close(); // down while the PeerAPI comes up: the update waiting on it must not wait forever
-    const outcome = await Promise.race([
-      starting.then(
-        () => 'listened',
-        (e: unknown) => e,
-      ),
-      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000)),
-    ]);
-    assert.ok(
-      outcome instanceof ReceiveThreadError && outcome.code === 'closed',
-      `the listen's outcome: ${String(outcome)}`,
-    );
+    await failsClosedWithin5s(starting);
     assert.equal(td.receiveThread.threaded, false);
     assert.deepEqual(td.ports(), { v4: 0, v6: 0 });
     // Had the cut-off thread gone on to listen, tailscaled's first port would be taken and this would get the next.
@@ -258,26 +277,11 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
   });
 
   test('the ReceiveThread closed while its new thread boots: the waiting listen fails at once', async (t) => {
-    const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-td-recv-'));
-    const rt = new ReceiveThread({ stateDir, log: () => {}, onReceived: () => {}, onPortsChanged: () => {} });
-    t.after(async () => {
-      await rt.close();
-      await rm(stateDir, { recursive: true, force: true });
-    });
+    const rt = await bareReceiveThread(t);
     const starting = rt.listen([SELF]);
     await until('the thread spawned', () => rt.threaded, 2_000);
     const closing = rt.close(); // the thread is terminated before it could answer
-    const outcome = await Promise.race([
-      starting.then(
-        () => 'listened',
-        (e: unknown) => e,
-      ),
-      new Promise((r) => setTimeout(() => r('still waiting after 5 s'), 5_000)),
-    ]);
-    assert.ok(
-      outcome instanceof ReceiveThreadError && outcome.code === 'closed',
-      `the listen's outcome: ${String(outcome)}`,
-    );
+    await failsClosedWithin5s(starting);
     await closing;
     assert.deepEqual(rt.ports, { v4: 0, v6: 0 });
   });
@@ -307,12 +311,7 @@ describe('Taildrop receive thread', { timeout: 60_000 }, () => {
   });
 
   test('the ReceiveThread alone: callers set before or after the thread starts are the ones it judges by', async (t) => {
-    const stateDir = await mkdtemp(path.join(tmpdir(), 'trellis-td-recv-'));
-    const rt = new ReceiveThread({ stateDir, log: () => {}, onReceived: () => {}, onPortsChanged: () => {} });
-    t.after(async () => {
-      await rt.close();
-      await rm(stateDir, { recursive: true, force: true });
-    });
+    const rt = await bareReceiveThread(t);
     const { v4 } = await rt.listen([SELF]);
     assert.equal(await put(v4, '/v0/put/a.txt', Buffer.from('a')), 'reset', 'no callers yet: no HTTP at all');
     rt.setCallers(new Map([[PEER, { senderId: 'p', name: 'p', mayFileSend: true }]]), true);
