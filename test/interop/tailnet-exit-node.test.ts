@@ -37,6 +37,10 @@ const A_WAN6 = INTERNET.wan6;
 const SUBNET = '10.77.0.0/24';
 const SUB_ADDR = '10.77.0.10';
 const SUB_GW = '10.77.0.1';
+/** A LAN that appears on b while it uses the exit node. */
+const LAN2 = '10.78.0.0/24';
+const LAN2_GW = '10.78.0.1';
+const LAN2_HOST = '10.78.0.10';
 const WHOAMI_PORT = 8099;
 /** A name only the internet's resolver (on the internet host) knows. */
 const WEB_NAME = 'web.example';
@@ -290,6 +294,32 @@ test('routes: Trellis uses a tailscaled exit node and subnet router', { timeout:
         assert.equal(back.exitNode?.online, true);
         await waitUntil('the internet through the exit node again', 30_000, async () =>
           (await whoami(b, INET_ADDR)) === A_WAN ? true : null,
+        );
+      },
+    );
+
+    await step(
+      '4c. a LAN that appears while the exit node is in use is reached directly (allow-LAN), and goes again',
+      async (st) => {
+        // A new network on b (a docking station, another Wi-Fi): no routing change in Trellis, only the OS's addresses.
+        const lan2 = await lab.addNamespace('lan2');
+        const { ifA } = await lab.linkVeth(b, lan2, { a: `${LAN2_GW}/24`, b: `${LAN2_HOST}/24` });
+        const table52 = () => b.exec(['ip', '-4', 'route', 'show', 'table', '52']);
+        try {
+          const thrown = await waitUntil('the new LAN thrown back to main', 20_000, async () => {
+            const t52 = await table52();
+            return t52.includes(`throw ${LAN2}`) ? t52 : null;
+          }).catch(async (e: Error) => {
+            throw new Error(`${e.message}\n${await table52()}\n--- daemon:\n${tr.output().slice(-2000)}`);
+          });
+          st.diagnostic(`table 52:\n${thrown}`);
+          assert.ok(await pingFrom(b, LAN2_HOST, { count: 2, deadlineS: 10 }), 'the new LAN answers directly');
+          assert.equal(await whoami(b, INET_ADDR), A_WAN, 'the internet still goes through the exit node');
+        } finally {
+          await b.exec(['ip', 'link', 'del', ifA]).catch(() => ''); // later steps compare the routing of before
+        }
+        await waitUntil('the gone LAN out of table 52', 20_000, async () =>
+          (await table52()).includes(LAN2) ? null : true,
         );
       },
     );

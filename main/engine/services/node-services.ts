@@ -16,6 +16,7 @@ import { advertisedRoutes } from '../routes/offer.ts';
 import { RouteOffering } from '../routes/offering.ts';
 import { OsRoutes } from '../routes/os-routes.ts';
 import { Taildrop } from '../taildrop/service.ts';
+import { LinkMonitor } from './link-monitor.ts';
 import { NetstackPeerApi, withIdleTimeout } from './netstack-peerapi.ts';
 import { PortForwarder } from './port-forward.ts';
 import { UserspaceProxies } from './userspace-proxies.ts';
@@ -41,6 +42,10 @@ export class NodeServices {
   private updating: Promise<void> = Promise.resolve();
   private nextUpdate: { dp: DataPath; nm: NetMap; prefs: Prefs; generation: number } | undefined;
   private generation = 0;
+  /** The latest update's inputs (TUN mode; the engine's live netmap and prefs), applied again after a network change. */
+  private latest: { dp: DataPath; nm: NetMap; prefs: Prefs } | undefined;
+  /** Watches this machine's addresses while a TUN data path runs (userspace networking touches no route). */
+  private readonly links: LinkMonitor;
   /** Userspace networking (once a data path opened that way): its proxies and the PeerAPI's netstack listeners. */
   private proxies: UserspaceProxies | undefined;
   private readonly stackPeerApi = new NetstackPeerApi();
@@ -68,6 +73,20 @@ export class NodeServices {
     this.osDns = new OsDns(stateDir, log);
     this.osRoutes = new OsRoutes(stateDir, log);
     this.offering = new RouteOffering(stateDir, tunName, events);
+    this.links = new LinkMonitor(tunName, () => this.networkChanged());
+  }
+
+  /**
+   * An address came or went on this machine: the routes again (allow-LAN's exceptions and the LAN-source rules are
+   * made from the LANs there are), and control hears our endpoints, after a fresh netcheck.
+   */
+  private networkChanged(): void {
+    const last = this.latest;
+    if (!last) return;
+    this.events.log('info', 'network change: the LANs and our endpoints again');
+    void this.dataPathUpdated(last.dp, last.nm, last.prefs);
+    this.onServicesChanged();
+    last.dp.netcheck().catch((e: Error) => this.events.log('warn', `netcheck after a network change: ${e.message}`));
   }
 
   /** What a crashed run left behind is put back: a resolv.conf pointing at quad-100, exit-node routing, forwarding. */
@@ -100,6 +119,10 @@ export class NodeServices {
   dataPathUpdated(dp: DataPath, nm: NetMap, prefs: Prefs): Promise<void> {
     const queued = this.nextUpdate !== undefined;
     this.nextUpdate = { dp, nm, prefs, generation: this.generation };
+    if (!dp.userspaceStack) {
+      this.latest = { dp, nm, prefs };
+      this.links.start();
+    }
     if (queued) return this.updating;
     this.updating = this.updating.then(async () => {
       const u = this.nextUpdate;
@@ -118,6 +141,8 @@ export class NodeServices {
   async dataPathClosed(): Promise<void> {
     this.generation++;
     this.nextUpdate = undefined;
+    this.latest = undefined;
+    this.links.stop();
     this.dp = undefined;
     this.taildrop.close();
     this.stackPeerApi.close();
