@@ -110,11 +110,10 @@ export class Taildrop {
   private async listenNow(addresses: string[], withoutSockets: boolean, closes: number): Promise<boolean> {
     const key = `${withoutSockets ? 'stack:' : ''}${addresses.join(',')}`;
     if (key === this.listening) return false;
-    // close() since this listen was asked for (the data path went down): it must not bring the PeerAPI back.
-    const closed = () => closes !== this.closes;
-    if (closed()) throw new ReceiveThreadError('closed', 'the PeerAPI was closed before it started');
     await this.inbox.ensure();
-    if (closed()) throw new ReceiveThreadError('closed', 'the PeerAPI was closed while it started');
+    // close() since this listen was asked for (the data path went down): it must not bring the PeerAPI back. Past
+    // this point the receive thread itself notices a close.
+    if (closes !== this.closes) throw new ReceiveThreadError('closed', 'the PeerAPI was closed while it started');
     if (!this.sweeper) {
       void this.sweep();
       this.sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
